@@ -1,0 +1,531 @@
+"""TrainConfig: every knob of a fine-tuning job, validated once.
+
+The magic, the panel, the CLI and the Python API all build a :class:`TrainConfig`
+through :meth:`TrainConfig.from_dict` (YAML, JSON and CLI flags are turned into
+a dict first), so there is one schema and one set of error messages. Each field
+carries its own help text and CLI flag in ``metadata``; the CLI and the magic
+generate their flags from it, which keeps documentation and parsing in step.
+
+Defaults follow Unsloth's notebooks (r=16, alpha=16, dropout 0, lr 2e-4,
+batch 2 x accumulation 4, warmup 5, adamw_8bit, linear schedule, seed 3407).
+No field holds a secret: tokens come from the environment at the point of use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from unsloth_nb.errors import ConfigError
+
+DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+#: Keys that look like secrets. A config that carries one is refused: secrets
+#: live in the environment so that saved configs and notebooks never hold them.
+SECRET_KEY_PATTERN = re.compile(r"(token|api_key|apikey|secret|password)$", re.IGNORECASE)
+
+Placement = Literal["auto", "local", "runpod"]
+
+
+def knob(
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    choices: tuple[Any, ...] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+    aliases: tuple[str, ...] = (),
+) -> Any:
+    """Declare a config field with the facts the CLI, the magic and validation need."""
+    meta = {
+        "help": help,
+        "flag": flag,
+        "choices": choices,
+        "minimum": minimum,
+        "maximum": maximum,
+        "exclusive_minimum": exclusive_minimum,
+        "aliases": aliases,
+    }
+    if isinstance(default, (list, dict, tuple)):
+        frozen = default
+        return field(default_factory=lambda: type(frozen)(frozen), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class ModelConfig:
+    """Which base model to fine-tune and how to load it."""
+
+    name: str = knob("", "Hugging Face model id or local folder (e.g. unsloth/Llama-3.2-1B-Instruct).", flag="--model")
+    load_in_4bit: bool = knob(
+        True,
+        "QLoRA: load the base weights in 4 bit (GPU only; on CPU the model loads in 16 bit).",
+        flag="--load-in-4bit",
+    )
+    dtype: str = knob(
+        "auto",
+        "Compute dtype; auto picks bfloat16 where supported, else float16.",
+        flag="--dtype",
+        choices=("auto", "bfloat16", "float16", "float32"),
+    )
+    chat_template: str | None = knob(
+        None,
+        "Unsloth chat template name (chatml, llama-3.1, qwen3-instruct, ...); default: the tokenizer's own, else chatml.",
+        flag="--chat-template",
+    )
+    revision: str | None = knob(None, "Model revision (branch, tag or commit) on the Hub.", flag="--revision")
+    trust_remote_code: bool = knob(False, "Allow the model repository's own Python code to run.", flag="--trust-remote-code")
+
+
+@dataclass
+class DatasetConfig:
+    """Where the training rows come from and how to read them."""
+
+    path: str = knob("", "Dataset file (.jsonl, .json, .csv, .parquet) or a saved `datasets` folder.", flag="--dataset")
+    split: str = knob("train", "Split to use when the path is a `datasets` folder with several splits.", flag="--split")
+    format: str = knob(
+        "auto",
+        "Row format; auto detects it from the columns.",
+        flag="--format",
+        choices=("auto", "qa", "alpaca", "sharegpt", "messages", "prompt_completion", "text"),
+    )
+    columns: dict[str, str] = knob(
+        {},
+        "Rename columns before detection, e.g. {question: prompt, answer: response} -> "
+        "flag form `--columns prompt=question,response=answer` maps our name to yours.",
+        flag="--columns",
+    )
+    eval_path: str | None = knob(None, "Separate evaluation file; rows are validated like the training file.", flag="--eval-dataset")
+    eval_split: float = knob(
+        0.0,
+        "Fraction of the training rows held out for evaluation when no eval file is given (0 = none).",
+        flag="--eval-split",
+        minimum=0.0,
+        maximum=0.5,
+    )
+    max_rows: int | None = knob(None, "Use only the first N valid rows (quick experiments).", flag="--max-rows", minimum=1)
+    skip_invalid: bool = knob(False, "Drop invalid rows (and say how many) instead of stopping.", flag="--skip-invalid")
+
+
+@dataclass
+class LoraConfig:
+    """The LoRA adapter, as Unsloth's get_peft_model takes it."""
+
+    r: int = knob(16, "LoRA rank; Unsloth suggests 8, 16, 32, 64 or 128.", flag="--lora-r", minimum=1, maximum=1024)
+    alpha: int = knob(16, "LoRA alpha (scaling numerator).", flag="--lora-alpha", minimum=1, aliases=("lora_alpha",))
+    dropout: float = knob(0.0, "LoRA dropout; 0 is Unsloth's optimised path.", flag="--lora-dropout", minimum=0.0, maximum=0.9, aliases=("lora_dropout",))
+    target_modules: list[str] = knob(list(DEFAULT_TARGET_MODULES), "Modules that get adapters.", flag="--target-modules")
+    use_rslora: bool = knob(False, "Rank-stabilised LoRA scaling (alpha / sqrt(r)).", flag="--use-rslora")
+    gradient_checkpointing: str = knob(
+        "unsloth",
+        "Gradient checkpointing: unsloth (less memory), true, or false.",
+        flag="--gradient-checkpointing",
+        choices=("unsloth", "true", "false"),
+    )
+
+
+@dataclass
+class TrainArgs:
+    """Optimisation settings, named as in Unsloth's notebooks."""
+
+    epochs: float = knob(1.0, "Passes over the dataset (ignored when max_steps is set).", flag="--epochs", minimum=0.0, exclusive_minimum=True, aliases=("num_train_epochs",))
+    max_steps: int | None = knob(None, "Stop after this many optimizer steps (overrides epochs).", flag="--max-steps", minimum=1)
+    lr: float = knob(2e-4, "Learning rate.", flag="--lr", minimum=0.0, exclusive_minimum=True, maximum=1.0, aliases=("learning_rate",))
+    batch_size: int = knob(2, "Rows per device per step.", flag="--batch-size", minimum=1, aliases=("per_device_train_batch_size",))
+    grad_accum: int = knob(4, "Gradient accumulation steps (effective batch = batch_size x grad_accum).", flag="--grad-accum", minimum=1, aliases=("gradient_accumulation_steps",))
+    warmup_steps: int = knob(5, "Linear warm-up steps.", flag="--warmup-steps", minimum=0)
+    weight_decay: float = knob(0.001, "AdamW weight decay.", flag="--weight-decay", minimum=0.0, maximum=1.0)
+    scheduler: str = knob(
+        "linear",
+        "Learning-rate schedule.",
+        flag="--scheduler",
+        choices=("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial"),
+        aliases=("lr_scheduler_type",),
+    )
+    optim: str = knob("adamw_8bit", "Optimizer (adamw_8bit on GPU; the CPU backend swaps in a fused AdamW).", flag="--optim")
+    max_seq_length: int = knob(2048, "Longest sequence in tokens; longer rows are reported before training.", flag="--max-seq-length", minimum=16, maximum=1_048_576)
+    train_on_responses_only: bool = knob(True, "Compute the loss on assistant turns only.", flag="--train-on-responses-only")
+    packing: bool = knob(False, "Pack short rows together (GPU only).", flag="--packing")
+    seed: int = knob(3407, "Random seed.", flag="--seed", minimum=0)
+    logging_steps: int = knob(1, "Emit a metrics event every N steps.", flag="--logging-steps", minimum=1)
+    save_steps: int | None = knob(None, "Save a resumable checkpoint every N steps (default: only at the end and on Stop).", flag="--save-steps", minimum=1)
+    eval_steps: int | None = knob(None, "Evaluate every N steps when there is an eval set (default: once per epoch).", flag="--eval-steps", minimum=1)
+
+
+@dataclass
+class SaveConfig:
+    """What to write when training ends."""
+
+    output_dir: str | None = knob(None, "Where adapters and checkpoints go (default: the job's own folder).", flag="--output-dir")
+    adapter: bool = knob(True, "Save the LoRA adapter and tokenizer.", flag="--save-adapter")
+    merged_16bit: bool = knob(False, "Also save the base model with the adapter merged, in 16 bit.", flag="--save-merged")
+
+
+@dataclass
+class HubConfig:
+    """Pushing the result to the Hugging Face Hub (needs HF_TOKEN in the environment)."""
+
+    repo_id: str | None = knob(None, "Hub repository to push the adapter to, e.g. me/my-lora.", flag="--hub-id")
+    private: bool = knob(True, "Create the Hub repository as private.", flag="--hub-private")
+
+
+@dataclass
+class RunPodConfig:
+    """How a RunPod pod is chosen and bounded (needs RUNPOD_API_KEY in the environment)."""
+
+    gpus: list[str] = knob([], "GPU type ids in order of preference (default: the planner's list for the model size).", flag="--gpus")
+    cloud_type: str = knob("SECURE", "Cloud to rent from first.", flag="--cloud-type", choices=("SECURE", "COMMUNITY", "ALL"))
+    allow_community: bool = knob(False, "Fall back to COMMUNITY cloud when SECURE has no stock.", flag="--allow-community")
+    max_cost_usd: float | None = knob(None, "Stop the pod (saving what was trained) when the job has cost this much.", flag="--max-cost", minimum=0.0, exclusive_minimum=True)
+    max_runtime: float = knob(
+        4 * 3600.0,
+        "Longest the pod may run, in seconds or with a unit (90m, 2h).",
+        flag="--max-runtime",
+        minimum=60.0,
+    )
+    image: str = knob(
+        "runpod/pytorch:2.8.0-py3.11-cuda12.8.1-cudnn-devel-ubuntu22.04",
+        "Container image; it needs CUDA and PyTorch, the worker installs the rest at start.",
+        flag="--image",
+    )
+    container_disk_gb: int = knob(50, "Container disk in GB.", flag="--container-disk", minimum=10)
+    volume_id: str | None = knob(None, "Network volume to keep checkpoints on across pods.", flag="--network-volume")
+    ready_timeout: float = knob(20 * 60.0, "How long a pod may take to become ready before the next GPU is tried (seconds or 20m).", flag="--ready-timeout", minimum=10.0)
+
+
+@dataclass
+class TrainConfig:
+    """One fine-tuning job. Build it with :meth:`from_dict`, :meth:`from_file` or keyword arguments."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    train: TrainArgs = field(default_factory=TrainArgs)
+    save: SaveConfig = field(default_factory=SaveConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
+    runpod: RunPodConfig = field(default_factory=RunPodConfig)
+    placement: str = knob("auto", "Where to train: auto (decided by the plan), local (this machine) or runpod.", flag="--placement", choices=("auto", "local", "runpod"))
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Build and validate from plain data (parsed YAML/JSON, or flags turned into a dict).
+
+        ``model`` and ``dataset`` may be given as plain strings. Unknown keys are
+        errors: a typo must not be silently ignored.
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError("config", f"expected a mapping of fields, got {type(data).__name__}")
+        config = _build(cls, dict(data), prefix="")
+        config.validate()
+        return config
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TrainConfig:
+        """Load a YAML or JSON file (chosen by suffix; YAML is a superset of JSON)."""
+        return cls.from_dict(load_config_file(path))
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "<config>") -> TrainConfig:
+        return cls.from_dict(parse_yaml(text, source))
+
+    def merged(self, overrides: Mapping[str, Any]) -> TrainConfig:
+        """A new config with ``overrides`` (nested dict or dotted keys) applied on top."""
+        data = self.to_dict()
+        deep_update(data, expand_dotted(overrides))
+        return TrainConfig.from_dict(data)
+
+    # ------------------------------------------------------------------ output
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, fit for JSON and YAML. Holds no secrets because no field is one."""
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Check each field, then the rules that join several fields."""
+        for prefix, section in self._sections():
+            _validate_section(section, prefix)
+        if not self.model.name.strip():
+            raise ConfigError("model", "no model given; pass --model (a Hub id such as unsloth/Llama-3.2-1B-Instruct, or a local folder)")
+        if not self.dataset.path.strip():
+            raise ConfigError("dataset", "no dataset given; pass --dataset (a .jsonl, .json, .csv or .parquet file, or a datasets folder)")
+        if self.dataset.eval_path and self.dataset.eval_split:
+            raise ConfigError("dataset.eval_split", "give either an eval file (eval_path) or an eval_split fraction, not both")
+        if self.hub.repo_id is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", self.hub.repo_id):
+            raise ConfigError("hub.repo_id", f"{self.hub.repo_id!r} is not of the form owner/name")
+        if self.train.warmup_steps and self.train.max_steps and self.train.warmup_steps > self.train.max_steps:
+            raise ConfigError("train.warmup_steps", f"{self.train.warmup_steps} warm-up steps exceed max_steps={self.train.max_steps}")
+        if not self.lora.target_modules:
+            raise ConfigError("lora.target_modules", "at least one module is needed (Unsloth's default is all attention and MLP projections)")
+
+    def _sections(self) -> list[tuple[str, Any]]:
+        return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self) if dataclasses.is_dataclass(getattr(self, f.name))] + [("", self)]
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.train.batch_size * self.train.grad_accum
+
+
+# ---------------------------------------------------------------------- schema walking
+@dataclass(frozen=True)
+class FieldSpec:
+    """One leaf field of the schema: its dotted path, type and metadata."""
+
+    path: str
+    type: Any
+    default: Any
+    help: str
+    flag: str | None
+    choices: tuple[Any, ...] | None
+    minimum: float | None
+    maximum: float | None
+
+    @property
+    def base_type(self) -> Any:
+        return _strip_optional(self.type)[0]
+
+    @property
+    def optional(self) -> bool:
+        return _strip_optional(self.type)[1]
+
+
+def field_specs(cls: type = TrainConfig, prefix: str = "") -> list[FieldSpec]:
+    """Every leaf field of the schema, in declaration order (drives CLI flags and docs)."""
+    specs: list[FieldSpec] = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        path = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hint):
+            specs += field_specs(hint, prefix=f"{path}.")
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        m = f.metadata
+        specs.append(
+            FieldSpec(path, hint, default, m.get("help", ""), m.get("flag"), m.get("choices"), m.get("minimum"), m.get("maximum"))
+        )
+    return specs
+
+
+def _strip_optional(hint: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return hint, False
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields_by_name = {f.name: f for f in dataclasses.fields(cls)}
+    alias_to_name = {a: f.name for f in dataclasses.fields(cls) for a in f.metadata.get("aliases", ())}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        key_str = str(key)
+        name = alias_to_name.get(key_str, key_str)
+        where = f"{prefix}{key_str}"
+        if SECRET_KEY_PATTERN.search(key_str):
+            raise ConfigError(
+                where,
+                "secrets are never part of a config (saved configs and notebooks would leak them); "
+                "set HF_TOKEN or RUNPOD_API_KEY in the environment instead",
+            )
+        if name not in fields_by_name:
+            raise ConfigError(where, f"unknown field; allowed here: {', '.join(sorted(fields_by_name))}")
+        if name in kwargs:
+            raise ConfigError(where, f"given twice (as {name} and an alias)")
+        hint = hints[name]
+        path = f"{prefix}{name}"
+        if dataclasses.is_dataclass(hint):
+            if isinstance(value, str) and name in ("model", "dataset"):
+                value = {"name" if name == "model" else "path": value}
+            if value is None:
+                value = {}
+            if not isinstance(value, Mapping):
+                raise ConfigError(path, f"expected a mapping of {hint.__name__} fields, got {value!r}")
+            kwargs[name] = _build(hint, dict(value), prefix=f"{path}.")
+        else:
+            kwargs[name] = coerce(value, hint, path)
+    return cls(**kwargs)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d)?\s*$", re.IGNORECASE)
+_DURATION_UNITS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
+_DURATION_FIELDS = {"runpod.max_runtime", "runpod.ready_timeout"}
+
+
+def coerce(value: Any, hint: Any, path: str) -> Any:
+    """Turn YAML/JSON/flag values into the field's type, or say why not.
+
+    Strings are accepted for numbers and booleans because CLI flags are strings
+    and PyYAML reads ``2e-4`` (no dot) as a string.
+    """
+    base, optional = _strip_optional(hint)
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null") and optional):
+        if optional:
+            return None
+        raise ConfigError(path, "a value is required")
+    if path in _DURATION_FIELDS and isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ConfigError(path, f"{value!r} is not a duration; use seconds or a unit such as 90m or 2h")
+        return float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "").lower() or None]
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "on"):
+            return True
+        if isinstance(value, str) and value.strip().lower() in ("false", "no", "0", "off"):
+            return False
+        raise ConfigError(path, f"expected true or false, got {value!r}")
+    if base is int:
+        if isinstance(value, bool):
+            raise ConfigError(path, f"expected a whole number, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                number = float(value.replace("_", ""))
+            except ValueError:
+                number = None
+            if number is not None and number.is_integer():
+                return int(number)
+        raise ConfigError(path, f"expected a whole number, got {value!r}")
+    if base is float:
+        if isinstance(value, bool):
+            raise ConfigError(path, f"expected a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.replace("_", ""))
+            except ValueError:
+                pass
+        raise ConfigError(path, f"expected a number, got {value!r}")
+    if base is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(path, f"expected text, got {value!r}")
+    origin = typing.get_origin(base)
+    if origin is list:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(path, f"expected a list, got {value!r}")
+        return [coerce(v, typing.get_args(base)[0], f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if isinstance(value, str):
+            pairs = [p for p in value.split(",") if p.strip()]
+            if not all("=" in p for p in pairs):
+                raise ConfigError(path, f"expected name=value pairs separated by commas, got {value!r}")
+            value = dict(p.split("=", 1) for p in pairs)
+            value = {k.strip(): v.strip() for k, v in value.items()}
+        if not isinstance(value, Mapping):
+            raise ConfigError(path, f"expected a mapping, got {value!r}")
+        return {str(k): str(v) for k, v in value.items()}
+    raise ConfigError(path, f"unsupported value {value!r}")  # pragma: no cover - schema bug
+
+
+def _validate_section(section: Any, prefix: str) -> None:
+    hints = typing.get_type_hints(type(section))
+    for f in dataclasses.fields(section):
+        if dataclasses.is_dataclass(hints[f.name]):
+            continue
+        value = getattr(section, f.name)
+        path = f"{prefix}.{f.name}" if prefix else f.name
+        m = f.metadata
+        if value is None:
+            continue
+        choices = m.get("choices")
+        if choices and value not in choices:
+            raise ConfigError(path, f"{value!r} is not one of: {', '.join(map(str, choices))}")
+        lo, hi = m.get("minimum"), m.get("maximum")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if lo is not None and (value < lo or (m.get("exclusive_minimum") and value == lo)):
+                rel = "greater than" if m.get("exclusive_minimum") else "at least"
+                raise ConfigError(path, f"must be {rel} {lo:g}, got {value:g}")
+            if hi is not None and value > hi:
+                raise ConfigError(path, f"must be at most {hi:g}, got {value:g}")
+
+
+# ---------------------------------------------------------------------- files and dicts
+def parse_yaml(text: str, source: str = "<config>") -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise ConfigError("config", f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("config", f"{source}: expected a mapping of fields at the top level")
+    return data
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ConfigError("config", f"{p}: no such file")
+    text = p.read_text(encoding="utf-8")
+    if p.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError("config", f"{p}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(data, dict):
+            raise ConfigError("config", f"{p}: expected a JSON object at the top level")
+        return data
+    return parse_yaml(text, str(p))
+
+
+def expand_dotted(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"lora.r": 8}`` -> ``{"lora": {"r": 8}}``; plain nested dicts pass through."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        parts = str(key).split(".")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        if isinstance(value, Mapping) and not isinstance(node.get(parts[-1]), type(None)):
+            existing = node.get(parts[-1])
+            if isinstance(existing, dict):
+                deep_update(existing, expand_dotted(value))
+                continue
+        node[parts[-1]] = expand_dotted(value) if isinstance(value, Mapping) and parts[-1] != "columns" else value
+    return out
+
+
+def deep_update(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply ``overrides`` onto ``base`` in place; strings for model/dataset replace their name/path."""
+    for key, value in overrides.items():
+        current = base.get(key)
+        if isinstance(current, dict) and isinstance(value, Mapping) and key != "columns":
+            deep_update(current, value)
+        elif isinstance(current, dict) and isinstance(value, str) and key in ("model", "dataset"):
+            current["name" if key == "model" else "path"] = value
+        else:
+            base[key] = value
+    return base

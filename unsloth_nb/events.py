@@ -1,0 +1,226 @@
+"""Typed job events and the append-only log every view reads from.
+
+A job's backend (in-kernel thread or RunPod pod) appends events; the chart, the
+progress widgets, the CLI printer and the JSONL file all read the same log by
+cursor. ``seq`` is dense from 0 per job, so a reader that remembers the last
+``seq`` it saw and asks for ``after=seq`` gets no gaps and no duplicates, also
+after a reconnect or a kernel restart (the log reloads from its JSONL file).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+EventKind = Literal["status", "metrics", "progress", "log", "checkpoint", "artifact", "cost", "error", "summary"]
+EVENT_KINDS: tuple[str, ...] = ("status", "metrics", "progress", "log", "checkpoint", "artifact", "cost", "error", "summary")
+
+#: The payload keys each kind may carry (checked on emit, so a typo in a backend
+#: fails in its tests rather than silently missing from the chart).
+PAYLOAD_KEYS: dict[str, frozenset[str]] = {
+    "status": frozenset({"state", "previous", "reason", "placement"}),
+    "metrics": frozenset(
+        {"step", "loss", "learning_rate", "grad_norm", "epoch", "tokens_per_second", "eval_loss", "num_tokens"}
+    ),
+    "progress": frozenset({"step", "total_steps", "eta_seconds", "elapsed_seconds"}),
+    "log": frozenset({"level", "message", "source"}),
+    "checkpoint": frozenset({"step", "path"}),
+    "artifact": frozenset({"name", "path", "bytes", "kind", "url"}),
+    "cost": frozenset({"usd_so_far", "usd_per_hour", "gpu"}),
+    "error": frozenset({"message", "error_type", "hint", "log_tail"}),
+    "summary": frozenset(
+        {"rows", "format", "skipped", "tokens", "longest_tokens", "eval_rows", "source", "model", "params", "device"}
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened to a job. ``data`` is small, JSON-safe and never holds a secret."""
+
+    job_id: str
+    seq: int
+    time: float
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"job_id": self.job_id, "seq": self.seq, "time": self.time, "kind": self.kind, "data": self.data})
+
+    @classmethod
+    def from_json(cls, line: str) -> Event:
+        raw = json.loads(line)
+        return cls(raw["job_id"], int(raw["seq"]), float(raw["time"]), raw["kind"], dict(raw.get("data") or {}))
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+
+def check_payload(kind: str, data: dict[str, Any]) -> None:
+    if kind not in PAYLOAD_KEYS:
+        raise ValueError(f"unknown event kind {kind!r}; known: {', '.join(EVENT_KINDS)}")
+    unknown = set(data) - PAYLOAD_KEYS[kind]
+    if unknown:
+        raise ValueError(f"{kind} event has unknown keys {sorted(unknown)}; allowed: {sorted(PAYLOAD_KEYS[kind])}")
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventLog:
+    """Append-only, thread-safe event list with cursor reads, waits and subscribers.
+
+    Writers call :meth:`emit` (assigns the next ``seq``) or :meth:`append` (keeps the
+    ``seq`` of an event produced elsewhere, e.g. on a pod, refusing gaps and
+    duplicates). When ``path`` is set every event is also appended to that JSONL
+    file and flushed, so a crash loses at most the line being written.
+    """
+
+    def __init__(self, job_id: str, path: str | Path | None = None) -> None:
+        self.job_id = job_id
+        self.path = Path(path) if path is not None else None
+        self._events: list[Event] = []
+        self._cond = threading.Condition()
+        self._subscribers: list[Subscriber] = []
+        self._file = None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.exists():
+                self._events = list(read_events_file(self.path))
+                _drop_torn_tail(self.path)
+            self._file = self.path.open("a", encoding="utf-8")
+
+    # ------------------------------------------------------------------ writing
+    def emit(self, kind: str, **data: Any) -> Event:
+        """Record a new event from this process."""
+        check_payload(kind, data)
+        with self._cond:
+            event = Event(self.job_id, len(self._events), time.time(), kind, data)
+            self._store(event)
+        self._notify(event)
+        return event
+
+    def append(self, event: Event) -> bool:
+        """Add an event that already has a ``seq`` (from a remote log).
+
+        Returns False for one already held (a replay after reconnect); raises on a gap,
+        because a gap means the reader's cursor logic is wrong.
+        """
+        with self._cond:
+            expected = len(self._events)
+            if event.seq < expected:
+                return False
+            if event.seq > expected:
+                raise ValueError(f"event gap: expected seq {expected}, got {event.seq}")
+            if event.job_id != self.job_id:
+                event = Event(self.job_id, event.seq, event.time, event.kind, event.data)
+            self._store(event)
+        self._notify(event)
+        return True
+
+    def _store(self, event: Event) -> None:
+        self._events.append(event)
+        if self._file is not None:
+            self._file.write(event.to_json() + "\n")
+            self._file.flush()
+        self._cond.notify_all()
+
+    def _notify(self, event: Event) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception as exc:  # a broken view must not stop training
+                import logging
+
+                logging.getLogger("unsloth_nb").warning("event subscriber %r failed: %s", subscriber, exc)
+
+    # ------------------------------------------------------------------ reading
+    def __len__(self) -> int:
+        return len(self._events)
+
+    @property
+    def last_seq(self) -> int:
+        return len(self._events) - 1
+
+    def read(self, after: int = -1, kinds: set[str] | None = None, limit: int | None = None) -> list[Event]:
+        """Events with ``seq > after`` (optionally only some kinds), oldest first."""
+        with self._cond:
+            chunk = self._events[after + 1 :]
+        if kinds is not None:
+            chunk = [e for e in chunk if e.kind in kinds]
+        return chunk[:limit] if limit is not None else chunk
+
+    def wait(self, after: int, timeout: float | None = None) -> list[Event]:
+        """Block until an event with ``seq > after`` exists (or ``timeout``), then return them."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while len(self._events) - 1 <= after:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return []
+                self._cond.wait(remaining)
+            return self._events[after + 1 :]
+
+    def follow(self, after: int = -1, poll: float = 0.5, until: Callable[[], bool] | None = None) -> Iterator[Event]:
+        """Yield events as they arrive until ``until()`` is true and the log is drained."""
+        cursor = after
+        while True:
+            batch = self.wait(cursor, timeout=poll)
+            yield from batch
+            if batch:
+                cursor = batch[-1].seq
+            elif until is not None and until():
+                yield from self.read(cursor)
+                return
+
+    def subscribe(self, callback: Subscriber, replay: bool = True) -> Callable[[], None]:
+        """Call ``callback`` for every new event (and, with ``replay``, every past one first).
+
+        Returns a function that unsubscribes. Callbacks run on the writer's thread and
+        must be quick; views throttle their own redraws.
+        """
+        with self._cond:
+            past = list(self._events) if replay else []
+            self._subscribers.append(callback)
+        for event in past:
+            callback(event)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def read_events_file(path: str | Path) -> Iterator[Event]:
+    """Events from a JSONL file; a torn last line (crash mid-write) is ignored."""
+    with Path(path).open(encoding="utf-8") as handle:
+        for line in handle:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                yield Event.from_json(line)
+            except (json.JSONDecodeError, KeyError):
+                return
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a half-written last line so that new events start on a line of their own."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
