@@ -104,7 +104,9 @@ class DatasetConfig:
         "flag form `--columns prompt=question,response=answer` maps our name to yours.",
         flag="--columns",
     )
-    eval_path: str | None = knob(None, "Separate evaluation file; rows are validated like the training file.", flag="--eval-dataset")
+    eval_path: str | None = knob(
+        None, "Separate evaluation file; rows are validated like the training file.", flag="--eval-dataset"
+    )
     eval_split: float = knob(
         0.0,
         "Fraction of the training rows held out for evaluation when no eval file is given (0 = none).",
@@ -122,7 +124,14 @@ class LoraConfig:
 
     r: int = knob(16, "LoRA rank; Unsloth suggests 8, 16, 32, 64 or 128.", flag="--lora-r", minimum=1, maximum=1024)
     alpha: int = knob(16, "LoRA alpha (scaling numerator).", flag="--lora-alpha", minimum=1, aliases=("lora_alpha",))
-    dropout: float = knob(0.0, "LoRA dropout; 0 is Unsloth's optimised path.", flag="--lora-dropout", minimum=0.0, maximum=0.9, aliases=("lora_dropout",))
+    dropout: float = knob(
+        0.0,
+        "LoRA dropout; 0 is Unsloth's optimised path.",
+        flag="--lora-dropout",
+        minimum=0.0,
+        maximum=0.9,
+        aliases=("lora_dropout",),
+    )
     target_modules: list[str] = knob(list(DEFAULT_TARGET_MODULES), "Modules that get adapters.", flag="--target-modules")
     use_rslora: bool = knob(False, "Rank-stabilised LoRA scaling (alpha / sqrt(r)).", flag="--use-rslora")
     gradient_checkpointing: str = knob(
@@ -137,11 +146,28 @@ class LoraConfig:
 class TrainArgs:
     """Optimisation settings, named as in Unsloth's notebooks."""
 
-    epochs: float = knob(1.0, "Passes over the dataset (ignored when max_steps is set).", flag="--epochs", minimum=0.0, exclusive_minimum=True, aliases=("num_train_epochs",))
+    epochs: float = knob(
+        1.0,
+        "Passes over the dataset (ignored when max_steps is set).",
+        flag="--epochs",
+        minimum=0.0,
+        exclusive_minimum=True,
+        aliases=("num_train_epochs",),
+    )
     max_steps: int | None = knob(None, "Stop after this many optimizer steps (overrides epochs).", flag="--max-steps", minimum=1)
-    lr: float = knob(2e-4, "Learning rate.", flag="--lr", minimum=0.0, exclusive_minimum=True, maximum=1.0, aliases=("learning_rate",))
-    batch_size: int = knob(2, "Rows per device per step.", flag="--batch-size", minimum=1, aliases=("per_device_train_batch_size",))
-    grad_accum: int = knob(4, "Gradient accumulation steps (effective batch = batch_size x grad_accum).", flag="--grad-accum", minimum=1, aliases=("gradient_accumulation_steps",))
+    lr: float = knob(
+        2e-4, "Learning rate.", flag="--lr", minimum=0.0, exclusive_minimum=True, maximum=1.0, aliases=("learning_rate",)
+    )
+    batch_size: int = knob(
+        2, "Rows per device per step.", flag="--batch-size", minimum=1, aliases=("per_device_train_batch_size",)
+    )
+    grad_accum: int = knob(
+        4,
+        "Gradient accumulation steps (effective batch = batch_size x grad_accum).",
+        flag="--grad-accum",
+        minimum=1,
+        aliases=("gradient_accumulation_steps",),
+    )
     warmup_steps: int = knob(5, "Linear warm-up steps.", flag="--warmup-steps", minimum=0)
     weight_decay: float = knob(0.001, "AdamW weight decay.", flag="--weight-decay", minimum=0.0, maximum=1.0)
     scheduler: str = knob(
@@ -152,13 +178,28 @@ class TrainArgs:
         aliases=("lr_scheduler_type",),
     )
     optim: str = knob("adamw_8bit", "Optimizer (adamw_8bit on GPU; the CPU backend swaps in a fused AdamW).", flag="--optim")
-    max_seq_length: int = knob(2048, "Longest sequence in tokens; longer rows are reported before training.", flag="--max-seq-length", minimum=16, maximum=1_048_576)
+    max_seq_length: int = knob(
+        2048,
+        "Longest sequence in tokens; longer rows are reported before training.",
+        flag="--max-seq-length",
+        minimum=16,
+        maximum=1_048_576,
+    )
     train_on_responses_only: bool = knob(True, "Compute the loss on assistant turns only.", flag="--train-on-responses-only")
     packing: bool = knob(False, "Pack short rows together (GPU only).", flag="--packing")
     seed: int = knob(3407, "Random seed.", flag="--seed", minimum=0)
     logging_steps: int = knob(1, "Emit a metrics event every N steps.", flag="--logging-steps", minimum=1)
-    save_steps: int | None = knob(None, "Save a resumable checkpoint every N steps (default: only at the end and on Stop).", flag="--save-steps", minimum=1)
-    eval_steps: int | None = knob(None, "Evaluate every N steps when there is an eval set (default: once per epoch).", flag="--eval-steps", minimum=1)
+    save_steps: int | None = knob(
+        None, "Save a resumable checkpoint every N steps (default: only at the end and on Stop).", flag="--save-steps", minimum=1
+    )
+    eval_steps: int | None = knob(
+        None, "Evaluate every N steps when there is an eval set (default: once per epoch).", flag="--eval-steps", minimum=1
+    )
+    resume_from: str | None = knob(
+        None,
+        "Resume from a checkpoint folder (checkpoint-N), or 'latest' for the newest one in output_dir.",
+        flag="--resume-from",
+    )
 
 
 @dataclass
@@ -182,10 +223,18 @@ class HubConfig:
 class RunPodConfig:
     """How a RunPod pod is chosen and bounded (needs RUNPOD_API_KEY in the environment)."""
 
-    gpus: list[str] = knob([], "GPU type ids in order of preference (default: the planner's list for the model size).", flag="--gpus")
+    gpus: list[str] = knob(
+        [], "GPU type ids in order of preference (default: the planner's list for the model size).", flag="--gpus"
+    )
     cloud_type: str = knob("SECURE", "Cloud to rent from first.", flag="--cloud-type", choices=("SECURE", "COMMUNITY", "ALL"))
     allow_community: bool = knob(False, "Fall back to COMMUNITY cloud when SECURE has no stock.", flag="--allow-community")
-    max_cost_usd: float | None = knob(None, "Stop the pod (saving what was trained) when the job has cost this much.", flag="--max-cost", minimum=0.0, exclusive_minimum=True)
+    max_cost_usd: float | None = knob(
+        None,
+        "Stop the pod (saving what was trained) when the job has cost this much.",
+        flag="--max-cost",
+        minimum=0.0,
+        exclusive_minimum=True,
+    )
     max_runtime: float = knob(
         4 * 3600.0,
         "Longest the pod may run, in seconds or with a unit (90m, 2h).",
@@ -199,7 +248,12 @@ class RunPodConfig:
     )
     container_disk_gb: int = knob(50, "Container disk in GB.", flag="--container-disk", minimum=10)
     volume_id: str | None = knob(None, "Network volume to keep checkpoints on across pods.", flag="--network-volume")
-    ready_timeout: float = knob(20 * 60.0, "How long a pod may take to become ready before the next GPU is tried (seconds or 20m).", flag="--ready-timeout", minimum=10.0)
+    ready_timeout: float = knob(
+        20 * 60.0,
+        "How long a pod may take to become ready before the next GPU is tried (seconds or 20m).",
+        flag="--ready-timeout",
+        minimum=10.0,
+    )
 
 
 @dataclass
@@ -213,7 +267,12 @@ class TrainConfig:
     save: SaveConfig = field(default_factory=SaveConfig)
     hub: HubConfig = field(default_factory=HubConfig)
     runpod: RunPodConfig = field(default_factory=RunPodConfig)
-    placement: str = knob("auto", "Where to train: auto (decided by the plan), local (this machine) or runpod.", flag="--placement", choices=("auto", "local", "runpod"))
+    placement: str = knob(
+        "auto",
+        "Where to train: auto (decided by the plan), local (this machine) or runpod.",
+        flag="--placement",
+        choices=("auto", "local", "runpod"),
+    )
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -263,20 +322,30 @@ class TrainConfig:
         for prefix, section in self._sections():
             _validate_section(section, prefix)
         if not self.model.name.strip():
-            raise ConfigError("model", "no model given; pass --model (a Hub id such as unsloth/Llama-3.2-1B-Instruct, or a local folder)")
+            raise ConfigError(
+                "model", "no model given; pass --model (a Hub id such as unsloth/Llama-3.2-1B-Instruct, or a local folder)"
+            )
         if not self.dataset.path.strip():
-            raise ConfigError("dataset", "no dataset given; pass --dataset (a .jsonl, .json, .csv or .parquet file, or a datasets folder)")
+            raise ConfigError(
+                "dataset", "no dataset given; pass --dataset (a .jsonl, .json, .csv or .parquet file, or a datasets folder)"
+            )
         if self.dataset.eval_path and self.dataset.eval_split:
             raise ConfigError("dataset.eval_split", "give either an eval file (eval_path) or an eval_split fraction, not both")
         if self.hub.repo_id is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", self.hub.repo_id):
             raise ConfigError("hub.repo_id", f"{self.hub.repo_id!r} is not of the form owner/name")
         if self.train.warmup_steps and self.train.max_steps and self.train.warmup_steps > self.train.max_steps:
-            raise ConfigError("train.warmup_steps", f"{self.train.warmup_steps} warm-up steps exceed max_steps={self.train.max_steps}")
+            raise ConfigError(
+                "train.warmup_steps", f"{self.train.warmup_steps} warm-up steps exceed max_steps={self.train.max_steps}"
+            )
         if not self.lora.target_modules:
-            raise ConfigError("lora.target_modules", "at least one module is needed (Unsloth's default is all attention and MLP projections)")
+            raise ConfigError(
+                "lora.target_modules", "at least one module is needed (Unsloth's default is all attention and MLP projections)"
+            )
 
     def _sections(self) -> list[tuple[str, Any]]:
-        return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self) if dataclasses.is_dataclass(getattr(self, f.name))] + [("", self)]
+        return [
+            (f.name, getattr(self, f.name)) for f in dataclasses.fields(self) if dataclasses.is_dataclass(getattr(self, f.name))
+        ] + [("", self)]
 
     @property
     def effective_batch_size(self) -> int:

@@ -24,9 +24,7 @@ EVENT_KINDS: tuple[str, ...] = ("status", "metrics", "progress", "log", "checkpo
 #: fails in its tests rather than silently missing from the chart).
 PAYLOAD_KEYS: dict[str, frozenset[str]] = {
     "status": frozenset({"state", "previous", "reason", "placement"}),
-    "metrics": frozenset(
-        {"step", "loss", "learning_rate", "grad_norm", "epoch", "tokens_per_second", "eval_loss", "num_tokens"}
-    ),
+    "metrics": frozenset({"step", "loss", "learning_rate", "grad_norm", "epoch", "tokens_per_second", "eval_loss", "num_tokens"}),
     "progress": frozenset({"step", "total_steps", "eta_seconds", "elapsed_seconds"}),
     "log": frozenset({"level", "message", "source"}),
     "checkpoint": frozenset({"step", "path"}),

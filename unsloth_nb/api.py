@@ -1,0 +1,59 @@
+"""The Python API under the magic, the panel and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from unsloth_nb.config import TrainConfig, deep_update, expand_dotted, load_config_file
+from unsloth_nb.controller import Job, prepare
+from unsloth_nb.planner import Plan
+from unsloth_nb.store import JobRecord, list_jobs
+
+
+def as_config(config: TrainConfig | Mapping[str, Any] | str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """A validated TrainConfig from an object, a dict, or a YAML/JSON file path, with keyword overrides.
+
+    Nested fields take dotted or double-underscore names:
+    ``as_config("job.yaml", lora__r=8)`` or ``as_config(model="...", dataset="...")``.
+    """
+    if isinstance(config, TrainConfig):
+        data = config.to_dict()
+    elif isinstance(config, (str, Path)):
+        data = load_config_file(config)
+    else:
+        data = dict(config or {})
+    deep_update(data, expand_dotted({key.replace("__", "."): value for key, value in overrides.items()}))
+    return TrainConfig.from_dict(data)
+
+
+def train(
+    config: TrainConfig | Mapping[str, Any] | str | Path | None = None,
+    *,
+    wait: bool = False,
+    base_dir: str | Path | None = None,
+    **overrides: Any,
+) -> Job:
+    """Check, plan and start a fine-tuning job; returns its Job at once (or when done with ``wait``).
+
+    Every user mistake (bad field, bad dataset row, missing key) raises an
+    UnslothNbError here, before anything starts.
+    """
+    prepared = prepare(as_config(config, **overrides), base_dir)
+    job = Job.start(prepared)
+    return job.wait() if wait else job
+
+
+def plan(config: TrainConfig | Mapping[str, Any] | str | Path | None = None, **overrides: Any) -> Plan:
+    """Where and at what cost the job would run, without starting it."""
+    return prepare(as_config(config, **overrides)).plan
+
+
+def jobs() -> list[JobRecord]:
+    """Jobs recorded on this machine, newest first."""
+    return list_jobs()
+
+
+def load_job(job_id: str) -> Job:
+    return Job.load(job_id)

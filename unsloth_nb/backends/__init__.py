@@ -1,0 +1,1 @@
+"""Where training runs: ``local`` (a thread in this process) or ``runpod`` (a GPU pod)."""

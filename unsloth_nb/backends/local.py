@@ -1,0 +1,65 @@
+"""The in-kernel backend: the engine in a worker thread of this process.
+
+The model must live in the kernel (``job.model`` after training), and torch blocks
+in native code, so a thread rather than a task. The thread runs in the context
+captured when the job started, so anything it prints lands in the cell that
+started the job (ipykernel 7 routes output by contextvars).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from unsloth_nb.controller import BackendResult, JobContext
+from unsloth_nb.errors import JobCancelledError
+from unsloth_nb.runtime import run_in_thread
+
+
+class _Hooks:
+    """Connects the engine to the job: events, the stop flag, state changes."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+
+    def emit(self, kind: str, **data: Any) -> None:
+        self.ctx.emit(kind, **data)
+
+    def should_stop(self) -> bool:
+        return self.ctx.stop_requested
+
+    def enter(self, state: str) -> None:
+        self.ctx.set_state(state)
+
+
+class LocalBackend:
+    name = "local"
+
+    async def run(self, ctx: JobContext) -> BackendResult:
+        if ctx.stop_requested:
+            raise JobCancelledError("stopped before training started")
+        return await run_in_thread(self._train, ctx, name=f"unsloth-nb-train-{ctx.job_id}", context=ctx.context)
+
+    @staticmethod
+    def _train(ctx: JobContext) -> BackendResult:
+        from unsloth_nb.engine import run_training
+
+        ctx.set_state("starting")
+        result = run_training(ctx.config, ctx.dataset, ctx.output_dir, _Hooks(ctx), resume_from_checkpoint=_resume_target(ctx))
+        return BackendResult(
+            adapter_dir=result.adapter_dir,
+            merged_dir=result.merged_dir,
+            last_checkpoint=result.last_checkpoint,
+            global_step=result.global_step,
+            final_loss=result.final_loss,
+            stopped=result.stopped,
+            model=result.model,
+            tokenizer=result.tokenizer,
+        )
+
+
+def _resume_target(ctx: JobContext) -> str | bool | None:
+    """``latest`` means the newest checkpoint in the output folder; a path is used as given."""
+    value = ctx.config.train.resume_from
+    if not value:
+        return None
+    return True if value == "latest" else value

@@ -1,0 +1,222 @@
+"""`unsloth-nb`: train, plan, jobs, demo and runpod from a terminal.
+
+Exit codes: 0 succeeded, 1 failed, 2 bad input (nothing was started), 130 cancelled.
+User mistakes print one message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from unsloth_nb.errors import UnslothNbError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    commands: dict[str, Callable[[list[str]], int]] = {
+        "train": cmd_train,
+        "plan": cmd_plan,
+        "jobs": cmd_jobs,
+        "demo": cmd_demo,
+        "runpod": cmd_runpod,
+    }
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage(commands))
+        return EXIT_OK if args else EXIT_BAD_INPUT
+    if args[0] == "--version":
+        from unsloth_nb import __version__
+
+        print(__version__)
+        return EXIT_OK
+    command = commands.get(args[0])
+    if command is None:
+        print(f"unsloth-nb: unknown command {args[0]!r}\n\n{_usage(commands)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        return command(args[1:])
+    except UnslothNbError as exc:
+        print(f"unsloth-nb: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("unsloth-nb: interrupted", file=sys.stderr)
+        return EXIT_CANCELLED
+
+
+def _usage(commands: dict[str, Any]) -> str:
+    return (
+        "usage: unsloth-nb <command> [flags]\n\n"
+        "commands:\n"
+        "  train    fine-tune a model (every config field is a flag; see unsloth-nb train --help)\n"
+        "  plan     show where a job would run, the memory it needs and what it would cost\n"
+        "  jobs     list jobs, or show one: unsloth-nb jobs [list|show ID]\n"
+        "  demo     fine-tune SmolLM2-135M on Super Bowl LIX Q&A on this CPU, offline (~3 min)\n"
+        "  runpod   RunPod pods: gpus, list, stop, terminate, cleanup, train, emulator\n"
+    )
+
+
+# ---------------------------------------------------------------------- train
+def cmd_train(argv: list[str], *, force_runpod: bool = False) -> int:
+    from unsloth_nb.controller import Job, prepare
+    from unsloth_nb.flags import parse_train_args
+    from unsloth_nb.planner import format_plan
+
+    if force_runpod:
+        argv = [*argv, "--placement", "runpod"]
+    config, options = parse_train_args(argv)
+    prepared = prepare(config, prompt_for_secrets=sys.stdin.isatty())
+    if not options.json and not options.quiet:
+        print(format_plan(prepared.plan), file=sys.stderr)
+    if prepared.plan.placement == "runpod" and not options.yes:
+        _confirm_rental(prepared.plan)
+    job = Job.start(prepared)
+    return follow_job(job, json_lines=options.json, quiet=options.quiet)
+
+
+def _confirm_rental(plan: Any) -> None:
+    from unsloth_nb.errors import PlanError
+
+    cost = plan.estimated_cost_usd
+    question = f"Rent a RunPod GPU for this job (estimated ${cost:.2f})? [y/N] " if cost is not None else "Rent a RunPod GPU? [y/N] "
+    if not sys.stdin.isatty():
+        raise PlanError("this job rents a RunPod GPU; pass --yes to confirm when not running interactively")
+    if input(question).strip().lower() not in ("y", "yes"):
+        raise PlanError("not started: the rental was not confirmed")
+
+
+def follow_job(job: Any, *, json_lines: bool = False, quiet: bool = False) -> int:
+    """Show the job until it ends; Ctrl-C (or SIGTERM) stops it cleanly, twice forces exit."""
+    from unsloth_nb.ui.console import JsonPrinter, ProgressPrinter
+
+    printer: Any = JsonPrinter() if json_lines else ProgressPrinter(quiet=quiet)
+    interrupts = 0
+
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            print("\nstopping: saving a checkpoint and cleaning up (Ctrl-C again to exit at once)", file=sys.stderr)
+            job.cancel("interrupted from the terminal")
+        else:
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for event in job.log.follow(until=lambda: job.done):
+            printer(event)
+        job.wait()
+    except UnslothNbError:
+        pass
+    finally:
+        printer.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if job.state == "succeeded":
+        if not json_lines:
+            where = f" adapter: {job.adapter_path}" if job.adapter_path else ""
+            print(f"job {job.id} succeeded.{where}", file=sys.stderr)
+        return EXIT_OK
+    if job.state == "cancelled":
+        print(f"job {job.id} cancelled.", file=sys.stderr)
+        return EXIT_CANCELLED
+    print(f"job {job.id} failed: {job.error}", file=sys.stderr)
+    return EXIT_BAD_INPUT if job.record.error_type in _BAD_INPUT_ERRORS else EXIT_FAILED
+
+
+_BAD_INPUT_ERRORS = {"ConfigError", "DatasetError", "MissingSecretError", "PlanError", "FlagError"}
+
+
+# ---------------------------------------------------------------------- plan
+def cmd_plan(argv: list[str]) -> int:
+    from unsloth_nb.controller import prepare
+    from unsloth_nb.flags import parse_train_args
+    from unsloth_nb.planner import format_plan
+
+    config, options = parse_train_args(argv)
+    prepared = prepare(config)
+    if options.json:
+        print(json.dumps(prepared.plan.to_dict(), indent=2))
+    else:
+        print(format_plan(prepared.plan))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- jobs
+def cmd_jobs(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="unsloth-nb jobs", description="Jobs recorded on this machine.")
+    parser.add_argument("action", nargs="?", default="list", choices=("list", "show"))
+    parser.add_argument("job_id", nargs="?")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--events", action="store_true", help="with show: print every event")
+    args = parser.parse_args(argv)
+    from unsloth_nb.store import list_jobs
+
+    if args.action == "list":
+        records = list_jobs()
+        if args.json:
+            print(json.dumps([r.__dict__ for r in records], indent=2, default=str))
+            return EXIT_OK
+        if not records:
+            print("no jobs yet")
+            return EXIT_OK
+        print(f"{'job':22} {'state':10} {'where':7} {'model':40} dataset")
+        for r in records:
+            print(f"{r.id:22} {r.state:10} {r.placement:7} {r.model[-40:]:40} {r.dataset}")
+        return EXIT_OK
+    if not args.job_id:
+        parser.error("show needs a job id (see unsloth-nb jobs list)")
+    from unsloth_nb.controller import Job
+    from unsloth_nb.ui.console import JobStatus
+
+    job = Job.load(args.job_id)
+    events = job.events()
+    if args.json:
+        print(json.dumps({"job": job.record.__dict__, "events": len(events)}, indent=2, default=str))
+    else:
+        status = JobStatus()
+        for event in events:
+            status.update(event)
+        print(f"job {job.id}: {job.state} ({job.placement}), model {job.config.model.name}, dataset {job.config.dataset.path}")
+        print(f"  {status.line()}")
+        for name, path in job.record.artifacts.items():
+            print(f"  {name}: {path}")
+        if job.error:
+            print(f"  error: {job.error}")
+        print(f"  folder: {job.folder.path}")
+    if args.events:
+        for event in events:
+            print(event.to_json())
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- demo
+def cmd_demo(argv: list[str]) -> int:
+    from unsloth_nb.demo import run_demo_cli
+
+    return run_demo_cli(argv)
+
+
+# ---------------------------------------------------------------------- runpod
+def cmd_runpod(argv: list[str]) -> int:
+    if argv and argv[0] == "train":
+        return cmd_train(argv[1:], force_runpod=True)
+    if argv and argv[0] == "emulator":
+        from unsloth_nb.testing.runpod_emulator import main as emulator_main
+
+        return emulator_main(argv[1:])
+    try:
+        from unsloth_nb.backends.runpod.cli import main as runpod_main
+    except ImportError:
+        print("unsloth-nb runpod: the RunPod backend is not installed (pip install 'unsloth-nb[runpod]')", file=sys.stderr)
+        return EXIT_FAILED
+    return runpod_main(argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

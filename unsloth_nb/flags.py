@@ -1,0 +1,157 @@
+"""Command-line flags for TrainConfig, generated from its schema.
+
+`unsloth-nb train` and `%unsloth_train` share this parser, so a flag that works
+in a terminal works in a cell, and `--help` / `%unsloth_train?` list every field
+with the help text written next to it in config.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from unsloth_nb.config import FieldSpec, TrainConfig, deep_update, expand_dotted, field_specs, load_config_file, parse_yaml
+from unsloth_nb.errors import ConfigError, UnslothNbError
+
+SECTION_TITLES = {
+    "model": "model",
+    "dataset": "dataset",
+    "lora": "LoRA adapter",
+    "train": "training",
+    "save": "saving",
+    "hub": "Hugging Face Hub (needs HF_TOKEN in the environment)",
+    "runpod": "RunPod (needs RUNPOD_API_KEY in the environment)",
+    "": "placement",
+}
+
+
+class FlagError(UnslothNbError):
+    """A flag could not be parsed (unknown flag, missing value)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises instead of printing usage and exiting the kernel."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise FlagError(f"{message} (see --help for the list of flags)")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        if status:
+            raise FlagError(message or "invalid flags")
+        raise SystemExit(status)
+
+
+@dataclass
+class TrainOptions:
+    """Flags that steer the run rather than describe the job."""
+
+    yes: bool = False
+    json: bool = False
+    output_name: str | None = None
+    config_file: str | None = None
+    no_wait: bool = False
+    quiet: bool = False
+
+
+def _dest(spec: FieldSpec) -> str:
+    return "cfg__" + spec.path.replace(".", "__")
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (booleans get a --no- form), grouped by section."""
+    groups: dict[str, Any] = {}
+    for spec in field_specs(TrainConfig):
+        if not spec.flag:
+            continue
+        section = spec.path.rsplit(".", 1)[0] if "." in spec.path else ""
+        if section not in groups:
+            groups[section] = parser.add_argument_group(SECTION_TITLES.get(section, section))
+        group = groups[section]
+        help_text = spec.help
+        if spec.default not in (None, "", [], {}):
+            help_text += f" [default: {_show_default(spec.default)}]"
+        if spec.base_type is bool:
+            group.add_argument(spec.flag, dest=_dest(spec), action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            metavar = "|".join(map(str, spec.choices)) if spec.choices else spec.path.rsplit(".", 1)[-1].upper()
+            group.add_argument(spec.flag, dest=_dest(spec), default=None, metavar=metavar, help=help_text)
+    extra = groups.get("runpod") or parser
+    extra.add_argument(
+        "--force-runpod", dest="cfg__placement", action="store_const", const="runpod", help="Same as --placement runpod."
+    )
+
+
+def _show_default(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("running")
+    group.add_argument("--config", "-c", dest="config_file", metavar="FILE", help="YAML or JSON config; flags override it.")
+    group.add_argument("--yes", "-y", action="store_true", help="Start without asking, even when the plan rents a GPU.")
+    group.add_argument("--json", action="store_true", help="Print one JSON event per line instead of a progress display.")
+    group.add_argument(
+        "-o", "--output-name", dest="output_name", metavar="NAME", help="(notebook) store the Job in this variable."
+    )
+    group.add_argument("--no-wait", action="store_true", help="(notebook) return at once; the job runs in the background.")
+    group.add_argument("--quiet", "-q", action="store_true", help="Show only the final result.")
+
+
+def build_train_parser(prog: str = "unsloth-nb train", description: str | None = None) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog,
+        description=description or "Fine-tune a model with LoRA/QLoRA. Every field of the config is a flag.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    add_config_flags(parser)
+    add_run_flags(parser)
+    return parser
+
+
+def overrides_from_namespace(namespace: argparse.Namespace) -> dict[str, Any]:
+    """The config fields the user set on the command line, as a nested dict."""
+    dotted = {
+        key[len("cfg__") :].replace("__", "."): value
+        for key, value in vars(namespace).items()
+        if key.startswith("cfg__") and value is not None
+    }
+    return expand_dotted(dotted)
+
+
+def parse_train_args(argv: Sequence[str] | str, base: dict[str, Any] | None = None) -> tuple[TrainConfig, TrainOptions]:
+    """Flags (a list, or one string as typed in a magic) -> validated config + run options.
+
+    ``base`` is config data from elsewhere (a %%unsloth_train cell body); a --config
+    file comes next and flags override both.
+    """
+    args = shlex.split(argv) if isinstance(argv, str) else list(argv)
+    namespace = build_train_parser().parse_args(args)
+    options = TrainOptions(
+        yes=namespace.yes,
+        json=namespace.json,
+        output_name=namespace.output_name,
+        config_file=namespace.config_file,
+        no_wait=namespace.no_wait,
+        quiet=namespace.quiet,
+    )
+    data: dict[str, Any] = dict(base or {})
+    if options.config_file:
+        deep_update(data, load_config_file(options.config_file))
+    deep_update(data, overrides_from_namespace(namespace))
+    return TrainConfig.from_dict(data), options
+
+
+def parse_cell_body(body: str) -> dict[str, Any]:
+    """The YAML body of a %%unsloth_train cell."""
+    if not body.strip():
+        return {}
+    try:
+        return parse_yaml(body, "cell")
+    except ConfigError:
+        raise

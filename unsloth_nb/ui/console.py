@@ -1,0 +1,161 @@
+"""Terminal views of a job: a live rich progress line, or one JSON event per line.
+
+Both read the job's EventLog by cursor, like the notebook chart does, so the CLI
+shows exactly what a notebook would.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, Any
+
+from unsloth_nb.events import Event
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "--:--"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+class JobStatus:
+    """The latest figures of a job, folded from its events (shared by every text view)."""
+
+    def __init__(self) -> None:
+        self.state = "created"
+        self.step = 0
+        self.total_steps: int | None = None
+        self.loss: float | None = None
+        self.learning_rate: float | None = None
+        self.tokens_per_second: float | None = None
+        self.eta_seconds: float | None = None
+        self.usd_so_far: float | None = None
+        self.usd_per_hour: float | None = None
+        self.gpu: str | None = None
+        self.error: str | None = None
+        self.started = time.time()
+
+    def update(self, event: Event) -> None:
+        data = event.data
+        if event.kind == "status":
+            self.state = data["state"]
+        elif event.kind == "metrics":
+            self.step = data.get("step", self.step)
+            if data.get("loss") is not None:
+                self.loss = data["loss"]
+            self.learning_rate = data.get("learning_rate", self.learning_rate)
+            self.tokens_per_second = data.get("tokens_per_second", self.tokens_per_second)
+        elif event.kind == "progress":
+            self.step = data.get("step", self.step)
+            self.total_steps = data.get("total_steps", self.total_steps)
+            self.eta_seconds = data.get("eta_seconds", self.eta_seconds)
+        elif event.kind == "cost":
+            self.usd_so_far = data.get("usd_so_far", self.usd_so_far)
+            self.usd_per_hour = data.get("usd_per_hour", self.usd_per_hour)
+            self.gpu = data.get("gpu", self.gpu)
+        elif event.kind == "error":
+            self.error = data.get("message")
+
+    def line(self) -> str:
+        parts = [self.state]
+        if self.total_steps:
+            parts.append(f"step {self.step}/{self.total_steps}")
+        elif self.step:
+            parts.append(f"step {self.step}")
+        if self.loss is not None:
+            parts.append(f"loss {self.loss:.4f}")
+        if self.tokens_per_second:
+            parts.append(f"{self.tokens_per_second:,.0f} tok/s")
+        if self.eta_seconds is not None and self.state == "training":
+            parts.append(f"ETA {format_seconds(self.eta_seconds)}")
+        parts.append(f"elapsed {format_seconds(time.time() - self.started)}")
+        if self.usd_so_far is not None:
+            parts.append(f"${self.usd_so_far:.2f}")
+        return " | ".join(parts)
+
+
+class JsonPrinter:
+    """One JSON object per event on stdout: for scripts and other tools."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def __call__(self, event: Event) -> None:
+        self.stream.write(event.to_json() + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        pass
+
+
+class ProgressPrinter:
+    """A live progress bar with loss and ETA on a terminal; plain lines when not a terminal."""
+
+    def __init__(self, stream: IO[str] | None = None, quiet: bool = False) -> None:
+        from rich.console import Console
+
+        self.console = Console(file=stream or sys.stderr, highlight=False)
+        self.status = JobStatus()
+        self.quiet = quiet
+        self._live: Any = None
+        self._progress: Any = None
+        self._task: Any = None
+        self._last_plain = 0.0
+
+    def __call__(self, event: Event) -> None:
+        self.status.update(event)
+        if self.quiet:
+            return
+        if event.kind == "log" and event.data.get("level") in ("warning", "error"):
+            self._print(f"[yellow]{event.data['message']}[/yellow]")
+        elif event.kind == "log" and event.data.get("source") in ("planner", "data", "engine"):
+            self._print(f"[dim]{event.data['message']}[/dim]")
+        elif event.kind == "summary" and "rows" in event.data:
+            d = event.data
+            self._print(f"[dim]dataset: {d.get('rows')} rows, {d.get('format')}, {d.get('skipped', 0)} skipped[/dim]")
+        elif event.kind == "status":
+            self._print(f"[bold]{event.data['state']}[/bold]" + (f": {event.data['reason']}" if event.data.get("reason") else ""))
+        elif event.kind == "error":
+            self._print(f"[red]error: {event.data['message']}[/red]")
+        elif event.kind == "artifact":
+            self._print(f"saved {event.data.get('name')}: {event.data.get('path')}")
+        if event.kind in ("metrics", "progress", "status"):
+            self._refresh()
+
+    def _print(self, markup: str) -> None:
+        if self._live is not None:
+            self._live.console.print(markup)
+        else:
+            self.console.print(markup)
+
+    def _refresh(self) -> None:
+        if self.console.is_terminal:
+            if self._live is None and self.status.state == "training":
+                from rich.live import Live
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+                self._progress = Progress(
+                    TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"), console=self.console
+                )
+                self._task = self._progress.add_task("", total=self.status.total_steps or None)
+                self._live = Live(self._progress, console=self.console, refresh_per_second=4, transient=False)
+                self._live.start()
+            if self._progress is not None:
+                self._progress.update(
+                    self._task, completed=self.status.step, total=self.status.total_steps or None, description=self.status.line()
+                )
+            if self.status.state in ("saving", "succeeded", "failed", "cancelled"):
+                self.close()
+        elif time.monotonic() - self._last_plain >= 5 or self.status.state != "training":
+            self._last_plain = time.monotonic()
+            if self.status.state == "training":
+                self.console.print(self.status.line())
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
