@@ -83,7 +83,9 @@ def _confirm_rental(plan: Any) -> None:
     from unsloth_nb.errors import PlanError
 
     cost = plan.estimated_cost_usd
-    question = f"Rent a RunPod GPU for this job (estimated ${cost:.2f})? [y/N] " if cost is not None else "Rent a RunPod GPU? [y/N] "
+    question = (
+        f"Rent a RunPod GPU for this job (estimated ${cost:.2f})? [y/N] " if cost is not None else "Rent a RunPod GPU? [y/N] "
+    )
     if not sys.stdin.isatty():
         raise PlanError("this job rents a RunPod GPU; pass --yes to confirm when not running interactively")
     if input(question).strip().lower() not in ("y", "yes"):

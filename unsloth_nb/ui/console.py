@@ -16,8 +16,8 @@ from unsloth_nb.events import Event
 def format_seconds(seconds: float | None) -> str:
     if seconds is None or seconds != seconds or seconds < 0:
         return "--:--"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
@@ -139,7 +139,11 @@ class ProgressPrinter:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
                 self._progress = Progress(
-                    TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"), console=self.console
+                    TextColumn("[bold]training"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("{task.description}"),
+                    console=self.console,
                 )
                 self._task = self._progress.add_task("", total=self.status.total_steps or None)
                 self._live = Live(self._progress, console=self.console, refresh_per_second=4, transient=False)
