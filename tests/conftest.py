@@ -1,0 +1,85 @@
+"""Test-session guards: every endpoint points at loopback, job folders are per test.
+
+A forgotten setting must fail fast here rather than reach the internet: the Hub,
+the RunPod API and the pod proxy are pointed at a closed loopback port for the
+whole session (tests that need them start local servers and override these), and
+any socket connection to a non-loopback address raises at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+CLOSED_LOOPBACK = "http://127.0.0.1:9"
+
+LOOPBACK_ENV = {
+    "HF_ENDPOINT": CLOSED_LOOPBACK,
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "RUNPOD_API_BASE_URL": CLOSED_LOOPBACK,
+    "UNSLOTH_NB_RUNPOD_PROXY_TEMPLATE": CLOSED_LOOPBACK + "/{pod_id}-{port}",
+    "WANDB_DISABLED": "true",
+    "DO_NOT_TRACK": "1",
+}
+
+# Real secrets of the person running the tests must never reach a test job.
+SECRET_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "RUNPOD_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.update(LOOPBACK_ENV)
+    for name in SECRET_VARIABLES:
+        os.environ.pop(name, None)
+    _refuse_non_loopback_connections()
+
+
+def _refuse_non_loopback_connections() -> None:
+    original_connect = socket.socket.connect
+    original_connect_ex = socket.socket.connect_ex
+
+    def check(address: object) -> None:
+        if isinstance(address, tuple) and address:
+            host = str(address[0])
+            try:
+                ip = ipaddress.ip_address(host)
+            except ValueError:
+                if host != "localhost":
+                    raise OSError(f"tests may only connect to loopback; refused {host!r}") from None
+                return
+            if not ip.is_loopback:
+                raise OSError(f"tests may only connect to loopback; refused {host}")
+
+    def connect(self: socket.socket, address: object) -> None:
+        check(address)
+        return original_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: object) -> int:
+        check(address)
+        return original_connect_ex(self, address)
+
+    socket.socket.connect = connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def job_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own job folder root, so listings and reattach are isolated."""
+    home = tmp_path_factory.mktemp("unsloth-nb-home")
+    monkeypatch.setenv("UNSLOTH_NB_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"the shared datasets are missing: expected {SHARED_DATA} beside the repository")
+    return SHARED_DATA

@@ -1,0 +1,57 @@
+"""The shared flag parser of `unsloth-nb train` and `%unsloth_train`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from unsloth_nb.errors import ConfigError
+from unsloth_nb.flags import FlagError, build_train_parser, parse_train_args
+
+
+def test_flags_build_a_config() -> None:
+    config, options = parse_train_args(
+        "--model unsloth/Llama-3.2-1B-Instruct --dataset qa.jsonl --epochs 2 --lr 1e-4 --lora-r 8 "
+        "--target-modules q_proj,v_proj --no-load-in-4bit --hub-id me/lora --yes -o job"
+    )
+    assert config.model.name == "unsloth/Llama-3.2-1B-Instruct"
+    assert config.dataset.path == "qa.jsonl"
+    assert (config.train.epochs, config.train.lr, config.lora.r) == (2.0, 1e-4, 8)
+    assert config.lora.target_modules == ["q_proj", "v_proj"]
+    assert config.model.load_in_4bit is False
+    assert config.hub.repo_id == "me/lora"
+    assert options.yes and options.output_name == "job"
+
+
+def test_force_runpod_sets_placement() -> None:
+    config, _ = parse_train_args(["--model", "m", "--dataset", "d.jsonl", "--force-runpod"])
+    assert config.placement == "runpod"
+
+
+def test_flags_override_a_config_file_and_cell_body(tmp_path: Path) -> None:
+    file = tmp_path / "job.yaml"
+    file.write_text("model: from-file\ndataset: file.jsonl\nlora: {r: 4}\n")
+    config, _ = parse_train_args(["--config", str(file), "--lora-r", "32"], base={"train": {"max_steps": 7}})
+    assert (config.model.name, config.lora.r, config.train.max_steps) == ("from-file", 32, 7)
+
+
+def test_columns_flag_takes_pairs() -> None:
+    config, _ = parse_train_args("--model m --dataset d.csv --columns question=q,answer=a")
+    assert config.dataset.columns == {"question": "q", "answer": "a"}
+
+
+def test_unknown_flag_is_a_short_error() -> None:
+    with pytest.raises(FlagError, match="unrecognized arguments: --lora-rank"):
+        parse_train_args("--model m --dataset d --lora-rank 8")
+
+
+def test_bad_value_names_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"^train\.lr: expected a number"):
+        parse_train_args("--model m --dataset d --lr fast")
+
+
+def test_help_lists_every_section() -> None:
+    text = build_train_parser().format_help()
+    for words in ("--model", "--dataset", "--lora-r", "--max-steps", "--hub-id", "--max-cost", "LoRA adapter", "RunPod"):
+        assert words in text
