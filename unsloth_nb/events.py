@@ -97,7 +97,7 @@ class EventLog:
             self._file = self.path.open("a", encoding="utf-8")
 
     # ------------------------------------------------------------------ writing
-    def emit(self, kind: str, **data: Any) -> Event:
+    def emit(self, kind: str, /, **data: Any) -> Event:
         """Record a new event from this process."""
         check_payload(kind, data)
         with self._cond:
