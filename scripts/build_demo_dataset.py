@@ -1,0 +1,37 @@
+"""Rebuild the demo's bundled Super Bowl LIX subset from the shared dataset.
+
+The demo must run offline from an installed package, so it ships a small subset
+of ml-explore/mlx-examples' wwdc25 Super Bowl LIX Q&A (MIT licence, Copyright (c)
+2023 Apple Inc.; the licence travels beside the subset). Rows are the first
+ROWS whose prompt and completion together are shorter than MAX_CHARS, in file
+order, so that 40 steps at max_seq_length 256 fit in the demo's time budget.
+
+    python scripts/build_demo_dataset.py ../shared/data/superbowl-qa/train.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROWS = 200
+MAX_CHARS = 300
+TARGET = Path(__file__).resolve().parent.parent / "unsloth_nb" / "data" / "superbowl_qa_demo.jsonl"
+
+
+def main(source: str) -> None:
+    picked = []
+    with open(source, encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            if len(row["prompt"]) + len(row["completion"]) < MAX_CHARS:
+                picked.append({"prompt": row["prompt"], "completion": row["completion"]})
+            if len(picked) == ROWS:
+                break
+    TARGET.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in picked), encoding="utf-8")
+    print(f"wrote {len(picked)} rows to {TARGET}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parents[2] / "shared/data/superbowl-qa/train.jsonl"))
