@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROWS = 200
 MAX_CHARS = 300
-TARGET = Path(__file__).resolve().parent.parent / "unsloth_nb" / "data" / "superbowl_qa_demo.jsonl"
+TARGET = Path(__file__).resolve().parent.parent / "unsloth_nb" / "demo_data" / "superbowl_qa_demo.jsonl"
 
 
 def main(source: str) -> None:

@@ -25,7 +25,7 @@ HELD_OUT_QUESTIONS = (
 
 
 def demo_dataset_path() -> Path:
-    return Path(str(resources.files("unsloth_nb") / "data" / "superbowl_qa_demo.jsonl"))
+    return Path(str(resources.files("unsloth_nb") / "demo_data" / "superbowl_qa_demo.jsonl"))
 
 
 def demo_config(model_dir: Path, steps: int = 40, output_dir: Path | None = None) -> dict[str, Any]:
