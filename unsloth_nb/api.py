@@ -47,7 +47,7 @@ def train(
 
 def plan(config: TrainConfig | Mapping[str, Any] | str | Path | None = None, **overrides: Any) -> Plan:
     """Where and at what cost the job would run, without starting it."""
-    return prepare(as_config(config, **overrides)).plan
+    return prepare(as_config(config, **overrides), check_secrets=False).plan
 
 
 def jobs() -> list[JobRecord]:

@@ -141,7 +141,7 @@ def cmd_plan(argv: list[str]) -> int:
     from unsloth_nb.planner import format_plan
 
     config, options = parse_train_args(argv)
-    prepared = prepare(config)
+    prepared = prepare(config, check_secrets=False)
     if options.json:
         print(json.dumps(prepared.plan.to_dict(), indent=2))
     else:

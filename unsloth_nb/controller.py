@@ -62,11 +62,23 @@ class Prepared:
     base_dir: Path
 
 
-def prepare(config: TrainConfig, base_dir: str | Path | None = None, *, prompt_for_secrets: bool = False) -> Prepared:
-    """Validate the dataset, plan the job and check keys; raise UnslothNbError on any user mistake."""
+def prepare(
+    config: TrainConfig,
+    base_dir: str | Path | None = None,
+    *,
+    prompt_for_secrets: bool = False,
+    check_secrets: bool = True,
+) -> Prepared:
+    """Validate the dataset, plan the job and check keys; raise UnslothNbError on any user mistake.
+
+    ``check_secrets=False`` is for showing a plan: looking at what a RunPod job would
+    cost must not need a RunPod key.
+    """
     base = Path(base_dir or Path.cwd()).resolve()
     dataset = prepare_dataset(config.dataset, config.train.max_seq_length, base_dir=str(base))
     job_plan = plan(config, dataset.summary)
+    if not check_secrets:
+        return Prepared(config, dataset, job_plan, base)
     if config.hub.repo_id:
         get_secret("HF_TOKEN", f"to push the adapter to the Hub repository {config.hub.repo_id}", prompt=prompt_for_secrets)
     if job_plan.placement == "runpod":
