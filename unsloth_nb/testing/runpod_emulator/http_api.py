@@ -1,0 +1,303 @@
+"""The emulator's API server: RunPod's GraphQL endpoint, plus a loopback admin endpoint for fault knobs.
+
+``POST /graphql`` answers exactly what the SDK expects (see the RunPod reference,
+section 5): ``{"data": ...}`` with HTTP 200; resolver failures as
+``{"errors": [...], "data": ...}``; syntax and validation failures as HTTP 400 with
+Apollo's ``GRAPHQL_PARSE_FAILED`` / ``GRAPHQL_VALIDATION_FAILED`` codes; a bad key
+as HTTP 401. The key is read from ``Authorization: Bearer`` (SDK 1.7.8 and later)
+or the ``api_key`` query parameter (older SDKs).
+
+Injected faults are applied in the order the real path meets them: a slow answer,
+then the edge (HTML 502, 429), then the origin (500), then authentication, then the
+query itself. A lost create runs the mutation and then closes the connection unanswered.
+
+The admin endpoint, for tests in another process and the CLI (loopback only, no key):
+
+- ``GET /_emulator/state``: pods, ledger, faults and GPU stock as JSON;
+- ``POST /_emulator/faults``: JSON changes to :class:`Faults` (see ``Faults.update``);
+- ``DELETE /_emulator/faults``: reset every knob;
+- ``POST /_emulator/stock``: ``{"<gpuTypeId>": free GPUs, ...}``;
+- ``POST /_emulator/pods/<id>/evict`` (``?remove=1`` to make the pod vanish).
+"""
+
+from __future__ import annotations
+
+import hmac
+import http.client
+import json
+import logging
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import asdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from graphql import DocumentNode, FieldNode, GraphQLError, OperationDefinitionNode, execute_sync, parse, validate
+
+from unsloth_nb.testing.runpod_emulator.cloud import Cloud
+from unsloth_nb.testing.runpod_emulator.pods import PodInfo
+from unsloth_nb.testing.runpod_emulator.resolvers import Root, Unauthorized
+from unsloth_nb.testing.runpod_emulator.schema import schema
+
+log = logging.getLogger(__name__)
+
+CREATE_OPERATIONS = ("podFindAndDeployOnDemand", "podRentInterruptable", "deployCpuPod")
+GENERIC_FAILURE = "Something went wrong. Please try again later or contact support."
+
+#: Cloudflare's page when the origin behind it fails; the SDK chokes on it with a JSONDecodeError.
+CLOUDFLARE_502 = b"""<html>
+<head><title>502 Bad Gateway</title></head>
+<body>
+<center><h1>502 Bad Gateway</h1></center>
+<hr><center>cloudflare</center>
+</body>
+</html>
+"""
+
+
+class ApiServer(ThreadingHTTPServer):
+    """Threaded loopback HTTP server holding what its handlers need."""
+
+    daemon_threads = True
+
+    def __init__(self, port: int, cloud: Cloud, api_key: str | None, closing: threading.Event) -> None:
+        super().__init__(("127.0.0.1", port), ApiHandler)
+        self.cloud = cloud
+        self.api_key = api_key
+        self.closing = closing
+
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        """A client that hung up (a timed-out SDK call, an abandoned long-poll) is routine, not a traceback."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            log.debug("client %s went away", client_address[0])
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
+class ApiHandler(BaseHTTPRequestHandler):
+    server: ApiServer
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes; do not stall on delayed ACKs
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("api %s " + format, self.client_address[0], *args)
+
+    # ---- routing ----------------------------------------------------------------------
+
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        body = self._read_body()
+        if url.path == "/graphql":
+            self._graphql(body, parse_qs(url.query).get("api_key", [""])[0])
+        elif url.path == "/_emulator/faults":
+            self._admin(self._set_faults, body)
+        elif url.path == "/_emulator/stock":
+            self._admin(self._set_stock, body)
+        elif url.path.startswith("/_emulator/pods/") and url.path.endswith("/evict"):
+            pod_id = url.path.split("/")[3]
+            remove = parse_qs(url.query).get("remove", ["0"])[0] not in ("0", "", "false")
+            try:
+                self.server.cloud.evict(pod_id, remove=remove)
+            except KeyError:
+                self._send_json(404, {"error": f"no pod {pod_id}"})
+                return
+            self._send_json(200, {"evicted": pod_id, "removed": remove})
+        else:
+            self._send_json(404, {"error": f"no route {url.path}"})
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        if path == "/_emulator/state":
+            self._send_json(200, emulator_state(self.server.cloud))
+        elif path == "/graphql":
+            self._send_json(405, {"errors": [{"message": "GraphQL here takes POST", "extensions": {"code": "BAD_REQUEST"}}]})
+        else:
+            self._send_json(404, {"error": f"no route {path}"})
+
+    def do_DELETE(self) -> None:
+        if urlsplit(self.path).path == "/_emulator/faults":
+            self.server.cloud.faults.reset()
+            self._send_json(200, self.server.cloud.faults.to_dict())
+        else:
+            self._send_json(404, {"error": "no route"})
+
+    # ---- GraphQL ----------------------------------------------------------------------
+
+    def _graphql(self, body: bytes, query_key: str) -> None:
+        try:
+            payload = json.loads(body)
+            query = payload["query"]
+            if not isinstance(query, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            self._send_json(400, _errors("POST body must be JSON with a string 'query'.", "BAD_REQUEST"))
+            return
+        variables = payload.get("variables") or None
+        operation_name = payload.get("operationName") or None
+        document: DocumentNode | None = None
+        syntax_error: GraphQLError | None = None
+        try:
+            document = parse(query)
+        except GraphQLError as exc:
+            syntax_error = exc
+        operations = top_level_fields(document, operation_name) if document is not None else []
+
+        cloud = self.server.cloud
+        if self._injected_failure(operations):
+            return
+        authorised, scoped_pod_id = self._authenticate(query_key)
+        if not authorised:
+            self._send_json(401, _errors("Unauthorized", "UNAUTHENTICATED"))
+            return
+        if syntax_error is not None or document is None:
+            self._send_json(400, {"errors": [_format(syntax_error or GraphQLError("Syntax Error"), "GRAPHQL_PARSE_FAILED")]})
+            return
+        invalid = validate(schema(), document)
+        if invalid:
+            self._send_json(400, {"errors": [_format(e, "GRAPHQL_VALIDATION_FAILED") for e in invalid]})
+            return
+        result = execute_sync(
+            schema(), document, root_value=Root(cloud, scoped_pod_id), variable_values=variables, operation_name=operation_name
+        )
+        errors = list(result.errors or [])
+        if any(isinstance(e.original_error, Unauthorized) for e in errors):
+            self._send_json(401, _errors("Unauthorized", "UNAUTHENTICATED"))
+            return
+        created = [op for op in operations if op in CREATE_OPERATIONS and (result.data or {}).get(op)]
+        if created and cloud.faults.take_count("lost_creates"):
+            self._drop_connection()
+            return
+        answer: dict[str, Any] = {}
+        if errors:
+            answer["errors"] = [_format(e, "INTERNAL_SERVER_ERROR") for e in errors]
+        answer["data"] = result.data
+        self._send_json(200, answer)
+
+    def _injected_failure(self, operations: list[str]) -> bool:
+        """Apply the fault knobs that fire before the query runs; True when the call was answered (or dropped)."""
+        faults = self.server.cloud.faults
+        delay = faults.delay_for(operations)
+        if delay > 0 and self.server.closing.wait(delay):
+            return True
+        if faults.take("bad_gateway", operations):
+            self._send(502, CLOUDFLARE_502, "text/html")
+            return True
+        if faults.take("rate_limited", operations):
+            detail = {"title": "Too Many Requests", "status": 429, "message": "rate limit exceeded, retry later"}
+            self._send_json(429, detail, {"Retry-After": str(faults.retry_after_s)})
+            return True
+        if faults.take("server_errors", operations):
+            code = faults.server_error_status
+            self._send_json(code, {"message": http.client.responses.get(code, "Server Error"), "status": code})
+            return True
+        return False
+
+    def _authenticate(self, query_key: str) -> tuple[bool, str | None]:
+        """(allowed, pod id the key is scoped to); an account key is scoped to nothing."""
+        header = self.headers.get("Authorization", "")
+        key = header[7:].strip() if header[:7].lower() == "bearer " else query_key
+        scoped = self.server.cloud.pod_for_key(key) if key else None
+        if scoped is not None:
+            return True, scoped
+        expected = self.server.api_key
+        if expected is None:
+            return True, None
+        return bool(key) and hmac.compare_digest(key.encode(), expected.encode()), None
+
+    # ---- admin ------------------------------------------------------------------------
+
+    def _admin(self, action: Callable[[dict[str, Any]], object], body: bytes) -> None:
+        try:
+            data = json.loads(body or b"{}")
+            if not isinstance(data, dict):
+                raise ValueError("expected a JSON object")
+            self._send_json(200, action(data))
+        except (ValueError, TypeError) as exc:
+            self._send_json(400, {"error": str(exc)})
+
+    def _set_faults(self, data: dict[str, Any]) -> dict[str, Any]:
+        self.server.cloud.faults.update(data)
+        return self.server.cloud.faults.to_dict()
+
+    def _set_stock(self, data: dict[str, Any]) -> dict[str, int]:
+        gpus = self.server.cloud.gpus
+        unknown = sorted(set(data) - set(gpus))
+        if unknown:
+            raise ValueError(f"unknown gpuTypeId(s) {unknown}")
+        for gpu_id, available in data.items():
+            gpus[gpu_id].available = int(available)
+        return {gpu.id: gpu.available for gpu in gpus.values()}
+
+    # ---- plumbing ---------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send_json(self, status: int, payload: object, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json", headers)
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _drop_connection(self) -> None:
+        """Close the socket without a byte of answer, as a lost response looks to the client."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def top_level_fields(document: DocumentNode, operation_name: str | None) -> list[str]:
+    """Names of the top-level fields of the operation that would run: what the fault knobs match on."""
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and (
+            operation_name is None or (definition.name is not None and definition.name.value == operation_name)
+        ):
+            return [sel.name.value for sel in definition.selection_set.selections if isinstance(sel, FieldNode)]
+    return []
+
+
+def emulator_state(cloud: Cloud) -> dict[str, Any]:
+    """Everything a test in another process may want to look at, as JSON."""
+    return {
+        "pods": [_info_json(info) for info in cloud.pod_infos().values()],
+        "ledger": cloud.ledger.to_dict(),
+        "faults": cloud.faults.to_dict(),
+        "stock": {gpu.id: gpu.available for gpu in cloud.gpus.values()},
+        "start_delay": cloud.start_delay,
+    }
+
+
+def _info_json(info: PodInfo) -> dict[str, Any]:
+    data = asdict(info)
+    data["ports"] = [f"{p.container_port}/{p.protocol}" for p in info.ports]
+    data["home"] = str(info.home)
+    data["log_path"] = str(info.log_path)
+    data["local_ports"] = {str(k): v for k, v in info.local_ports.items()}
+    return data
+
+
+def _errors(message: str, code: str) -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+def _format(error: GraphQLError, default_code: str) -> dict[str, Any]:
+    """An error as RunPod's Apollo server shapes it; our own bugs get RunPod's generic message."""
+    formatted = dict(error.formatted)
+    original = error.original_error
+    if original is not None and not hasattr(original, "extensions"):
+        log.error("emulator resolver failed", exc_info=original)
+        formatted["message"] = GENERIC_FAILURE
+    formatted.setdefault("extensions", {"code": default_code})
+    return formatted
