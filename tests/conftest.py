@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from unsloth_nb.testing.pytest_runpod import runpod_emulator  # noqa: F401  (fixture)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 CLOSED_LOOPBACK = "http://127.0.0.1:9"
