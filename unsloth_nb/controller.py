@@ -119,7 +119,7 @@ class JobContext:
     def stop_requested(self) -> bool:
         return self.stop_event.is_set()
 
-    def emit(self, kind: str, **data: Any) -> Event:
+    def emit(self, kind: str, /, **data: Any) -> Event:
         return self.log.emit(kind, **data)
 
 

@@ -79,7 +79,9 @@ def run_in_thread(fn: Any, *args: Any, name: str, context: contextvars.Context |
     """
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
-    ctx = context or contextvars.copy_context()
+    # A copy: the caller's task may still be running inside ``context``, and one Context
+    # cannot be entered by two threads at once ("cannot enter context: ... already entered").
+    ctx = context.copy() if context is not None else contextvars.copy_context()
 
     def body() -> None:
         try:

@@ -21,7 +21,7 @@ class _Hooks:
     def __init__(self, ctx: JobContext) -> None:
         self.ctx = ctx
 
-    def emit(self, kind: str, **data: Any) -> None:
+    def emit(self, kind: str, /, **data: Any) -> None:
         self.ctx.emit(kind, **data)
 
     def should_stop(self) -> bool:
