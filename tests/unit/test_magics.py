@@ -1,0 +1,220 @@
+"""%unsloth_train, %%unsloth_train and %unsloth_jobs in an in-process IPython shell.
+
+A plain InteractiveShell has no kernel, so the magic follows a job to its end
+unless --no-wait is given; in a notebook it always returns at once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+from unsloth_nb.config import TrainConfig, field_specs
+from unsloth_nb.controller import Job
+from unsloth_nb.demo import demo_dataset_path
+from unsloth_nb.store import jobs_root
+from unsloth_nb.ui.view import JobTable
+
+DEMO = demo_dataset_path()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from unsloth_nb.testing.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.getbasetemp() / "tiny-model")
+
+
+@pytest.fixture
+def ip() -> Iterator[InteractiveShell]:
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "unsloth_nb")
+    yield shell
+    for name in ("job", "failed"):
+        shell.user_ns.pop(name, None)
+
+
+def run(ip: InteractiveShell, source: str) -> tuple[bool, str]:
+    """Run a cell as a user would; returns (success, everything it printed or displayed as text)."""
+    with capture_output() as captured:
+        result = ip.run_cell(source)
+    displayed = "".join(str(output.data.get("text/plain", "")) for output in captured.outputs)
+    return result.success, captured.stdout + captured.stderr + displayed
+
+
+def job_folders() -> list[Path]:
+    root = jobs_root()
+    return sorted(root.iterdir()) if root.is_dir() else []
+
+
+def tiny_flags(model: Path, steps: int = 3) -> str:
+    return f"--model {model} --dataset {DEMO} --max-steps {steps} --warmup-steps 1 --max-seq-length 512 --placement local"
+
+
+def test_load_ext_registers_the_magics_without_the_training_stack() -> None:
+    code = (
+        "import sys\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "ip = InteractiveShell.instance()\n"
+        "ip.run_line_magic('load_ext', 'unsloth_nb')\n"
+        "assert 'unsloth_train' in ip.magics_manager.magics['line']\n"
+        "assert 'unsloth_train' in ip.magics_manager.magics['cell']\n"
+        "assert 'unsloth_jobs' in ip.magics_manager.magics['line']\n"
+        "heavy = [m for m in ('torch', 'transformers', 'unsloth', 'trl', 'plotly', 'ipywidgets', 'anywidget') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_line_magic_starts_a_job_and_stores_it(ip: InteractiveShell, tiny_model: Path) -> None:
+    ok, output = run(ip, f"%unsloth_train {tiny_flags(tiny_model)} --no-wait -o job")
+    assert ok, output
+    job = ip.user_ns["job"]
+    assert isinstance(job, Job)
+
+    ok, output = run(ip, "job.wait()")
+
+    assert ok, output
+    assert job.state == "succeeded"
+    assert job.adapter_path is not None and (job.adapter_path / "adapter_config.json").is_file()
+    assert job.model is not None and job.tokenizer is not None
+
+
+def test_cell_magic_reads_yaml_and_line_flags_override_it(ip: InteractiveShell, tiny_model: Path) -> None:
+    body = (
+        f"model: {tiny_model}\n"
+        f"dataset: {DEMO}\n"
+        "placement: local\n"
+        "lora: {r: 4, alpha: 8}\n"
+        "train: {max_steps: 50, lr: 1.0e-3, warmup_steps: 1, max_seq_length: 512}\n"
+    )
+
+    with capture_output() as captured:
+        ip.run_cell_magic("unsloth_train", "-o job --max-steps 2", body)
+
+    job = ip.user_ns["job"]
+    assert job.state == "succeeded", captured.stdout + captured.stderr
+    assert job.config.train.max_steps == 2  # the line wins
+    assert job.config.train.lr == pytest.approx(1e-3)  # the body holds the rest
+    assert (job.config.lora.r, job.config.lora.alpha) == (4, 8)
+    assert [m["step"] for m in job.metrics() if "loss" in m][-1] == 2
+
+
+def test_a_bad_flag_is_a_short_message_and_starts_nothing(ip: InteractiveShell, tiny_model: Path) -> None:
+    ok, output = run(ip, f"%unsloth_train {tiny_flags(tiny_model)} --lora-r many")
+
+    assert not ok
+    assert "UsageError: lora.r: expected a whole number, got 'many'" in output
+    assert "Traceback" not in output
+    assert job_folders() == []
+
+    ok, output = run(ip, f"%unsloth_train {tiny_flags(tiny_model)} --epoch 2")
+    assert not ok and "unrecognized arguments: --epoch 2" in output and "Traceback" not in output
+
+
+def test_a_bad_dataset_is_a_short_message_and_starts_nothing(ip: InteractiveShell, tiny_model: Path, tmp_path: Path) -> None:
+    data = tmp_path / "broken.jsonl"
+    data.write_text('{"question": "Who won?", "answer": "The Eagles"}\n{"question": "Score?"}\nnot json\n')
+
+    ok, output = run(ip, f"%unsloth_train --model {tiny_model} --dataset {data} --placement local")
+
+    assert not ok
+    assert "UsageError" in output and "broken.jsonl:2" in output and "broken.jsonl:3" in output
+    assert "Traceback" not in output
+    assert job_folders() == []
+
+
+def test_help_prints_every_flag_and_keeps_the_shell(ip: InteractiveShell) -> None:
+    ok, output = run(ip, "%unsloth_train --help")
+    assert ok, output
+    assert "--max-steps" in output and "--lora-r" in output
+
+    ok, output = run(ip, "%unsloth_train -h")
+    assert ok and "--dataset" in output
+
+    ok, output = run(ip, "print(1 + 1)")
+    assert ok and output.strip() == "2"
+
+
+def test_question_mark_documents_every_flag(ip: InteractiveShell) -> None:
+    ok, output = run(ip, "%unsloth_train?")
+
+    assert ok
+    flags = [spec.flag for spec in field_specs(TrainConfig) if spec.flag]
+    missing = [flag for flag in flags if flag not in output]
+    assert not missing
+    for flag in ("--yes", "-o", "--no-wait", "--config"):
+        assert flag in output
+
+
+def test_an_invalid_output_name_is_refused(ip: InteractiveShell, tiny_model: Path) -> None:
+    ok, output = run(ip, f"%unsloth_train {tiny_flags(tiny_model)} -o 2jobs")
+    assert not ok and "valid Python variable name" in output
+    assert job_folders() == []
+
+
+def test_a_failed_job_shows_its_message_without_a_traceback(ip: InteractiveShell, tiny_model: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken-model"
+    shutil.copytree(tiny_model, broken)
+    (broken / "model.safetensors").unlink()
+
+    ok, output = run(ip, f"%unsloth_train {tiny_flags(broken)} --no-wait -o failed")
+    assert ok, output
+
+    ok, output = run(ip, "failed.wait()")
+    assert not ok
+    assert "JobFailedError" in output and "cannot load" in output
+    assert "Traceback" not in output
+
+    ok, output = run(ip, "await failed")
+    assert not ok and "JobFailedError" in output and "Traceback" not in output
+
+    ok, output = run(ip, "1 / 0")  # other errors keep their traceback
+    assert not ok and "ZeroDivisionError" in output and "Traceback" in output
+
+
+def test_a_runpod_plan_waits_for_yes(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNPOD_API_KEY", "rp_not_a_real_key_for_tests")
+
+    ok, output = run(ip, f"%unsloth_train --model unsloth/Llama-3.3-70B-Instruct --dataset {DEMO} --placement runpod")
+
+    assert not ok
+    assert "RunPod" in output and "--yes" in output
+    assert "rp_not_a_real_key_for_tests" not in output
+    assert job_folders() == []
+
+
+def test_unsloth_jobs_lists_jobs_and_redraws_one(ip: InteractiveShell, tiny_model: Path) -> None:
+    assert len(ip.run_line_magic("unsloth_jobs", "")) == 0
+    with capture_output():
+        ip.run_line_magic("unsloth_train", f"{tiny_flags(tiny_model, steps=2)} -o job")
+    job = ip.user_ns["job"]
+
+    table = ip.run_line_magic("unsloth_jobs", "")
+
+    assert isinstance(table, JobTable)
+    assert job.id in repr(table) and job.id in table._repr_html_()
+    ok, output = run(ip, f"%unsloth_jobs {job.id}")
+    assert ok and "succeeded" in output and "step 2/2" in output
+    with pytest.raises(UsageError, match="no job 'nope'"):
+        ip.run_line_magic("unsloth_jobs", "nope")
+
+
+def test_unload_removes_the_magics(ip: InteractiveShell) -> None:
+    ip.run_line_magic("unload_ext", "unsloth_nb")
+    try:
+        assert "unsloth_train" not in ip.magics_manager.magics["line"]
+        ok, output = run(ip, "%unsloth_jobs")
+        assert not ok and "not found" in output
+    finally:
+        ip.run_line_magic("load_ext", "unsloth_nb")
+    assert "unsloth_train" in ip.magics_manager.magics["cell"]

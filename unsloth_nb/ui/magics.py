@@ -1,0 +1,271 @@
+"""``%unsloth_train``, ``%%unsloth_train`` and ``%unsloth_jobs``.
+
+The line takes the flags of ``unsloth-nb train``, parsed by the same code
+(:func:`unsloth_nb.flags.parse_train_args`); a cell body is YAML of a TrainConfig
+that the line's flags override. Every user mistake becomes an IPython
+``UsageError``: one short message in the cell, no traceback, and nothing started
+(no job folder, no pod).
+
+In a notebook the magic returns as soon as the job starts: training runs in a
+worker thread, the cell shows the job's live view and the kernel stays free
+(``await job`` or ``job.wait()`` block for those who want to). Output from the
+job lands in the cell that started it because the job runs in a copy of that
+cell's context (ipykernel 7 routes output by contextvars). In a terminal IPython
+there is no live view, so the magic follows the job with the CLI's progress
+display until it ends (Ctrl-C stops it cleanly), unless ``--no-wait`` is given.
+
+``register`` also installs an IPython handler for UnslothNbError, so a failed
+``job.wait()`` / ``await job`` (or a bad ``unsloth_nb.train(...)``) shows its
+message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import keyword
+import shlex
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+
+from unsloth_nb.errors import UnslothNbError
+
+if TYPE_CHECKING:
+    from unsloth_nb.controller import Job, Prepared
+    from unsloth_nb.flags import TrainOptions
+
+__all__ = ["UnslothMagics", "register", "show_unsloth_error", "train_help", "unregister"]
+
+_TRAIN_DOC = """Fine-tune a model with LoRA/QLoRA from a notebook cell.
+
+Line form (the flags of `unsloth-nb train`):
+
+    %unsloth_train --model unsloth/Llama-3.2-1B-Instruct --dataset qa.jsonl --epochs 1 -o job
+
+Cell form (YAML of a TrainConfig; flags on the line override it):
+
+    %%unsloth_train -o job --lr 1e-4
+    model: unsloth/Qwen3-14B
+    dataset: data/support.jsonl
+    lora: {r: 16, alpha: 16}
+    train: {epochs: 2, max_seq_length: 2048}
+
+In a notebook the job's live view appears under the cell and the kernel stays
+free; `await job` or `job.wait()` block until it ends, `job.cancel()` (or the
+Stop button) stops it after saving a checkpoint. A plan that rents a RunPod GPU
+asks for confirmation first (or pass --yes). Secrets (HF_TOKEN, RUNPOD_API_KEY)
+come from the environment or a password prompt, never from a flag.
+
+"""
+
+_JOBS_DOC = """List the jobs recorded on this machine (newest first), or redraw one.
+
+    %unsloth_jobs          a table of jobs
+    %unsloth_jobs JOB_ID   the job's view, from its event log (also after a kernel restart)
+"""
+
+
+def train_help() -> str:
+    """The full help of ``%unsloth_train``: what the magic does, then every flag."""
+    from unsloth_nb.flags import build_train_parser
+
+    parser = build_train_parser(prog="%unsloth_train")
+    return _TRAIN_DOC + parser.format_help()
+
+
+@magics_class
+class UnslothMagics(Magics):
+    """The unsloth-nb magics; ``%load_ext unsloth_nb`` registers them."""
+
+    @line_cell_magic
+    def unsloth_train(self, line: str, cell: str | None = None) -> None:
+        argv = _split(line)
+        if "-h" in argv or "--help" in argv:
+            print(train_help())
+            return
+        config, options = _parse(argv, cell)
+        if options.output_name is not None and not _is_name(options.output_name):
+            raise UsageError(f"-o {options.output_name!r}: the job needs a valid Python variable name, e.g. -o job")
+        in_kernel = _in_kernel(self.shell)
+        prepared = _prepare(config, prompt_for_secrets=in_kernel)
+        context = contextvars.copy_context()
+        if prepared.plan.placement == "runpod" and not options.yes:
+            self._confirm_rental(prepared, options, context)
+            return
+        job = self._start(prepared, options, context)
+        from unsloth_nb.ui.view import JobView
+
+        if in_kernel or options.no_wait:
+            JobView(job).display()
+            return
+        _follow_in_terminal(job, options)
+
+    @line_magic
+    def unsloth_jobs(self, line: str) -> Any:
+        from unsloth_nb.controller import Job
+        from unsloth_nb.store import list_jobs
+        from unsloth_nb.ui.view import JobTable
+
+        args = _split(line)
+        if len(args) > 1:
+            raise UsageError("usage: %unsloth_jobs [JOB_ID]")
+        if args:
+            try:
+                job = Job.load(args[0])
+            except UnslothNbError as exc:
+                raise UsageError(str(exc)) from None
+            job.show()
+            return None
+        return JobTable(list_jobs())
+
+    # ------------------------------------------------------------------ starting
+    def _start(self, prepared: Prepared, options: TrainOptions, context: contextvars.Context) -> Job:
+        from unsloth_nb.controller import Job
+
+        job = Job.start(prepared, context=context)
+        if options.output_name:
+            self.shell.user_ns[options.output_name] = job
+        return job
+
+    def _confirm_rental(self, prepared: Prepared, options: TrainOptions, context: contextvars.Context) -> None:
+        """Show the plan with Rent / Cancel buttons; only a click on Rent starts the pod."""
+        from unsloth_nb.planner import format_plan
+        from unsloth_nb.ui.view import widgets_can_render
+
+        plan_text = format_plan(prepared.plan)
+        if not widgets_can_render():
+            raise UsageError(f"{plan_text}\n\nThis job rents a RunPod GPU. Re-run with --yes to start it.")
+        import html
+
+        import ipywidgets as widgets
+        from IPython.display import display
+
+        cost = prepared.plan.estimated_cost_usd
+        question = f"Rent a RunPod GPU for this job (estimated ${cost:.2f})?" if cost is not None else "Rent a RunPod GPU?"
+        rent = widgets.Button(description="Rent and start", button_style="warning", icon="play")
+        cancel = widgets.Button(description="Cancel")
+        box = widgets.VBox(
+            [
+                widgets.HTML(f"<pre style='font-size:12px'>{html.escape(plan_text)}</pre><b>{html.escape(question)}</b>"),
+                widgets.HBox([rent, cancel]),
+            ]
+        )
+
+        def on_rent(_button: Any) -> None:
+            from unsloth_nb.ui.view import JobView
+
+            rent.disabled = cancel.disabled = True
+            job = self._start(prepared, options, context)
+            box.children = (JobView(job).widget,)
+
+        def on_cancel(_button: Any) -> None:
+            rent.disabled = cancel.disabled = True
+            box.children = (widgets.HTML("<p>Not started: the rental was not confirmed.</p>"),)
+
+        rent.on_click(on_rent)
+        cancel.on_click(on_cancel)
+        display(box)
+
+
+# ---------------------------------------------------------------------- parsing
+def _split(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError as exc:  # an unclosed quote
+        raise UsageError(f"cannot read the flags: {exc}") from None
+
+
+def _parse(argv: list[str], cell: str | None) -> tuple[Any, TrainOptions]:
+    from unsloth_nb.flags import parse_cell_body, parse_train_args
+
+    try:
+        base = parse_cell_body(cell) if cell is not None else None
+        return parse_train_args(argv, base=base)
+    except UnslothNbError as exc:
+        raise UsageError(str(exc)) from None
+    except SystemExit:  # argparse's own exits (e.g. --version-like actions) must not end the kernel
+        raise UsageError("see %unsloth_train? for the flags") from None
+
+
+def _prepare(config: Any, *, prompt_for_secrets: bool) -> Prepared:
+    from IPython.core.error import StdinNotImplementedError
+
+    from unsloth_nb.controller import prepare
+
+    try:
+        try:
+            return prepare(config, Path.cwd(), prompt_for_secrets=prompt_for_secrets)
+        except StdinNotImplementedError:  # a front end without input boxes (nbclient): name the variable instead
+            return prepare(config, Path.cwd(), prompt_for_secrets=False)
+    except UnslothNbError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _is_name(text: str) -> bool:
+    return text.isidentifier() and not keyword.iskeyword(text)
+
+
+def _in_kernel(shell: Any) -> bool:
+    """A Jupyter kernel (a front end can show widgets and answer password prompts)."""
+    return getattr(shell, "kernel", None) is not None
+
+
+def _follow_in_terminal(job: Job, options: TrainOptions) -> None:
+    """Terminal IPython: the CLI's progress display until the job ends; Ctrl-C stops it cleanly."""
+    if threading.current_thread() is threading.main_thread():
+        from unsloth_nb.cli import follow_job
+
+        follow_job(job, json_lines=options.json, quiet=options.quiet)
+    job.wait()  # raises JobFailedError for a failed job: the error handler shows its message
+
+
+# ---------------------------------------------------------------------- registration
+_HANDLER_ATTR = "_unsloth_nb_previous_custom_exc"
+
+
+def show_unsloth_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> list[str] | None:
+    """Show an UnslothNbError as its message alone; hand other exceptions to the handler we replaced."""
+    if not issubclass(etype, UnslothNbError):
+        types, handler = getattr(shell, _HANDLER_ATTR, None) or ((), None)
+        if handler is not None and issubclass(etype, types):
+            return handler(etype, value, tb, tb_offset)
+        shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+        return None
+    stb = [f"\x1b[0;31m{etype.__name__}\x1b[0m: {value}"]
+    # IPython discards what a custom handler returns; showing it is up to us (ipykernel sends an error).
+    shell._showtraceback(etype, value, stb)
+    return stb
+
+
+def register(ip: Any) -> None:
+    """Register the magics and the short error display for UnslothNbError."""
+    ip.register_magics(UnslothMagics)
+    if getattr(ip, _HANDLER_ATTR, None) is None:
+        previous_types = tuple(t for t in ip.custom_exceptions if not issubclass(t, UnslothNbError))
+        previous_handler = ip.CustomTB if previous_types else None
+        setattr(ip, _HANDLER_ATTR, (previous_types, previous_handler))
+        ip.set_custom_exc((*previous_types, UnslothNbError), show_unsloth_error)
+
+
+def unregister(ip: Any) -> None:
+    """Remove the magics and give the exception handling back as it was."""
+    for kind, names in (("line", ("unsloth_train", "unsloth_jobs")), ("cell", ("unsloth_train",))):
+        for name in names:
+            ip.magics_manager.magics[kind].pop(name, None)
+    ip.magics_manager.registry.pop(UnslothMagics.__name__, None)
+    previous = getattr(ip, _HANDLER_ATTR, None)
+    if previous is not None:
+        types, handler = previous
+        if handler is not None:
+            ip.CustomTB, ip.custom_exceptions = handler, types
+        else:
+            ip.set_custom_exc((), None)
+        setattr(ip, _HANDLER_ATTR, None)
+
+
+# The help is generated from the config schema, so `%unsloth_train?` lists every flag.
+UnslothMagics.unsloth_train.__doc__ = train_help()
+UnslothMagics.unsloth_jobs.__doc__ = _JOBS_DOC
