@@ -1,0 +1,424 @@
+"""The one job a worker runs: declared, uploaded, verified, trained, kept on disk.
+
+Everything that must survive a worker restart lives in the work folder::
+
+    job.json        the declared job (id, config, dataset size and sha256)
+    dataset.jsonl   the packed dataset, appended chunk by chunk (its size is the upload cursor)
+    events.jsonl    the event log (dense seq), reloaded on restart
+    worker.log      the worker's own log; the tail goes into error events
+    output/         run_training's folder: adapter/, checkpoints/checkpoint-N/, merged_16bit/
+
+A worker that restarts while the job was starting, training or saving reports the
+state ``interrupted``; ``POST /job/start`` then resumes from the newest complete
+checkpoint in ``output/checkpoints``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from unsloth_nb.events import Event, EventLog
+from unsloth_nb.worker.protocol import (
+    JOB_ID_PATTERN,
+    MAX_DATASET_BYTES,
+    MAX_EVENTS_PER_POLL,
+    MAX_POLL_SECONDS,
+    SHA256_PATTERN,
+    PackError,
+    unpack_prepared,
+)
+from unsloth_nb.worker.scrub import Redactor
+
+logger = logging.getLogger("unsloth_nb.worker")
+
+IDLE = "idle"
+RECEIVING = "receiving"
+INTERRUPTED = "interrupted"
+RUNNING_STATES = frozenset({"starting", "training", "saving"})
+TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+LOG_TAIL_LINES = 40
+LOG_TAIL_CHARS = 6000
+_CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")
+
+
+class WorkerError(Exception):
+    """A request the worker refuses; ``status`` is the HTTP answer, the message says what to do.
+
+    ``extra`` fields go into the JSON answer beside ``error`` (``bytes_received`` tells an
+    upload where to resume).
+    """
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What ``PUT /job`` declares."""
+
+    job_id: str
+    config: dict[str, Any]
+    dataset_sha256: str
+    dataset_bytes: int
+
+    @classmethod
+    def from_request(cls, body: Any) -> JobSpec:
+        from unsloth_nb.config import TrainConfig
+        from unsloth_nb.errors import UnslothNbError
+
+        if not isinstance(body, dict):
+            raise WorkerError(400, "expected a JSON object with job_id, config, dataset_sha256 and dataset_bytes")
+        job_id, config = body.get("job_id"), body.get("config")
+        digest, size = body.get("dataset_sha256"), body.get("dataset_bytes")
+        if not isinstance(job_id, str) or not JOB_ID_PATTERN.fullmatch(job_id):
+            raise WorkerError(400, "job_id must be 1-64 letters, digits, '.', '_' or '-'")
+        if not isinstance(digest, str) or not SHA256_PATTERN.fullmatch(digest):
+            raise WorkerError(400, "dataset_sha256 must be 64 lowercase hex digits")
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_DATASET_BYTES:
+            raise WorkerError(400, f"dataset_bytes must be a whole number from 1 to {MAX_DATASET_BYTES}")
+        if not isinstance(config, dict):
+            raise WorkerError(400, "config must be a TrainConfig as a JSON object")
+        try:
+            config = TrainConfig.from_dict(config).to_dict()
+        except UnslothNbError as exc:
+            raise WorkerError(400, f"invalid config: {exc}") from None
+        return cls(job_id, config, digest, size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "config": self.config,
+            "dataset_sha256": self.dataset_sha256,
+            "dataset_bytes": self.dataset_bytes,
+        }
+
+
+class JobHost:
+    """Holds the job's state and files, and runs the engine in a thread."""
+
+    def __init__(self, work_dir: Path, redactor: Redactor) -> None:
+        self.work_dir = work_dir
+        self.redactor = redactor
+        self.output_dir = work_dir / "output"
+        self.spec_path = work_dir / "job.json"
+        self.dataset_path = work_dir / "dataset.jsonl"
+        self.events_path = work_dir / "events.jsonl"
+        self.log_path = work_dir / "worker.log"
+        self.cancel_event = threading.Event()
+        self._lock = threading.RLock()
+        self._upload_lock = threading.Lock()
+        self._declared = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.spec: JobSpec | None = None
+        self.log: EventLog | None = None
+        self.state = IDLE
+        self.finished_at: float | None = None
+        self._recover()
+
+    # ------------------------------------------------------------------ restart
+    def _recover(self) -> None:
+        """Pick up a job a previous worker process left in this folder."""
+        if not self.spec_path.is_file():
+            return
+        raw = json.loads(self.spec_path.read_text(encoding="utf-8"))
+        self.spec = JobSpec(raw["job_id"], raw["config"], raw["dataset_sha256"], int(raw["dataset_bytes"]))
+        self.log = EventLog(self.spec.job_id, self.events_path)
+        self._declared.set()
+        statuses = self.log.read(kinds={"status"})
+        self.state = str(statuses[-1].data.get("state")) if statuses else RECEIVING
+        if self.state in RUNNING_STATES:
+            self._set_state(INTERRUPTED, f"the worker restarted while the job was {self.state}; POST /job/start resumes it")
+        if self.state in TERMINAL_STATES or self.state == INTERRUPTED:
+            self.finished_at = time.monotonic()
+        logger.info("recovered job %s in state %s", self.spec.job_id, self.state)
+
+    # ------------------------------------------------------------------ declaring and uploading
+    def declare(self, body: Any) -> dict[str, Any]:
+        spec = JobSpec.from_request(body)
+        with self._upload_lock, self._lock:
+            if self.spec is not None and self.spec.job_id != spec.job_id:
+                raise WorkerError(409, f"this worker already holds job {self.spec.job_id}; a pod runs one job")
+            if self.spec is not None and self.state != RECEIVING:
+                if spec != self.spec:
+                    raise WorkerError(409, f"job {spec.job_id} is already {self.state}; it cannot be changed now")
+                return self.describe()
+            if self.spec is not None and spec.dataset_sha256 != self.spec.dataset_sha256:
+                self.dataset_path.unlink(missing_ok=True)  # another dataset: start its upload afresh
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            _write_json_atomic(self.spec_path, spec.to_dict())
+            if self.log is None:
+                self.log = EventLog(spec.job_id, self.events_path)
+            self.spec = spec
+            self.state = RECEIVING
+            self._declared.set()
+            return self.describe()
+
+    def bytes_received(self) -> int:
+        try:
+            return self.dataset_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def write_chunk(self, start: int, total: int, chunk: bytes) -> dict[str, Any]:
+        """Append a chunk at ``start``; a chunk that restarts earlier (a retry) truncates there first."""
+        with self._upload_lock:
+            spec = self._require_spec()
+            if self.state != RECEIVING:
+                raise WorkerError(409, f"job is {self.state}; the dataset can no longer change")
+            if total != spec.dataset_bytes:
+                raise WorkerError(
+                    400, f"Content-Range total {total} differs from the declared dataset_bytes {spec.dataset_bytes}"
+                )
+            received = self.bytes_received()
+            if start > received:
+                raise WorkerError(
+                    409, f"chunk starts at {start} but only {received} bytes are here; resume from there", bytes_received=received
+                )
+            with self.dataset_path.open("r+b" if self.dataset_path.exists() else "wb") as handle:
+                handle.truncate(start)
+                handle.seek(start)
+                handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            return {"bytes_received": start + len(chunk), "dataset_bytes": spec.dataset_bytes}
+
+    # ------------------------------------------------------------------ running
+    def start(self) -> dict[str, Any]:
+        """Verify the upload, then run the engine in a thread (resuming when a checkpoint exists)."""
+        with self._upload_lock, self._lock:  # no chunk may land while the upload is checked
+            spec = self._require_spec()
+            if self.state in RUNNING_STATES or self.state in TERMINAL_STATES:
+                raise WorkerError(409, f"job {spec.job_id} is already {self.state}")
+            config, dataset = self._verified_inputs(spec)
+            resume = latest_checkpoint(self.output_dir / "checkpoints")
+            self.cancel_event.clear()
+            self.finished_at = None
+            self._emit(
+                "log",
+                level="info",
+                message=f"dataset received: {len(dataset.train)} training and {len(dataset.eval or [])} eval rows "
+                f"({spec.dataset_bytes} bytes, sha256 verified)",
+                source="worker",
+            )
+            if resume is not None:
+                self._emit("log", level="info", message=f"resuming from {resume.relative_to(self.output_dir)}", source="worker")
+            self._set_state("starting")
+            self._thread = threading.Thread(
+                target=self._train, args=(config, dataset, resume), name=f"unsloth-nb-train-{spec.job_id}", daemon=True
+            )
+            self._thread.start()
+            answer = self.describe()
+            answer["resumed_from"] = resume.relative_to(self.output_dir).as_posix() if resume else None
+            return answer
+
+    def _verified_inputs(self, spec: JobSpec) -> tuple[Any, Any]:
+        from unsloth_nb.config import TrainConfig
+        from unsloth_nb.engine.save import check_requirements
+        from unsloth_nb.errors import UnslothNbError
+
+        received = self.bytes_received()
+        if received != spec.dataset_bytes:
+            raise WorkerError(
+                409,
+                f"dataset incomplete: {received} of {spec.dataset_bytes} bytes received; resume the upload from {received}",
+                bytes_received=received,
+            )
+        digest = _file_sha256(self.dataset_path)
+        if digest != spec.dataset_sha256:
+            raise WorkerError(
+                400,
+                f"dataset checksum mismatch: declared sha256 {spec.dataset_sha256}, received {digest}; "
+                "upload the dataset again from offset 0",
+                bytes_received=received,
+            )
+        try:
+            dataset = unpack_prepared(self.dataset_path.read_bytes())
+        except PackError as exc:
+            raise WorkerError(400, f"the uploaded dataset cannot be read: {exc}") from None
+        try:
+            config = TrainConfig.from_dict(spec.config)
+            check_requirements(config)
+        except UnslothNbError as exc:
+            raise WorkerError(400, self.redactor.text(str(exc))) from None
+        return config, dataset
+
+    def _train(self, config: Any, dataset: Any, resume: Path | None) -> None:
+        from unsloth_nb.errors import UnslothNbError
+
+        hooks = WorkerHooks(self)
+        try:
+            from unsloth_nb.engine import run_training
+
+            result = run_training(config, dataset, self.output_dir, hooks, resume_from_checkpoint=str(resume) if resume else None)
+        except BaseException as exc:
+            if isinstance(exc, UnslothNbError):  # a mistake the message explains; a traceback would only hide it
+                message = str(exc)
+                logger.error("training stopped: %s", message)
+            else:
+                message = f"{type(exc).__name__}: {exc}"
+                logger.error("training failed:\n%s", traceback.format_exc())
+            message = self.redactor.text(message)
+            self._emit("error", message=message, error_type=type(exc).__name__, log_tail=self.log_tail())
+            self._finish("failed", message)
+            return
+        if result.stopped or self.cancel_event.is_set():
+            saved = "; checkpoint and adapter saved" if result.adapter_dir is not None else ""
+            self._finish("cancelled", f"stopped by the client at step {result.global_step}{saved}")
+        else:
+            loss = f", final loss {result.final_loss:.4f}" if result.final_loss is not None else ""
+            self._finish("succeeded", f"trained {result.global_step} steps{loss}")
+
+    def _finish(self, state: str, reason: str) -> None:
+        with self._lock:
+            self._set_state(state, reason)
+            self.finished_at = time.monotonic()
+
+    def cancel(self) -> dict[str, Any]:
+        with self._lock:
+            self._require_spec()
+            if self.state in TERMINAL_STATES:
+                return self.describe()
+            if self.state in RUNNING_STATES:
+                if not self.cancel_event.is_set():
+                    self.cancel_event.set()
+                    self._emit("log", level="info", message="stop requested by the client", source="worker")
+            else:  # receiving or interrupted: nothing runs, so it ends here
+                self.cancel_event.set()
+                self._finish("cancelled", "cancelled by the client before training started")
+            return self.describe()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # ------------------------------------------------------------------ reading
+    def events(self, after: int, timeout: float) -> dict[str, Any]:
+        """Events after ``after``, waiting up to ``timeout`` (at most MAX_POLL_SECONDS) for the first."""
+        deadline = time.monotonic() + max(0.0, min(timeout, MAX_POLL_SECONDS))
+        if self.log is None and not self._declared.wait(max(0.0, deadline - time.monotonic())):
+            return {"job_id": None, "events": [], "state": self.state, "last_seq": -1, "more": False}
+        assert self.log is not None
+        found = self.log.wait(after, timeout=max(0.0, deadline - time.monotonic()))
+        batch = found[:MAX_EVENTS_PER_POLL]
+        return {
+            "job_id": self.log.job_id,
+            "events": [_event_dict(e) for e in batch],
+            "state": self.state,
+            "last_seq": self.log.last_seq,
+            "more": len(found) > len(batch),
+        }
+
+    def describe(self) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "job_id": spec.job_id if spec else None,
+            "state": self.state,
+            "bytes_received": self.bytes_received() if spec else 0,
+            "dataset_bytes": spec.dataset_bytes if spec else None,
+            "last_seq": self.log.last_seq if self.log else -1,
+        }
+
+    def log_tail(self) -> str:
+        """The last lines of worker.log, secrets removed: what a user needs to see why a run died."""
+        try:
+            with self.log_path.open("rb") as handle:
+                handle.seek(max(0, handle.seek(0, os.SEEK_END) - 64 * 1024))
+                text = handle.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+        tail = "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
+        return self.redactor.text(tail[-LOG_TAIL_CHARS:])
+
+    # ------------------------------------------------------------------ events
+    def _emit(self, kind: str, /, **data: Any) -> None:
+        if self.log is None:
+            return
+        if kind in ("artifact", "checkpoint") and isinstance(data.get("path"), str):
+            data = {**data, "path": self._artifact_name(data["path"])}
+        self.log.emit(kind, **self.redactor.data(data))
+
+    def _artifact_name(self, path: str) -> str:
+        """Pod paths mean nothing to the client; under output/ they become the name GET /artifacts/<name> serves."""
+        try:
+            return Path(path).resolve().relative_to(self.output_dir.resolve()).as_posix()
+        except ValueError:
+            return path
+
+    def _set_state(self, state: str, reason: str | None = None) -> None:
+        with self._lock:
+            previous = self.state
+            if state == previous:
+                return
+            self.state = state
+            data: dict[str, Any] = {"state": state, "previous": previous}
+            if reason:
+                data["reason"] = reason
+            self._emit("status", **data)
+
+    def _require_spec(self) -> JobSpec:
+        if self.spec is None:
+            raise WorkerError(409, "no job declared yet; PUT /job first")
+        return self.spec
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
+
+class WorkerHooks:
+    """EngineHooks for the pod: events to the job's log, Stop from the cancel flag, phases as status events."""
+
+    def __init__(self, host: JobHost) -> None:
+        self.host = host
+
+    def emit(self, kind: str, /, **data: Any) -> None:
+        self.host._emit(kind, **data)
+
+    def should_stop(self) -> bool:
+        return self.host.cancel_event.is_set()
+
+    def enter(self, state: str) -> None:
+        self.host._set_state(state)
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest ``checkpoint-N`` whose trainer_state.json was written (a killed save leaves none)."""
+    if not folder.is_dir():
+        return None
+    complete = [
+        (int(match.group(1)), path)
+        for path in folder.iterdir()
+        if (match := _CHECKPOINT_NAME.fullmatch(path.name)) and (path / "trainer_state.json").is_file()
+    ]
+    return max(complete)[1] if complete else None
+
+
+def _event_dict(event: Event) -> dict[str, Any]:
+    return {"job_id": event.job_id, "seq": event.seq, "time": event.time, "kind": event.kind, "data": event.data}
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_json_atomic(path: Path, value: dict[str, Any]) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(value), encoding="utf-8")
+    os.replace(temporary, path)

@@ -1,0 +1,178 @@
+"""The wire format between the client and the pod worker, importable anywhere.
+
+The client-side RunPod backend and the worker both import this module, so it uses
+the standard library and ``unsloth_nb.data`` only (no torch, no HTTP server).
+
+Packed dataset (``PUT /job/dataset``): UTF-8 JSON Lines. The first line is a header,
+every other line one normalised row::
+
+    {"unsloth_nb_dataset": 1, "train": 120, "eval": 12, "summary": {...DatasetSummary fields...}}
+    {"split": "train", "row": {"messages": [...]}, "origin": "qa.jsonl:3"}
+    {"split": "eval", "row": {"text": "..."}, "origin": "qa.jsonl:97"}
+
+The header's counts let the worker tell a truncated upload from a complete one even
+before the checksum is compared; ``origin`` keeps the client's ``file:line`` so an
+error found on the pod (a row too long for the real tokenizer) names the user's file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from unsloth_nb.data import DatasetSummary, PreparedDataset, Row
+
+PACK_VERSION = 1
+DEFAULT_PORT = 8000
+
+#: Largest JSON request body (PUT /job and friends).
+MAX_JSON_BYTES = 1 << 20
+#: Largest dataset chunk in one PUT /job/dataset; well under any proxy body limit.
+MAX_CHUNK_BYTES = 8 << 20
+#: Largest dataset a job may declare.
+MAX_DATASET_BYTES = 16 << 30
+#: Longest wait of one GET /events: far under the RunPod proxy's 100 s timeout.
+MAX_POLL_SECONDS = 25.0
+#: Most events in one GET /events answer (``more`` is true when there are further ones).
+MAX_EVENTS_PER_POLL = 1000
+
+JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+
+
+class PackError(ValueError):
+    """A packed dataset that cannot be read back (truncated, edited, or from another version)."""
+
+
+# ---------------------------------------------------------------------- datasets
+def pack_dataset(prepared: PreparedDataset) -> bytes:
+    """Serialise a prepared dataset for upload to a pod (see the module docstring)."""
+    eval_rows = prepared.eval or []
+    header = {
+        "unsloth_nb_dataset": PACK_VERSION,
+        "train": len(prepared.train),
+        "eval": len(eval_rows),
+        "summary": dataclasses.asdict(prepared.summary),
+    }
+    lines = [json.dumps(header, ensure_ascii=False)]
+    lines += _row_lines("train", prepared.train, prepared.origins)
+    lines += _row_lines("eval", eval_rows, prepared.eval_origins)
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _row_lines(split: str, rows: list[Row], origins: list[str]) -> Iterator[str]:
+    for index, row in enumerate(rows):
+        record: dict[str, Any] = {"split": split, "row": row}
+        if index < len(origins):
+            record["origin"] = origins[index]
+        yield json.dumps(record, ensure_ascii=False)
+
+
+def unpack_dataset(data: bytes) -> tuple[list[Row], list[Row]]:
+    """The (train, eval) rows of a packed dataset; raises PackError if it is not one."""
+    prepared = unpack_prepared(data)
+    return prepared.train, prepared.eval or []
+
+
+def unpack_prepared(data: bytes) -> PreparedDataset:
+    """A packed dataset back as a PreparedDataset, summary and origins included."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PackError(f"packed dataset is not UTF-8 (byte {exc.start})") from None
+    lines = text.splitlines()
+    if not lines:
+        raise PackError("packed dataset is empty")
+    header = _json_object(lines[0], 1)
+    if header.get("unsloth_nb_dataset") != PACK_VERSION:
+        raise PackError(f"line 1: not an unsloth-nb dataset header of version {PACK_VERSION}")
+    splits: dict[str, tuple[list[Row], list[str]]] = {"train": ([], []), "eval": ([], [])}
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        record = _json_object(line, number)
+        split = record.get("split")
+        row = record.get("row")
+        if split not in splits:
+            raise PackError(f"line {number}: split must be 'train' or 'eval', got {split!r}")
+        if not _is_row(row):
+            raise PackError(f"line {number}: row must be {{'messages': [...]}} or {{'text': '...'}}")
+        rows, origins = splits[split]
+        rows.append(row)
+        origins.append(str(record.get("origin") or f"{split} row {len(rows)}"))
+    train, train_origins = splits["train"]
+    evaluation, eval_origins = splits["eval"]
+    if (len(train), len(evaluation)) != (header.get("train"), header.get("eval")):
+        raise PackError(
+            f"header announces {header.get('train')} train and {header.get('eval')} eval rows, "
+            f"found {len(train)} and {len(evaluation)} (truncated upload?)"
+        )
+    if not train:
+        raise PackError("packed dataset has no training rows")
+    return PreparedDataset(
+        train=train,
+        eval=evaluation or None,
+        summary=_summary(header.get("summary"), train, evaluation),
+        origins=train_origins,
+        eval_origins=eval_origins,
+    )
+
+
+def _json_object(line: str, number: int) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise PackError(f"line {number}: not JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise PackError(f"line {number}: expected a JSON object")
+    return value
+
+
+def _is_row(row: Any) -> bool:
+    if not isinstance(row, dict):
+        return False
+    if "messages" in row:
+        return isinstance(row["messages"], list) and all(isinstance(turn, dict) for turn in row["messages"])
+    return isinstance(row.get("text"), str)
+
+
+def _summary(raw: Any, train: list[Row], evaluation: list[Row]) -> DatasetSummary:
+    fields = {f.name for f in dataclasses.fields(DatasetSummary)}
+    known = {k: v for k, v in raw.items() if k in fields} if isinstance(raw, dict) else {}
+    known.setdefault("source", "uploaded dataset")
+    known.setdefault("format", "text" if all("text" in row for row in train) else "messages")
+    known["rows"] = len(train)
+    known["eval_rows"] = len(evaluation)
+    return DatasetSummary(**known)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------------- chunked upload
+def content_range(start: int, length: int, total: int) -> str:
+    """The ``Content-Range`` header of a chunk of ``length`` bytes at ``start``."""
+    return f"bytes {start}-{start + length - 1}/{total}"
+
+
+def parse_content_range(value: str) -> tuple[int, int, int]:
+    """``bytes start-end/total`` -> (start, end, total), end inclusive; ValueError otherwise."""
+    match = _CONTENT_RANGE.fullmatch(value.strip())
+    if not match:
+        raise ValueError(f"Content-Range must look like 'bytes START-END/TOTAL', got {value!r}")
+    start, end, total = (int(g) for g in match.groups())
+    if end < start or end >= total:
+        raise ValueError(f"Content-Range {value!r} is not inside 0..{total - 1}")
+    return start, end, total
+
+
+def iter_chunks(data: bytes, offset: int = 0, chunk_size: int = MAX_CHUNK_BYTES) -> Iterator[tuple[int, bytes]]:
+    """(start, chunk) pairs covering ``data`` from ``offset``: what a resumed upload sends."""
+    for start in range(offset, len(data), chunk_size):
+        yield start, data[start : start + chunk_size]

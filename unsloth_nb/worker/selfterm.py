@@ -1,0 +1,113 @@
+"""A pod that ends itself: the last line of defence against a pod billing with nobody watching.
+
+RunPod restarts a container whose command exits, and server-side auto-terminate is
+not enforced, so the worker removes its own pod when the client says it is done,
+when nobody has asked anything for a long while after the job ended, and when it
+is about to die of a fatal error. It sends the same GraphQL mutation as the
+``runpod`` SDK's ``terminate_pod`` (``POST {RUNPOD_API_BASE_URL}/graphql``,
+``Authorization: Bearer <key>``, inlined literals), with the pod-scoped
+``RUNPOD_API_KEY`` RunPod injects into every pod, using the standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+logger = logging.getLogger("unsloth_nb.worker")
+
+DEFAULT_API_BASE_URL = "https://api.runpod.io"
+REQUEST_TIMEOUT_S = 30.0
+#: Pauses between attempts; a failed terminate means a pod that keeps billing, so it retries.
+RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0)
+
+
+@dataclass(frozen=True)
+class PodIdentity:
+    """Who this pod is and how to reach the API; read once, so the key can leave os.environ."""
+
+    pod_id: str | None
+    api_key: str | None = field(default=None, repr=False)
+    api_base_url: str = DEFAULT_API_BASE_URL
+
+    @classmethod
+    def from_environment(cls) -> PodIdentity:
+        return cls(
+            pod_id=os.environ.get("RUNPOD_POD_ID", "").strip() or None,
+            api_key=os.environ.get("RUNPOD_API_KEY", "").strip() or None,
+            api_base_url=os.environ.get("RUNPOD_API_BASE_URL", "").strip() or DEFAULT_API_BASE_URL,
+        )
+
+    @property
+    def on_runpod(self) -> bool:
+        return self.pod_id is not None
+
+
+def terminate_this_pod(identity: PodIdentity | None = None, retry_delays: tuple[float, ...] = RETRY_DELAYS_S) -> bool:
+    """Ask RunPod to terminate this pod; True once it is gone (or was already).
+
+    Outside RunPod (no ``RUNPOD_POD_ID``) there is nothing to terminate and it returns
+    False at once. Network errors, 5xx and 429 are retried; a 401 is not.
+    """
+    identity = identity or PodIdentity.from_environment()
+    if not identity.on_runpod:
+        logger.info("not running on a RunPod pod (RUNPOD_POD_ID unset); nothing to terminate")
+        return False
+    if not identity.api_key:
+        logger.error("cannot terminate pod %s: RUNPOD_API_KEY is not set", identity.pod_id)
+        return False
+    for attempt, delay in enumerate((*retry_delays, None), start=1):
+        outcome = _send_terminate(identity)
+        if outcome is not None:
+            return outcome
+        if delay is None:
+            break
+        logger.warning("terminating pod %s failed (attempt %d); retrying in %.0f s", identity.pod_id, attempt, delay)
+        time.sleep(delay)
+    logger.error("could not terminate pod %s; it may still be billing", identity.pod_id)
+    return False
+
+
+def _send_terminate(identity: PodIdentity) -> bool | None:
+    """True: gone. False: refused for good (bad key). None: worth another try."""
+    literal = json.dumps(identity.pod_id)  # a valid GraphQL string literal, quotes and all
+    body = json.dumps({"query": f"mutation {{ podTerminate(input: {{ podId: {literal} }}) }}"}).encode()
+    from unsloth_nb.worker import WORKER_VERSION
+
+    request = urllib.request.Request(
+        identity.api_base_url.rstrip("/") + "/graphql",
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {identity.api_key}",
+            "User-Agent": f"unsloth-nb-worker/{WORKER_VERSION}",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
+            answer = json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            logger.error("RunPod refused to terminate pod %s: HTTP %d (pod key rejected)", identity.pod_id, exc.code)
+            return False
+        logger.warning("terminate pod %s: HTTP %d", identity.pod_id, exc.code)
+        return None
+    except (OSError, ValueError) as exc:
+        logger.warning("terminate pod %s: %s", identity.pod_id, type(exc).__name__)
+        return None
+    errors = answer.get("errors") if isinstance(answer, dict) else None
+    if errors:
+        message = str(errors[0].get("message", "")) if isinstance(errors[0], dict) else str(errors[0])
+        if "not found" in message.lower():
+            logger.info("pod %s was already gone", identity.pod_id)
+            return True
+        logger.warning("terminate pod %s: %s", identity.pod_id, message)
+        return None
+    logger.info("asked RunPod to terminate pod %s", identity.pod_id)
+    return True

@@ -1,0 +1,120 @@
+"""The worker as a whole: the job, the token check, activity tracking and the way out.
+
+Separate from the HTTP layer so the rules (who may ask, when the pod ends) read in
+one place. The pod ends on ``POST /shutdown``, on the idle timeout, or on a fatal
+error in ``main``; every one of those goes through :meth:`WorkerService.shutdown`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from unsloth_nb.worker.artifacts import HashCache, iter_artifacts
+from unsloth_nb.worker.job import JobHost
+from unsloth_nb.worker.scrub import Redactor
+from unsloth_nb.worker.selfterm import PodIdentity, terminate_this_pod
+
+logger = logging.getLogger("unsloth_nb.worker")
+
+
+class WorkerService:
+    def __init__(
+        self,
+        token: str,
+        work_dir: Path,
+        redactor: Redactor,
+        pod: PodIdentity,
+        idle_timeout: float,
+    ) -> None:
+        self._token = token.encode("utf-8")
+        self.redactor = redactor
+        self.pod = pod
+        self.idle_timeout = idle_timeout
+        self.host = JobHost(work_dir, redactor)
+        self.hashes = HashCache()
+        self.exit_code = 0
+        self.stop_serving: Callable[[], None] = lambda: None
+        self._activity_lock = threading.Lock()
+        self._in_flight = 0
+        self._last_activity = time.monotonic()
+        self._shutdown_started = threading.Event()
+
+    # ------------------------------------------------------------------ auth
+    def authorized(self, header: str | None) -> bool:
+        """Constant-time check of ``Authorization: Bearer <token>``."""
+        scheme, _, presented = (header or "").strip().partition(" ")
+        candidate = presented.strip().encode("utf-8") if scheme.lower() == "bearer" else b""
+        return hmac.compare_digest(candidate, self._token)
+
+    # ------------------------------------------------------------------ activity
+    def request_started(self) -> None:
+        with self._activity_lock:
+            self._in_flight += 1
+            self._last_activity = time.monotonic()
+
+    def request_finished(self) -> None:
+        with self._activity_lock:
+            self._in_flight -= 1
+            self._last_activity = time.monotonic()
+
+    def idle_seconds(self) -> float:
+        """How long nobody authorised has asked anything while no training runs (0 while busy)."""
+        with self._activity_lock:
+            if self._in_flight or self.host.running:
+                return 0.0
+            since = self._last_activity
+            if self.host.finished_at is not None:
+                since = max(since, self.host.finished_at)
+            return time.monotonic() - since
+
+    def watch_idle(self, poll_s: float | None = None) -> None:
+        """Run in a thread: end the pod once it has been idle for ``idle_timeout`` seconds."""
+        poll = poll_s if poll_s is not None else min(5.0, max(self.idle_timeout / 4, 0.2))
+        while not self._shutdown_started.wait(poll):
+            idle = self.idle_seconds()
+            if idle >= self.idle_timeout:
+                self.shutdown(f"no client request for {idle:.0f} s while no job was running")
+                return
+
+    # ------------------------------------------------------------------ artifacts
+    def list_artifacts(self, prefix: str, with_sha256: bool) -> list[dict[str, object]]:
+        listing: list[dict[str, object]] = []
+        for artifact in iter_artifacts(self.host.output_dir, prefix):
+            entry: dict[str, object] = {"name": artifact.name, "bytes": artifact.bytes}
+            if with_sha256:
+                entry["sha256"] = self.hashes.sha256(artifact.path)
+            listing.append(entry)
+        return listing
+
+    # ------------------------------------------------------------------ the way out
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutdown_started.is_set()
+
+    def shutdown(self, reason: str) -> bool:
+        """Stop training, terminate this pod, stop serving; in a thread, so a request can answer first.
+
+        Returns False when a shutdown is already under way.
+        """
+        if self._shutdown_started.is_set():
+            return False
+        self._shutdown_started.set()
+        threading.Thread(target=self._shut_down, args=(reason,), name="unsloth-nb-shutdown", daemon=True).start()
+        return True
+
+    def _shut_down(self, reason: str) -> None:
+        logger.info("shutting down: %s", reason)
+        self.host.cancel_event.set()
+        if self.host.log is not None:
+            self.host.log.emit("log", level="info", message=f"worker shutting down: {reason}", source="worker")
+        if self.pod.on_runpod and not terminate_this_pod(self.pod):
+            self.exit_code = 3
+        self.stop_serving()
+
+    def close(self) -> None:
+        self.host.close()
