@@ -1,0 +1,18 @@
+"""Training on a RunPod GPU pod that this package creates, watches and always terminates.
+
+- :mod:`.client`: the ``runpod`` SDK behind retries, escaping and our own errors;
+- :mod:`.pods`: choosing a GPU, creating the pod, readiness, finding our pods;
+- :mod:`.bootstrap`: the start command that ships our worker onto a stock image;
+- :mod:`.worker_client`: HTTP to the worker through RunPod's proxy;
+- :mod:`.backend`: the job's run, from rent to confirmed termination;
+- :mod:`.cli`: ``unsloth-nb runpod gpus|list|stop|terminate|cleanup``.
+
+Importing this package does not import ``runpod`` (seconds of start-up); the first API call does.
+"""
+
+from __future__ import annotations
+
+from unsloth_nb.backends.runpod.backend import RunPodBackend, Timing
+from unsloth_nb.backends.runpod.client import RunPodClient
+
+__all__ = ["RunPodBackend", "RunPodClient", "Timing"]

@@ -1,0 +1,258 @@
+"""Talking to our worker on a pod, through RunPod's HTTP proxy.
+
+The proxy is Cloudflare in front of the pod: it answers 502 while nothing listens
+yet, 524 when an answer takes over 100 s, and drops connections now and then. So
+every call here retries those for a while (``unreachable_after`` seconds), long
+polls stay well under 100 s, uploads go in chunks that resume where the worker
+says it stopped, and downloads resume with ``Range`` and are checked by sha256.
+
+The token travels only in the ``Authorization`` header; it never appears in an
+error message, URL or log line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from unsloth_nb.errors import BackendError
+from unsloth_nb.worker.protocol import MAX_CHUNK_BYTES, MAX_POLL_SECONDS, content_range, sha256_hex
+
+log = logging.getLogger(__name__)
+
+#: Proxy and gateway answers that mean "not there yet" or "try again".
+_RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
+DOWNLOAD_BLOCK = 1 << 20
+
+
+class WorkerUnreachableError(BackendError):
+    """The worker did not answer through the proxy for too long."""
+
+
+class WorkerRefusedError(BackendError):
+    """The worker answered with an error that retrying will not fix."""
+
+    def __init__(self, status: int, message: str, payload: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.payload = payload or {}
+
+
+@dataclass(frozen=True)
+class RemoteArtifact:
+    name: str
+    bytes: int
+    sha256: str
+
+
+class WorkerClient:
+    """One pod's worker at ``base_url`` (the proxy URL of its port), authorised by ``token``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        unreachable_after: float = 120.0,
+        request_timeout: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        import requests
+
+        self.base_url = base_url.rstrip("/")
+        self._session = requests.Session()
+        self._session.headers["Authorization"] = f"Bearer {token}"
+        self._session.trust_env = _trust_env(self.base_url)
+        self.unreachable_after = unreachable_after
+        self.request_timeout = request_timeout
+        self._sleep = sleep
+
+    def close(self) -> None:
+        self._session.close()
+
+    # ------------------------------------------------------------------ plumbing
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        retry_for: float | None = None,
+        timeout: float | None = None,
+        ok: tuple[int, ...] = (200,),
+        **kwargs: Any,
+    ) -> Any:
+        """Send, retrying proxy hiccups for ``retry_for`` seconds; return the ``requests`` response."""
+        import requests
+
+        give_up = time.monotonic() + (self.unreachable_after if retry_for is None else retry_for)
+        attempt = 0
+        while True:
+            problem: str
+            try:
+                response = self._session.request(method, self.base_url + path, timeout=timeout or self.request_timeout, **kwargs)
+            except requests.RequestException as exc:
+                problem = type(exc).__name__
+            else:
+                if response.status_code in ok:
+                    return response
+                if response.status_code == 401:
+                    raise WorkerRefusedError(401, "the worker refused our token (HTTP 401); is another job on this pod?")
+                if response.status_code not in _RETRY_STATUSES:
+                    payload = _json_or_empty(response)
+                    message = str(payload.get("error") or f"HTTP {response.status_code}")
+                    raise WorkerRefusedError(response.status_code, f"{method} {path}: {message}", payload)
+                problem = f"HTTP {response.status_code}"
+                response.close()
+            attempt += 1
+            if time.monotonic() >= give_up:
+                raise WorkerUnreachableError(f"the worker did not answer {method} {path} ({problem})")
+            self._sleep(min(5.0, random.uniform(0.2, 0.5 * 2 ** min(attempt, 4))))
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise WorkerUnreachableError(f"{method} {path}: the answer was not JSON (a proxy page?)") from None
+
+    # ------------------------------------------------------------------ health and job
+    def health(self, timeout: float = 10.0) -> dict[str, Any] | None:
+        """The worker's health answer, or None when it does not answer (yet). Never retries."""
+        import requests
+
+        try:
+            response = self._session.get(self.base_url + "/health", timeout=timeout)
+        except requests.RequestException:
+            return None
+        if response.status_code == 401:
+            raise WorkerRefusedError(401, "the worker refused our token (HTTP 401)")
+        if response.status_code != 200:
+            return None
+        payload = _json_or_empty(response)
+        return payload if payload.get("ok") else None
+
+    def declare(self, job_id: str, config: dict[str, Any], dataset: bytes) -> dict[str, Any]:
+        body = {"job_id": job_id, "config": config, "dataset_sha256": sha256_hex(dataset), "dataset_bytes": len(dataset)}
+        return dict(self._json("PUT", "/job", json=body))
+
+    def job(self) -> dict[str, Any]:
+        return dict(self._json("GET", "/job"))
+
+    def upload(self, dataset: bytes, chunk_size: int = MAX_CHUNK_BYTES, on_progress: Callable[[int], None] | None = None) -> None:
+        """Send the packed dataset in chunks, resuming from what the worker already holds."""
+        offset = int(self._json("GET", "/job/dataset").get("bytes_received") or 0)
+        while offset < len(dataset):
+            chunk = dataset[offset : offset + chunk_size]
+            try:
+                answer = self._json(
+                    "PUT",
+                    "/job/dataset",
+                    data=chunk,
+                    headers={"Content-Range": content_range(offset, len(chunk), len(dataset))},
+                    retry_for=0.0,
+                )
+                offset = int(answer["bytes_received"])
+            except (WorkerUnreachableError, WorkerRefusedError) as exc:
+                if isinstance(exc, WorkerRefusedError) and exc.status != 409:
+                    raise
+                # A lost or refused chunk: ask where the worker stands and go on from there.
+                offset = int(self._json("GET", "/job/dataset").get("bytes_received") or 0)
+            if on_progress is not None:
+                on_progress(offset)
+
+    def start(self) -> dict[str, Any]:
+        return dict(self._json("POST", "/job/start"))
+
+    def cancel(self) -> dict[str, Any]:
+        return dict(self._json("POST", "/job/cancel"))
+
+    def shutdown(self) -> None:
+        self._request("POST", "/shutdown", retry_for=5.0)
+
+    def events(self, after: int, timeout: float) -> dict[str, Any]:
+        """One long poll: events with ``seq > after``, waiting up to ``timeout`` seconds for the first."""
+        wait = max(0.0, min(timeout, MAX_POLL_SECONDS))
+        return dict(self._json("GET", "/events", params={"after": after, "timeout": wait}, timeout=wait + 30.0))
+
+    # ------------------------------------------------------------------ artifacts
+    def artifacts(self, prefix: str = "") -> list[RemoteArtifact]:
+        listing = self._json("GET", "/artifacts", params={"prefix": prefix, "sha256": 1} if prefix else {"sha256": 1})
+        return [RemoteArtifact(str(a["name"]), int(a["bytes"]), str(a.get("sha256") or "")) for a in listing]
+
+    def download(self, artifact: RemoteArtifact, target: Path, attempts: int = 5) -> None:
+        """Fetch one file into ``target``, resuming a partial ``.part`` file; checked by sha256."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_file() and target.stat().st_size == artifact.bytes and _file_sha256(target) == artifact.sha256:
+            return
+        part = target.with_name(target.name + ".part")
+        for _ in range(attempts):
+            have = part.stat().st_size if part.exists() else 0
+            if have > artifact.bytes:
+                part.unlink()
+                have = 0
+            if have < artifact.bytes:
+                headers = {"Range": f"bytes={have}-"} if have else {}
+                try:
+                    response = self._request(
+                        "GET", "/artifacts/" + _quote(artifact.name), headers=headers, stream=True, ok=(200, 206)
+                    )
+                except WorkerRefusedError as exc:
+                    if exc.status == 416:
+                        part.unlink(missing_ok=True)
+                        continue
+                    raise
+                mode = "ab" if response.status_code == 206 else "wb"
+                try:
+                    with part.open(mode) as handle:
+                        for block in response.iter_content(DOWNLOAD_BLOCK):
+                            handle.write(block)
+                except OSError as exc:
+                    if isinstance(exc, (FileNotFoundError, PermissionError)):
+                        raise
+                    continue  # a broken connection: the next round resumes from what arrived
+                except Exception as exc:  # requests' own stream errors
+                    log.info("download of %s broke (%s); resuming", artifact.name, type(exc).__name__)
+                    continue
+                finally:
+                    response.close()
+            if part.stat().st_size == artifact.bytes and (not artifact.sha256 or _file_sha256(part) == artifact.sha256):
+                os.replace(part, target)
+                return
+            part.unlink(missing_ok=True)  # complete but wrong: fetch it again from the start
+        raise BackendError(f"could not download {artifact.name} intact from the pod after {attempts} tries")
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="/")
+
+
+def _json_or_empty(response: Any) -> dict[str, Any]:
+    try:
+        value = response.json()
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(DOWNLOAD_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _trust_env(url: str) -> bool:
+    """Loopback (the emulator) never goes through a proxy configured in the environment."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1")
