@@ -95,6 +95,7 @@ class BackendResult:
     global_step: int = 0
     final_loss: float | None = None
     stopped: bool = False
+    stop_reason: str | None = None  # why a backend stopped early (a budget or deadline), shown as the job's end reason
     model: Any = None
     tokenizer: Any = None
 
@@ -380,7 +381,7 @@ class JobController:
             result = await backend.run(ctx)
             self._record_result(result)
             if ctx.stop_requested or result.stopped:
-                final, reason = "cancelled", "stopped by the user; checkpoint and adapter saved"
+                final, reason = "cancelled", result.stop_reason or "stopped by the user; checkpoint and adapter saved"
             else:
                 final = "succeeded"
         except JobCancelledError as exc:
