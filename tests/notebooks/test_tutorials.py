@@ -1,0 +1,91 @@
+"""The tutorials run top to bottom in a real kernel, as a reader would run them.
+
+Each notebook is executed with nbclient in a fresh ipykernel (the venv's python3)
+inside a scratch copy of the notebooks folder, with the tiny-model switch on so
+it takes seconds; the job folders go to this test's UNSLOTH_NB_HOME.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from unsloth_nb.store import list_jobs
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+pytestmark = pytest.mark.slow
+
+
+def execute(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
+    monkeypatch.setenv("UNSLOTH_NB_TUTORIAL_MODEL", "tiny")
+    workdir = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOKS, workdir)
+    notebook = nbformat.read(workdir / name, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(workdir)}},
+        store_widget_state=False,
+    )
+    client.execute()
+    return notebook
+
+
+def outputs(cell: Any) -> list[Any]:
+    return list(cell.get("outputs", []))
+
+
+def errors(notebook: nbformat.NotebookNode) -> list[str]:
+    found = []
+    for index, cell in enumerate(notebook.cells):
+        for output in outputs(cell):
+            if output.get("output_type") == "error":
+                found.append(f"cell {index}: {output.get('ename')}: {output.get('evalue')}")
+    return found
+
+
+def cell_with(notebook: nbformat.NotebookNode, text: str) -> Any:
+    return next(cell for cell in notebook.cells if cell.cell_type == "code" and text in cell.source)
+
+
+def displayed(cell: Any, mimetype: str) -> list[Any]:
+    return [o["data"][mimetype] for o in outputs(cell) if mimetype in o.get("data", {})]
+
+
+def test_quickstart_trains_with_the_magic_and_shows_the_chart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    notebook = execute("01_quickstart.ipynb", tmp_path, monkeypatch)
+
+    assert errors(notebook) == []
+    jobs = list_jobs()
+    assert [job.state for job in jobs] == ["succeeded"]
+    magic = cell_with(notebook, "%unsloth_train")
+    assert displayed(magic, WIDGET_VIEW), "the live view (widgets with the loss chart) is missing"
+    static = "".join(displayed(magic, "text/html"))
+    assert "unsloth-nb-job-static" in static  # the fallback where widgets do not render
+    redraw = cell_with(notebook, "unsloth_nb.load_job(job.id)")
+    assert displayed(redraw, WIDGET_VIEW)
+    assert "<svg" in "".join(displayed(redraw, "text/html"))  # the static loss picture of the finished job
+    waited = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "await job")))
+    assert waited.startswith("succeeded")
+    assert jobs[0].id in "".join(displayed(cell_with(notebook, "%unsloth_jobs"), "text/html"))
+    assert (tmp_path / "notebooks" / "loss.html").is_file()
+
+
+def test_training_panel_notebook_shows_the_form_and_trains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    notebook = execute("02_training_panel.ipynb", tmp_path, monkeypatch)
+
+    assert errors(notebook) == []
+    assert [job.state for job in list_jobs()] == ["succeeded"]
+    panel = cell_with(notebook, "TrainingPanel(")
+    assert displayed(panel, WIDGET_VIEW), "the panel's widgets are missing"
+    assert "".join(displayed(panel, "text/plain")).startswith("<TrainingPanel")
+    config = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "panel.config().to_yaml()")))
+    assert "max_steps: 5" in config
