@@ -1,0 +1,455 @@
+"""LossChart driven in-process: the kernel side is real, the browser is a recording comm.
+
+The comm is replaced where a kernel plugs in its own (``comm.create_comm``), the
+same boundary ipywidgets' own tests use, so every message goes through the real
+ipywidgets/anywidget send path. Throttling is tested with an injected clock:
+no sleeps, no wall-clock assertions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import comm
+import pytest
+
+from unsloth_nb.events import Event, EventLog
+from unsloth_nb.ui import chart as chart_module
+from unsloth_nb.ui.chart import FLUSH_INTERVAL, LossChart, static_figure, write_loss_html
+
+CHART_JS = Path(chart_module.__file__).with_name("static") / "chart.js"
+
+
+class FrontEnd:
+    """The browser's end of one widget comm: records what the kernel sends, can reply."""
+
+    kernel = "a kernel"  # ipywidgets only sends when the comm has a kernel
+
+    def __init__(self, clock: Callable[[], float], **open_args: Any) -> None:
+        self.comm_id = open_args.get("comm_id") or uuid.uuid4().hex
+        self.open_args = open_args
+        self.clock = clock
+        self.received: list[tuple[float, dict[str, Any], list[Any]]] = []
+        self.arrived = threading.Event()
+        self._handler: Callable[[dict[str, Any]], None] | None = None
+
+    # the comm interface ipywidgets uses
+    def on_msg(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        self._handler = callback
+
+    def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
+        json.dumps(data, allow_nan=False)  # what jupyter_client does: NaN would break the message
+        self.received.append((self.clock(), data, list(buffers or [])))
+        self.arrived.set()
+
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    # what a test looks at
+    def custom(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Custom messages' content, optionally of one ``type``."""
+        out = [d["content"] for _, d, _ in self.received if d.get("method") == "custom"]
+        return [m for m in out if kind is None or m["type"] == kind]
+
+    def chart_messages(self) -> list[dict[str, Any]]:
+        return [m for m in self.custom() if m["type"] in ("snapshot", "delta")]
+
+    def chart_bytes(self) -> int:
+        """JSON bytes of chart data sent (plotly.js, a one-off library push, not counted)."""
+        return sum(len(json.dumps(m)) for m in self.chart_messages())
+
+    def reply(self, content: dict[str, Any]) -> None:
+        """The page sends a custom message back (model.send in the ESM)."""
+        assert self._handler is not None
+        self._handler({"content": {"data": {"method": "custom", "content": content}}, "buffers": []})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def front_ends(monkeypatch: pytest.MonkeyPatch, clock: Clock) -> list[FrontEnd]:
+    opened: list[FrontEnd] = []
+
+    def create_comm(**kwargs: Any) -> FrontEnd:
+        front = FrontEnd(clock, **kwargs)
+        opened.append(front)
+        return front
+
+    monkeypatch.setattr(comm, "create_comm", create_comm)
+    return opened
+
+
+@pytest.fixture
+def make_chart(clock: Clock) -> Iterator[Callable[..., LossChart]]:
+    charts: list[LossChart] = []
+
+    def make(**kwargs: Any) -> LossChart:
+        kwargs.setdefault("timer", False)
+        kwargs.setdefault("clock", clock)
+        chart = LossChart(**kwargs)
+        charts.append(chart)
+        return chart
+
+    yield make
+    for chart in charts:
+        chart.close()
+
+
+def metrics(step: int, **data: Any) -> Event:
+    data.setdefault("loss", 2.0 * math.exp(-step / 3000) + 0.05 * math.sin(step))
+    return Event("job", step, float(step), "metrics", {"step": step, **data})
+
+
+def show(chart: LossChart, front_ends: list[FrontEnd]) -> FrontEnd:
+    """Create the chart's widget, as displaying it does, and return its front end."""
+    chart.widget  # noqa: B018
+    return front_ends[-1]
+
+
+def apply_in_order(messages: list[dict[str, Any]]) -> dict[str, dict[str, list[Any]]]:
+    """What a front end holds after applying snapshots and contiguous deltas."""
+    tables: dict[str, dict[str, list[Any]]] = {}
+    seq = None
+    for msg in messages:
+        if msg["type"] == "snapshot":
+            tables = json.loads(json.dumps(msg["traces"]))
+        else:
+            assert seq is not None and msg["seq"] == seq + 1, "a gap in the delta sequence"
+            for name, columns in msg["traces"].items():
+                for key, values in columns.items():
+                    tables.setdefault(name, {}).setdefault(key, []).extend(values)
+        seq = msg["seq"]
+    return tables
+
+
+# ---------------------------------------------------------------------- protocol
+def test_deltas_carry_increasing_seq_and_only_new_points(make_chart, front_ends, clock):
+    chart = make_chart()
+    front = show(chart, front_ends)
+    assert front.chart_messages()[0] == chart.snapshot() | {"seq": 0}
+
+    for step in range(1, 11):
+        chart.add(metrics(step, learning_rate=1e-4))
+    clock.advance(FLUSH_INTERVAL)
+    chart.tick()
+    for step in range(11, 16):
+        chart.add(metrics(step, learning_rate=1e-4))
+    clock.advance(FLUSH_INTERVAL)
+    chart.tick()
+
+    messages = front.chart_messages()
+    assert [m["seq"] for m in messages] == list(range(len(messages)))
+    deltas = [m for m in messages if m["type"] == "delta"]
+    sent_x = [x for d in deltas for x in d["traces"]["train"]["x"]]
+    assert sent_x == list(range(1, 16)), "every step once, none resent"
+    assert deltas[-1]["traces"]["train"]["x"] == [11, 12, 13, 14, 15]
+    assert set(deltas[-1]["traces"]["train"]) == {"x", "loss", "ema", "lr", "tps"}
+    assert apply_in_order(messages) == chart.snapshot()["traces"]
+
+
+def test_updates_are_throttled_to_one_per_interval(make_chart, front_ends, clock):
+    chart = make_chart()
+    front = show(chart, front_ends)
+
+    for step in range(1, 10_001):  # a trainer logging as fast as it can: the clock does not move
+        chart.add(metrics(step))
+    assert len(front.chart_messages()) <= 2, "initial snapshot plus at most one delta"
+    assert chart.tick() is False, "not due yet"
+    clock.advance(FLUSH_INTERVAL / 2)
+    assert chart.tick() is False
+    clock.advance(FLUSH_INTERVAL / 2)
+    assert chart.tick() is True, "the trailing rows go out once the interval has passed"
+    assert chart.tick() is False, "nothing left to send"
+    assert apply_in_order(front.chart_messages()) == chart.snapshot()["traces"]
+
+    # 10 s of logging at 1 ms per step: at most one message per interval
+    before = len(front.received)
+    for step in range(10_001, 20_001):
+        clock.advance(0.001)
+        chart.add(metrics(step))
+    times = [t for t, _, _ in front.received[before:]]
+    assert len(times) <= 10 / FLUSH_INTERVAL + 1
+    assert all(b - a >= FLUSH_INTERVAL - 1e-9 for a, b in itertools.pairwise(times))
+
+
+def test_a_dropped_message_is_repaired_by_a_resync_snapshot(make_chart, front_ends, clock):
+    chart = make_chart()
+    front = show(chart, front_ends)
+    for step in range(1, 301):
+        clock.advance(0.05)
+        chart.add(metrics(step))
+    messages = front.chart_messages()
+    lost = messages[3]
+    assert lost["type"] == "delta"
+
+    # The page saw seq 0..2, then 4: a gap. It asks for what it is missing.
+    front.reply({"type": "resync", "have": lost["seq"] - 1})
+    clock.advance(FLUSH_INTERVAL)
+    chart.tick()
+
+    snapshot = front.chart_messages()[-1]
+    assert snapshot["type"] == "snapshot"
+    assert snapshot["seq"] == messages[-1]["seq"] + 1
+    assert snapshot["steps"] == 300
+    assert snapshot["traces"]["train"]["x"] == list(range(1, 301)), "the full history, the lost steps included"
+    assert snapshot["traces"] == apply_in_order(messages), "what the page would hold had nothing been lost"
+
+
+def test_resolution_change_sends_a_snapshot_and_keeps_the_history_bounded(make_chart, front_ends, clock):
+    chart = make_chart(max_points=100)
+    front = show(chart, front_ends)
+    for step in range(1, 1001):
+        clock.advance(0.05)
+        chart.add(metrics(step, learning_rate=step * 1e-6))
+    chart.flush()
+
+    snapshots = front.custom("snapshot")
+    assert [s["width"]["train"] for s in snapshots] == [1, 2, 4, 8, 16]
+    final = apply_in_order(front.chart_messages())
+    assert len(final["train"]["x"]) <= 100
+    assert final == chart.snapshot()["traces"]
+    # rows of 16 steps: x is the bucket's last step, loss its mean, lr its last value
+    x, loss, lr = final["train"]["x"], final["train"]["loss"], final["train"]["lr"]
+    assert x[:3] == [16, 32, 48]
+    raw = [metrics(s).data["loss"] for s in range(1, 17)]
+    assert loss[0] == pytest.approx(sum(raw) / 16, rel=1e-4)
+    assert lr[0] == pytest.approx(16e-6)
+
+
+def test_smoothed_loss_is_the_exact_ema_at_each_plotted_step(make_chart, front_ends):
+    chart = make_chart(max_points=10, smoothing=0.9)
+    losses = [1.0, 3.0, 2.0, float("nan"), 5.0, 4.0, 4.5, 3.5, 3.0, 2.5, 2.0, 1.5]
+    chart.add_many(metrics(i + 1, loss=v) for i, v in enumerate(losses))
+    ema, biased, n, expected = None, 0.0, 0, {}
+    for i, v in enumerate(losses):
+        if not math.isnan(v):
+            biased, n = 0.9 * biased + 0.1 * v, n + 1
+            ema = biased / (1 - 0.9**n)
+        expected[i + 1] = ema
+    train = chart.snapshot()["traces"]["train"]
+    assert train["x"] == [2, 4, 6, 8, 10, 12], "10 rows made 5 of 2 steps, then one more"
+    for x, value in zip(train["x"], train["ema"], strict=True):
+        assert value == pytest.approx(expected[x], rel=1e-4)
+    assert train["loss"][1] == pytest.approx(2.0), "NaN is left out of the bucket mean"
+
+
+def test_the_end_of_a_job_sends_the_last_partial_row(make_chart, front_ends, clock):
+    chart = make_chart(max_points=8)
+    front = show(chart, front_ends)
+    chart.add_many(metrics(step) for step in range(1, 22))  # rows of 4 steps by now: step 21 waits in an open bucket
+    chart.add(Event("job", 22, 22.0, "status", {"state": "succeeded"}))
+    assert front.chart_messages()[-1]["traces"]["train"]["x"][-1] == 21
+    assert apply_in_order(front.chart_messages()) == chart.snapshot()["traces"]
+
+
+def test_eval_loss_is_its_own_table_and_nan_goes_out_as_null(make_chart, front_ends, clock):
+    chart = make_chart()
+    front = show(chart, front_ends)
+    chart.add(metrics(1, loss=float("nan")))
+    chart.add(Event("job", 2, 2.0, "metrics", {"step": 1, "eval_loss": 1.25}))
+    chart.add(Event("job", 3, 3.0, "log", {"message": "ignored"}))
+    clock.advance(FLUSH_INTERVAL)
+    chart.tick()
+    delta = front.custom("delta")[-1]
+    assert delta["traces"]["train"]["loss"] == [None]
+    assert delta["traces"]["eval"] == {"x": [1], "loss": [1.25]}
+
+
+# ---------------------------------------------------------------------- event log
+def test_attach_replays_the_history_and_follows_new_events(make_chart, front_ends, clock):
+    log = EventLog("job-1")
+    for step in range(1, 5001):
+        log.emit("metrics", step=step, loss=1.0 / step, learning_rate=2e-4)
+    chart = make_chart().attach(log)
+    front = show(chart, front_ends)
+
+    first = front.chart_messages()[0]
+    assert first["type"] == "snapshot" and first["steps"] == 5000
+    assert first["traces"]["train"]["x"][-1] == 5000
+    assert len(first["traces"]["train"]["x"]) <= 2000
+
+    clock.advance(FLUSH_INTERVAL)
+    for step in range(5001, 5005):
+        log.emit("metrics", step=step, loss=0.1)
+    log.emit("status", state="succeeded")
+    assert apply_in_order(front.chart_messages())["train"]["x"][-1] == 5004
+
+    chart.detach()
+    log.emit("metrics", step=6000, loss=0.1)
+    assert chart.snapshot()["steps"] == 5004
+
+
+def test_a_chart_fed_from_a_training_thread_flushes_the_tail_by_timer(front_ends):
+    chart = LossChart()  # real clock and timer thread
+    try:
+        front = show(chart, front_ends)
+        log = EventLog("job-2")
+        chart.attach(log)
+        writer = threading.Thread(target=lambda: [log.emit("metrics", step=s, loss=1.0) for s in range(1, 501)])
+        writer.start()
+        writer.join()
+
+        def last_step_shown() -> int:
+            return (apply_in_order(front.chart_messages()).get("train", {}).get("x") or [0])[-1]
+
+        while last_step_shown() != 500:  # no new events come: only the timer can send the rest
+            front.arrived.clear()
+            if last_step_shown() != 500:
+                assert front.arrived.wait(timeout=30), "the timer thread never sent the last rows"
+    finally:
+        chart.close()
+
+
+# ---------------------------------------------------------------------- bytes
+def test_100k_steps_cost_under_2_mb(make_chart, front_ends, clock):
+    chart = make_chart()
+    front = show(chart, front_ends)
+    for step in range(1, 100_001):
+        clock.advance(0.05)  # 20 steps/s: a 83-minute run
+        chart.add(metrics(step, learning_rate=2e-4 * (1 - step / 100_000), tokens_per_second=9000 + step % 97))
+    chart.add(Event("job", 100_001, 0.0, "status", {"state": "succeeded"}))
+
+    assert front.chart_bytes() <= 2_000_000
+    final = apply_in_order(front.chart_messages())
+    assert final == chart.snapshot()["traces"]
+    assert 1000 <= len(final["train"]["x"]) <= 2000
+    assert final["train"]["x"][-1] == 100_000
+
+
+def test_saved_widget_state_holds_no_data_and_no_plotly_js(make_chart, front_ends, clock):
+    chart = make_chart()
+    chart.add_many(metrics(step) for step in range(1, 3000))
+    front = show(chart, front_ends)
+    state = front.open_args["data"]["state"]
+    assert set(state) >= {"_esm", "_css", "spec"}
+    assert len(json.dumps(state)) < 40_000
+    assert "plotly.js v" not in state["_esm"]
+
+
+def test_plotly_js_comes_from_the_plotly_package_once_per_kernel_and_on_request(make_chart, front_ends, monkeypatch):
+    monkeypatch.setattr(chart_module, "_plotly_pushed", False)  # as in a fresh kernel process
+    first = show(make_chart(), front_ends)
+    second = show(make_chart(), front_ends)
+
+    (pushed,) = [buffers for _, data, buffers in first.received if data["content"]["type"] == "plotly"]
+    assert bytes(pushed[0]).startswith(b"/**\n* plotly.js v")
+    assert second.custom("plotly") == [], "the page already has it"
+
+    second.reply({"type": "plotly"})  # a reloaded page asks
+    second.reply({"type": "plotly"})  # twice: served once
+    assert len(second.custom("plotly")) == 1
+
+
+# ---------------------------------------------------------------------- display
+def test_mimebundle_has_the_widget_and_a_static_fallback(make_chart, front_ends):
+    chart = make_chart(title="demo")
+    chart.add_many(metrics(step) for step in range(1, 201))
+    chart.add_many(Event("job", 0, 0.0, "metrics", {"step": step, "eval_loss": 1.0}) for step in (50, 100, 150, 200))
+    data, _ = chart._repr_mimebundle_()
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == chart.widget.model_id
+    assert "<svg" in data["text/html"] and "<script" not in data["text/html"]
+    assert "cdn" not in data["text/html"].lower()
+    assert data["text/plain"].startswith("LossChart: step 200 · loss ")
+    assert len(data["text/html"]) < 30_000
+
+
+def test_without_a_kernel_only_text_and_static_html_are_shown(clock, monkeypatch):
+    monkeypatch.setattr(comm, "create_comm", comm._create_comm)  # as in a terminal IPython or a script
+    chart = LossChart(timer=False, clock=clock)
+    assert chart._repr_mimebundle_()[0]["text/plain"] == "LossChart: no metrics yet"
+    chart.add(metrics(1, loss=0.5, learning_rate=2e-4, tokens_per_second=1234.4))
+    data, _ = chart._repr_mimebundle_()
+    assert set(data) == {"text/plain", "text/html"}
+    assert data["text/plain"] == "LossChart: step 1 · loss 0.5 · smoothed 0.5 · lr 0.0002 · 1,234 tok/s"
+    assert chart._widget is None
+
+
+def test_static_figure_and_standalone_html_work_offline(tmp_path):
+    events = [metrics(step, learning_rate=1e-4, eval_loss=0.9 if step == 500 else None) for step in range(1, 1001)]
+    figure = static_figure(events, title="run")
+    assert [t.name for t in figure.data] == ["train loss", "train loss (smoothed)", "eval loss", "learning rate", "tokens/s"]
+    assert list(figure.data[0].x)[-1] == 1000
+    assert list(figure.data[2].y) == [0.9]
+
+    path = write_loss_html(events, tmp_path / "loss.html")
+    text = path.read_text()
+    assert "plotly.js v" in text, "plotly.js is embedded"
+    assert re.search(r"<script[^>]*\bsrc=", text) is None, "no script is loaded from anywhere"
+
+
+def test_importing_the_chart_loads_no_widget_or_plotting_library():
+    code = "import sys, unsloth_nb.ui.chart; print([m for m in ('plotly', 'anywidget', 'ipywidgets') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# ---------------------------------------------------------------------- the real front-end store
+def run_front_end_store(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """Apply messages with the ESM's own createStore under node; return its state and requests."""
+    driver = f"""
+import {{ createStore }} from {json.dumps(CHART_JS.as_uri())};
+let input = "";
+for await (const chunk of process.stdin) input += chunk;
+const store = createStore({{ now: () => 0 }});
+const requests = [];
+for (const msg of JSON.parse(input)) {{
+  const result = store.apply(msg);
+  if (result.request) requests.push(result.request);
+}}
+console.log(JSON.stringify({{ seq: store.seq, tables: store.tables, requests, points: store.points() }}));
+"""
+    proc = subprocess.run(
+        ["node", "--input-type=module", "-e", driver], input=json.dumps(messages), capture_output=True, text=True, check=True
+    )
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_the_esm_store_detects_the_gap_asks_once_and_heals_from_the_snapshot(make_chart, front_ends, clock):
+    chart = make_chart(max_points=200)
+    front = show(chart, front_ends)
+    for step in range(1, 1001):
+        clock.advance(0.05)
+        chart.add(metrics(step))
+    messages = front.chart_messages()
+    lost = next(i for i, m in enumerate(messages) if i > 5 and m["type"] == "delta")
+    received = messages[:lost] + messages[lost + 1 :]
+
+    broken = run_front_end_store(received)
+    assert broken["requests"] == [{"type": "resync", "have": messages[lost - 1]["seq"]}]
+
+    front.reply(broken["requests"][0])
+    clock.advance(FLUSH_INTERVAL)
+    chart.tick()
+    healed = run_front_end_store([*received, front.chart_messages()[-1]])
+    assert healed["tables"] == chart.snapshot()["traces"]
+    assert healed["seq"] == chart.snapshot()["seq"]
+    assert healed["points"] == len(chart.snapshot()["traces"]["train"]["x"])
+
+    in_order = run_front_end_store(messages)
+    assert in_order["requests"] == [] and in_order["tables"] == chart.snapshot()["traces"]

@@ -1,0 +1,292 @@
+// Front end of unsloth_nb.ui.chart.LossChart (an anywidget ESM).
+//
+// Python sends {type: "snapshot" | "delta", seq, traces: {table: {x: [...], column: [...]}}}.
+// A per-model store applies them in seq order and every view of the model draws from
+// it: a snapshot redraws (Plotly.react), a delta appends (Plotly.extendTraces). A gap in
+// seq means iopub dropped a message, so the store asks for a snapshot ({type: "resync"}).
+// plotly.js comes from the kernel (the plotly package's own plotly.min.js, pushed once
+// per page as a binary buffer) and is kept on window; never from a CDN.
+
+const RETRY_MS = 1500;
+const PLOTLY_REQUEST_MS = 10000;
+// Page-wide: one plotly.js per page, asked for by one chart at a time.
+const PAGE = (globalThis.__unslothNbChart ??= { loading: null, waiters: [], requestedAt: -Infinity });
+
+/** Protocol state of one chart, free of DOM and Plotly so it can be tested anywhere. */
+export function createStore({ now = () => Date.now(), retryMs = RETRY_MS } = {}) {
+  let tables = {};
+  let seq = null;
+  let width = {};
+  let steps = 0;
+  let lastRequest = -Infinity;
+
+  function resync() {
+    const t = now();
+    if (t - lastRequest < retryMs) return null;
+    lastRequest = t;
+    return { type: "resync", have: seq === null ? -1 : seq };
+  }
+
+  return {
+    get seq() {
+      return seq;
+    },
+    get tables() {
+      return tables;
+    },
+    get width() {
+      return width;
+    },
+    get steps() {
+      return steps;
+    },
+    points(table = "train") {
+      return tables[table] ? tables[table].x.length : 0;
+    },
+    /** Apply one message; returns {kind: "reset" | "extend" | "none", added?, request?}. */
+    apply(msg) {
+      if (msg.type === "snapshot") {
+        tables = {};
+        for (const [name, columns] of Object.entries(msg.traces || {})) {
+          tables[name] = Object.fromEntries(Object.entries(columns).map(([k, v]) => [k, v.slice()]));
+        }
+        seq = msg.seq;
+        width = msg.width || {};
+        steps = msg.steps || 0;
+        lastRequest = -Infinity;
+        return { kind: "reset" };
+      }
+      if (msg.type !== "delta") return { kind: "none" };
+      if (seq !== null && msg.seq <= seq) return { kind: "none" }; // duplicate or stale
+      if (seq === null || msg.seq !== seq + 1) return { kind: "none", request: resync() };
+      seq = msg.seq;
+      for (const [name, columns] of Object.entries(msg.traces || {})) {
+        const table = (tables[name] ??= {});
+        for (const [k, v] of Object.entries(columns)) {
+          (table[k] ??= []).push(...v);
+        }
+      }
+      return { kind: "extend", added: msg.traces || {} };
+    },
+    /** A request to send when no snapshot came yet (reloaded page, lost first message). */
+    pendingRequest() {
+      return seq === null ? resync() : null;
+    },
+  };
+}
+
+function plotlyNow() {
+  const P = globalThis.Plotly;
+  return P && typeof P.extendTraces === "function" ? P : null;
+}
+
+function whenPlotly(callback) {
+  const P = plotlyNow();
+  if (P) callback(P);
+  else PAGE.waiters.push(callback);
+}
+
+function loadPlotly(buffer) {
+  if (plotlyNow() || PAGE.loading) return;
+  const url = URL.createObjectURL(new Blob([buffer], { type: "text/javascript" }));
+  PAGE.loading = import(url)
+    .then(() => {
+      const P = plotlyNow();
+      if (!P) throw new Error("plotly.js did not define window.Plotly");
+      const waiters = PAGE.waiters.splice(0);
+      for (const callback of waiters) callback(P);
+    })
+    .catch((error) => {
+      console.error("[unsloth_nb] could not load plotly.js", error);
+      PAGE.loading = null;
+    })
+    .finally(() => URL.revokeObjectURL(url));
+}
+
+function plotTraces(spec, store) {
+  return spec.traces.map(({ table, column, ...attrs }) => {
+    const data = store.tables[table] || {};
+    return { ...attrs, x: (data.x || []).slice(), y: (data[column] || []).slice() };
+  });
+}
+
+/** Secondary axes are shown only while one of their traces is (legend clicks toggle them). */
+function syncAxes(Plotly, gd) {
+  const want = {};
+  for (const t of gd.data) {
+    if (t.yaxis && t.yaxis !== "y") {
+      const key = "yaxis" + t.yaxis.slice(1);
+      want[key] = want[key] || t.visible === true || t.visible === undefined;
+    }
+  }
+  const change = {};
+  for (const [key, visible] of Object.entries(want)) {
+    if ((gd.layout[key] || {}).visible !== visible) change[key + ".visible"] = visible;
+  }
+  if (Object.keys(change).length) Plotly.relayout(gd, change);
+}
+
+function createView(el, model, store, unanswered) {
+  const root = document.createElement("div");
+  root.className = "unsloth-nb-chart";
+  const plot = document.createElement("div");
+  plot.className = "unsloth-nb-chart-plot";
+  const note = document.createElement("div");
+  note.className = "unsloth-nb-chart-note";
+  root.append(plot, note);
+  el.append(root);
+
+  let Plotly = null;
+  let drawn = false;
+  let shown = { train: 0, eval: 0, seq: -1 }; // what the plot holds, for data-* attributes
+  let queue = Promise.resolve();
+  const run = (step) => {
+    queue = queue.then(step).catch((error) => console.error("[unsloth_nb] chart update failed", error));
+  };
+
+  function describe() {
+    const points = shown.train;
+    root.dataset.points = String(points);
+    root.dataset.evalPoints = String(shown.eval);
+    root.dataset.seq = String(shown.seq);
+    const silent = unanswered() && (!Plotly || store.seq === null);
+    root.dataset.state = silent ? "no-kernel" : Plotly ? "ready" : "loading";
+    const every = store.width.train || 1;
+    if (silent) note.textContent = "The kernel does not answer (restarted or busy?): re-run the cell to redraw the chart.";
+    else if (!Plotly) note.textContent = "Loading plotly.js from the kernel…";
+    else if (!points) note.textContent = "Waiting for the first logged step…";
+    else note.textContent = every > 1 ? `${points.toLocaleString()} points, each the mean of ${every} logged steps` : "";
+  }
+
+  // Data is taken when a change arrives, not when the queue gets to it, so a delta that
+  // lands while a redraw waits is neither lost nor drawn twice.
+  function reset() {
+    if (!Plotly) return describe();
+    const spec = model.get("spec");
+    const traces = plotTraces(spec, store);
+    const after = { train: store.points("train"), eval: store.points("eval"), seq: store.seq ?? -1 };
+    drawn = true;
+    run(async () => {
+      // Plotly keeps (and mutates) the layout it is given: hand it a copy, not the model's.
+      await Plotly.react(plot, traces, structuredClone(spec.layout), spec.config || {});
+      if (!plot.__unslothNbAxes) plot.on("plotly_restyle", () => syncAxes(Plotly, plot));
+      plot.__unslothNbAxes = true;
+      shown = after;
+      describe();
+    });
+  }
+
+  function extend(added) {
+    if (!drawn) return reset();
+    const spec = model.get("spec");
+    const update = { x: [], y: [] };
+    const indices = [];
+    spec.traces.forEach(({ table, column }, i) => {
+      const columns = added[table];
+      if (columns && columns[column] && columns.x.length) {
+        update.x.push(columns.x.slice());
+        update.y.push(columns[column].slice());
+        indices.push(i);
+      }
+    });
+    const after = { train: store.points("train"), eval: store.points("eval"), seq: store.seq ?? -1 };
+    run(async () => {
+      if (indices.length) await Plotly.extendTraces(plot, update, indices);
+      shown = after;
+      describe();
+    });
+  }
+
+  const resize = new ResizeObserver(() => {
+    if (drawn && plot.offsetWidth) run(() => Plotly.Plots.resize(plot));
+  });
+  resize.observe(root);
+  describe();
+  whenPlotly((P) => {
+    Plotly = P;
+    reset();
+  });
+
+  return {
+    reset,
+    extend,
+    describe,
+    dispose() {
+      resize.disconnect();
+      if (Plotly) Plotly.purge(plot);
+      root.remove();
+    },
+  };
+}
+
+/** Ask the kernel for what a view still lacks; repeat a few times (the kernel may be busy). */
+function askUntilReady(model, store, done, giveUp) {
+  let tries = 0;
+  const ask = () => {
+    const request = store.pendingRequest();
+    if (request) model.send(request);
+    const now = Date.now();
+    if (!plotlyNow() && !PAGE.loading && now - PAGE.requestedAt >= PLOTLY_REQUEST_MS) {
+      PAGE.requestedAt = now;
+      model.send({ type: "plotly" });
+    }
+    if (store.seq !== null && plotlyNow()) return true;
+    if (++tries < 8) return false;
+    giveUp();
+    return true;
+  };
+  // The kernel pushes a snapshot (and, for its first chart, plotly.js) as it creates the
+  // widget, so a fresh page needs nothing; wait a moment before asking.
+  const timer = setInterval(() => {
+    if (ask()) {
+      clearInterval(timer);
+      done();
+    }
+  }, RETRY_MS);
+  return () => clearInterval(timer);
+}
+
+export default () => {
+  // One closure per model: anywidget calls this factory for each widget instance.
+  const store = createStore();
+  const views = new Set();
+  let stopAsking = null;
+  let unanswered = false;
+
+  return {
+    initialize({ model }) {
+      const onMessage = (msg, buffers) => {
+        if (msg.type === "plotly") {
+          if (buffers && buffers.length) loadPlotly(buffers[0]);
+          return;
+        }
+        const result = store.apply(msg);
+        if (result.request && views.size) model.send(result.request);
+        if (result.kind === "reset") views.forEach((v) => v.reset());
+        else if (result.kind === "extend") views.forEach((v) => v.extend(result.added));
+      };
+      model.on("msg:custom", onMessage);
+      return () => {
+        if (stopAsking) stopAsking();
+        model.off("msg:custom", onMessage);
+      };
+    },
+    render({ model, el }) {
+      // A reloaded page re-creates every live widget model; only charts on screen ask for data.
+      if (!stopAsking) {
+        unanswered = false;
+        const giveUp = () => {
+          unanswered = true;
+          views.forEach((v) => v.describe());
+        };
+        stopAsking = askUntilReady(model, store, () => (stopAsking = null), giveUp);
+      }
+      const view = createView(el, model, store, () => unanswered);
+      views.add(view);
+      return () => {
+        views.delete(view);
+        view.dispose();
+      };
+    },
+  };
+};
