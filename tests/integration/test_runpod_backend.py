@@ -39,11 +39,8 @@ from unsloth_nb.backends.runpod.pods import (
 from unsloth_nb.backends.runpod.worker_client import WorkerClient
 from unsloth_nb.events import read_events_file
 from unsloth_nb.gpu_catalog import GPU_CATALOG, GpuOption
-from unsloth_nb.testing import pytest_runpod
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 from unsloth_nb.worker.settings import TOKEN_ENV
-
-runpod_emulator = pytest_runpod.runpod_emulator
 
 pytestmark = pytest.mark.timeout(300)
 
