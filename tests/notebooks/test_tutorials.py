@@ -89,3 +89,23 @@ def test_training_panel_notebook_shows_the_form_and_trains(tmp_path: Path, monke
     assert "".join(displayed(panel, "text/plain")).startswith("<TrainingPanel")
     config = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "panel.config().to_yaml()")))
     assert "max_steps: 5" in config
+
+
+def test_runpod_notebook_trains_on_an_emulated_pod_and_leaves_nothing_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RUNPOD_API_KEY", raising=False)  # the notebook must say it uses the emulator
+    notebook = execute("03_runpod.ipynb", tmp_path, monkeypatch)
+
+    assert errors(notebook) == []
+    (job,) = list_jobs()
+    assert (job.state, job.placement) == ("succeeded", "runpod") and job.pod_id
+    said = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "RunPodEmulator(")))
+    assert "uses the RunPod EMULATOR" in said and "nothing is billed" in said
+    assert displayed(cell_with(notebook, "%unsloth_train"), WIDGET_VIEW), "the live view is missing"
+    waited = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "await job")))
+    assert waited.startswith("succeeded") and f"pod {job.pod_id}" in waited
+    listing = "".join(o.get("text", "") for o in outputs(cell_with(notebook, 'runpod(["list"]);')))
+    assert "no pods" in listing
+    bill = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "emulator.ledger")))
+    assert "emulated pods still running: none" in bill
