@@ -394,3 +394,40 @@ def test_importing_the_backend_does_not_import_the_sdk() -> None:
     code = "import sys, unsloth_nb, unsloth_nb.backends.runpod, unsloth_nb.backends.runpod.cli; print('runpod' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "False"
+
+
+def test_an_idle_worker_left_by_a_finished_job_is_reused(runpod_emulator: RunPodEmulator) -> None:
+    from unsloth_nb.backends.runpod.pods import find_reusable_pod
+    from unsloth_nb.store import JobFolder, JobRecord
+
+    client = quick_client()
+    old_job = "20261128-100000-gone"
+    pod = client.create_pod(worker_pod_spec(pod_name(old_job)))
+    offers = live_offers(client, [gpu(RTX_4090), gpu(A6000)])
+
+    def health(found: Any, token: str) -> dict[str, object] | None:
+        worker = WorkerClient(proxy_url(found.id), token)
+        try:
+            return worker.health(timeout=5)
+        finally:
+            worker.close()
+
+    try:
+        worker = WorkerClient(proxy_url(pod.id), TOKEN)
+        runpod_emulator.wait_for(lambda: worker.health(timeout=5) is not None, timeout=60, interval=0.2)
+        worker.close()
+        assert find_reusable_pod(client, offers, health) is None  # no job record here: maybe another machine's
+
+        record = JobRecord(id=old_job, model="m", dataset="d", placement="runpod", state="training", pod_id=pod.id)
+        folder = JobFolder.create(record, {})
+        assert find_reusable_pod(client, offers, health) is None  # its job is still running
+
+        record.state = "failed"
+        folder.save_record(record)
+        found = find_reusable_pod(client, offers, health)
+        assert found is not None
+        reused, offer, token = found
+        assert (reused.id, offer.gpu.gpu_type_id, token) == (pod.id, RTX_4090, TOKEN)
+        assert find_reusable_pod(client, [o for o in offers if o.gpu.gpu_type_id == A6000], health) is None
+    finally:
+        client.terminate_pod(pod.id, poll=0.1)

@@ -70,6 +70,7 @@ class Timing:
     cost_every: float = 15.0  # seconds between cost events
     save_grace: float = 600.0  # how long a stopped job may take to save before we take what is there
     terminate_timeout: float = 180.0  # how long RunPod may take to stop listing a terminated pod
+    unreachable_limit: float = 600.0  # how long a running pod's worker may stay silent before the job fails
 
 
 class RunPodBackend:
@@ -264,6 +265,7 @@ class PodJob:
         assert self.pod is not None and self.worker is not None
         worker, cursor = self.worker, -1
         cancelled_at: float | None = None
+        silent_since: float | None = None
         resumed = False
         while True:
             self._cost()
@@ -277,9 +279,16 @@ class PodJob:
                 return "cancelled"
             try:
                 answer = worker.events(cursor, timeout=self.timing.poll_seconds)
-            except WorkerUnreachableError:
-                check_alive(self.client, self.pod.id)
+            except WorkerUnreachableError as exc:
+                check_alive(self.client, self.pod.id)  # a pod that is gone says so at once
+                silent_since = silent_since or time.monotonic()
+                if time.monotonic() - silent_since > self.timing.unreachable_limit:
+                    raise WorkerUnreachableError(
+                        f"pod {self.pod.id} is running but its worker has not answered for "
+                        f"{self.timing.unreachable_limit:.0f} s ({exc})"
+                    ) from None
                 continue
+            silent_since = None
             for event in answer.get("events") or []:
                 seq = int(event["seq"])
                 if seq <= cursor:
