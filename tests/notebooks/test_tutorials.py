@@ -91,6 +91,71 @@ def test_training_panel_notebook_shows_the_form_and_trains(tmp_path: Path, monke
     assert "max_steps: 5" in config
 
 
+def test_job_output_lands_in_the_cell_that_started_it(tmp_path: Path) -> None:
+    """ipykernel 7 sends a plain thread's output to whichever cell ran last; a job's must stay in its own cell."""
+    from jupyter_client.manager import KernelManager
+
+    from unsloth_nb.demo import demo_dataset_path
+
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(cwd=str(tmp_path))
+    client = km.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=120)
+        setup = (
+            "from pathlib import Path\n"
+            "from unsloth_nb.testing.tiny_model import build_tiny_model\n"
+            "MODEL = build_tiny_model(Path('tiny-model'))\n"
+            "%load_ext unsloth_nb"
+        )
+        run_cell(client, setup)
+        magic = run_cell_async(
+            client,
+            f"%unsloth_train --model {{MODEL}} --dataset {demo_dataset_path()} --max-steps 2 --warmup-steps 1 "
+            "--max-seq-length 512 --placement local -o job",
+        )
+        waiting = run_cell_async(client, "job.wait(); print('waited')")
+        streams = collect_until_idle(client, waiting)
+    finally:
+        client.stop_channels()
+        km.shutdown_kernel(now=True)
+
+    by_cell = {magic: "", waiting: ""}
+    for parent, text in streams:
+        by_cell[parent] = by_cell.get(parent, "") + text
+    assert "Unsloth" in by_cell[magic]  # printed by the training thread after the magic cell returned
+    assert by_cell[waiting].strip() == "waited"
+
+
+def run_cell_async(client: Any, code: str) -> str:
+    return client.execute(code, store_history=False)
+
+
+def run_cell(client: Any, code: str) -> None:
+    reply = client.execute_interactive(code, timeout=300, output_hook=lambda _msg: None)
+    assert reply["content"]["status"] == "ok", reply["content"]
+
+
+def collect_until_idle(client: Any, last: str, timeout: float = 300.0) -> list[tuple[str, str]]:
+    """(parent msg id, text) of every stream message until the cell ``last`` is done."""
+    import queue
+
+    streams: list[tuple[str, str]] = []
+    while True:
+        try:
+            msg = client.get_iopub_msg(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError("the kernel went quiet before the cell finished") from None
+        parent = msg["parent_header"].get("msg_id", "")
+        if msg["msg_type"] == "stream":
+            streams.append((parent, msg["content"]["text"]))
+        elif msg["msg_type"] == "error":
+            raise AssertionError(f"{msg['content']['ename']}: {msg['content']['evalue']}")
+        elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle" and parent == last:
+            return streams
+
+
 def test_runpod_notebook_trains_on_an_emulated_pod_and_leaves_nothing_running(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

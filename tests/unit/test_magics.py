@@ -193,6 +193,26 @@ def test_a_runpod_plan_waits_for_yes(ip: InteractiveShell, monkeypatch: pytest.M
     assert job_folders() == []
 
 
+def test_in_a_notebook_a_rental_asks_with_buttons(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    import comm
+    from ipywidgets.widgets.widget import _instances
+
+    monkeypatch.setattr(comm, "create_comm", lambda **kwargs: comm.DummyComm(**kwargs))  # a front end that renders widgets
+    monkeypatch.setenv("RUNPOD_API_KEY", "rp_not_a_real_key_for_tests")
+
+    with capture_output() as captured:
+        ip.run_line_magic("unsloth_train", f"--model unsloth/Llama-3.3-70B-Instruct --dataset {DEMO} --placement runpod -o job")
+
+    box = _instances[captured.outputs[-1].data["application/vnd.jupyter.widget-view+json"]["model_id"]]
+    question, (rent, cancel) = box.children[0], box.children[1].children
+    assert "Rent a RunPod GPU" in question.value and "$" in question.value
+    assert rent.description == "Rent and start"
+    assert job_folders() == [] and "job" not in ip.user_ns
+    cancel.click()
+    assert "not confirmed" in box.children[0].value
+    assert job_folders() == [] and "job" not in ip.user_ns
+
+
 def test_unsloth_jobs_lists_jobs_and_redraws_one(ip: InteractiveShell, tiny_model: Path) -> None:
     assert len(ip.run_line_magic("unsloth_jobs", "")) == 0
     with capture_output():
