@@ -148,8 +148,10 @@ class WorkerClient:
     def upload(self, dataset: bytes, chunk_size: int = MAX_CHUNK_BYTES, on_progress: Callable[[int], None] | None = None) -> None:
         """Send the packed dataset in chunks, resuming from what the worker already holds."""
         offset = int(self._json("GET", "/job/dataset").get("bytes_received") or 0)
+        setbacks = 0
         while offset < len(dataset):
             chunk = dataset[offset : offset + chunk_size]
+            before = offset
             try:
                 answer = self._json(
                     "PUT",
@@ -164,6 +166,10 @@ class WorkerClient:
                     raise
                 # A lost or refused chunk: ask where the worker stands and go on from there.
                 offset = int(self._json("GET", "/job/dataset").get("bytes_received") or 0)
+                setbacks = setbacks + 1 if offset <= before else 0
+                if setbacks >= 10:
+                    raise WorkerUnreachableError(f"the dataset upload made no progress after {setbacks} tries ({exc})") from None
+                self._sleep(min(5.0, 0.5 * setbacks))
             if on_progress is not None:
                 on_progress(offset)
 
