@@ -1,0 +1,85 @@
+"""30 LoRA steps on the tiny model through the real engine: how long, and how much is overhead.
+
+Run: .venv/bin/python benchmarks/tiny_30_steps.py
+Prints one table row: wall time of run_training (load + train + save), the trainer's own
+train_runtime, tokens/s, first and last loss, and the ratio wall / train_runtime (the
+engine's fixed cost: loading, tokenizing, saving). Timings on a shared CPU vary a lot.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import tempfile
+import time
+from itertools import islice
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SUPERBOWL = ROOT.parent / "shared" / "data" / "superbowl-qa" / "train.jsonl"
+STEPS = 30
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT))
+    from unsloth_nb.engine.model import import_unsloth
+
+    started = time.perf_counter()
+    import_unsloth()
+    imported = time.perf_counter() - started
+
+    from unsloth_nb.config import TrainConfig
+    from unsloth_nb.data import DatasetSummary, PreparedDataset
+    from unsloth_nb.engine import LogHooks, run_training
+    from unsloth_nb.events import EventLog
+    from unsloth_nb.testing import build_tiny_model
+
+    with SUPERBOWL.open(encoding="utf-8") as handle:
+        records = [json.loads(line) for line in islice(handle, 40)]
+    rows = [
+        {"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["completion"][:160]}]}
+        for r in records
+    ]
+    dataset = PreparedDataset(
+        rows, None, DatasetSummary("superbowl-qa", "prompt_completion", len(rows)), origins=[str(i) for i in range(len(rows))]
+    )
+
+    with tempfile.TemporaryDirectory() as scratch:
+        model = build_tiny_model(Path(scratch) / "tiny", vocab_texts=[r["prompt"] + "\n" + r["completion"] for r in records])
+        config = TrainConfig.from_dict(
+            {
+                "model": str(model),
+                "dataset": "superbowl-qa",
+                "lora": {"r": 8, "gradient_checkpointing": "false"},
+                "train": {
+                    "max_steps": STEPS,
+                    "batch_size": 4,
+                    "grad_accum": 1,
+                    "lr": 5e-3,
+                    "warmup_steps": 1,
+                    "max_seq_length": 256,
+                },
+            }
+        )
+        log = EventLog("benchmark")
+        begin = time.perf_counter()
+        result = run_training(config, dataset, Path(scratch) / "out", LogHooks(log))
+        wall = time.perf_counter() - begin
+
+    metrics = [e.data for e in log.read(kinds={"metrics"}) if "loss" in e.data]
+    tokens = metrics[-1].get("num_tokens", 0)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        "| model | steps | import unsloth s | run_training s | train() s | tokens/s | loss first -> last | peak RSS MB | wall / train() |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        f"| tiny Llama (h64, 2 layers) | {result.global_step} | {imported:.1f} | {wall:.2f} | {result.train_runtime:.2f} | "
+        f"{tokens / result.train_runtime:.0f} | {metrics[0]['loss']:.3f} -> {metrics[-1]['loss']:.3f} | {rss_mb:.0f} | "
+        f"{wall / result.train_runtime:.2f} |"
+    )
+
+
+if __name__ == "__main__":
+    main()

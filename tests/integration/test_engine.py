@@ -1,0 +1,221 @@
+"""The training engine end to end on the tiny model: Unsloth's real API on its CPU backend.
+
+Each run loads a real (tiny) model folder, trains with TRL's SFTTrainer on real rows from
+shared/data, and writes real files; the hooks are the same EventLog-backed ones the worker uses.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from unsloth_nb.config import TrainConfig
+from unsloth_nb.data import DatasetSummary, PreparedDataset
+from unsloth_nb.engine import LogHooks, TrainResult, generate, load_for_inference, run_training
+from unsloth_nb.errors import MissingSecretError
+from unsloth_nb.events import EventLog
+
+pytestmark = pytest.mark.timeout(600)
+
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def read_jsonl(path: Path, limit: int) -> list[dict]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in islice(handle, limit)]
+
+
+def messages_dataset(rows: list[dict], answer_chars: int = 160) -> PreparedDataset:
+    """Super Bowl Q&A as conversations, answers cut short so rows fit max_seq_length."""
+    train = [
+        {
+            "messages": [
+                {"role": "user", "content": row["prompt"]},
+                {"role": "assistant", "content": row["completion"][:answer_chars]},
+            ]
+        }
+        for row in rows
+    ]
+    summary = DatasetSummary(source="superbowl-qa/train.jsonl", format="prompt_completion", rows=len(train))
+    return PreparedDataset(train, None, summary, origins=[f"train.jsonl:{i + 1}" for i in range(len(train))])
+
+
+def text_dataset(limit: int = 24, eval_rows: int = 0) -> PreparedDataset:
+    """WikiSQL rows: plain text, no turns."""
+    rows = [{"text": row["text"]} for row in read_jsonl(SHARED_DATA / "wikisql" / "train.jsonl", limit=limit + eval_rows)]
+    train, evaluation = rows[:limit], rows[limit:] or None
+    summary = DatasetSummary(source="wikisql/train.jsonl", format="text", rows=len(train), eval_rows=eval_rows)
+    return PreparedDataset(
+        train,
+        evaluation,
+        summary,
+        origins=[f"train.jsonl:{i + 1}" for i in range(len(train))],
+        eval_origins=[f"train.jsonl:{limit + i + 1}" for i in range(eval_rows)],
+    )
+
+
+def tiny_config(model: Path, **train: Any) -> TrainConfig:
+    settings = {
+        "max_steps": 6,
+        "batch_size": 4,
+        "grad_accum": 1,
+        "lr": 5e-3,
+        "warmup_steps": 1,
+        "max_seq_length": 256,
+        **train,
+    }
+    return TrainConfig.from_dict(
+        {
+            "model": {"name": str(model)},
+            "dataset": "rows.jsonl",
+            "lora": {"r": 8, "gradient_checkpointing": "false"},
+            "train": settings,
+        }
+    )
+
+
+def kinds(log: EventLog, kind: str) -> list[dict]:
+    return [event.data for event in log.read(kinds={kind})]
+
+
+@pytest.fixture(scope="module")
+def trained(
+    tiny_model: Path, superbowl_rows: list[dict], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[TrainResult, EventLog, LogHooks]:
+    """One 6-step run on conversations that also saves the merged 16-bit model."""
+    config = tiny_config(tiny_model).merged({"save.merged_16bit": True})
+    log = EventLog("engine-test")
+    hooks = LogHooks(log)
+    result = run_training(config, messages_dataset(superbowl_rows), tmp_path_factory.mktemp("run"), hooks)
+    return result, log, hooks
+
+
+def test_a_run_reports_its_phases_and_events_in_order(trained: tuple[TrainResult, EventLog, LogHooks]) -> None:
+    result, log, hooks = trained
+
+    assert hooks.states == ["starting", "training", "saving"]
+    order = [event.kind for event in log.read()]
+    assert order.index("summary") < order.index("progress") < order.index("checkpoint") < order.index("artifact")
+
+    summary = kinds(log, "summary")[0]
+    assert summary["device"] == "cpu"
+    assert 0 < summary["params"]["trainable"] < summary["params"]["total"]
+
+    metrics = kinds(log, "metrics")
+    steps = [m["step"] for m in metrics]
+    assert steps == sorted(set(steps)) == [1, 2, 3, 4, 5, 6]
+    assert all(m["loss"] > 0 and "learning_rate" in m and "grad_norm" in m for m in metrics)
+    assert any(m.get("tokens_per_second", 0) > 0 for m in metrics)
+
+    progress = kinds(log, "progress")
+    assert [p["step"] for p in progress] == [1, 2, 3, 4, 5, 6]
+    assert {p["total_steps"] for p in progress} == {6}
+    assert progress[-1]["eta_seconds"] == 0
+
+    assert result.global_step == result.total_steps == 6
+    assert result.final_loss == metrics[-1]["loss"]
+    assert not result.stopped
+    assert "Training on responses only" in " ".join(m["message"] for m in kinds(log, "log"))
+
+
+def test_the_last_step_leaves_a_checkpoint_and_the_adapter_is_saved(trained: tuple[TrainResult, EventLog, LogHooks]) -> None:
+    result, log, _ = trained
+
+    assert result.last_checkpoint is not None and result.last_checkpoint.name == "checkpoint-6"
+    assert kinds(log, "checkpoint") == [{"step": 6, "path": str(result.last_checkpoint)}]
+
+    assert result.adapter_dir is not None
+    assert (result.adapter_dir / "adapter_config.json").is_file()
+    assert (result.adapter_dir / "adapter_model.safetensors").is_file()
+    assert (result.adapter_dir / "tokenizer_config.json").is_file()
+    artifacts = {a["kind"]: a for a in kinds(log, "artifact")}
+    assert artifacts["adapter"]["path"] == str(result.adapter_dir)
+    assert artifacts["adapter"]["bytes"] > 0
+
+
+def test_merged_16bit_is_a_plain_model_folder(trained: tuple[TrainResult, EventLog, LogHooks]) -> None:
+    result, log, _ = trained
+
+    assert result.merged_dir is not None
+    assert (result.merged_dir / "config.json").is_file()
+    assert list(result.merged_dir.glob("*.safetensors"))
+    assert not (result.merged_dir / "adapter_config.json").exists()
+    assert {a["kind"] for a in kinds(log, "artifact")} == {"adapter", "merged_16bit"}
+
+
+def test_the_saved_adapter_reloads_and_answers(trained: tuple[TrainResult, EventLog, LogHooks]) -> None:
+    result, _, _ = trained
+    assert result.adapter_dir is not None
+
+    model, tokenizer = load_for_inference(result.adapter_dir, max_seq_length=256)
+    answer = generate(model, tokenizer, "Who won Super Bowl LIX?", max_new_tokens=8)
+
+    assert isinstance(answer, str)
+    assert "<|im_start|>" not in answer and "Who won Super Bowl LIX?" not in answer
+
+
+def test_stop_leaves_a_checkpoint_and_resume_continues_from_it(
+    tiny_model: Path, superbowl_rows: list[dict], tmp_path: Path
+) -> None:
+    config = tiny_config(tiny_model, max_steps=10)
+    dataset = messages_dataset(superbowl_rows)
+
+    # The user presses Stop once step 3 is reported; training runs in a worker thread, as in the kernel.
+    log = EventLog("stopped")
+    hooks = LogHooks(log)
+    log.subscribe(lambda event: hooks.stop() if event.kind == "progress" and event["step"] >= 3 else None)
+    outcome: dict[str, TrainResult] = {}
+    worker = threading.Thread(target=lambda: outcome.update(result=run_training(config, dataset, tmp_path, hooks)))
+    worker.start()
+    worker.join()
+    stopped = outcome["result"]
+
+    assert stopped.stopped
+    assert 3 <= stopped.global_step <= 5
+    assert stopped.last_checkpoint == tmp_path / "checkpoints" / f"checkpoint-{stopped.global_step}"
+    assert stopped.last_checkpoint.is_dir()
+    assert kinds(log, "checkpoint") == [{"step": stopped.global_step, "path": str(stopped.last_checkpoint)}]
+    assert stopped.adapter_dir is not None and stopped.merged_dir is None
+
+    resumed_log = EventLog("resumed")
+    resumed = run_training(config, dataset, tmp_path, LogHooks(resumed_log), resume_from_checkpoint=True)
+
+    steps = [m["step"] for m in kinds(resumed_log, "metrics")]
+    assert steps[0] == stopped.global_step + 1
+    assert steps[-1] == resumed.global_step == 10
+    assert not resumed.stopped
+    assert resumed.last_checkpoint == tmp_path / "checkpoints" / "checkpoint-10"
+
+
+def test_plain_text_rows_train_and_evaluate(tiny_model: Path, tmp_path: Path) -> None:
+    config = tiny_config(tiny_model, max_steps=4, eval_steps=2)
+    log = EventLog("text")
+
+    result = run_training(config, text_dataset(limit=24, eval_rows=8), tmp_path, LogHooks(log))
+
+    assert result.global_step == 4
+    train_steps = [m["step"] for m in kinds(log, "metrics") if "loss" in m]
+    eval_steps = [m["step"] for m in kinds(log, "metrics") if "eval_loss" in m]
+    assert train_steps == [1, 2, 3, 4]
+    assert eval_steps == [2, 4]
+    assert all(m["eval_loss"] > 0 for m in kinds(log, "metrics") if "eval_loss" in m)
+    assert "Training on responses only" not in " ".join(m["message"] for m in kinds(log, "log"))
+
+
+def test_a_hub_repo_without_hf_token_fails_before_loading(
+    tiny_model: Path, superbowl_rows: list[dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    config = tiny_config(tiny_model).merged({"hub.repo_id": "me/tiny-lora"})
+    hooks = LogHooks(EventLog("hub"))
+
+    with pytest.raises(MissingSecretError) as caught:
+        run_training(config, messages_dataset(superbowl_rows), tmp_path, hooks)
+
+    assert caught.value.variable == "HF_TOKEN"
+    assert hooks.states == []
