@@ -318,11 +318,14 @@ class JobView:
             self._dirty.wait(IDLE_REFRESH)
             if self._follow_file:
                 self._read_file()
+            # Read before flushing: an end that arrives during the flush gets one more flush,
+            # or the page would keep showing the state before it.
+            ended = self.ended
             try:
                 self.flush()
             except Exception:  # a closed comm (kernel shutting down) must not spin
                 return
-            if self.ended:
+            if ended:
                 return
             self._closing.wait(self.interval)
 
