@@ -431,3 +431,43 @@ def test_an_idle_worker_left_by_a_finished_job_is_reused(runpod_emulator: RunPod
         assert find_reusable_pod(client, [o for o in offers if o.gpu.gpu_type_id == A6000], health) is None
     finally:
         client.terminate_pod(pod.id, poll=0.1)
+
+
+EXITING_CLIENT = """
+import sys, time
+import unsloth_nb
+
+train = {"max_steps": 500, "batch_size": 2, "grad_accum": 1, "max_seq_length": 512, "warmup_steps": 0}
+job = unsloth_nb.train(model=sys.argv[1], dataset=sys.argv[2], placement="runpod", train=train, lora={"r": 8, "alpha": 8})
+deadline = time.monotonic() + 240
+while not job.metrics():
+    if job.done or time.monotonic() > deadline:
+        print("no training step:", job.state, job.error, flush=True)
+        sys.exit(3)
+    time.sleep(0.2)
+print("training", job.id, flush=True)
+# The script ends here with the job still training: the interpreter exits, as a closed kernel does.
+"""
+
+
+def test_a_client_process_that_exits_mid_training_terminates_its_pod(
+    runpod_emulator: RunPodEmulator, tiny_model: Path, dataset_file: Path
+) -> None:
+    from unsloth_nb.store import JobFolder
+
+    client = subprocess.Popen(
+        [sys.executable, "-c", EXITING_CLIENT, str(tiny_model), str(dataset_file)], stdout=subprocess.PIPE, text=True
+    )
+    assert client.stdout is not None
+    line = client.stdout.readline()
+    assert line.startswith("training"), line
+    exiting = time.monotonic()
+    assert client.wait(timeout=120) == 0
+    print(f"\nexit with a job training -> pod confirmed gone: {time.monotonic() - exiting:.1f} s")
+
+    assert runpod_emulator.ledger.running_pods() == []
+    record = JobFolder.open(line.split()[1]).load_record()
+    assert record.state == "cancelled" and record.pod_id and runpod_emulator.pod(record.pod_id) is None
+    events = list(read_events_file(JobFolder.open(record.id).events_path))
+    assert events[-1].data.get("reason") == "the Python process is exiting"
+    assert [e["state"] for e in events if e.kind == "status"][-2:] == ["terminating", "cancelled"]

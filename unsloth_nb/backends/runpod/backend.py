@@ -21,17 +21,19 @@ stops live jobs) and the client-side limits (``runpod.max_runtime`` and
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import secrets
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from unsloth_nb.backends.runpod.bootstrap import START_COMMAND, boot_env
-from unsloth_nb.backends.runpod.client import PodNotGoneError, PodSpec, RunPodApiError, RunPodClient
+from unsloth_nb.backends.runpod.client import PodSpec, RunPodApiError, RunPodClient
 from unsloth_nb.backends.runpod.pods import (
     WORKER_PORT,
     Offer,
@@ -116,11 +118,15 @@ class PodJob:
         self._last_loss: float | None = None
         self._remote_reason: str | None = None
         self._remote_error: str | None = None
+        self._terminating = threading.Lock()
+        self._abort = threading.Event()  # set by end_now: the pods are being terminated from outside
 
     # ------------------------------------------------------------------ the whole run
     def run(self) -> BackendResult:
         ctx = self.ctx
         failure: BaseException | None = None
+        with _live_lock:
+            _live.add(self)
         try:
             ctx.set_state("provisioning")
             self._rent()
@@ -128,14 +134,18 @@ class PodJob:
             self._send_job()
             final = self._stream()
             return self._collect(final)
-        except JobCancelledError as exc:
-            failure = exc
-            raise JobCancelledError(self.stop_reason or str(exc)) from None
         except BaseException as exc:
             failure = exc
+            if isinstance(exc, JobCancelledError) or (self._abort.is_set() and isinstance(exc, Exception)):
+                # Stopped (or the pods were ended under us by end_now): say why, not what broke after.
+                raise JobCancelledError(self.stop_reason or str(exc)) from None
             raise
         finally:
-            self._tear_down(failure)
+            try:
+                self._tear_down(failure)
+            finally:
+                with _live_lock:
+                    _live.discard(self)
 
     # ------------------------------------------------------------------ renting
     def _rent(self) -> None:
@@ -245,7 +255,7 @@ class PodJob:
         if self.worker is None or self.worker.base_url != rented.url.rstrip("/"):
             if self.worker is not None:
                 self.worker.close()
-            self.worker = WorkerClient(rented.url, self.token)
+            self.worker = WorkerClient(rented.url, self.token, abort=self._abort)
         return self.worker
 
     # ------------------------------------------------------------------ job and events
@@ -418,30 +428,66 @@ class PodJob:
     def _tear_down(self, failure: BaseException | None) -> None:
         if self.worker is not None:
             self.worker.close()
-        left = [r for r in self.rented if r.id not in self.gone]
-        if not left:
-            return
-        self.ctx.set_state("terminating")
-        problems: list[str] = []
-        for rented in left:
-            try:
-                self.client.terminate_pod(rented.id, timeout=self.timing.terminate_timeout)
-            except (RunPodApiError, PodNotGoneError) as exc:
-                problems.append(str(exc))
-                continue
-            except BaseException as exc:  # MissingSecretError, a bug: still say the pod may be billing
-                problems.append(f"pod {rented.id} may still be running: {redact(str(exc))}")
-                continue
-            self.gone[rented.id] = time.monotonic()
-            self._write_pod_json(rented, terminated=True)
-            self._say(f"pod {rented.id} terminated (confirmed: RunPod no longer lists it)")
-        self._cost(force=True)
+        problems = self._terminate_all()
         if problems:
             message = "; ".join(problems)
             if failure is None:
                 raise BackendError(message)
             self._say(message, level="error")
             print(f"unsloth-nb: {message}", file=sys.stderr)
+
+    def _terminate_all(self) -> list[str]:
+        """Terminate every pod this job rented that is not confirmed gone; returns what went wrong."""
+        with self._terminating:
+            left = [r for r in self.rented if r.id not in self.gone]
+            if not left:
+                return []
+            self.ctx.set_state("terminating")
+            problems: list[str] = []
+            for rented in left:
+                try:
+                    self.client.terminate_pod(rented.id, timeout=self.timing.terminate_timeout)
+                except RunPodApiError as exc:
+                    problems.append(str(exc))
+                    continue
+                except BaseException as exc:  # MissingSecretError, a bug: still say the pod may be billing
+                    problems.append(f"pod {rented.id} may still be running: {redact(str(exc))}")
+                    continue
+                self.gone[rented.id] = time.monotonic()
+                self._write_pod_json(rented, terminated=True)
+                self._say(f"pod {rented.id} terminated (confirmed: RunPod no longer lists it)")
+            self._cost(force=True)
+            return problems
+
+    def end_now(self, reason: str) -> None:
+        """Terminate the pods at once, from another thread, skipping the save and the download.
+
+        For interpreter exit: a Jupyter kernel being shut down is killed seconds later,
+        too soon for a checkpoint to be saved and fetched, and a pod must not outlive
+        the process that watches it. The job's own thread then ends on its own.
+        """
+        self.stop_reason = self.stop_reason or reason
+        self._abort.set()
+        self.ctx.stop_event.set()
+        self._say(f"{reason}: terminating the pod now, without saving")
+        for problem in self._terminate_all():
+            self._say(problem, level="error")
+            print(f"unsloth-nb: {problem}", file=sys.stderr)
+
+
+_live: set[PodJob] = set()
+_live_lock = threading.Lock()
+
+
+def _end_pods_at_exit() -> None:
+    """Registered after the controller's own exit hook, so it runs first (atexit is last-in, first-out)."""
+    with _live_lock:
+        jobs = list(_live)
+    for job in jobs:
+        job.end_now("the Python process is exiting")
+
+
+atexit.register(_end_pods_at_exit)
 
 
 def _money(usd: float) -> str:

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ class WorkerClient:
         unreachable_after: float = 120.0,
         request_timeout: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        abort: threading.Event | None = None,
     ) -> None:
         import requests
 
@@ -73,6 +75,7 @@ class WorkerClient:
         self.unreachable_after = unreachable_after
         self.request_timeout = request_timeout
         self._sleep = sleep
+        self._abort = abort or threading.Event()
 
     def close(self) -> None:
         self._session.close()
@@ -94,6 +97,8 @@ class WorkerClient:
         give_up = time.monotonic() + (self.unreachable_after if retry_for is None else retry_for)
         attempt = 0
         while True:
+            if self._abort.is_set():
+                raise WorkerUnreachableError(f"{method} {path} not sent: the pod is being terminated")
             problem: str
             try:
                 response = self._session.request(method, self.base_url + path, timeout=timeout or self.request_timeout, **kwargs)
@@ -113,7 +118,7 @@ class WorkerClient:
             attempt += 1
             if time.monotonic() >= give_up:
                 raise WorkerUnreachableError(f"the worker did not answer {method} {path} ({problem})")
-            self._sleep(min(5.0, random.uniform(0.2, 0.5 * 2 ** min(attempt, 4))))
+            self._abort.wait(min(5.0, random.uniform(0.2, 0.5 * 2 ** min(attempt, 4))))
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._request(method, path, **kwargs)
