@@ -446,9 +446,11 @@ class TrainingPanel:
         self.stop_button.disabled = True
 
     def _on_job_event(self, event: Any) -> None:
-        if event.kind == "status" and event.data.get("state") in ("succeeded", "failed", "cancelled"):
+        state = event.data.get("state") if event.kind == "status" else None
+        if state in ("succeeded", "failed", "cancelled"):
             self.start_button.disabled = False
             self.stop_button.disabled = True
+            self._say(f"Job {event.job_id} {state}.", error=state == "failed")
 
     def _ask_to_rent(self, plan: Plan) -> None:
         import ipywidgets as widgets
@@ -619,7 +621,7 @@ def _preview_html(preview: DatasetPreview) -> str:
             for origin, row in zip(preview.origins, preview.rows, strict=False)
         )
         parts.append(f"<table class='unsloth-nb-preview' style='font-size:12px'>{body}</table>")
-    return "<div class='unsloth-nb-preview-box'>" + "".join(parts) + "</div>"
+    return "<div class='unsloth-nb-preview-box' style='line-height:1.4'>" + "".join(parts) + "</div>"
 
 
 def _plan_html(plan: Plan) -> str:
@@ -649,4 +651,4 @@ def _plan_html(plan: Plan) -> str:
     )
     warnings = "".join(f"<div style='color:#9a6700'>⚠ {html.escape(w)}</div>" for w in plan.warnings)
     details = f"<details><summary>Full plan</summary><pre style='font-size:11px'>{html.escape(format_plan(plan))}</pre></details>"
-    return f"<div class='unsloth-nb-plan'><table style='font-size:12px'>{rows}</table>{warnings}{details}</div>"
+    return f"<div class='unsloth-nb-plan' style='line-height:1.4'><table style='font-size:12px'>{rows}</table>{warnings}{details}</div>"

@@ -461,7 +461,7 @@ def _status_html(parts: list[str]) -> str:
     colour = _STATE_COLOURS.get(state, "inherit")
     head = f'<b style="color:{colour}">{html.escape(state)}</b>'
     return (
-        '<div class="unsloth-nb-status" style="font-family:var(--jp-code-font-family,monospace);font-size:12px">'
+        '<div class="unsloth-nb-status" style="font-family:var(--jp-code-font-family,monospace);font-size:12px;line-height:1.5">'
         + " · ".join([head, *(html.escape(p) for p in rest)])
         + "</div>"
     )
