@@ -73,13 +73,15 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.getbasetemp() / "tiny-model")
 
 
-def recorded_job(steps: int = 40, log_lines: int = 3, end: str | None = "succeeded") -> Job:
+def recorded_job(steps: int = 40, log_lines: int = 3, end: str | None = "succeeded", placement: str = "local") -> Job:
     """A job folder whose event log is written through the real EventLog, then loaded like a reattach."""
     config = TrainConfig.from_dict({"model": "HuggingFaceTB/SmolLM2-135M-Instruct", "dataset": "qa.jsonl"})
-    record = JobRecord(id=new_job_id() + uuid.uuid4().hex[:4], model=config.model.name, dataset="qa.jsonl")
+    record = JobRecord(id=new_job_id() + uuid.uuid4().hex[:4], model=config.model.name, dataset="qa.jsonl", placement=placement)
     folder = JobFolder.create(record, config.to_dict())
     log = EventLog(record.id, folder.events_path)
-    log.emit("status", state="created", placement="local")
+    log.emit("status", state="created", placement=placement)
+    if placement == "runpod":
+        log.emit("cost", usd_so_far=0.12, usd_per_hour=1.64, gpu="NVIDIA A100 80GB PCIe")
     log.emit("status", state="training", previous="created")
     for step in range(1, steps + 1):
         log.emit("metrics", step=step, loss=3.0 / step, learning_rate=2e-4, tokens_per_second=250.0)
@@ -126,6 +128,14 @@ def test_a_finished_job_replays_its_whole_history(comms: list[RecordingComm]) ->
     bundle = view._repr_mimebundle_()
     assert WIDGET_VIEW in bundle
     assert "<svg" in bundle["text/html"]
+
+
+def test_a_remote_job_shows_its_gpu_price_and_cost(comms: list[RecordingComm]) -> None:
+    job = recorded_job(steps=5, placement="runpod")
+
+    status = JobView(job).status_html.value
+
+    assert "RunPod NVIDIA A100 80GB PCIe" in status and "$1.64/h" in status and "$0.12 so far" in status
 
 
 def test_without_a_front_end_the_view_is_text_and_a_static_picture() -> None:
