@@ -245,8 +245,9 @@ class JobView:
             else:
                 fresh = False
         if fresh:
+            ended = self.ended  # read first: an end landing during this flush is left to the flusher
             self.flush()
-            if not self.ended and not self._closing.is_set():
+            if not ended and not self._closing.is_set():
                 self._start_flusher()
         return built
 
