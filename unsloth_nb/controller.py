@@ -31,7 +31,7 @@ from unsloth_nb.credentials import get_secret, redact
 from unsloth_nb.data import PreparedDataset, prepare_dataset
 from unsloth_nb.errors import BackendError, JobCancelledError, JobFailedError, PlanError, UnslothNbError
 from unsloth_nb.events import Event, EventLog
-from unsloth_nb.planner import Plan, plan
+from unsloth_nb.planner import Plan, check_model_source, plan
 from unsloth_nb.runtime import submit
 from unsloth_nb.store import TERMINAL_STATES, JobFolder, JobRecord, new_job_id
 
@@ -77,6 +77,7 @@ def prepare(
     base = Path(base_dir or Path.cwd()).resolve()
     dataset = prepare_dataset(config.dataset, config.train.max_seq_length, base_dir=str(base))
     job_plan = plan(config, dataset.summary)
+    check_model_source(config, job_plan.placement)
     if not check_secrets:
         return Prepared(config, dataset, job_plan, base)
     if config.hub.repo_id:

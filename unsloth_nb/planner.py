@@ -46,6 +46,7 @@ __all__ = [
     "LocalHardware",
     "ModelSize",
     "Plan",
+    "check_model_source",
     "detect_local_hardware",
     "estimate_model_size",
     "format_plan",
@@ -269,6 +270,7 @@ class ModelSize:
     hidden_size: int | None = None
     num_layers: int | None = None
     vocab_size: int | None = None
+    max_positions: int | None = None  # max_position_embeddings from config.json: the longest sequence it attends to
 
     @property
     def billions(self) -> float:
@@ -468,7 +470,19 @@ def _size_from_config(config: dict[str, Any], source: str) -> ModelSize:
         hidden_size=h,
         num_layers=layers,
         vocab_size=vocab,
+        max_positions=_positive_int(config.get("max_position_embeddings")),
     )
+
+
+def _positive_int(value: Any) -> int | None:
+    """A config value that must be a positive whole number, or None when it is absent or unusable."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
 
 
 _UNITS = {"m": 1e6, "b": 1e9, "t": 1e12}
@@ -623,6 +637,7 @@ def plan(
     if not name:
         raise ConfigError("model.name", "a model is required, e.g. unsloth/Llama-3.2-1B-Instruct")
     size = estimate_model_size(name, config.model.revision)
+    _check_context_length(config, size)
     local = hardware if hardware is not None else detect_local_hardware()
     catalogue = list(prices) if prices is not None else list(GPU_CATALOG)
     train = config.train
@@ -685,6 +700,74 @@ def plan(
         tokens_per_second=round(speed, 1),
         tokens_per_step=tokens_per_step,
     )
+
+
+def _check_context_length(config: TrainConfig, size: ModelSize) -> None:
+    """Refuse a max_seq_length beyond what the model's config.json says it can attend to.
+
+    Without this the mistake shows up minutes later, after the weights are read, or
+    silently trains on positions the model never saw. Only a count from a real
+    config.json is trusted; a size read from the name says nothing about context.
+    """
+    limit = size.max_positions
+    wanted = config.train.max_seq_length
+    if limit is None or wanted <= limit:
+        return
+    raise ConfigError(
+        "train.max_seq_length",
+        f"{wanted:,} tokens is more than {config.model.name} can take: its max_position_embeddings is {limit:,} "
+        f"({size.source}). Set train.max_seq_length (--max-seq-length) to {limit:,} or less.",
+    )
+
+
+#: Environment switches huggingface_hub and transformers read to stay offline.
+OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+#: How a model name written as a path starts; anything else shaped like owner/name is a Hub id.
+_PATH_PREFIXES = ("/", "./", "../", "~", ".\\", "..\\")
+
+
+def hub_offline() -> bool:
+    """True when downloads from the Hub are switched off, as huggingface_hub decides it."""
+    return any(os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on") for var in OFFLINE_ENV)
+
+
+def check_model_source(config: TrainConfig, placement: str) -> None:
+    """Refuse a model that cannot be loaded where the job would run, before anything starts.
+
+    Catches what would otherwise fail only after a job (or a pod) has started: a
+    local path that does not exist, a file where a folder is needed, and a Hub id
+    that is neither cached nor downloadable because this machine is offline. A Hub
+    id is not looked up online: planning never touches the network. A path that is
+    missing here may still exist on a RunPod network volume, so it is let through
+    when the job runs on RunPod with one.
+    """
+    name = config.model.name.strip()
+    path = Path(name).expanduser()
+    looks_like_path = name.startswith(_PATH_PREFIXES) or path.suffix.lower() in (".gguf", ".safetensors", ".bin", ".json")
+    if path.is_dir():
+        return
+    if path.is_file():
+        raise ConfigError(
+            "model.name",
+            f"{name} is a file; give the model's folder (the one that holds config.json and the weights) or a Hub id",
+        )
+    if looks_like_path:
+        if placement == "runpod" and config.runpod.volume_id:
+            return
+        raise ConfigError(
+            "model.name",
+            f"there is no model folder at {name}. Give a folder that holds config.json, or a Hub id such as "
+            "unsloth/Llama-3.2-1B-Instruct.",
+        )
+    if placement == "local" and hub_offline() and _hub_cache_config(name, config.model.revision) is None:
+        switches = ", ".join(f"{var}={os.environ[var]}" for var in OFFLINE_ENV if os.environ.get(var))
+        raise ConfigError(
+            "model.name",
+            f"{name!r} is not in the Hugging Face cache ({hub_cache_dir()}) and downloads are switched off "
+            f"({switches}). Check the id for typos, download it once with network access (hf download {name}), "
+            "or point model.name at a local folder.",
+        )
 
 
 def _place(
