@@ -8,6 +8,7 @@ with the help text written next to it in config.py.
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -130,7 +131,7 @@ def parse_train_args(argv: Sequence[str] | str, base: dict[str, Any] | None = No
     ``base`` is config data from elsewhere (a %%unsloth_train cell body); a --config
     file comes next and flags override both.
     """
-    args = shlex.split(argv) if isinstance(argv, str) else list(argv)
+    args = _attach_negative_numbers(shlex.split(argv) if isinstance(argv, str) else list(argv))
     namespace = build_train_parser().parse_args(args)
     options = TrainOptions(
         yes=namespace.yes,
@@ -145,6 +146,30 @@ def parse_train_args(argv: Sequence[str] | str, base: dict[str, Any] | None = No
         deep_update(data, load_config_file(options.config_file))
     deep_update(data, overrides_from_namespace(namespace))
     return TrainConfig.from_dict(data), options
+
+
+#: A negative number as typed on a command line, scientific notation included (-1e-4, -0.5, -3).
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$", re.IGNORECASE)
+
+
+def _attach_negative_numbers(args: list[str]) -> list[str]:
+    """``--lr -1e-4`` -> ``--lr=-1e-4``, for flags that take a value.
+
+    argparse reads ``-1e-4`` as another flag, so the user would be told the value
+    is missing instead of the real problem (a learning rate must be positive).
+    """
+    value_flags = {spec.flag for spec in field_specs(TrainConfig) if spec.flag and spec.base_type is not bool}
+    out: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg in value_flags and index + 1 < len(args) and _NEGATIVE_NUMBER.match(args[index + 1]):
+            out.append(f"{arg}={args[index + 1]}")
+            index += 2
+            continue
+        out.append(arg)
+        index += 1
+    return out
 
 
 def parse_cell_body(body: str) -> dict[str, Any]:
