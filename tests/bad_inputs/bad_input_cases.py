@@ -1,0 +1,190 @@
+"""The bad-input corpus: every mistake a user can make before a job starts, and what the answer must say.
+
+Each case is the flags a user would type (`unsloth-nb train ...`); the panel test types the
+same values into the form. Files live in tests/data/bad/ (committed, so each problem has a
+fixed ``file:line``); anything that depends on this machine (a missing path, an empty Hub
+cache, a config file holding a key) is made at run time under the test's temporary folder.
+
+Placeholders in flags, env and files: ``{bad}`` tests/data/bad, ``{model}`` a model folder
+with a config.json whose context is 2,048 tokens, ``{good}`` a valid dataset, ``{tmp}`` a
+scratch folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BAD_DATA = Path(__file__).resolve().parents[1] / "data" / "bad"
+MODEL_2K = BAD_DATA / "short_context_model"
+
+#: Every case starts from a valid job (a small local model folder, a valid dataset, on this
+#: machine) so that the one mistake it adds is the only thing wrong.
+BASE_FLAGS = ("--model", "{model}", "--dataset", "{good}", "--max-seq-length", "512", "--placement", "local")
+
+
+@dataclass(frozen=True)
+class BadInput:
+    """One mistake: the flags that make it, and the words the answer must contain."""
+
+    id: str
+    flags: tuple[str, ...]
+    #: Fragments the message must contain: the file:line, field or variable to change, and how.
+    says: tuple[str, ...]
+    #: The form field the panel marks (None when the error is not about one field).
+    form_field: str | None = None
+    #: Environment for this case; None removes the variable.
+    env: Mapping[str, str | None] = field(default_factory=dict)
+    #: Files to write under {tmp} first: relative name -> text.
+    files: Mapping[str, str] = field(default_factory=dict)
+    #: False when the mistake cannot be made in the form (a flag typo, a --config file).
+    panel: bool = True
+    #: The job would rent a pod: checked against the RunPod emulator's ledger.
+    runpod: bool = False
+    #: Text that must never appear in the answer (a secret the input carried).
+    never_says: tuple[str, ...] = ()
+
+    def argv(self, places: Mapping[str, str]) -> list[str]:
+        return ["train", *(fill(arg, places) for arg in (*BASE_FLAGS, *self.flags))]
+
+
+def fill(text: str, places: Mapping[str, str]) -> str:
+    for key, value in places.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
+def dataset_case(name: str, *says: str, flags: tuple[str, ...] = ()) -> BadInput:
+    stem = name.rsplit(".", 1)[0].replace("_", "-")
+    return BadInput(f"data-{stem}", ("--dataset", f"{{bad}}/{name}", *flags), says)
+
+
+#: A value shaped like nothing real; built by joining so the source never holds a token-like string.
+FAKE_CONFIG_SECRET = "-".join(("not", "a", "real", "value", "unslothnb", "test"))
+
+CASES: tuple[BadInput, ...] = (
+    # ---------------------------------------------------------------- dataset files
+    dataset_case("malformed_json.jsonl", "malformed_json.jsonl:3", "not valid JSON", "--skip-invalid"),
+    dataset_case("latin1.jsonl", "latin1.jsonl:2", "not UTF-8", "Save the file as UTF-8"),
+    dataset_case("utf16.jsonl", "utf16.jsonl", "UTF-16", "save it as UTF-8"),
+    dataset_case("empty.jsonl", "empty.jsonl is empty (0 bytes)"),
+    dataset_case("blank_lines.jsonl", "blank_lines.jsonl is empty: it has no rows"),
+    dataset_case("missing_column.jsonl", "missing_column.jsonl:1", "missing 'answer'", "--columns"),
+    dataset_case("wrong_columns.csv", "wrong_columns.csv:2", "no known format (columns: q, a)", "--columns"),
+    dataset_case("mixed_formats.jsonl", "mixed_formats.jsonl:2", "a file holds one format"),
+    dataset_case("empty_messages.jsonl", "empty_messages.jsonl:1", "'messages' is an empty list"),
+    dataset_case("no_assistant.jsonl", "no_assistant.jsonl:1", "no assistant turn"),
+    dataset_case("empty_answer.jsonl", "empty_answer.jsonl:1", "empty assistant content"),
+    dataset_case("unknown_speaker.jsonl", "unknown_speaker.jsonl:1", "unknown speaker 'bot'", "human, gpt and system"),
+    dataset_case(
+        "overlong_row.jsonl",
+        "overlong_row.jsonl:2",
+        "longer than max_seq_length=256",
+        "--skip-invalid",
+        flags=("--max-seq-length", "256"),
+    ),
+    dataset_case("array_in_jsonl.jsonl", "array_in_jsonl.jsonl:1", "expected an object with named fields"),
+    dataset_case("not_rows.json", "not_rows.json", "expected a JSON array of rows"),
+    dataset_case("not_parquet.parquet", "not_parquet.parquet", "not a readable Parquet file"),
+    dataset_case("notes.txt", "notes.txt: unknown file type '.txt'", "Use a .jsonl"),
+    BadInput(
+        "data-path-does-not-exist",
+        ("--dataset", "{tmp}/no/such/train.jsonl"),
+        ("dataset not found", "no/such/train.jsonl", "check the spelling"),
+    ),
+    # ---------------------------------------------------------------- hyperparameters
+    BadInput("negative-lr", ("--lr", "-1e-4"), ("train.lr", "must be greater than 0"), form_field="train.lr"),
+    BadInput("lora-r-zero", ("--lora-r", "0"), ("lora.r", "must be at least 1"), form_field="lora.r"),
+    BadInput("batch-size-zero", ("--batch-size", "0"), ("train.batch_size", "must be at least 1"), form_field="train.batch_size"),
+    BadInput("epochs-zero", ("--epochs", "0"), ("train.epochs", "must be greater than 0"), form_field="train.epochs"),
+    BadInput("lr-not-a-number", ("--lr", "fast"), ("train.lr", "expected a number"), form_field="train.lr"),
+    BadInput("dropout-too-high", ("--lora-dropout", "1.5"), ("lora.dropout", "must be at most 0.9"), form_field="lora.dropout"),
+    BadInput(
+        "eval-split-too-big",
+        ("--eval-split", "0.9"),
+        ("dataset.eval_split", "must be at most 0.5"),
+        form_field="dataset.eval_split",
+    ),
+    BadInput(
+        "seq-length-too-large-for-the-model",
+        ("--max-seq-length", "4096"),
+        ("train.max_seq_length", "max_position_embeddings is 2,048", "2,048 or less"),
+        form_field="train.max_seq_length",
+    ),
+    BadInput(
+        "seq-length-too-small",
+        ("--max-seq-length", "8"),
+        ("train.max_seq_length", "at least 16"),
+        form_field="train.max_seq_length",
+    ),
+    BadInput(
+        "warmup-longer-than-training",
+        ("--max-steps", "5", "--warmup-steps", "50"),
+        ("train.warmup_steps", "exceed max_steps=5"),
+        form_field="train.warmup_steps",
+    ),
+    BadInput("hub-id-malformed", ("--hub-id", "not a repo"), ("hub.repo_id", "owner/name"), form_field="hub.repo_id"),
+    BadInput(
+        "unknown-gpu-type",
+        ("--gpus", "NVIDIA RTX 9999"),
+        ("runpod.gpus[0]", "unknown GPU type", "Did you mean"),
+    ),
+    # ---------------------------------------------------------------- models
+    BadInput(
+        "model-path-does-not-exist",
+        ("--model", "{tmp}/models/Llama-3.2-1B-finetuned"),
+        ("model.name", "no model folder at", "config.json"),
+        form_field="model.name",
+    ),
+    BadInput(
+        "model-is-a-file",
+        ("--model", "{model}/config.json"),
+        ("model.name", "is a file", "folder"),
+        form_field="model.name",
+    ),
+    BadInput(
+        "hub-model-not-cached-offline",
+        ("--model", "someone-unknown/NoSuchModel-135M-Instruct"),
+        ("model.name", "not in the Hugging Face cache", "HF_HUB_OFFLINE=1", "hf download"),
+        form_field="model.name",
+        env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": "{tmp}/empty-hub-cache"},
+    ),
+    BadInput(
+        "hub-model-without-a-size",
+        ("--model", "someone-unknown/mystery-model"),
+        ("could not be determined", "model.name", "config.json"),
+        env={"HF_HUB_CACHE": "{tmp}/empty-hub-cache"},
+    ),
+    # ---------------------------------------------------------------- keys
+    BadInput(
+        "runpod-without-a-key",
+        ("--placement", "runpod"),
+        ("RUNPOD_API_KEY is not set", "export RUNPOD_API_KEY="),
+        env={"RUNPOD_API_KEY": None},
+        runpod=True,
+    ),
+    BadInput(
+        "hub-push-without-hf-token",
+        ("--hub-id", "someone/support-lora"),
+        ("HF_TOKEN is not set", "someone/support-lora", "export HF_TOKEN="),
+        env={"HF_TOKEN": None, "HUGGING_FACE_HUB_TOKEN": None},
+    ),
+    # ---------------------------------------------------------------- terminal only
+    BadInput("unknown-flag", ("--lora-rank", "8"), ("--lora-rank", "--help"), panel=False),
+    BadInput(
+        "secret-in-a-config-file",
+        ("--config", "{tmp}/with-key.yaml"),
+        ("hub.token", "secrets are never part of a config", "HF_TOKEN"),
+        files={"with-key.yaml": f"hub:\n  repo_id: someone/support-lora\n  token: {FAKE_CONFIG_SECRET}\n"},
+        panel=False,
+        never_says=(FAKE_CONFIG_SECRET,),
+    ),
+    BadInput(
+        "config-file-not-yaml",
+        ("--config", "{tmp}/broken.yaml"),
+        ("broken.yaml:3", "not valid YAML"),
+        files={"broken.yaml": "train:\n  lr: [2e-4\n  epochs: 1\n"},
+        panel=False,
+    ),
+)
