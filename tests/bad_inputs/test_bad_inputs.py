@@ -1,13 +1,14 @@
 """Every bad input is refused before anything starts, in words that say what to change.
 
-Each case of the corpus (bad_input_cases.py) is tried three ways:
+Each case of the corpus (bad_input_cases.py) is tried three ways, and a fourth:
 
 - the CLI, in this process: exit code 2, a short message on stderr that names the
   ``file:line``, the field or the variable, and no traceback;
 - the TrainingPanel: the same message in its error line (and at the field when there is
   one), and no job;
 - the CLI in a fresh process: the same answer, with none of the training stack
-  (torch, unsloth, transformers, ...) imported, so nothing heavy even began.
+  (torch, unsloth, transformers, ...) imported, so nothing heavy even began;
+- ``%unsloth_train`` with the same flags: the cell fails with the message alone.
 
 Nothing started means: no job folder under UNSLOTH_NB_HOME and, for a job that would rent
 a GPU, no pod in the RunPod emulator's ledger.
@@ -147,6 +148,42 @@ def test_panel_shows_the_message_and_starts_no_job(
     assert_says(shown, BadInput(case.id, case.flags, tuple(says), never_says=case.never_says))
     if case.form_field is not None:
         assert case.form_field in panel.errors, f"{case.id}: {case.form_field} is not marked: {panel.errors}"
+    assert job_folders() == []
+    if emulator is not None:
+        assert emulator.ledger.pod_ids() == [] and emulator.pods == {}
+
+
+# ---------------------------------------------------------------------- the magic
+@pytest.fixture(scope="module")
+def ipython() -> Any:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "unsloth_nb")
+    return shell
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES])
+def test_the_magic_shows_the_message_without_a_traceback(
+    case: BadInput, ipython: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """``%unsloth_train`` with the same flags: the cell fails with the message alone and starts nothing."""
+    import shlex
+
+    from IPython.utils.capture import capture_output
+
+    emulator = request.getfixturevalue("runpod_emulator") if case.runpod else None
+    places = places_for(tmp_path)
+    write_files(case, tmp_path)
+    apply_env(case, places, monkeypatch)
+
+    with capture_output() as captured:
+        result = ipython.run_cell("%unsloth_train " + shlex.join(case.argv(places)[1:]) + " -o job")
+
+    shown = captured.stdout + captured.stderr + "".join(str(o.data.get("text/plain", "")) for o in captured.outputs)
+    assert not result.success and "Traceback" not in shown, shown
+    assert_says(shown, case)
+    assert "job" not in ipython.user_ns
     assert job_folders() == []
     if emulator is not None:
         assert emulator.ledger.pod_ids() == [] and emulator.pods == {}
