@@ -3,12 +3,15 @@
 Run: .venv/bin/python benchmarks/tiny_30_steps.py
 Prints one table row: wall time of run_training (load + train + save), the trainer's own
 train_runtime, tokens/s, first and last loss, and the ratio wall / train_runtime (the
-engine's fixed cost: loading, tokenizing, saving). Timings on a shared CPU vary a lot.
+engine's fixed cost: loading, tokenizing, saving). Timings on a shared CPU vary a lot;
+OMP_WAIT_POLICY defaults to PASSIVE here (as in the test suite) because spinning OpenMP
+threads on a busy 2-core machine made the same run 5x slower. Set it to ACTIVE to compare.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -22,6 +25,7 @@ STEPS = 30
 
 
 def main() -> None:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads
     sys.path.insert(0, str(ROOT))
     from unsloth_nb.engine.model import import_unsloth
 
@@ -71,11 +75,13 @@ def main() -> None:
     tokens = metrics[-1].get("num_tokens", 0)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        "| model | steps | import unsloth s | run_training s | train() s | tokens/s | loss first -> last | peak RSS MB | wall / train() |"
+        "| model | steps | OMP_WAIT_POLICY | import unsloth s | run_training s | train() s | tokens/s | loss first -> last "
+        "| peak RSS MB | wall / train() |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print(
-        f"| tiny Llama (h64, 2 layers) | {result.global_step} | {imported:.1f} | {wall:.2f} | {result.train_runtime:.2f} | "
+        f"| tiny Llama (h64, 2 layers) | {result.global_step} | {os.environ['OMP_WAIT_POLICY']} | {imported:.1f} | "
+        f"{wall:.2f} | {result.train_runtime:.2f} | "
         f"{tokens / result.train_runtime:.0f} | {metrics[0]['loss']:.3f} -> {metrics[-1]['loss']:.3f} | {rss_mb:.0f} | "
         f"{wall / result.train_runtime:.2f} |"
     )

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 from itertools import islice
 from pathlib import Path
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+# torch's OpenMP threads spin while they wait for work. On a busy 2-core CI runner (other
+# test processes, kernels, a browser) spinning threads starve each other: SmolLM2 steps took
+# 10-48 s instead of 1.5 s. Sleeping waiters avoid that; read once, when torch first loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ import pytest
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary, PreparedDataset
 from unsloth_nb.engine import LogHooks, TrainResult, generate, load_for_inference, run_training
-from unsloth_nb.errors import MissingSecretError
+from unsloth_nb.errors import ConfigError, DatasetError, MissingSecretError
 from unsloth_nb.events import EventLog
 
 pytestmark = pytest.mark.timeout(600)
@@ -104,7 +104,10 @@ def test_a_run_reports_its_phases_and_events_in_order(trained: tuple[TrainResult
 
     summary = kinds(log, "summary")[0]
     assert summary["device"] == "cpu"
-    assert 0 < summary["params"]["trainable"] < summary["params"]["total"]
+    assert summary["params"] > 100_000
+    messages = " ".join(m["message"] for m in kinds(log, "log"))
+    assert "Counted with the tokenizer: 40 rows" in messages
+    assert "trainable of" in messages
 
     metrics = kinds(log, "metrics")
     steps = [m["step"] for m in metrics]
@@ -219,3 +222,69 @@ def test_a_hub_repo_without_hf_token_fails_before_loading(
 
     assert caught.value.variable == "HF_TOKEN"
     assert hooks.states == []
+
+
+def test_an_over_long_row_fails_before_the_weights_load(tiny_model: Path, superbowl_rows: list[dict], tmp_path: Path) -> None:
+    dataset = messages_dataset(superbowl_rows, answer_chars=2000)
+    log = EventLog("too-long")
+    hooks = LogHooks(log)
+
+    with pytest.raises(DatasetError) as caught:
+        run_training(tiny_config(tiny_model, max_seq_length=128), dataset, tmp_path, hooks)
+
+    assert "longer than max_seq_length=128" in str(caught.value)
+    assert "train.jsonl:1:" in str(caught.value)
+    assert hooks.states == ["starting"]
+    assert not [s for s in kinds(log, "summary") if "model" in s]
+
+
+def test_skip_invalid_drops_over_long_rows_and_says_so(tiny_model: Path, superbowl_rows: list[dict], tmp_path: Path) -> None:
+    long_answers = [{**row, "completion": " ".join([row["completion"]] * 20)} for row in superbowl_rows[8:12]]
+    rows = messages_dataset(superbowl_rows[:8], answer_chars=100).train + messages_dataset(long_answers, answer_chars=2000).train
+    dataset = PreparedDataset(rows, None, DatasetSummary("mixed", "messages", len(rows)), origins=[f"r:{i}" for i in range(12)])
+    config = tiny_config(tiny_model, max_steps=2, max_seq_length=128).merged({"dataset.skip_invalid": True})
+    log = EventLog("skip")
+
+    result = run_training(config, dataset, tmp_path, LogHooks(log))
+
+    assert result.global_step == 2
+    dataset_summaries = [s for s in kinds(log, "summary") if "rows" in s]
+    assert dataset_summaries[-1]["rows"] == 8
+    assert dataset_summaries[-1]["skipped"] == 4
+
+
+def test_prompt_masking_falls_back_to_full_text_when_the_template_has_no_markers(tiny_model: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from unsloth_nb.engine.sft import CHATML_PARTS, response_parts
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    conversation = {"messages": [{"role": "user", "content": "Who won?"}, {"role": "assistant", "content": "The Eagles."}]}
+    assert response_parts(tokenizer, conversation) == CHATML_PARTS
+
+    tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
+    assert response_parts(tokenizer, conversation) is None
+
+
+def test_an_unsloth_chat_template_by_name_trains_on_responses_only(
+    tiny_model: Path, superbowl_rows: list[dict], tmp_path: Path
+) -> None:
+    config = tiny_config(tiny_model, max_steps=2).merged({"model.chat_template": "llama-3"})
+    log = EventLog("llama-3")
+
+    result = run_training(config, messages_dataset(superbowl_rows[:8], answer_chars=80), tmp_path, LogHooks(log))
+
+    assert result.global_step == 2
+    messages = " ".join(m["message"] for m in kinds(log, "log"))
+    assert "Training on responses only (after '<|eot_id|><|start_header_id|>assistant<|end_header_id|>\\n\\n')" in messages
+    assert "<|start_header_id|>assistant" in (result.adapter_dir / "chat_template.jinja").read_text()
+
+
+def test_an_unknown_chat_template_names_the_known_ones(tiny_model: Path, superbowl_rows: list[dict], tmp_path: Path) -> None:
+    config = tiny_config(tiny_model).merged({"model.chat_template": "llama-9"})
+
+    with pytest.raises(ConfigError) as caught:
+        run_training(config, messages_dataset(superbowl_rows), tmp_path, LogHooks(EventLog("unknown")))
+
+    assert caught.value.field == "model.chat_template"
+    assert "llama-3.1" in str(caught.value)

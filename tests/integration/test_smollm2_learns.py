@@ -47,7 +47,7 @@ def test_smollm2_learns_super_bowl_lix(tmp_path: Path) -> None:
     )
     log = EventLog("smollm2")
 
-    result = run_training(config, superbowl_conversations(rows=40, answer_chars=200), tmp_path, LogHooks(log))
+    result = run_training(config, superbowl_conversations(rows=40, answer_chars=160), tmp_path, LogHooks(log))
 
     losses = [event["loss"] for event in log.read(kinds={"metrics"}) if "loss" in event.data]
     assert len(losses) == 30

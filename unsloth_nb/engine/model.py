@@ -141,10 +141,12 @@ def apply_chat_template(tokenizer: Any, name: str | None, hooks: EngineHooks | N
 
 def token_counter(tokenizer: Any) -> TokenCounter:
     """Counts a row's tokens exactly as the trainer will see them (rendered text, then tokenized)."""
-    from unsloth_nb.engine.sft import render_row
+    from unsloth_nb.engine.sft import row_renderer
+
+    render = row_renderer(tokenizer)
 
     def count(row: Row) -> int:
-        text = render_row(row, tokenizer)
+        text = render(row)
         # +1: trl appends an EOS to every text row that does not already end with one.
         return len(tokenizer(text, add_special_tokens=True)["input_ids"]) + 1
 
@@ -180,7 +182,9 @@ def load_model(config: TrainConfig, dataset: PreparedDataset, hooks: EngineHooks
     """
     source = resolve_model_source(config.model.name)
     tokenizer = apply_chat_template(load_tokenizer(config, source), config.model.chat_template)
-    dataset = validate_lengths(dataset, config, tokenizer)
+    counted = validate_lengths(dataset, config, tokenizer)
+    _report_exact_count(dataset, counted, hooks)
+    dataset = counted
 
     import torch
     from unsloth import FastLanguageModel
@@ -234,13 +238,30 @@ def load_model(config: TrainConfig, dataset: PreparedDataset, hooks: EngineHooks
         trainable_params=trainable,
         total_params=total,
     )
+    hooks.emit("summary", model=config.model.name, params=total, device=loaded.device)
     hooks.emit(
-        "summary",
-        model=config.model.name,
-        params={"trainable": trainable, "total": total, "dtype": loaded.dtype, "load_in_4bit": load_in_4bit},
-        device=loaded.device,
+        "log",
+        level="info",
+        message=f"LoRA r={config.lora.r}: {trainable:,} trainable of {total:,} parameters "
+        f"({100 * trainable / max(total, 1):.2f}%), {loaded.dtype}{', 4-bit base' if load_in_4bit else ''}.",
+        source="engine",
     )
     return loaded, dataset
+
+
+def _report_exact_count(before: PreparedDataset, after: PreparedDataset, hooks: EngineHooks) -> None:
+    """Say what the real tokenizer counted; re-send the dataset summary when rows were dropped."""
+    if after is before:
+        return
+    summary = after.summary
+    hooks.emit(
+        "log",
+        level="info",
+        message=f"Counted with the tokenizer: {summary.rows} rows, {summary.tokens:,} tokens, longest {summary.longest_tokens}.",
+        source="engine",
+    )
+    if summary.rows != before.summary.rows:
+        hooks.emit("summary", **summary.to_event())
 
 
 def count_parameters(model: Any) -> tuple[int, int]:

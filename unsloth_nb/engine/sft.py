@@ -10,7 +10,9 @@ that leaves a resumable checkpoint.
 from __future__ import annotations
 
 import functools
+import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,33 +45,38 @@ class TrainOutcome:
     trainer: Any
 
 
-def render_row(row: Row, tokenizer: Any) -> str:
-    """The exact text the trainer tokenizes for one normalised row.
+def row_renderer(tokenizer: Any) -> Callable[[Row], str]:
+    """A function giving the exact text the trainer tokenizes for one normalised row.
 
-    A leading BOS written by the template is dropped when the tokenizer adds one itself;
-    otherwise Llama-3-style templates would train on a doubled BOS.
+    A leading BOS written by the chat template is dropped when the tokenizer adds one
+    itself; otherwise Llama-3-style templates would train on a doubled BOS.
     """
-    if "messages" in row:
-        text = tokenizer.apply_chat_template(row["messages"], tokenize=False, add_generation_prompt=False)
-    else:
-        text = row["text"]
-    bos = getattr(tokenizer, "bos_token", None)
-    if bos and text.startswith(bos) and _adds_bos(tokenizer):
-        text = text[len(bos) :]
-    return text
-
-
-def _adds_bos(tokenizer: Any) -> bool:
+    bos = getattr(tokenizer, "bos_token", None) or ""
     bos_id = getattr(tokenizer, "bos_token_id", None)
-    ids = tokenizer("", add_special_tokens=True)["input_ids"]
-    return bos_id is not None and bos_id in ids
+    strip_bos = bool(bos) and bos_id is not None and bos_id in tokenizer("", add_special_tokens=True)["input_ids"]
+
+    def render(row: Row) -> str:
+        if "messages" in row:
+            text = tokenizer.apply_chat_template(row["messages"], tokenize=False, add_generation_prompt=False)
+        else:
+            text = row["text"]
+        if strip_bos and text.startswith(bos):
+            text = text[len(bos) :]
+        return text
+
+    return render
+
+
+def render_row(row: Row, tokenizer: Any) -> str:
+    return row_renderer(tokenizer)(row)
 
 
 def build_text_dataset(rows: list[Row], tokenizer: Any) -> Any:
     """A ``datasets.Dataset`` with one ``text`` column, the form SFTTrainer tokenizes itself."""
     from datasets import Dataset
 
-    return Dataset.from_list([{"text": render_row(row, tokenizer)} for row in rows])
+    render = row_renderer(tokenizer)
+    return Dataset.from_list([{"text": render(row)} for row in rows])
 
 
 def checkpoint_dir(output_dir: Path) -> Path:
@@ -207,7 +214,7 @@ def response_parts(tokenizer: Any, sample: Row) -> tuple[str, str] | None:
     counts if it really occurs in a rendered training row, so a wrong guess never masks a
     whole dataset to nothing.
     """
-    rendered = render_row(sample, tokenizer)
+    rendered = row_renderer(tokenizer)(sample)
     candidates: list[tuple[str, str]] = []
     try:
         from unsloth_zoo.dataset_utils import get_chat_template_parts
@@ -217,9 +224,27 @@ def response_parts(tokenizer: Any, sample: Row) -> tuple[str, str] | None:
         pass
     candidates.append(CHATML_PARTS)
     for instruction, response in candidates:
-        if instruction and response and instruction in rendered and response in rendered:
-            return instruction, response
+        # A detected part may begin with the previous turn's end (Llama 3: "<|eot_id|><|start_header_id|>user..."),
+        # which a first turn lacks; the longest tail that still names a role ("<|start_header_id|>user...") delimits turns.
+        for pair in itertools.product(_tails(instruction), _tails(response)):
+            if _delimits_turns(rendered, *pair):
+                return pair
     return None
+
+
+def _tails(part: str) -> list[str]:
+    """``part`` and its suffixes, longest first, cut only at markup or whitespace boundaries
+    (never inside a token like ``<|eot_id|>``) and still holding a letter (a role name)."""
+    cuts = [i for i in range(len(part)) if i == 0 or part[i] in "<[" or part[i - 1] in ">]\n "]
+    return [part[i:] for i in cuts if any(ch.isalpha() for ch in part[i:])]
+
+
+def _delimits_turns(rendered: str, instruction: str, response: str) -> bool:
+    """Both headers are real text (not bare newlines), differ, and a user turn precedes an answer."""
+    if not instruction.strip() or not response.strip() or instruction == response:
+        return False
+    first_user = rendered.find(instruction)
+    return first_user >= 0 and rendered.find(response, first_user + len(instruction)) >= 0
 
 
 def mask_prompts(trainer: Any, tokenizer: Any, sample: Row, hooks: EngineHooks) -> bool:
