@@ -10,6 +10,8 @@ in ``artifacts/screenshots/``.
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,17 +66,23 @@ def read_view(view: Locator) -> dict[str, Any]:
     return view.evaluate(READ_VIEW_JS)
 
 
-def wait_for_view(lab: Lab, view: Locator, condition: str, timeout_ms: int, what: str) -> dict[str, Any]:
-    """Poll the page until ``condition`` (a JS expression over ``v``, the read view) holds."""
-    view.wait_for(state="attached", timeout=timeout_ms)
-    script = f"(box) => {{ const v = ({READ_VIEW_JS})(box); return {condition}; }}"
-    try:
-        lab.page.wait_for_function(script, arg=view.element_handle(), timeout=timeout_ms, polling=500)
-    except Exception as exc:
-        raise AssertionError(
-            f"waited {timeout_ms / 1000:.0f} s for {what}; the view shows {read_view(view)}\nserver log:\n{lab.server.log_tail()}"
-        ) from exc
-    return read_view(view)
+def wait_for_view(lab: Lab, view: Locator, ready: Callable[[dict[str, Any]], bool], timeout_ms: int, what: str) -> dict[str, Any]:
+    """Read the view every half second until ``ready(view)`` holds.
+
+    The locator is resolved afresh on each read, so a view that JupyterLab re-renders
+    is followed rather than read stale from a detached node.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    seen: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        if view.count():
+            seen = read_view(view)
+            if ready(seen):
+                return seen
+        lab.page.wait_for_timeout(500)
+    raise AssertionError(
+        f"waited {timeout_ms / 1000:.0f} s for {what}; the view shows {seen}\nserver log:\n{lab.server.log_tail()}"
+    )
 
 
 def digest(path: Path) -> str:
@@ -90,11 +98,13 @@ def test_quickstart_trains_draws_and_stops(lab: Lab, lab_server: LabServer, page
     lab.run_all()
     live = lab.page.locator(".unsloth-nb-job").first  # the view under the %unsloth_train cell
     done = wait_for_view(
-        lab, live, f"v.state === 'succeeded' && v.chartPoints >= {MIN_POINTS}", TRAIN_MS, "the quickstart job to succeed"
+        lab, live, lambda v: v["state"] == "succeeded" and v["chartPoints"] >= MIN_POINTS, TRAIN_MS, "the job to succeed"
     )
     lab.wait_idle(TRAIN_MS)  # the cells after the job (answers, loss.html, job list, redraw) ran too
     lab.screenshot("02-quickstart-succeeded-job-view", live)
-    lab.screenshot("03-quickstart-after-run-all")
+    job_list = lab.page.locator(".jp-CodeCell").filter(has_text="%unsloth_jobs")
+    job_list.evaluate("cell => cell.scrollIntoView({block: 'start'})")
+    lab.screenshot("03-quickstart-job-list-and-redraw")
 
     # What plotly drew, not only what the kernel sent: the train-loss trace's data and its SVG path.
     assert done["traceNames"][:1] == ["train loss"], done
@@ -103,6 +113,8 @@ def test_quickstart_trains_draws_and_stops(lab: Lab, lab_server: LabServer, page
     assert done["lineVertices"] >= MIN_POINTS // 2, f"the loss line has too few vertices: {done}"
     assert f"step {done['plottedPoints']}/" in done["status"], done
     assert done["stopDisabled"] is True, f"a finished job's Stop button must be disabled: {done}"
+    listed = job_list.locator("table.unsloth-nb-jobs tbody tr")
+    assert listed.count() == 1 and "succeeded" in listed.inner_text(), "the job list does not show the finished job"
     tracebacks = lab.page.locator("[data-mime-type='application/vnd.jupyter.error']")
     assert tracebacks.count() == 0, f"a quickstart cell failed: {tracebacks.first.inner_text()}"
 
@@ -112,7 +124,7 @@ def test_quickstart_trains_draws_and_stops(lab: Lab, lab_server: LabServer, page
     running = wait_for_view(
         lab,
         long_view,
-        "v.state === 'training' && v.chartPoints >= 1 && v.stopDisabled === false",
+        lambda v: v["state"] == "training" and v["chartPoints"] >= 1 and v["stopDisabled"] is False,
         START_MS,
         "the long job to start training",
     )
@@ -120,7 +132,7 @@ def test_quickstart_trains_draws_and_stops(lab: Lab, lab_server: LabServer, page
     lab.screenshot("04-long-job-training", long_view)
 
     long_view.locator("button", has_text="Stop").click()
-    stopped = wait_for_view(lab, long_view, "v.state === 'cancelled'", CANCEL_MS, "the long job to read cancelled")
+    stopped = wait_for_view(lab, long_view, lambda v: v["state"] == "cancelled", CANCEL_MS, "the long job to read cancelled")
     lab.screenshot("05-long-job-cancelled", long_view)
 
     assert "Stopped" in stopped["text"], stopped
