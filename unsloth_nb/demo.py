@@ -19,8 +19,9 @@ from typing import Any
 
 #: Questions whose exact wording is not in the bundled training rows.
 HELD_OUT_QUESTIONS = (
-    "Who was named MVP of latest super-bowl?",
+    "Which team won latest super-bowl?",
     "Which two teams competed in latest super-bowl?",
+    "Who headlined the halftime show at latest super-bowl?",
 )
 
 
