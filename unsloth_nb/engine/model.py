@@ -124,9 +124,10 @@ def load_tokenizer(config: TrainConfig, source: str) -> Any:
     return tokenizer
 
 
-def apply_chat_template(tokenizer: Any, name: str | None, hooks: EngineHooks | None = None) -> Any:
-    """The configured Unsloth template, else the tokenizer's own, else ChatML."""
-    if not name and getattr(tokenizer, "chat_template", None):
+def apply_chat_template(tokenizer: Any, name: str | None, conversations: bool = True, hooks: EngineHooks | None = None) -> Any:
+    """The configured Unsloth template, else the tokenizer's own, else ChatML (only for conversations:
+    a base model trained on plain text keeps its tokenizer, EOS included, untouched)."""
+    if not name and (getattr(tokenizer, "chat_template", None) or not conversations):
         return tokenizer
     chosen = name or DEFAULT_CHAT_TEMPLATE
     from unsloth.chat_templates import CHAT_TEMPLATES, get_chat_template
@@ -148,7 +149,7 @@ def token_counter(tokenizer: Any) -> TokenCounter:
     def count(row: Row) -> int:
         text = render(row)
         # +1: trl appends an EOS to every text row that does not already end with one.
-        return len(tokenizer(text, add_special_tokens=True)["input_ids"]) + 1
+        return len(tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"]) + 1
 
     return count
 
@@ -181,7 +182,8 @@ def load_model(config: TrainConfig, dataset: PreparedDataset, hooks: EngineHooks
     Returns the dataset too, because the exact count may drop rows when ``skip_invalid`` is set.
     """
     source = resolve_model_source(config.model.name)
-    tokenizer = apply_chat_template(load_tokenizer(config, source), config.model.chat_template)
+    conversations = any("messages" in row for row in dataset.train)
+    tokenizer = apply_chat_template(load_tokenizer(config, source), config.model.chat_template, conversations)
     counted = validate_lengths(dataset, config, tokenizer)
     _report_exact_count(dataset, counted, hooks)
     dataset = counted
@@ -228,7 +230,7 @@ def load_model(config: TrainConfig, dataset: PreparedDataset, hooks: EngineHooks
         use_rslora=config.lora.use_rslora,
         max_seq_length=config.train.max_seq_length,
     )
-    tokenizer = apply_chat_template(tokenizer, config.model.chat_template, hooks)
+    tokenizer = apply_chat_template(tokenizer, config.model.chat_template, conversations, hooks)
     trainable, total = count_parameters(model)
     loaded = LoadedModel(
         model=model,

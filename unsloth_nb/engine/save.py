@@ -117,7 +117,7 @@ def load_for_inference(adapter_dir: Path, max_seq_length: int = 2048, load_in_4b
 
 
 def generate(model: Any, tokenizer: Any, question: str, max_new_tokens: int = 64) -> str:
-    """Greedy answer to one user turn, without the prompt.
+    """Greedy answer to one user turn (or plain-text continuation without a chat template), without the prompt.
 
     A model fresh from training is switched to inference mode first (KV cache on, eval);
     call ``FastLanguageModel.for_training(model)`` to train it further.
@@ -129,9 +129,12 @@ def generate(model: Any, tokenizer: Any, question: str, max_new_tokens: int = 64
 
         FastLanguageModel.for_inference(model)
 
-    encoded = tokenizer.apply_chat_template(
-        [{"role": "user", "content": question}], add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )
+    if getattr(tokenizer, "chat_template", None):
+        encoded = tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+    else:  # a base model trained on plain text: the question is the prompt
+        encoded = tokenizer(question, return_tensors="pt")
     encoded = {key: value.to(model.device) for key, value in encoded.items()}
     with torch.no_grad():
         output = model.generate(

@@ -42,7 +42,6 @@ class TrainOutcome:
     stopped: bool
     train_runtime: float
     last_checkpoint: Path | None
-    trainer: Any
 
 
 def row_renderer(tokenizer: Any) -> Callable[[Row], str]:
@@ -65,10 +64,6 @@ def row_renderer(tokenizer: Any) -> Callable[[Row], str]:
         return text
 
     return render
-
-
-def render_row(row: Row, tokenizer: Any) -> str:
-    return row_renderer(tokenizer)(row)
 
 
 def build_text_dataset(rows: list[Row], tokenizer: Any) -> Any:
@@ -170,7 +165,6 @@ def train(
         stopped=callback.stopped,
         train_runtime=float(output.metrics.get("train_runtime", 0.0)),
         last_checkpoint=latest_checkpoint(checkpoint_dir(output_dir)),
-        trainer=trainer,
     )
 
 
@@ -262,12 +256,18 @@ def mask_prompts(trainer: Any, tokenizer: Any, sample: Row, hooks: EngineHooks) 
         trainer.train_dataset, trainer.eval_dataset = original_train, original_eval
         _warn(hooks, f"train_on_responses_only failed ({exc}); training on the full text.")
         return False
-    if not any(label != -100 for row in trainer.train_dataset["labels"] for label in row):
+    if not _has_targets(trainer.train_dataset):
         trainer.train_dataset, trainer.eval_dataset = original_train, original_eval
         _warn(hooks, "Masking the prompts left no tokens to learn from; training on the full text.")
         return False
     hooks.emit("log", level="info", message=f"Training on responses only (after {parts[1]!r}).", source="engine")
     return True
+
+
+def _has_targets(dataset: Any, sample: int = 256) -> bool:
+    """Whether masking left any token to learn from, judged on the first rows (a wrong marker masks all of them)."""
+    head = dataset.select(range(min(sample, len(dataset))))
+    return any(label != -100 for row in head["labels"] for label in row)
 
 
 def _warn(hooks: EngineHooks, message: str) -> None:

@@ -92,7 +92,19 @@ def _fingerprint_of(path: Path) -> str | None:
         return None
 
 
+def _import_unsloth_first() -> None:
+    """The model is built to be trained with Unsloth, which must load before transformers
+    (it patches it, and warns on a GPU when it comes second)."""
+    import importlib.util
+
+    if importlib.util.find_spec("unsloth") is not None:
+        from unsloth_nb.engine.model import import_unsloth
+
+        import_unsloth()
+
+
 def _write_model(folder: Path, texts: list[str]) -> None:
+    _import_unsloth_first()
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
