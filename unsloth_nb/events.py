@@ -82,14 +82,19 @@ class EventLog:
     file and flushed, so a crash loses at most the line being written.
     """
 
-    def __init__(self, job_id: str, path: str | Path | None = None) -> None:
+    def __init__(self, job_id: str, path: str | Path | None = None, *, read_only: bool = False) -> None:
         self.job_id = job_id
         self.path = Path(path) if path is not None else None
+        self.read_only = read_only
         self._events: list[Event] = []
         self._cond = threading.Condition()
         self._subscribers: list[Subscriber] = []
         self._file = None
         if self.path is not None:
+            if read_only:
+                if self.path.exists():
+                    self._events = list(read_events_file(self.path))
+                return
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if self.path.exists():
                 self._events = list(read_events_file(self.path))
@@ -99,6 +104,7 @@ class EventLog:
     # ------------------------------------------------------------------ writing
     def emit(self, kind: str, /, **data: Any) -> Event:
         """Record a new event from this process."""
+        self._check_writable()
         check_payload(kind, data)
         with self._cond:
             event = Event(self.job_id, len(self._events), time.time(), kind, data)
@@ -112,6 +118,7 @@ class EventLog:
         Returns False for one already held (a replay after reconnect); raises on a gap,
         because a gap means the reader's cursor logic is wrong.
         """
+        self._check_writable()
         with self._cond:
             expected = len(self._events)
             if event.seq < expected:
@@ -123,6 +130,31 @@ class EventLog:
             self._store(event)
         self._notify(event)
         return True
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise RuntimeError(f"the event log of job {self.job_id} is followed read-only; another process writes it")
+
+    def refresh(self) -> int:
+        """Take in events another process has appended to the file since the last read.
+
+        For a job run by another process (a view or ``wait()`` after a kernel restart):
+        events are read into memory and handed to subscribers, never written back.
+        Returns how many were new.
+        """
+        if self.path is None or not self.path.exists():
+            return 0
+        fresh = [e for e in read_events_file(self.path) if e.seq > self.last_seq]
+        added = 0
+        for event in fresh:
+            with self._cond:
+                if event.seq != len(self._events):
+                    break
+                self._events.append(event)
+                self._cond.notify_all()
+            self._notify(event)
+            added += 1
+        return added
 
     def _store(self, event: Event) -> None:
         self._events.append(event)

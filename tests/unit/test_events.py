@@ -98,3 +98,21 @@ def test_follow_yields_everything_until_done() -> None:
     threading.Thread(target=produce).start()
     steps = [e.data["step"] for e in log.follow(poll=0.05, until=done.is_set)]
     assert steps == list(range(1, 21))
+
+
+def test_a_read_only_follower_sees_another_writers_events_and_never_writes(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    writer = EventLog("job", path)
+    writer.emit("metrics", step=1, loss=1.0)
+    follower = EventLog("job", path, read_only=True)
+    seen: list[int] = []
+    follower.subscribe(lambda e: seen.append(e.seq))
+    writer.emit("metrics", step=2, loss=0.5)
+    writer.emit("metrics", step=3, loss=0.25)
+    assert follower.refresh() == 2
+    assert follower.refresh() == 0
+    assert seen == [0, 1, 2]
+    with pytest.raises(RuntimeError, match="read-only"):
+        follower.emit("log", level="info", message="no")
+    writer.close()
+    assert [e.seq for e in EventLog("job", path).read()] == [0, 1, 2]
