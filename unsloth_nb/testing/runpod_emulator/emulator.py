@@ -27,7 +27,7 @@ from types import TracebackType
 from unsloth_nb.testing.runpod_emulator.catalogue import GpuType, default_gpus
 from unsloth_nb.testing.runpod_emulator.cloud import Cloud
 from unsloth_nb.testing.runpod_emulator.faults import Faults
-from unsloth_nb.testing.runpod_emulator.http_api import ApiServer
+from unsloth_nb.testing.runpod_emulator.http_api import ApiCall, ApiServer
 from unsloth_nb.testing.runpod_emulator.ledger import Ledger
 from unsloth_nb.testing.runpod_emulator.pods import PodInfo
 from unsloth_nb.testing.runpod_emulator.proxy import ProxyServer
@@ -165,6 +165,11 @@ class RunPodEmulator:
     @property
     def faults(self) -> Faults:
         return self._cloud.faults
+
+    @property
+    def api_calls(self) -> list[ApiCall]:
+        """Every GraphQL request received so far, in order (empty before start)."""
+        return list(self._api.calls) if self._api is not None else []
 
     @property
     def gpus(self) -> dict[str, GpuType]:

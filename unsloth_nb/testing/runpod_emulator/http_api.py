@@ -29,8 +29,9 @@ import logging
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -58,6 +59,15 @@ CLOUDFLARE_502 = b"""<html>
 """
 
 
+@dataclass(frozen=True)
+class ApiCall:
+    """One GraphQL request as it arrived: when, which top-level fields, and whether a pod's own key sent it."""
+
+    time: float  # time.time()
+    operations: tuple[str, ...]
+    from_pod: bool
+
+
 class ApiServer(ThreadingHTTPServer):
     """Threaded loopback HTTP server holding what its handlers need."""
 
@@ -68,6 +78,8 @@ class ApiServer(ThreadingHTTPServer):
         self.cloud = cloud
         self.api_key = api_key
         self.closing = closing
+        #: Every GraphQL request, injected failures included: what a client costs the control plane.
+        self.calls: list[ApiCall] = []
 
     def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
         """A client that hung up (a timed-out SDK call, an abandoned long-poll) is routine, not a traceback."""
@@ -146,6 +158,9 @@ class ApiHandler(BaseHTTPRequestHandler):
         operations = top_level_fields(document, operation_name) if document is not None else []
 
         cloud = self.server.cloud
+        header = self.headers.get("Authorization", "")
+        key = header[7:].strip() if header[:7].lower() == "bearer " else query_key
+        self.server.calls.append(ApiCall(time.time(), tuple(operations), bool(key) and cloud.pod_for_key(key) is not None))
         if self._injected_failure(operations):
             return
         authorised, scoped_pod_id = self._authenticate(query_key)

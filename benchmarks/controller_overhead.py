@@ -1,0 +1,390 @@
+"""What an unsloth-nb job costs on top of the same training written as a bare Unsloth + TRL script.
+
+(a) bare: FastLanguageModel.from_pretrained -> get_peft_model -> SFTTrainer (with
+    Unsloth's train_on_responses_only) -> trainer.train() -> save the adapter, as
+    Unsloth's notebooks write it, with the settings unsloth-nb derives from its config.
+(b) job: ``unsloth_nb.train(config)`` in this process (the in-kernel backend: a training
+    thread, the controller loop, the event log and its JSONL file) with the job view
+    attached and its widgets live: status, progress, loss chart, each update serialised
+    and signed as a kernel would put it on the wire.
+
+Same model, same rows, same steps and hyperparameters. Both run in ONE process with warm
+imports, alternating a/b then b/a, after one discarded warm-up of each. Why not a fresh
+process per run: ``import unsloth`` alone takes 10-15 s here and varies by seconds, which
+would bury a 1 % difference; it is the same import for both and is reported by
+``import_time.py``.
+
+(a) also trains in a worker thread, because the job does: on an oversubscribed CPU,
+torch's OpenMP parallel regions started from the main thread wait on descheduled
+partners, and a small model then trains several times slower there than in any other
+thread (measured here: 3-10 s vs 0.8 s for 3 tiny steps). That is the machine, not
+unsloth-nb; ``--bare-main-thread`` measures (a) on the main thread anyway.
+
+Reported per pair, as the ratio b/a:
+
+- train(): the ``trainer.train()`` call alone (timed by wrapping SFTTrainer.train, for both);
+- training phase: SFTTrainer built (tokenising) + train(); for (b), the job's ``training``
+  status event to its ``saving`` event;
+- end to end: (a) load .. adapter saved; (b) ``unsloth_nb.train()`` called .. job ended.
+
+    .venv/bin/python benchmarks/controller_overhead.py              # tiny model 5 pairs, SmolLM2-135M 5 pairs x 20 steps
+    .venv/bin/python benchmarks/controller_overhead.py --quick      # tiny model, 1 pair, 3 steps (CI smoke)
+
+Target: b/a <= 1.01 for train() (median of the pairs). The machine may be shared; the
+spread shows how far to trust the median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import gc
+import io
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    DEMO_DATASET,
+    Row,
+    SerialisingComm,
+    Spread,
+    demo_messages,
+    finish,
+    offline,
+    print_table,
+    scratch_dir,
+    tiny_model,
+)
+
+TARGET = 1.01
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One workload: model folder, rows and the training settings both sides use."""
+
+    label: str
+    model: Path
+    steps: int
+    rows: int
+    batch_size: int = 4
+    max_seq_length: int = 256
+    lr: float = 1e-3
+    warmup_steps: int = 1
+
+    def job_config(self, output_dir: Path) -> dict[str, Any]:
+        return {
+            "model": {"name": str(self.model), "load_in_4bit": False},
+            "dataset": {"path": str(DEMO_DATASET), "max_rows": self.rows},
+            "lora": {"r": 16, "alpha": 16},
+            "train": {
+                "max_steps": self.steps,
+                "lr": self.lr,
+                "batch_size": self.batch_size,
+                "grad_accum": 1,
+                "warmup_steps": self.warmup_steps,
+                "max_seq_length": self.max_seq_length,
+                "logging_steps": 1,
+            },
+            "save": {"output_dir": str(output_dir)},
+            "placement": "local",
+        }
+
+
+@dataclass
+class Sample:
+    end_to_end: float
+    training_phase: float
+    train_call: float
+    checkpoint: float  # of train_call: time inside Trainer._save_checkpoint
+    steps: int
+
+
+class Timers:
+    """Wall time of every SFTTrainer.train and Trainer._save_checkpoint call, for (a) and (b) alike."""
+
+    def __init__(self) -> None:
+        self.train: list[float] = []
+        self.checkpoint: list[float] = []
+        import transformers
+        import trl
+
+        self._wrap(trl.SFTTrainer, "train", self.train)
+        self._wrap(transformers.Trainer, "_save_checkpoint", self.checkpoint)
+
+    @staticmethod
+    def _wrap(cls: type, name: str, sink: list[float]) -> None:
+        original = getattr(cls, name)
+
+        @functools.wraps(original)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                sink.append(time.perf_counter() - started)
+
+        setattr(cls, name, timed)
+
+    def take(self) -> tuple[float, float]:
+        train, checkpoint = sum(self.train), sum(self.checkpoint)
+        self.train.clear()
+        self.checkpoint.clear()
+        return train, checkpoint
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[io.StringIO]:
+    """Banners and warnings of both sides go to a buffer; shown only when a run fails."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+            yield buffer
+    except BaseException:
+        sys.stderr.write(buffer.getvalue()[-5000:])
+        raise
+
+
+# ---------------------------------------------------------------------- (a) bare Unsloth + TRL
+def run_bare(setup: Setup, out: Path, timers: Timers) -> Sample:
+    """The script a user of Unsloth alone would write (settings as unsloth-nb maps its config)."""
+    import torch
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+    from unsloth import FastLanguageModel
+    from unsloth.chat_templates import train_on_responses_only
+
+    begin = time.time()
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=str(setup.model), max_seq_length=setup.max_seq_length, dtype=None, load_in_4bit=False
+    )
+    model = FastLanguageModel.get_peft_model(
+        model,
+        r=16,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        lora_alpha=16,
+        lora_dropout=0,
+        bias="none",
+        use_gradient_checkpointing="unsloth",
+        random_state=3407,
+        max_seq_length=setup.max_seq_length,
+    )
+    texts = [tokenizer.apply_chat_template(r["messages"], tokenize=False) for r in demo_messages(setup.rows)]
+    dataset = Dataset.from_list([{"text": t} for t in texts])
+    on_gpu = torch.cuda.is_available()
+    phase_start = time.time()
+    trainer = SFTTrainer(
+        model=model,
+        processing_class=tokenizer,
+        train_dataset=dataset,
+        args=SFTConfig(
+            output_dir=str(out / "checkpoints"),
+            per_device_train_batch_size=setup.batch_size,
+            gradient_accumulation_steps=1,
+            learning_rate=setup.lr,
+            warmup_steps=setup.warmup_steps,
+            weight_decay=0.001,
+            lr_scheduler_type="linear",
+            optim="adamw_8bit",
+            seed=3407,
+            logging_steps=1,
+            max_steps=setup.steps,
+            max_length=setup.max_seq_length,
+            dataset_text_field="text",
+            packing=False,
+            report_to="none",
+            disable_tqdm=True,
+            save_strategy="no",
+            use_cpu=not on_gpu,
+            bf16=model.dtype == torch.bfloat16,
+            fp16=model.dtype == torch.float16,
+        ),
+    )
+    trainer = train_on_responses_only(trainer, instruction_part="<|im_start|>user\n", response_part="<|im_start|>assistant\n")
+    trainer.train()
+    phase_end = time.time()
+    model.save_pretrained(str(out / "adapter"))
+    tokenizer.save_pretrained(str(out / "adapter"))
+    end = time.time()
+    train_call, checkpoint = timers.take()
+    return Sample(end - begin, phase_end - phase_start, train_call, checkpoint, trainer.state.global_step)
+
+
+# ---------------------------------------------------------------------- (b) the unsloth-nb job
+def run_job(setup: Setup, out: Path, timers: Timers) -> Sample:
+    """``unsloth_nb.train`` with the job view displayed, as ``%unsloth_train`` shows it."""
+    import unsloth_nb
+    from unsloth_nb.ui.view import JobView
+
+    begin = time.time()
+    job = unsloth_nb.train(setup.job_config(out))
+    view = JobView(job)
+    view.widget  # noqa: B018  (the widgets exist and the flusher runs, as in a notebook)
+    job.wait()
+    end = time.time()
+    states = {e.data["state"]: e.time for e in job.events(kinds={"status"})}
+    if job.state != "succeeded":
+        raise RuntimeError(f"job {job.id} ended {job.state}: {job.error}")
+    train_call, checkpoint = timers.take()
+    steps = job.global_step
+    view.close()
+    return Sample(end - begin, states["saving"] - states["training"], train_call, checkpoint, steps)
+
+
+# ---------------------------------------------------------------------- the comparison
+@dataclass
+class Comparison:
+    setup: Setup
+    bare: list[Sample]
+    job: list[Sample]
+
+    def ratios(self, attribute: str) -> Spread:
+        return Spread([getattr(b, attribute) / getattr(a, attribute) for a, b in zip(self.bare, self.job, strict=True)])
+
+    def seconds(self, samples: list[Sample], attribute: str) -> Spread:
+        return Spread([getattr(s, attribute) for s in samples])
+
+
+def in_thread(fn: Callable[..., Sample], *args: Any) -> Sample:
+    """Run ``fn`` in a fresh thread, as the in-kernel backend runs training; re-raise its error here."""
+    outcome: list[Any] = []
+
+    def body() -> None:
+        try:
+            outcome.append(fn(*args))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=body, name="bare-training")
+    thread.start()
+    thread.join()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def compare(
+    setup: Setup, pairs: int, timers: Timers, scratch: Path, say: Callable[[str], None], bare_main_thread: bool = False
+) -> Comparison:
+    bare = run_bare if bare_main_thread else functools.partial(in_thread, run_bare)
+    runners: dict[str, Callable[[Setup, Path, Timers], Sample]] = {"a": bare, "b": run_job}
+    counter = 0
+
+    def once(side: str) -> Sample:
+        nonlocal counter
+        counter += 1
+        out = scratch / f"{setup.label}-{side}-{counter}"
+        try:
+            with quiet():
+                sample = runners[side](setup, out, timers)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+            gc.collect()
+        if sample.steps != setup.steps:
+            raise RuntimeError(f"({side}) trained {sample.steps} steps, expected {setup.steps}")
+        return sample
+
+    say(f"{setup.label}: warm-up (a, b; discarded)")
+    once("a")
+    once("b")
+    bare_samples: list[Sample] = []
+    job_samples: list[Sample] = []
+    for pair in range(pairs):
+        order = "ab" if pair % 2 == 0 else "ba"
+        for side in order:
+            (bare_samples if side == "a" else job_samples).append(once(side))
+        a, b = bare_samples[-1], job_samples[-1]
+        say(
+            f"{setup.label}: pair {pair + 1}/{pairs} ({order}): train() a {a.train_call:.2f} s, b {b.train_call:.2f} s "
+            f"-> {b.train_call / a.train_call:.3f}; end to end {a.end_to_end:.2f} / {b.end_to_end:.2f} s"
+        )
+    return Comparison(setup, bare_samples, job_samples)
+
+
+def table_rows(result: Comparison) -> list[Row]:
+    rows = []
+    names = {
+        "train_call": "trainer.train()",
+        "training_phase": "training phase (trainer built + train)",
+        "end_to_end": "end to end (load .. adapter saved)",
+    }
+    for attribute, name in names.items():
+        ratio = result.ratios(attribute)
+        target = attribute == "train_call"
+        rows.append(
+            Row(
+                [
+                    f"{result.setup.label}, {result.setup.steps} steps",
+                    name,
+                    result.seconds(result.bare, attribute).show(".2f", " s"),
+                    result.seconds(result.job, attribute).show(".2f", " s"),
+                    ratio.show(".3f"),
+                    f"<= {TARGET}" if target else "-",
+                ],
+                ok=(ratio.median <= TARGET) if target else None,
+            )
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny model only, 1 pair of 3 steps (CI smoke)")
+    parser.add_argument("--pairs", type=int, default=5, help="a/b pairs per model (default 5)")
+    parser.add_argument("--tiny-steps", type=int, default=30, help="steps on the tiny model (default 30)")
+    parser.add_argument("--smollm2-steps", type=int, default=20, help="steps on SmolLM2-135M (default 20)")
+    parser.add_argument("--no-smollm2", action="store_true", help="skip the SmolLM2-135M comparison")
+    parser.add_argument("--bare-main-thread", action="store_true", help="train (a) on the main thread instead of a worker thread")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    pairs = 1 if args.quick else args.pairs
+
+    def say(text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    offline()
+    SerialisingComm.install()
+    scratch = Path(tempfile.mkdtemp(prefix="unsloth-nb-overhead-"))
+    try:
+        with quiet():
+            model = tiny_model(scratch_dir("tiny-llama"))
+            timers = Timers()
+        setups = [Setup("tiny Llama", model, 3 if args.quick else args.tiny_steps, rows=40)]
+        if not (args.quick or args.no_smollm2):
+            from unsloth_nb.models import smollm2_path
+
+            setups.append(Setup("SmolLM2-135M", smollm2_path(), args.smollm2_steps, rows=200))
+        results = [compare(setup, pairs, timers, scratch, say, args.bare_main_thread) for setup in setups]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    rows: list[Row] = []
+    for result in results:
+        rows += table_rows(result)
+    messages, wire = SerialisingComm.totals()
+    checkpoint = Spread([s.checkpoint for r in results for s in r.job])
+    rows = print_table(
+        f"unsloth-nb job (b) vs bare Unsloth + TRL (a): median (min-max) of {pairs} alternating pair(s), one warm process, "
+        f"(a) on {'the main' if args.bare_main_thread else 'a worker'} thread",
+        ["workload", "span", "(a) bare", "(b) job + view", "b/a", "target"],
+        rows,
+        note=(
+            f"(b) includes the final resumable checkpoint unsloth-nb saves inside train() ({checkpoint.show('.2f', ' s')}) "
+            f"and the view's widget traffic ({messages:,} messages, {wire / 1e6:.2f} MB on the wire over all (b) runs)."
+        ),
+    )
+    return finish(rows, args.strict)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

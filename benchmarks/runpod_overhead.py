@@ -1,0 +1,335 @@
+"""What a RunPod job costs beyond its training: API calls, event delay, paid idle seconds, bytes moved.
+
+One tiny-model job with ``placement: runpod`` runs against the RunPod emulator (the real
+``runpod`` SDK over loopback GraphQL; the pod is a local process running the real
+bootstrap and worker) with 100 ms added to every API call. A byte-counting relay sits
+in front of the emulator's pod proxy, so every byte between this client and the pod's
+worker is counted. Measured:
+
+- control-plane (GraphQL) calls this client makes per job-minute while the job trains,
+  counted by the emulator (the pod's own calls are shown apart);
+- event latency pod -> client: when the job's log here received a metrics/progress
+  event minus the time the worker stamped on it (one machine, one clock);
+- paid pod-seconds outside training: the emulator's bill for the pod minus the worker's
+  own training span minus the emulated image pull, with where the rest went;
+- bytes uploaded and downloaded against the dataset file and the adapter.
+
+    .venv/bin/python benchmarks/runpod_overhead.py           # 400 steps
+    .venv/bin/python benchmarks/runpod_overhead.py --quick   # 10 steps (CI smoke)
+
+Targets: <= 6 control-plane calls per job-minute while training; event latency p99 <= 1 s;
+<= 60 paid pod-seconds outside training beyond the image pull. Here the pod's "boot"
+skips pip (the emulator's pods share this environment) and loads on 2 busy CPU cores;
+on a real pod the install and a GPU model load replace those seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import DEMO_DATASET, Row, finish, offline, percentile, print_table, scratch_dir, tiny_model
+
+TARGET_CALLS_PER_MINUTE = 6.0
+TARGET_LATENCY_P99_S = 1.0
+TARGET_IDLE_POD_SECONDS = 60.0
+API_LATENCY_S = 0.1
+FAKE_API_KEY = "rpa_BENCHMARK0EMULATOR0KEY000000000000000000"
+
+
+class CountingRelay:
+    """A loopback TCP relay that counts the bytes going each way (client -> pod is "up")."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.up = 0
+        self.down = 0
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        threading.Thread(target=self._accept, name="relay-accept", daemon=True).start()
+
+    def counts(self) -> tuple[int, int]:
+        with self._lock:
+            return self.up, self.down
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self.connections += 1
+            for source, target, direction in ((client, upstream, "up"), (upstream, client, "down")):
+                threading.Thread(target=self._pump, args=(source, target, direction), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, direction: str) -> None:
+        try:
+            while data := source.recv(1 << 16):
+                target.sendall(data)
+                with self._lock:
+                    setattr(self, direction, getattr(self, direction) + len(data))
+        except OSError:
+            pass
+        finally:
+            for sock, how in ((target, socket.SHUT_WR), (source, socket.SHUT_RD)):
+                try:
+                    sock.shutdown(how)
+                except OSError:
+                    pass
+
+
+@dataclass
+class Watch:
+    """Subscribed to the job's log: when each state began, and the relay's byte counts at that moment.
+
+    Times are the events' own stamps: the job's log stamps an event when this client
+    emits it, which for an event copied from the pod is the moment it arrived here.
+    """
+
+    relay: CountingRelay
+    states: list[tuple[str, float, int, int]] = field(default_factory=list)  # (state, time, up, down)
+
+    def __call__(self, event: Any) -> None:
+        if event.kind == "status":
+            up, down = self.relay.counts()
+            self.states.append((str(event.data.get("state")), event.time, up, down))
+
+    def spans(self) -> list[tuple[str, float, int, int]]:
+        """(state, seconds in it, bytes up, bytes down) for each state but the last, in order."""
+        return [
+            (state, t1 - t0, u1 - u0, d1 - d0)
+            for (state, t0, u0, d0), (_, t1, u1, d1) in zip(self.states, self.states[1:], strict=False)
+        ]
+
+    def first(self, state: str) -> float:
+        return next(t for s, t, _, _ in self.states if s == state)
+
+
+def step_events(events: Any) -> dict[tuple[str, int], float]:
+    """(kind, step) -> time, for training-loss metrics and progress events."""
+    found: dict[tuple[str, int], float] = {}
+    for event in events:
+        if event.kind in ("metrics", "progress") and "step" in event.data and (event.kind == "progress" or "loss" in event.data):
+            found.setdefault((event.kind, int(event.data["step"])), event.time)
+    return found
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def run_job(model: Path, steps: int, image_pull_s: float) -> dict[str, Any]:
+    import runpod
+
+    import unsloth_nb
+    from unsloth_nb.events import read_events_file
+    from unsloth_nb.testing.runpod_emulator import RunPodEmulator
+    from unsloth_nb.worker.protocol import pack_dataset
+
+    workdir = scratch_dir("runpod-emulator")
+    pod_env = {"OMP_WAIT_POLICY": os.environ["OMP_WAIT_POLICY"]} if "OMP_WAIT_POLICY" in os.environ else {}
+    with RunPodEmulator(
+        start_delay=image_pull_s, api_key=FAKE_API_KEY, workdir=workdir, stop_grace_s=2.0, extra_env=pod_env
+    ) as emulator:
+        relay = CountingRelay(emulator.proxy_port)
+        os.environ.update(
+            {
+                "RUNPOD_API_BASE_URL": emulator.api_base_url,
+                "RUNPOD_API_KEY": FAKE_API_KEY,
+                "UNSLOTH_NB_RUNPOD_PROXY_TEMPLATE": f"http://127.0.0.1:{relay.port}/{{pod_id}}-{{port}}",
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
+            }
+        )
+        runpod.api_key = FAKE_API_KEY
+        emulator.faults.slow_s = {"*": API_LATENCY_S}
+        config = {
+            "model": {"name": str(model), "load_in_4bit": False},
+            "dataset": {"path": str(DEMO_DATASET)},
+            "lora": {"r": 16, "alpha": 16},
+            "train": {
+                "max_steps": steps,
+                "batch_size": 4,
+                "grad_accum": 1,
+                "lr": 1e-3,
+                "max_seq_length": 256,
+                "logging_steps": 1,
+            },
+            "placement": "runpod",
+        }
+        job = unsloth_nb.train(config)
+        watch = Watch(relay)
+        job.log.subscribe(watch, replay=True)
+        job.wait(timeout=1800)
+        pod_id = job.record.pod_id
+        assert pod_id, "the job rented no pod"
+        billed = emulator.ledger.pod_seconds(pod_id)
+        still_billing = emulator.ledger.running_pods()
+        calls = emulator.api_calls
+        remote = list(read_events_file(workdir / "pods" / pod_id / "unsloth-nb-worker" / "events.jsonl"))
+        relay.close()
+        up, down = relay.counts()
+        artifact_bytes = sum(int(e.data.get("bytes") or 0) for e in remote if e.kind == "artifact")
+        packed = len(pack_dataset(job_dataset(config)))
+        adapter_here = folder_bytes(job.adapter_path) if job.adapter_path else 0
+        return {
+            "job": job,
+            "watch": watch,
+            "billed": billed,
+            "still_billing": still_billing,
+            "calls": calls,
+            "remote": remote,
+            "up": up,
+            "down": down,
+            "connections": relay.connections,
+            "artifact_bytes": artifact_bytes,
+            "adapter_here": adapter_here,
+            "packed": packed,
+        }
+
+
+def job_dataset(config: dict[str, Any]) -> Any:
+    """The prepared dataset the client packs and uploads (to compare with what went over the wire)."""
+    from unsloth_nb.api import as_config
+    from unsloth_nb.data import prepare_dataset
+
+    parsed = as_config(config)
+    return prepare_dataset(parsed.dataset, parsed.train.max_seq_length)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="10 steps (CI smoke)")
+    parser.add_argument("--steps", type=int, default=400, help="training steps (default 400)")
+    parser.add_argument("--image-pull", type=float, default=3.0, help="emulated image pull, seconds (default 3)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    steps = 10 if args.quick else args.steps
+    image_pull = 0.5 if args.quick else args.image_pull
+
+    offline()
+    model = tiny_model(scratch_dir("tiny-llama"), trains_here=False)
+    result = run_job(model, steps, image_pull)
+    job, watch = result["job"], result["watch"]
+    if job.state != "succeeded":
+        raise SystemExit(f"the RunPod job ended {job.state}: {job.error}")
+    if result["still_billing"]:
+        raise SystemExit(f"pods still billing after the job: {result['still_billing']}")
+
+    # Control plane while training (the client's window: its 'training' state to 'saving').
+    train_from, train_to = watch.first("training"), watch.first("saving")
+    client_calls = [c for c in result["calls"] if not c.from_pod]
+    in_training = [c for c in client_calls if train_from <= c.time <= train_to]
+    minutes = max(train_to - train_from, 1e-9) / 60
+    per_minute = len(in_training) / minutes
+    by_operation = Counter(op for c in client_calls for op in c.operations or ("?",))
+    pod_calls = Counter(op for c in result["calls"] if c.from_pod for op in c.operations or ("?",))
+
+    # Event latency: received here minus stamped on the worker.
+    received = step_events(job.events())
+    sent = step_events(result["remote"])
+    latencies = [received[key] - stamped for key, stamped in sent.items() if key in received]
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+
+    # Paid seconds outside training: the bill minus the worker's own training span minus the image pull.
+    remote_states = {e.data.get("state"): e.time for e in result["remote"] if e.kind == "status"}
+    training_s = remote_states["saving"] - remote_states["training"]
+    outside = result["billed"] - training_s - image_pull
+
+    dataset_file = DEMO_DATASET.stat().st_size
+    spans = watch.spans()
+    upload_up = sum(u for s, _, u, _ in spans if s == "uploading")
+    download_down = sum(d for s, _, _, d in spans if s == "downloading")
+    stream_down = sum(d for s, _, _, d in spans if s == "training")
+
+    rows = [
+        Row(
+            [
+                "control-plane calls per job-minute while training",
+                f"{per_minute:.1f} ({len(in_training)} in {minutes * 60:.0f} s)",
+                f"<= {TARGET_CALLS_PER_MINUTE:g}",
+            ],
+            ok=per_minute <= TARGET_CALLS_PER_MINUTE,
+        ),
+        Row(
+            [
+                "control-plane calls, whole job (client)",
+                f"{len(client_calls)}: " + ", ".join(f"{k} {v}" for k, v in sorted(by_operation.items())),
+                "-",
+            ]
+        ),
+        Row(
+            [
+                "control-plane calls, whole job (the pod itself)",
+                ", ".join(f"{k} {v}" for k, v in sorted(pod_calls.items())) or "0",
+                "-",
+            ]
+        ),
+        Row(
+            [
+                "event latency pod -> client, p50 / p99",
+                f"{p50 * 1000:.0f} / {p99 * 1000:.0f} ms ({len(latencies)} events)",
+                f"p99 <= {TARGET_LATENCY_P99_S:g} s",
+            ],
+            ok=p99 <= TARGET_LATENCY_P99_S,
+        ),
+        Row(
+            [
+                "paid pod-seconds outside training, beyond the image pull",
+                f"{outside:.1f} s (billed {result['billed']:.1f} s = training {training_s:.1f} + image pull {image_pull:g} + {outside:.1f})",
+                f"<= {TARGET_IDLE_POD_SECONDS:g} s",
+            ],
+            ok=outside <= TARGET_IDLE_POD_SECONDS,
+        ),
+        Row(
+            [
+                "bytes up (client -> pod), whole job",
+                f"{result['up'] / 1e3:.1f} kB; upload phase {upload_up / 1e3:.1f} kB vs dataset file {dataset_file / 1e3:.1f} kB "
+                f"(packed {result['packed'] / 1e3:.1f} kB): {upload_up / dataset_file:.2f}x",
+                "-",
+            ]
+        ),
+        Row(
+            [
+                "bytes down (pod -> client), whole job",
+                f"{result['down'] / 1e3:.1f} kB; download phase {download_down / 1e3:.1f} kB vs adapter {result['adapter_here'] / 1e3:.1f} kB: "
+                f"{download_down / max(result['adapter_here'], 1):.2f}x; events while training {stream_down / 1e3:.1f} kB",
+                "-",
+            ]
+        ),
+    ]
+    where = ", ".join(f"{state} {seconds:.1f} s" for state, seconds, _, _ in spans if state not in ("created", "planning"))
+    rows = print_table(
+        f"RunPod job on the emulator, +{API_LATENCY_S * 1000:.0f} ms per API call, tiny model, {steps} steps",
+        ["figure", "measured", "target"],
+        rows,
+        note=(
+            f"Client-side time per job state: {where}. "
+            f"{result['connections']} connections through the pod proxy. Worker training span {training_s:.1f} s."
+        ),
+    )
+    return finish(rows, args.strict)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
