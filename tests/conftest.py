@@ -39,6 +39,8 @@ SECRET_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "RUNPOD_API_KEY", "ANT
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(LOOPBACK_ENV)
+    # Spinning OpenMP threads make every torch step several times slower on a shared 2-core machine.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     for name in SECRET_VARIABLES:
         os.environ.pop(name, None)
     _refuse_non_loopback_connections()

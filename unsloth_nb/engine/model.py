@@ -46,6 +46,10 @@ def import_unsloth() -> Any:
     and older releases refuse to run without a GPU; both surface as ImportError or
     NotImplementedError deep inside its import, which says little about the fix.
     """
+    # OpenMP threads that spin while waiting starve everything else on a small CPU (the
+    # kernel's own thread, the chart, other processes): measured 6x slower steps on a
+    # busy 2-core machine. Only effective before torch loads; a user's choice wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import unsloth
     except ImportError as exc:
