@@ -248,6 +248,12 @@ class RunPodConfig:
     )
     container_disk_gb: int = knob(50, "Container disk in GB.", flag="--container-disk", minimum=10)
     volume_id: str | None = knob(None, "Network volume to keep checkpoints on across pods.", flag="--network-volume")
+    resume_on_loss: bool = knob(
+        True,
+        "When the pod is lost (evicted, its worker died) after a checkpoint was saved, continue from that "
+        "checkpoint (on a new pod if needed) instead of failing the job.",
+        flag="--resume-on-loss",
+    )
     ready_timeout: float = knob(
         20 * 60.0,
         "How long a pod may take to become ready before the next GPU is tried (seconds or 20m).",

@@ -18,6 +18,8 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextvars
+import os
+import socket
 import threading
 import time
 import traceback
@@ -29,11 +31,11 @@ from typing import Any, Protocol
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.credentials import get_secret, redact
 from unsloth_nb.data import PreparedDataset, prepare_dataset
-from unsloth_nb.errors import BackendError, JobCancelledError, JobFailedError, PlanError, UnslothNbError
+from unsloth_nb.errors import BackendError, JobCancelledError, JobFailedError, JobNotFoundError, PlanError, UnslothNbError
 from unsloth_nb.events import Event, EventLog
 from unsloth_nb.planner import Plan, check_model_source, plan
 from unsloth_nb.runtime import submit
-from unsloth_nb.store import TERMINAL_STATES, JobFolder, JobRecord, new_job_id
+from unsloth_nb.store import TERMINAL_STATES, JobFolder, JobRecord, jobs_root, new_job_id
 
 JOB_STATES = (
     "created",
@@ -103,12 +105,17 @@ class BackendResult:
 
 @dataclass
 class JobContext:
-    """What a backend gets: the job's inputs, its log and its stop flag."""
+    """What a backend gets: the job's inputs, its log and its stop flag.
+
+    ``plan`` and ``dataset`` are None when a process reattaches to a job it did not
+    start (they lived in the process that died); the backend then follows the job
+    where it runs but cannot start it again elsewhere.
+    """
 
     job_id: str
     config: TrainConfig
-    plan: Plan
-    dataset: PreparedDataset
+    plan: Plan | None
+    dataset: PreparedDataset | None
     log: EventLog
     folder: JobFolder
     output_dir: Path
@@ -116,10 +123,16 @@ class JobContext:
     set_state: Any  # Callable[[str, str | None], None]
     record: JobRecord
     context: contextvars.Context = field(default_factory=contextvars.copy_context)
+    stop_reasons: list[str] = field(default_factory=list)  # why Stop was asked for, first one first
 
     @property
     def stop_requested(self) -> bool:
         return self.stop_event.is_set()
+
+    @property
+    def stop_reason(self) -> str:
+        """What the user gave as the reason to stop (a job's end reason says it)."""
+        return self.stop_reasons[0] if self.stop_reasons else "stopped by the user"
 
     def emit(self, kind: str, /, **data: Any) -> Event:
         return self.log.emit(kind, **data)
@@ -165,6 +178,7 @@ class Job:
         self.plan = job_plan
         self.log = EventLog(record.id, folder.events_path)
         self.stop_event = threading.Event()
+        self.stop_reasons: list[str] = []
         self.model: Any = None
         self.tokenizer: Any = None
         self.final_loss: float | None = None
@@ -183,13 +197,14 @@ class Job:
             dataset=config.dataset.path,
             placement=prepared.plan.placement,
         )
+        output_dir = Path(config.save.output_dir).expanduser() if config.save.output_dir else jobs_root() / record.id / "outputs"
+        if not output_dir.is_absolute():
+            output_dir = prepared.base_dir / output_dir
+        record.output_dir = str(output_dir)
         folder = JobFolder.create(record, config.to_dict())
         folder.write_json("plan.json", prepared.plan.to_dict())
         job = cls(record, folder, config, prepared.plan)
         job.log.emit("status", state="created", placement=prepared.plan.placement)
-        output_dir = Path(config.save.output_dir).expanduser() if config.save.output_dir else folder.outputs
-        if not output_dir.is_absolute():
-            output_dir = prepared.base_dir / output_dir
         ctx = JobContext(
             job_id=record.id,
             config=config,
@@ -199,6 +214,7 @@ class Job:
             folder=folder,
             output_dir=output_dir,
             stop_event=job.stop_event,
+            stop_reasons=job.stop_reasons,
             set_state=job._set_state,
             record=record,
             context=context or contextvars.copy_context(),
@@ -209,8 +225,17 @@ class Job:
         return job
 
     @classmethod
-    def load(cls, job_id: str) -> Job:
-        """A handle on a job from its folder (for example after a kernel restart)."""
+    def load(cls, job_id: str, *, reattach: bool = True) -> Job:
+        """A handle on a job from its folder (for example after a kernel restart).
+
+        A RunPod job whose process died (a restarted kernel, a killed script) keeps
+        training on its pod; with ``reattach`` (the default) this process takes it
+        over: it reconnects to the pod's worker, continues the event stream where the
+        job folder's record of it ends, downloads the adapter and terminates the pod,
+        as the original process would have. ``reattach=False`` only reads the folder
+        (for listings: a short-lived process that reattached would end the pod when
+        it exits). A local job whose process died is marked failed.
+        """
         with _live_lock:
             for job in _live_jobs:
                 if job.id == job_id:
@@ -222,9 +247,41 @@ class Job:
         except UnslothNbError:
             config = TrainConfig()
         job = cls(record, folder, config)
-        if not record.terminal and record.placement == "local" and not record.owner_alive():
-            job._set_state("failed", f"the process that ran it (pid {record.pid}) ended before the job finished")
+        if not record.terminal and not record.owner_alive():
+            if record.placement == "local":
+                job._set_state("failed", f"the process that ran it (pid {record.pid}) ended before the job finished")
+            elif reattach:
+                job._reattach()
         return job
+
+    def _reattach(self) -> None:
+        """Become the job's owner and follow it on the controller loop."""
+        previous = self.record.pid
+        self.record.pid, self.record.host = os.getpid(), socket.gethostname()
+        self.folder.save_record(self.record)
+        output_dir = Path(self.record.output_dir) if self.record.output_dir else self.folder.outputs
+        ctx = JobContext(
+            job_id=self.id,
+            config=self.config,
+            plan=None,
+            dataset=None,
+            log=self.log,
+            folder=self.folder,
+            output_dir=output_dir,
+            stop_event=self.stop_event,
+            stop_reasons=self.stop_reasons,
+            set_state=self._set_state,
+            record=self.record,
+        )
+        self.log.emit(
+            "log",
+            level="info",
+            message=f"reattaching: the process that ran this job (pid {previous}) is gone",
+            source="controller",
+        )
+        with _live_lock:
+            _live_jobs.add(self)
+        self._future = submit(JobController(self, ctx).reattach(), context=ctx.context)
 
     # ------------------------------------------------------------------ state
     @property
@@ -292,6 +349,7 @@ class Job:
         if self.done:
             return
         if not self.stop_event.is_set():
+            self.stop_reasons.append(reason)
             self.stop_event.set()
             self.log.emit("log", level="info", message=f"stop requested: {reason}", source="controller")
 
@@ -370,16 +428,36 @@ class JobController:
         self.ctx = ctx
 
     async def run(self) -> Job:
-        job, ctx = self.job, self.ctx
-        final, reason = "failed", None
-        try:
-            job._set_state("planning")
+        ctx = self.ctx
+
+        async def start() -> BackendResult:
+            assert ctx.plan is not None and ctx.dataset is not None
+            self.job._set_state("planning")
             ctx.emit("summary", **ctx.dataset.summary.to_event())
             ctx.emit("log", level="info", message=f"plan: {_plan_line(ctx.plan)}", source="planner")
             for warning in ctx.plan.warnings:
                 ctx.emit("log", level="warning", message=warning, source="planner")
-            backend = backend_for(ctx.plan.placement)
-            result = await backend.run(ctx)
+            return await backend_for(ctx.plan.placement).run(ctx)
+
+        return await self._drive(start)
+
+    async def reattach(self) -> Job:
+        """Follow a job another process started, from where it is now to its end."""
+
+        async def follow() -> BackendResult:
+            backend = backend_for(self.job.placement)
+            reattach = getattr(backend, "reattach", None)
+            if reattach is None:
+                raise BackendError(f"a {self.job.placement} job cannot be followed from another process")
+            return await reattach(self.ctx)
+
+        return await self._drive(follow)
+
+    async def _drive(self, body: Any) -> Job:
+        job, ctx = self.job, self.ctx
+        final, reason = "failed", None
+        try:
+            result = await body()
             self._record_result(result)
             if ctx.stop_requested or result.stopped:
                 final, reason = "cancelled", result.stop_reason or "stopped by the user; checkpoint and adapter saved"
@@ -389,7 +467,7 @@ class JobController:
             final, reason = "cancelled", redact(str(exc))
         except UnslothNbError as exc:
             message = redact(str(exc))
-            self._fail(message, type(exc).__name__)
+            self._fail(message, type(exc).__name__, getattr(exc, "log_tail", None))
             final, reason = "failed", message
         except asyncio.CancelledError:
             final, reason = "cancelled", "the controller was cancelled"
@@ -404,10 +482,13 @@ class JobController:
                 _live_jobs.discard(job)
         return job
 
-    def _fail(self, message: str, error_type: str) -> None:
+    def _fail(self, message: str, error_type: str, log_tail: str | None = None) -> None:
         self.job.record.error = message
         self.job.record.error_type = error_type
-        self.ctx.emit("error", message=message, error_type=error_type)
+        if log_tail:
+            self.ctx.emit("error", message=message, error_type=error_type, log_tail=redact(log_tail))
+        else:
+            self.ctx.emit("error", message=message, error_type=error_type)
 
     def _record_result(self, result: BackendResult) -> None:
         job = self.job
@@ -431,6 +512,26 @@ def _plan_line(job_plan: Plan) -> str:
     if job_plan.estimated_cost_usd is not None and job_plan.placement == "runpod":
         parts.append(f"~${job_plan.estimated_cost_usd:.2f}")
     return ", ".join(parts)
+
+
+def end_unowned_job(job_id: str, reason: str) -> bool:
+    """Mark a job whose process died as failed (its pod was ended from outside, e.g. by cleanup).
+
+    Returns False when there is no such job here, it already ended, or a live process owns it.
+    """
+    try:
+        job = Job.load(job_id, reattach=False)
+    except JobNotFoundError:
+        return False
+    try:
+        if job.done or job.record.owner_alive():
+            return False
+        job.record.error, job.record.error_type = reason, "BackendError"
+        job.log.emit("error", message=reason, error_type="BackendError")
+        job._set_state("failed", reason)
+        return True
+    finally:
+        job.log.close()
 
 
 # ---------------------------------------------------------------------- exit safety

@@ -8,7 +8,13 @@ dir)::
         config.json   the TrainConfig (it has no secret fields)
         plan.json     what the planner decided
         events.jsonl  every event, appended and flushed as it happens
+        pod.json      (RunPod) the job's pod: id, GPU, $/h, creation time, earlier pods
+        pods/         (RunPod) <pod_id>.events.jsonl: each pod's own events as received, by
+                      the pod's seq; where a reattaching process continues the stream
         outputs/      adapter, checkpoints (unless save.output_dir says otherwise)
+
+Nothing here is secret. The RunPod worker's per-job token is not stored: a process
+that reattaches reads it from the pod's environment through the RunPod API.
 
 ``job.json`` is rewritten atomically on each state change, so a reader never sees
 half a file; events are the source of truth for history.
@@ -68,6 +74,7 @@ class JobRecord:
     artifacts: dict[str, str] = field(default_factory=dict)
     pod_id: str | None = None
     gpu: str | None = None
+    output_dir: str | None = None  # where adapters and checkpoints land (a reattaching process needs it)
 
     @property
     def terminal(self) -> bool:

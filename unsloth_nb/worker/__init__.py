@@ -17,6 +17,10 @@ Environment
 ``UNSLOTH_NB_WORKER_DIR``
     Work folder; default ``/workspace/unsloth-nb`` when /workspace is writable (the pod
     volume survives a container restart), else ``~/unsloth-nb-worker``.
+``UNSLOTH_NB_WORKER_LAST_EXIT``
+    Set by the pod's start-up script when it starts the worker again after the previous
+    one died of a signal (the OOM killer, a segfault): that one's exit status, which the
+    new worker reports together with the dead one's last log lines.
 ``UNSLOTH_NB_WORKER_IDLE_TIMEOUT``
     Seconds without an authorised request, while no training runs, after which the
     worker terminates its pod and exits (default 900).
@@ -34,15 +38,17 @@ answer ever contains the token or environment values.
 HTTP API (JSON unless noted; every route answers 401 ``{"error": "unauthorized"}`` without the token)
 ----------------------------------------------------------------------------------------------------
 ``GET /health``
-    ``{"ok": true, "worker_version", "job_id", "state", "bytes_received", "dataset_bytes", "last_seq"}``.
+    ``{"ok": true, "worker_version", "job_id", "state", "bytes_received", "dataset_bytes", "last_seq",
+    "checkpoint"}`` (``checkpoint``: the newest complete checkpoint's artifact name, or null).
     States: ``idle`` (no job), ``receiving`` (declared, dataset uploading), ``starting``,
     ``training``, ``saving``, ``succeeded``, ``failed``, ``cancelled``, and ``interrupted``
-    (the worker restarted mid-run; ``POST /job/start`` resumes from the newest checkpoint).
+    (the worker restarted mid-run; ``POST /job/start`` resumes from the newest checkpoint;
+    when the previous process died, a ``log`` event at level ``error`` carries its last log lines).
 ``PUT /job``
     Body ``{"job_id", "config": TrainConfig dict, "dataset_sha256", "dataset_bytes"}`` (at most
     1 MiB). Idempotent for the same job; 409 for another job id. Answers like ``GET /job``.
 ``GET /job``
-    ``{"job_id", "state", "bytes_received", "dataset_bytes", "last_seq"}``.
+    ``{"job_id", "state", "bytes_received", "dataset_bytes", "last_seq", "checkpoint"}``.
 ``PUT /job/dataset``
     Raw bytes of :func:`protocol.pack_dataset`, in chunks of at most 8 MiB, each with
     ``Content-Range: bytes START-END/TOTAL`` (or ``?offset=START``). START may not pass what
@@ -76,6 +82,12 @@ HTTP API (JSON unless noted; every route answers 401 ``{"error": "unauthorized"}
     ``Range: bytes=A-B`` / ``A-`` / ``-N`` header gets 206 and ``Content-Range`` so a broken
     download resumes, 416 past the end. ``..`` (plain or percent-encoded), absolute paths
     and symlinks resolving outside the output folder are 403; missing files 404.
+``PUT /artifacts/checkpoints/checkpoint-N/<file>``
+    A checkpoint to resume from, for a job that moves to a new pod: raw bytes in chunks
+    with ``Content-Range`` (``bytes */0`` for an empty file), placed like the dataset's
+    (409 with ``bytes_received`` for a hole). Only under ``checkpoints/checkpoint-N/`` and
+    only before ``POST /job/start``; send ``trainer_state.json`` last, since a folder
+    counts as a checkpoint once that file is there. Answers ``{"name", "bytes_received", "bytes"}``.
 ``GET /artifacts.tar?prefix=P``
     The files under P as one streamed, uncompressed tar (members named as in the listing;
     no Content-Length, the connection closes at the end). Not resumable: for large

@@ -49,6 +49,12 @@ TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 LOG_TAIL_LINES = 40
 LOG_TAIL_CHARS = 6000
 _CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")
+#: Set by the pod's start-up script when it restarts a worker that died: the dead one's exit status.
+LAST_EXIT_ENV = "UNSLOTH_NB_WORKER_LAST_EXIT"
+#: Precedes the dead worker's log tail in the message a restarted worker logs (clients cut the tail there).
+CRASH_LOG_MARKER = "the last lines of its log:\n"
+#: The only artifacts a client may upload: the files of a checkpoint to resume from.
+_UPLOADABLE = re.compile(r"checkpoints/checkpoint-\d+/[^/].*")
 
 
 class WorkerError(Exception):
@@ -140,7 +146,19 @@ class JobHost:
         statuses = self.log.read(kinds={"status"})
         self.state = str(statuses[-1].data.get("state")) if statuses else RECEIVING
         if self.state in RUNNING_STATES:
-            self._set_state(INTERRUPTED, f"the worker restarted while the job was {self.state}; POST /job/start resumes it")
+            # The previous process died mid-run (killed, crashed, its container restarted). Its last log
+            # lines are the only account of why, and a client may decide to fail the job with them.
+            code = os.environ.get(LAST_EXIT_ENV, "").strip()
+            how = f" (it exited with status {code})" if code else ""
+            tail = self.log_tail()
+            if tail:
+                self._emit(
+                    "log",
+                    level="error",
+                    message=f"the worker process ended while the job was {self.state}{how}; {CRASH_LOG_MARKER}{tail}",
+                    source="worker",
+                )
+            self._set_state(INTERRUPTED, f"the worker restarted while the job was {self.state}{how}; POST /job/start resumes it")
         if self.state in TERMINAL_STATES or self.state == INTERRUPTED:
             self.finished_at = time.monotonic()
         logger.info("recovered job %s in state %s", self.spec.job_id, self.state)
@@ -194,6 +212,44 @@ class JobHost:
                 handle.flush()
                 os.fsync(handle.fileno())
             return {"bytes_received": start + len(chunk), "dataset_bytes": spec.dataset_bytes}
+
+    def write_artifact_chunk(self, name: str, start: int, total: int | None, chunk: bytes) -> dict[str, Any]:
+        """Store a piece of a checkpoint file the client sends to resume from (a job moving to a new pod).
+
+        Only ``checkpoints/checkpoint-N/...`` before training starts, so a client can seed
+        the output folder but never overwrite what training wrote. Like the dataset, a
+        chunk may restart earlier than what is stored (a retry) but never leave a hole.
+        The client sends ``trainer_state.json`` last: :func:`latest_checkpoint` takes a
+        folder as complete only once that file is there.
+        """
+        from unsloth_nb.worker.artifacts import clean_relative
+
+        with self._upload_lock:
+            spec = self._require_spec()
+            if self.state != RECEIVING:
+                raise WorkerError(409, f"job {spec.job_id} is {self.state}; checkpoints can only be sent before it starts")
+            relative = clean_relative(name)
+            if not _UPLOADABLE.fullmatch(relative):
+                raise WorkerError(403, "only checkpoints/checkpoint-N/<file> can be uploaded")
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            base = self.output_dir.resolve()
+            path = base / relative
+            for _ in range(2):  # before creating folders (a symlink on the way), and after
+                if not path.resolve().is_relative_to(base):
+                    raise WorkerError(403, "path refused: it resolves outside the output folder")
+                path.parent.mkdir(parents=True, exist_ok=True)
+            received = path.stat().st_size if path.is_file() else 0
+            if start > received:
+                raise WorkerError(
+                    409, f"chunk starts at {start} but only {received} bytes are here; resume from there", bytes_received=received
+                )
+            with path.open("r+b" if path.exists() else "wb") as handle:
+                handle.truncate(start)
+                handle.seek(start)
+                handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            return {"name": relative, "bytes_received": start + len(chunk), "bytes": total}
 
     # ------------------------------------------------------------------ running
     def start(self) -> dict[str, Any]:
@@ -329,7 +385,13 @@ class JobHost:
             "bytes_received": self.bytes_received() if spec else 0,
             "dataset_bytes": spec.dataset_bytes if spec else None,
             "last_seq": self.log.last_seq if self.log else -1,
+            "checkpoint": self._newest_checkpoint(),
         }
+
+    def _newest_checkpoint(self) -> str | None:
+        """The newest complete checkpoint as an artifact name: what a resume would start from."""
+        found = latest_checkpoint(self.output_dir / "checkpoints")
+        return found.relative_to(self.output_dir).as_posix() if found is not None else None
 
     def log_tail(self) -> str:
         """The last lines of worker.log, secrets removed: what a user needs to see why a run died."""

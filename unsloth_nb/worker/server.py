@@ -118,7 +118,7 @@ class WorkerHandler(BaseHTTPRequestHandler):
             "/shutdown": {"POST": self._shutdown},
         }
         if path.startswith(ARTIFACT_PREFIX):
-            methods = {"GET": self._artifact, "HEAD": self._artifact}
+            methods = {"GET": self._artifact, "HEAD": self._artifact, "PUT": self._artifact_upload}
         elif path in routes:
             methods = routes[path]
         else:
@@ -212,6 +212,25 @@ class WorkerHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD" and length:
             copy_range(artifact.path, start, length, self.wfile)
+
+    def _artifact_upload(self) -> None:
+        """A chunk of a checkpoint file to resume from, placed like the dataset's chunks (Content-Range)."""
+        header = self.headers.get("Content-Range")
+        if not header:
+            raise WorkerError(400, "send Content-Range: bytes START-END/TOTAL with each chunk (bytes */0 for an empty file)")
+        name = self.route[len(ARTIFACT_PREFIX) :]
+        if header.strip() == "bytes */0":
+            self._read_body(0)
+            self._send_json(200, self.server.service.host.write_artifact_chunk(name, 0, 0, b""))
+            return
+        try:
+            start, end, total = parse_content_range(header)
+        except ValueError as exc:
+            raise WorkerError(400, str(exc)) from None
+        body = self._read_body(MAX_CHUNK_BYTES)
+        if len(body) != end - start + 1:
+            raise WorkerError(400, f"Content-Range announces {end - start + 1} bytes but the body has {len(body)}")
+        self._send_json(200, self.server.service.host.write_artifact_chunk(name, start, total, body))
 
     def _shutdown(self) -> None:
         self._read_body(MAX_JSON_BYTES)

@@ -15,7 +15,11 @@ a fixed string with no job data in it. The script:
 2. installs the training extras with pip, unless they already import (the emulator's
    pods, or an image that has them);
 3. runs ``python -m unsloth_nb.worker`` and waits for it;
-4. when the worker exits on its own, makes sure the pod ends (the worker has already
+4. when the worker was killed by a signal nobody here sent (the OOM killer, a
+   segfault in a CUDA kernel), starts it again, up to three times: the new worker
+   reports the job ``interrupted`` with the dead one's last log lines, and the
+   client resumes from the newest checkpoint or fails the job with those lines;
+5. when the worker exits on its own, makes sure the pod ends (the worker has already
    tried; ``runpodctl remove pod`` with the pod-scoped key is the fallback) and then
    sleeps, never exiting: RunPod restarts a container whose command ends, and a
    restart loop bills forever.
@@ -33,6 +37,7 @@ import zipfile
 from pathlib import Path
 
 import unsloth_nb
+from unsloth_nb.worker.job import LAST_EXIT_ENV
 
 #: Subpackages the pod never imports: client-side views, backends and test helpers.
 CLIENT_ONLY = ("ui", "backends", "testing")
@@ -40,6 +45,8 @@ CLIENT_ONLY = ("ui", "backends", "testing")
 PAYLOAD_CHUNK = 96 * 1024
 PAYLOAD_PREFIX = "UNSLOTH_NB_BOOT_PAYLOAD_"
 BOOT_ENV = "UNSLOTH_NB_BOOT"
+#: How often the script starts a worker again that died of a signal (each restart resumes from a checkpoint).
+MAX_WORKER_RESTARTS = 3
 
 #: Fixed; all job data travels in the environment. Falls back to ending the pod and idling.
 START_COMMAND = (
@@ -117,17 +124,28 @@ else
     || say "pip install failed; the worker starts anyway and the job will report what is missing"
 fi
 
-say "starting the worker"
-"$PY" -m unsloth_nb.worker &
-child=$!
-code=0
-wait "$child" || code=$?
-child=""
-if [ "$code" -eq 0 ]; then
-  say "the worker finished and asked RunPod to end this pod"
-  exec sleep infinity
-fi
-end_pod "the worker exited with status $code"
+restarts=0
+while :; do
+  say "starting the worker"
+  "$PY" -m unsloth_nb.worker &
+  child=$!
+  code=0
+  wait "$child" || code=$?
+  child=""
+  if [ "$code" -eq 0 ]; then
+    say "the worker finished and asked RunPod to end this pod"
+    exec sleep infinity
+  fi
+  # Killed by a signal nobody here sent (the OOM killer, a segfault): start it again, a few times,
+  # so the client can read why from its log and resume the job from its newest checkpoint.
+  if [ "$code" -gt 128 ] && [ "$code" -ne 130 ] && [ "$code" -ne 143 ] && [ "$restarts" -lt __MAX_RESTARTS__ ]; then
+    restarts=$((restarts + 1))
+    export __LAST_EXIT__="$code"
+    say "the worker died with status $code; starting it again (restart $restarts of __MAX_RESTARTS__)"
+    continue
+  fi
+  end_pod "the worker exited with status $code"
+done
 """
 
 
@@ -175,6 +193,8 @@ def boot_script() -> str:
         .replace("__VERSION__", unsloth_nb.__version__)
         .replace("__FIND__", _find_modules_code())
         .replace("__REQUIREMENTS__", requirements)
+        .replace("__MAX_RESTARTS__", str(MAX_WORKER_RESTARTS))
+        .replace("__LAST_EXIT__", LAST_EXIT_ENV)
     )
 
 

@@ -194,7 +194,8 @@ def cmd_terminate(argv: list[str]) -> int:
     return _terminate_all(_client(), list(args.pod_id))
 
 
-def _terminate_all(client: Any, pod_ids: list[str]) -> int:
+def _terminate_all(client: Any, pod_ids: list[str], done: list[str] | None = None) -> int:
+    """Terminate each pod (confirmed); ``done`` collects the ids that are gone afterwards."""
     from unsloth_nb.backends.runpod.client import RunPodApiError
 
     failed = unknown = 0
@@ -210,6 +211,8 @@ def _terminate_all(client: Any, pod_ids: list[str]) -> int:
             print(f"unsloth-nb runpod: {exc}", file=sys.stderr)
             continue
         print(f"pod {pod_id} terminated (confirmed: RunPod no longer lists it)")
+        if done is not None:
+            done.append(pod_id)
     return EXIT_FAILED if failed else EXIT_BAD_INPUT if unknown else EXIT_OK
 
 
@@ -238,7 +241,22 @@ def cmd_cleanup(argv: list[str]) -> int:
         if input(f"Terminate these {len(pods)} pod(s)? [y/N] ").strip().lower() not in ("y", "yes"):
             print("nothing terminated")
             return EXIT_BAD_INPUT
-    return _terminate_all(client, [p.id for p in pods])
+    ended: list[str] = []
+    code = _terminate_all(client, [p.id for p in pods], ended)
+    _close_their_jobs([p for p in pods if p.id in ended])
+    return code
+
+
+def _close_their_jobs(pods: list[Any]) -> None:
+    """A job here whose process died and whose pod cleanup just ended is over: its folder says so."""
+    from unsloth_nb.backends.runpod.pods import job_id_of
+    from unsloth_nb.controller import end_unowned_job
+
+    for pod in pods:
+        job_id = job_id_of(pod.name)
+        reason = f"its process ended before the job did, and `unsloth-nb runpod cleanup` terminated its pod {pod.id}"
+        if job_id and end_unowned_job(job_id, reason):
+            print(f"job {job_id} marked failed: {reason}")
 
 
 # ---------------------------------------------------------------------- formatting

@@ -242,7 +242,7 @@ def check_alive(client: RunPodClient, pod_id: str) -> None:
     except RunPodApiError:
         return
     if pod is None:
-        raise PodLostError(f"pod {pod_id} is gone: it ended itself (the worker could not start) or RunPod removed it")
+        raise PodLostError(f"pod {pod_id} is gone: RunPod no longer lists it (it was removed, or it ended itself)")
     if not pod.running:
         raise PodLostError(f"pod {pod_id} is {pod.desired_status}: {pod.last_status_change or 'stopped outside this job'}")
 

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 #: Proxy and gateway answers that mean "not there yet" or "try again".
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
 DOWNLOAD_BLOCK = 1 << 20
+#: The longest a Retry-After from the proxy is honoured; past it, retry anyway.
+MAX_RETRY_AFTER = 30.0
 
 
 class WorkerUnreachableError(BackendError):
@@ -100,6 +102,7 @@ class WorkerClient:
             if self._abort.is_set():
                 raise WorkerUnreachableError(f"{method} {path} not sent: the pod is being terminated")
             problem: str
+            retry_after: float | None = None
             try:
                 response = self._session.request(method, self.base_url + path, timeout=timeout or self.request_timeout, **kwargs)
             except requests.RequestException as exc:
@@ -114,11 +117,15 @@ class WorkerClient:
                     message = str(payload.get("error") or f"HTTP {response.status_code}")
                     raise WorkerRefusedError(response.status_code, f"{method} {path}: {message}", payload)
                 problem = f"HTTP {response.status_code}"
+                retry_after = _retry_after(response.headers.get("Retry-After"))
                 response.close()
             attempt += 1
             if time.monotonic() >= give_up:
                 raise WorkerUnreachableError(f"the worker did not answer {method} {path} ({problem})")
-            self._abort.wait(min(5.0, random.uniform(0.2, 0.5 * 2 ** min(attempt, 4))))
+            pause = random.uniform(0.2, 0.5 * 2 ** min(attempt, 4))
+            if retry_after is not None:  # a rate limit in front of the pod says when to come back
+                pause = retry_after
+            self._abort.wait(max(0.0, min(pause, MAX_RETRY_AFTER, give_up - time.monotonic())))
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._request(method, path, **kwargs)
@@ -187,10 +194,16 @@ class WorkerClient:
     def shutdown(self) -> None:
         self._request("POST", "/shutdown", retry_for=5.0)
 
-    def events(self, after: int, timeout: float) -> dict[str, Any]:
-        """One long poll: events with ``seq > after``, waiting up to ``timeout`` seconds for the first."""
+    def events(self, after: int, timeout: float, retry_for: float | None = None) -> dict[str, Any]:
+        """One long poll: events with ``seq > after``, waiting up to ``timeout`` seconds for the first.
+
+        ``retry_for`` bounds how long a dropped poll is retried here before the caller
+        hears of it (and can ask RunPod whether the pod still exists).
+        """
         wait = max(0.0, min(timeout, MAX_POLL_SECONDS))
-        return dict(self._json("GET", "/events", params={"after": after, "timeout": wait}, timeout=wait + 30.0))
+        return dict(
+            self._json("GET", "/events", params={"after": after, "timeout": wait}, timeout=wait + 30.0, retry_for=retry_for)
+        )
 
     # ------------------------------------------------------------------ artifacts
     def artifacts(self, prefix: str = "") -> list[RemoteArtifact]:
@@ -238,6 +251,45 @@ class WorkerClient:
                 return
             part.unlink(missing_ok=True)  # complete but wrong: fetch it again from the start
         raise BackendError(f"could not download {artifact.name} intact from the pod after {attempts} tries")
+
+    def upload_file(self, name: str, source: Path, chunk_size: int = MAX_CHUNK_BYTES) -> None:
+        """Send one checkpoint file as artifact ``name``, in chunks; a lost chunk is sent again.
+
+        The worker keeps what arrived, so after a failure the next chunk starts from the
+        size it reports; the caller checks the result against its own sha256.
+        """
+        size = source.stat().st_size
+        url = "/artifacts/" + _quote(name)
+        if size == 0:
+            self._json("PUT", url, data=b"", headers={"Content-Range": "bytes */0"})
+            return
+        offset, setbacks = 0, 0
+        with source.open("rb") as handle:
+            while offset < size:
+                handle.seek(offset)
+                chunk = handle.read(chunk_size)
+                try:
+                    answer = self._json(
+                        "PUT", url, data=chunk, headers={"Content-Range": content_range(offset, len(chunk), size)}
+                    )
+                    offset = int(answer["bytes_received"])
+                    setbacks = 0
+                except WorkerRefusedError as exc:
+                    received = exc.payload.get("bytes_received")
+                    if exc.status != 409 or received is None:
+                        raise
+                    offset, setbacks = int(received), setbacks + 1
+                    if setbacks >= 10:
+                        raise WorkerUnreachableError(f"the upload of {name} made no progress after {setbacks} tries") from None
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
 
 
 def _quote(name: str) -> str:

@@ -1,0 +1,138 @@
+"""Keeping a copy of the newest checkpoint on this machine while a pod trains.
+
+A pod can vanish (eviction, a host failure) and its disk with it. Without a network
+volume, the only checkpoint that outlives the pod is one somebody copied off it, so
+the backend hands every ``checkpoint`` event to a :class:`CheckpointKeeper`, which
+downloads that checkpoint in a thread of its own (the event stream, Stop and the
+cost limits never wait for it) and keeps only the newest complete copy.
+
+A copy is complete once its folder has its final name: files land in
+``.checkpoint-N.partial/`` and the folder is renamed when every file matched its
+sha256, so a copy cut short by a dying pod is never taken for a checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from unsloth_nb.backends.runpod.worker_client import WorkerClient
+from unsloth_nb.errors import BackendError
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"checkpoint-(\d+)")
+
+
+def checkpoint_step(path: Path) -> int:
+    match = _NAME.fullmatch(path.name)
+    return int(match.group(1)) if match else -1
+
+
+def newest_local_checkpoint(folder: Path) -> Path | None:
+    """The newest complete ``checkpoint-N`` under ``folder`` (one with its trainer_state.json)."""
+    if not folder.is_dir():
+        return None
+    found = [p for p in folder.iterdir() if _NAME.fullmatch(p.name) and (p / "trainer_state.json").is_file()]
+    return max(found, key=checkpoint_step) if found else None
+
+
+class CheckpointKeeper:
+    """Downloads the newest checkpoint a pod reports, one at a time, newest first.
+
+    ``offer`` is called from the event stream and returns at once; an older request
+    still waiting is replaced by the newer one. Older local copies are removed once a
+    newer one is complete, so the disk holds one checkpoint.
+    """
+
+    def __init__(self, folder: Path, say: Callable[[str], None]) -> None:
+        self.folder = folder
+        self._say = say
+        self._cond = threading.Condition()
+        self._wanted: tuple[str, str, str] | None = None  # (worker url, token, artifact name)
+        self._busy = False
+        self._closed = False
+        self._told = False
+        self._abort = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="unsloth-nb-checkpoints", daemon=True)
+        self._thread.start()
+
+    def offer(self, url: str, token: str, name: str) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._wanted = (url, token, name)
+            self._cond.notify_all()
+
+    def newest(self) -> Path | None:
+        return newest_local_checkpoint(self.folder)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until nothing is being copied or waits to be; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._busy and self._wanted is None, timeout)
+
+    def close(self) -> None:
+        """Stop copying (a copy under way is abandoned) and end the thread."""
+        with self._cond:
+            self._closed = True
+            self._wanted = None
+            self._cond.notify_all()
+        self._abort.set()
+        self._thread.join(timeout=10)
+
+    # ------------------------------------------------------------------ the thread
+    def _serve(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._closed or self._wanted is not None)
+                if self._closed:
+                    return
+                wanted, self._wanted = self._wanted, None
+                self._busy = True
+            try:
+                assert wanted is not None
+                self._copy(*wanted)
+            except Exception as exc:  # the pod may be gone: keep the copy we have
+                log.info("checkpoint copy failed: %s", exc)
+                if not self._abort.is_set():
+                    self._say(f"could not copy {wanted[2] if wanted else 'a checkpoint'} here ({exc}); keeping the previous copy")
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _copy(self, url: str, token: str, name: str) -> None:
+        target = self.folder / Path(name).name
+        current = self.newest()
+        if current is not None and checkpoint_step(current) >= checkpoint_step(target):
+            return
+        worker = WorkerClient(url, token, unreachable_after=30.0, abort=self._abort)
+        partial = self.folder / f".{target.name}.partial"
+        try:
+            files = worker.artifacts(name)
+            if not any(a.name.endswith("/trainer_state.json") for a in files):
+                raise BackendError(f"the pod lists no complete {name}")
+            total = 0
+            for artifact in files:
+                worker.download(artifact, partial / artifact.name[len(name) + 1 :])
+                total += artifact.bytes
+        finally:
+            worker.close()
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+        for older in self.folder.iterdir():
+            stale = older.name.endswith(".partial") or 0 <= checkpoint_step(older) < checkpoint_step(target)
+            if stale and older != target:
+                shutil.rmtree(older, ignore_errors=True)
+        if not self._told:  # once is enough: each checkpoint event already shows on the job's log
+            self._told = True
+            self._say(
+                f"{target.name} copied to {target.parent} ({total / 1e6:.1f} MB); each newer checkpoint replaces it "
+                "there, and a lost pod resumes from the newest"
+            )
+        log.info("%s copied to %s", target.name, target)
