@@ -171,12 +171,21 @@ class Job:
     checkpoint. ``job.model`` / ``job.tokenizer`` are set for in-kernel jobs.
     """
 
-    def __init__(self, record: JobRecord, folder: JobFolder, config: TrainConfig, job_plan: Plan | None = None) -> None:
+    def __init__(
+        self,
+        record: JobRecord,
+        folder: JobFolder,
+        config: TrainConfig,
+        job_plan: Plan | None = None,
+        *,
+        follow_only: bool = False,
+    ) -> None:
         self.record = record
         self.folder = folder
         self.config = config
         self.plan = job_plan
-        self.log = EventLog(record.id, folder.events_path)
+        # A job that another live process runs is only followed: its events file has one writer.
+        self.log = EventLog(record.id, folder.events_path, read_only=follow_only)
         self.stop_event = threading.Event()
         self.stop_reasons: list[str] = []
         self.model: Any = None
@@ -246,8 +255,9 @@ class Job:
             config = TrainConfig.from_dict(folder.config())
         except UnslothNbError:
             config = TrainConfig()
-        job = cls(record, folder, config)
-        if not record.terminal and not record.owner_alive():
+        owned_elsewhere = not record.terminal and record.owner_alive()
+        job = cls(record, folder, config, follow_only=owned_elsewhere or record.terminal)
+        if not record.terminal and not owned_elsewhere:
             if record.placement == "local":
                 job._set_state("failed", f"the process that ran it (pid {record.pid}) ended before the job finished")
             elif reattach:
@@ -348,6 +358,11 @@ class Job:
         """Ask the job to stop; training saves a checkpoint and the adapter before it ends."""
         if self.done:
             return
+        if self.log.read_only:
+            raise UnslothNbError(
+                f"job {self.id} runs in another process (pid {self.record.pid} on {self.record.host}); stop it there"
+                + (", or end its pod with `unsloth-nb runpod terminate`" if self.placement == "runpod" else "")
+            )
         if not self.stop_event.is_set():
             self.stop_reasons.append(reason)
             self.stop_event.set()
@@ -391,8 +406,8 @@ class Job:
     def _refresh_record(self) -> JobRecord:
         if self._future is None:
             self.record = self.folder.load_record()
-            for event in _new_events_from_file(self):
-                self.log.append(event)
+            if self.log.read_only:
+                self.log.refresh()
         return self.record
 
     # ------------------------------------------------------------------ display
@@ -409,14 +424,6 @@ class Job:
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.state} {self.placement} model={self.config.model.name!r}>"
-
-
-def _new_events_from_file(job: Job) -> list[Event]:
-    from unsloth_nb.events import read_events_file
-
-    if not job.folder.events_path.exists():
-        return []
-    return [e for e in read_events_file(job.folder.events_path) if e.seq > job.log.last_seq]
 
 
 # ---------------------------------------------------------------------- the controller
