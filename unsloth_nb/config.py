@@ -576,20 +576,39 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return parse_yaml(text, str(p))
 
 
+_SHORTHAND = {"model": "name", "dataset": "path"}
+
+
 def expand_dotted(data: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"lora.r": 8}`` -> ``{"lora": {"r": 8}}``; plain nested dicts pass through."""
+    """``{"lora.r": 8}`` -> ``{"lora": {"r": 8}}``; plain nested dicts pass through.
+
+    ``model`` and ``dataset`` may be plain strings and still get nested keys
+    (``dataset="qa.jsonl", dataset.skip_invalid=True``).
+    """
     out: dict[str, Any] = {}
     for key, value in data.items():
         parts = str(key).split(".")
         node = out
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        if isinstance(value, Mapping) and not isinstance(node.get(parts[-1]), type(None)):
-            existing = node.get(parts[-1])
-            if isinstance(existing, dict):
-                deep_update(existing, expand_dotted(value))
-                continue
-        node[parts[-1]] = expand_dotted(value) if isinstance(value, Mapping) and parts[-1] != "columns" else value
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if isinstance(child, str) and part in _SHORTHAND:
+                child = {_SHORTHAND[part]: child}
+            elif child is None:
+                child = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(".".join(parts[: depth + 1]), f"expected a mapping of fields, got {child!r}")
+            node[part] = child
+            node = child
+        leaf = parts[-1]
+        if isinstance(value, Mapping) and leaf != "columns":
+            value = expand_dotted(value)
+        existing = node.get(leaf)
+        if isinstance(existing, dict) and isinstance(value, dict) and leaf != "columns":
+            deep_update(existing, value)
+        elif isinstance(existing, dict) and isinstance(value, str) and leaf in _SHORTHAND:
+            existing[_SHORTHAND[leaf]] = value
+        else:
+            node[leaf] = value
     return out
 
 

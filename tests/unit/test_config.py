@@ -135,3 +135,20 @@ def test_bad_yaml_names_the_line() -> None:
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         TrainConfig.from_file(tmp_path / "nope.yaml")
+
+
+def test_shorthand_strings_take_nested_overrides_in_any_order() -> None:
+    from unsloth_nb.api import as_config
+
+    config = as_config(model="m", dataset="qa.jsonl", dataset__skip_invalid=True, model__load_in_4bit=False)
+    assert (config.dataset.path, config.dataset.skip_invalid) == ("qa.jsonl", True)
+    assert (config.model.name, config.model.load_in_4bit) == ("m", False)
+    config = as_config(dataset__max_rows=5, dataset="qa.jsonl", model="m")
+    assert (config.dataset.path, config.dataset.max_rows) == ("qa.jsonl", 5)
+
+
+def test_a_nested_field_under_a_plain_value_names_the_field() -> None:
+    from unsloth_nb.api import as_config
+
+    with pytest.raises(ConfigError, match=r"^placement: expected a mapping"):
+        as_config(model="m", dataset="d", placement="local", placement__x=1)
