@@ -108,6 +108,7 @@ class Sample:
     train_call: float
     checkpoint: float  # of train_call: time inside Trainer._save_checkpoint
     steps: int
+    final_loss: float | None  # the same on both sides when they did the same work
 
 
 class Timers:
@@ -217,7 +218,9 @@ def run_bare(setup: Setup, out: Path, timers: Timers) -> Sample:
     tokenizer.save_pretrained(str(out / "adapter"))
     end = time.time()
     train_call, checkpoint = timers.take()
-    return Sample(end - begin, phase_end - phase_start, train_call, checkpoint, trainer.state.global_step)
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    final_loss = float(losses[-1]) if losses else None
+    return Sample(end - begin, phase_end - phase_start, train_call, checkpoint, trainer.state.global_step, final_loss)
 
 
 # ---------------------------------------------------------------------- (b) the unsloth-nb job
@@ -238,7 +241,7 @@ def run_job(setup: Setup, out: Path, timers: Timers) -> Sample:
     train_call, checkpoint = timers.take()
     steps = job.global_step
     view.close()
-    return Sample(end - begin, states["saving"] - states["training"], train_call, checkpoint, steps)
+    return Sample(end - begin, states["saving"] - states["training"], train_call, checkpoint, steps, job.final_loss)
 
 
 # ---------------------------------------------------------------------- the comparison
@@ -372,6 +375,11 @@ def main(argv: list[str] | None = None) -> int:
     for result in results:
         rows += table_rows(result)
     messages, wire = SerialisingComm.totals()
+    same = all(
+        a.final_loss is not None and b.final_loss is not None and abs(a.final_loss - b.final_loss) <= 1e-3 * abs(a.final_loss)
+        for r in results
+        for a, b in zip(r.bare, r.job, strict=True)
+    )
     checkpoint = Spread([s.checkpoint for r in results for s in r.job])
     rows = print_table(
         f"unsloth-nb job (b) vs bare Unsloth + TRL (a): median (min-max) of {pairs} alternating pair(s), one warm process, "
@@ -380,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         rows,
         note=(
             f"(b) includes the final resumable checkpoint unsloth-nb saves inside train() ({checkpoint.show('.2f', ' s')}) "
-            f"and the view's widget traffic ({messages:,} messages, {wire / 1e6:.2f} MB on the wire over all (b) runs)."
+            f"and the view's widget traffic ({messages:,} messages, {wire / 1e6:.2f} MB on the wire over all (b) runs). "
+            f"Same final loss on both sides of every pair (same work): {'yes' if same else 'NO'}."
         ),
     )
     return finish(rows, args.strict)

@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,7 +57,6 @@ LLAMA_1B = {
     "num_key_value_heads": 8,
     "vocab_size": 32000,
     "max_position_embeddings": 4096,
-    "rope_theta": 500000.0,
     "tie_word_embeddings": True,
 }
 FILLER = "the quick brown fox jumps over the lazy dog and the capital of France is Paris"
@@ -117,6 +117,7 @@ def build_model(folder: Path, on_gpu: bool, quick: bool) -> Path:
     tokenizer.save_pretrained(staging)
     del model
     torch.cuda.empty_cache()
+    shutil.rmtree(folder, ignore_errors=True)  # a half-written folder from an interrupted run
     os.replace(staging, folder)
     return folder
 
