@@ -8,6 +8,9 @@ started the job (ipykernel 7 routes output by contextvars).
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 from unsloth_nb.controller import BackendResult, JobContext
@@ -44,7 +47,10 @@ class LocalBackend:
         from unsloth_nb.engine import run_training
 
         ctx.set_state("starting")
-        result = run_training(ctx.config, ctx.dataset, ctx.output_dir, _Hooks(ctx), resume_from_checkpoint=_resume_target(ctx))
+        with _responsive_kernel():
+            result = run_training(
+                ctx.config, ctx.dataset, ctx.output_dir, _Hooks(ctx), resume_from_checkpoint=_resume_target(ctx)
+            )
         return BackendResult(
             adapter_dir=result.adapter_dir,
             merged_dir=result.merged_dir,
@@ -63,3 +69,20 @@ def _resume_target(ctx: JobContext) -> str | bool | None:
     if not value:
         return None
     return True if value == "latest" else value
+
+
+@contextlib.contextmanager
+def _responsive_kernel() -> Iterator[None]:
+    """Hand the GIL over more often while training runs beside the notebook's own thread.
+
+    Python switches threads every 5 ms by default; a cell typed during training then
+    waits behind torch's Python-side work. 1 ms brought cell round trips within 2x idle
+    in benchmarks/kernel_responsiveness.py; benchmarks/controller_overhead.py shows what it
+    costs the training itself.
+    """
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, 0.001))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
