@@ -30,6 +30,10 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
+benchmarks: install
+	for s in import_time chart_stream controller_overhead kernel_responsiveness runpod_overhead gpu_throughput; do \
+		$(BIN)/python benchmarks/$$s.py || exit 1; done
+
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
