@@ -265,7 +265,12 @@ class Job:
         return job
 
     def _reattach(self) -> None:
-        """Become the job's owner and follow it on the controller loop."""
+        """Become the job's owner and follow it on the controller loop.
+
+        The key is asked for first (a restarted kernel has lost a prompted one): without
+        it nothing could be followed or ended, and the job must not be marked failed.
+        """
+        get_secret("RUNPOD_API_KEY", f"to reattach to job {self.id} and end its pod", prompt=True)
         previous = self.record.pid
         self.record.pid, self.record.host = os.getpid(), socket.gethostname()
         self.folder.save_record(self.record)

@@ -26,6 +26,7 @@ from unsloth_nb.errors import JobFailedError
 from unsloth_nb.events import read_events_file
 from unsloth_nb.store import JobFolder
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator
+from unsloth_nb.ui.console import JobStatus
 
 from .conftest import (
     BAD_GATEWAY_PAGE,
@@ -43,7 +44,7 @@ from .conftest import (
     worker_events,
 )
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 RTX_4090 = "NVIDIA GeForce RTX 4090"
 A6000 = "NVIDIA RTX A6000"
@@ -168,11 +169,8 @@ def test_a_worker_that_crashes_mid_training_fails_the_job_with_its_last_log_line
 ) -> None:
     job = start_job(tiny_model, dataset_file, train={"max_steps": 400})
     wait_for_event(job, training)
-    info = runpod_emulator.pod(job.record.pod_id)
-    assert info is not None and info.pid is not None
-    (worker,) = [p for p in psutil.Process(info.pid).children(recursive=True) if "unsloth_nb.worker" in " ".join(p.cmdline())]
     fault.inject("worker crashes mid-training (killed)")
-    worker.kill()  # as the OOM killer would
+    kill_worker(runpod_emulator, job)
     finish(job)
 
     assert job.state == "failed"
@@ -183,6 +181,32 @@ def test_a_worker_that_crashes_mid_training_fails_the_job_with_its_last_log_line
     assert "exited with status 137" in error["message"]
     assert fault.check_events(job) == (0, 0)
     assert_no_pod_left(runpod_emulator, job)
+
+
+def test_a_worker_that_crashes_after_a_checkpoint_resumes_on_the_same_pod(
+    runpod_emulator: RunPodEmulator, fault: FaultRecorder, tiny_model: Path, dataset_file: Path
+) -> None:
+    job = start_job(tiny_model, dataset_file, train={"max_steps": 16, "save_steps": 3})
+    wait_for_event(job, lambda e: e.kind == "checkpoint")
+    fault.inject("worker crashes mid-training after a checkpoint (killed)")
+    kill_worker(runpod_emulator, job)
+    finish(job)
+
+    assert_succeeded(job, runpod_emulator, fault)
+    assert len(job_pods(job, runpod_emulator)) == 1  # the pod's start-up script started the worker again
+    resumed = next(e["message"] for e in job.events(kinds={"log"}) if "died and came back; resuming from" in e["message"])
+    step = int(resumed.rsplit("checkpoint-", 1)[1])
+    assert step >= 3 and step % 3 == 0
+    charted = [e["step"] for e in job.events(kinds={"metrics"}) if "loss" in e.data]
+    assert charted == list(range(1, 17))
+
+
+def kill_worker(emulator: RunPodEmulator, job: unsloth_nb.Job) -> None:
+    """SIGKILL the worker process of the job's pod, as the OOM killer would."""
+    info = emulator.pod(job.record.pod_id or "")
+    assert info is not None and info.pid is not None
+    (worker,) = [p for p in psutil.Process(info.pid).children(recursive=True) if "unsloth_nb.worker" in " ".join(p.cmdline())]
+    worker.kill()
 
 
 def evict_when_caught_up(fault: FaultRecorder, job: unsloth_nb.Job, emulator: RunPodEmulator, pod_id: str) -> None:
@@ -208,7 +232,7 @@ def test_a_pod_that_disappears_mid_training_resumes_on_a_new_pod_from_the_last_c
     runpod_emulator: RunPodEmulator, fault: FaultRecorder, tiny_model: Path, dataset_file: Path
 ) -> None:
     job = start_job(tiny_model, dataset_file, train={"max_steps": 20, "save_steps": 3})
-    copied = wait_for_event(job, lambda e: e.kind == "log" and "a lost pod resumes from the newest" in e["message"])
+    copied = wait_for_event(job, lambda e: e.kind == "log" and "each newer checkpoint replaces it" in e["message"])
     first = job.record.pod_id
     assert first is not None
     fault.inject("pod disappears mid-training (eviction)")
@@ -408,6 +432,10 @@ def test_the_budget_running_out_saves_downloads_and_ends_the_pod(
     assert job.checkpoint_path is not None and (job.checkpoint_path / "trainer_state.json").is_file()
     costs = job.events(kinds={"cost"})
     assert costs[-1]["usd_per_hour"] == 3600.0 and costs[-1]["usd_so_far"] >= budget
+    status = JobStatus()
+    for event in job.events():
+        status.update(event)
+    assert f"${costs[-1]['usd_so_far']:.2f}" in status.line()  # cost so far feeds the status line
     (pod_id,) = job_pods(job, runpod_emulator)
     assert runpod_emulator.ledger.pod_usd(pod_id) < budget + 30  # saved and ended within seconds of the limit
     assert fault.check_events(job) == (0, 0)

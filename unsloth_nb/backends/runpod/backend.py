@@ -395,7 +395,9 @@ class PodJob:
         self.pod = rented
         if pod is None or record.get("terminated"):
             self.gone[rented.id] = time.monotonic()
-            raise PodLostError(f"pod {pod_id} is gone: it ended while no process watched this job")
+            kept = newest_local_checkpoint(ctx.output_dir / "checkpoints")
+            where = f"; the newest checkpoint copied here is {kept}" if kept else ""
+            raise BackendError(f"pod {pod_id} is gone: it ended while no process watched this job{where}")
         if not pod.running:
             raise PodLostError(f"pod {pod_id} is {pod.desired_status}: {pod.last_status_change or 'stopped'}")
         self.token = pod.env.get(TOKEN_ENV, "")
