@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,16 @@ def _refuse_non_loopback_connections() -> None:
 
     socket.socket.connect = connect  # type: ignore[method-assign]
     socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_leak_between_tests() -> Iterator[None]:
+    """A test that enters a key through a prompt puts it in os.environ; the next test must not see it."""
+    for name in SECRET_VARIABLES:
+        os.environ.pop(name, None)
+    yield
+    for name in SECRET_VARIABLES:
+        os.environ.pop(name, None)
 
 
 @pytest.fixture(autouse=True)

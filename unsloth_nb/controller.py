@@ -255,9 +255,10 @@ class Job:
             config = TrainConfig.from_dict(folder.config())
         except UnslothNbError:
             config = TrainConfig()
-        owned_elsewhere = not record.terminal and record.owner_alive()
+        ours = record.pid == os.getpid() and record.host == socket.gethostname()
+        owned_elsewhere = not record.terminal and not ours and record.owner_alive()
         job = cls(record, folder, config, follow_only=owned_elsewhere or record.terminal)
-        if not record.terminal and not owned_elsewhere:
+        if not record.terminal and not ours and not owned_elsewhere:
             if record.placement == "local":
                 job._set_state("failed", f"the process that ran it (pid {record.pid}) ended before the job finished")
             elif reattach:

@@ -112,7 +112,7 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> str:
     missing = [name for name in ("playwright", "jupyterlab") if importlib.util.find_spec(name) is None]
     path = chromium_path()
@@ -232,7 +232,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab_server(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     home = tmp_path_factory.mktemp("jupyterlab")
     root = home / "work"
@@ -271,7 +271,9 @@ def lab_server(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 # ---------------------------------------------------------------------- the browser
-@pytest.fixture(scope="session")
+# Module scope: while Playwright's sync API is open it keeps an event loop running on the main
+# thread, which would break asyncio.run() in every test collected after this folder.
+@pytest.fixture(scope="module")
 def browser(chromium: str) -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
