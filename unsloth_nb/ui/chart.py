@@ -566,7 +566,7 @@ class LossChart:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
         data: dict[str, Any] = {"text/plain": self.summary(), "text/html": self.static_html()}
         metadata: dict[str, Any] = {}
-        if _front_end_may_render_widgets():
+        if widgets_can_render():
             widget_data, metadata = self.widget._repr_mimebundle_()
             data.update({k: v for k, v in widget_data.items() if k != "text/plain"})
         return data, metadata
@@ -644,7 +644,7 @@ def _plotly_js() -> bytes:
     return (resources.files("plotly") / "package_data" / "plotly.min.js").read_bytes()
 
 
-def _front_end_may_render_widgets() -> bool:
+def widgets_can_render() -> bool:
     """A kernel (ipykernel, or a test double) registered a comm implementation.
 
     A terminal IPython or a plain script leaves ``comm.create_comm`` at its

@@ -60,22 +60,26 @@ class JobStatus:
         elif event.kind == "error":
             self.error = data.get("message")
 
-    def line(self) -> str:
-        parts = [self.state]
+    def progress_parts(self, elapsed: float) -> list[str]:
+        """Step, loss, speed, elapsed, ETA and cost: the part every status line shares."""
+        parts = []
         if self.total_steps:
-            parts.append(f"step {self.step}/{self.total_steps}")
+            parts.append(f"step {self.step:,}/{self.total_steps:,}")
         elif self.step:
-            parts.append(f"step {self.step}")
+            parts.append(f"step {self.step:,}")
         if self.loss is not None:
             parts.append(f"loss {self.loss:.4f}")
         if self.tokens_per_second:
             parts.append(f"{self.tokens_per_second:,.0f} tok/s")
+        parts.append(f"elapsed {format_seconds(elapsed)}")
         if self.eta_seconds is not None and self.state == "training":
             parts.append(f"ETA {format_seconds(self.eta_seconds)}")
-        parts.append(f"elapsed {format_seconds(time.time() - self.started)}")
         if self.usd_so_far is not None:
-            parts.append(f"${self.usd_so_far:.2f}")
-        return " | ".join(parts)
+            parts.append(f"${self.usd_so_far:.2f} so far")
+        return parts
+
+    def line(self) -> str:
+        return " | ".join([self.state, *self.progress_parts(time.time() - self.started)])
 
 
 class JsonPrinter:

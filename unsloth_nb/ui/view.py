@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.events import Event, read_events_file
 from unsloth_nb.store import TERMINAL_STATES
+from unsloth_nb.ui.chart import widgets_can_render
 from unsloth_nb.ui.console import JobStatus, format_seconds
 
 if TYPE_CHECKING:
@@ -55,19 +56,6 @@ MAX_MESSAGE_CHARS = 2000
 
 _STATE_COLOURS = {"succeeded": "#1a7f37", "failed": "#cf222e", "cancelled": "#9a6700"}
 _BAR_STYLES = {"succeeded": "success", "failed": "danger", "cancelled": "warning"}
-
-
-def widgets_can_render() -> bool:
-    """A kernel (ipykernel, or a test double) registered a comm implementation.
-
-    A terminal IPython or a plain script leaves ``comm.create_comm`` at its
-    default, which opens nothing; there only text and static HTML make sense.
-    """
-    try:
-        import comm
-    except ImportError:
-        return False
-    return comm.create_comm is not getattr(comm, "_create_comm", None)
 
 
 @dataclass
@@ -167,20 +155,7 @@ class JobView:
             else:
                 parts.append(f"local ({device.upper()})" if device else "local")
             parts.append(_short_model(self.job.config.model.name))
-            if fig.total_steps:
-                parts.append(f"step {fig.step:,}/{fig.total_steps:,}")
-            elif fig.step:
-                parts.append(f"step {fig.step:,}")
-            if fig.loss is not None:
-                parts.append(f"loss {fig.loss:.4f}")
-            if fig.tokens_per_second:
-                parts.append(f"{fig.tokens_per_second:,.0f} tok/s")
-            parts.append(f"elapsed {format_seconds(self.elapsed())}")
-            if fig.eta_seconds is not None and fig.state == "training":
-                parts.append(f"ETA {format_seconds(fig.eta_seconds)}")
-            if fig.usd_so_far is not None:
-                parts.append(f"${fig.usd_so_far:.2f} so far")
-            return parts
+            return parts + fig.progress_parts(self.elapsed())
 
     def text(self) -> str:
         """Plain-text view: the status line, then the outcome (terminal IPython, nbconvert)."""
