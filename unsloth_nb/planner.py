@@ -621,6 +621,25 @@ class Plan:
         return self.gpu_candidates[0] if self.gpu_candidates else None
 
 
+def lost_pod_policy(config: TrainConfig) -> tuple[str, bool]:
+    """What losing the pod (eviction, a dead worker) would mean for this job, and whether to warn.
+
+    Said in the plan before anything is rented, and again in the job's log when the pod starts.
+    """
+    runpod, every = config.runpod, config.train.save_steps
+    if not every:
+        return (
+            "No train.save_steps: if the pod is lost (evicted, its worker dies) the job fails and must start again; "
+            "set train.save_steps to keep a checkpoint every N steps.",
+            True,
+        )
+    if not runpod.resume_on_loss:
+        return f"Checkpoints every {every} steps; runpod.resume_on_loss is off, so a lost pod ends the job.", False
+    if runpod.volume_id:
+        return f"Checkpoints every {every} steps on network volume {runpod.volume_id}; a lost pod resumes on a new one.", False
+    return f"Checkpoints every {every} steps are copied to this machine; a lost pod resumes from the newest on a new pod.", False
+
+
 def plan(
     config: TrainConfig,
     dataset: DatasetSummary | None = None,
@@ -659,6 +678,8 @@ def plan(
     if placement == "runpod":
         cloud = config.runpod.cloud_type
         candidates = _gpu_candidates(config, size, gpu_need, catalogue, user_gpus, reasons, warnings)
+        policy, is_warning = lost_pod_policy(config)
+        (warnings if is_warning else reasons).append(policy)
 
     steps, tokens_per_step = _steps(config, dataset, reasons)
     if dataset is not None and dataset.longest_tokens > train.max_seq_length:

@@ -602,3 +602,16 @@ def test_the_planner_does_not_import_torch() -> None:
     code = "import sys, unsloth_nb.planner; sys.exit(1 if {'torch', 'transformers', 'huggingface_hub'} & set(sys.modules) else 0)"
 
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_a_runpod_plan_says_what_a_lost_pod_means_before_anything_is_rented() -> None:
+    from unsloth_nb.config import TrainConfig
+    from unsloth_nb.planner import LocalHardware, plan
+
+    cpu = LocalHardware(device="cpu", name="test CPU", memory_gb=16.0, ram_gb=16.0, cpu_count=2)
+    base = {"model": "unsloth/Llama-3.1-8B-Instruct", "dataset": "qa.jsonl", "placement": "runpod"}
+    without = plan(TrainConfig.from_dict(base), hardware=cpu)
+    assert any("No train.save_steps" in w and "start again" in w for w in without.warnings)
+    with_checkpoints = plan(TrainConfig.from_dict({**base, "train": {"save_steps": 50}}), hardware=cpu)
+    assert any("Checkpoints every 50 steps" in r and "resumes" in r for r in with_checkpoints.reasons)
+    assert not any("save_steps" in w for w in with_checkpoints.warnings)

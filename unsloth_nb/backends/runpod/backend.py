@@ -71,6 +71,7 @@ from unsloth_nb.controller import BackendResult, JobContext
 from unsloth_nb.credentials import get_secret, has_secret, redact
 from unsloth_nb.errors import BackendError, JobCancelledError
 from unsloth_nb.gpu_catalog import GPU_CATALOG, GpuOption
+from unsloth_nb.planner import lost_pod_policy
 from unsloth_nb.runtime import run_in_thread
 from unsloth_nb.worker.job import CRASH_LOG_MARKER
 from unsloth_nb.worker.protocol import pack_dataset
@@ -230,19 +231,8 @@ class PodJob:
                 step = functools.partial(self._move_to_new_pod, exc)
 
     def _say_what_a_lost_pod_means(self) -> None:
-        runpod, every = self.config.runpod, self.config.train.save_steps
-        if not every:
-            self._say(
-                "no train.save_steps: if the pod is lost (evicted, its worker dies) the job fails and must start "
-                "again; set train.save_steps to keep a checkpoint every N steps",
-                level="warning",
-            )
-        elif not runpod.resume_on_loss:
-            self._say(f"checkpoints every {every} steps; runpod.resume_on_loss is off, so a lost pod ends the job")
-        elif runpod.volume_id:
-            self._say(f"checkpoints every {every} steps on network volume {runpod.volume_id}; a lost pod resumes on a new one")
-        else:
-            self._say(f"checkpoints every {every} steps are copied here; a lost pod resumes from the newest on a new pod")
+        policy, is_warning = lost_pod_policy(self.config)
+        self._say(policy, level="warning" if is_warning else "info")
 
     # ------------------------------------------------------------------ renting
     def _rent(self) -> None:
