@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from pathlib import Path
 
 import pytest
+from job_waiting import wait_for_state
 
 from unsloth_nb.controller import Job
 from unsloth_nb.demo import demo_dataset_path
@@ -44,19 +44,6 @@ def tiny_panel(model: Path, tmp_path: Path, steps: int = 3) -> TrainingPanel:
 def job_folders() -> list[Path]:
     root = jobs_root()
     return sorted(root.iterdir()) if root.is_dir() else []
-
-
-def wait_for_state(job: Job, state: str, timeout: float = 300.0) -> None:
-    cursor = -1
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for event in job.log.wait(cursor, timeout=1.0):
-            cursor = event.seq
-            if event.kind == "status" and event.data.get("state") == state:
-                return
-        if job.done:
-            break
-    raise AssertionError(f"job {job.id} never reached {state}; it is {job.state}: {job.error}")
 
 
 def widget_states(root: object) -> list[dict]:

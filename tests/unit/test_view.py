@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from job_waiting import wait_for_state
 
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.controller import Job
@@ -96,19 +97,6 @@ def recorded_job(steps: int = 40, log_lines: int = 3, end: str | None = "succeed
         folder.save_record(record)
     log.close()
     return Job.load(record.id)
-
-
-def wait_for_state(job: Job, state: str, timeout: float = 300.0) -> None:
-    cursor = -1
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for event in job.log.wait(cursor, timeout=1.0):
-            cursor = event.seq
-            if event.kind == "status" and event.data.get("state") == state:
-                return
-        if job.done:
-            break
-    raise AssertionError(f"job {job.id} never reached {state}; it is {job.state}: {job.error}")
 
 
 def test_a_finished_job_replays_its_whole_history(comms: list[RecordingComm]) -> None:
