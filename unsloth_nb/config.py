@@ -217,6 +217,17 @@ class HubConfig:
 
     repo_id: str | None = knob(None, "Hub repository to push the adapter to, e.g. me/my-lora.", flag="--hub-id")
     private: bool = knob(True, "Create the Hub repository as private.", flag="--hub-private")
+    push_checkpoints: bool = knob(
+        True,
+        "On RunPod without a network volume, also push each checkpoint to the private repo <repo_id>-checkpoints, "
+        "so a new pod can resume from it even when this machine is gone.",
+        flag="--hub-checkpoints",
+    )
+
+    @property
+    def checkpoint_repo_id(self) -> str | None:
+        """Where checkpoints go on the Hub: a repo of their own, always private (they hold optimizer state)."""
+        return f"{self.repo_id}-checkpoints" if self.repo_id and self.push_checkpoints else None
 
 
 @dataclass
@@ -234,6 +245,13 @@ class RunPodConfig:
         flag="--max-cost",
         minimum=0.0,
         exclusive_minimum=True,
+    )
+    confirm_above_usd: float = knob(
+        1.0,
+        "Ask before renting when the plan's estimated cost (capped by max_cost_usd) is above this, or unknown; "
+        "0 always asks. --yes never asks.",
+        flag="--confirm-above",
+        minimum=0.0,
     )
     max_runtime: float = knob(
         4 * 3600.0,
