@@ -74,22 +74,31 @@ def cmd_train(argv: list[str], *, force_runpod: bool = False) -> int:
     prepared = prepare(config, prompt_for_secrets=sys.stdin.isatty())
     if not options.json and not options.quiet:
         print(format_plan(prepared.plan), file=sys.stderr)
-    if prepared.plan.placement == "runpod" and not options.yes:
-        _confirm_rental(prepared.plan)
+    if not options.yes:
+        _confirm_rental(prepared, quiet=options.quiet or options.json)
     job = Job.start(prepared)
     return follow_job(job, json_lines=options.json, quiet=options.quiet)
 
 
-def _confirm_rental(plan: Any) -> None:
+def _confirm_rental(prepared: Any, *, quiet: bool = False) -> None:
+    """Ask before renting when runpod.confirm_above_usd says so; otherwise say (on stderr) that it rents without asking."""
     from unsloth_nb.errors import PlanError
+    from unsloth_nb.rental import asking_because, rental_cost, rental_note, rental_question
 
-    cost = plan.estimated_cost_usd
-    question = (
-        f"Rent a RunPod GPU for this job (estimated ${cost:.2f})? [y/N] " if cost is not None else "Rent a RunPod GPU? [y/N] "
-    )
+    plan, config = prepared.plan, prepared.config
+    question = rental_question(plan, config)
+    if question is None:
+        note = rental_note(plan, config)
+        if note and not quiet:
+            print(note, file=sys.stderr)
+        return
     if not sys.stdin.isatty():
-        raise PlanError("this job rents a RunPod GPU; pass --yes to confirm when not running interactively")
-    if input(question).strip().lower() not in ("y", "yes"):
+        hint = " (or raise --confirm-above, runpod.confirm_above_usd)" if rental_cost(plan, config) is not None else ""
+        raise PlanError(
+            f"this job rents a RunPod GPU: {asking_because(plan, config)}. "
+            f"Pass --yes to confirm when not running interactively{hint}"
+        )
+    if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
         raise PlanError("not started: the rental was not confirmed")
 
 

@@ -56,7 +56,8 @@ Cell form (YAML of a TrainConfig; flags on the line override it):
 In a notebook the job's live view appears under the cell and the kernel stays
 free; `await job` or `job.wait()` block until it ends, `job.cancel()` (or the
 Stop button) stops it after saving a checkpoint. A plan that rents a RunPod GPU
-asks for confirmation first (or pass --yes). Secrets (HF_TOKEN, RUNPOD_API_KEY)
+asks for confirmation first when its estimated cost (capped by --max-cost) is above
+--confirm-above (default $1; 0 always asks) or unknown; --yes never asks. Secrets (HF_TOKEN, RUNPOD_API_KEY)
 come from the environment or a password prompt, never from a flag.
 
 """
@@ -92,9 +93,16 @@ class UnslothMagics(Magics):
         in_kernel = _in_kernel(self.shell)
         prepared = _prepare(config, prompt_for_secrets=in_kernel)
         context = contextvars.copy_context()
-        if prepared.plan.placement == "runpod" and not options.yes:
-            self._confirm_rental(prepared, options, context)
-            return
+        if not options.yes:
+            from unsloth_nb.rental import rental_note, rental_question
+
+            question = rental_question(prepared.plan, prepared.config)
+            if question is not None:
+                self._confirm_rental(prepared, options, context, question)
+                return
+            note = rental_note(prepared.plan, prepared.config)
+            if note:
+                print(note)
         job = self._start(prepared, options, context)
         from unsloth_nb.ui.view import JobView
 
@@ -130,21 +138,21 @@ class UnslothMagics(Magics):
             self.shell.user_ns[options.output_name] = job
         return job
 
-    def _confirm_rental(self, prepared: Prepared, options: TrainOptions, context: contextvars.Context) -> None:
-        """Show the plan with Rent / Cancel buttons; only a click on Rent starts the pod."""
+    def _confirm_rental(self, prepared: Prepared, options: TrainOptions, context: contextvars.Context, question: str) -> None:
+        """Show the plan and ``question`` with Rent / Cancel buttons; only a click on Rent starts the pod."""
         from unsloth_nb.planner import format_plan
+        from unsloth_nb.rental import asking_because
         from unsloth_nb.ui.view import widgets_can_render
 
         plan_text = format_plan(prepared.plan)
         if not widgets_can_render():
-            raise UsageError(f"{plan_text}\n\nThis job rents a RunPod GPU. Re-run with --yes to start it.")
+            reason = asking_because(prepared.plan, prepared.config)
+            raise UsageError(f"{plan_text}\n\nThis job rents a RunPod GPU: {reason}. Re-run with --yes to start it.")
         import html
 
         import ipywidgets as widgets
         from IPython.display import display
 
-        cost = prepared.plan.estimated_cost_usd
-        question = f"Rent a RunPod GPU for this job (estimated ${cost:.2f})?" if cost is not None else "Rent a RunPod GPU?"
         rent = widgets.Button(description="Rent and start", button_style="warning", icon="play")
         cancel = widgets.Button(description="Cancel")
         box = widgets.VBox(

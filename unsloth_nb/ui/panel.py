@@ -93,6 +93,7 @@ ADVANCED_FIELDS = (
     "runpod.cloud_type",
     "runpod.allow_community",
     "runpod.max_cost_usd",
+    "runpod.confirm_above_usd",
     "runpod.max_runtime",
 )
 
@@ -392,9 +393,12 @@ class TrainingPanel:
         """What Start does: check everything, confirm a rental, start the job and show its view.
 
         Returns the Job, or None when something needs fixing first (the form says
-        what) or a RunPod rental waits for confirmation (``yes=True`` skips it).
+        what) or a RunPod rental waits for confirmation: only when its estimated
+        cost (capped by runpod.max_cost_usd) is above runpod.confirm_above_usd or
+        unknown (``yes=True`` never asks).
         """
         from unsloth_nb.controller import Job, prepare
+        from unsloth_nb.rental import rental_note, rental_question
         from unsloth_nb.ui.view import JobView
 
         if self.job is not None and not self.job.done:
@@ -424,16 +428,20 @@ class TrainingPanel:
             return None
         self.last_plan = prepared.plan
         self.plan_html.value = _plan_html(prepared.plan)
-        if prepared.plan.placement == "runpod" and not yes:
-            self._ask_to_rent(prepared.plan)
-            return None
+        note = None
+        if not yes:
+            question = rental_question(prepared.plan, prepared.config)
+            if question is not None:
+                self._ask_to_rent(question)
+                return None
+            note = rental_note(prepared.plan, prepared.config)
         job = Job.start(prepared, context=self._context)
         self.job = job
         self.view = JobView(job)
         self.job_box.children = (self.view.widget,)
         self.start_button.disabled = True
         self.stop_button.disabled = False
-        self._say(f"Started job {job.id}.")
+        self._say(f"Started job {job.id}." + (f"\n{note}" if note else ""))
         job.log.subscribe(self._on_job_event, replay=True)
         return job
 
@@ -452,12 +460,10 @@ class TrainingPanel:
             self.stop_button.disabled = True
             self._say(f"Job {event.job_id} {state}.", error=state == "failed")
 
-    def _ask_to_rent(self, plan: Plan) -> None:
+    def _ask_to_rent(self, question: str) -> None:
+        """Show ``question`` with Rent / Cancel; Rent runs Start again with the rental confirmed."""
         import ipywidgets as widgets
 
-        cost = plan.estimated_cost_usd
-        price = f" at ${plan.usd_per_hour:.2f}/h" if plan.usd_per_hour is not None else ""
-        question = f"This plan rents a RunPod GPU{price}" + (f", about ${cost:.2f} in all." if cost is not None else ".")
         rent = widgets.Button(description="Rent and start", button_style="warning", icon="play")
         cancel = widgets.Button(description="Cancel")
         rent.on_click(lambda _b: self.start(yes=True))
