@@ -171,8 +171,9 @@ def test_runpod_train_runs_a_job_on_an_emulated_pod(
     flags = ["--model", str(tiny_model), "--dataset", str(dataset), "--max-steps", "2", "--batch-size", "2"]
     flags += ["--grad-accum", "1", "--max-seq-length", "512", "--lora-r", "8", "--warmup-steps", "0", "--json"]
 
-    code, _, _ = run(capsys, "train", *flags)  # no --yes and no terminal: refused before anything is rented
-    assert code == 2 and list_jobs() == [] and runpod_emulator.ledger.pod_ids() == []
+    # a threshold of 0 always asks; no --yes and no terminal: refused before anything is rented
+    code, _, err = run(capsys, "train", *flags, "--confirm-above", "0")
+    assert code == 2 and "--yes" in err and list_jobs() == [] and runpod_emulator.ledger.pod_ids() == []
 
     code, out, _ = run(capsys, "train", *flags, "--yes")
     assert code == 0

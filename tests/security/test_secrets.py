@@ -295,6 +295,7 @@ def test_a_key_typed_into_the_panels_prompt_stays_out_of_every_widget(tmp_path: 
         placement="runpod",
         hub__repo_id="someone/support-lora",
         train__max_seq_length=512,
+        runpod__confirm_above_usd=0,  # always ask: this test must rent nothing
     )
     assert panel.ask_secrets() == ["HF_TOKEN", "RUNPOD_API_KEY"] == asked
     assert panel.start() is None  # the keys are found; the rental waits for confirmation

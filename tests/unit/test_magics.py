@@ -21,6 +21,7 @@ from unsloth_nb.config import TrainConfig, field_specs
 from unsloth_nb.controller import Job
 from unsloth_nb.demo import demo_dataset_path
 from unsloth_nb.store import jobs_root
+from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 from unsloth_nb.ui.view import JobTable
 
 DEMO = demo_dataset_path()
@@ -53,6 +54,10 @@ def run(ip: InteractiveShell, source: str) -> tuple[bool, str]:
 def job_folders() -> list[Path]:
     root = jobs_root()
     return sorted(root.iterdir()) if root.is_dir() else []
+
+
+#: A 70B job on RunPod: on the demo data it is estimated under the default $1, so tests that need the question set --confirm-above.
+BIG_RUNPOD_FLAGS = f"--model unsloth/Llama-3.3-70B-Instruct --dataset {DEMO} --placement runpod"
 
 
 def tiny_flags(model: Path, steps: int = 3) -> str:
@@ -185,10 +190,10 @@ def test_a_failed_job_shows_its_message_without_a_traceback(ip: InteractiveShell
 def test_a_runpod_plan_waits_for_yes(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUNPOD_API_KEY", "rp_not_a_real_key_for_tests")
 
-    ok, output = run(ip, f"%unsloth_train --model unsloth/Llama-3.3-70B-Instruct --dataset {DEMO} --placement runpod")
+    ok, output = run(ip, f"%unsloth_train {BIG_RUNPOD_FLAGS} --confirm-above 0")
 
     assert not ok
-    assert "RunPod" in output and "--yes" in output
+    assert "RunPod" in output and "--yes" in output and "runpod.confirm_above_usd is 0" in output
     assert "rp_not_a_real_key_for_tests" not in output
     assert job_folders() == []
 
@@ -201,16 +206,36 @@ def test_in_a_notebook_a_rental_asks_with_buttons(ip: InteractiveShell, monkeypa
     monkeypatch.setenv("RUNPOD_API_KEY", "rp_not_a_real_key_for_tests")
 
     with capture_output() as captured:
-        ip.run_line_magic("unsloth_train", f"--model unsloth/Llama-3.3-70B-Instruct --dataset {DEMO} --placement runpod -o job")
+        ip.run_line_magic("unsloth_train", f"{BIG_RUNPOD_FLAGS} --confirm-above 0.10 --max-cost 20 -o job")
 
     box = _instances[captured.outputs[-1].data["application/vnd.jupyter.widget-view+json"]["model_id"]]
     question, (rent, cancel) = box.children[0], box.children[1].children
-    assert "Rent a RunPod GPU" in question.value and "$" in question.value
+    assert "Rent a RunPod GPU for this job (estimated $" in question.value and "/h; " in question.value
+    assert "runpod.max_cost_usd stops it at $20.00)?" in question.value
     assert rent.description == "Rent and start"
     assert job_folders() == [] and "job" not in ip.user_ns
     cancel.click()
     assert "not confirmed" in box.children[0].value
     assert job_folders() == [] and "job" not in ip.user_ns
+
+
+def test_a_cheap_rental_starts_without_asking(
+    ip: InteractiveShell, tiny_model: Path, runpod_emulator: RunPodEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import comm
+
+    monkeypatch.setattr(comm, "create_comm", lambda **kwargs: comm.DummyComm(**kwargs))  # a front end that renders widgets
+    flags = f"--model {tiny_model} --dataset {DEMO} --max-steps 2 --warmup-steps 0 --max-seq-length 512 --placement runpod"
+
+    ok, output = run(ip, f"%unsloth_train {flags} --no-wait -o job")  # a few cents: under the default $1
+
+    assert ok, output
+    assert "Renting without asking: estimated $0." in output and "within runpod.confirm_above_usd ($1.00)" in output
+    assert "Rent a RunPod GPU" not in output
+    job = ip.user_ns["job"]
+    job.wait(timeout=240)
+    assert job.state == "succeeded" and job.placement == "runpod"
+    assert len(runpod_emulator.ledger.pod_ids()) == 1 and runpod_emulator.ledger.running_pods() == []
 
 
 def test_unsloth_jobs_lists_jobs_and_redraws_one(ip: InteractiveShell, tiny_model: Path) -> None:

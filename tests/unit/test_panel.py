@@ -16,6 +16,7 @@ from job_waiting import wait_for_state
 from unsloth_nb.controller import Job
 from unsloth_nb.demo import demo_dataset_path
 from unsloth_nb.store import jobs_root
+from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 from unsloth_nb.ui.panel import UPLOAD_FOLDER, TrainingPanel
 from unsloth_nb.ui.view import JobView
 
@@ -177,16 +178,37 @@ def test_stop_cancels_a_longer_job(tiny_model: Path, tmp_path: Path) -> None:
 
 def test_a_rental_waits_for_confirmation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUNPOD_API_KEY", "rp_not_a_real_key_for_tests")
-    panel = TrainingPanel(model="unsloth/Llama-3.3-70B-Instruct", dataset=str(DEMO), base_dir=tmp_path, placement="runpod")
+    panel = TrainingPanel(
+        model="unsloth/Llama-3.3-70B-Instruct",
+        dataset=str(DEMO),
+        base_dir=tmp_path,
+        placement="runpod",
+        runpod__confirm_above_usd=0,  # always ask, whatever the estimate
+    )
 
     assert panel.start() is None
 
     buttons = [w.description for w in panel.confirm_box.children if hasattr(w, "description")]
     assert "Rent and start" in buttons and "Cancel" in buttons
+    assert "Rent a RunPod GPU for this job (estimated $" in panel.confirm_box.children[0].value
     assert job_folders() == []
     panel.confirm_box.children[-1].click()  # Cancel
     assert panel.confirm_box.children == () and "not confirmed" in panel.message_html.value
     assert job_folders() == []
+
+
+def test_a_cheap_rental_starts_without_the_rent_box(tiny_model: Path, tmp_path: Path, runpod_emulator: RunPodEmulator) -> None:
+    panel = tiny_panel(tiny_model, tmp_path, steps=2)
+    panel.placement.value = "runpod"  # a few cents: under the default runpod.confirm_above_usd ($1)
+
+    job = panel.start()
+
+    assert job is not None and panel.confirm_box.children == ()
+    message = panel.message_html.value
+    assert f"Started job {job.id}." in message and "Renting without asking: estimated $0." in message
+    job.wait(timeout=240)
+    assert job.state == "succeeded" and job.placement == "runpod"
+    assert len(runpod_emulator.ledger.pod_ids()) == 1 and runpod_emulator.ledger.running_pods() == []
 
 
 def test_a_missing_key_is_named_and_nothing_starts(tiny_model: Path, tmp_path: Path) -> None:
@@ -208,8 +230,10 @@ def test_no_widget_holds_a_secret(tiny_model: Path, tmp_path: Path, monkeypatch:
     panel.fields["hub.repo_id"].widget.value = "me/tiny-lora"
     panel.fields["model.name"].widget.value = "unsloth/Llama-3.3-70B-Instruct"
     panel.placement.value = "runpod"
+    panel.fields["runpod.confirm_above_usd"].widget.value = "0"
     panel.plan()
     assert panel.start() is None  # waits for the rental to be confirmed
+    assert panel.confirm_box.children, panel.message_html.value
     assert panel.ask_secrets() == []  # both keys come from the environment
 
     states = widget_states(panel.widget) + widget_states(panel.confirm_box)
