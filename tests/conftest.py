@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from unsloth_nb.testing.hub_emulator import LoopbackHub
 from unsloth_nb.testing.pytest_runpod import runpod_emulator  # noqa: F401  (fixture)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -98,3 +99,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"the shared datasets are missing: expected {SHARED_DATA} beside the repository")
     return SHARED_DATA
+
+
+@pytest.fixture
+def loopback_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackHub]:
+    """A loopback Hugging Face Hub for one test, for this process and the pods it starts.
+
+    Only ``HF_ENDPOINT`` moves (from the closed port to this server) and offline mode is
+    lifted for the test; ``huggingface_hub`` read it at import, so its constant is patched too.
+    """
+    import huggingface_hub.constants
+
+    with LoopbackHub() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+        yield hub

@@ -27,7 +27,7 @@ PAYLOAD_KEYS: dict[str, frozenset[str]] = {
     "metrics": frozenset({"step", "loss", "learning_rate", "grad_norm", "epoch", "tokens_per_second", "eval_loss", "num_tokens"}),
     "progress": frozenset({"step", "total_steps", "eta_seconds", "elapsed_seconds"}),
     "log": frozenset({"level", "message", "source"}),
-    "checkpoint": frozenset({"step", "path"}),
+    "checkpoint": frozenset({"step", "path", "url"}),  # url: the copy pushed to the Hub
     "artifact": frozenset({"name", "path", "bytes", "kind", "url"}),
     "cost": frozenset({"usd_so_far", "usd_per_hour", "gpu"}),
     "error": frozenset({"message", "error_type", "hint", "log_tail"}),

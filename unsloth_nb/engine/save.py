@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged_16bit"
-DEFAULT_ENDPOINT = "https://huggingface.co"
 
 
 def check_requirements(config: TrainConfig) -> None:
@@ -52,30 +51,14 @@ def save_merged(model: Any, tokenizer: Any, output_dir: Path, hooks: EngineHooks
     return target
 
 
-def hub_endpoint() -> str:
-    """HF_ENDPOINT read at call time (huggingface_hub reads it once at import), so tests can point it at loopback."""
-    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
-
-
 def push_to_hub(folder: Path, repo_id: str, private: bool, hooks: EngineHooks) -> str:
-    """Upload a saved folder to a model repository, creating it if needed; returns the repo URL."""
-    token = os.environ.get("HF_TOKEN")
-    if not token:
-        raise MissingSecretError("HF_TOKEN", "to push to the Hugging Face Hub")
-    from huggingface_hub import HfApi
+    """Upload the adapter folder to a model repository, creating it if needed; returns the repo URL."""
+    from unsloth_nb.hub import push_folder
 
-    endpoint = hub_endpoint()
-    api = HfApi(endpoint=endpoint, token=token)
     try:
-        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        api.upload_folder(
-            repo_id=repo_id, folder_path=str(folder), repo_type="model", commit_message="Upload LoRA adapter (unsloth-nb)"
-        )
-    except Exception as exc:  # network and permission failures: the adapter is safe on disk
-        raise BackendError(
-            f"pushing {folder} to {repo_id} on {endpoint} failed: {exc}. The adapter is saved in {folder}."
-        ) from exc
-    url = f"{endpoint}/{repo_id}"
+        url = push_folder(folder, repo_id, private, "Upload LoRA adapter (unsloth-nb)")
+    except BackendError as exc:
+        raise BackendError(f"{exc}. The adapter is saved in {folder}.") from exc
     hooks.emit("artifact", name="hub", path=str(folder), bytes=folder_bytes(folder), kind="hub", url=url)
     return url
 

@@ -417,6 +417,8 @@ def _log_lines(event: Event) -> list[str]:
         text = f"ERROR: {data.get('message', '')}"
     elif kind == "artifact":
         text = f"saved {data.get('name')}: {data.get('path') or data.get('url') or ''}"
+    elif kind == "checkpoint" and data.get("url"):
+        text = f"checkpoint at step {data.get('step')} pushed to the Hub: {data['url']}"
     elif kind == "checkpoint":
         text = f"checkpoint at step {data.get('step')}: {data.get('path')}"
     elif kind == "summary" and "rows" in data:

@@ -60,7 +60,12 @@ HTTP API (JSON unless noted; every route answers 401 ``{"error": "unauthorized"}
     Checks the size (409 if incomplete) and sha256 (400 if different: upload again from
     0), reads the rows, checks the config's needs (HF_TOKEN for a Hub push), then runs
     the engine in a thread. Answers ``GET /job``'s fields plus ``"resumed_from"`` (the
-    checkpoint's artifact name, or null).
+    checkpoint's artifact name, or null). An optional body ``{"hub_checkpoint":
+    "checkpoint-N"}`` (a job moving to a new pod) first downloads the newest checkpoint of
+    the job's Hub checkpoint repo, which must be at least that step, unless one as new is here.
+    While training, each checkpoint is also pushed to that repo (``<hub.repo_id>-checkpoints``,
+    private) when the config has ``hub.repo_id`` and ``hub.push_checkpoints`` and no network
+    volume; a ``checkpoint`` event with a ``url`` says when a push landed.
 ``POST /job/cancel``
     Sets the stop flag; the engine saves a checkpoint and the adapter and the job ends
     ``cancelled``. Before training starts it ends the job at once.

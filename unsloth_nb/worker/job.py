@@ -10,7 +10,10 @@ Everything that must survive a worker restart lives in the work folder::
 
 A worker that restarts while the job was starting, training or saving reports the
 state ``interrupted``; ``POST /job/start`` then resumes from the newest complete
-checkpoint in ``output/checkpoints``.
+checkpoint in ``output/checkpoints``. ``POST /job/start`` with ``{"hub_checkpoint":
+"checkpoint-N"}`` first downloads that checkpoint from the job's Hub checkpoint repo
+(a job moving to a new pod). While training, each checkpoint is also pushed there
+when the job has one (:mod:`unsloth_nb.worker.hub_checkpoints`).
 """
 
 from __future__ import annotations
@@ -252,14 +255,20 @@ class JobHost:
             return {"name": relative, "bytes_received": start + len(chunk), "bytes": total}
 
     # ------------------------------------------------------------------ running
-    def start(self) -> dict[str, Any]:
-        """Verify the upload, then run the engine in a thread (resuming when a checkpoint exists)."""
+    def start(self, hub_checkpoint: Any = None) -> dict[str, Any]:
+        """Verify the upload, then run the engine in a thread (resuming when a checkpoint exists).
+
+        ``hub_checkpoint`` names a checkpoint in the job's Hub checkpoint repo to resume
+        from; the training thread downloads it first unless a checkpoint at least as new
+        is already here.
+        """
         with self._upload_lock, self._lock:  # no chunk may land while the upload is checked
             spec = self._require_spec()
             if self.state in RUNNING_STATES or self.state in TERMINAL_STATES:
                 raise WorkerError(409, f"job {spec.job_id} is already {self.state}")
             config, dataset = self._verified_inputs(spec)
             resume = latest_checkpoint(self.output_dir / "checkpoints")
+            fetch = self._hub_checkpoint_to_fetch(config, hub_checkpoint, resume)
             self.cancel_event.clear()
             self.finished_at = None
             self._emit(
@@ -269,16 +278,35 @@ class JobHost:
                 f"({spec.dataset_bytes} bytes, sha256 verified)",
                 source="worker",
             )
-            if resume is not None:
+            if resume is not None and fetch is None:
                 self._emit("log", level="info", message=f"resuming from {resume.relative_to(self.output_dir)}", source="worker")
             self._set_state("starting")
             self._thread = threading.Thread(
-                target=self._train, args=(config, dataset, resume), name=f"unsloth-nb-train-{spec.job_id}", daemon=True
+                target=self._train, args=(config, dataset, resume, fetch), name=f"unsloth-nb-train-{spec.job_id}", daemon=True
             )
             self._thread.start()
             answer = self.describe()
-            answer["resumed_from"] = resume.relative_to(self.output_dir).as_posix() if resume else None
+            if fetch is not None:
+                answer["resumed_from"] = f"checkpoints/{fetch}"
+            else:
+                answer["resumed_from"] = resume.relative_to(self.output_dir).as_posix() if resume else None
             return answer
+
+    def _hub_checkpoint_to_fetch(self, config: Any, name: Any, have: Path | None) -> str | None:
+        """The Hub checkpoint to download before training, or None when there is none to fetch."""
+        from unsloth_nb.hub import CHECKPOINT_NAME, checkpoint_step
+
+        if name is None:
+            return None
+        if not isinstance(name, str) or not CHECKPOINT_NAME.fullmatch(name):
+            raise WorkerError(400, "hub_checkpoint must be a checkpoint-N name")
+        if not config.hub.checkpoint_repo_id:
+            raise WorkerError(400, "this job has no Hub checkpoint repo (hub.repo_id with hub.push_checkpoints)")
+        if not os.environ.get("HF_TOKEN"):
+            raise WorkerError(400, "HF_TOKEN is not set on this pod, so its Hub checkpoints cannot be read")
+        if have is not None and checkpoint_step(have.name) >= checkpoint_step(name):
+            return None  # a checkpoint at least as new is already here
+        return name
 
     def _verified_inputs(self, spec: JobSpec) -> tuple[Any, Any]:
         from unsloth_nb.config import TrainConfig
@@ -311,13 +339,18 @@ class JobHost:
             raise WorkerError(400, self.redactor.text(str(exc))) from None
         return config, dataset
 
-    def _train(self, config: Any, dataset: Any, resume: Path | None) -> None:
+    def _train(self, config: Any, dataset: Any, resume: Path | None, fetch: str | None = None) -> None:
         from unsloth_nb.errors import UnslothNbError
+        from unsloth_nb.worker.hub_checkpoints import HubCheckpointPusher, hub_checkpoint_repo
 
-        hooks = WorkerHooks(self)
+        repo = hub_checkpoint_repo(config)
+        pusher = HubCheckpointPusher(repo, self.work_dir / "hub-staging", self.output_dir, self._emit) if repo else None
+        hooks = WorkerHooks(self, pusher)
         try:
             from unsloth_nb.engine import run_training
 
+            if fetch is not None:
+                resume = self._fetch_hub_checkpoint(config.hub.checkpoint_repo_id, fetch)
             result = run_training(config, dataset, self.output_dir, hooks, resume_from_checkpoint=str(resume) if resume else None)
         except BaseException as exc:
             if isinstance(exc, UnslothNbError):  # a mistake the message explains; a traceback would only hide it
@@ -330,12 +363,41 @@ class JobHost:
             self._emit("error", message=message, error_type=type(exc).__name__, log_tail=self.log_tail())
             self._finish("failed", message)
             return
+        finally:
+            if pusher is not None:
+                pusher.close()
         if result.stopped or self.cancel_event.is_set():
             saved = "; checkpoint and adapter saved" if result.adapter_dir is not None else ""
             self._finish("cancelled", f"stopped by the client at step {result.global_step}{saved}")
         else:
             loss = f", final loss {result.final_loss:.4f}" if result.final_loss is not None else ""
             self._finish("succeeded", f"trained {result.global_step} steps{loss}")
+
+    def _fetch_hub_checkpoint(self, repo_id: str, name: str) -> Path:
+        """Download the repo's checkpoint: ``name``, or a newer one that replaced it meanwhile.
+
+        The lost pod may have pushed once more while it was going away (an evicted pod
+        gets a few seconds' grace), and each push replaces the previous checkpoint.
+        """
+        from unsloth_nb.errors import BackendError
+        from unsloth_nb.hub import checkpoint_step, download_checkpoint, newest_checkpoint_on_hub
+
+        newest = newest_checkpoint_on_hub(repo_id)
+        if newest is None or checkpoint_step(newest) < checkpoint_step(name):
+            raise BackendError(f"the Hub repo {repo_id} holds no checkpoint at or after {name} (it has {newest or 'none'})")
+        name = newest
+        self._emit("log", level="info", message=f"downloading {name} from the Hub repo {repo_id}", source="worker")
+        started = time.monotonic()
+        folder = download_checkpoint(repo_id, name, self.output_dir / "checkpoints")
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        self._emit(
+            "log",
+            level="info",
+            message=f"resuming from checkpoints/{name}, downloaded from {repo_id} "
+            f"({size / 1e6:.1f} MB in {time.monotonic() - started:.1f} s)",
+            source="worker",
+        )
+        return folder
 
     def _finish(self, state: str, reason: str) -> None:
         with self._lock:
@@ -443,11 +505,14 @@ class JobHost:
 class WorkerHooks:
     """EngineHooks for the pod: events to the job's log, Stop from the cancel flag, phases as status events."""
 
-    def __init__(self, host: JobHost) -> None:
+    def __init__(self, host: JobHost, pusher: Any = None) -> None:
         self.host = host
+        self.pusher = pusher  # a HubCheckpointPusher when checkpoints also go to the Hub
 
     def emit(self, kind: str, /, **data: Any) -> None:
         self.host._emit(kind, **data)
+        if kind == "checkpoint" and self.pusher is not None and isinstance(data.get("path"), str):
+            self.pusher.offer(Path(data["path"]), int(data.get("step") or 0))
 
     def should_stop(self) -> bool:
         return self.host.cancel_event.is_set()

@@ -163,8 +163,10 @@ class WorkerHandler(BaseHTTPRequestHandler):
         self._send_json(200, host.write_chunk(start, total, body))
 
     def _start(self) -> None:
-        self._read_body(MAX_JSON_BYTES)
-        self._send_json(200, self.server.service.host.start())
+        body = self._read_json()
+        if body is not None and not isinstance(body, dict):
+            raise WorkerError(400, 'expected no body or a JSON object like {"hub_checkpoint": "checkpoint-20"}')
+        self._send_json(200, self.server.service.host.start(hub_checkpoint=(body or {}).get("hub_checkpoint")))
 
     def _cancel(self) -> None:
         self._read_body(MAX_JSON_BYTES)

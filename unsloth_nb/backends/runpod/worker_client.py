@@ -185,8 +185,10 @@ class WorkerClient:
             if on_progress is not None:
                 on_progress(offset)
 
-    def start(self) -> dict[str, Any]:
-        return dict(self._json("POST", "/job/start"))
+    def start(self, hub_checkpoint: str | None = None) -> dict[str, Any]:
+        """Start training; ``hub_checkpoint`` (``checkpoint-N``) makes the pod fetch it from the Hub and resume."""
+        body = {"hub_checkpoint": hub_checkpoint} if hub_checkpoint else None
+        return dict(self._json("POST", "/job/start", json=body))
 
     def cancel(self) -> dict[str, Any]:
         return dict(self._json("POST", "/job/cancel"))
