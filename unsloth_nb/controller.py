@@ -212,6 +212,8 @@ class Job:
         record.output_dir = str(output_dir)
         folder = JobFolder.create(record, config.to_dict())
         folder.write_json("plan.json", prepared.plan.to_dict())
+        # Relative dataset paths were read from here; a process that reattaches reads them again from the same place.
+        folder.write_json("inputs.json", {"base_dir": str(prepared.base_dir)})
         job = cls(record, folder, config, prepared.plan)
         job.log.emit("status", state="created", placement=prepared.plan.placement)
         ctx = JobContext(

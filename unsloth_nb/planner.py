@@ -637,6 +637,12 @@ def lost_pod_policy(config: TrainConfig) -> tuple[str, bool]:
         return f"Checkpoints every {every} steps; runpod.resume_on_loss is off, so a lost pod ends the job.", False
     if runpod.volume_id:
         return f"Checkpoints every {every} steps on network volume {runpod.volume_id}; a lost pod resumes on a new one.", False
+    if config.hub.checkpoint_repo_id:
+        return (
+            f"Checkpoints every {every} steps are pushed to the private Hub repo {config.hub.checkpoint_repo_id} "
+            "and copied to this machine; a lost pod resumes from the newest on a new pod.",
+            False,
+        )
     return f"Checkpoints every {every} steps are copied to this machine; a lost pod resumes from the newest on a new pod.", False
 
 

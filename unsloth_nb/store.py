@@ -7,6 +7,9 @@ dir)::
         job.json      id, state, placement, model, times, pid, artifacts, error
         config.json   the TrainConfig (it has no secret fields)
         plan.json     what the planner decided
+        inputs.json   the folder relative dataset paths are read from
+        dataset_sent.json  (RunPod) sha256, bytes and rows of the dataset the pod got, so a
+                      reattaching process can send the same rows to a new pod
         events.jsonl  every event, appended and flushed as it happens
         pod.json      (RunPod) the job's pod: id, GPU, $/h, creation time, earlier pods
         pods/         (RunPod) <pod_id>.events.jsonl: each pod's own events as received, by

@@ -17,8 +17,11 @@ Losing a pod is survivable when a checkpoint exists. Without a network volume, e
 checkpoint the pod saves (``train.save_steps``) is copied here as it appears; when
 the pod disappears (eviction, a host failure) or its worker dies, the job continues
 from the newest checkpoint, on the same pod when its worker came back, else on a new
-pod that gets the dataset and the checkpoint (``runpod.resume_on_loss``). With a
-network volume the checkpoints stay on the volume and the new pod finds them there.
+pod that gets the dataset and the checkpoint (``runpod.resume_on_loss``). When the job
+has a Hub repo (``hub.repo_id``, ``hub.push_checkpoints``), the pod also pushes each
+checkpoint to the private ``<repo_id>-checkpoints`` repo, and a new pod downloads the
+newest from there when it is at least as new as the local copy (no upload from here).
+With a network volume the checkpoints stay on the volume and the new pod finds them there.
 Steps trained again after a resume are not charted twice.
 
 A process that reattaches to a job whose owner died (``Job.load`` after a kernel
@@ -90,6 +93,9 @@ _CLIENT_SOURCES = frozenset({"runpod", "planner", "controller"})
 MAX_RESUMES = 3
 #: Where the worker keeps its files on a network volume: one folder per job, so jobs never meet.
 VOLUME_WORK_DIR = "/workspace/unsloth-nb/{job_id}"
+#: Job-folder files that let a reattaching process send the same dataset to a new pod.
+SENT_DATASET = "dataset_sent.json"  # sha256, bytes and rows of the packed dataset the first pod got
+INPUTS_FILE = "inputs.json"  # the folder relative dataset paths were read from (written by the controller)
 
 
 @dataclass
@@ -171,6 +177,7 @@ class PodJob:
         self._dedupe_next = False
         self._copied_last: dict[str, dict[str, Any]] = {}  # kind -> the last pod event of that kind in the log
         self._remote_checkpoint: str | None = None  # newest checkpoint the pod reported, as an artifact name
+        self._hub_checkpoint: str | None = None  # newest checkpoint the pod pushed to the Hub (checkpoint-N)
         self._resumes = 0
         self._mirror: IO[str] | None = None
         self._mirror_pod: str | None = None
@@ -383,11 +390,21 @@ class PodJob:
         rented = self._rented_from(pod_id, record, pod)
         self.rented.append(rented)
         self.pod = rented
-        if pod is None or record.get("terminated"):
+        self._cursor = self._mirrored_cursor(pod_id)
+        self._dedupe_next = True  # the owner may have died between copying an event and noting it
+        self._copied_last = {
+            e.kind: e.data for e in ctx.log.read() if not (e.kind == "log" and e.data.get("source") in _CLIENT_SOURCES)
+        }
+        for event in ctx.log.read(kinds={"metrics", "progress"}):
+            self._chart(event.kind, event.data)
+        if record.get("terminated"):
             self.gone[rented.id] = time.monotonic()
             kept = newest_local_checkpoint(ctx.output_dir / "checkpoints")
             where = f"; the newest checkpoint copied here is {kept}" if kept else ""
-            raise BackendError(f"pod {pod_id} is gone: it ended while no process watched this job{where}")
+            raise BackendError(f"pod {pod_id} was terminated while no process watched this job{where}")
+        if pod is None:  # evicted or failed while nobody watched: a lost pod like any other
+            self.gone[rented.id] = time.monotonic()
+            raise PodLostError(f"pod {pod_id} is gone: it vanished while no process watched this job")
         if not pod.running:
             raise PodLostError(f"pod {pod_id} is {pod.desired_status}: {pod.last_status_change or 'stopped'}")
         self.token = pod.env.get(TOKEN_ENV, "")
@@ -402,13 +419,6 @@ class PodJob:
                 "the process that ran this job ended before the dataset reached the pod; "
                 f"pod {pod_id} is terminated: start the job again"
             )
-        self._cursor = self._mirrored_cursor(pod_id)
-        self._dedupe_next = True  # the owner may have died between copying an event and noting it
-        self._copied_last = {
-            e.kind: e.data for e in ctx.log.read() if not (e.kind == "log" and e.data.get("source") in _CLIENT_SOURCES)
-        }
-        for event in ctx.log.read(kinds={"metrics", "progress"}):
-            self._chart(event.kind, event.data)
         self._say(
             f"reattached to pod {pod_id}: its worker is {state.get('state')}; continuing after event {self._cursor} "
             f"of {state.get('last_seq')}"
@@ -442,7 +452,7 @@ class PodJob:
         return cursor
 
     # ------------------------------------------------------------------ job and events
-    def _send_job(self, resume_from: Path | None = None) -> None:
+    def _send_job(self, resume_from: Path | None = None, hub_checkpoint: str | None = None) -> None:
         assert self.pod is not None
         worker = self._worker_for(self.pod)
         held = worker.job()
@@ -455,6 +465,8 @@ class PodJob:
             raise BackendError("this process does not hold the job's dataset, so it cannot send it to a new pod")
         self._cursor = -1
         dataset = pack_dataset(self.ctx.dataset)
+        sent = {"sha256": hashlib.sha256(dataset).hexdigest(), "bytes": len(dataset), "rows": len(self.ctx.dataset.train)}
+        self.ctx.folder.write_json(SENT_DATASET, sent)  # a reattaching process checks the file it re-reads against it
         worker.declare(self.ctx.job_id, self.config.to_dict(), dataset)
         worker.upload(dataset)
         self._say(f"dataset sent ({len(dataset) / 1e6:.1f} MB, {len(self.ctx.dataset.train)} rows)")
@@ -462,7 +474,7 @@ class PodJob:
             self._send_checkpoint(worker, resume_from)
         if self._should_stop():
             raise JobCancelledError("stopped before training started")
-        self._start(worker)
+        self._start(worker, hub_checkpoint)
 
     def _send_checkpoint(self, worker: WorkerClient, folder: Path) -> None:
         """Seed the new pod's output with a checkpoint, checked file by file against its sha256."""
@@ -478,10 +490,10 @@ class PodJob:
         size = sum(p.stat().st_size for p in files)
         self._say(f"{folder.name} sent to pod {self.pod.id if self.pod else '?'} ({size / 1e6:.1f} MB)")
 
-    def _start(self, worker: WorkerClient) -> None:
+    def _start(self, worker: WorkerClient, hub_checkpoint: str | None = None) -> None:
         """Start (or resume) training; a start whose answer was lost and that is retried finds it running."""
         try:
-            worker.start()
+            worker.start(hub_checkpoint)
         except WorkerRefusedError as exc:
             if exc.status != 409 or worker.job().get("state") not in ("starting", "training", "saving", *_REMOTE_END_STATES):
                 raise
@@ -558,25 +570,63 @@ class PodJob:
             return "no checkpoint was saved to resume from (train.save_steps keeps one every N steps)"
         if self._resumes >= MAX_RESUMES:
             return f"it already resumed {self._resumes} times"
-        if not same_pod and self.ctx.dataset is None and not self.config.runpod.volume_id:
-            return "this process reattached to the job and does not hold its dataset to send to a new pod"
+        if not same_pod and (self.ctx.dataset is None or self.ctx.plan is None):
+            return self._reload_inputs()
+        return None
+
+    def _reload_inputs(self) -> str | None:
+        """For a process that reattached: read the dataset and plan the GPUs again, as the owner did.
+
+        Returns why not when that is impossible: the dataset file is gone or changed
+        since it was sent (a new pod must train on the same rows).
+        """
+        from unsloth_nb.data import prepare_dataset
+        from unsloth_nb.errors import UnslothNbError
+        from unsloth_nb.planner import plan
+
+        folder = self.ctx.folder
+        try:
+            sent = folder.read_json(SENT_DATASET)
+            base_dir = str(folder.read_json(INPUTS_FILE).get("base_dir") or "") or None
+        except (OSError, ValueError):
+            return "this process reattached to the job and the job folder does not say which dataset was sent"
+        try:
+            dataset = prepare_dataset(self.config.dataset, self.config.train.max_seq_length, base_dir=base_dir)
+        except UnslothNbError as exc:
+            return f"this process reattached to the job and cannot read its dataset again ({exc})"
+        if hashlib.sha256(pack_dataset(dataset)).hexdigest() != sent.get("sha256"):
+            return f"the dataset {self.config.dataset.path} changed since the job started, so a new pod cannot continue it"
+        self.ctx.dataset = dataset
+        if self.ctx.plan is None:
+            self.ctx.plan = plan(self.config, dataset.summary)
+        self._say(f"read the dataset again ({len(dataset.train)} rows, as sent) to continue on a new pod")
         return None
 
     def _move_to_new_pod(self, lost: PodLostError) -> None:
         """Continue a job whose pod vanished on a new pod, from the newest checkpoint kept."""
         if self._should_stop():
             raise JobCancelledError(f"{self.stop_reason}; {lost}") from None
+        hub = self._newest_on_hub()
         if self.keeper is not None:
             self.keeper.wait_idle(timeout=30.0)  # a copy that was nearly done is worth waiting for
             local = self.keeper.newest()
-            resume_from, have = local, local is not None
+            if hub is not None and (local is None or checkpoint_step(Path(hub)) >= checkpoint_step(local)):
+                local = None  # the Hub copy is as new: the new pod downloads it, nothing is uploaded from here
+            else:
+                hub = None
+            resume_from, have = local, local is not None or hub is not None
         else:  # the network volume holds the checkpoints
-            resume_from, have = None, self._remote_checkpoint is not None
+            resume_from, hub, have = None, None, self._remote_checkpoint is not None
         why_not = self._why_no_resume(have, same_pod=False)
         if why_not:
             raise BackendError(f"{lost}; the job cannot continue on a new pod: {why_not}") from None
         self._resumes += 1
-        where = resume_from.name if resume_from is not None else self._remote_checkpoint
+        if resume_from is not None:
+            where = resume_from.name
+        elif hub is not None:
+            where = f"{hub} on the Hub ({self.config.hub.checkpoint_repo_id})"
+        else:
+            where = str(self._remote_checkpoint)
         self._say(f"{lost}; continuing on a new pod from {where}", level="warning")
         lost_pod = self.pod
         self._close_mirror()
@@ -591,7 +641,20 @@ class PodJob:
         self.ctx.set_state("provisioning")
         self._rent()
         self.ctx.set_state("uploading")
-        self._send_job(resume_from)
+        self._send_job(resume_from, hub)
+
+    def _newest_on_hub(self) -> str | None:
+        """The checkpoint the Hub repo holds: asked, because pushes a dead client never heard of count too."""
+        repo = self.config.hub.checkpoint_repo_id
+        if not repo or self.config.runpod.volume_id or not has_secret("HF_TOKEN"):
+            return None
+        from unsloth_nb.hub import newest_checkpoint_on_hub
+
+        try:
+            return newest_checkpoint_on_hub(repo)
+        except BackendError as exc:
+            self._say(f"could not ask {repo} for its newest checkpoint ({exc}); using what this process knows")
+            return self._hub_checkpoint
 
     def _copy(self, event: dict[str, Any]) -> None:
         kind, data = str(event.get("kind")), dict(event.get("data") or {})
@@ -607,9 +670,14 @@ class PodJob:
             return
         if kind in ("metrics", "progress") and not self._chart(kind, data):
             return  # trained again after a resume: the chart has this step already
-        if kind == "checkpoint" and isinstance(data.get("path"), str):
+        on_hub = kind == "checkpoint" and bool(data.get("url"))
+        if on_hub:
+            self._hub_checkpoint = Path(str(data.get("path") or "")).name or self._hub_checkpoint
+        elif kind == "checkpoint" and isinstance(data.get("path"), str):
             self._checkpoint_saved(data["path"], data.get("step"))
-        if kind in ("artifact", "checkpoint") and isinstance(data.get("path"), str) and not Path(data["path"]).is_absolute():
+        # Pod paths become where the files land here; a Hub checkpoint keeps the pod's name (it is no file here).
+        local_path = kind in ("artifact", "checkpoint") and isinstance(data.get("path"), str) and not on_hub
+        if local_path and not Path(data["path"]).is_absolute():
             data["path"] = str(self.ctx.output_dir / data["path"])
         if kind == "metrics":
             self._last_step = int(data.get("step") or self._last_step)

@@ -1,0 +1,146 @@
+"""The worst case for a pod without a network volume: its client dies, then the pod vanishes.
+
+Nobody was watching when the pod went, so the only checkpoint newer than the client's
+last copy is the one the pod pushed to the job's private Hub checkpoint repo. A process
+that reattaches (``Job.load``) reads the dataset again (checked against what the first
+pod got), rents a new pod, and the new pod downloads that checkpoint from the Hub and
+finishes the job; the chart continues from that step.
+
+Loopback only: the RunPod emulator and a loopback Hub (``HF_ENDPOINT``), which the
+pods reach through the environment they inherit from the emulator.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import unsloth_nb
+from unsloth_nb.events import read_events_file
+from unsloth_nb.store import JobFolder
+from unsloth_nb.testing.hub_emulator import LoopbackHub
+from unsloth_nb.testing.runpod_emulator import RunPodEmulator
+
+from .conftest import FaultRecorder, assert_no_pod_left, job_pods, worker_events
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
+
+TOKEN = "hf_" + "lostpodtest".ljust(34, "x")
+REPO = "me/superbowl-lora"
+MAX_STEPS = 200
+SAVE_STEPS = 5
+
+CLIENT_SCRIPT = """
+import sys, time
+import unsloth_nb
+
+job = unsloth_nb.train(
+    model=sys.argv[1], dataset=sys.argv[2], placement="runpod", lora={"r": 8, "alpha": 8},
+    train={"max_steps": int(sys.argv[3]), "save_steps": int(sys.argv[4]), "batch_size": 2, "grad_accum": 1,
+           "max_seq_length": 512, "warmup_steps": 0},
+    hub={"repo_id": sys.argv[5]},
+)
+deadline = time.monotonic() + 240
+while not job.metrics():
+    if job.done or time.monotonic() > deadline:
+        print("not there:", job.state, job.error, flush=True)
+        sys.exit(3)
+    time.sleep(0.05)
+print(job.id, flush=True)
+time.sleep(600)  # until killed, as a kernel is
+"""
+
+
+def test_a_pod_lost_while_nobody_watched_resumes_from_its_checkpoint_on_the_hub(
+    runpod_emulator: RunPodEmulator,
+    fault: FaultRecorder,
+    tiny_model: Path,
+    dataset_file: Path,
+    loopback_hub: LoopbackHub,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loopback_hub.token = TOKEN
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    fault.inject("client killed, then its pod vanishes (checkpoints on the Hub)")
+
+    # 1. A kernel starts the job and dies once training is under way.
+    client = subprocess.Popen(
+        [sys.executable, "-c", CLIENT_SCRIPT, str(tiny_model), str(dataset_file), str(MAX_STEPS), str(SAVE_STEPS), REPO],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert client.stdout is not None
+    job_id = client.stdout.readline().strip()
+    client.kill()
+    client.wait(timeout=30)
+    assert job_id and " " not in job_id, job_id
+    record = JobFolder.open(job_id).load_record()
+    first = record.pod_id
+    assert first is not None
+
+    # 2. The pod trains on, pushing checkpoints to the Hub, until it vanishes.
+    pushed = wait_for_hub_checkpoint(runpod_emulator, first, at_least=4 * SAVE_STEPS)
+    runpod_emulator.evict(first, remove=True)
+    seen_by_the_dead_client = len(received_events_of(job_id, first))
+    fault.exempt[first] = seen_by_the_dead_client  # written while nobody watched, gone with the pod
+
+    # 3. A new process reattaches: the pod is gone, the newest checkpoint is on the Hub.
+    job = unsloth_nb.Job.load(job_id)
+    job.wait(timeout=240)
+
+    assert job.state == "succeeded", job.error
+    assert job.adapter_path is not None and (job.adapter_path / "adapter_model.safetensors").is_file()
+    pods = job_pods(job, runpod_emulator)
+    assert len(pods) == 2 and pods[0] == first
+    messages = [e["message"] for e in job.events(kinds={"log"})]
+    assert any(m.startswith("read the dataset again") for m in messages), messages
+    resumed = next(m for m in messages if "continuing on a new pod from" in m)
+    step = int(resumed.split("continuing on a new pod from checkpoint-", 1)[1].split()[0])
+    assert "on the Hub" in resumed and step >= pushed
+
+    # The new pod takes the Hub's checkpoint: that one, or a newer one the vanishing pod pushed in its grace period.
+    second = list(read_events_file(worker_events(runpod_emulator, pods[1])))
+    download = next(e["message"] for e in second if e.kind == "log" and e["message"].startswith("downloading checkpoint-"))
+    assert download.endswith(f"from the Hub repo {REPO}-checkpoints"), download
+    fetched = int(download.split("checkpoint-", 1)[1].split()[0])
+    assert fetched >= step
+    trained_again = [e["step"] for e in second if e.kind == "metrics" and "loss" in e.data]
+    assert trained_again[0] == fetched + 1 and trained_again[-1] == MAX_STEPS
+
+    # The chart: what the dead client saw, then the new pod's steps; each step once, in order.
+    charted = [e["step"] for e in job.events(kinds={"metrics"}) if "loss" in e.data]
+    assert charted == sorted(set(charted)) and charted[-1] == MAX_STEPS
+    assert set(range(fetched + 1, MAX_STEPS + 1)) <= set(charted)
+
+    # The Hub: the checkpoint repo is private and holds one checkpoint; the adapter went to its own repo.
+    assert loopback_hub.private[f"{REPO}-checkpoints"] is True
+    assert len(loopback_hub.folders(f"{REPO}-checkpoints")) == 1
+    assert "adapter_model.safetensors" in loopback_hub.files[REPO]
+    assert loopback_hub.unexpected == []
+    assert fault.check_events(job) == (0, 0)
+    assert_no_pod_left(runpod_emulator, job)
+    assert TOKEN not in (job.folder.path / "events.jsonl").read_text(encoding="utf-8")
+
+
+def wait_for_hub_checkpoint(emulator: RunPodEmulator, pod_id: str, at_least: int, timeout: float = 180.0) -> int:
+    """The step of the first checkpoint at or after ``at_least`` that the pod reports pushed to the Hub."""
+    path = worker_events(emulator, pod_id)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            for event in read_events_file(path):
+                if event.kind == "checkpoint" and event.data.get("url") and int(event["step"]) >= at_least:
+                    return int(event["step"])
+                if event.kind == "status" and event["state"] in ("succeeded", "failed", "cancelled"):
+                    raise AssertionError(f"the pod's job ended ({event['state']}) before a checkpoint reached the Hub")
+        time.sleep(0.05)
+    raise AssertionError(f"no checkpoint at step >= {at_least} reached the Hub within {timeout:.0f} s")
+
+
+def received_events_of(job_id: str, pod_id: str) -> list[str]:
+    path = JobFolder.open(job_id).path / "pods" / f"{pod_id}.events.jsonl"
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
