@@ -14,15 +14,14 @@ comes from ``HF_TOKEN`` and is never part of a message.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
+from unsloth_nb.checkpoints import CHECKPOINT_NAME, checkpoint_step
 from unsloth_nb.errors import BackendError, MissingSecretError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")
 
 
 def hub_endpoint() -> str:
@@ -135,8 +134,3 @@ def download_checkpoint(repo_id: str, name: str, into: Path) -> Path:
     fetched.rename(target)
     shutil.rmtree(partial, ignore_errors=True)
     return target
-
-
-def checkpoint_step(name: str) -> int:
-    match = CHECKPOINT_NAME.fullmatch(name)
-    return int(match.group(1)) if match else -1

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from unsloth_nb.hub import checkpoint_step
+from unsloth_nb.checkpoints import checkpoint_step
 
 logger = logging.getLogger("unsloth_nb.worker")
 

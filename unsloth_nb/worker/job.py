@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from unsloth_nb.checkpoints import newest_checkpoint
 from unsloth_nb.events import Event, EventLog
 from unsloth_nb.worker.protocol import (
     JOB_ID_PATTERN,
@@ -51,7 +52,6 @@ RUNNING_STATES = frozenset({"starting", "training", "saving"})
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 LOG_TAIL_LINES = 40
 LOG_TAIL_CHARS = 6000
-_CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")
 #: Set by the pod's start-up script when it restarts a worker that died: the dead one's exit status.
 LAST_EXIT_ENV = "UNSLOTH_NB_WORKER_LAST_EXIT"
 #: Precedes the dead worker's log tail in the message a restarted worker logs (clients cut the tail there).
@@ -222,7 +222,7 @@ class JobHost:
         Only ``checkpoints/checkpoint-N/...`` before training starts, so a client can seed
         the output folder but never overwrite what training wrote. Like the dataset, a
         chunk may restart earlier than what is stored (a retry) but never leave a hole.
-        The client sends ``trainer_state.json`` last: :func:`latest_checkpoint` takes a
+        The client sends ``trainer_state.json`` last: :func:`~unsloth_nb.checkpoints.newest_checkpoint` takes a
         folder as complete only once that file is there.
         """
         from unsloth_nb.worker.artifacts import clean_relative
@@ -267,7 +267,7 @@ class JobHost:
             if self.state in RUNNING_STATES or self.state in TERMINAL_STATES:
                 raise WorkerError(409, f"job {spec.job_id} is already {self.state}")
             config, dataset = self._verified_inputs(spec)
-            resume = latest_checkpoint(self.output_dir / "checkpoints")
+            resume = newest_checkpoint(self.output_dir / "checkpoints")
             fetch = self._hub_checkpoint_to_fetch(config, hub_checkpoint, resume)
             self.cancel_event.clear()
             self.finished_at = None
@@ -294,7 +294,7 @@ class JobHost:
 
     def _hub_checkpoint_to_fetch(self, config: Any, name: Any, have: Path | None) -> str | None:
         """The Hub checkpoint to download before training, or None when there is none to fetch."""
-        from unsloth_nb.hub import CHECKPOINT_NAME, checkpoint_step
+        from unsloth_nb.checkpoints import CHECKPOINT_NAME, checkpoint_step
 
         if name is None:
             return None
@@ -379,8 +379,9 @@ class JobHost:
         The lost pod may have pushed once more while it was going away (an evicted pod
         gets a few seconds' grace), and each push replaces the previous checkpoint.
         """
+        from unsloth_nb.checkpoints import checkpoint_step
         from unsloth_nb.errors import BackendError
-        from unsloth_nb.hub import checkpoint_step, download_checkpoint, newest_checkpoint_on_hub
+        from unsloth_nb.hub import download_checkpoint, newest_checkpoint_on_hub
 
         newest = newest_checkpoint_on_hub(repo_id)
         if newest is None or checkpoint_step(newest) < checkpoint_step(name):
@@ -452,7 +453,7 @@ class JobHost:
 
     def _newest_checkpoint(self) -> str | None:
         """The newest complete checkpoint as an artifact name: what a resume would start from."""
-        found = latest_checkpoint(self.output_dir / "checkpoints")
+        found = newest_checkpoint(self.output_dir / "checkpoints")
         return found.relative_to(self.output_dir).as_posix() if found is not None else None
 
     def log_tail(self) -> str:
@@ -519,18 +520,6 @@ class WorkerHooks:
 
     def enter(self, state: str) -> None:
         self.host._set_state(state)
-
-
-def latest_checkpoint(folder: Path) -> Path | None:
-    """The newest ``checkpoint-N`` whose trainer_state.json was written (a killed save leaves none)."""
-    if not folder.is_dir():
-        return None
-    complete = [
-        (int(match.group(1)), path)
-        for path in folder.iterdir()
-        if (match := _CHECKPOINT_NAME.fullmatch(path.name)) and (path / "trainer_state.json").is_file()
-    ]
-    return max(complete)[1] if complete else None
 
 
 def _event_dict(event: Event) -> dict[str, Any]:

@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from unsloth_nb.backends.runpod.bootstrap import START_COMMAND, boot_env
-from unsloth_nb.backends.runpod.checkpoints import CheckpointKeeper, checkpoint_step, newest_local_checkpoint
+from unsloth_nb.backends.runpod.checkpoints import CheckpointKeeper
 from unsloth_nb.backends.runpod.client import Pod, PodSpec, RunPodApiError, RunPodClient
 from unsloth_nb.backends.runpod.pods import (
     WORKER_PORT,
@@ -70,6 +70,7 @@ from unsloth_nb.backends.runpod.pods import (
     proxy_url,
 )
 from unsloth_nb.backends.runpod.worker_client import WorkerClient, WorkerRefusedError, WorkerUnreachableError
+from unsloth_nb.checkpoints import checkpoint_step, newest_checkpoint
 from unsloth_nb.controller import BackendResult, JobContext
 from unsloth_nb.credentials import get_secret, has_secret, redact
 from unsloth_nb.errors import BackendError, JobCancelledError
@@ -399,7 +400,7 @@ class PodJob:
             self._chart(event.kind, event.data)
         if record.get("terminated"):
             self.gone[rented.id] = time.monotonic()
-            kept = newest_local_checkpoint(ctx.output_dir / "checkpoints")
+            kept = newest_checkpoint(ctx.output_dir / "checkpoints")
             where = f"; the newest checkpoint copied here is {kept}" if kept else ""
             raise BackendError(f"pod {pod_id} was terminated while no process watched this job{where}")
         if pod is None:  # evicted or failed while nobody watched: a lost pod like any other
@@ -610,7 +611,7 @@ class PodJob:
         if self.keeper is not None:
             self.keeper.wait_idle(timeout=30.0)  # a copy that was nearly done is worth waiting for
             local = self.keeper.newest()
-            if hub is not None and (local is None or checkpoint_step(Path(hub)) >= checkpoint_step(local)):
+            if hub is not None and (local is None or checkpoint_step(hub) >= checkpoint_step(local)):
                 local = None  # the Hub copy is as new: the new pod downloads it, nothing is uploaded from here
             else:
                 hub = None
@@ -770,13 +771,13 @@ class PodJob:
         steps = {a.name.split("/")[1] for a in files if a.name.count("/") >= 2}
         numbered = [s for s in steps if s.startswith("checkpoint-") and s[len("checkpoint-") :].isdigit()]
         if not numbered:
-            return newest_local_checkpoint(self.ctx.output_dir / "checkpoints")
+            return newest_checkpoint(self.ctx.output_dir / "checkpoints")
         latest = max(numbered, key=lambda s: int(s[len("checkpoint-") :]))
         for artifact in files:
             if artifact.name.startswith(f"checkpoints/{latest}/"):
                 self.worker.download(artifact, self.ctx.output_dir / artifact.name)
         local = self.ctx.output_dir / "checkpoints" / latest
-        kept = newest_local_checkpoint(self.ctx.output_dir / "checkpoints")
+        kept = newest_checkpoint(self.ctx.output_dir / "checkpoints")
         return kept if kept is not None and checkpoint_step(kept) > checkpoint_step(local) else local
 
     # ------------------------------------------------------------------ limits and cost

@@ -14,31 +14,16 @@ sha256, so a copy cut short by a dying pod is never taken for a checkpoint.
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from unsloth_nb.backends.runpod.worker_client import WorkerClient
+from unsloth_nb.checkpoints import checkpoint_step, newest_checkpoint
 from unsloth_nb.errors import BackendError
 
 log = logging.getLogger(__name__)
-
-_NAME = re.compile(r"checkpoint-(\d+)")
-
-
-def checkpoint_step(path: Path) -> int:
-    match = _NAME.fullmatch(path.name)
-    return int(match.group(1)) if match else -1
-
-
-def newest_local_checkpoint(folder: Path) -> Path | None:
-    """The newest complete ``checkpoint-N`` under ``folder`` (one with its trainer_state.json)."""
-    if not folder.is_dir():
-        return None
-    found = [p for p in folder.iterdir() if _NAME.fullmatch(p.name) and (p / "trainer_state.json").is_file()]
-    return max(found, key=checkpoint_step) if found else None
 
 
 class CheckpointKeeper:
@@ -69,7 +54,7 @@ class CheckpointKeeper:
             self._cond.notify_all()
 
     def newest(self) -> Path | None:
-        return newest_local_checkpoint(self.folder)
+        return newest_checkpoint(self.folder)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until nothing is being copied or waits to be; False on timeout."""
