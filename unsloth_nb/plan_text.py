@@ -1,0 +1,105 @@
+"""A plan as plain text, the same in a terminal and under a notebook cell.
+
+``unsloth-nb plan``, ``unsloth-nb train``, the ``%unsloth_train`` magic and the
+TrainingPanel all show a plan with :func:`format_plan`, so they give the same
+figures in the same words. Only string formatting happens here; the plan itself
+is made by :mod:`unsloth_nb.planner`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from unsloth_nb.planner import Plan
+
+__all__ = ["format_plan"]
+
+
+def format_plan(plan: Plan, max_gpus: int = 5) -> str:
+    """The plan as plain text, the same in a terminal and under a notebook cell."""
+    where = "this machine" if plan.placement == "local" else "RunPod"
+    if plan.placement == "local":
+        target = "GPU" if plan.device == "cuda" else "CPU"
+        headline = f"Plan: {plan.model} on {where} ({target}: {plan.local.name})"
+    else:
+        first = plan.gpu
+        headline = f"Plan: {plan.model} on {where}" + (f" ({first.gpu_type_id})" if first else "")
+    memory_kind = "GPU memory" if plan.device == "cuda" else "RAM"
+    rows: list[tuple[str, str]] = [
+        ("Model", plan.size.describe()),
+        ("Method", f"{plan.method}, needs ~{plan.memory_needed_gb:.1f} GB of {memory_kind}"),
+        ("This machine", plan.local.describe()),
+    ]
+    if plan.total_steps is not None:
+        rows.append(("Steps", f"{plan.total_steps:,} (~{plan.tokens_per_step or 0:,} tokens per step)"))
+    else:
+        rows.append(("Steps", "unknown (no dataset summary or train.max_steps)"))
+    if plan.estimated_seconds is not None:
+        rows.append(
+            (
+                "Time",
+                f"~{_duration(plan.estimated_seconds)} (rough; ~{plan.tokens_per_second or 0:,.0f} tokens/s, "
+                f"incl. ~{_duration(plan.startup_seconds or 0)} start-up)",
+            )
+        )
+    else:
+        rows.append(("Time", "not estimated"))
+    if plan.placement == "runpod":
+        price = f"${plan.usd_per_hour:.2f}/h ({plan.cloud_type})" if plan.usd_per_hour is not None else "price unknown"
+        cost = (
+            f"~${plan.estimated_cost_usd:.2f} (rough) at {price}"
+            if plan.estimated_cost_usd is not None
+            else f"not estimated; {price}"
+        )
+        rows.append(("Cost", cost))
+    else:
+        rows.append(("Cost", "none (local)"))
+    width = max(len(label) for label, _ in rows)
+    lines = [headline] + [f"  {label.ljust(width)}  {value}" for label, value in rows]
+
+    if plan.gpu_candidates:
+        lines.append("  RunPod GPUs, in the order they are tried:")
+        table = [("#", "gpuTypeId", "GB", "secure $/h", "community $/h", "stock")]
+        for i, gpu in enumerate(plan.gpu_candidates[:max_gpus], 1):
+            table.append(
+                (
+                    str(i),
+                    gpu.gpu_type_id,
+                    str(gpu.memory_gb),
+                    _price(gpu.secure_usd_per_hour),
+                    _price(gpu.community_usd_per_hour),
+                    gpu.stock or "-",
+                )
+            )
+        widths = [max(len(r[c]) for r in table) for c in range(len(table[0]))]
+        for r in table:
+            cells = [r[0].rjust(widths[0]), r[1].ljust(widths[1])] + [r[c].rjust(widths[c]) for c in range(2, len(r))]
+            lines.append("    " + "  ".join(cells).rstrip())
+        if len(plan.gpu_candidates) > max_gpus:
+            lines.append(f"    ... and {len(plan.gpu_candidates) - max_gpus} more")
+    if plan.reasons:
+        lines.append("  Why:")
+        lines += [f"    - {r}" for r in plan.reasons]
+    if plan.warnings:
+        lines.append("  Warnings:")
+        lines += [f"    ! {w}" for w in plan.warnings]
+    return "\n".join(lines)
+
+
+def _price(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "-"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, float(seconds))
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = seconds / 60
+    if minutes < 90:
+        return f"{minutes:.0f} min"
+    hours = int(minutes // 60)
+    rest = round(minutes - hours * 60)
+    if hours >= 48:
+        return f"{seconds / 86400:.1f} days"
+    return f"{hours} h {rest:02d} min"
