@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -103,41 +102,14 @@ def _confirm_rental(prepared: Any, *, quiet: bool = False) -> None:
 
 
 def follow_job(job: Any, *, json_lines: bool = False, quiet: bool = False) -> int:
-    """Show the job until it ends; Ctrl-C (or SIGTERM) stops it cleanly, twice forces exit."""
-    from unsloth_nb.ui.console import JsonPrinter, ProgressPrinter
+    """Show the job until it ends (see :func:`follow_in_terminal`); returns the exit code its end means."""
+    from unsloth_nb.ui.console import follow_in_terminal
 
-    printer: Any = JsonPrinter() if json_lines else ProgressPrinter(quiet=quiet)
-    interrupts = 0
-
-    def on_signal(signum: int, frame: Any) -> None:
-        nonlocal interrupts
-        interrupts += 1
-        if interrupts == 1:
-            print("\nstopping: saving a checkpoint and cleaning up (Ctrl-C again to exit at once)", file=sys.stderr)
-            job.cancel("interrupted from the terminal")
-        else:
-            raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        for event in job.log.follow(until=lambda: job.done):
-            printer(event)
-        job.wait()
-    except UnslothNbError:
-        pass
-    finally:
-        printer.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    follow_in_terminal(job, json_lines=json_lines, quiet=quiet)
     if job.state == "succeeded":
-        if not json_lines:
-            where = f" adapter: {job.adapter_path}" if job.adapter_path else ""
-            print(f"job {job.id} succeeded.{where}", file=sys.stderr)
         return EXIT_OK
     if job.state == "cancelled":
-        print(f"job {job.id} cancelled.", file=sys.stderr)
         return EXIT_CANCELLED
-    print(f"job {job.id} failed: {job.error}", file=sys.stderr)
     return EXIT_BAD_INPUT if job.record.error_type in _BAD_INPUT_ERRORS else EXIT_FAILED
 
 

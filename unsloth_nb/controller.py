@@ -24,10 +24,11 @@ import threading
 import time
 import traceback
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from unsloth_nb.backends.base import Backend, BackendResult, JobContext
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.credentials import get_secret, redact
 from unsloth_nb.data import PreparedDataset, prepare_dataset
@@ -90,61 +91,10 @@ def prepare(
 
 
 # ---------------------------------------------------------------------- backends
-@dataclass
-class BackendResult:
-    adapter_dir: Path | None = None
-    merged_dir: Path | None = None
-    last_checkpoint: Path | None = None
-    global_step: int = 0
-    final_loss: float | None = None
-    stopped: bool = False
-    stop_reason: str | None = None  # why a backend stopped early (a budget or deadline), shown as the job's end reason
-    model: Any = None
-    tokenizer: Any = None
-
-
-@dataclass
-class JobContext:
-    """What a backend gets: the job's inputs, its log and its stop flag.
-
-    ``plan`` and ``dataset`` are None when a process reattaches to a job it did not
-    start (they lived in the process that died); the backend then follows the job
-    where it runs but cannot start it again elsewhere.
-    """
-
-    job_id: str
-    config: TrainConfig
-    plan: Plan | None
-    dataset: PreparedDataset | None
-    log: EventLog
-    folder: JobFolder
-    output_dir: Path
-    stop_event: threading.Event
-    set_state: Any  # Callable[[str, str | None], None]
-    record: JobRecord
-    context: contextvars.Context = field(default_factory=contextvars.copy_context)
-    stop_reasons: list[str] = field(default_factory=list)  # why Stop was asked for, first one first
-
-    @property
-    def stop_requested(self) -> bool:
-        return self.stop_event.is_set()
-
-    @property
-    def stop_reason(self) -> str:
-        """What the user gave as the reason to stop (a job's end reason says it)."""
-        return self.stop_reasons[0] if self.stop_reasons else "stopped by the user"
-
-    def emit(self, kind: str, /, **data: Any) -> Event:
-        return self.log.emit(kind, **data)
-
-
-class Backend(Protocol):
-    name: str
-
-    async def run(self, ctx: JobContext) -> BackendResult: ...
 
 
 def backend_for(placement: str) -> Backend:
+    """The backend for a placement, imported only when a job needs it (each pulls in its own libraries)."""
     if placement == "local":
         from unsloth_nb.backends.local import LocalBackend
 
@@ -417,6 +367,12 @@ class Job:
             if self.log.read_only:
                 self.log.refresh()
         return self.record
+
+    @property
+    def runs_here(self) -> bool:
+        """Whether this process drives the job (started or reattached it), rather than following its folder."""
+        with _live_lock:
+            return self in _live_jobs
 
     # ------------------------------------------------------------------ display
     def show(self) -> Any:

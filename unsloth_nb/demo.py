@@ -66,10 +66,10 @@ class DemoResult:
 
 def run_demo(steps: int = 40, output_dir: Path | None = None, *, json_lines: bool = False, quiet: bool = False) -> DemoResult:
     from unsloth_nb.api import as_config
-    from unsloth_nb.cli import follow_job
     from unsloth_nb.controller import Job, prepare
     from unsloth_nb.engine.save import generate, load_for_inference
     from unsloth_nb.models import smollm2_path
+    from unsloth_nb.ui.console import follow_in_terminal
 
     started = time.perf_counter()
     say = _printer(quiet or json_lines)
@@ -85,7 +85,7 @@ def run_demo(steps: int = 40, output_dir: Path | None = None, *, json_lines: boo
 
     job = Job.start(prepared)
     say(f"Training job {job.id}: {steps} LoRA steps on {demo_dataset_path().name} (200 rows) ...")
-    follow_job(job, json_lines=json_lines, quiet=quiet)
+    follow_in_terminal(job, json_lines=json_lines, quiet=quiet)
     losses = [m["loss"] for m in job.metrics() if m.get("loss") is not None]
 
     after: dict[str, str] = {}

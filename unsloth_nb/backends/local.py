@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from unsloth_nb.controller import BackendResult, JobContext
+from unsloth_nb.backends.base import BackendResult, JobContext
 from unsloth_nb.errors import JobCancelledError
 from unsloth_nb.runtime import run_in_thread
 

@@ -167,3 +167,46 @@ class ProgressPrinter:
         if self._live is not None:
             self._live.stop()
             self._live = None
+
+
+def follow_in_terminal(job: Any, *, json_lines: bool = False, quiet: bool = False) -> None:
+    """Print the job's events until it ends, then one line saying how it ended.
+
+    Ctrl-C (or SIGTERM) stops the job cleanly, saving a checkpoint; a second one
+    exits at once. Shared by the CLI, the demo and the magic in a terminal IPython.
+    """
+    import signal
+
+    from unsloth_nb.errors import UnslothNbError
+
+    printer: Any = JsonPrinter() if json_lines else ProgressPrinter(quiet=quiet)
+    interrupts = 0
+
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            print("\nstopping: saving a checkpoint and cleaning up (Ctrl-C again to exit at once)", file=sys.stderr)
+            job.cancel("interrupted from the terminal")
+        else:
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for event in job.log.follow(until=lambda: job.done):
+            printer(event)
+        job.wait()
+    except UnslothNbError:
+        pass
+    finally:
+        printer.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if job.state == "succeeded":
+        if not json_lines:
+            where = f" adapter: {job.adapter_path}" if job.adapter_path else ""
+            print(f"job {job.id} succeeded.{where}", file=sys.stderr)
+    elif job.state == "cancelled":
+        print(f"job {job.id} cancelled.", file=sys.stderr)
+    else:
+        print(f"job {job.id} failed: {job.error}", file=sys.stderr)

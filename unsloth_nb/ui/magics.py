@@ -224,9 +224,9 @@ def _in_kernel(shell: Any) -> bool:
 def _follow_in_terminal(job: Job, options: TrainOptions) -> None:
     """Terminal IPython: the CLI's progress display until the job ends; Ctrl-C stops it cleanly."""
     if threading.current_thread() is threading.main_thread():
-        from unsloth_nb.cli import follow_job
+        from unsloth_nb.ui.console import follow_in_terminal
 
-        follow_job(job, json_lines=options.json, quiet=options.quiet)
+        follow_in_terminal(job, json_lines=options.json, quiet=options.quiet)
     job.wait()  # raises JobFailedError for a failed job: the error handler shows its message
 
 

@@ -106,7 +106,7 @@ class JobView:
             self._unsubscribe: Callable[[], None] | None = job.log.subscribe(self._on_event, replay=True)
         self.chart.attach(job.log)
         # A job run by another process (the CLI, a kernel that was restarted) is followed through its file.
-        self._follow_file = not self.ended and not _driven_here(job)
+        self._follow_file = not self.ended and not job.runs_here
 
     # ------------------------------------------------------------------ events
     def _on_event(self, event: Event) -> None:
@@ -376,12 +376,6 @@ class JobView:
 
 
 # ---------------------------------------------------------------------- helpers
-def _driven_here(job: Job) -> bool:
-    from unsloth_nb.controller import live_jobs
-
-    return any(live is job for live in live_jobs())
-
-
 def _plan_facts(job: Job) -> tuple[str | None, str | None, float | None]:
     """(device, first GPU, $/h) from the plan: the Job's own, or plan.json for a loaded job."""
     if job.plan is not None:

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from unsloth_nb.backends.base import BackendResult, JobContext
 from unsloth_nb.backends.runpod.bootstrap import START_COMMAND, boot_env
 from unsloth_nb.backends.runpod.checkpoints import CheckpointKeeper
 from unsloth_nb.backends.runpod.client import Pod, PodSpec, RunPodApiError, RunPodClient
@@ -71,7 +72,6 @@ from unsloth_nb.backends.runpod.pods import (
 )
 from unsloth_nb.backends.runpod.worker_client import WorkerClient, WorkerRefusedError, WorkerUnreachableError
 from unsloth_nb.checkpoints import checkpoint_step, newest_checkpoint
-from unsloth_nb.controller import BackendResult, JobContext
 from unsloth_nb.credentials import get_secret, has_secret, redact
 from unsloth_nb.errors import BackendError, JobCancelledError
 from unsloth_nb.gpu_catalog import GPU_CATALOG, GpuOption
