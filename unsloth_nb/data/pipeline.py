@@ -1,0 +1,199 @@
+"""The dataset pipeline end to end: read -> detect -> validate -> normalise, then hold out eval rows.
+
+:func:`prepare_dataset` refuses a dataset with bad rows (listing each as
+``file:line: problem``) unless ``skip_invalid`` drops them; :func:`inspect_dataset`
+runs the same steps for a form and hands the problems back instead of raising.
+The policy lives here; reading, normalising and counting are the other modules'.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from os import PathLike
+
+from unsloth_nb.config import DatasetConfig
+from unsloth_nb.data.formats import ACCEPTED_FORMATS, FORMAT_LABELS, _check_column_mapping, _check_columns_present
+from unsloth_nb.data.lengths import _length_problem, _token_stats, estimate_tokens
+from unsloth_nb.data.normalise import _normalise_record
+from unsloth_nb.data.readers import _records, _resolve
+from unsloth_nb.data.records import DatasetPreview, DatasetSummary, PreparedDataset, TokenCounter, _Part
+from unsloth_nb.errors import ConfigError, DatasetError, UnslothNbError
+
+EVAL_SPLIT_SEED = 3407
+SKIP_HINT = "Fix these rows, or pass --skip-invalid (dataset.skip_invalid: true) to drop them and train on the rest."
+
+
+def prepare_dataset(
+    config: DatasetConfig,
+    max_seq_length: int,
+    count_tokens: TokenCounter | None = None,
+    base_dir: str | None = None,
+    seed: int = EVAL_SPLIT_SEED,
+) -> PreparedDataset:
+    """Read, detect, validate and normalise; raise DatasetError listing `file:line: problem`.
+
+    ``count_tokens`` (when given) applies the exact length limit at once, as
+    :func:`check_lengths` would; ``base_dir`` is where relative paths start
+    (default: the current directory); ``seed`` fixes which rows eval_split holds out.
+    """
+    train, evaluation = _read_config(config, max_seq_length, count_tokens, base_dir)
+    return _assemble(config, train, evaluation, config.skip_invalid, count_tokens is not None, seed)
+
+
+def inspect_dataset(
+    config_or_path: DatasetConfig | str | PathLike[str],
+    n: int = 5,
+    max_seq_length: int = 2048,
+    base_dir: str | None = None,
+    count_tokens: TokenCounter | None = None,
+) -> DatasetPreview:
+    """Preview a dataset for a form: the first ``n`` normalised rows, the summary and every problem.
+
+    Never raises a DatasetError: a missing or unreadable file, or a dataset with no
+    valid row, comes back as ``preview.error`` so the form can show the message.
+    The summary counts the rows training would keep with skip_invalid.
+    """
+    config = config_or_path if isinstance(config_or_path, DatasetConfig) else DatasetConfig(path=str(config_or_path))
+    try:
+        train, evaluation = _read_config(config, max_seq_length, count_tokens, base_dir)
+    except UnslothNbError as exc:
+        return DatasetPreview(config.path, None, [], [], None, list(getattr(exc, "problems", [])), str(exc))
+    problems = train.problems + (evaluation.problems if evaluation else [])
+    preview = DatasetPreview(config.path, train.format, train.rows[:n], train.origins[:n], None, problems)
+    try:
+        preview.summary = _assemble(config, train, evaluation, True, count_tokens is not None, EVAL_SPLIT_SEED).summary
+    except UnslothNbError as exc:
+        preview.error = str(exc)
+    return preview
+
+
+# ====================================================================== reading a config
+def _read_config(
+    config: DatasetConfig, max_seq_length: int, count_tokens: TokenCounter | None, base_dir: str | None
+) -> tuple[_Part, _Part | None]:
+    _check_column_mapping(config.columns)
+    train = _read_part(config.path, config, max_seq_length, count_tokens, base_dir, config.max_rows)
+    evaluation = None
+    if config.eval_path:
+        evaluation = _read_part(config.eval_path, config, max_seq_length, count_tokens, base_dir, None)
+    return train, evaluation
+
+
+def _assemble(
+    config: DatasetConfig,
+    train: _Part,
+    evaluation: _Part | None,
+    skip_invalid: bool,
+    exact_counts: bool,
+    seed: int,
+) -> PreparedDataset:
+    parts = [train] if evaluation is None else [train, evaluation]
+    problems = [p for part in parts for p in part.problems]
+    for part in parts:
+        if not part.rows:
+            raise DatasetError(f"{part.display}: none of its {part.records:,} rows can be used:", part.problems, _hint(part))
+    if problems and not skip_invalid:
+        with_problems = [part for part in parts if part.problems]
+        total = sum(part.records for part in with_problems)
+        where = ", ".join(part.display for part in with_problems)
+        raise DatasetError(f"{where}: {len(problems)} of {total:,} rows cannot be used:", problems, _hint(*parts))
+    if evaluation is not None and (evaluation.format == "text") != (train.format == "text"):
+        raise DatasetError(
+            f"{evaluation.display} holds {FORMAT_LABELS[evaluation.format or '']} rows but {train.display} holds "
+            f"{FORMAT_LABELS[train.format or '']} rows; plain text and conversations cannot be mixed",
+        )
+    if config.eval_split > 0:
+        if evaluation is not None:
+            raise ConfigError("dataset.eval_split", "give either an eval file (eval_path) or an eval_split fraction, not both")
+        train, evaluation = _hold_out(train, config.eval_split, seed)
+    summary = DatasetSummary(
+        source=train.display,
+        format=train.format or "",
+        rows=len(train.rows),
+        skipped=len(problems),
+        eval_rows=len(evaluation.rows) if evaluation else 0,
+        tokens_counted_with="tokenizer" if exact_counts else "estimate",
+        **_token_stats(train),
+    )
+    return PreparedDataset(
+        train=train.rows,
+        eval=evaluation.rows if evaluation else None,
+        summary=summary,
+        skipped_problems=problems,
+        origins=train.origins,
+        eval_origins=evaluation.origins if evaluation else [],
+    )
+
+
+def _read_part(
+    path_text: str,
+    config: DatasetConfig,
+    max_seq_length: int,
+    count_tokens: TokenCounter | None,
+    base_dir: str | None,
+    limit: int | None,
+) -> _Part:
+    """Normalise the rows of one file, keeping the first ``limit`` valid ones."""
+    path = _resolve(path_text, base_dir)
+    part = _Part(display=path_text)
+    forced = None if config.format == "auto" else config.format
+    part.format = forced
+    names = dict(config.columns)
+    count = count_tokens or estimate_tokens
+    for record in _records(path, path_text, config.split):
+        part.records += 1
+        if record.problem is not None:
+            part.problems.append(f"{record.origin}: {record.problem}")
+            continue
+        if part.records == 1 and isinstance(record.value, Mapping):
+            _check_columns_present(record.value, names, path_text)
+        for origin, outcome in _normalise_record(record, names, part, forced):
+            if isinstance(outcome, str):
+                part.problems.append(f"{origin}: {outcome}")
+                continue
+            tokens = count(outcome)
+            too_long = _length_problem(tokens, max_seq_length, exact=count_tokens is not None)
+            if too_long:
+                part.problems.append(f"{origin}: {too_long}")
+                continue
+            part.rows.append(outcome)
+            part.origins.append(origin)
+            part.tokens.append(tokens)
+        if limit is not None and len(part.rows) >= limit:
+            del part.rows[limit:], part.origins[limit:], part.tokens[limit:]
+            break
+    if part.records == 0:
+        raise DatasetError(f"{path_text} is empty: it has no rows")
+    return part
+
+
+def _hold_out(train: _Part, fraction: float, seed: int) -> tuple[_Part, _Part]:
+    """Move a seeded random ``fraction`` of the rows (at least one, never all) to an eval part."""
+    total = len(train.rows)
+    if total < 2:
+        raise DatasetError(
+            f"{train.display}: eval_split={fraction:g} needs at least 2 valid rows, found {total}",
+            hint="Add rows, or set eval_split to 0.",
+        )
+    held = min(total - 1, max(1, round(total * fraction)))
+    chosen = set(random.Random(seed).sample(range(total), held))
+    kept, evaluation = _Part(train.display, train.format), _Part(train.display, train.format)
+    for index, (row, origin, tokens) in enumerate(zip(train.rows, train.origins, train.tokens, strict=True)):
+        target = evaluation if index in chosen else kept
+        target.rows.append(row)
+        target.origins.append(origin)
+        target.tokens.append(tokens)
+    return kept, evaluation
+
+
+def _hint(*parts: _Part) -> str:
+    lines = []
+    if any(part.unknown_format for part in parts):
+        lines.append(
+            f"Accepted formats (columns): {ACCEPTED_FORMATS}. Map other column names with "
+            "dataset.columns, e.g. --columns question=q,answer=a."
+        )
+    if any(part.rows for part in parts):
+        lines.append(SKIP_HINT)
+    return "\n".join(lines)
