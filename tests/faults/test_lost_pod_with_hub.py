@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import unsloth_nb
+from unsloth_nb.errors import JobFailedError
 from unsloth_nb.events import read_events_file
 from unsloth_nb.store import JobFolder
 from unsloth_nb.testing.hub_emulator import LoopbackHub
@@ -68,16 +69,7 @@ def test_a_pod_lost_while_nobody_watched_resumes_from_its_checkpoint_on_the_hub(
     fault.inject("client killed, then its pod vanishes (checkpoints on the Hub)")
 
     # 1. A kernel starts the job and dies once training is under way.
-    client = subprocess.Popen(
-        [sys.executable, "-c", CLIENT_SCRIPT, str(tiny_model), str(dataset_file), str(MAX_STEPS), str(SAVE_STEPS), REPO],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert client.stdout is not None
-    job_id = client.stdout.readline().strip()
-    client.kill()
-    client.wait(timeout=30)
-    assert job_id and " " not in job_id, job_id
+    job_id = start_and_kill(tiny_model, dataset_file)
     record = JobFolder.open(job_id).load_record()
     first = record.pod_id
     assert first is not None
@@ -124,6 +116,51 @@ def test_a_pod_lost_while_nobody_watched_resumes_from_its_checkpoint_on_the_hub(
     assert fault.check_events(job) == (0, 0)
     assert_no_pod_left(runpod_emulator, job)
     assert TOKEN not in (job.folder.path / "events.jsonl").read_text(encoding="utf-8")
+
+
+def test_a_dataset_changed_since_it_was_sent_is_not_trained_on_a_new_pod(
+    runpod_emulator: RunPodEmulator,
+    fault: FaultRecorder,
+    tiny_model: Path,
+    dataset_file: Path,
+    loopback_hub: LoopbackHub,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same loss, but the dataset file was edited meanwhile: continuing would mix two datasets in one run."""
+    loopback_hub.token = TOKEN
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    fault.inject("client killed, pod vanishes, dataset edited before the reattach")
+    job_id = start_and_kill(tiny_model, dataset_file)
+    first = JobFolder.open(job_id).load_record().pod_id
+    assert first is not None
+    wait_for_hub_checkpoint(runpod_emulator, first, at_least=SAVE_STEPS)
+    runpod_emulator.evict(first, remove=True)
+    fault.exempt[first] = len(received_events_of(job_id, first))
+    with dataset_file.open("a", encoding="utf-8") as handle:
+        handle.write('{"prompt": "Who sang the anthem?", "completion": "Jon Batiste."}\n')
+
+    job = unsloth_nb.Job.load(job_id)
+    with pytest.raises(JobFailedError):
+        job.wait(timeout=120)
+
+    assert "changed since the job started, so a new pod cannot continue it" in (job.error or "")
+    assert job_pods(job, runpod_emulator) == [first]  # nothing was rented for it
+    assert runpod_emulator.ledger.running_pods() == []
+
+
+def start_and_kill(model: Path, dataset: Path) -> str:
+    """Start the job in another process, wait until it trains, then SIGKILL that process (a kernel dying)."""
+    client = subprocess.Popen(
+        [sys.executable, "-c", CLIENT_SCRIPT, str(model), str(dataset), str(MAX_STEPS), str(SAVE_STEPS), REPO],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert client.stdout is not None
+    job_id = client.stdout.readline().strip()
+    client.kill()
+    client.wait(timeout=30)
+    assert job_id and " " not in job_id, job_id
+    return job_id
 
 
 def wait_for_hub_checkpoint(emulator: RunPodEmulator, pod_id: str, at_least: int, timeout: float = 180.0) -> int:
