@@ -18,6 +18,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextvars
+import dataclasses
 import os
 import socket
 import threading
@@ -34,7 +35,7 @@ from unsloth_nb.credentials import get_secret, redact
 from unsloth_nb.data import PreparedDataset, prepare_dataset
 from unsloth_nb.errors import BackendError, JobCancelledError, JobFailedError, JobNotFoundError, PlanError, UnslothNbError
 from unsloth_nb.events import Event, EventLog
-from unsloth_nb.planner import Plan, check_model_source, plan
+from unsloth_nb.planner import POD_CHECKPOINT_EVERY_S, Plan, check_model_source, default_save_steps, plan
 from unsloth_nb.runtime import submit
 from unsloth_nb.store import TERMINAL_STATES, JobFolder, JobRecord, jobs_root, new_job_id
 
@@ -80,6 +81,15 @@ def prepare(
     base = Path(base_dir or Path.cwd()).resolve()
     dataset = prepare_dataset(config.dataset, config.train.max_seq_length, base_dir=str(base))
     job_plan = plan(config, dataset.summary)
+    every = default_save_steps(job_plan) if config.train.save_steps is None else None
+    if every is not None:
+        # A paid pod can vanish: keep checkpoints unless the user chose, and say so in the plan.
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, save_steps=every))
+        job_plan = plan(config, dataset.summary)
+        job_plan.reasons.append(
+            f"train.save_steps set to {every}: a checkpoint about every {POD_CHECKPOINT_EVERY_S / 60:.0f} min of "
+            "training on the pod (set train.save_steps to choose)."
+        )
     check_model_source(config, job_plan.placement)
     if not check_secrets:
         return Prepared(config, dataset, job_plan, base)

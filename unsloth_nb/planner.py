@@ -123,6 +123,9 @@ POD_START_S = 240.0
 POD_SETUP_S = 120.0
 POD_DOWNLOAD_S_PER_GB = 2.0
 POD_FINISH_S = 60.0
+#: Without train.save_steps, a job on a pod keeps a checkpoint about this often (in estimated
+#: training seconds), so a lost pod costs at most this much training; shorter jobs keep none.
+POD_CHECKPOINT_EVERY_S = 15 * 60.0
 
 
 # ---------------------------------------------------------------------- the plan
@@ -181,6 +184,21 @@ def lost_pod_policy(config: TrainConfig) -> tuple[str, bool]:
             False,
         )
     return f"Checkpoints every {every} steps are copied to this machine; a lost pod resumes from the newest on a new pod.", False
+
+
+def default_save_steps(plan: Plan) -> int | None:
+    """A checkpoint interval for a pod job that set none: about every POD_CHECKPOINT_EVERY_S of training.
+
+    None for local jobs (a local crash keeps the disk), when the speed is unknown, and
+    when the whole run is shorter than one interval (a lost pod then costs little).
+    """
+    if plan.placement != "runpod" or not plan.tokens_per_second or not plan.tokens_per_step:
+        return None
+    seconds_per_step = plan.tokens_per_step / plan.tokens_per_second
+    every = max(1, round(POD_CHECKPOINT_EVERY_S / seconds_per_step))
+    if plan.total_steps is not None and every >= plan.total_steps:
+        return None
+    return every
 
 
 def plan(

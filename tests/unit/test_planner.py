@@ -18,8 +18,10 @@ from unsloth_nb.data import DatasetSummary
 from unsloth_nb.errors import PlanError
 from unsloth_nb.gpu_catalog import GPU_CATALOG
 from unsloth_nb.planner import (
+    POD_CHECKPOINT_EVERY_S,
     GpuOption,
     LocalHardware,
+    default_save_steps,
     detect_local_hardware,
     estimate_model_size,
     format_plan,
@@ -615,3 +617,40 @@ def test_a_runpod_plan_says_what_a_lost_pod_means_before_anything_is_rented() ->
     with_checkpoints = plan(TrainConfig.from_dict({**base, "train": {"save_steps": 50}}), hardware=cpu)
     assert any("Checkpoints every 50 steps" in r and "resumes" in r for r in with_checkpoints.reasons)
     assert not any("save_steps" in w for w in with_checkpoints.warnings)
+
+
+# ---------------------------------------------------------------------- checkpoints on a pod
+def test_a_long_pod_job_gets_a_checkpoint_about_every_fifteen_minutes() -> None:
+    long_rows = DatasetSummary("big.jsonl", "messages", rows=50_000, tokens=40_000_000, longest_tokens=1500)
+    result = plan(config_for(SIZES["70B"]), long_rows, CPU_ONLY)
+
+    every = default_save_steps(result)
+
+    assert result.placement == "runpod" and result.total_steps is not None and every is not None
+    seconds_per_step = result.tokens_per_step / result.tokens_per_second  # type: ignore[operator]
+    assert every * seconds_per_step == pytest.approx(POD_CHECKPOINT_EVERY_S, rel=0.05)
+    assert every < result.total_steps
+
+
+def test_short_pod_jobs_and_local_jobs_get_no_default_checkpoints() -> None:
+    short = plan(config_for(SIZES["70B"], train={"max_steps": 3, "warmup_steps": 0}), ROWS_1000, CPU_ONLY)
+    local = plan(config_for(SIZES["0.1B"]), ROWS_1000, GPU_24GB)
+
+    assert short.placement == "runpod" and default_save_steps(short) is None
+    assert local.placement == "local" and default_save_steps(local) is None
+
+
+def test_prepare_keeps_checkpoints_on_a_long_pod_job_and_the_plan_says_so(tmp_path: Path) -> None:
+    from unsloth_nb.controller import prepare
+    from unsloth_nb.demo import demo_dataset_path
+
+    base = {"model": "unsloth/Llama-3.3-70B-Instruct", "dataset": str(demo_dataset_path()), "placement": "runpod"}
+    prepared = prepare(TrainConfig.from_dict({**base, "train": {"epochs": 200}}), tmp_path, check_secrets=False)
+    chosen = prepare(TrainConfig.from_dict({**base, "train": {"epochs": 200, "save_steps": 7}}), tmp_path, check_secrets=False)
+
+    every = prepared.config.train.save_steps
+    assert every is not None and every == default_save_steps(prepared.plan)
+    assert any(r.startswith(f"train.save_steps set to {every}: a checkpoint about every 15 min") for r in prepared.plan.reasons)
+    assert not any("No train.save_steps" in w for w in prepared.plan.warnings)
+    assert chosen.config.train.save_steps == 7
+    assert not any(r.startswith("train.save_steps set to") for r in chosen.plan.reasons)
