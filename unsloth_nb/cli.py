@@ -65,7 +65,7 @@ def _usage(commands: dict[str, Any]) -> str:
 def cmd_train(argv: list[str], *, force_runpod: bool = False) -> int:
     from unsloth_nb.controller import Job, prepare
     from unsloth_nb.flags import parse_train_args
-    from unsloth_nb.planner import format_plan
+    from unsloth_nb.plan_text import format_plan
 
     if force_runpod:
         argv = [*argv, "--placement", "runpod"]
@@ -120,7 +120,7 @@ _BAD_INPUT_ERRORS = {"ConfigError", "DatasetError", "MissingSecretError", "PlanE
 def cmd_plan(argv: list[str]) -> int:
     from unsloth_nb.controller import prepare
     from unsloth_nb.flags import parse_train_args
-    from unsloth_nb.planner import format_plan
+    from unsloth_nb.plan_text import format_plan
 
     config, options = parse_train_args(argv)
     prepared = prepare(config, check_secrets=False)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from unsloth_nb.planner import rough_duration
+
 if TYPE_CHECKING:
     from unsloth_nb.planner import Plan
 
@@ -39,8 +41,8 @@ def format_plan(plan: Plan, max_gpus: int = 5) -> str:
         rows.append(
             (
                 "Time",
-                f"~{_duration(plan.estimated_seconds)} (rough; ~{plan.tokens_per_second or 0:,.0f} tokens/s, "
-                f"incl. ~{_duration(plan.startup_seconds or 0)} start-up)",
+                f"~{rough_duration(plan.estimated_seconds)} (rough; ~{plan.tokens_per_second or 0:,.0f} tokens/s, "
+                f"incl. ~{rough_duration(plan.startup_seconds or 0)} start-up)",
             )
         )
     else:
@@ -89,17 +91,3 @@ def format_plan(plan: Plan, max_gpus: int = 5) -> str:
 
 def _price(value: float | None) -> str:
     return f"{value:.2f}" if value is not None else "-"
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0.0, float(seconds))
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    minutes = seconds / 60
-    if minutes < 90:
-        return f"{minutes:.0f} min"
-    hours = int(minutes // 60)
-    rest = round(minutes - hours * 60)
-    if hours >= 48:
-        return f"{seconds / 86400:.1f} days"
-    return f"{hours} h {rest:02d} min"

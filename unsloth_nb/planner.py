@@ -60,7 +60,6 @@ from unsloth_nb.model_size import (
     estimate_model_size,
     hub_cache_dir,
 )
-from unsloth_nb.plan_text import _duration, format_plan
 
 # Plan, plan and check_model_source are made here; the rest is re-exported from gpu_catalog, hardware,
 # model_size, memory and plan_text so that ``from unsloth_nb.planner import ...`` keeps working.
@@ -83,7 +82,6 @@ __all__ = [
     "detect_local_hardware",
     "estimate_model_size",
     "fits",
-    "format_plan",
     "hub_cache_dir",
     "memory_needed_gb",
     "plan",
@@ -566,8 +564,23 @@ def _check_limits(
         )
     if placement == "runpod" and seconds is not None and seconds > limits.max_runtime:
         warnings.append(
-            f"The estimated {_duration(seconds)} is longer than runpod.max_runtime {_duration(limits.max_runtime)}; "
+            f"The estimated {rough_duration(seconds)} is longer than runpod.max_runtime {rough_duration(limits.max_runtime)}; "
             "the pod will be stopped at the limit. Raise it or train fewer steps."
         )
     if placement == "local" and device == "cpu" and seconds is not None and seconds > 2 * 3600:
-        warnings.append(f"On this CPU the job takes roughly {_duration(seconds)}; placement: runpod would be faster.")
+        warnings.append(f"On this CPU the job takes roughly {rough_duration(seconds)}; placement: runpod would be faster.")
+
+
+def rough_duration(seconds: float) -> str:
+    """A duration as people say it (45 s, 12 min, 3 h 05 min, 2.5 days): plans are estimates, not clocks."""
+    seconds = max(0.0, float(seconds))
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = seconds / 60
+    if minutes < 90:
+        return f"{minutes:.0f} min"
+    hours = int(minutes // 60)
+    rest = round(minutes - hours * 60)
+    if hours >= 48:
+        return f"{seconds / 86400:.1f} days"
+    return f"{hours} h {rest:02d} min"

@@ -17,6 +17,7 @@ from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary
 from unsloth_nb.errors import PlanError
 from unsloth_nb.gpu_catalog import GPU_CATALOG
+from unsloth_nb.plan_text import format_plan
 from unsloth_nb.planner import (
     POD_CHECKPOINT_EVERY_S,
     GpuOption,
@@ -24,7 +25,6 @@ from unsloth_nb.planner import (
     default_save_steps,
     detect_local_hardware,
     estimate_model_size,
-    format_plan,
     memory_needed_gb,
     plan,
 )

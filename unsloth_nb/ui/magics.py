@@ -140,7 +140,7 @@ class UnslothMagics(Magics):
 
     def _confirm_rental(self, prepared: Prepared, options: TrainOptions, context: contextvars.Context, question: str) -> None:
         """Show the plan and ``question`` with Rent / Cancel buttons; only a click on Rent starts the pod."""
-        from unsloth_nb.planner import format_plan
+        from unsloth_nb.plan_text import format_plan
         from unsloth_nb.rental import asking_because
         from unsloth_nb.ui.view import widgets_can_render
 

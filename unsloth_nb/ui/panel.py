@@ -631,7 +631,7 @@ def _preview_html(preview: DatasetPreview) -> str:
 
 
 def _plan_html(plan: Plan) -> str:
-    from unsloth_nb.planner import format_plan
+    from unsloth_nb.plan_text import format_plan
 
     memory = "GPU memory" if plan.device == "cuda" else "RAM"
     facts = [
