@@ -31,6 +31,12 @@ Reported per pair, as the ratio b/a:
 
     .venv/bin/python benchmarks/controller_overhead.py              # tiny model 5 pairs, SmolLM2-135M 5 pairs x 20 steps
     .venv/bin/python benchmarks/controller_overhead.py --quick      # tiny model, 1 pair, 3 steps (CI smoke)
+    .venv/bin/python benchmarks/controller_overhead.py --no-tiny --switch-interval-too   # + (c), SmolLM2 only
+
+``--switch-interval-too`` adds (c): the same job with Python's default 5 ms thread switch
+interval instead of the 1 ms the in-kernel backend sets while training (for notebook
+responsiveness, see kernel_responsiveness.py), rotated with (a) and (b) in the same run,
+so the cost of that choice is measured side by side rather than across two runs.
 
 Target: b/a <= 1.01 for train() (median of the pairs). The machine may be shared; the
 spread shows how far to trust the median.
@@ -246,15 +252,29 @@ def run_job(setup: Setup, out: Path, timers: Timers) -> Sample:
     return Sample(end - begin, states["saving"] - states["training"], train_call, checkpoint, steps, job.final_loss)
 
 
+def run_job_default_switch_interval(setup: Setup, out: Path, timers: Timers) -> Sample:
+    """(c): (b) with the in-kernel backend's 1 ms switch interval left out (Python's default 5 ms)."""
+    import unsloth_nb.backends.local as local
+
+    original = local._responsive_kernel
+    local._responsive_kernel = contextlib.nullcontext  # type: ignore[assignment]
+    try:
+        return run_job(setup, out, timers)
+    finally:
+        local._responsive_kernel = original  # type: ignore[assignment]
+
+
 # ---------------------------------------------------------------------- the comparison
 @dataclass
 class Comparison:
     setup: Setup
     bare: list[Sample]
     job: list[Sample]
+    job_default_switch: list[Sample]
 
-    def ratios(self, attribute: str) -> Spread:
-        return Spread([getattr(b, attribute) / getattr(a, attribute) for a, b in zip(self.bare, self.job, strict=True)])
+    def ratios(self, attribute: str, job: list[Sample] | None = None) -> Spread:
+        samples = self.job if job is None else job
+        return Spread([getattr(b, attribute) / getattr(a, attribute) for a, b in zip(self.bare, samples, strict=True)])
 
     def seconds(self, samples: list[Sample], attribute: str) -> Spread:
         return Spread([getattr(s, attribute) for s in samples])
@@ -279,10 +299,19 @@ def in_thread(fn: Callable[..., Sample], *args: Any) -> Sample:
 
 
 def compare(
-    setup: Setup, pairs: int, timers: Timers, scratch: Path, say: Callable[[str], None], bare_main_thread: bool = False
+    setup: Setup,
+    pairs: int,
+    timers: Timers,
+    scratch: Path,
+    say: Callable[[str], None],
+    bare_main_thread: bool = False,
+    switch_interval_too: bool = False,
 ) -> Comparison:
     bare = run_bare if bare_main_thread else functools.partial(in_thread, run_bare)
     runners: dict[str, Callable[[Setup, Path, Timers], Sample]] = {"a": bare, "b": run_job}
+    if switch_interval_too:
+        runners["c"] = run_job_default_switch_interval
+    sides = "".join(runners)
     counter = 0
 
     def once(side: str) -> Sample:
@@ -299,21 +328,23 @@ def compare(
             raise RuntimeError(f"({side}) trained {sample.steps} steps, expected {setup.steps}")
         return sample
 
-    say(f"{setup.label}: warm-up (a, b; discarded)")
-    once("a")
-    once("b")
-    bare_samples: list[Sample] = []
-    job_samples: list[Sample] = []
+    say(f"{setup.label}: warm-up ({', '.join(sides)}; discarded)")
+    for side in sides:
+        once(side)
+    samples: dict[str, list[Sample]] = {side: [] for side in "abc"}
     for pair in range(pairs):
-        order = "ab" if pair % 2 == 0 else "ba"
+        order = sides if pair % 2 == 0 else sides[::-1]
         for side in order:
-            (bare_samples if side == "a" else job_samples).append(once(side))
-        a, b = bare_samples[-1], job_samples[-1]
+            samples[side].append(once(side))
+        a, b = samples["a"][-1], samples["b"][-1]
+        extra = (
+            f", c {samples['c'][-1].train_call:.2f} s -> {samples['c'][-1].train_call / a.train_call:.3f}" if "c" in sides else ""
+        )
         say(
             f"{setup.label}: pair {pair + 1}/{pairs} ({order}): train() a {a.train_call:.2f} s, b {b.train_call:.2f} s "
-            f"-> {b.train_call / a.train_call:.3f}; end to end {a.end_to_end:.2f} / {b.end_to_end:.2f} s"
+            f"-> {b.train_call / a.train_call:.3f}{extra}; end to end {a.end_to_end:.2f} / {b.end_to_end:.2f} s"
         )
-    return Comparison(setup, bare_samples, job_samples)
+    return Comparison(setup, samples["a"], samples["b"], samples["c"])
 
 
 def table_rows(result: Comparison) -> list[Row]:
@@ -339,6 +370,21 @@ def table_rows(result: Comparison) -> list[Row]:
                 ok=(ratio.median <= TARGET) if target else None,
             )
         )
+    if result.job_default_switch:
+        ratio = result.ratios("train_call", result.job_default_switch)
+        rows.append(
+            Row(
+                [
+                    f"{result.setup.label}, {result.setup.steps} steps",
+                    "trainer.train(), (c) job with Python's 5 ms switch interval",
+                    result.seconds(result.bare, "train_call").show(".2f", " s"),
+                    result.seconds(result.job_default_switch, "train_call").show(".2f", " s"),
+                    ratio.show(".3f"),
+                    "-",
+                ],
+                ok=None,
+            )
+        )
     return rows
 
 
@@ -349,6 +395,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny-steps", type=int, default=30, help="steps on the tiny model (default 30)")
     parser.add_argument("--smollm2-steps", type=int, default=20, help="steps on SmolLM2-135M (default 20)")
     parser.add_argument("--no-smollm2", action="store_true", help="skip the SmolLM2-135M comparison")
+    parser.add_argument("--no-tiny", action="store_true", help="skip the tiny-model comparison")
+    parser.add_argument(
+        "--switch-interval-too", action="store_true", help="add (c): the job with Python's default 5 ms switch interval"
+    )
     parser.add_argument("--bare-main-thread", action="store_true", help="train (a) on the main thread instead of a worker thread")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
@@ -364,12 +414,16 @@ def main(argv: list[str] | None = None) -> int:
         with quiet():
             model = tiny_model(scratch_dir("tiny-llama"))
             timers = Timers()
-        setups = [Setup("tiny Llama", model, 3 if args.quick else args.tiny_steps, rows=40)]
+        setups = (
+            [] if args.no_tiny and not args.quick else [Setup("tiny Llama", model, 3 if args.quick else args.tiny_steps, rows=40)]
+        )
         if not (args.quick or args.no_smollm2):
             from unsloth_nb.models import smollm2_path
 
             setups.append(Setup("SmolLM2-135M", smollm2_path(), args.smollm2_steps, rows=200))
-        results = [compare(setup, pairs, timers, scratch, say, args.bare_main_thread) for setup in setups]
+        results = [
+            compare(setup, pairs, timers, scratch, say, args.bare_main_thread, args.switch_interval_too) for setup in setups
+        ]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
