@@ -34,6 +34,13 @@ terminates every pod this job rented and waits until RunPod no longer lists it:
 success, failure, Stop, Ctrl-C, a kernel shutdown (the controller's exit hook
 stops live jobs) and the client-side limits (``runpod.max_runtime`` and
 ``runpod.max_cost_usd``, which stop training, keep what was saved and end the pod).
+
+This module tells that story; the parts with a job of their own live beside it:
+:mod:`.relay` copies the pod's events into the job's log, :mod:`.billing` counts
+runtime and cost against the limits, :mod:`.reattach` reads and writes what a
+taking-over process needs from the job folder, :mod:`.transfer` moves checkpoints
+and results between here and the pod, and :mod:`.checkpoints` keeps the local copy
+of the newest checkpoint.
 """
 
 from __future__ import annotations
@@ -43,7 +50,6 @@ import atexit
 import contextlib
 import functools
 import hashlib
-import json
 import logging
 import secrets
 import sys
@@ -52,12 +58,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from unsloth_nb.backends.base import BackendResult, JobContext
+from unsloth_nb.backends.runpod.billing import Meter
 from unsloth_nb.backends.runpod.bootstrap import START_COMMAND, boot_env
 from unsloth_nb.backends.runpod.checkpoints import CheckpointKeeper
-from unsloth_nb.backends.runpod.client import Pod, PodSpec, RunPodApiError, RunPodClient
+from unsloth_nb.backends.runpod.client import PodSpec, RunPodApiError, RunPodClient
 from unsloth_nb.backends.runpod.pods import (
     WORKER_PORT,
     Offer,
@@ -70,33 +77,35 @@ from unsloth_nb.backends.runpod.pods import (
     provision,
     proxy_url,
 )
+from unsloth_nb.backends.runpod.reattach import (
+    INPUTS_FILE as INPUTS_FILE,  # re-exported: it was defined here
+)
+from unsloth_nb.backends.runpod.reattach import (
+    POD_JSON,
+    SENT_DATASET,
+    earlier_pods,
+    pod_record,
+    read_pod_record,
+    reload_inputs,
+    rented_from,
+)
+from unsloth_nb.backends.runpod.relay import REMOTE_END_STATES, EventRelay
+from unsloth_nb.backends.runpod.transfer import download_outputs, fetch_latest_checkpoint, send_checkpoint
 from unsloth_nb.backends.runpod.worker_client import WorkerClient, WorkerRefusedError, WorkerUnreachableError
 from unsloth_nb.checkpoints import checkpoint_step, newest_checkpoint
 from unsloth_nb.credentials import get_secret, has_secret, redact
 from unsloth_nb.errors import BackendError, JobCancelledError
-from unsloth_nb.gpu_catalog import GPU_CATALOG, GpuOption
 from unsloth_nb.planner import lost_pod_policy
 from unsloth_nb.runtime import run_in_thread
-from unsloth_nb.worker.job import CRASH_LOG_MARKER
 from unsloth_nb.worker.protocol import pack_dataset
 from unsloth_nb.worker.settings import DIR_ENV, PORT_ENV, TOKEN_ENV
 
 log = logging.getLogger(__name__)
 
-#: Remote job states the engine reports that are also job states here.
-_MIRRORED_STATES = frozenset({"starting", "training", "saving"})
-_REMOTE_END_STATES = frozenset({"succeeded", "failed", "cancelled"})
-#: Remote event kinds copied into the job's log as they are.
-_COPIED_KINDS = frozenset({"metrics", "progress", "log", "checkpoint", "artifact", "error", "summary"})
-#: Log sources that are this side's own words rather than the pod's.
-_CLIENT_SOURCES = frozenset({"runpod", "planner", "controller"})
 #: How many times one job continues from a checkpoint after losing its pod or its worker.
 MAX_RESUMES = 3
 #: Where the worker keeps its files on a network volume: one folder per job, so jobs never meet.
 VOLUME_WORK_DIR = "/workspace/unsloth-nb/{job_id}"
-#: Job-folder files that let a reattaching process send the same dataset to a new pod.
-SENT_DATASET = "dataset_sent.json"  # sha256, bytes and rows of the packed dataset the first pod got
-INPUTS_FILE = "inputs.json"  # the folder relative dataset paths were read from (written by the controller)
 
 
 @dataclass
@@ -160,28 +169,12 @@ class PodJob:
         self.timing = timing
         self.config = ctx.config
         self.token = secrets.token_urlsafe(32)
-        self.rented: list[RentedPod] = []
-        self.gone: dict[str, float] = {}  # pod id -> monotonic time its termination was confirmed
+        self.meter = Meter(ctx, timing.cost_every)  # every pod this job rented, and what they cost
+        self.relay = EventRelay(ctx, self._say, self._keep_checkpoint)  # the pod's events into the job's log
         self.pod: RentedPod | None = None
         self.worker: WorkerClient | None = None
         self.stop_reason: str | None = None
-        self._next_cost = 0.0
-        self._last_step = 0
-        self._last_loss: float | None = None
-        self._total_steps: int | None = None
-        self._remote_reason: str | None = None
-        self._remote_error: str | None = None
-        self._crash_tail: str | None = None  # the dead worker's last log lines, as its successor reported them
-        self._crash_when: str | None = None
-        self._cursor = -1  # the last remote seq copied from the current pod's worker
-        self._charted: dict[str, int] = {}  # series -> highest step copied: steps trained again are not charted twice
-        self._dedupe_next = False
-        self._copied_last: dict[str, dict[str, Any]] = {}  # kind -> the last pod event of that kind in the log
-        self._remote_checkpoint: str | None = None  # newest checkpoint the pod reported, as an artifact name
-        self._hub_checkpoint: str | None = None  # newest checkpoint the pod pushed to the Hub (checkpoint-N)
         self._resumes = 0
-        self._mirror: IO[str] | None = None
-        self._mirror_pod: str | None = None
         self._terminating = threading.Lock()
         self._abort = threading.Event()  # set by end_now: the pods are being terminated from outside
         self.keeper: CheckpointKeeper | None = None
@@ -315,7 +308,7 @@ class PodJob:
 
     def _created(self, rented: RentedPod) -> None:
         """Record the pod before anything else can fail, so cleanup and reattach can find it."""
-        self.rented.append(rented)
+        self.meter.add(rented)
         self.pod = rented
         record = self.ctx.record
         record.pod_id = rented.id
@@ -323,39 +316,19 @@ class PodJob:
         self.ctx.folder.save_record(record)
         self._write_pod_json(rented)
         self.ctx.set_state("starting")
-        self._cost(force=True)
+        self.meter.report(self.pod, force=True)
 
     def _abandoned(self, rented: RentedPod, why: str) -> None:
-        self.gone[rented.id] = time.monotonic()
+        self.meter.end(rented.id)
         self._write_pod_json(rented, terminated=True, note=why)
         self.ctx.set_state("provisioning")
 
     def _write_pod_json(self, rented: RentedPod, *, terminated: bool = False, note: str | None = None) -> None:
-        data: dict[str, Any] = {
-            "pod_id": rented.id,
-            "name": rented.pod.name,
-            "gpu_type_id": rented.offer.gpu.gpu_type_id,
-            "gpu": rented.offer.gpu.display_name,
-            "cloud_type": rented.offer.cloud_type,
-            "usd_per_hour": rented.usd_per_hour,
-            "image": self.config.runpod.image,
-            "created": rented.created_at,
-            "reused": rented.reused,
-            "worker_url": rented.url,
-            "terminated": time.time() if terminated or rented.id in self.gone else None,
-            # Earlier pods of this job (lost, or not ready in time): what they cost counts against max_cost_usd.
-            "previous": [
-                {"pod_id": r.id, "usd_per_hour": r.usd_per_hour, "created": r.created_at, "seconds": round(self._billed(r), 3)}
-                for r in self.rented
-                if r.id != rented.id
-            ],
-        }
-        if note:
-            data["note"] = note
-        self.ctx.folder.write_json("pod.json", data)
+        record = pod_record(rented, self.meter, self.config.runpod.image, terminated=terminated, note=note)
+        self.ctx.folder.write_json(POD_JSON, record)
 
     def _ready(self, rented: RentedPod) -> bool:
-        self._cost()
+        self.meter.report(self.pod)
         probe = self._worker_for(rented)
         return probe.health(timeout=10.0) is not None
 
@@ -370,14 +343,10 @@ class PodJob:
     def _adopt(self) -> None:
         """Find this job's pod and its worker again, for a process that did not start the job."""
         ctx = self.ctx
-        try:
-            record: dict[str, Any] = ctx.folder.read_json("pod.json")
-        except (OSError, ValueError):
-            record = {}
-        for earlier in record.get("previous") or []:
-            ghost = self._rented_from(str(earlier["pod_id"]), earlier, None)
-            self.rented.append(ghost)
-            self.gone[ghost.id] = ghost.created_monotonic + float(earlier.get("seconds") or 0.0)
+        record = read_pod_record(ctx.folder)
+        for ghost, ended in earlier_pods(ctx.job_id, record):
+            self.meter.add(ghost)
+            self.meter.end(ghost.id, at=ended)
         pod_id = str(record.get("pod_id") or ctx.record.pod_id or "")
         if not pod_id:
             # The create may have been in flight when the owner died: its name finds it.
@@ -388,23 +357,17 @@ class PodJob:
                 )
             pod_id = named[0].id
         pod = self.client.get_pod(pod_id)
-        rented = self._rented_from(pod_id, record, pod)
-        self.rented.append(rented)
+        rented = rented_from(ctx.job_id, pod_id, record, pod)
+        self.meter.add(rented)
         self.pod = rented
-        self._cursor = self._mirrored_cursor(pod_id)
-        self._dedupe_next = True  # the owner may have died between copying an event and noting it
-        self._copied_last = {
-            e.kind: e.data for e in ctx.log.read() if not (e.kind == "log" and e.data.get("source") in _CLIENT_SOURCES)
-        }
-        for event in ctx.log.read(kinds={"metrics", "progress"}):
-            self._chart(event.kind, event.data)
+        self.relay.take_over(pod_id)
         if record.get("terminated"):
-            self.gone[rented.id] = time.monotonic()
+            self.meter.end(rented.id)
             kept = newest_checkpoint(ctx.output_dir / "checkpoints")
             where = f"; the newest checkpoint copied here is {kept}" if kept else ""
             raise BackendError(f"pod {pod_id} was terminated while no process watched this job{where}")
         if pod is None:  # evicted or failed while nobody watched: a lost pod like any other
-            self.gone[rented.id] = time.monotonic()
+            self.meter.end(rented.id)
             raise PodLostError(f"pod {pod_id} is gone: it vanished while no process watched this job")
         if not pod.running:
             raise PodLostError(f"pod {pod_id} is {pod.desired_status}: {pod.last_status_change or 'stopped'}")
@@ -421,36 +384,9 @@ class PodJob:
                 f"pod {pod_id} is terminated: start the job again"
             )
         self._say(
-            f"reattached to pod {pod_id}: its worker is {state.get('state')}; continuing after event {self._cursor} "
+            f"reattached to pod {pod_id}: its worker is {state.get('state')}; continuing after event {self.relay.cursor} "
             f"of {state.get('last_seq')}"
         )
-
-    def _rented_from(self, pod_id: str, record: dict[str, Any], pod: Pod | None) -> RentedPod:
-        """A RentedPod for a pod this process did not create, from what pod.json kept."""
-        gpu_id = str(record.get("gpu_type_id") or "")
-        option = next((g for g in GPU_CATALOG if g.gpu_type_id == gpu_id), None)
-        if option is None:
-            option = GpuOption(gpu_id, str(record.get("gpu") or gpu_id or "GPU"), 0, None, None)
-        usd = float(record.get("usd_per_hour") or (pod.cost_per_hr if pod is not None else 0.0) or 0.0)
-        offer = Offer(option, str(record.get("cloud_type") or "SECURE"), usd, None)
-        created = float(record.get("created") or time.time())
-        if pod is None:
-            pod = Pod(pod_id, pod_name(self.ctx.job_id), "TERMINATED", usd, option.display_name, 1, "", False, None, ())
-        # Runtime and cost count from the pod's creation, also across a reattach.
-        monotonic = time.monotonic() - max(0.0, time.time() - created)
-        return RentedPod(pod, offer, usd, created, monotonic, reused=bool(record.get("reused")))
-
-    def _mirrored_cursor(self, pod_id: str) -> int:
-        path = self.ctx.folder.path / "pods" / f"{pod_id}.events.jsonl"
-        cursor = -1
-        if path.exists():
-            with path.open(encoding="utf-8") as handle:
-                for line in handle:
-                    try:
-                        cursor = max(cursor, int(json.loads(line)["seq"]))
-                    except (ValueError, KeyError, TypeError):
-                        break  # a torn last line: that event is fetched again
-        return cursor
 
     # ------------------------------------------------------------------ job and events
     def _send_job(self, resume_from: Path | None = None, hub_checkpoint: str | None = None) -> None:
@@ -464,7 +400,7 @@ class PodJob:
             return
         if self.ctx.dataset is None:
             raise BackendError("this process does not hold the job's dataset, so it cannot send it to a new pod")
-        self._cursor = -1
+        self.relay.from_start()
         dataset = pack_dataset(self.ctx.dataset)
         sent = {"sha256": hashlib.sha256(dataset).hexdigest(), "bytes": len(dataset), "rows": len(self.ctx.dataset.train)}
         self.ctx.folder.write_json(SENT_DATASET, sent)  # a reattaching process checks the file it re-reads against it
@@ -472,31 +408,17 @@ class PodJob:
         worker.upload(dataset)
         self._say(f"dataset sent ({len(dataset) / 1e6:.1f} MB, {len(self.ctx.dataset.train)} rows)")
         if resume_from is not None:
-            self._send_checkpoint(worker, resume_from)
+            send_checkpoint(worker, resume_from, self.pod.id, self._say)
         if self._should_stop():
             raise JobCancelledError("stopped before training started")
         self._start(worker, hub_checkpoint)
-
-    def _send_checkpoint(self, worker: WorkerClient, folder: Path) -> None:
-        """Seed the new pod's output with a checkpoint, checked file by file against its sha256."""
-        files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: (p.name == "trainer_state.json", str(p)))
-        prefix = f"checkpoints/{folder.name}"
-        for path in files:
-            worker.upload_file(f"{prefix}/{path.relative_to(folder).as_posix()}", path)
-        listed = {a.name: a.sha256 for a in worker.artifacts(prefix)}
-        for path in files:
-            name = f"{prefix}/{path.relative_to(folder).as_posix()}"
-            if listed.get(name) != _sha256(path):
-                raise BackendError(f"{name} did not reach the new pod intact")
-        size = sum(p.stat().st_size for p in files)
-        self._say(f"{folder.name} sent to pod {self.pod.id if self.pod else '?'} ({size / 1e6:.1f} MB)")
 
     def _start(self, worker: WorkerClient, hub_checkpoint: str | None = None) -> None:
         """Start (or resume) training; a start whose answer was lost and that is retried finds it running."""
         try:
             worker.start(hub_checkpoint)
         except WorkerRefusedError as exc:
-            if exc.status != 409 or worker.job().get("state") not in ("starting", "training", "saving", *_REMOTE_END_STATES):
+            if exc.status != 409 or worker.job().get("state") not in ("starting", "training", "saving", *REMOTE_END_STATES):
                 raise
 
     def _stream(self) -> str:
@@ -506,7 +428,7 @@ class PodJob:
         cancelled_at: float | None = None
         silent_since: float | None = None
         while True:
-            self._cost()
+            self.meter.report(self.pod)
             if cancelled_at is None and self._should_stop():
                 self._say(f"stopping: {self.stop_reason}; the pod saves a checkpoint and the adapter first")
                 with contextlib.suppress(BackendError):
@@ -516,7 +438,9 @@ class PodJob:
                 self._say(f"the pod did not finish saving within {self.timing.save_grace:.0f} s; taking what is there")
                 return "cancelled"
             try:
-                answer = worker.events(self._cursor, timeout=self.timing.poll_seconds, retry_for=self.timing.reconnect_seconds)
+                answer = worker.events(
+                    self.relay.cursor, timeout=self.timing.poll_seconds, retry_for=self.timing.reconnect_seconds
+                )
             except (WorkerUnreachableError, WorkerRefusedError) as exc:
                 if isinstance(exc, WorkerRefusedError) and exc.status not in (404, 410):
                     raise
@@ -530,17 +454,9 @@ class PodJob:
                 self._abort.wait(self.timing.health_every)  # the pod is there: give its worker (or the proxy) a moment
                 continue
             silent_since = None
-            for event in answer.get("events") or []:
-                seq = int(event["seq"])
-                if seq <= self._cursor:
-                    continue  # already copied (a replayed answer)
-                if seq != self._cursor + 1:
-                    self._say(f"events {self._cursor + 1}-{seq - 1} from the pod are missing", level="warning")
-                self._copy(event)
-                self._note(pod.id, event)
-                self._cursor = seq
+            self.relay.receive(pod.id, answer.get("events") or [])
             state = str(answer.get("state") or "")
-            if state in _REMOTE_END_STATES and not answer.get("more") and self._cursor >= int(answer.get("last_seq", -1)):
+            if state in REMOTE_END_STATES and not answer.get("more") and self.relay.cursor >= int(answer.get("last_seq", -1)):
                 return state
             if state == "interrupted" and not answer.get("more"):
                 if cancelled_at is not None:
@@ -549,14 +465,20 @@ class PodJob:
                 else:
                     self._worker_came_back(worker)
 
+    def _keep_checkpoint(self, name: str) -> None:
+        """A checkpoint the pod saved (the relay saw it): copy it here, so it outlives the pod."""
+        if self.keeper is not None and self.pod is not None:
+            self.keeper.offer(self.pod.url, self.token, name)
+
+    # ------------------------------------------------------------------ losing a pod or its worker
     def _worker_came_back(self, worker: WorkerClient) -> None:
         """The worker died and its pod started it again: resume from its newest checkpoint, or fail with its log."""
         assert self.pod is not None
         held = worker.job()
         checkpoint = held.get("checkpoint")
         why_not = self._why_no_resume(checkpoint is not None, same_pod=True)
-        tail, when = self._crash_tail, self._crash_when or "while the job was running"
-        self._crash_tail = self._crash_when = None
+        tail, when = self.relay.take_crash()
+        when = when or "while the job was running"
         if why_not:
             message = f"the worker on pod {self.pod.id} died {when} and {why_not}"
             raise WorkerCrashedError(message + (f"; its last log lines:\n{tail}" if tail else ""), log_tail=tail)
@@ -572,35 +494,7 @@ class PodJob:
         if self._resumes >= MAX_RESUMES:
             return f"it already resumed {self._resumes} times"
         if not same_pod and (self.ctx.dataset is None or self.ctx.plan is None):
-            return self._reload_inputs()
-        return None
-
-    def _reload_inputs(self) -> str | None:
-        """For a process that reattached: read the dataset and plan the GPUs again, as the owner did.
-
-        Returns why not when that is impossible: the dataset file is gone or changed
-        since it was sent (a new pod must train on the same rows).
-        """
-        from unsloth_nb.data import prepare_dataset
-        from unsloth_nb.errors import UnslothNbError
-        from unsloth_nb.planner import plan
-
-        folder = self.ctx.folder
-        try:
-            sent = folder.read_json(SENT_DATASET)
-            base_dir = str(folder.read_json(INPUTS_FILE).get("base_dir") or "") or None
-        except (OSError, ValueError):
-            return "this process reattached to the job and the job folder does not say which dataset was sent"
-        try:
-            dataset = prepare_dataset(self.config.dataset, self.config.train.max_seq_length, base_dir=base_dir)
-        except UnslothNbError as exc:
-            return f"this process reattached to the job and cannot read its dataset again ({exc})"
-        if hashlib.sha256(pack_dataset(dataset)).hexdigest() != sent.get("sha256"):
-            return f"the dataset {self.config.dataset.path} changed since the job started, so a new pod cannot continue it"
-        self.ctx.dataset = dataset
-        if self.ctx.plan is None:
-            self.ctx.plan = plan(self.config, dataset.summary)
-        self._say(f"read the dataset again ({len(dataset.train)} rows, as sent) to continue on a new pod")
+            return reload_inputs(self.ctx, self._say)
         return None
 
     def _move_to_new_pod(self, lost: PodLostError) -> None:
@@ -617,7 +511,7 @@ class PodJob:
                 hub = None
             resume_from, have = local, local is not None or hub is not None
         else:  # the network volume holds the checkpoints
-            resume_from, hub, have = None, None, self._remote_checkpoint is not None
+            resume_from, hub, have = None, None, self.relay.remote_checkpoint is not None
         why_not = self._why_no_resume(have, same_pod=False)
         if why_not:
             raise BackendError(f"{lost}; the job cannot continue on a new pod: {why_not}") from None
@@ -627,14 +521,14 @@ class PodJob:
         elif hub is not None:
             where = f"{hub} on the Hub ({self.config.hub.checkpoint_repo_id})"
         else:
-            where = str(self._remote_checkpoint)
+            where = str(self.relay.remote_checkpoint)
         self._say(f"{lost}; continuing on a new pod from {where}", level="warning")
         lost_pod = self.pod
-        self._close_mirror()
+        self.relay.close()
         if self.worker is not None:
             self.worker.close()
             self.worker = None
-        if lost_pod is not None and lost_pod.id not in self.gone:
+        if lost_pod is not None and not self.meter.is_gone(lost_pod.id):
             self.ctx.set_state("terminating")
             problem = self._end_pod(lost_pod)
             if problem:
@@ -655,103 +549,23 @@ class PodJob:
             return newest_checkpoint_on_hub(repo)
         except BackendError as exc:
             self._say(f"could not ask {repo} for its newest checkpoint ({exc}); using what this process knows")
-            return self._hub_checkpoint
-
-    def _copy(self, event: dict[str, Any]) -> None:
-        kind, data = str(event.get("kind")), dict(event.get("data") or {})
-        dedupe, self._dedupe_next = self._dedupe_next, False
-        if kind == "status":
-            state = str(data.get("state") or "")
-            if state in _MIRRORED_STATES:
-                self.ctx.set_state(state)
-            elif state in _REMOTE_END_STATES:
-                self._remote_reason = data.get("reason")
-            return
-        if kind not in _COPIED_KINDS:
-            return
-        if kind in ("metrics", "progress") and not self._chart(kind, data):
-            return  # trained again after a resume: the chart has this step already
-        on_hub = kind == "checkpoint" and bool(data.get("url"))
-        if on_hub:
-            self._hub_checkpoint = Path(str(data.get("path") or "")).name or self._hub_checkpoint
-        elif kind == "checkpoint" and isinstance(data.get("path"), str):
-            self._checkpoint_saved(data["path"], data.get("step"))
-        # Pod paths become where the files land here; a Hub checkpoint keeps the pod's name (it is no file here).
-        local_path = kind in ("artifact", "checkpoint") and isinstance(data.get("path"), str) and not on_hub
-        if local_path and not Path(data["path"]).is_absolute():
-            data["path"] = str(self.ctx.output_dir / data["path"])
-        if kind == "metrics":
-            self._last_step = int(data.get("step") or self._last_step)
-            if data.get("loss") is not None:
-                self._last_loss = float(data["loss"])
-        if kind == "progress" and data.get("total_steps"):
-            self._total_steps = int(data["total_steps"])
-        if kind == "error":
-            self._remote_error = str(data.get("message") or "")
-        if kind == "log" and data.get("source") == "worker" and CRASH_LOG_MARKER in str(data.get("message") or ""):
-            head, self._crash_tail = str(data["message"]).split(CRASH_LOG_MARKER, 1)
-            self._crash_when = head.rstrip("; ").removeprefix("the worker process ended ")
-        if dedupe and self._copied_last.get(kind) == data:
-            return  # copied just before the previous owner died, not yet noted in the pod's record
-        try:
-            self.ctx.emit(kind, **data)
-        except ValueError:  # a newer worker's field: keep the message, drop the shape
-            self.ctx.emit("log", level="info", message=f"{kind}: {data}", source="pod")
-
-    def _chart(self, kind: str, data: dict[str, Any]) -> bool:
-        """Whether a metrics/progress event adds a step to its series (and note it when it does)."""
-        step = data.get("step")
-        if not isinstance(step, int):
-            return True
-        series = "progress" if kind == "progress" else ("eval" if "eval_loss" in data and "loss" not in data else "train")
-        if step <= self._charted.get(series, -1):
-            return False
-        self._charted[series] = step
-        return True
-
-    def _checkpoint_saved(self, name: str, step: Any) -> None:
-        self._remote_checkpoint = name
-        final = isinstance(step, int) and self._total_steps is not None and step >= self._total_steps
-        if self.keeper is not None and self.pod is not None and not final:  # the last one comes with the adapter
-            self.keeper.offer(self.pod.url, self.token, name)
-
-    def _note(self, pod_id: str, event: dict[str, Any]) -> None:
-        """Append a received remote event, as it came, to the pod's record in the job folder."""
-        if self._mirror is None or self._mirror_pod != pod_id:
-            self._close_mirror()
-            path = self.ctx.folder.path / "pods" / f"{pod_id}.events.jsonl"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._mirror, self._mirror_pod = path.open("a", encoding="utf-8"), pod_id
-        self._mirror.write(json.dumps(event) + "\n")
-        self._mirror.flush()
-
-    def _close_mirror(self) -> None:
-        if self._mirror is not None:
-            self._mirror.close()
-        self._mirror, self._mirror_pod = None, None
+            return self.relay.hub_checkpoint
 
     # ------------------------------------------------------------------ results
     def _collect(self, final: str) -> BackendResult:
         if self.keeper is not None:
             self.keeper.close()
         if final == "failed":
-            raise BackendError(f"training on the pod failed: {self._remote_error or self._remote_reason or 'see the log'}")
+            why = self.relay.remote_error or self.relay.remote_reason or "see the log"
+            raise BackendError(f"training on the pod failed: {why}")
         assert self.worker is not None
         self.ctx.set_state("downloading")
         stopped = final == "cancelled" or self.stop_reason is not None
         prefixes = ["adapter"]
         if self.config.save.merged_16bit and not stopped:
             prefixes.append("merged_16bit")
-        fetched: dict[str, Path] = {}
-        total = 0
-        for prefix in prefixes:
-            files = self.worker.artifacts(prefix)
-            for artifact in files:
-                self.worker.download(artifact, self.ctx.output_dir / artifact.name)
-                total += artifact.bytes
-            if files:
-                fetched[prefix] = self.ctx.output_dir / prefix
-        checkpoint = self._fetch_latest_checkpoint() if stopped else None
+        fetched, total = download_outputs(self.worker, self.ctx.output_dir, prefixes)
+        checkpoint = fetch_latest_checkpoint(self.worker, self.ctx.output_dir) if stopped else None
         self._say(f"downloaded {total / 1e6:.1f} MB to {self.ctx.output_dir}")
         if stopped and "adapter" not in fetched:
             raise JobCancelledError(self.stop_reason or "stopped before an adapter was saved")
@@ -759,26 +573,11 @@ class PodJob:
             adapter_dir=fetched.get("adapter"),
             merged_dir=fetched.get("merged_16bit"),
             last_checkpoint=checkpoint,
-            global_step=self._last_step,
-            final_loss=self._last_loss,
+            global_step=self.relay.last_step,
+            final_loss=self.relay.last_loss,
             stopped=stopped,
             stop_reason=f"{self.stop_reason or 'stopped'}; checkpoint and adapter saved" if stopped else None,
         )
-
-    def _fetch_latest_checkpoint(self) -> Path | None:
-        assert self.worker is not None
-        files = self.worker.artifacts("checkpoints")
-        steps = {a.name.split("/")[1] for a in files if a.name.count("/") >= 2}
-        numbered = [s for s in steps if s.startswith("checkpoint-") and s[len("checkpoint-") :].isdigit()]
-        if not numbered:
-            return newest_checkpoint(self.ctx.output_dir / "checkpoints")
-        latest = max(numbered, key=lambda s: int(s[len("checkpoint-") :]))
-        for artifact in files:
-            if artifact.name.startswith(f"checkpoints/{latest}/"):
-                self.worker.download(artifact, self.ctx.output_dir / artifact.name)
-        local = self.ctx.output_dir / "checkpoints" / latest
-        kept = newest_checkpoint(self.ctx.output_dir / "checkpoints")
-        return kept if kept is not None and checkpoint_step(kept) > checkpoint_step(local) else local
 
     # ------------------------------------------------------------------ limits and cost
     def _should_stop(self) -> bool:
@@ -786,33 +585,9 @@ class PodJob:
             return True
         if self.ctx.stop_requested:
             self.stop_reason = self.ctx.stop_reason
-        elif self._elapsed() >= self.config.runpod.max_runtime:
-            self.stop_reason = f"the job reached runpod.max_runtime ({self.config.runpod.max_runtime:.0f} s)"
-        elif self.config.runpod.max_cost_usd is not None and self._usd() >= self.config.runpod.max_cost_usd:
-            self.stop_reason = (
-                f"the job reached runpod.max_cost_usd ({_money(self.config.runpod.max_cost_usd)}; "
-                f"{_money(self._usd())} spent at ${self.pod.usd_per_hour if self.pod else 0:.2f}/h)"
-            )
+        else:
+            self.stop_reason = self.meter.limit_reached(self.pod)
         return self.stop_reason is not None
-
-    def _elapsed(self) -> float:
-        """Seconds since this job's first pod was rented (max_runtime bounds the pods, not the planning)."""
-        return time.monotonic() - self.rented[0].created_monotonic if self.rented else 0.0
-
-    def _billed(self, rented: RentedPod) -> float:
-        return max(0.0, self.gone.get(rented.id, time.monotonic()) - rented.created_monotonic)
-
-    def _usd(self) -> float:
-        return sum(rented.usd_per_hour * self._billed(rented) / 3600.0 for rented in self.rented)
-
-    def _cost(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if self.pod is None or (not force and now < self._next_cost):
-            return
-        self._next_cost = now + self.timing.cost_every
-        self.ctx.emit(
-            "cost", usd_so_far=round(self._usd(), 6), usd_per_hour=self.pod.usd_per_hour, gpu=self.pod.offer.gpu.display_name
-        )
 
     def _say(self, message: str, level: str = "info") -> None:
         self.ctx.emit("log", level=level, message=message, source="runpod")
@@ -823,7 +598,7 @@ class PodJob:
             self.keeper.close()
         if self.worker is not None:
             self.worker.close()
-        self._close_mirror()
+        self.relay.close()
         problems = self._terminate_all()
         if problems:
             message = "; ".join(problems)
@@ -835,12 +610,12 @@ class PodJob:
     def _terminate_all(self) -> list[str]:
         """Terminate every pod this job rented that is not confirmed gone; returns what went wrong."""
         with self._terminating:
-            left = [r for r in self.rented if r.id not in self.gone]
+            left = self.meter.not_gone()
             if not left:
                 return []
             self.ctx.set_state("terminating")
             problems = [problem for rented in left if (problem := self._end_pod(rented))]
-            self._cost(force=True)
+            self.meter.report(self.pod, force=True)
             return problems
 
     def _end_pod(self, rented: RentedPod) -> str | None:
@@ -851,7 +626,7 @@ class PodJob:
             return str(exc)
         except BaseException as exc:  # MissingSecretError, a bug: still say the pod may be billing
             return f"pod {rented.id} may still be running: {redact(str(exc))}"
-        self.gone[rented.id] = time.monotonic()
+        self.meter.end(rented.id)
         self._write_pod_json(rented, terminated=True)
         self._say(f"pod {rented.id} terminated (confirmed: RunPod no longer lists it)")
         return None
@@ -872,14 +647,6 @@ class PodJob:
             print(f"unsloth-nb: {problem}", file=sys.stderr)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 _live: set[PodJob] = set()
 _live_lock = threading.Lock()
 
@@ -893,10 +660,6 @@ def _end_pods_at_exit() -> None:
 
 
 atexit.register(_end_pods_at_exit)
-
-
-def _money(usd: float) -> str:
-    return f"${usd:.2f}" if usd >= 0.01 else f"${usd:.4f}"
 
 
 __all__ = ["PodJob", "PodLostError", "RunPodBackend", "Timing", "WorkerCrashedError"]
