@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from unsloth_nb.events import Event
+from unsloth_nb.store import TERMINAL_STATES
 
 __all__ = ["MAX_POINTS", "SMOOTHING", "TERMINAL_STATES", "LossHistory"]
 
@@ -20,7 +21,6 @@ __all__ = ["MAX_POINTS", "SMOOTHING", "TERMINAL_STATES", "LossHistory"]
 MAX_POINTS = 2000
 #: Weight of the past in the smoothed loss (debiased EMA, as TensorBoard draws it).
 SMOOTHING = 0.95
-TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 _SIGNIFICANT_DIGITS = 5
 
 _MEAN = "mean"

@@ -8,7 +8,6 @@ are cached by (path, size, mtime), so listing a folder twice hashes it once.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tarfile
 import threading
@@ -17,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote
+
+from unsloth_nb.worker.protocol import file_sha256
 
 COPY_BLOCK = 1 << 20
 
@@ -99,11 +100,7 @@ class HashCache:
         with self._lock:
             if key in self._known:
                 return self._known[key]
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while block := handle.read(COPY_BLOCK):
-                digest.update(block)
-        value = digest.hexdigest()
+        value = file_sha256(path)
         with self._lock:
             self._known[key] = value
         return value

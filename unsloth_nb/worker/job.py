@@ -18,7 +18,6 @@ when the job has one (:mod:`unsloth_nb.worker.hub_checkpoints`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -39,6 +38,7 @@ from unsloth_nb.worker.protocol import (
     MAX_POLL_SECONDS,
     SHA256_PATTERN,
     PackError,
+    file_sha256,
     unpack_prepared,
 )
 from unsloth_nb.worker.scrub import Redactor
@@ -320,7 +320,7 @@ class JobHost:
                 f"dataset incomplete: {received} of {spec.dataset_bytes} bytes received; resume the upload from {received}",
                 bytes_received=received,
             )
-        digest = _file_sha256(self.dataset_path)
+        digest = file_sha256(self.dataset_path)
         if digest != spec.dataset_sha256:
             raise WorkerError(
                 400,
@@ -524,14 +524,6 @@ class WorkerHooks:
 
 def _event_dict(event: Event) -> dict[str, Any]:
     return {"job_id": event.job_id, "seq": event.seq, "time": event.time, "kind": event.kind, "data": event.data}
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_json_atomic(path: Path, value: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from unsloth_nb.data import DatasetSummary, PreparedDataset, Row
@@ -153,6 +154,15 @@ def _summary(raw: Any, train: list[Row], evaluation: list[Row]) -> DatasetSummar
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 both sides compare a transferred file by (dataset, checkpoint files, artifacts)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------- chunked upload

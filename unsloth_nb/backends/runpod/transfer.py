@@ -10,13 +10,13 @@ the backend's call.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 from unsloth_nb.backends.runpod.worker_client import WorkerClient
 from unsloth_nb.checkpoints import checkpoint_step, newest_checkpoint
 from unsloth_nb.errors import BackendError
+from unsloth_nb.worker.protocol import file_sha256
 
 
 def send_checkpoint(worker: WorkerClient, folder: Path, pod_id: str, say: Callable[[str], None]) -> None:
@@ -28,7 +28,7 @@ def send_checkpoint(worker: WorkerClient, folder: Path, pod_id: str, say: Callab
     listed = {a.name: a.sha256 for a in worker.artifacts(prefix)}
     for path in files:
         name = f"{prefix}/{path.relative_to(folder).as_posix()}"
-        if listed.get(name) != _sha256(path):
+        if listed.get(name) != file_sha256(path):
             raise BackendError(f"{name} did not reach the new pod intact")
     size = sum(p.stat().st_size for p in files)
     say(f"{folder.name} sent to pod {pod_id} ({size / 1e6:.1f} MB)")
@@ -62,11 +62,3 @@ def fetch_latest_checkpoint(worker: WorkerClient, output_dir: Path) -> Path | No
     local = output_dir / "checkpoints" / latest
     kept = newest_checkpoint(output_dir / "checkpoints")
     return kept if kept is not None and checkpoint_step(kept) > checkpoint_step(local) else local
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()

@@ -12,7 +12,6 @@ error message, URL or log line.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import random
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from unsloth_nb.errors import BackendError
-from unsloth_nb.worker.protocol import MAX_CHUNK_BYTES, MAX_POLL_SECONDS, content_range, sha256_hex
+from unsloth_nb.worker.protocol import MAX_CHUNK_BYTES, MAX_POLL_SECONDS, content_range, file_sha256, sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +214,7 @@ class WorkerClient:
     def download(self, artifact: RemoteArtifact, target: Path, attempts: int = 5) -> None:
         """Fetch one file into ``target``, resuming a partial ``.part`` file; checked by sha256."""
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_file() and target.stat().st_size == artifact.bytes and _file_sha256(target) == artifact.sha256:
+        if target.is_file() and target.stat().st_size == artifact.bytes and file_sha256(target) == artifact.sha256:
             return
         part = target.with_name(target.name + ".part")
         for _ in range(attempts):
@@ -248,7 +247,7 @@ class WorkerClient:
                     continue
                 finally:
                     response.close()
-            if part.stat().st_size == artifact.bytes and (not artifact.sha256 or _file_sha256(part) == artifact.sha256):
+            if part.stat().st_size == artifact.bytes and (not artifact.sha256 or file_sha256(part) == artifact.sha256):
                 os.replace(part, target)
                 return
             part.unlink(missing_ok=True)  # complete but wrong: fetch it again from the start
@@ -306,14 +305,6 @@ def _json_or_empty(response: Any) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(DOWNLOAD_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _trust_env(url: str) -> bool:
