@@ -64,8 +64,9 @@ def push_checkpoint(checkpoint: Path, repo_id: str) -> str:
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
     name = checkpoint.name
-    if not CHECKPOINT_NAME.fullmatch(name):
-        raise BackendError(f"{checkpoint} is not a checkpoint-N folder")
+    if not CHECKPOINT_NAME.fullmatch(name) or not (checkpoint / "trainer_state.json").is_file():
+        # An empty or partial folder would replace the good checkpoint on the Hub with nothing.
+        raise BackendError(f"{checkpoint} is not a complete checkpoint-N folder")
     api = hub_api(f"to push checkpoints to {repo_id}")
     try:
         api.create_repo(repo_id, private=True, exist_ok=True, repo_type="model")

@@ -56,31 +56,39 @@ time.sleep(600)  # until killed, as a kernel is
 """
 
 
-def test_a_pod_lost_while_nobody_watched_resumes_from_its_checkpoint_on_the_hub(
-    runpod_emulator: RunPodEmulator,
-    fault: FaultRecorder,
-    tiny_model: Path,
-    dataset_file: Path,
-    loopback_hub: LoopbackHub,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def hub(loopback_hub: LoopbackHub, monkeypatch: pytest.MonkeyPatch) -> LoopbackHub:
+    """The loopback Hub, taking only TOKEN, which this process (and so the job's pods) holds as HF_TOKEN."""
     loopback_hub.token = TOKEN
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    fault.inject("client killed, then its pod vanishes (checkpoints on the Hub)")
+    return loopback_hub
 
-    # 1. A kernel starts the job and dies once training is under way.
-    job_id = start_and_kill(tiny_model, dataset_file)
-    record = JobFolder.open(job_id).load_record()
-    first = record.pod_id
+
+def lose_the_pod_while_nobody_watches(
+    emulator: RunPodEmulator, fault: FaultRecorder, model: Path, dataset: Path, at_least: int
+) -> tuple[str, str, int]:
+    """A kernel starts the job and dies once it trains; the pod trains on, pushing checkpoints, then vanishes.
+
+    Returns (job id, the lost pod, the step of the first Hub checkpoint at or after ``at_least``).
+    """
+    job_id = start_and_kill(model, dataset)
+    first = JobFolder.open(job_id).load_record().pod_id
     assert first is not None
+    pushed = wait_for_hub_checkpoint(emulator, first, at_least=at_least)
+    emulator.evict(first, remove=True)
+    fault.exempt[first] = len(received_events_of(job_id, first))  # written while nobody watched, gone with the pod
+    return job_id, first, pushed
 
-    # 2. The pod trains on, pushing checkpoints to the Hub, until it vanishes.
-    pushed = wait_for_hub_checkpoint(runpod_emulator, first, at_least=4 * SAVE_STEPS)
-    runpod_emulator.evict(first, remove=True)
-    seen_by_the_dead_client = len(received_events_of(job_id, first))
-    fault.exempt[first] = seen_by_the_dead_client  # written while nobody watched, gone with the pod
 
-    # 3. A new process reattaches: the pod is gone, the newest checkpoint is on the Hub.
+def test_a_pod_lost_while_nobody_watched_resumes_from_its_checkpoint_on_the_hub(
+    runpod_emulator: RunPodEmulator, fault: FaultRecorder, tiny_model: Path, dataset_file: Path, hub: LoopbackHub
+) -> None:
+    fault.inject("client killed, then its pod vanishes (checkpoints on the Hub)")
+    job_id, first, pushed = lose_the_pod_while_nobody_watches(
+        runpod_emulator, fault, tiny_model, dataset_file, at_least=4 * SAVE_STEPS
+    )
+
+    # A new process reattaches: the pod is gone, the newest checkpoint is on the Hub.
     job = unsloth_nb.Job.load(job_id)
     job.wait(timeout=240)
 
@@ -109,33 +117,21 @@ def test_a_pod_lost_while_nobody_watched_resumes_from_its_checkpoint_on_the_hub(
     assert set(range(fetched + 1, MAX_STEPS + 1)) <= set(charted)
 
     # The Hub: the checkpoint repo is private and holds one checkpoint; the adapter went to its own repo.
-    assert loopback_hub.private[f"{REPO}-checkpoints"] is True
-    assert len(loopback_hub.folders(f"{REPO}-checkpoints")) == 1
-    assert "adapter_model.safetensors" in loopback_hub.files[REPO]
-    assert loopback_hub.unexpected == []
+    assert hub.private[f"{REPO}-checkpoints"] is True
+    assert len(hub.folders(f"{REPO}-checkpoints")) == 1
+    assert "adapter_model.safetensors" in hub.files[REPO]
+    assert hub.unexpected == []
     assert fault.check_events(job) == (0, 0)
     assert_no_pod_left(runpod_emulator, job)
     assert TOKEN not in (job.folder.path / "events.jsonl").read_text(encoding="utf-8")
 
 
 def test_a_dataset_changed_since_it_was_sent_is_not_trained_on_a_new_pod(
-    runpod_emulator: RunPodEmulator,
-    fault: FaultRecorder,
-    tiny_model: Path,
-    dataset_file: Path,
-    loopback_hub: LoopbackHub,
-    monkeypatch: pytest.MonkeyPatch,
+    runpod_emulator: RunPodEmulator, fault: FaultRecorder, tiny_model: Path, dataset_file: Path, hub: LoopbackHub
 ) -> None:
     """The same loss, but the dataset file was edited meanwhile: continuing would mix two datasets in one run."""
-    loopback_hub.token = TOKEN
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
     fault.inject("client killed, pod vanishes, dataset edited before the reattach")
-    job_id = start_and_kill(tiny_model, dataset_file)
-    first = JobFolder.open(job_id).load_record().pod_id
-    assert first is not None
-    wait_for_hub_checkpoint(runpod_emulator, first, at_least=SAVE_STEPS)
-    runpod_emulator.evict(first, remove=True)
-    fault.exempt[first] = len(received_events_of(job_id, first))
+    job_id, first, _ = lose_the_pod_while_nobody_watches(runpod_emulator, fault, tiny_model, dataset_file, SAVE_STEPS)
     with dataset_file.open("a", encoding="utf-8") as handle:
         handle.write('{"prompt": "Who sang the anthem?", "completion": "Jon Batiste."}\n')
 

@@ -91,6 +91,19 @@ def test_a_checkpoint_the_repo_does_not_hold_is_refused_and_leaves_nothing(
     assert hub.newest_checkpoint_on_hub("me/never-created-checkpoints") is None
 
 
+def test_an_incomplete_checkpoint_never_replaces_the_one_on_the_hub(
+    tmp_path: Path, loopback_hub: LoopbackHub, token: str
+) -> None:
+    hub.push_checkpoint(fake_checkpoint(tmp_path, 4), REPO)
+    partial = tmp_path / "checkpoint-8"
+    partial.mkdir()
+    (partial / "optimizer.pt").write_bytes(b"half")  # a save cut short: no trainer_state.json
+
+    with pytest.raises(BackendError, match="not a complete checkpoint-N folder"):
+        hub.push_checkpoint(partial, REPO)
+    assert loopback_hub.folders(REPO) == {"checkpoint-4"}
+
+
 def test_without_hf_token_the_error_names_the_variable(
     tmp_path: Path, loopback_hub: LoopbackHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -131,7 +144,7 @@ def test_the_pusher_keeps_up_with_training_and_pushes_the_newest(tmp_path: Path,
     assert loopback_hub.folders(REPO) == {"checkpoint-6"}
     assert loopback_hub.files[REPO]["checkpoint-6/optimizer.pt"] == bytes([6]) * 200_000
     assert not any(kind == "log" for kind, _ in events)
-    assert not (tmp_path / "staging" / "checkpoint-6").exists()
+    assert list((tmp_path / "staging").iterdir()) == []  # pushed and replaced snapshots alike are cleaned up
 
 
 def test_which_jobs_push_checkpoints_and_what_the_plan_says(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,12 +16,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from unsloth_nb.checkpoints import checkpoint_step
+from unsloth_nb.latest_only import LatestOnly
 
 logger = logging.getLogger("unsloth_nb.worker")
 
@@ -44,39 +44,31 @@ class HubCheckpointPusher:
         self.staging = staging
         self.output_dir = output_dir
         self._emit = emit
-        self._cond = threading.Condition()
-        self._wanted: tuple[Path, int] | None = None
-        self._busy = False
-        self._closed = False
         self._pushed_step = -1
+        self._staged = 0
         self._last_error: str | None = None
-        self._thread = threading.Thread(target=self._serve, name="unsloth-nb-hub-checkpoints", daemon=True)
-        self._thread.start()
+        self._pushes: LatestOnly[tuple[Path, int]] = LatestOnly(
+            self._push_and_clean, name="unsloth-nb-hub-checkpoints", on_dropped=self._clean, join_timeout=5.0
+        )
 
     def offer(self, folder: Path, step: int) -> None:
         """Called from the training thread after a checkpoint is saved; returns at once."""
-        snapshot = self._stage(folder)
-        with self._cond:
-            if self._closed:
-                return
-            self._wanted = (snapshot, step)
-            self._cond.notify_all()
+        self._pushes.offer((self._stage(folder), step))
 
     def wait_idle(self, timeout: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._busy and self._wanted is None, timeout)
+        return self._pushes.wait_idle(timeout)
 
     def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._wanted = None
-            self._cond.notify_all()
-        self._thread.join(timeout=5)
+        self._pushes.close()
 
     def _stage(self, folder: Path) -> Path:
-        """Hard links to the checkpoint's files (a copy where links are not possible)."""
-        target = self.staging / folder.name
-        shutil.rmtree(target, ignore_errors=True)
+        """Hard links to the checkpoint's files (a copy where links are not possible).
+
+        Each offer gets a folder of its own (``staging/<n>/checkpoint-N``), so cleaning up
+        a replaced offer never touches a newer one of the same name.
+        """
+        self._staged += 1
+        target = self.staging / str(self._staged) / folder.name
         for path in folder.rglob("*"):
             if not path.is_file():
                 continue
@@ -88,22 +80,16 @@ class HubCheckpointPusher:
                 shutil.copy2(path, linked)
         return target
 
-    def _serve(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._closed or self._wanted is not None)
-                if self._closed:
-                    return
-                wanted, self._wanted = self._wanted, None
-                self._busy = True
-            assert wanted is not None
-            try:
-                self._push(*wanted)
-            finally:
-                shutil.rmtree(wanted[0], ignore_errors=True)
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
+    def _push_and_clean(self, wanted: tuple[Path, int]) -> None:
+        try:
+            self._push(*wanted)
+        finally:
+            self._clean(wanted)
+
+    @staticmethod
+    def _clean(wanted: tuple[Path, int]) -> None:
+        """Remove a staged snapshot once pushed, or when a newer checkpoint replaced it before its turn."""
+        shutil.rmtree(wanted[0].parent, ignore_errors=True)
 
     def _push(self, snapshot: Path, step: int) -> None:
         from unsloth_nb.hub import push_checkpoint

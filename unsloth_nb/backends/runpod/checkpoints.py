@@ -22,6 +22,7 @@ from pathlib import Path
 from unsloth_nb.backends.runpod.worker_client import WorkerClient
 from unsloth_nb.checkpoints import checkpoint_step, newest_checkpoint
 from unsloth_nb.errors import BackendError
+from unsloth_nb.latest_only import LatestOnly
 
 log = logging.getLogger(__name__)
 
@@ -37,59 +38,34 @@ class CheckpointKeeper:
     def __init__(self, folder: Path, say: Callable[[str], None]) -> None:
         self.folder = folder
         self._say = say
-        self._cond = threading.Condition()
-        self._wanted: tuple[str, str, str] | None = None  # (worker url, token, artifact name)
-        self._busy = False
-        self._closed = False
         self._told = False
         self._abort = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="unsloth-nb-checkpoints", daemon=True)
-        self._thread.start()
+        self._copies: LatestOnly[tuple[str, str, str]] = LatestOnly(self._copy_or_say, name="unsloth-nb-checkpoints")
 
     def offer(self, url: str, token: str, name: str) -> None:
-        with self._cond:
-            if self._closed:
-                return
-            self._wanted = (url, token, name)
-            self._cond.notify_all()
+        """Copy this checkpoint (worker url, token, artifact name) once the one under way is done."""
+        self._copies.offer((url, token, name))
 
     def newest(self) -> Path | None:
         return newest_checkpoint(self.folder)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until nothing is being copied or waits to be; False on timeout."""
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._busy and self._wanted is None, timeout)
+        return self._copies.wait_idle(timeout)
 
     def close(self) -> None:
         """Stop copying (a copy under way is abandoned) and end the thread."""
-        with self._cond:
-            self._closed = True
-            self._wanted = None
-            self._cond.notify_all()
         self._abort.set()
-        self._thread.join(timeout=10)
+        self._copies.close()
 
     # ------------------------------------------------------------------ the thread
-    def _serve(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._closed or self._wanted is not None)
-                if self._closed:
-                    return
-                wanted, self._wanted = self._wanted, None
-                self._busy = True
-            try:
-                assert wanted is not None
-                self._copy(*wanted)
-            except Exception as exc:  # the pod may be gone: keep the copy we have
-                log.info("checkpoint copy failed: %s", exc)
-                if not self._abort.is_set():
-                    self._say(f"could not copy {wanted[2] if wanted else 'a checkpoint'} here ({exc}); keeping the previous copy")
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
+    def _copy_or_say(self, wanted: tuple[str, str, str]) -> None:
+        try:
+            self._copy(*wanted)
+        except Exception as exc:  # the pod may be gone: keep the copy we have
+            log.info("checkpoint copy failed: %s", exc)
+            if not self._abort.is_set():
+                self._say(f"could not copy {wanted[2]} here ({exc}); keeping the previous copy")
 
     def _copy(self, url: str, token: str, name: str) -> None:
         target = self.folder / Path(name).name
