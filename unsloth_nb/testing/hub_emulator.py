@@ -22,9 +22,11 @@ import hashlib
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from unsloth_nb.testing.loopback_http import LoopbackHandler
 
 _REVISIONS = ("main",)
 
@@ -76,16 +78,16 @@ class LoopbackHub:
         return {path.split("/", 1)[0] for path in self.files.get(repo_id, {}) if "/" in path}
 
 
-def _handler(hub: LoopbackHub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+def _handler(hub: LoopbackHub) -> type[LoopbackHandler]:
+    class Handler(LoopbackHandler):
+        disable_nagle_algorithm = False  # Nagle stays on here, as it always was; LoopbackHandler turns it off
 
         def log_message(self, format: str, *args: object) -> None:  # keep test output clean
             pass
 
         # -------------------------------------------------------------- routing
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = self.read_body()
             parts = self._parts()
             if not self._authorized(write=True):
                 return
@@ -129,7 +131,7 @@ def _handler(hub: LoopbackHub) -> type[BaseHTTPRequestHandler]:
                     self._json({"error": f"{path} not found"}, status=404, head=head, error_code="EntryNotFound")
                     return
                 etag = f'"{hashlib.sha1(data).hexdigest()}"'
-                self._send(data, "application/octet-stream", head=head, headers={"ETag": etag, "X-Repo-Commit": hub.sha(repo)})
+                self.send_bytes(200, data, "application/octet-stream", {"ETag": etag, "X-Repo-Commit": hub.sha(repo)}, head=head)
             elif parts == ["api", "agent-harnesses"]:  # the client's own once-a-day lookup, not part of any upload
                 self._json({"error": "not here"}, status=404)
             else:
@@ -227,20 +229,7 @@ def _handler(hub: LoopbackHub) -> type[BaseHTTPRequestHandler]:
             self._json({"error": "not here"}, status=404)
 
         def _json(self, payload: Any, status: int = 200, head: bool = False, error_code: str | None = None) -> None:
-            headers = {"X-Error-Code": error_code} if error_code else {}
-            self._send(json.dumps(payload).encode(), "application/json", status=status, head=head, headers=headers)
-
-        def _send(
-            self, data: bytes, content_type: str, status: int = 200, head: bool = False, headers: dict[str, str] | None = None
-        ) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            if not head:
-                self.wfile.write(data)
+            self.send_json(status, payload, {"X-Error-Code": error_code} if error_code else None, head=head)
 
     return Handler
 

@@ -27,17 +27,16 @@ import http.client
 import json
 import logging
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from graphql import DocumentNode, FieldNode, GraphQLError, OperationDefinitionNode, execute_sync, parse, validate
 
+from unsloth_nb.testing.loopback_http import LoopbackHandler, LoopbackServer
 from unsloth_nb.testing.runpod_emulator.cloud import Cloud
 from unsloth_nb.testing.runpod_emulator.pods import PodInfo
 from unsloth_nb.testing.runpod_emulator.resolvers import Root, Unauthorized
@@ -68,40 +67,27 @@ class ApiCall:
     from_pod: bool
 
 
-class ApiServer(ThreadingHTTPServer):
+class ApiServer(LoopbackServer):
     """Threaded loopback HTTP server holding what its handlers need."""
 
-    daemon_threads = True
-
     def __init__(self, port: int, cloud: Cloud, api_key: str | None, closing: threading.Event) -> None:
-        super().__init__(("127.0.0.1", port), ApiHandler)
+        super().__init__(port, ApiHandler)
         self.cloud = cloud
         self.api_key = api_key
         self.closing = closing
         #: Every GraphQL request, injected failures included: what a client costs the control plane.
         self.calls: list[ApiCall] = []
 
-    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
-        """A client that hung up (a timed-out SDK call, an abandoned long-poll) is routine, not a traceback."""
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            log.debug("client %s went away", client_address[0])
-            return
-        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
-
-class ApiHandler(BaseHTTPRequestHandler):
+class ApiHandler(LoopbackHandler):
     server: ApiServer
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out as separate writes; do not stall on delayed ACKs
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("api %s " + format, self.client_address[0], *args)
+    log_label = "api"
 
     # ---- routing ----------------------------------------------------------------------
 
     def do_POST(self) -> None:
         url = urlsplit(self.path)
-        body = self._read_body()
+        body = self.read_body()
         if url.path == "/graphql":
             self._graphql(body, parse_qs(url.query).get("api_key", [""])[0])
         elif url.path == "/_emulator/faults":
@@ -114,27 +100,27 @@ class ApiHandler(BaseHTTPRequestHandler):
             try:
                 self.server.cloud.evict(pod_id, remove=remove)
             except KeyError:
-                self._send_json(404, {"error": f"no pod {pod_id}"})
+                self.send_json(404, {"error": f"no pod {pod_id}"})
                 return
-            self._send_json(200, {"evicted": pod_id, "removed": remove})
+            self.send_json(200, {"evicted": pod_id, "removed": remove})
         else:
-            self._send_json(404, {"error": f"no route {url.path}"})
+            self.send_json(404, {"error": f"no route {url.path}"})
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == "/_emulator/state":
-            self._send_json(200, emulator_state(self.server.cloud))
+            self.send_json(200, emulator_state(self.server.cloud))
         elif path == "/graphql":
-            self._send_json(405, {"errors": [{"message": "GraphQL here takes POST", "extensions": {"code": "BAD_REQUEST"}}]})
+            self.send_json(405, {"errors": [{"message": "GraphQL here takes POST", "extensions": {"code": "BAD_REQUEST"}}]})
         else:
-            self._send_json(404, {"error": f"no route {path}"})
+            self.send_json(404, {"error": f"no route {path}"})
 
     def do_DELETE(self) -> None:
         if urlsplit(self.path).path == "/_emulator/faults":
             self.server.cloud.faults.reset()
-            self._send_json(200, self.server.cloud.faults.to_dict())
+            self.send_json(200, self.server.cloud.faults.to_dict())
         else:
-            self._send_json(404, {"error": "no route"})
+            self.send_json(404, {"error": "no route"})
 
     # ---- GraphQL ----------------------------------------------------------------------
 
@@ -145,7 +131,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             if not isinstance(query, str):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
-            self._send_json(400, _errors("POST body must be JSON with a string 'query'.", "BAD_REQUEST"))
+            self.send_json(400, _errors("POST body must be JSON with a string 'query'.", "BAD_REQUEST"))
             return
         variables = payload.get("variables") or None
         operation_name = payload.get("operationName") or None
@@ -165,21 +151,21 @@ class ApiHandler(BaseHTTPRequestHandler):
             return
         authorised, scoped_pod_id = self._authenticate(query_key)
         if not authorised:
-            self._send_json(401, _errors("Unauthorized", "UNAUTHENTICATED"))
+            self.send_json(401, _errors("Unauthorized", "UNAUTHENTICATED"))
             return
         if syntax_error is not None or document is None:
-            self._send_json(400, {"errors": [_format(syntax_error or GraphQLError("Syntax Error"), "GRAPHQL_PARSE_FAILED")]})
+            self.send_json(400, {"errors": [_format(syntax_error or GraphQLError("Syntax Error"), "GRAPHQL_PARSE_FAILED")]})
             return
         invalid = validate(schema(), document)
         if invalid:
-            self._send_json(400, {"errors": [_format(e, "GRAPHQL_VALIDATION_FAILED") for e in invalid]})
+            self.send_json(400, {"errors": [_format(e, "GRAPHQL_VALIDATION_FAILED") for e in invalid]})
             return
         result = execute_sync(
             schema(), document, root_value=Root(cloud, scoped_pod_id), variable_values=variables, operation_name=operation_name
         )
         errors = list(result.errors or [])
         if any(isinstance(e.original_error, Unauthorized) for e in errors):
-            self._send_json(401, _errors("Unauthorized", "UNAUTHENTICATED"))
+            self.send_json(401, _errors("Unauthorized", "UNAUTHENTICATED"))
             return
         created = [op for op in operations if op in CREATE_OPERATIONS and (result.data or {}).get(op)]
         if created and cloud.faults.take_count("lost_creates"):
@@ -189,7 +175,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         if errors:
             answer["errors"] = [_format(e, "INTERNAL_SERVER_ERROR") for e in errors]
         answer["data"] = result.data
-        self._send_json(200, answer)
+        self.send_json(200, answer)
 
     def _injected_failure(self, operations: list[str]) -> bool:
         """Apply the fault knobs that fire before the query runs; True when the call was answered (or dropped)."""
@@ -198,15 +184,15 @@ class ApiHandler(BaseHTTPRequestHandler):
         if delay > 0 and self.server.closing.wait(delay):
             return True
         if faults.take("bad_gateway", operations):
-            self._send(502, CLOUDFLARE_502, "text/html")
+            self.send_bytes(502, CLOUDFLARE_502, "text/html")
             return True
         if faults.take("rate_limited", operations):
             detail = {"title": "Too Many Requests", "status": 429, "message": "rate limit exceeded, retry later"}
-            self._send_json(429, detail, {"Retry-After": str(faults.retry_after_s)})
+            self.send_json(429, detail, {"Retry-After": str(faults.retry_after_s)})
             return True
         if faults.take("server_errors", operations):
             code = faults.server_error_status
-            self._send_json(code, {"message": http.client.responses.get(code, "Server Error"), "status": code})
+            self.send_json(code, {"message": http.client.responses.get(code, "Server Error"), "status": code})
             return True
         return False
 
@@ -229,9 +215,9 @@ class ApiHandler(BaseHTTPRequestHandler):
             data = json.loads(body or b"{}")
             if not isinstance(data, dict):
                 raise ValueError("expected a JSON object")
-            self._send_json(200, action(data))
+            self.send_json(200, action(data))
         except (ValueError, TypeError) as exc:
-            self._send_json(400, {"error": str(exc)})
+            self.send_json(400, {"error": str(exc)})
 
     def _set_faults(self, data: dict[str, Any]) -> dict[str, Any]:
         self.server.cloud.faults.update(data)
@@ -247,22 +233,6 @@ class ApiHandler(BaseHTTPRequestHandler):
         return {gpu.id: gpu.available for gpu in gpus.values()}
 
     # ---- plumbing ---------------------------------------------------------------------
-
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _send_json(self, status: int, payload: object, headers: dict[str, str] | None = None) -> None:
-        self._send(status, json.dumps(payload).encode(), "application/json", headers)
-
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
 
     def _drop_connection(self) -> None:
         """Close the socket without a byte of answer, as a lost response looks to the client."""

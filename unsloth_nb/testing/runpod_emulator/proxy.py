@@ -16,16 +16,11 @@ an answer that has not started within ``timeout_s`` (Cloudflare's 100 s) a 524.
 from __future__ import annotations
 
 import http.client
-import logging
 import re
-import sys
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
+from unsloth_nb.testing.loopback_http import LoopbackHandler, LoopbackServer
 from unsloth_nb.testing.runpod_emulator.cloud import Cloud
-
-log = logging.getLogger(__name__)
 
 _TARGET = re.compile(r"^/([a-z0-9]+)-(\d{1,5})(?=/|\?|$)")
 _HOP_BY_HOP = frozenset(
@@ -51,31 +46,18 @@ _PAGES = {
 }
 
 
-class ProxyServer(ThreadingHTTPServer):
+class ProxyServer(LoopbackServer):
     """Threaded loopback HTTP server forwarding to pods' loopback ports."""
 
-    daemon_threads = True
-
     def __init__(self, port: int, cloud: Cloud, timeout_s: float) -> None:
-        super().__init__(("127.0.0.1", port), ProxyHandler)
+        super().__init__(port, ProxyHandler)
         self.cloud = cloud
         self.timeout_s = timeout_s
 
-    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
-        """A client that hung up (a timed-out SDK call, an abandoned long-poll) is routine, not a traceback."""
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            log.debug("client %s went away", client_address[0])
-            return
-        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
-
-class ProxyHandler(BaseHTTPRequestHandler):
+class ProxyHandler(LoopbackHandler):
     server: ProxyServer
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out as separate writes; do not stall on delayed ACKs
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("proxy %s " + format, self.client_address[0], *args)
+    log_label = "proxy"
 
     def _forward(self) -> None:
         match = _TARGET.match(self.path)
@@ -175,10 +157,4 @@ class ProxyHandler(BaseHTTPRequestHandler):
         title, text = _PAGES[status]
         body = f"<!DOCTYPE html>\n<html><head><title>{title}</title></head><body><h1>{title}</h1><p>{text}</p></body></html>\n".encode()
         self.close_connection = True  # the request body, if any, was not read
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=UTF-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        self.send_bytes(status, body, "text/html; charset=UTF-8", {"Connection": "close"}, head=self.command == "HEAD")
