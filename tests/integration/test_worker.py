@@ -12,10 +12,8 @@ import io
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -27,103 +25,16 @@ from typing import Any
 import pytest
 
 from unsloth_nb.data import DatasetSummary, PreparedDataset
+from unsloth_nb.testing.worker_process import Answer, WorkerProcess
 from unsloth_nb.worker.protocol import content_range, iter_chunks, pack_dataset, sha256_hex, unpack_dataset
 
-STARTUP_DEADLINE_S = 60.0
 JOB_DEADLINE_S = 180.0
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 # ---------------------------------------------------------------------- helpers
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Answer:
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.status, self.headers, self.body = status, headers, body
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class Worker:
-    """A worker subprocess and a tiny HTTP client for it (one connection per request)."""
-
-    def __init__(self, work_dir: Path, env: dict[str, str] | None = None, token: str | None = None) -> None:
-        self.work_dir = work_dir
-        self.token = token or secrets.token_urlsafe(24)
-        self.port = free_port()
-        self.env = {**os.environ, "UNSLOTH_NB_WORKER_TOKEN": self.token, "PYTHONUNBUFFERED": "1", **(env or {})}
-        if "RUNPOD_POD_ID" not in (env or {}):
-            self.env.pop("RUNPOD_POD_ID", None)  # outside these tests' fake API there is no pod to end
-        self.output_path = work_dir.parent / f"{work_dir.name}-stdout-{self.port}.txt"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, wait: bool = True) -> Worker:
-        self.work_dir.parent.mkdir(parents=True, exist_ok=True)
-        with self.output_path.open("wb") as out:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "unsloth_nb.worker",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--dir",
-                    str(self.work_dir),
-                ],
-                env=self.env,
-                cwd=self.work_dir.parent,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        if wait:
-            self.wait_ready()
-        return self
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_DEADLINE_S
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                pytest.fail(f"worker exited with {self.process.returncode}:\n{self.output()}")
-            try:
-                if self.request("GET", "/health").status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        pytest.fail(f"worker did not answer within {STARTUP_DEADLINE_S} s:\n{self.output()}")
-
-    def output(self) -> str:
-        return self.output_path.read_text(errors="replace") if self.output_path.exists() else ""
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        token: str | None = "default",
-        timeout: float = 60.0,
-    ) -> Answer:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            sent = dict(headers or {})
-            presented = self.token if token == "default" else token
-            if presented is not None:
-                sent["Authorization"] = f"Bearer {presented}"
-            connection.request(method, path, body=body, headers=sent)
-            response = connection.getresponse()
-            return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
-        finally:
-            connection.close()
+class Worker(WorkerProcess):
+    """The worker subprocess (see :class:`WorkerProcess`) with the JSON, upload and event calls these tests make."""
 
     def call(self, method: str, path: str, payload: Any = None, expect: int = 200, **kwargs: Any) -> Any:
         body = json.dumps(payload).encode() if payload is not None else None
@@ -155,14 +66,6 @@ class Worker:
                 if until(event):
                     return seen, cursor
         pytest.fail(f"condition not reached; last events {seen[-5:]}\n{self.output()[-4000:]}")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait(timeout=30)
 
     def wait_exit(self, timeout: float = 30.0) -> int:
         assert self.process is not None

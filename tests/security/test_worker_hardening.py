@@ -14,24 +14,15 @@ The worker runs as ``python -m unsloth_nb.worker`` on 127.0.0.1, as on a pod.
 from __future__ import annotations
 
 import base64
-import http.client
 import json
-import os
-import secrets
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from unsloth_nb.testing.worker_process import Answer, WorkerProcess
 from unsloth_nb.worker.protocol import MAX_JSON_BYTES
-
-STARTUP_DEADLINE_S = 60.0
 
 #: Values the pod's environment holds besides the job token (joined, so no token-shaped literal is in the source).
 POD_SECRETS = {
@@ -41,76 +32,8 @@ POD_SECRETS = {
 }
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        return json.dumps(self.headers) + self.body.decode("utf-8", "replace")
-
-
-class Worker:
-    def __init__(self, work_dir: Path) -> None:
-        self.work_dir = work_dir
-        self.token = secrets.token_urlsafe(24)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.output_path = work_dir.parent / f"{work_dir.name}-output.txt"
-        env = {**os.environ, "UNSLOTH_NB_WORKER_TOKEN": self.token, "PYTHONUNBUFFERED": "1", **POD_SECRETS}
-        env.pop("RUNPOD_POD_ID", None)  # not a pod: the worker ends nothing when it stops
-        work_dir.mkdir(parents=True, exist_ok=True)
-        with self.output_path.open("wb") as out:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "unsloth_nb.worker",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--dir",
-                    str(work_dir),
-                ],
-                env=env,
-                cwd=work_dir.parent,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + STARTUP_DEADLINE_S
-        while True:
-            if self.process.poll() is not None:
-                pytest.fail(f"worker exited with {self.process.returncode}:\n{self.output()}")
-            try:
-                if self.request("GET", "/health").status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"worker did not answer within {STARTUP_DEADLINE_S} s:\n{self.output()}")
-            time.sleep(0.1)
-
-    def output(self) -> str:
-        return self.output_path.read_text(errors="replace") if self.output_path.exists() else ""
-
-    def request(
-        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None, auth: bool = True
-    ) -> Answer:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            sent = dict(headers or {})
-            if auth:
-                sent["Authorization"] = f"Bearer {self.token}"
-            connection.request(method, path, body=body, headers=sent)
-            response = connection.getresponse()
-            return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
-        finally:
-            connection.close()
+class Worker(WorkerProcess):
+    """The worker subprocess (see :class:`WorkerProcess`), plus raw bytes on a socket for requests no client would send."""
 
     def raw(self, data: bytes) -> bytes:
         """Send bytes exactly as given and read until the worker closes the connection."""
@@ -120,14 +43,6 @@ class Worker:
             while chunk := sock.recv(65536):
                 chunks.append(chunk)
         return b"".join(chunks)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -141,9 +56,9 @@ def worker(tmp_path: Path) -> Iterator[Worker]:
     (outside / "private.txt").write_text("PRIVATE-OUTSIDE-THE-OUTPUT")
     (work / "output" / "linked_folder").symlink_to(outside, target_is_directory=True)
     (adapter / "absolute").symlink_to("/etc/passwd")
-    started = Worker(work)
+    started = Worker(work, env=POD_SECRETS).start()
     yield started
-    started.stop()
+    started.kill()
 
 
 def secret_forms(value: str) -> list[str]:
@@ -188,7 +103,7 @@ def test_the_token_counts_only_in_the_authorization_header(worker: Worker) -> No
         ("/health", {"Authorization": "Basic " + base64.b64encode(f"user:{worker.token}".encode()).decode()}),
     ]
     for path, headers in elsewhere:
-        answer = worker.request("GET", path, headers=headers, auth=False)
+        answer = worker.request("GET", path, headers=headers, token=None)
         assert answer.status == 401, (path, headers)
         assert answer.body == b'{"error": "unauthorized"}'
 
