@@ -27,6 +27,8 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -278,6 +280,44 @@ def assert_no_pod_left(emulator: RunPodEmulator, job: unsloth_nb.Job) -> None:
     for pod_id in job_pods(job, emulator):
         assert emulator.pod(pod_id) is None, f"pod {pod_id} still exists"
     assert states(job)[-2] == "terminating", states(job)
+
+
+# ---------------------------------------------------------------------- a kernel that dies mid-job
+CLIENT_SCRIPT = """
+import json, sys, time
+import unsloth_nb
+
+model, dataset, max_steps, until, extra = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5])
+train = {"max_steps": max_steps, "batch_size": 2, "grad_accum": 1, "max_seq_length": 512, "warmup_steps": 0, **extra.pop("train", {})}
+job = unsloth_nb.train(model=model, dataset=dataset, placement="runpod", train=train, lora={"r": 8, "alpha": 8}, **extra)
+deadline = time.monotonic() + 240
+while not (job.metrics() if until == "training" else job.record.pod_id):
+    if job.done or time.monotonic() > deadline:
+        print("not there:", job.state, job.error, flush=True)
+        sys.exit(3)
+    time.sleep(0.05)
+print(job.id, flush=True)
+time.sleep(600)  # until killed, as a kernel is
+"""
+
+
+def start_and_kill_client(tiny_model: Path, dataset_file: Path, max_steps: int, until: str, **config: Any) -> str:
+    """Start a job in another process, wait for ``until`` ("pod" or "training"), then SIGKILL that process.
+
+    ``config`` adds to the job's config (``train={...}`` merges into the train section).
+    Returns the job id; the job folder and the pod are left as a dead kernel leaves them.
+    """
+    client = subprocess.Popen(
+        [sys.executable, "-c", CLIENT_SCRIPT, str(tiny_model), str(dataset_file), str(max_steps), until, json.dumps(config)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert client.stdout is not None
+    line = client.stdout.readline().strip()
+    client.kill()  # no atexit, no finally: a kernel that died
+    client.wait(timeout=30)
+    assert line and " " not in line, line
+    return line
 
 
 # ---------------------------------------------------------------------- a flaky network in front of the pods

@@ -37,6 +37,7 @@ from .conftest import (
     end_reason,
     job_pods,
     received_events,
+    start_and_kill_client,
     start_job,
     train_settings,
     training,
@@ -275,39 +276,6 @@ def test_the_event_stream_dropping_mid_run_reconnects_from_the_cursor(
 
 
 # ---------------------------------------------------------------------- the client
-CLIENT_SCRIPT = """
-import sys, time
-import unsloth_nb
-
-train = {"max_steps": int(sys.argv[3]), "batch_size": 2, "grad_accum": 1, "max_seq_length": 512, "warmup_steps": 0}
-job = unsloth_nb.train(model=sys.argv[1], dataset=sys.argv[2], placement="runpod", train=train, lora={"r": 8, "alpha": 8})
-deadline = time.monotonic() + 240
-wanted = sys.argv[4]
-while not (job.metrics() if wanted == "training" else job.record.pod_id):
-    if job.done or time.monotonic() > deadline:
-        print("not there:", job.state, job.error, flush=True)
-        sys.exit(3)
-    time.sleep(0.1)
-print(job.id, flush=True)
-time.sleep(600)  # until killed, as a kernel is
-"""
-
-
-def start_and_kill_client(tiny_model: Path, dataset_file: Path, max_steps: int, until: str) -> str:
-    """Start a job in another process, wait for ``until`` ("pod" or "training"), then SIGKILL that process."""
-    client = subprocess.Popen(
-        [sys.executable, "-c", CLIENT_SCRIPT, str(tiny_model), str(dataset_file), str(max_steps), until],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert client.stdout is not None
-    line = client.stdout.readline().strip()
-    client.kill()  # no atexit, no finally: a kernel that died
-    client.wait(timeout=30)
-    assert line and " " not in line, line
-    return line
-
-
 def test_a_kernel_restart_mid_job_is_reattached_and_finishes(
     runpod_emulator: RunPodEmulator, fault: FaultRecorder, tiny_model: Path, dataset_file: Path
 ) -> None:

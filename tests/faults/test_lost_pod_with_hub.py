@@ -12,8 +12,6 @@ pods reach through the environment they inherit from the emulator.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from unsloth_nb.store import JobFolder
 from unsloth_nb.testing.hub_emulator import LoopbackHub
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 
-from .conftest import FaultRecorder, assert_no_pod_left, job_pods, worker_events
+from .conftest import FaultRecorder, assert_no_pod_left, job_pods, start_and_kill_client, worker_events
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
@@ -34,26 +32,6 @@ TOKEN = "hf_" + "lostpodtest".ljust(34, "x")
 REPO = "me/superbowl-lora"
 MAX_STEPS = 200
 SAVE_STEPS = 5
-
-CLIENT_SCRIPT = """
-import sys, time
-import unsloth_nb
-
-job = unsloth_nb.train(
-    model=sys.argv[1], dataset=sys.argv[2], placement="runpod", lora={"r": 8, "alpha": 8},
-    train={"max_steps": int(sys.argv[3]), "save_steps": int(sys.argv[4]), "batch_size": 2, "grad_accum": 1,
-           "max_seq_length": 512, "warmup_steps": 0},
-    hub={"repo_id": sys.argv[5]},
-)
-deadline = time.monotonic() + 240
-while not job.metrics():
-    if job.done or time.monotonic() > deadline:
-        print("not there:", job.state, job.error, flush=True)
-        sys.exit(3)
-    time.sleep(0.05)
-print(job.id, flush=True)
-time.sleep(600)  # until killed, as a kernel is
-"""
 
 
 @pytest.fixture
@@ -71,7 +49,7 @@ def lose_the_pod_while_nobody_watches(
 
     Returns (job id, the lost pod, the step of the first Hub checkpoint at or after ``at_least``).
     """
-    job_id = start_and_kill(model, dataset)
+    job_id = start_and_kill_client(model, dataset, MAX_STEPS, "training", train={"save_steps": SAVE_STEPS}, hub={"repo_id": REPO})
     first = JobFolder.open(job_id).load_record().pod_id
     assert first is not None
     pushed = wait_for_hub_checkpoint(emulator, first, at_least=at_least)
@@ -142,21 +120,6 @@ def test_a_dataset_changed_since_it_was_sent_is_not_trained_on_a_new_pod(
     assert "changed since the job started, so a new pod cannot continue it" in (job.error or "")
     assert job_pods(job, runpod_emulator) == [first]  # nothing was rented for it
     assert runpod_emulator.ledger.running_pods() == []
-
-
-def start_and_kill(model: Path, dataset: Path) -> str:
-    """Start the job in another process, wait until it trains, then SIGKILL that process (a kernel dying)."""
-    client = subprocess.Popen(
-        [sys.executable, "-c", CLIENT_SCRIPT, str(model), str(dataset), str(MAX_STEPS), str(SAVE_STEPS), REPO],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert client.stdout is not None
-    job_id = client.stdout.readline().strip()
-    client.kill()
-    client.wait(timeout=30)
-    assert job_id and " " not in job_id, job_id
-    return job_id
 
 
 def wait_for_hub_checkpoint(emulator: RunPodEmulator, pod_id: str, at_least: int, timeout: float = 180.0) -> int:

@@ -74,15 +74,20 @@ def _recount(rows: list[Row], origins: list[str], source: str, max_seq_length: i
     if len(origins) != len(rows):  # built by hand, without origins
         origins = [f"{source}: row {number}" for number in range(1, len(rows) + 1)]
     for row, origin in zip(rows, origins, strict=True):
-        tokens = count_tokens(row)
-        too_long = _length_problem(tokens, max_seq_length, exact=True)
-        if too_long:
-            part.problems.append(f"{origin}: {too_long}")
-            continue
-        part.rows.append(row)
-        part.origins.append(origin)
-        part.tokens.append(tokens)
+        keep_if_fits(part, row, origin, count_tokens(row), max_seq_length, exact=True)
     return part
+
+
+def keep_if_fits(part: _Part, row: Row, origin: str, tokens: int, max_seq_length: int, exact: bool) -> bool:
+    """Keep the row in ``part``, or note why not (too long) under its origin; True when kept."""
+    too_long = _length_problem(tokens, max_seq_length, exact=exact)
+    if too_long:
+        part.problems.append(f"{origin}: {too_long}")
+        return False
+    part.rows.append(row)
+    part.origins.append(origin)
+    part.tokens.append(tokens)
+    return True
 
 
 def _token_stats(part: _Part) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from os import PathLike
 
 from unsloth_nb.config import DatasetConfig
 from unsloth_nb.data.formats import ACCEPTED_FORMATS, FORMAT_LABELS, _check_column_mapping, _check_columns_present
-from unsloth_nb.data.lengths import _length_problem, _token_stats, estimate_tokens
+from unsloth_nb.data.lengths import _token_stats, estimate_tokens, keep_if_fits
 from unsloth_nb.data.normalise import _normalise_record
 from unsloth_nb.data.readers import _records, _resolve
 from unsloth_nb.data.records import DatasetPreview, DatasetSummary, PreparedDataset, TokenCounter, _Part
@@ -152,14 +152,7 @@ def _read_part(
             if isinstance(outcome, str):
                 part.problems.append(f"{origin}: {outcome}")
                 continue
-            tokens = count(outcome)
-            too_long = _length_problem(tokens, max_seq_length, exact=count_tokens is not None)
-            if too_long:
-                part.problems.append(f"{origin}: {too_long}")
-                continue
-            part.rows.append(outcome)
-            part.origins.append(origin)
-            part.tokens.append(tokens)
+            keep_if_fits(part, outcome, origin, count(outcome), max_seq_length, exact=count_tokens is not None)
         if limit is not None and len(part.rows) >= limit:
             del part.rows[limit:], part.origins[limit:], part.tokens[limit:]
             break
