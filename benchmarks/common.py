@@ -20,24 +20,14 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar
 
+from unsloth_nb.testing.loopback import LOOPBACK_ENV  # nothing a benchmark runs may leave this machine
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 DEMO_DATASET = ROOT / "unsloth_nb" / "demo_data" / "superbowl_qa_demo.jsonl"
-CLOSED_LOOPBACK = "http://127.0.0.1:9"
-
-#: What the test suite sets too: nothing a benchmark runs may leave this machine.
-LOOPBACK_ENV = {
-    "HF_ENDPOINT": CLOSED_LOOPBACK,
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "WANDB_DISABLED": "true",
-    "DO_NOT_TRACK": "1",
-    "UNSLOTH_DISABLE_STATISTICS": "1",
-}
+SUPERBOWL = ROOT.parent / "shared" / "data" / "superbowl-qa" / "train.jsonl"
 
 #: Set unless the caller chose otherwise, before torch loads (as the test suite does): on a
 #: busy machine, OpenMP threads that spin while they wait make small-model steps several
@@ -59,6 +49,17 @@ def offline(job_home: Path | None = None) -> Path:
     home = job_home or Path(tempfile.mkdtemp(prefix="unsloth-nb-bench-home-"))
     os.environ["UNSLOTH_NB_HOME"] = str(home)
     return home
+
+
+def superbowl_rows(limit: int = 40, answer_chars: int = 160) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+    """The first rows of shared/data/superbowl-qa, raw and as messages (answers cut so rows fit 256 tokens)."""
+    with SUPERBOWL.open(encoding="utf-8") as handle:
+        records = [json.loads(line) for line in islice(handle, limit)]
+    rows = [
+        {"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["completion"][:answer_chars]}]}
+        for r in records
+    ]
+    return records, rows
 
 
 def demo_records(limit: int | None = None) -> list[dict[str, str]]:

@@ -9,23 +9,20 @@ mean of the last 5 losses to the first 5 (the test requires < 0.8).
 
 from __future__ import annotations
 
-import json
-import os
 import resource
 import sys
 import tempfile
 import time
-from itertools import islice
 from pathlib import Path
 from statistics import mean
 
-ROOT = Path(__file__).resolve().parents[1]
-SUPERBOWL = ROOT.parent / "shared" / "data" / "superbowl-qa" / "train.jsonl"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import offline, superbowl_rows
 
 
 def main() -> None:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see tiny_30_steps.py
-    sys.path.insert(0, str(ROOT))
+    offline()  # loopback endpoints, OMP_WAIT_POLICY=PASSIVE unless set, before torch loads
     from unsloth_nb.engine.model import import_unsloth
 
     import_unsloth()
@@ -35,12 +32,7 @@ def main() -> None:
     from unsloth_nb.events import EventLog
     from unsloth_nb.models import smollm2_path
 
-    with SUPERBOWL.open(encoding="utf-8") as handle:
-        records = [json.loads(line) for line in islice(handle, 40)]
-    rows = [
-        {"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["completion"][:160]}]}
-        for r in records
-    ]
+    _, rows = superbowl_rows(40)
     dataset = PreparedDataset(
         rows, None, DatasetSummary("superbowl-qa", "prompt_completion", len(rows)), origins=[str(i) for i in range(len(rows))]
     )

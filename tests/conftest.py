@@ -17,23 +17,11 @@ from pathlib import Path
 import pytest
 
 from unsloth_nb.testing.hub_emulator import LoopbackHub
+from unsloth_nb.testing.loopback import LOOPBACK_ENV
 from unsloth_nb.testing.pytest_runpod import runpod_emulator  # noqa: F401  (fixture)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-CLOSED_LOOPBACK = "http://127.0.0.1:9"
-
-LOOPBACK_ENV = {
-    "HF_ENDPOINT": CLOSED_LOOPBACK,
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "RUNPOD_API_BASE_URL": CLOSED_LOOPBACK,
-    "UNSLOTH_NB_RUNPOD_PROXY_TEMPLATE": CLOSED_LOOPBACK + "/{pod_id}-{port}",
-    "WANDB_DISABLED": "true",
-    "DO_NOT_TRACK": "1",
-}
 
 # Real secrets of the person running the tests must never reach a test job.
 SECRET_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "RUNPOD_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY")
