@@ -29,7 +29,7 @@ def main() -> None:
     from unsloth_nb.config import TrainConfig
     from unsloth_nb.data import DatasetSummary, PreparedDataset
     from unsloth_nb.engine import LogHooks, generate, run_training
-    from unsloth_nb.events import EventLog
+    from unsloth_nb.jobs.events import EventLog
     from unsloth_nb.models import smollm2_path
 
     _, rows = superbowl_rows(40)

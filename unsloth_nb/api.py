@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from unsloth_nb.config import TrainConfig, deep_update, expand_dotted, load_config_file
-from unsloth_nb.controller import Job, prepare
-from unsloth_nb.planner import Plan
-from unsloth_nb.store import JobRecord, list_jobs
+from unsloth_nb.jobs.controller import Job, prepare
+from unsloth_nb.jobs.store import JobRecord, list_jobs
+from unsloth_nb.planning.planner import Plan
 
 
 def as_config(config: TrainConfig | Mapping[str, Any] | str | Path | None = None, **overrides: Any) -> TrainConfig:

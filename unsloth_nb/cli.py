@@ -63,9 +63,9 @@ def _usage(commands: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------- train
 def cmd_train(argv: list[str], *, force_runpod: bool = False) -> int:
-    from unsloth_nb.controller import Job, prepare
     from unsloth_nb.flags import parse_train_args
-    from unsloth_nb.plan_text import format_plan
+    from unsloth_nb.jobs.controller import Job, prepare
+    from unsloth_nb.planning.plan_text import format_plan
 
     if force_runpod:
         argv = [*argv, "--placement", "runpod"]
@@ -82,7 +82,7 @@ def cmd_train(argv: list[str], *, force_runpod: bool = False) -> int:
 def _confirm_rental(prepared: Any, *, quiet: bool = False) -> None:
     """Ask before renting when runpod.confirm_above_usd says so; otherwise say (on stderr) that it rents without asking."""
     from unsloth_nb.errors import PlanError
-    from unsloth_nb.rental import asking_because, rental_cost, rental_note, rental_question
+    from unsloth_nb.planning.rental import asking_because, rental_cost, rental_note, rental_question
 
     plan, config = prepared.plan, prepared.config
     question = rental_question(plan, config)
@@ -118,9 +118,9 @@ _BAD_INPUT_ERRORS = {"ConfigError", "DatasetError", "MissingSecretError", "PlanE
 
 # ---------------------------------------------------------------------- plan
 def cmd_plan(argv: list[str]) -> int:
-    from unsloth_nb.controller import prepare
     from unsloth_nb.flags import parse_train_args
-    from unsloth_nb.plan_text import format_plan
+    from unsloth_nb.jobs.controller import prepare
+    from unsloth_nb.planning.plan_text import format_plan
 
     config, options = parse_train_args(argv)
     prepared = prepare(config, check_secrets=False)
@@ -139,7 +139,7 @@ def cmd_jobs(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--events", action="store_true", help="with show: print every event")
     args = parser.parse_args(argv)
-    from unsloth_nb.store import list_jobs
+    from unsloth_nb.jobs.store import list_jobs
 
     if args.action == "list":
         records = list_jobs()
@@ -155,7 +155,7 @@ def cmd_jobs(argv: list[str]) -> int:
         return EXIT_OK
     if not args.job_id:
         parser.error("show needs a job id (see unsloth-nb jobs list)")
-    from unsloth_nb.controller import Job
+    from unsloth_nb.jobs.controller import Job
     from unsloth_nb.ui.console import JobStatus
 
     job = Job.load(args.job_id, reattach=False)  # only looking: a short-lived reattach would end the pod
@@ -211,7 +211,7 @@ def run() -> None:
     """
     code = main()
     if "torch" in sys.modules:
-        from unsloth_nb.controller import live_jobs
+        from unsloth_nb.jobs.controller import live_jobs
 
         if not live_jobs():
             sys.stdout.flush()

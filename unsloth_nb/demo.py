@@ -66,8 +66,8 @@ class DemoResult:
 
 def run_demo(steps: int = 40, output_dir: Path | None = None, *, json_lines: bool = False, quiet: bool = False) -> DemoResult:
     from unsloth_nb.api import as_config
-    from unsloth_nb.controller import Job, prepare
     from unsloth_nb.engine.save import generate, load_for_inference
+    from unsloth_nb.jobs.controller import Job, prepare
     from unsloth_nb.models import smollm2_path
     from unsloth_nb.ui.console import follow_in_terminal
 

@@ -18,8 +18,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from unsloth_nb.checkpoints import CHECKPOINT_NAME, checkpoint_step
 from unsloth_nb.errors import BackendError, MissingSecretError
+from unsloth_nb.jobs.checkpoints import CHECKPOINT_NAME, checkpoint_step
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 

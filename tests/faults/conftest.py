@@ -44,7 +44,7 @@ import pytest
 
 import unsloth_nb
 from unsloth_nb.backends.runpod.pods import pod_name
-from unsloth_nb.events import Event, read_events_file
+from unsloth_nb.jobs.events import Event, read_events_file
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -18,7 +18,7 @@ from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary, PreparedDataset
 from unsloth_nb.engine import LogHooks, TrainResult, generate, load_for_inference, run_training
 from unsloth_nb.errors import ConfigError, DatasetError, MissingSecretError
-from unsloth_nb.events import EventLog
+from unsloth_nb.jobs.events import EventLog
 
 pytestmark = pytest.mark.timeout(600)
 

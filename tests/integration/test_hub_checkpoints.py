@@ -16,7 +16,7 @@ import pytest
 from unsloth_nb import hub
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.errors import BackendError, MissingSecretError
-from unsloth_nb.planner import lost_pod_policy
+from unsloth_nb.planning.planner import lost_pod_policy
 from unsloth_nb.testing.hub_emulator import LoopbackHub
 from unsloth_nb.worker.hub_checkpoints import HubCheckpointPusher, hub_checkpoint_repo
 

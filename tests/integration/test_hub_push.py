@@ -15,7 +15,7 @@ import pytest
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary, PreparedDataset
 from unsloth_nb.engine import LogHooks, run_training
-from unsloth_nb.events import EventLog
+from unsloth_nb.jobs.events import EventLog
 from unsloth_nb.testing.hub_emulator import LoopbackHub
 
 

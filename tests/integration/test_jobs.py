@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import unsloth_nb
-from unsloth_nb.controller import Job
 from unsloth_nb.errors import DatasetError, JobFailedError
+from unsloth_nb.jobs.controller import Job
 
 
 def rows_file(tmp_path: Path, rows: list[dict], count: int = 24) -> Path:

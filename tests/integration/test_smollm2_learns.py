@@ -17,7 +17,7 @@ import pytest
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary, PreparedDataset
 from unsloth_nb.engine import LogHooks, generate, run_training
-from unsloth_nb.events import EventLog
+from unsloth_nb.jobs.events import EventLog
 from unsloth_nb.models import smollm2_path
 
 SUPERBOWL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "superbowl-qa" / "train.jsonl"

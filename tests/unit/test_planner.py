@@ -16,9 +16,9 @@ import pytest
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary
 from unsloth_nb.errors import PlanError
-from unsloth_nb.gpu_catalog import GPU_CATALOG
-from unsloth_nb.plan_text import format_plan
-from unsloth_nb.planner import (
+from unsloth_nb.planning.gpu_catalog import GPU_CATALOG
+from unsloth_nb.planning.plan_text import format_plan
+from unsloth_nb.planning.planner import (
     POD_CHECKPOINT_EVERY_S,
     GpuOption,
     LocalHardware,
@@ -601,14 +601,14 @@ def test_an_unknown_device_override_is_an_error(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_the_planner_does_not_import_torch() -> None:
-    code = "import sys, unsloth_nb.planner; sys.exit(1 if {'torch', 'transformers', 'huggingface_hub'} & set(sys.modules) else 0)"
+    code = "import sys, unsloth_nb.planning.planner; sys.exit(1 if {'torch', 'transformers', 'huggingface_hub'} & set(sys.modules) else 0)"
 
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_a_runpod_plan_says_what_a_lost_pod_means_before_anything_is_rented() -> None:
     from unsloth_nb.config import TrainConfig
-    from unsloth_nb.planner import LocalHardware, plan
+    from unsloth_nb.planning.planner import LocalHardware, plan
 
     cpu = LocalHardware(device="cpu", name="test CPU", memory_gb=16.0, ram_gb=16.0, cpu_count=2)
     base = {"model": "unsloth/Llama-3.1-8B-Instruct", "dataset": "qa.jsonl", "placement": "runpod"}
@@ -641,8 +641,8 @@ def test_short_pod_jobs_and_local_jobs_get_no_default_checkpoints() -> None:
 
 
 def test_prepare_keeps_checkpoints_on_a_long_pod_job_and_the_plan_says_so(tmp_path: Path) -> None:
-    from unsloth_nb.controller import prepare
     from unsloth_nb.demo import demo_dataset_path
+    from unsloth_nb.jobs.controller import prepare
 
     base = {"model": "unsloth/Llama-3.3-70B-Instruct", "dataset": str(demo_dataset_path()), "placement": "runpod"}
     prepared = prepare(TrainConfig.from_dict({**base, "train": {"epochs": 200}}), tmp_path, check_secrets=False)

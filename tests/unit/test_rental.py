@@ -18,9 +18,9 @@ from unsloth_nb.cli import main
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary
 from unsloth_nb.demo import demo_dataset_path
-from unsloth_nb.planner import LocalHardware, Plan, plan
-from unsloth_nb.rental import asking_because, rental_cost, rental_note, rental_question
-from unsloth_nb.store import jobs_root
+from unsloth_nb.jobs.store import jobs_root
+from unsloth_nb.planning.planner import LocalHardware, Plan, plan
+from unsloth_nb.planning.rental import asking_because, rental_cost, rental_note, rental_question
 
 CPU_ONLY = LocalHardware("cpu", "Test CPU", 16.0, 12.0, ram_gb=16.0, cpu_count=2)
 ROWS = DatasetSummary(source="qa.jsonl", format="prompt_completion", rows=200, tokens=40_000, longest_tokens=400)
@@ -141,8 +141,8 @@ def test_the_cli_refuses_a_question_it_cannot_ask(capsys: pytest.CaptureFixture[
 
 def test_importing_rental_stays_light() -> None:
     code = (
-        "import sys, unsloth_nb.rental\n"
-        "heavy = [m for m in ('torch', 'transformers', 'unsloth_nb.planner', 'unsloth_nb.config') if m in sys.modules]\n"
+        "import sys, unsloth_nb.planning.rental\n"
+        "heavy = [m for m in ('torch', 'transformers', 'unsloth_nb.planning.planner', 'unsloth_nb.config') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

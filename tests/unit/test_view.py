@@ -18,10 +18,10 @@ import pytest
 from job_waiting import wait_for_state
 
 from unsloth_nb.config import TrainConfig
-from unsloth_nb.controller import Job
 from unsloth_nb.demo import demo_dataset_path
-from unsloth_nb.events import EventLog
-from unsloth_nb.store import JobFolder, JobRecord, new_job_id
+from unsloth_nb.jobs.controller import Job
+from unsloth_nb.jobs.events import EventLog
+from unsloth_nb.jobs.store import JobFolder, JobRecord, new_job_id
 from unsloth_nb.ui.view import JobTable, JobView
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -196,7 +196,7 @@ def test_stop_button_cancels_a_running_job(comms: list[RecordingComm], tiny_mode
 def test_job_table_lists_jobs_as_html_and_text() -> None:
     done = recorded_job(steps=3)
     running = recorded_job(steps=1, end=None)
-    from unsloth_nb.store import list_jobs
+    from unsloth_nb.jobs.store import list_jobs
 
     table = JobTable(list_jobs())
 

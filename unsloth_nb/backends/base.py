@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from unsloth_nb.config import TrainConfig
     from unsloth_nb.data import PreparedDataset
-    from unsloth_nb.events import Event, EventLog
-    from unsloth_nb.planner import Plan
-    from unsloth_nb.store import JobFolder, JobRecord
+    from unsloth_nb.jobs.events import Event, EventLog
+    from unsloth_nb.jobs.store import JobFolder, JobRecord
+    from unsloth_nb.planning.planner import Plan
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 
 from unsloth_nb.backends.base import BackendResult, JobContext
 from unsloth_nb.errors import JobCancelledError
-from unsloth_nb.runtime import run_in_thread
+from unsloth_nb.jobs.runtime import run_in_thread
 
 
 class _Hooks:

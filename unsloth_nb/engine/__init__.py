@@ -19,7 +19,7 @@ from unsloth_nb.engine.save import check_requirements, generate, load_for_infere
 if TYPE_CHECKING:
     from unsloth_nb.config import TrainConfig
     from unsloth_nb.data import PreparedDataset
-    from unsloth_nb.events import EventLog
+    from unsloth_nb.jobs.events import EventLog
 
 #: The phases the engine reports; the job controller maps them onto job states.
 EngineState = Literal["starting", "training", "saving"]
@@ -30,7 +30,7 @@ class EngineHooks(Protocol):
     """How the engine talks to whoever runs it (the job controller, the pod worker, a test)."""
 
     def emit(self, kind: str, /, **data: Any) -> None:
-        """Record an event (kinds and keys as in ``unsloth_nb.events.PAYLOAD_KEYS``).
+        """Record an event (kinds and keys as in ``unsloth_nb.jobs.events.PAYLOAD_KEYS``).
 
         ``kind`` is positional-only because artifact payloads carry a ``kind`` key of their own.
         """

@@ -47,7 +47,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unsloth_nb.events import Event, EventLog
+from unsloth_nb.jobs.events import Event, EventLog
 from unsloth_nb.ui.loss_figure import HEIGHT, _build_figure, _figure_spec
 from unsloth_nb.ui.loss_series import MAX_POINTS, SMOOTHING, LossHistory
 from unsloth_nb.ui.loss_series import TERMINAL_STATES as TERMINAL_STATES
@@ -71,7 +71,7 @@ class LossChart:
     """Loss curve of one job, live in a notebook and static elsewhere.
 
     Feed it metrics events with :meth:`add` / :meth:`add_many`, or :meth:`attach`
-    it to an :class:`~unsloth_nb.events.EventLog` (past events are replayed, so a
+    it to an :class:`~unsloth_nb.jobs.events.EventLog` (past events are replayed, so a
     chart made after the run shows the whole history). Display it (``chart`` as
     the last expression of a cell) or embed :attr:`widget` in a layout.
 

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import IO, Any
 
-from unsloth_nb.events import Event
+from unsloth_nb.jobs.events import Event
 
 
 def format_seconds(seconds: float | None) -> str:

@@ -34,8 +34,8 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from unsloth_nb.errors import UnslothNbError
 
 if TYPE_CHECKING:
-    from unsloth_nb.controller import Job, Prepared
     from unsloth_nb.flags import TrainOptions
+    from unsloth_nb.jobs.controller import Job, Prepared
 
 __all__ = ["UnslothMagics", "register", "show_unsloth_error", "train_help", "unregister"]
 
@@ -94,7 +94,7 @@ class UnslothMagics(Magics):
         prepared = _prepare(config, prompt_for_secrets=in_kernel)
         context = contextvars.copy_context()
         if not options.yes:
-            from unsloth_nb.rental import rental_note, rental_question
+            from unsloth_nb.planning.rental import rental_note, rental_question
 
             question = rental_question(prepared.plan, prepared.config)
             if question is not None:
@@ -113,8 +113,8 @@ class UnslothMagics(Magics):
 
     @line_magic
     def unsloth_jobs(self, line: str) -> Any:
-        from unsloth_nb.controller import Job
-        from unsloth_nb.store import list_jobs
+        from unsloth_nb.jobs.controller import Job
+        from unsloth_nb.jobs.store import list_jobs
         from unsloth_nb.ui.view import JobTable
 
         args = _split(line)
@@ -131,7 +131,7 @@ class UnslothMagics(Magics):
 
     # ------------------------------------------------------------------ starting
     def _start(self, prepared: Prepared, options: TrainOptions, context: contextvars.Context) -> Job:
-        from unsloth_nb.controller import Job
+        from unsloth_nb.jobs.controller import Job
 
         job = Job.start(prepared, context=context)
         if options.output_name:
@@ -140,8 +140,8 @@ class UnslothMagics(Magics):
 
     def _confirm_rental(self, prepared: Prepared, options: TrainOptions, context: contextvars.Context, question: str) -> None:
         """Show the plan and ``question`` with Rent / Cancel buttons; only a click on Rent starts the pod."""
-        from unsloth_nb.plan_text import format_plan
-        from unsloth_nb.rental import asking_because
+        from unsloth_nb.planning.plan_text import format_plan
+        from unsloth_nb.planning.rental import asking_because
         from unsloth_nb.ui.view import widgets_can_render
 
         plan_text = format_plan(prepared.plan)
@@ -201,7 +201,7 @@ def _parse(argv: list[str], cell: str | None) -> tuple[Any, TrainOptions]:
 def _prepare(config: Any, *, prompt_for_secrets: bool) -> Prepared:
     from IPython.core.error import StdinNotImplementedError
 
-    from unsloth_nb.controller import prepare
+    from unsloth_nb.jobs.controller import prepare
 
     try:
         try:

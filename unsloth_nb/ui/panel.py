@@ -34,9 +34,9 @@ from unsloth_nb.config import DatasetConfig, FieldSpec, TrainConfig, deep_update
 from unsloth_nb.errors import ConfigError, DatasetError, MissingSecretError, UnslothNbError
 
 if TYPE_CHECKING:
-    from unsloth_nb.controller import Job
     from unsloth_nb.data import DatasetPreview
-    from unsloth_nb.planner import Plan
+    from unsloth_nb.jobs.controller import Job
+    from unsloth_nb.planning.planner import Plan
     from unsloth_nb.ui.view import JobView
 
 __all__ = ["ADVANCED_FIELDS", "COMMON_FIELDS", "MODEL_SUGGESTIONS", "UPLOAD_FOLDER", "TrainingPanel"]
@@ -359,7 +359,7 @@ class TrainingPanel:
     # ------------------------------------------------------------------ plan
     def plan(self) -> Plan | None:
         """Check the form and show where the job would run: memory, GPU, $/h and estimated cost."""
-        from unsloth_nb.planner import plan as make_plan
+        from unsloth_nb.planning.planner import plan as make_plan
 
         config = self.config()
         if config is None:
@@ -397,8 +397,8 @@ class TrainingPanel:
         cost (capped by runpod.max_cost_usd) is above runpod.confirm_above_usd or
         unknown (``yes=True`` never asks).
         """
-        from unsloth_nb.controller import Job, prepare
-        from unsloth_nb.rental import rental_note, rental_question
+        from unsloth_nb.jobs.controller import Job, prepare
+        from unsloth_nb.planning.rental import rental_note, rental_question
         from unsloth_nb.ui.view import JobView
 
         if self.job is not None and not self.job.done:
@@ -631,7 +631,7 @@ def _preview_html(preview: DatasetPreview) -> str:
 
 
 def _plan_html(plan: Plan) -> str:
-    from unsloth_nb.plan_text import format_plan
+    from unsloth_nb.planning.plan_text import format_plan
 
     memory = "GPU memory" if plan.device == "cuda" else "RAM"
     facts = [

@@ -33,14 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unsloth_nb.events import Event, read_events_file
-from unsloth_nb.store import TERMINAL_STATES
+from unsloth_nb.jobs.events import Event, read_events_file
+from unsloth_nb.jobs.store import TERMINAL_STATES
 from unsloth_nb.ui.chart import widgets_can_render
 from unsloth_nb.ui.console import JobStatus, format_seconds
 
 if TYPE_CHECKING:
-    from unsloth_nb.controller import Job
-    from unsloth_nb.store import JobRecord
+    from unsloth_nb.jobs.controller import Job
+    from unsloth_nb.jobs.store import JobRecord
     from unsloth_nb.ui.chart import LossChart
 
 __all__ = ["MAX_LOG_LINES", "UPDATE_INTERVAL", "JobTable", "JobView", "widgets_can_render"]

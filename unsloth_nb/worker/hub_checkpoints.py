@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from unsloth_nb.checkpoints import checkpoint_step
+from unsloth_nb.jobs.checkpoints import checkpoint_step
 from unsloth_nb.latest_only import LatestOnly
 
 logger = logging.getLogger("unsloth_nb.worker")

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unsloth_nb.checkpoints import newest_checkpoint
-from unsloth_nb.events import Event, EventLog
+from unsloth_nb.jobs.checkpoints import newest_checkpoint
+from unsloth_nb.jobs.events import Event, EventLog
 from unsloth_nb.worker.protocol import (
     JOB_ID_PATTERN,
     MAX_DATASET_BYTES,
@@ -222,7 +222,7 @@ class JobHost:
         Only ``checkpoints/checkpoint-N/...`` before training starts, so a client can seed
         the output folder but never overwrite what training wrote. Like the dataset, a
         chunk may restart earlier than what is stored (a retry) but never leave a hole.
-        The client sends ``trainer_state.json`` last: :func:`~unsloth_nb.checkpoints.newest_checkpoint` takes a
+        The client sends ``trainer_state.json`` last: :func:`~unsloth_nb.jobs.checkpoints.newest_checkpoint` takes a
         folder as complete only once that file is there.
         """
         from unsloth_nb.worker.artifacts import clean_relative
@@ -294,7 +294,7 @@ class JobHost:
 
     def _hub_checkpoint_to_fetch(self, config: Any, name: Any, have: Path | None) -> str | None:
         """The Hub checkpoint to download before training, or None when there is none to fetch."""
-        from unsloth_nb.checkpoints import CHECKPOINT_NAME, checkpoint_step
+        from unsloth_nb.jobs.checkpoints import CHECKPOINT_NAME, checkpoint_step
 
         if name is None:
             return None
@@ -379,9 +379,9 @@ class JobHost:
         The lost pod may have pushed once more while it was going away (an evicted pod
         gets a few seconds' grace), and each push replaces the previous checkpoint.
         """
-        from unsloth_nb.checkpoints import checkpoint_step
         from unsloth_nb.errors import BackendError
         from unsloth_nb.hub import download_checkpoint, newest_checkpoint_on_hub
+        from unsloth_nb.jobs.checkpoints import checkpoint_step
 
         newest = newest_checkpoint_on_hub(repo_id)
         if newest is None or checkpoint_step(newest) < checkpoint_step(name):

@@ -92,11 +92,11 @@ from unsloth_nb.backends.runpod.reattach import (
 from unsloth_nb.backends.runpod.relay import REMOTE_END_STATES, EventRelay
 from unsloth_nb.backends.runpod.transfer import download_outputs, fetch_latest_checkpoint, send_checkpoint
 from unsloth_nb.backends.runpod.worker_client import WorkerClient, WorkerRefusedError, WorkerUnreachableError
-from unsloth_nb.checkpoints import checkpoint_step, newest_checkpoint
 from unsloth_nb.credentials import get_secret, has_secret, redact
 from unsloth_nb.errors import BackendError, JobCancelledError
-from unsloth_nb.planner import lost_pod_policy
-from unsloth_nb.runtime import run_in_thread
+from unsloth_nb.jobs.checkpoints import checkpoint_step, newest_checkpoint
+from unsloth_nb.jobs.runtime import run_in_thread
+from unsloth_nb.planning.planner import lost_pod_policy
 from unsloth_nb.worker.protocol import pack_dataset
 from unsloth_nb.worker.settings import DIR_ENV, PORT_ENV, TOKEN_ENV
 

@@ -168,7 +168,7 @@ def cmd_list(argv: list[str]) -> int:
 
 def _job_states() -> dict[str, str]:
     """job id and pod id -> the job's state, from this machine's job folders."""
-    from unsloth_nb.store import list_jobs
+    from unsloth_nb.jobs.store import list_jobs
 
     states: dict[str, str] = {}
     for record in list_jobs():
@@ -250,7 +250,7 @@ def cmd_cleanup(argv: list[str]) -> int:
 def _close_their_jobs(pods: list[Any]) -> None:
     """A job here whose process died and whose pod cleanup just ended is over: its folder says so."""
     from unsloth_nb.backends.runpod.pods import job_id_of
-    from unsloth_nb.controller import end_unowned_job
+    from unsloth_nb.jobs.controller import end_unowned_job
 
     for pod in pods:
         job_id = job_id_of(pod.name)

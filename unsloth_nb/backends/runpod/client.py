@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 from unsloth_nb.credentials import redact
 from unsloth_nb.errors import BackendError, MissingSecretError, UnslothNbError
-from unsloth_nb.gpu_catalog import GpuOption
+from unsloth_nb.planning.gpu_catalog import GpuOption
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from unsloth_nb.backends.runpod.client import OutOfStockError, Pod, PodSpec, RunPodApiError, RunPodClient
 from unsloth_nb.errors import BackendError, JobCancelledError
-from unsloth_nb.gpu_catalog import GpuOption
+from unsloth_nb.planning.gpu_catalog import GpuOption
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ def our_pods(client: RunPodClient) -> list[Pod]:
 
 def live_job_pods() -> dict[str, str]:
     """pod id or pod name -> job id, for jobs on this machine that are still running."""
-    from unsloth_nb.store import list_jobs
+    from unsloth_nb.jobs.store import list_jobs
 
     owned: dict[str, str] = {}
     for record in list_jobs():
@@ -285,7 +285,7 @@ def find_reusable_pod(
     ``idle``: a worker runs one job, so one that has a job is not reusable.
     Returns (pod, matching offer, token) or None.
     """
-    from unsloth_nb.store import JobFolder
+    from unsloth_nb.jobs.store import JobFolder
     from unsloth_nb.worker.settings import TOKEN_ENV
 
     owned = live_job_pods()

@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.backends.runpod.client import Pod
 from unsloth_nb.backends.runpod.pods import Offer, RentedPod, pod_name
-from unsloth_nb.gpu_catalog import GPU_CATALOG, GpuOption
+from unsloth_nb.planning.gpu_catalog import GPU_CATALOG, GpuOption
 from unsloth_nb.worker.protocol import pack_dataset
 
 if TYPE_CHECKING:
     from unsloth_nb.backends.base import JobContext
     from unsloth_nb.backends.runpod.billing import Meter
-    from unsloth_nb.store import JobFolder
+    from unsloth_nb.jobs.store import JobFolder
 
 #: The job's current pod and its earlier ones, as the job folder keeps them.
 POD_JSON = "pod.json"
@@ -110,7 +110,7 @@ def reload_inputs(ctx: JobContext, say: Callable[[str], None]) -> str | None:
     """
     from unsloth_nb.data import prepare_dataset
     from unsloth_nb.errors import UnslothNbError
-    from unsloth_nb.planner import plan
+    from unsloth_nb.planning.planner import plan
 
     config, folder = ctx.config, ctx.folder
     try:

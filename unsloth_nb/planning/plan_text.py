@@ -3,17 +3,17 @@
 ``unsloth-nb plan``, ``unsloth-nb train``, the ``%unsloth_train`` magic and the
 TrainingPanel all show a plan with :func:`format_plan`, so they give the same
 figures in the same words. Only string formatting happens here; the plan itself
-is made by :mod:`unsloth_nb.planner`.
+is made by :mod:`unsloth_nb.planning.planner`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from unsloth_nb.planner import rough_duration
+from unsloth_nb.planning.planner import rough_duration
 
 if TYPE_CHECKING:
-    from unsloth_nb.planner import Plan
+    from unsloth_nb.planning.planner import Plan
 
 __all__ = ["format_plan"]
 

@@ -12,10 +12,10 @@ GPU is found with ``nvidia-smi``. Every estimate here is a rule of thumb whose
 inputs are documented next to it; the plan says "rough" where it is one.
 
 The decision is made here; its inputs and its display have modules of their own:
-:mod:`unsloth_nb.hardware` (this machine's GPU or CPU), :mod:`unsloth_nb.model_size`
-(the parameter count), :mod:`unsloth_nb.memory` (the memory that count needs) and
-:mod:`unsloth_nb.plan_text` (the plan as text). Their public names are re-exported
-here, so ``from unsloth_nb.planner import ...`` works for them as before.
+:mod:`unsloth_nb.planning.hardware` (this machine's GPU or CPU), :mod:`unsloth_nb.planning.model_size`
+(the parameter count), :mod:`unsloth_nb.planning.memory` (the memory that count needs) and
+:mod:`unsloth_nb.planning.plan_text` (the plan as text). Their public names are re-exported
+here, so ``from unsloth_nb.planning.planner import ...`` works for them as before.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary
 from unsloth_nb.errors import ConfigError, PlanError
-from unsloth_nb.gpu_catalog import (
+from unsloth_nb.planning.gpu_catalog import (
     DEFAULT_TRAINING_TFLOPS,
     GPU_CATALOG,
     GpuOption,
@@ -39,8 +39,8 @@ from unsloth_nb.gpu_catalog import (
     size_class,
     training_tflops,
 )
-from unsloth_nb.hardware import LOCAL_DEVICE_ENV, LocalHardware, detect_local_hardware
-from unsloth_nb.memory import (
+from unsloth_nb.planning.hardware import LOCAL_DEVICE_ENV, LocalHardware, detect_local_hardware
+from unsloth_nb.planning.memory import (
     CONTEXT_GB_PER_1K_TOKENS_AT_1B,
     CPU_MEMORY_FACTOR,
     GPU_MEMORY_USABLE,
@@ -51,7 +51,7 @@ from unsloth_nb.memory import (
     fits,
     memory_needed_gb,
 )
-from unsloth_nb.model_size import (
+from unsloth_nb.planning.model_size import (
     KNOWN_FAMILIES,
     MOE_NAME_SHARE,
     ModelSize,
@@ -62,7 +62,7 @@ from unsloth_nb.model_size import (
 )
 
 # Plan, plan and check_model_source are made here; the rest is re-exported from gpu_catalog, hardware,
-# model_size, memory and plan_text so that ``from unsloth_nb.planner import ...`` keeps working.
+# model_size, memory and plan_text so that ``from unsloth_nb.planning.planner import ...`` keeps working.
 __all__ = [
     "CONTEXT_GB_PER_1K_TOKENS_AT_1B",
     "CPU_MEMORY_FACTOR",

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from unsloth_nb.config import TrainConfig
-    from unsloth_nb.planner import Plan
+    from unsloth_nb.planning.planner import Plan
 
 __all__ = ["asking_because", "rental_cost", "rental_note", "rental_question"]
 
