@@ -27,7 +27,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 DEMO_DATASET = ROOT / "unsloth_nb" / "demo_data" / "superbowl_qa_demo.jsonl"
-SUPERBOWL = ROOT.parent / "shared" / "data" / "superbowl-qa" / "train.jsonl"
+#: The first 40 rows of the Super Bowl LIX Q&A (MIT), committed with the tests (licence beside it).
+SUPERBOWL = ROOT / "tests" / "data" / "superbowl-qa" / "train.jsonl"
 
 #: Set unless the caller chose otherwise, before torch loads (as the test suite does): on a
 #: busy machine, OpenMP threads that spin while they wait make small-model steps several
@@ -52,7 +53,7 @@ def offline(job_home: Path | None = None) -> Path:
 
 
 def superbowl_rows(limit: int = 40, answer_chars: int = 160) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
-    """The first rows of shared/data/superbowl-qa, raw and as messages (answers cut so rows fit 256 tokens)."""
+    """The first rows of tests/data/superbowl-qa (at most 40), raw and as messages (answers cut so rows fit 256 tokens)."""
     with SUPERBOWL.open(encoding="utf-8") as handle:
         records = [json.loads(line) for line in islice(handle, limit)]
     rows = [

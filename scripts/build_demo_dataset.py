@@ -1,4 +1,4 @@
-"""Rebuild the demo's bundled Super Bowl LIX subset from the shared dataset.
+"""Rebuild the demo's bundled Super Bowl LIX subset from a full copy of the dataset.
 
 The demo must run offline from an installed package, so it ships a small subset
 of ml-explore/mlx-examples' wwdc25 Super Bowl LIX Q&A (MIT licence, Copyright (c)
@@ -6,7 +6,9 @@ of ml-explore/mlx-examples' wwdc25 Super Bowl LIX Q&A (MIT licence, Copyright (c
 ROWS whose prompt and completion together are shorter than MAX_CHARS, in file
 order, so that 40 steps at max_seq_length 256 fit in the demo's time budget.
 
-    python scripts/build_demo_dataset.py ../shared/data/superbowl-qa/train.jsonl
+    python scripts/build_demo_dataset.py PATH/TO/superbowl-qa/train.jsonl
+
+PATH is a full copy of wwdc25/data/train.jsonl (1,800 rows); the repository keeps only the subset.
 """
 
 from __future__ import annotations
@@ -34,4 +36,6 @@ def main(source: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parents[2] / "shared/data/superbowl-qa/train.jsonl"))
+    if len(sys.argv) != 2:
+        sys.exit("usage: python scripts/build_demo_dataset.py PATH/TO/superbowl-qa/train.jsonl")
+    main(sys.argv[1])

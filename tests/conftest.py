@@ -13,15 +13,14 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fixtures import superbowl_records, vocab_texts
 
 from unsloth_nb.testing.hub_emulator import LoopbackHub
 from unsloth_nb.testing.loopback import LOOPBACK_ENV
 from unsloth_nb.testing.pytest_runpod import runpod_emulator  # noqa: F401  (fixture)
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 # Real secrets of the person running the tests must never reach a test job.
 SECRET_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "RUNPOD_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY")
@@ -83,10 +82,24 @@ def job_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"the shared datasets are missing: expected {SHARED_DATA} beside the repository")
-    return SHARED_DATA
+def superbowl_rows() -> list[dict[str, Any]]:
+    """The first 40 Super Bowl LIX prompt/completion pairs (real data, MIT, in tests/data)."""
+    return superbowl_records()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, superbowl_rows: list[dict[str, Any]]) -> Path:
+    """The one tiny random Llama of the suite, built once per session (a second or two).
+
+    Its tokenizer learned its merges from the Super Bowl rows the tests train on, so those
+    rows tokenize into words, not bytes. ``unsloth`` is imported first, as in a real run,
+    so transformers is patched before anything in this process uses it.
+    """
+    from unsloth_nb.engine.model import import_unsloth
+    from unsloth_nb.testing import build_tiny_model
+
+    import_unsloth()
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama", vocab_texts=vocab_texts(superbowl_rows))
 
 
 @pytest.fixture

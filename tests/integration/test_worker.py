@@ -388,13 +388,6 @@ def test_worker_without_a_token_refuses_to_start_and_ends_its_pod(
 
 
 # ---------------------------------------------------------------------- real training
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from unsloth_nb.testing import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama")
-
-
 def tiny_config(model: Path, **train: Any) -> dict[str, Any]:
     settings = {"batch_size": 1, "grad_accum": 1, "warmup_steps": 0, "max_seq_length": 128, **train}
     return {"model": str(model), "dataset": "qa.jsonl", "train": settings}

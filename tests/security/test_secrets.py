@@ -32,6 +32,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from fixtures import SMOLLM2_135M, model_folder
 from nbclient import NotebookClient
 
 from unsloth_nb import cli
@@ -107,15 +108,6 @@ def test_the_search_finds_a_secret_in_each_form_it_looks_for() -> None:
 
 
 # ---------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from unsloth_nb.engine.model import import_unsloth
-    from unsloth_nb.testing import build_tiny_model
-
-    import_unsloth()  # before transformers, as in a real run
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama")
-
-
 @pytest.fixture
 def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunPodEmulator]:
     """A RunPod emulator that accepts our fake account key and no other (the shared fixture has its own key)."""
@@ -254,23 +246,7 @@ def test_a_key_typed_into_the_panels_prompt_stays_out_of_every_widget(tmp_path: 
 
     from unsloth_nb.ui.panel import TrainingPanel
 
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "config.json").write_text(
-        json.dumps(
-            {
-                "model_type": "llama",
-                "hidden_size": 576,
-                "intermediate_size": 1536,
-                "num_hidden_layers": 30,
-                "num_attention_heads": 9,
-                "num_key_value_heads": 3,
-                "vocab_size": 49152,
-                "max_position_embeddings": 2048,
-                "tie_word_embeddings": True,
-            }
-        )
-    )
+    model = model_folder(tmp_path, "model", SMOLLM2_135M)
     for variable in ("HF_TOKEN", "RUNPOD_API_KEY"):
         monkeypatch.delenv(variable, raising=False)
     typed = {"HF_TOKEN": FAKE_SECRETS["HF_TOKEN"], "RUNPOD_API_KEY": FAKE_SECRETS["RUNPOD_API_KEY"]}

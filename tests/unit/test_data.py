@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures import ALPACA_SEED, TEST_DATA, read_jsonl
 
 from unsloth_nb.config import DatasetConfig
 from unsloth_nb.data import (
@@ -23,7 +24,6 @@ from unsloth_nb.errors import ConfigError, DatasetError
 from unsloth_nb.jobs.events import EventLog
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
 def write_jsonl(folder: Path, name: str, rows: list[Any]) -> str:
@@ -48,11 +48,11 @@ def conversation(*turns: tuple[str, str]) -> list[dict[str, str]]:
 
 # ---------------------------------------------------------------------- the real data sets
 def test_superbowl_prompt_completion_becomes_user_assistant_turns():
-    prepared = prepare(SHARED_DATA, "superbowl-qa/train.jsonl", eval_path="superbowl-qa/valid.jsonl")
+    prepared = prepare(TEST_DATA, "superbowl-qa/train.jsonl", eval_path="superbowl-qa/valid.jsonl")
 
     assert prepared.summary.format == "prompt_completion"
-    assert prepared.summary.rows == len(prepared.train) == 1800
-    assert prepared.summary.eval_rows == len(prepared.eval or []) == 144
+    assert prepared.summary.rows == len(prepared.train) == 40
+    assert prepared.summary.eval_rows == len(prepared.eval or []) == 8
     assert prepared.train[0]["messages"][0] == {"role": "user", "content": "What is Super Bowl LIX?"}
     assert prepared.train[0]["messages"][1]["role"] == "assistant"
     assert prepared.origins[:2] == ["superbowl-qa/train.jsonl:1", "superbowl-qa/train.jsonl:2"]
@@ -62,18 +62,18 @@ def test_superbowl_prompt_completion_becomes_user_assistant_turns():
 
 
 def test_wikisql_is_a_plain_text_corpus():
-    prepared = prepare(SHARED_DATA, "wikisql/train.jsonl")
+    prepared = prepare(TEST_DATA, "wikisql/train.jsonl")
 
     assert prepared.summary.format == "text"
     assert prepared.kind == "text"
-    assert len(prepared.train) == 1000
+    assert len(prepared.train) == 32
     assert prepared.train[0]["text"].startswith("table: ")
 
 
 def test_alpaca_seed_nested_instances_give_one_row_each():
-    prepared = prepare(SHARED_DATA, "alpaca-seed/seed_tasks.jsonl")
+    prepared = prepare(TEST_DATA, "alpaca-seed/seed_tasks.jsonl")
 
-    source_rows = [json.loads(line) for line in (SHARED_DATA / "alpaca-seed/seed_tasks.jsonl").open(encoding="utf-8")]
+    source_rows = read_jsonl(ALPACA_SEED)
     assert prepared.summary.format == "alpaca"
     assert len(prepared.train) == sum(len(row["instances"]) for row in source_rows)
     with_input = next(i for i, row in enumerate(source_rows) if row["instances"][0]["input"].strip())
@@ -490,21 +490,21 @@ def test_eval_file_problems_are_reported_too(tmp_path: Path):
 
 # ---------------------------------------------------------------------- what the user sees
 def test_format_summary_reads_as_one_line():
-    prepared = prepare(SHARED_DATA, "superbowl-qa/train.jsonl")
+    prepared = prepare(TEST_DATA, "superbowl-qa/train.jsonl")
 
     line = format_summary(prepared.summary)
 
-    assert line.startswith("superbowl-qa/train.jsonl: 1,800 rows, prompt/completion, ~")
-    assert "k tokens (estimate), longest " in line and line.endswith("0 skipped")
+    assert line.startswith("superbowl-qa/train.jsonl: 40 rows, prompt/completion, ~")
+    assert " tokens (estimate), longest " in line and line.endswith("0 skipped")
 
 
 def test_summary_is_a_valid_event_payload():
-    prepared = prepare(SHARED_DATA, "wikisql/valid.jsonl")
+    prepared = prepare(TEST_DATA, "wikisql/train.jsonl")
     log = EventLog("job-1")
 
     event = log.emit("summary", **prepared.summary.to_event())
 
-    assert event["rows"] == 100 and event["format"] == "text"
+    assert event["rows"] == 32 and event["format"] == "text"
 
 
 def test_inspect_returns_rows_and_problems_without_raising(tmp_path: Path):

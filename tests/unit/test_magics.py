@@ -27,13 +27,6 @@ from unsloth_nb.ui.view import JobTable
 DEMO = demo_dataset_path()
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from unsloth_nb.testing.tiny_model import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.getbasetemp() / "tiny-model")
-
-
 @pytest.fixture
 def ip() -> Iterator[InteractiveShell]:
     shell = InteractiveShell.instance()

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from fixtures import ALPACA_SEED, SUPERBOWL_TRAIN, SUPERBOWL_VALID
 from job_waiting import wait_for_state
 
 from unsloth_nb.demo import demo_dataset_path
@@ -21,13 +22,6 @@ from unsloth_nb.ui.panel import UPLOAD_FOLDER, TrainingPanel
 from unsloth_nb.ui.view import JobView
 
 DEMO = demo_dataset_path()
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from unsloth_nb.testing.tiny_model import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.getbasetemp() / "tiny-model")
 
 
 def tiny_panel(model: Path, tmp_path: Path, steps: int = 3) -> TrainingPanel:
@@ -91,15 +85,15 @@ def test_field_errors_are_shown_at_their_fields(tmp_path: Path) -> None:
     assert panel.errors == {} and panel.fields["train.lr"].error.value == ""
 
 
-def test_preview_shows_format_rows_and_validation(shared_data: Path, tmp_path: Path) -> None:
-    panel = TrainingPanel(dataset=str(shared_data / "superbowl-qa" / "train.jsonl"), base_dir=tmp_path)
+def test_preview_shows_format_rows_and_validation(tmp_path: Path) -> None:
+    panel = TrainingPanel(dataset=str(SUPERBOWL_TRAIN), base_dir=tmp_path)
 
     text = panel.preview_html.value
-    assert "prompt/completion" in text and "1,800 rows" in text
+    assert "prompt/completion" in text and "40 rows" in text
     assert "every row can be trained on" in text
     assert text.count("<tr>") == 5 and "train.jsonl:1" in text and "Super Bowl LIX" in text
 
-    panel.fields["dataset.path"].widget.value = str(shared_data / "alpaca-seed" / "seed_tasks.jsonl")
+    panel.fields["dataset.path"].widget.value = str(ALPACA_SEED)
     assert "Alpaca" in panel.preview_html.value and "seed_tasks.jsonl:1" in panel.preview_html.value
 
     bad = tmp_path / "bad.jsonl"
@@ -112,9 +106,9 @@ def test_preview_shows_format_rows_and_validation(shared_data: Path, tmp_path: P
     assert "not found" in panel.fields["dataset.path"].error.value
 
 
-def test_an_upload_is_saved_in_the_working_folder_and_becomes_the_dataset(shared_data: Path, tmp_path: Path) -> None:
+def test_an_upload_is_saved_in_the_working_folder_and_becomes_the_dataset(tmp_path: Path) -> None:
     panel = TrainingPanel(base_dir=tmp_path)
-    content = (shared_data / "superbowl-qa" / "valid.jsonl").read_bytes()
+    content = SUPERBOWL_VALID.read_bytes()
 
     panel.upload.value = (
         {
@@ -130,7 +124,7 @@ def test_an_upload_is_saved_in_the_working_folder_and_becomes_the_dataset(shared
     assert saved.read_bytes() == content
     assert panel.fields["dataset.path"].widget.value == f"{UPLOAD_FOLDER}/valid.jsonl"
     assert panel.upload.value == ()  # the bytes do not stay in the notebook's widget state
-    assert "144 rows" in panel.preview_html.value
+    assert "8 rows" in panel.preview_html.value
 
 
 def test_the_plan_is_shown_before_start(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

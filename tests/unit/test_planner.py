@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures import LLAMA_31_8B, MIXTRAL_8X7B, QWEN25_32B, SMOLLM2_135M, model_folder
 
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary
@@ -29,52 +30,6 @@ from unsloth_nb.planning.planner import (
     plan,
 )
 
-LLAMA_31_8B = {
-    "architectures": ["LlamaForCausalLM"],
-    "model_type": "llama",
-    "hidden_size": 4096,
-    "intermediate_size": 14336,
-    "num_hidden_layers": 32,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "vocab_size": 128256,
-    "tie_word_embeddings": False,
-    "attention_bias": False,
-    "mlp_bias": False,
-    "torch_dtype": "bfloat16",
-}
-QWEN25_32B = {
-    "model_type": "qwen2",
-    "hidden_size": 5120,
-    "intermediate_size": 27648,
-    "num_hidden_layers": 64,
-    "num_attention_heads": 40,
-    "num_key_value_heads": 8,
-    "vocab_size": 152064,
-    "tie_word_embeddings": False,
-}
-SMOLLM2_135M = {
-    "model_type": "llama",
-    "hidden_size": 576,
-    "intermediate_size": 1536,
-    "num_hidden_layers": 30,
-    "num_attention_heads": 9,
-    "num_key_value_heads": 3,
-    "vocab_size": 49152,
-    "tie_word_embeddings": True,
-}
-MIXTRAL_8X7B = {
-    "model_type": "mixtral",
-    "hidden_size": 4096,
-    "intermediate_size": 14336,
-    "num_hidden_layers": 32,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "vocab_size": 32000,
-    "num_local_experts": 8,
-    "num_experts_per_tok": 2,
-}
-
 CPU_ONLY = LocalHardware("cpu", "Test CPU", 16.0, 12.0, ram_gb=16.0, cpu_count=2)
 GPU_24GB = LocalHardware("cuda", "NVIDIA GeForce RTX 4090", 24.0, 23.0, ram_gb=64.0, cpu_count=16)
 ROWS_1000 = DatasetSummary(source="support.jsonl", format="messages", rows=1000, tokens=400_000, longest_tokens=1500)
@@ -88,13 +43,6 @@ def empty_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     hub.mkdir()
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))
     return hub
-
-
-def model_folder(tmp_path: Path, name: str, config: dict[str, Any]) -> Path:
-    folder = tmp_path / name
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
 
 
 def config_for(model: str | dict[str, Any], **sections: Any) -> TrainConfig:

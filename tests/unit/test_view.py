@@ -67,13 +67,6 @@ def comms(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RecordingComm]]:
     yield opened
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from unsloth_nb.testing.tiny_model import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.getbasetemp() / "tiny-model")
-
-
 def recorded_job(steps: int = 40, log_lines: int = 3, end: str | None = "succeeded", placement: str = "local") -> Job:
     """A job folder whose event log is written through the real EventLog, then loaded like a reattach."""
     config = TrainConfig.from_dict({"model": "HuggingFaceTB/SmolLM2-135M-Instruct", "dataset": "qa.jsonl"})
