@@ -510,8 +510,21 @@ def test_admin_endpoint_sets_faults_and_reports_the_bill(runpod_emulator: RunPod
     terminate_and_confirm(runpod_emulator, pod_id)
 
 
-@pytest.fixture
-def emulator_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+#: A pod whose shell starts two children of its own, like a boot script starting the worker;
+#: it writes the three process ids to ``pids`` in its home folder.
+FAMILY_POD = "echo $$ >> pids; sleep 600 & echo $! >> pids; sleep 601 & echo $! >> pids; wait"
+
+
+def start_emulator_cli(workdir: Path, *, sigint_ignored: bool = False) -> tuple[subprocess.Popen[str], list[str]]:
+    """``python -m unsloth_nb.testing.runpod_emulator`` as a user starts it; returns once it printed its banner.
+
+    ``sigint_ignored`` starts it the way ``make test &``, nohup or a CI runner without a terminal
+    do: with SIGINT inherited as ignored.
+    """
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     process = subprocess.Popen(
         [
             sys.executable,
@@ -522,18 +535,25 @@ def emulator_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], li
             "--api-key",
             "k",
             "--workdir",
-            str(tmp_path),
+            str(workdir),
         ],
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=ignore_sigint if sigint_ignored else None,
     )
     lines: list[str] = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("Ctrl-C"):
+            break
+    return process, lines
+
+
+@pytest.fixture
+def emulator_cli(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    process, lines = start_emulator_cli(tmp_path, sigint_ignored=getattr(request, "param", False))
     try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if line.startswith("Ctrl-C"):
-                break
         yield process, lines
     finally:
         if process.poll() is None:
@@ -541,16 +561,84 @@ def emulator_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], li
             process.wait()
 
 
-def test_cli_runs_until_interrupted(
-    emulator_process: tuple[subprocess.Popen[str], list[str]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    process, lines = emulator_process
+def use_emulator_cli(lines: list[str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point the runpod SDK at the emulator the CLI started, from the variables it printed."""
     exported = dict(line.strip().removeprefix("export ").split("=", 1) for line in lines if line.strip().startswith("export "))
-    assert exported["UNSLOTH_NB_RUNPOD_PROXY_TEMPLATE"].strip("'").endswith("/{pod_id}-{port}")
     monkeypatch.setenv("RUNPOD_API_BASE_URL", exported["RUNPOD_API_BASE_URL"])
     monkeypatch.setattr(runpod, "api_key", "k")
-    pod_id = create(docker_args="sleep 600")
+    return exported
+
+
+def pod_family(workdir: Path, pod_id: str) -> list[int]:
+    """The ids of the FAMILY_POD's shell and its two children, once it has written all three."""
+    pids = workdir / "pods" / pod_id / "pids"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        written = pids.read_text().split() if pids.exists() else []
+        if len(written) == 3:
+            return [int(pid) for pid in written]
+        time.sleep(0.05)
+    raise AssertionError(f"pod {pod_id} did not start its processes: {pids} holds {written}")
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie nobody reaped yet counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return state != "Z"
+
+
+def wait_all_gone(pids: list[int], timeout: float = 5.0) -> list[int]:
+    """The pids still running after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while (alive := [pid for pid in pids if running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive
+
+
+@pytest.mark.parametrize("emulator_cli", [False, True], ids=["sigint-default", "sigint-inherited-as-ignored"], indirect=True)
+def test_cli_runs_until_interrupted(
+    emulator_cli: tuple[subprocess.Popen[str], list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C stops it even when it was started in the background, and no pod process outlives it."""
+    process, lines = emulator_cli
+    exported = use_emulator_cli(lines, monkeypatch)
+    assert exported["UNSLOTH_NB_RUNPOD_PROXY_TEMPLATE"].strip("'").endswith("/{pod_id}-{port}")
+    pod_id = create(docker_args=FAMILY_POD)
     assert runpod.get_pod(pod_id)["name"] == "unsloth-nb-test"
+    family = pod_family(tmp_path, pod_id)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) == 0
     assert process.stdout is not None and "Stopped. Billed $" in process.stdout.read()
+    assert wait_all_gone(family) == []
+
+
+def test_cli_stops_on_sigterm(
+    emulator_cli: tuple[subprocess.Popen[str], list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    process, lines = emulator_cli
+    use_emulator_cli(lines, monkeypatch)
+    family = pod_family(tmp_path, create(docker_args=FAMILY_POD))
+    process.terminate()
+    assert process.wait(timeout=30) == 0
+    assert wait_all_gone(family) == []
+
+
+def test_pods_die_with_an_emulator_killed_by_sigkill(
+    emulator_cli: tuple[subprocess.Popen[str], list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No orderly stop runs on SIGKILL; the pods' process groups still go within a few seconds."""
+    process, lines = emulator_cli
+    use_emulator_cli(lines, monkeypatch)
+    families = [pod_family(tmp_path, create(docker_args=FAMILY_POD)) for _ in range(2)]
+    process.kill()
+    process.wait(timeout=10)
+    assert wait_all_gone([pid for family in families for pid in family]) == []

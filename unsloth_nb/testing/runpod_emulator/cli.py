@@ -2,6 +2,11 @@
 
 It prints the variables to export in the shell (or notebook) that should talk to
 it instead of RunPod, and the admin endpoint for fault knobs.
+
+SIGINT and SIGTERM both stop it cleanly. It installs its own handlers for both rather
+than rely on Python's inherited defaults: a process started from a non-interactive
+shell (``make test &``, nohup, a CI runner without a terminal) inherits SIGINT as
+*ignored*, and Python then never raises KeyboardInterrupt.
 """
 
 from __future__ import annotations
@@ -37,25 +42,26 @@ def main(argv: list[str] | None = None) -> int:
     def finish(signum: int, frame: FrameType | None) -> None:
         done.set()
 
-    with RunPodEmulator(
-        port=args.port, proxy_port=args.proxy_port, start_delay=args.start_delay, api_key=args.api_key, workdir=args.workdir
-    ) as emulator:
-        print("RunPod emulator running. In the shell or notebook that should use it:")
-        print(f"  export RUNPOD_API_BASE_URL={emulator.api_base_url}")
-        print(f"  export UNSLOTH_NB_RUNPOD_PROXY_TEMPLATE='{emulator.proxy_url_template}'")
-        print("  export NO_PROXY=127.0.0.1,localhost")
-        print(f"  export RUNPOD_API_KEY={args.api_key or '<any non-empty value>'}")
-        print(f"State and fault knobs: {emulator.admin_url}/state, POST {emulator.admin_url}/faults")
-        print(f"Pod logs: {emulator.workdir / 'logs'}")
-        print("Ctrl-C stops it and kills every pod.", flush=True)
-        previous = signal.signal(signal.SIGTERM, finish)
-        try:
+    stopping = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, finish) for signum in stopping}
+
+    try:
+        with RunPodEmulator(
+            port=args.port, proxy_port=args.proxy_port, start_delay=args.start_delay, api_key=args.api_key, workdir=args.workdir
+        ) as emulator:
+            print("RunPod emulator running. In the shell or notebook that should use it:")
+            print(f"  export RUNPOD_API_BASE_URL={emulator.api_base_url}")
+            print(f"  export UNSLOTH_NB_RUNPOD_PROXY_TEMPLATE='{emulator.proxy_url_template}'")
+            print("  export NO_PROXY=127.0.0.1,localhost")
+            print(f"  export RUNPOD_API_KEY={args.api_key or '<any non-empty value>'}")
+            print(f"State and fault knobs: {emulator.admin_url}/state, POST {emulator.admin_url}/faults")
+            print(f"Pod logs: {emulator.workdir / 'logs'}")
+            print("Ctrl-C stops it and kills every pod.", flush=True)
             while not done.wait(0.5):
                 pass
-        except KeyboardInterrupt:
-            pass
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-        bill = emulator.ledger.total_usd()
+            bill = emulator.ledger.total_usd()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
     print(f"Stopped. Billed ${bill:.4f} in all.")
     return 0

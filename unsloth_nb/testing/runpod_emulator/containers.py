@@ -11,7 +11,9 @@ The process gets what a RunPod container gets, scaled down to loopback:
   pointing back at the emulator so a pod can terminate itself.
 - A ``PATH`` whose ``python``/``python3`` run this interpreter (so the worker runs in
   the test's environment) and whose ``runpodctl`` can remove the pod, as on RunPod.
-- A process group of its own, so stop and terminate kill everything it started.
+- A process group of its own, so stop and terminate kill everything it started, and a
+  watcher process (:mod:`.reaper`) that kills that group if the emulator itself dies, even by SIGKILL.
+  When its first process exits, whatever it left in its group is killed, as a container's exit does.
 
 Ports. A container cannot listen on its container port (8888 may be taken, and
 two pods would collide), so each exposed port gets a free loopback port per
@@ -36,10 +38,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
 from unsloth_nb.testing.runpod_emulator.pods import EMULATOR_DATA_CENTER, Pod
+from unsloth_nb.testing.runpod_emulator.reaper import REAPER
 
 LOOPBACK = "127.0.0.1"
 
@@ -137,13 +141,16 @@ def container_env(pod: Pod, api_base_url: str, bin_dir: Path, pub_key: str, extr
 
 
 def spawn(pod: Pod, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """Start ``pod``'s container process, output appended to its log, in a new process group."""
+    """Start ``pod``'s container process, output appended to its log, in a new process group.
+
+    The group is watched (see :mod:`.reaper`) until it is gone, so it dies with the emulator.
+    """
     pod.home.mkdir(parents=True, exist_ok=True)
     pod.log_path.parent.mkdir(parents=True, exist_ok=True)
     with pod.log_path.open("ab") as log:
         log.write(f"[emulator] container start #{pod.starts + 1} of pod {pod.id}\n".encode())
         log.flush()
-        return subprocess.Popen(
+        process = subprocess.Popen(
             start_argv(pod.docker_args),
             cwd=pod.home,
             env=dict(env),
@@ -152,6 +159,17 @@ def spawn(pod: Pod, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    REAPER.watch(process.pid)
+    threading.Thread(target=_end_group_after, args=(process,), name=f"runpod-emulator-group-{process.pid}", daemon=True).start()
+    return process
+
+
+def _end_group_after(process: subprocess.Popen[bytes]) -> None:
+    """Once the container's first process exits (by itself or killed), kill what is left of its group."""
+    process.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    REAPER.release(process.pid)
 
 
 def kill(process: subprocess.Popen[bytes], grace_s: float) -> None:
