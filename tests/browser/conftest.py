@@ -14,9 +14,11 @@ Everything stays on this machine:
   console to ``artifacts/logs/``, which CI keeps. A failing test leaves a
   ``<test>-failure.png`` there too.
 
-Chromium and Playwright are not optional here: when either is missing the tests
-fail with the command that installs it, because a silently skipped browser test
-is a browser test that never runs.
+The browser is found by ``find_chromium.py``: a system Chromium if there is one,
+else Playwright's own (installed on first use when the machine reaches the internet).
+When there is no browser at all, or Playwright or JupyterLab is missing, the tests
+fail with the command that installs it, because a silently skipped browser test is
+a browser test that never runs.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
+from find_chromium import ChromiumNotFound, find_chromium
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
@@ -49,11 +52,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
 LOGS = REPO_ROOT / "artifacts" / "logs"
 
-INSTALL_HINT = (
-    "The browser tests need Debian's chromium and Python playwright + jupyterlab: "
-    "`apt-get install -y chromium` and `.venv/bin/pip install jupyterlab playwright` "
-    "(no `playwright install`: the tests use the system chromium; set UNSLOTH_NB_CHROMIUM to use another binary)."
-)
+PIP_HINT = "`.venv/bin/pip install jupyterlab playwright` (both are in the dev extra: `make install`)."
 
 #: Settings every endpoint a kernel might call must have, pointing at loopback (tests/conftest.py sets them).
 LOOPBACK_SETTINGS = ("HF_ENDPOINT", "RUNPOD_API_BASE_URL", "UNSLOTH_NB_RUNPOD_PROXY_TEMPLATE")
@@ -97,32 +96,15 @@ KERNEL_IDLE_MS = 120_000
 
 
 # ---------------------------------------------------------------------- requirements
-def chromium_path() -> str | None:
-    """The Chromium binary itself, not Debian's ``/usr/bin/chromium`` wrapper.
-
-    The wrapper sources /etc/chromium.d, which exports Google API keys and adds
-    flags such as --enable-remote-extensions; the binary runs with our flags only.
-    """
-    override = os.environ.get("UNSLOTH_NB_CHROMIUM")
-    if override:
-        return override if Path(override).is_file() else None
-    for candidate in ("/usr/lib/chromium/chromium", "/usr/lib/chromium-browser/chromium-browser"):
-        if Path(candidate).is_file():
-            return candidate
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.fixture(scope="module")
 def chromium() -> str:
     missing = [name for name in ("playwright", "jupyterlab") if importlib.util.find_spec(name) is None]
-    path = chromium_path()
-    if path is None:
-        override = os.environ.get("UNSLOTH_NB_CHROMIUM")
-        missing.append(f"chromium (UNSLOTH_NB_CHROMIUM={override} is not a file)" if override else "chromium")
     if missing:
-        pytest.fail(f"missing: {', '.join(missing)}. {INSTALL_HINT}", pytrace=False)
-    assert path is not None
-    return path
+        pytest.fail(f"the browser tests need {' and '.join(missing)}: {PIP_HINT}", pytrace=False)
+    try:
+        return find_chromium().path
+    except ChromiumNotFound as exc:
+        pytest.fail(f"the browser tests need a Chromium: {exc}", pytrace=False)
 
 
 # ---------------------------------------------------------------------- the server
