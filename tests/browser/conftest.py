@@ -104,7 +104,8 @@ def chromium() -> str:
     try:
         return find_chromium().path
     except ChromiumNotFound as exc:
-        pytest.fail(f"the browser tests need a Chromium: {exc}", pytrace=False)
+        missing_browser = str(exc)
+    pytest.fail(f"the browser tests need a Chromium: {missing_browser}", pytrace=False)
 
 
 # ---------------------------------------------------------------------- the server

@@ -16,6 +16,7 @@ and only when all of them fail, an error that says what to install. CI installs 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -83,11 +84,16 @@ def install_with_playwright() -> str:
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ChromiumNotFound(f"`{' '.join(PLAYWRIGHT_INSTALL[1:])}` did not finish: {exc}") from exc
-    output = (done.stdout + done.stderr).strip()
+    output = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr).strip()
     if done.returncode != 0:
-        tail = "\n".join(output.splitlines()[-5:])
-        raise ChromiumNotFound(f"`python -m playwright install chromium` failed (exit {done.returncode}):\n{tail}")
+        raise ChromiumNotFound(f"`python -m playwright install chromium` failed (exit {done.returncode}): {_why(output)}")
     return output
+
+
+def _why(output: str) -> str:
+    """Playwright's own error lines (it retries, so each once), else its last lines."""
+    errors = list(dict.fromkeys(line.strip() for line in output.splitlines() if line.strip().startswith("Error:")))
+    return "; ".join(errors[:3]) if errors else " / ".join(output.splitlines()[-3:])
 
 
 def find_chromium(

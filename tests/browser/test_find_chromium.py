@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+import find_chromium as module
 import pytest
 from find_chromium import INSTALL_HINT, PATH_NAMES, ChromiumNotFound, find_chromium, system_chromium
 
@@ -107,3 +109,17 @@ def test_unsloth_nb_chromium_wins_and_must_be_a_file(tmp_path: Path) -> None:
 
     with pytest.raises(ChromiumNotFound, match="is not a file"):
         find_chromium({**env, "UNSLOTH_NB_CHROMIUM": str(tmp_path / "nope")}, distro_binaries=())
+
+
+def test_a_failed_playwright_install_is_summarised_by_its_error_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real installer function, run on a stand-in command that fails as an offline download does."""
+    offline = "for _ in range(3): print('Downloading Chrome\\nError: getaddrinfo ENOTFOUND cdn.playwright.dev\\n  errno: -3008')"
+    monkeypatch.setattr(module, "PLAYWRIGHT_INSTALL", (sys.executable, "-c", offline + "; raise SystemExit(1)"))
+
+    with pytest.raises(ChromiumNotFound) as caught:
+        module.install_with_playwright()
+
+    assert (
+        str(caught.value)
+        == "`python -m playwright install chromium` failed (exit 1): Error: getaddrinfo ENOTFOUND cdn.playwright.dev"
+    )
