@@ -87,14 +87,14 @@ def test_merged_applies_dotted_overrides() -> None:
         ({"train": {"warmup_steps": 50, "max_steps": 10}}, "train.warmup_steps", "exceed max_steps"),
         ({"lora": {"rank": 8}}, "lora.rank", "unknown field"),
         ({"lora": {"target_modules": []}}, "lora.target_modules", "at least one"),
-        ({"model": {"load_in_4bit": "maybe"}}, "model.load_in_4bit", "true or false"),
+        ({"model": {"name": "m", "load_in_4bit": "maybe"}}, "model.load_in_4bit", "true or false"),
         ({"placement": "moon"}, "placement", "auto, local, runpod"),
         ({"hub": {"repo_id": "no-slash"}}, "hub.repo_id", "owner/name"),
         ({"runpod": {"max_runtime": "soon"}}, "runpod.max_runtime", "duration"),
         ({"runpod": {"cloud_type": "cheap"}}, "runpod.cloud_type", "SECURE"),
         ({"dataset": {"path": "x.jsonl", "eval_split": 0.9}}, "dataset.eval_split", "at most 0.5"),
-        ({"model": ""}, "model", "no model given"),
-        ({"dataset": ""}, "dataset", "no dataset given"),
+        ({"model": ""}, "model.name", "no model given"),
+        ({"dataset": ""}, "dataset.path", "no dataset given"),
     ],
 )
 def test_each_error_names_its_field(data: dict, field: str, words: str) -> None:

@@ -42,7 +42,7 @@ def test_columns_flag_takes_pairs() -> None:
 
 
 def test_unknown_flag_is_a_short_error() -> None:
-    with pytest.raises(FlagError, match="unrecognized arguments: --lora-rank"):
+    with pytest.raises(FlagError, match="unknown flag --lora-rank; did you mean --lora-r"):
         parse_train_args("--model m --dataset d --lora-rank 8")
 
 
