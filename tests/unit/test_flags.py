@@ -55,3 +55,40 @@ def test_help_lists_every_section() -> None:
     text = build_train_parser().format_help()
     for words in ("--model", "--dataset", "--lora-r", "--max-steps", "--hub-id", "--max-cost", "LoRA adapter", "RunPod"):
         assert words in text
+
+
+def test_an_unknown_flag_names_the_closest_real_one() -> None:
+    with pytest.raises(FlagError, match=r"unknown flag --epoch; did you mean --epochs\?"):
+        parse_train_args("--model m --dataset d --epoch 3")
+
+
+def test_flag_mistakes_and_field_mistakes_come_together() -> None:
+    from unsloth_nb.errors import InputErrors
+
+    with pytest.raises(InputErrors) as caught:
+        parse_train_args("--model m --dataset d --epoch 3 --lora-r 0 --lr fast stray")
+
+    messages = [str(e) for e in caught.value.errors()]
+    assert messages[0].startswith("unknown flag --epoch; did you mean --epochs?")
+    assert messages[1].startswith("unexpected value 'stray'")
+    assert {e.field for e in caught.value.errors()[2:]} == {"lora.r", "train.lr"}
+
+
+def test_the_help_hint_names_the_place_the_help_is() -> None:
+    from unsloth_nb.errors import CLI, MAGIC
+
+    with pytest.raises(FlagError) as caught:
+        parse_train_args("--model m --dataset d --epoch 3")
+    assert "see unsloth-nb train --help" in caught.value.render(CLI)
+    assert "see %unsloth_train? for the list of flags" in caught.value.render(MAGIC)
+    assert "--help" not in caught.value.render(MAGIC)
+
+
+def test_max_steps_below_the_default_warmup_is_accepted() -> None:
+    config, _ = parse_train_args("--model m --dataset d --max-steps 3")
+    assert (config.train.max_steps, config.train.warmup_steps) == (3, 0)
+
+
+def test_a_pasted_list_of_target_modules() -> None:
+    config, _ = parse_train_args(["--model", "m", "--dataset", "d", "--target-modules", "[q_proj,k_proj]"])
+    assert config.lora.target_modules == ["q_proj", "k_proj"]

@@ -557,20 +557,20 @@ class TrainingPanel:
         Run it in a cell (a button cannot open a prompt). The values go into this
         kernel's environment only: never into a widget, the notebook or a file.
         """
-        from unsloth_nb.credentials import get_secret, has_secret
+        from unsloth_nb.jobs.checks import ask_for_secrets, missing_secrets
 
         config = self.config()
-        needed: list[tuple[str, str]] = []
-        if config is not None and config.hub.repo_id:
-            needed.append(("HF_TOKEN", f"to push the adapter to {config.hub.repo_id}"))
-        plan = self.last_plan or (self.plan() if config is not None else None)
-        if plan is not None and plan.placement == "runpod":
-            needed.append(("RUNPOD_API_KEY", "to rent a RunPod GPU"))
-        asked = []
-        for variable, purpose in needed:
-            if not has_secret(variable):
-                get_secret(variable, purpose, prompt=True)
-                asked.append(variable)
+        if config is None:
+            return []
+        plan = self.last_plan or self.plan()
+        missing = missing_secrets(config, plan.placement if plan is not None else config.placement)
+        with use_wording(PANEL):
+            try:
+                ask_for_secrets(missing, can_prompt=True)
+            except MissingSecretError as exc:
+                self._show_problems([exc])
+                raise
+        asked = [name for name, _ in missing]
         self._say(f"Set {', '.join(asked)} for this session." if asked else "Every key this job needs is already set.")
         return asked
 
