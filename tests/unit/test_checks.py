@@ -171,3 +171,19 @@ def test_every_missing_key_is_named_at_once_without_offering_a_prompt(tmp_path: 
 
     with pytest.raises(MissingSecretError, match="RUNPOD_API_KEY"):
         Job.start(prepared)  # never without its keys
+
+
+def test_unsloths_default_targets_and_mixture_of_experts_are_left_to_unsloth(tmp_path: Path) -> None:
+    """Unsloth maps its default names (and MoE expert weights) onto each architecture itself: never refuse those."""
+    folder = tmp_path / "gpt-like"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    write_safetensors(folder, ["h.0.attn.c_attn.weight"])
+    assert check_target_modules(config(model=str(folder))) is None  # the default list, not the user's
+
+    moe = tmp_path / "moe"
+    moe.mkdir()
+    (moe / "config.json").write_text(json.dumps({"model_type": "gpt_oss", "num_local_experts": 32}))
+    write_safetensors(moe, ["model.layers.0.mlp.experts.gate_up_proj", "model.layers.0.self_attn.q_proj.weight"])
+    assert model_module_names(str(moe)) is None
+    assert check_target_modules(config(model=str(moe), lora={"target_modules": "q_proj,gate_proj"})) is None

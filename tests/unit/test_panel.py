@@ -163,6 +163,7 @@ def test_start_runs_a_tiny_job_and_shows_its_view(tiny_model: Path, tmp_path: Pa
 
     assert isinstance(job, Job) and isinstance(panel.view, JobView)
     assert panel.job_box.children == (panel.view.widget,)
+    assert null_tooltips(panel.widget) == []  # the job's view included
     assert panel.start_button.disabled and not panel.stop_button.disabled
     job.wait(timeout=300)
     assert job.state == "succeeded"
@@ -322,8 +323,6 @@ def test_defaults_the_user_never_set_are_adjusted_not_refused(tmp_path: Path) ->
 
 def test_no_widget_has_a_null_tooltip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """ipywidgets writes a None tooltip into the page as title="null" (hover the Upload button)."""
-    import ipywidgets
-
     monkeypatch.setenv("RUNPOD_API_KEY", "rp_not_a_real_key_for_tests")
     panel = TrainingPanel(
         model="unsloth/Llama-3.3-70B-Instruct", dataset=str(DEMO), base_dir=tmp_path, placement="runpod",
@@ -331,7 +330,15 @@ def test_no_widget_has_a_null_tooltip(tmp_path: Path, monkeypatch: pytest.Monkey
     )  # fmt: skip
     assert panel.start() is None and panel.confirm_box.children  # the Rent / Cancel box is up too
 
-    todo, null = [panel.widget, panel.confirm_box], []
+    assert null_tooltips(panel.widget, panel.confirm_box) == []
+    assert panel.upload.tooltip.startswith("Upload a dataset file")
+
+
+def null_tooltips(*roots: object) -> list[str]:
+    """Widgets under ``roots`` whose tooltip is None (shown as title="null" in the page)."""
+    import ipywidgets
+
+    todo, null = list(roots), []
     while todo:
         widget = todo.pop()
         if not isinstance(widget, ipywidgets.Widget):
@@ -339,5 +346,4 @@ def test_no_widget_has_a_null_tooltip(tmp_path: Path, monkeypatch: pytest.Monkey
         if widget.has_trait("tooltip") and widget.tooltip is None:
             null.append(f"{type(widget).__name__}({getattr(widget, 'description', '')!r})")
         todo.extend(getattr(widget, "children", ()) or ())
-    assert null == []
-    assert panel.upload.tooltip.startswith("Upload a dataset file")
+    return null

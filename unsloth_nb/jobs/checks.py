@@ -59,6 +59,8 @@ _STANDARD_MODULES = frozenset(
 _MODULES_BY_TYPE: dict[str, frozenset[str]] = {
     model_type: _STANDARD_MODULES for model_type in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text")
 }
+#: config.json keys of mixture-of-experts models, whose expert weights Unsloth targets by its own rules.
+_EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_intermediate_size")
 #: Always present in a causal LM even when a checkpoint leaves them out (tied embeddings).
 _ALWAYS = frozenset({"embed_tokens", "lm_head"})
 _MODULE_NAME = re.compile(r"^[A-Za-z0-9_.]+$")
@@ -95,6 +97,8 @@ def check_target_modules(config: TrainConfig) -> ConfigError | None:
             f"{', '.join(map(repr, malformed))} is not a module name; give names separated by commas, "
             f"e.g. {set_field('lora.target_modules', 'q_proj,k_proj,v_proj')}",
         )
+    if not config.user_set("lora.target_modules"):
+        return None  # Unsloth's own default list, which Unsloth maps onto each architecture itself
     known = model_module_names(config.model.name, config.model.revision)
     if known is None:
         return None
@@ -129,11 +133,13 @@ def model_module_names(name_or_path: str, revision: str | None = None) -> tuple[
     folder = _model_folder(name_or_path.strip(), revision)
     if folder is None:
         return None
+    config = _read_json(folder / "config.json") or {}
+    if any(key in config for key in _EXPERT_KEYS):
+        return None  # mixture of experts: Unsloth maps the usual names onto fused expert weights itself
     names = _names_from_weights(folder)
     if names:
         return names, f"weights in {folder}"
-    config = _read_json(folder / "config.json")
-    modules = _MODULES_BY_TYPE.get(str(config.get("model_type"))) if config else None
+    modules = _MODULES_BY_TYPE.get(str(config.get("model_type")))
     if modules:
         return set(modules), f"usual layers of a {config['model_type']} model"
     return None

@@ -111,10 +111,13 @@ class UnslothMagics(Magics):
             if note:
                 print(note)
         job = self._start(prepared, options, context)
+        from unsloth_nb.ui.tooltips import no_null_tooltips
         from unsloth_nb.ui.view import JobView
 
         if in_kernel or options.no_wait:
-            JobView(job).display()
+            view = JobView(job)
+            no_null_tooltips(view.widget)
+            view.display()
             return
         _follow_in_terminal(job, options)
 
@@ -151,6 +154,7 @@ class UnslothMagics(Magics):
         """Show the plan (unless already printed) and ``question`` with Rent / Cancel; only a click on Rent starts the pod."""
         from unsloth_nb.planning.plan_text import format_plan
         from unsloth_nb.planning.rental import asking_because
+        from unsloth_nb.ui.tooltips import no_null_tooltips
         from unsloth_nb.ui.view import widgets_can_render
 
         plan_text = format_plan(prepared.plan)
@@ -180,6 +184,7 @@ class UnslothMagics(Magics):
             rent.disabled = cancel.disabled = True
             job = self._start(prepared, options, context)
             box.children = (JobView(job).widget,)
+            no_null_tooltips(box)
 
         def on_cancel(_button: Any) -> None:
             rent.disabled = cancel.disabled = True
@@ -187,6 +192,7 @@ class UnslothMagics(Magics):
 
         rent.on_click(on_rent)
         cancel.on_click(on_cancel)
+        no_null_tooltips(box)
         display(box)
 
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.config import DatasetConfig, FieldSpec, TrainConfig, deep_update, expand_dotted, field_specs
 from unsloth_nb.errors import DatasetError, MissingSecretError, UnslothNbError, Wording, use_wording
+from unsloth_nb.ui.tooltips import no_null_tooltips
 
 if TYPE_CHECKING:
     from unsloth_nb.data import DatasetPreview
@@ -609,25 +610,6 @@ class TrainingPanel:
 
 # ---------------------------------------------------------------------- helpers
 _SPECS: dict[str, FieldSpec] = {spec.path: spec for spec in field_specs(TrainConfig)}
-
-
-def no_null_tooltips(root: Any) -> None:
-    """Give every widget under ``root`` a tooltip string.
-
-    ipywidgets 8 copies ``tooltip`` into the DOM's ``title`` as is, so a widget left at
-    None shows a "null" tooltip on hover (the labels of text boxes, the Upload button).
-    """
-    import ipywidgets
-
-    todo, seen = [root], set()
-    while todo:
-        widget = todo.pop()
-        if not isinstance(widget, ipywidgets.Widget) or id(widget) in seen:
-            continue
-        seen.add(id(widget))
-        if widget.has_trait("tooltip") and widget.tooltip is None:
-            widget.tooltip = str(getattr(widget, "description", "") or "")
-        todo.extend(getattr(widget, "children", ()) or ())
 
 
 def _initial_values(
