@@ -207,7 +207,7 @@ CASES: tuple[BadInput, ...] = (
     BadInput(
         "both-keys-missing",
         ("--placement", "runpod", "--hub-id", "someone/support-lora"),
-        ("RUNPOD_API_KEY", "HF_TOKEN", "someone/support-lora", "export RUNPOD_API_KEY=... HF_TOKEN=..."),
+        ("RUNPOD_API_KEY", "HF_TOKEN", "someone/support-lora", "export HF_TOKEN=... RUNPOD_API_KEY=..."),
         env={"RUNPOD_API_KEY": None, "HF_TOKEN": None, "HUGGING_FACE_HUB_TOKEN": None},
         runpod=True,
         never_says=("when prompted",),

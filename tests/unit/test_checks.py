@@ -160,16 +160,16 @@ def test_every_missing_key_is_named_at_once_without_offering_a_prompt(tmp_path: 
     with pytest.raises(MissingSecretError) as caught:
         prepare(job, tmp_path)
 
-    assert caught.value.variables == ["RUNPOD_API_KEY", "HF_TOKEN"]
-    assert "export RUNPOD_API_KEY=... HF_TOKEN=..." in str(caught.value)
+    assert caught.value.variables == ["HF_TOKEN", "RUNPOD_API_KEY"]
+    assert "export HF_TOKEN=... RUNPOD_API_KEY=..." in str(caught.value)
     assert "prompt" not in str(caught.value)
 
     # Where a prompt is possible the keys are not an error yet: the caller shows the plan, then asks.
     prepared = prepare(job, tmp_path, prompt_for_secrets=True)
-    assert [name for name, _ in prepared.missing_secrets] == ["RUNPOD_API_KEY", "HF_TOKEN"]
+    assert [name for name, _ in prepared.missing_secrets] == ["HF_TOKEN", "RUNPOD_API_KEY"]
     from unsloth_nb.jobs.controller import Job
 
-    with pytest.raises(MissingSecretError, match="RUNPOD_API_KEY"):
+    with pytest.raises(MissingSecretError, match="HF_TOKEN"):
         Job.start(prepared)  # never without its keys
 
 

@@ -299,7 +299,7 @@ def test_keys_are_asked_for_after_the_plan_is_shown(ip: InteractiveShell, monkey
 
     ok, output = run(ip, f"%unsloth_train {BIG_RUNPOD_FLAGS} --hub-id me/big-lora --confirm-above 0")
 
-    assert [prompt.split(" ", 1)[0] for prompt, _ in asked] == ["RUNPOD_API_KEY", "HF_TOKEN"]
+    assert [prompt.split(" ", 1)[0] for prompt, _ in asked] == ["HF_TOKEN", "RUNPOD_API_KEY"]
     shown_before_asking = asked[0][1]
     assert "Plan: unsloth/Llama-3.3-70B-Instruct on RunPod" in shown_before_asking and "/h" in shown_before_asking
     assert not ok and "--yes" in output  # then the rental still waits for a yes
@@ -313,6 +313,6 @@ def test_without_a_prompt_every_missing_key_is_named(ip: InteractiveShell, monke
 
     ok, output = run(ip, f"%unsloth_train {BIG_RUNPOD_FLAGS} --hub-id me/big-lora --yes")
 
-    assert not ok and "2 keys are not set: RUNPOD_API_KEY" in output and "HF_TOKEN (needed to push" in output
+    assert not ok and "2 keys are not set: HF_TOKEN (needed to push" in output and "RUNPOD_API_KEY (needed to" in output
     assert "when prompted" not in output
     assert job_folders() == []

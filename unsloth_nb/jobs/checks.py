@@ -227,10 +227,10 @@ def clamp_to_model(config: TrainConfig) -> TrainConfig:
 def needed_secrets(config: TrainConfig, placement: str) -> list[tuple[str, str]]:
     """(variable, what it is needed for) for every key this job needs."""
     needed = []
-    if placement == "runpod":
-        needed.append(("RUNPOD_API_KEY", "to create a RunPod pod for this job"))
     if config.hub.repo_id:
         needed.append(("HF_TOKEN", f"to push the adapter to the Hub repository {config.hub.repo_id}"))
+    if placement == "runpod":
+        needed.append(("RUNPOD_API_KEY", "to create a RunPod pod for this job"))
     return needed
 
 
