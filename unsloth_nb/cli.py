@@ -37,7 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     command = commands.get(args[0])
     if command is None:
-        print(f"unsloth-nb: unknown command {args[0]!r}\n\n{_usage(commands)}", file=sys.stderr)
+        import difflib
+
+        close = difflib.get_close_matches(args[0], list(commands), n=1, cutoff=0.6)
+        guess = f"; did you mean {close[0]!r}?" if close else ""
+        print(f"unsloth-nb: unknown command {args[0]!r}{guess}\n\n{_usage(commands)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         with use_wording(CLI):

@@ -92,3 +92,10 @@ def test_max_steps_below_the_default_warmup_is_accepted() -> None:
 def test_a_pasted_list_of_target_modules() -> None:
     config, _ = parse_train_args(["--model", "m", "--dataset", "d", "--target-modules", "[q_proj,k_proj]"])
     assert config.lora.target_modules == ["q_proj", "k_proj"]
+
+
+def test_an_unknown_command_names_the_closest(capsys: pytest.CaptureFixture[str]) -> None:
+    from unsloth_nb import cli
+
+    assert cli.main(["trian", "--model", "m"]) == cli.EXIT_BAD_INPUT
+    assert "unsloth-nb: unknown command 'trian'; did you mean 'train'?" in capsys.readouterr().err

@@ -106,7 +106,7 @@ PREVIEW_ROWS = 5
 _PREVIEW_CELL_CHARS = 300
 _DATASET_FIELDS = frozenset({"dataset.path", "dataset.format", "dataset.columns", "dataset.skip_invalid", "train.max_seq_length"})
 #: Error fields that are a section name: the form shows them at this field.
-_FIELD_ALIASES = {"model": "model.name", "dataset": "dataset.path", "runpod.gpus": "runpod.gpus"}
+_FIELD_ALIASES = {"model": "model.name", "dataset": "dataset.path"}
 _RED = "#cf222e"
 _INVALID_BORDER = f"2px solid {_RED}"
 
@@ -635,18 +635,6 @@ def _lookup(data: Mapping[str, Any], path: str) -> Any:
             return None
         node = node.get(part)
     return node
-
-
-def _drop(data: dict[str, Any], path: str) -> bool:
-    """Remove ``path`` from nested ``data``; False when it was not there (nothing left to try)."""
-    *parents, leaf = path.split(".")
-    node: Any = data
-    for part in parents:
-        node = node.get(part) if isinstance(node, dict) else None
-    if isinstance(node, dict) and leaf in node:
-        del node[leaf]
-        return True
-    return False
 
 
 def _as_text(value: Any) -> str:
