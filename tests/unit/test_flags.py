@@ -99,3 +99,39 @@ def test_an_unknown_command_names_the_closest(capsys: pytest.CaptureFixture[str]
 
     assert cli.main(["trian", "--model", "m"]) == cli.EXIT_BAD_INPUT
     assert "unsloth-nb: unknown command 'trian'; did you mean 'train'?" in capsys.readouterr().err
+
+
+def test_the_cli_asks_for_keys_after_showing_the_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In a terminal every missing key is asked for in a hidden prompt, once the plan and its price are on screen."""
+    import getpass
+    import io
+    import sys
+
+    from unsloth_nb import cli
+    from unsloth_nb.demo import demo_dataset_path
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for name in ("RUNPOD_API_KEY", "HF_TOKEN"):
+        monkeypatch.setenv(name, "placeholder")  # so that the value the prompt sets is undone after the test
+        monkeypatch.delenv(name)
+    asked: list[tuple[str, str]] = []
+
+    def password_box(prompt: str = "", stream: object = None) -> str:
+        asked.append((prompt.split(" ", 1)[0], sys.stderr.getvalue()))
+        return "typed-" + str(len(asked))
+
+    monkeypatch.setattr(getpass, "getpass", password_box)
+    monkeypatch.setattr("sys.stdin", Terminal("n\n"))  # and "no" to the rental question
+    argv = ["train", "--model", "unsloth/Llama-3.3-70B-Instruct", "--dataset", str(demo_dataset_path())]
+    argv += ["--placement", "runpod", "--hub-id", "me/big-lora", "--confirm-above", "0"]
+
+    code = cli.main(argv)
+
+    assert [name for name, _ in asked] == ["HF_TOKEN", "RUNPOD_API_KEY"]
+    assert "Plan: unsloth/Llama-3.3-70B-Instruct on RunPod" in asked[0][1]
+    assert code == cli.EXIT_BAD_INPUT and "the rental was not confirmed" in capsys.readouterr().err
