@@ -22,7 +22,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from unsloth_nb.errors import ConfigError, raise_all, set_field
 
@@ -357,8 +357,14 @@ class TrainConfig:
         return TrainConfig.from_dict(data)
 
     # ------------------------------------------------------------------ what the user chose
-    #: Paths of the fields the user gave (None: not known, so every field counts as given).
-    explicit: ClassVar[frozenset[str] | None] = None
+    @property
+    def explicit(self) -> frozenset[str] | None:
+        """Paths of the fields the user gave (None: not known, so every field counts as given)."""
+        return self.__dict__.get("_explicit")
+
+    @explicit.setter
+    def explicit(self, paths: frozenset[str] | None) -> None:
+        self.__dict__["_explicit"] = paths
 
     def user_set(self, path: str) -> bool:
         """Whether the user chose this field's value (a default they never set may be adjusted, never refused)."""
