@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from unsloth_nb.errors import UnslothNbError
+from unsloth_nb.errors import CLI, UnslothNbError, use_wording
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -37,12 +37,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     command = commands.get(args[0])
     if command is None:
-        print(f"unsloth-nb: unknown command {args[0]!r}\n\n{_usage(commands)}", file=sys.stderr)
+        import difflib
+
+        close = difflib.get_close_matches(args[0], list(commands), n=1, cutoff=0.6)
+        guess = f"; did you mean {close[0]!r}?" if close else ""
+        print(f"unsloth-nb: unknown command {args[0]!r}{guess}\n\n{_usage(commands)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        return command(args[1:])
+        with use_wording(CLI):
+            return command(args[1:])
     except UnslothNbError as exc:
-        print(f"unsloth-nb: {exc}", file=sys.stderr)
+        print(f"unsloth-nb: {exc.render(CLI)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("unsloth-nb: interrupted", file=sys.stderr)
@@ -63,16 +68,18 @@ def _usage(commands: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------- train
 def cmd_train(argv: list[str], *, force_runpod: bool = False) -> int:
-    from unsloth_nb.flags import parse_train_args
+    from unsloth_nb.flags import read_train_args
     from unsloth_nb.jobs.controller import Job, prepare
     from unsloth_nb.planning.plan_text import format_plan
 
     if force_runpod:
         argv = [*argv, "--placement", "runpod"]
-    config, options = parse_train_args(argv)
-    prepared = prepare(config, prompt_for_secrets=sys.stdin.isatty())
+    config, options, mistakes = read_train_args(argv)
+    prepared = prepare(config, prompt_for_secrets=sys.stdin.isatty(), earlier=mistakes)
     if not options.json and not options.quiet:
         print(format_plan(prepared.plan), file=sys.stderr)
+    if prepared.missing_secrets:  # asked only now, once the plan (and its price) has been shown
+        prepared.ask_for_secrets()
     if not options.yes:
         _confirm_rental(prepared, quiet=options.quiet or options.json)
     job = Job.start(prepared)
@@ -113,17 +120,17 @@ def follow_job(job: Any, *, json_lines: bool = False, quiet: bool = False) -> in
     return EXIT_BAD_INPUT if job.record.error_type in _BAD_INPUT_ERRORS else EXIT_FAILED
 
 
-_BAD_INPUT_ERRORS = {"ConfigError", "DatasetError", "MissingSecretError", "PlanError", "FlagError"}
+_BAD_INPUT_ERRORS = {"ConfigError", "DatasetError", "MissingSecretError", "PlanError", "FlagError", "InputErrors"}
 
 
 # ---------------------------------------------------------------------- plan
 def cmd_plan(argv: list[str]) -> int:
-    from unsloth_nb.flags import parse_train_args
+    from unsloth_nb.flags import read_train_args
     from unsloth_nb.jobs.controller import prepare
     from unsloth_nb.planning.plan_text import format_plan
 
-    config, options = parse_train_args(argv)
-    prepared = prepare(config, check_secrets=False)
+    config, options, mistakes = read_train_args(argv)
+    prepared = prepare(config, check_secrets=False, earlier=mistakes)
     if options.json:
         print(json.dumps(prepared.plan.to_dict(), indent=2))
     else:

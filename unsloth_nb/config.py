@@ -14,6 +14,7 @@ No field holds a secret: tokens come from the environment at the point of use.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import re
 import types
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from unsloth_nb.errors import ConfigError
+from unsloth_nb.errors import ConfigError, raise_all, set_field
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -306,11 +307,39 @@ class TrainConfig:
         ``model`` and ``dataset`` may be given as plain strings. Unknown keys are
         errors: a typo must not be silently ignored.
         """
-        if not isinstance(data, Mapping):
-            raise ConfigError("config", f"expected a mapping of fields, got {type(data).__name__}")
-        config = _build(cls, dict(data), prefix="")
-        config.validate()
+        config, errors = cls.checked(data)
+        raise_all(errors)
         return config
+
+    @classmethod
+    def checked(cls, data: Mapping[str, Any]) -> tuple[TrainConfig, list[ConfigError]]:
+        """Every mistake in ``data`` at once, and the config it describes with each bad field at its default.
+
+        The config lets the dataset and model checks run in the same pass, so a user
+        sees every problem of a job together instead of one per run.
+        """
+        errors: list[ConfigError] = []
+        if not isinstance(data, Mapping):
+            return cls(), [ConfigError("config", f"expected a mapping of fields, got {type(data).__name__}")]
+        explicit: set[str] = set()
+        config = _build(cls, dict(data), "", errors, explicit)
+        config.explicit = frozenset(explicit)
+        config._clamp_defaults()
+        problems = config.problems()
+        for error in problems:  # later checks (data, model, plan) must not trip over a value already refused
+            config._reset(error.field or "")
+        return config, errors + problems
+
+    def _reset(self, path: str) -> None:
+        """Put a field back to its default (in the config that the other checks of a refused job read)."""
+        spec = next((spec for spec in field_specs() if spec.path == path), None)
+        if spec is None:
+            return
+        *sections, leaf = path.split(".")
+        node: Any = self
+        for part in sections:
+            node = getattr(node, part)
+        setattr(node, leaf, spec.default() if callable(spec.default) else spec.default)
 
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
@@ -323,9 +352,37 @@ class TrainConfig:
 
     def merged(self, overrides: Mapping[str, Any]) -> TrainConfig:
         """A new config with ``overrides`` (nested dict or dotted keys) applied on top."""
-        data = self.to_dict()
+        data = self.user_data()
         deep_update(data, expand_dotted(overrides))
         return TrainConfig.from_dict(data)
+
+    # ------------------------------------------------------------------ what the user chose
+    @property
+    def explicit(self) -> frozenset[str] | None:
+        """Paths of the fields the user gave (None: not known, so every field counts as given)."""
+        return self.__dict__.get("_explicit")
+
+    @explicit.setter
+    def explicit(self, paths: frozenset[str] | None) -> None:
+        self.__dict__["_explicit"] = paths
+
+    def user_set(self, path: str) -> bool:
+        """Whether the user chose this field's value (a default they never set may be adjusted, never refused)."""
+        return self.explicit is None or path in self.explicit
+
+    def user_data(self) -> dict[str, Any]:
+        """The fields the user chose, as nested data (all of them when that is not known)."""
+        data = self.to_dict()
+        if self.explicit is None:
+            return data
+        flat = {spec.path: _lookup(data, spec.path) for spec in field_specs() if spec.path in self.explicit}
+        return expand_dotted(flat)
+
+    def _clamp_defaults(self) -> None:
+        """Adjust defaults that contradict what the user chose; a contradiction of the user's own is refused later."""
+        train = self.train
+        if not self.user_set("train.warmup_steps") and train.max_steps and train.warmup_steps >= train.max_steps:
+            train.warmup_steps = train.max_steps // 10  # a tenth of a short run, as a warm-up ratio of 0.1 would be
 
     # ------------------------------------------------------------------ output
     def to_dict(self) -> dict[str, Any]:
@@ -342,29 +399,50 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
-        """Check each field, then the rules that join several fields."""
+        """Check each field, then the rules that join several fields; raise every mistake together."""
+        raise_all(self.problems())
+
+    def problems(self) -> list[ConfigError]:
+        """Every field whose value is not allowed, and every rule between fields that is broken."""
+        errors: list[ConfigError] = []
         for prefix, section in self._sections():
-            _validate_section(section, prefix)
+            errors += _section_problems(section, prefix)
         if not self.model.name.strip():
-            raise ConfigError(
-                "model", "no model given; pass --model (a Hub id such as unsloth/Llama-3.2-1B-Instruct, or a local folder)"
+            errors.append(
+                ConfigError(
+                    "model.name",
+                    f"no model given: {set_field('model.name')}, a Hub id such as unsloth/Llama-3.2-1B-Instruct "
+                    "or a local folder",
+                )
             )
         if not self.dataset.path.strip():
-            raise ConfigError(
-                "dataset", "no dataset given; pass --dataset (a .jsonl, .json, .csv or .parquet file, or a datasets folder)"
+            errors.append(
+                ConfigError(
+                    "dataset.path",
+                    f"no dataset given: {set_field('dataset.path')}, a .jsonl, .json, .csv or .parquet file or a datasets folder",
+                )
             )
         if self.dataset.eval_path and self.dataset.eval_split:
-            raise ConfigError("dataset.eval_split", "give either an eval file (eval_path) or an eval_split fraction, not both")
+            errors.append(
+                ConfigError("dataset.eval_split", "give either an eval file (eval_path) or an eval_split fraction, not both")
+            )
         if self.hub.repo_id is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", self.hub.repo_id):
-            raise ConfigError("hub.repo_id", f"{self.hub.repo_id!r} is not of the form owner/name")
+            errors.append(ConfigError("hub.repo_id", f"{self.hub.repo_id!r} is not of the form owner/name"))
         if self.train.warmup_steps and self.train.max_steps and self.train.warmup_steps > self.train.max_steps:
-            raise ConfigError(
-                "train.warmup_steps", f"{self.train.warmup_steps} warm-up steps exceed max_steps={self.train.max_steps}"
+            errors.append(
+                ConfigError(
+                    "train.warmup_steps",
+                    f"{self.train.warmup_steps} warm-up steps exceed max_steps={self.train.max_steps}",
+                )
             )
         if not self.lora.target_modules:
-            raise ConfigError(
-                "lora.target_modules", "at least one module is needed (Unsloth's default is all attention and MLP projections)"
+            errors.append(
+                ConfigError(
+                    "lora.target_modules",
+                    "at least one module is needed (Unsloth's default is all attention and MLP projections)",
+                )
             )
+        return errors
 
     def _sections(self) -> list[tuple[str, Any]]:
         return [
@@ -417,6 +495,9 @@ def field_specs(cls: type = TrainConfig, prefix: str = "") -> list[FieldSpec]:
     return specs
 
 
+_FLAGS: dict[str, str] = {}
+
+
 def _strip_optional(hint: Any) -> tuple[Any, bool]:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
@@ -426,7 +507,8 @@ def _strip_optional(hint: Any) -> tuple[Any, bool]:
     return hint, False
 
 
-def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+def _build(cls: type, data: dict[str, Any], prefix: str, errors: list[ConfigError], explicit: set[str]) -> Any:
+    """The dataclass ``cls`` from ``data``; a bad field is noted in ``errors`` and keeps its default."""
     hints = typing.get_type_hints(cls)
     fields_by_name = {f.name: f for f in dataclasses.fields(cls)}
     alias_to_name = {a: f.name for f in dataclasses.fields(cls) for a in f.metadata.get("aliases", ())}
@@ -436,15 +518,20 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
         name = alias_to_name.get(key_str, key_str)
         where = f"{prefix}{key_str}"
         if SECRET_KEY_PATTERN.search(key_str):
-            raise ConfigError(
-                where,
-                "secrets are never part of a config (saved configs and notebooks would leak them); "
-                "set HF_TOKEN or RUNPOD_API_KEY in the environment instead",
+            errors.append(
+                ConfigError(
+                    where,
+                    "secrets are never part of a config (saved configs and notebooks would leak them); "
+                    "set HF_TOKEN or RUNPOD_API_KEY in the environment instead",
+                )
             )
+            continue
         if name not in fields_by_name:
-            raise ConfigError(where, f"unknown field; allowed here: {', '.join(sorted(fields_by_name))}")
+            errors.append(ConfigError(where, _unknown_field(key_str, prefix, list(fields_by_name), list(alias_to_name))))
+            continue
         if name in kwargs:
-            raise ConfigError(where, f"given twice (as {name} and an alias)")
+            errors.append(ConfigError(where, f"given twice (as {name} and an alias)"))
+            continue
         hint = hints[name]
         path = f"{prefix}{name}"
         if dataclasses.is_dataclass(hint):
@@ -453,11 +540,45 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
             if value is None:
                 value = {}
             if not isinstance(value, Mapping):
-                raise ConfigError(path, f"expected a mapping of {hint.__name__} fields, got {value!r}")
-            kwargs[name] = _build(hint, dict(value), prefix=f"{path}.")
-        else:
+                errors.append(ConfigError(path, f"expected a mapping of {hint.__name__} fields, got {value!r}"))
+                continue
+            kwargs[name] = _build(hint, dict(value), f"{path}.", errors, explicit)
+            continue
+        try:
             kwargs[name] = coerce(value, hint, path)
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
+        explicit.add(path)
     return cls(**kwargs)
+
+
+def _unknown_field(key: str, prefix: str, names: list[str], aliases: list[str]) -> str:
+    """ "unknown field", with the closest name here, or the section where a field of that name lives."""
+    close = difflib.get_close_matches(key, [*names, *aliases], n=1, cutoff=0.6)
+    if close:
+        return f"unknown field; did you mean {prefix}{close[0]}?"
+    elsewhere = [spec.path for spec in field_specs() if spec.path.rsplit(".", 1)[-1] == key and not spec.path.startswith(prefix)]
+    if not elsewhere:
+        leaves = {spec.path.rsplit(".", 1)[-1]: spec.path for spec in field_specs()}
+        elsewhere = [leaves[m] for m in difflib.get_close_matches(key, list(leaves), n=1, cutoff=0.75)]
+    if elsewhere:
+        return f"unknown field; did you mean {elsewhere[0]}?"
+    return f"unknown field; allowed here: {', '.join(sorted(names))}"
+
+
+def flag_of(path: str) -> str | None:
+    """The command-line flag of a config field (``lora.r`` -> ``--lora-r``), or None."""
+    return _FLAGS.get(path)
+
+
+def _lookup(data: Mapping[str, Any], path: str) -> Any:
+    node: Any = data
+    for part in path.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d)?\s*$", re.IGNORECASE)
@@ -522,7 +643,7 @@ def coerce(value: Any, hint: Any, path: str) -> Any:
     origin = typing.get_origin(base)
     if origin is list:
         if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
+            value = _split_list(value)
         if not isinstance(value, (list, tuple)):
             raise ConfigError(path, f"expected a list, got {value!r}")
         return [coerce(v, typing.get_args(base)[0], f"{path}[{i}]") for i, v in enumerate(value)]
@@ -539,7 +660,17 @@ def coerce(value: Any, hint: Any, path: str) -> Any:
     raise ConfigError(path, f"unsupported value {value!r}")  # pragma: no cover - schema bug
 
 
-def _validate_section(section: Any, prefix: str) -> None:
+def _split_list(text: str) -> list[str]:
+    """``a,b`` -> ``[a, b]``; a pasted list (``[a, b]``, ``['a', "b"]``) reads the same."""
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    parts = (part.strip().strip("'\"").strip() for part in text.split(","))
+    return [part for part in parts if part]
+
+
+def _section_problems(section: Any, prefix: str) -> list[ConfigError]:
+    errors: list[ConfigError] = []
     hints = typing.get_type_hints(type(section))
     for f in dataclasses.fields(section):
         if dataclasses.is_dataclass(hints[f.name]):
@@ -551,14 +682,16 @@ def _validate_section(section: Any, prefix: str) -> None:
             continue
         choices = m.get("choices")
         if choices and value not in choices:
-            raise ConfigError(path, f"{value!r} is not one of: {', '.join(map(str, choices))}")
+            errors.append(ConfigError(path, f"{value!r} is not one of: {', '.join(map(str, choices))}"))
+            continue
         lo, hi = m.get("minimum"), m.get("maximum")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if lo is not None and (value < lo or (m.get("exclusive_minimum") and value == lo)):
                 rel = "greater than" if m.get("exclusive_minimum") else "at least"
-                raise ConfigError(path, f"must be {rel} {lo:g}, got {value:g}")
-            if hi is not None and value > hi:
-                raise ConfigError(path, f"must be at most {hi:g}, got {value:g}")
+                errors.append(ConfigError(path, f"must be {rel} {lo:g}, got {value:g}"))
+            elif hi is not None and value > hi:
+                errors.append(ConfigError(path, f"must be at most {hi:g}, got {value:g}"))
+    return errors
 
 
 # ---------------------------------------------------------------------- files and dicts
@@ -641,3 +774,6 @@ def deep_update(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str,
         else:
             base[key] = value
     return base
+
+
+_FLAGS.update({spec.path: spec.flag for spec in field_specs() if spec.flag})

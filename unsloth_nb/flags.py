@@ -8,6 +8,7 @@ with the help text written next to it in config.py.
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
 import shlex
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from unsloth_nb.config import FieldSpec, TrainConfig, deep_update, expand_dotted, field_specs, load_config_file, parse_yaml
-from unsloth_nb.errors import ConfigError, UnslothNbError
+from unsloth_nb.errors import SEE_HELP, ConfigError, UnslothNbError, raise_all
 
 SECTION_TITLES = {
     "model": "model",
@@ -37,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser that raises instead of printing usage and exiting the kernel."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise FlagError(f"{message} (see --help for the list of flags)")
+        raise FlagError(f"{message} ({SEE_HELP})")
 
     def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
         if status:
@@ -129,10 +130,26 @@ def parse_train_args(argv: Sequence[str] | str, base: dict[str, Any] | None = No
     """Flags (a list, or one string as typed in a magic) -> validated config + run options.
 
     ``base`` is config data from elsewhere (a %%unsloth_train cell body); a --config
-    file comes next and flags override both.
+    file comes next and flags override both. Every mistake is raised at once.
+    """
+    config, options, errors = read_train_args(argv, base)
+    raise_all(errors)
+    return config, options
+
+
+def read_train_args(
+    argv: Sequence[str] | str, base: dict[str, Any] | None = None
+) -> tuple[TrainConfig, TrainOptions, list[UnslothNbError]]:
+    """Like :func:`parse_train_args`, but hands back the mistakes with the config they leave.
+
+    Unknown flags and bad values do not stop the reading: each becomes an error
+    (an unknown flag with the closest real one), and the config keeps the field's
+    default, so the dataset and model can be checked in the same pass.
     """
     args = _attach_negative_numbers(shlex.split(argv) if isinstance(argv, str) else list(argv))
-    namespace = build_train_parser().parse_args(args)
+    parser = build_train_parser()
+    namespace, unknown = parser.parse_known_args(args)
+    errors: list[UnslothNbError] = list(_unknown_flag_errors(unknown, parser))
     options = TrainOptions(
         yes=namespace.yes,
         json=namespace.json,
@@ -143,9 +160,35 @@ def parse_train_args(argv: Sequence[str] | str, base: dict[str, Any] | None = No
     )
     data: dict[str, Any] = dict(base or {})
     if options.config_file:
-        deep_update(data, load_config_file(options.config_file))
-    deep_update(data, overrides_from_namespace(namespace))
-    return TrainConfig.from_dict(data), options
+        try:
+            deep_update(data, load_config_file(options.config_file))
+        except ConfigError as exc:
+            errors.append(exc)
+    try:
+        deep_update(data, overrides_from_namespace(namespace))
+    except ConfigError as exc:
+        errors.append(exc)
+    config, config_errors = TrainConfig.checked(data)
+    return config, options, errors + list(config_errors)
+
+
+def _unknown_flag_errors(unknown: list[str], parser: argparse.ArgumentParser) -> list[FlagError]:
+    """One error per unknown flag, naming the closest real flag; the value after an unknown flag goes with it."""
+    known = [option for action in parser._actions for option in action.option_strings if option.startswith("--")]
+    errors: list[FlagError] = []
+    after_flag = False
+    for arg in unknown:
+        if arg.startswith("-") and not _NEGATIVE_NUMBER.match(arg):
+            name = arg.split("=", 1)[0]
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            guess = f"; did you mean {close[0]}?" if close else ""
+            errors.append(FlagError(f"unknown flag {name}{guess} ({SEE_HELP})"))
+            after_flag = "=" not in arg
+        elif after_flag:
+            after_flag = False
+        else:
+            errors.append(FlagError(f"unexpected value {arg!r}: every value follows its flag, e.g. --epochs 2 ({SEE_HELP})"))
+    return errors
 
 
 #: A negative number as typed on a command line, scientific notation included (-1e-4, -0.5, -3).

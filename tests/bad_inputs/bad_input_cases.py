@@ -44,6 +44,11 @@ class BadInput:
     runpod: bool = False
     #: Text that must never appear in the answer (a secret the input carried).
     never_says: tuple[str, ...] = ()
+    #: Fragments one front end words its own way ("cli", "magic", "panel"), on top of ``says``.
+    says_in: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def expected(self, front_end: str) -> tuple[str, ...]:
+        return (*self.says, *self.says_in.get(front_end, ()))
 
     def argv(self, places: Mapping[str, str]) -> list[str]:
         return ["train", *(fill(arg, places) for arg in (*BASE_FLAGS, *self.flags))]
@@ -56,8 +61,13 @@ def fill(text: str, places: Mapping[str, str]) -> str:
 
 
 def dataset_case(name: str, *says: str, flags: tuple[str, ...] = ()) -> BadInput:
+    """A bad file. Where the answer offers a flag, the panel must offer its own field or checkbox instead."""
     stem = name.rsplit(".", 1)[0].replace("_", "-")
-    return BadInput(f"data-{stem}", ("--dataset", f"{{bad}}/{name}", *flags), says)
+    words = {"--skip-invalid": "tick “Skip invalid”", "--columns": "“Columns”"}
+    common = tuple(s for s in says if s not in words)
+    flagged = tuple(s for s in says if s in words)
+    says_in = {"cli": flagged, "magic": flagged, "panel": tuple(words[s] for s in flagged)} if flagged else {}
+    return BadInput(f"data-{stem}", ("--dataset", f"{{bad}}/{name}", *flags), common, says_in=says_in)
 
 
 #: A value shaped like nothing real; built by joining so the source never holds a token-like string.
@@ -65,7 +75,8 @@ FAKE_CONFIG_SECRET = "-".join(("not", "a", "real", "value", "unslothnb", "test")
 
 CASES: tuple[BadInput, ...] = (
     # ---------------------------------------------------------------- dataset files
-    dataset_case("malformed_json.jsonl", "malformed_json.jsonl:3", "not valid JSON", "--skip-invalid"),
+    # the column of the real mistake (the line used to be parsed with its newline: column 1 of the next line)
+    dataset_case("malformed_json.jsonl", "malformed_json.jsonl:3", "not valid JSON", "at column 54", "--skip-invalid"),
     dataset_case("latin1.jsonl", "latin1.jsonl:2", "not UTF-8", "Save the file as UTF-8"),
     dataset_case("utf16.jsonl", "utf16.jsonl", "UTF-16", "save it as UTF-8"),
     dataset_case("empty.jsonl", "empty.jsonl is empty (0 bytes)"),
@@ -154,7 +165,8 @@ CASES: tuple[BadInput, ...] = (
         "hub-model-without-a-size",
         ("--model", "someone-unknown/mystery-model"),
         ("could not be determined", "model.name", "config.json"),
-        env={"HF_HUB_CACHE": "{tmp}/empty-hub-cache"},
+        # online (where this is the whole story); offline, the answer is that the model is not cached
+        env={"HF_HUB_CACHE": "{tmp}/empty-hub-cache", "HF_HUB_OFFLINE": None, "TRANSFORMERS_OFFLINE": None},
     ),
     # ---------------------------------------------------------------- keys
     BadInput(
@@ -171,7 +183,54 @@ CASES: tuple[BadInput, ...] = (
         env={"HF_TOKEN": None, "HUGGING_FACE_HUB_TOKEN": None},
     ),
     # ---------------------------------------------------------------- terminal only
-    BadInput("unknown-flag", ("--lora-rank", "8"), ("--lora-rank", "--help"), panel=False),
+    BadInput(
+        "unknown-flag",
+        ("--lora-rank", "8"),
+        ("--lora-rank", "did you mean --lora-r?"),
+        panel=False,
+        says_in={"cli": ("unsloth-nb train --help",), "magic": ("%unsloth_train?",)},
+    ),
+    BadInput(
+        "unknown-flag-close-to-a-real-one",
+        ("--epoch", "2"),
+        ("unknown flag --epoch", "did you mean --epochs?"),
+        panel=False,
+        says_in={"magic": ("see %unsloth_train? for the list of flags",)},
+    ),
+    # ---------------------------------------------------------------- several at once
+    BadInput(
+        "three-mistakes-in-one-pass",
+        ("--model", "{tmp}/models/no-such-model", "--dataset", "{tmp}/missing.jsonl", "--lora-r", "0"),
+        ("3 problems", "lora.r", "must be at least 1", "dataset not found", "missing.jsonl", "no model folder at"),
+        form_field="lora.r",
+    ),
+    BadInput(
+        "both-keys-missing",
+        ("--placement", "runpod", "--hub-id", "someone/support-lora"),
+        ("RUNPOD_API_KEY", "HF_TOKEN", "someone/support-lora", "export HF_TOKEN=... RUNPOD_API_KEY=..."),
+        env={"RUNPOD_API_KEY": None, "HF_TOKEN": None, "HUGGING_FACE_HUB_TOKEN": None},
+        runpod=True,
+        never_says=("when prompted",),
+    ),
+    # ---------------------------------------------------------------- found at load time unless checked first
+    BadInput(
+        "chat-template-unsloth-does-not-know",
+        ("--chat-template", "llama3.1"),
+        ("model.chat_template", "no chat template 'llama3.1'", "did you mean 'llama-3.1'?"),
+        form_field="model.chat_template",
+    ),
+    BadInput(
+        "target-module-misspelled",
+        ("--target-modules", "q_proj,k_prj,v_proj"),
+        ("lora.target_modules", "has no module 'k_prj'", "did you mean 'k_proj'?"),
+        form_field="lora.target_modules",
+    ),
+    BadInput(
+        "target-modules-separated-by-spaces",
+        ("--target-modules", "q_proj k_proj"),
+        ("lora.target_modules", "'q_proj k_proj' is not a module name", "separated by commas"),
+        form_field="lora.target_modules",
+    ),
     BadInput(
         "secret-in-a-config-file",
         ("--config", "{tmp}/with-key.yaml"),

@@ -65,8 +65,8 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
-def assert_says(text: str, case: BadInput) -> None:
-    for fragment in case.says:
+def assert_says(text: str, case: BadInput, front_end: str = "cli") -> None:
+    for fragment in case.expected(front_end):
         assert flat(fragment) in flat(text), f"{case.id}: the answer does not mention {fragment!r}:\n{text}"
     for secret in case.never_says:
         assert secret not in text, f"{case.id}: the answer repeats a value it should not"
@@ -77,7 +77,7 @@ def assert_short_cli_answer(code: Any, stderr: str, case: BadInput) -> None:
     assert stderr.startswith("unsloth-nb: "), stderr
     assert "Traceback" not in stderr, stderr
     assert len(stderr.strip().splitlines()) <= MAX_MESSAGE_LINES, stderr
-    assert_says(stderr, case)
+    assert_says(stderr, case, "cli")
 
 
 # ---------------------------------------------------------------------- the CLI, in this process
@@ -144,8 +144,11 @@ def test_panel_shows_the_message_and_starts_no_job(
     assert panel.job is None and panel.view is None and panel.confirm_box.children == ()
     assert "color:#cf222e" in panel.message_html.value, f"{case.id}: no error line in the panel"
     shown = panel_text(panel)
-    says = [s for s in case.says if not re.fullmatch(r"[a-z_]+\.[a-z_]+(\[\d+\])?", s)]  # the field is shown by place
-    assert_says(shown, BadInput(case.id, case.flags, tuple(says), never_says=case.never_says))
+    says = [s for s in case.expected("panel") if not re.fullmatch(r"[a-z_]+\.[a-z_]+(\[\d+\])?", s)]  # shown by place
+    assert_says(shown, BadInput(case.id, case.flags, tuple(says), never_says=case.never_says), "panel")
+    flags = sorted({flag for flag in re.findall(r"--[a-z][a-z0-9-]+", shown)})
+    assert not flags, f"{case.id}: the form speaks of command-line flags {flags} instead of its own fields:\n{shown}"
+    assert "enter it when prompted" not in shown
     if case.form_field is not None:
         assert case.form_field in panel.errors, f"{case.id}: {case.form_field} is not marked: {panel.errors}"
     assert job_folders() == []
@@ -182,7 +185,8 @@ def test_the_magic_shows_the_message_without_a_traceback(
 
     shown = captured.stdout + captured.stderr + "".join(str(o.data.get("text/plain", "")) for o in captured.outputs)
     assert not result.success and "Traceback" not in shown, shown
-    assert_says(shown, case)
+    assert_says(shown, case, "magic")
+    assert "see --help" not in shown and "unsloth-nb train --help" not in shown
     assert "job" not in ipython.user_ns
     assert job_folders() == []
     if emulator is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import unsloth_nb
-from unsloth_nb.errors import DatasetError, JobFailedError
+from unsloth_nb.errors import DatasetError, JobFailedError, UnslothNbError
 from unsloth_nb.jobs.controller import Job
 
 
@@ -88,20 +89,22 @@ def test_await_and_cancel(tiny_model: Path, superbowl_rows: list[dict], tmp_path
 def test_bad_input_raises_before_a_job_exists(tmp_path: Path, job_home: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "q", "completion": "a"}\n{"prompt": \n')
-    with pytest.raises(DatasetError, match=r"bad\.jsonl:2"):
+    with pytest.raises(UnslothNbError, match=r"bad\.jsonl:2") as caught:  # with the model's own problem, in one pass
         unsloth_nb.train(model="anything-0.1B", dataset=str(bad), placement="local")
+    assert any(isinstance(error, DatasetError) for error in caught.value.errors())
     assert not (job_home / "jobs").exists() or not any((job_home / "jobs").iterdir())
 
 
 def test_a_failed_job_says_why(tiny_model: Path, superbowl_rows: list[dict], tmp_path: Path) -> None:
-    config = settings(tiny_model, rows_file(tmp_path, superbowl_rows))
-    config["model"]["chat_template"] = "no-such-template"
-    job = unsloth_nb.train(config)
-    with pytest.raises(JobFailedError, match="no-such-template"):
+    broken = tmp_path / "broken-model"  # config and tokenizer fine, weights unreadable: only loading finds out
+    shutil.copytree(tiny_model, broken)
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    job = unsloth_nb.train(settings(broken, rows_file(tmp_path, superbowl_rows)))
+    with pytest.raises(JobFailedError, match="deserializing header"):
         job.wait()
     assert job.state == "failed"
     errors = job.events(kinds={"error"})
-    assert errors and "no-such-template" in errors[-1].data["message"]
+    assert errors and "deserializing header" in errors[-1].data["message"]
 
 
 def test_a_job_run_by_another_process_is_followed_without_writing(

@@ -87,14 +87,14 @@ def test_merged_applies_dotted_overrides() -> None:
         ({"train": {"warmup_steps": 50, "max_steps": 10}}, "train.warmup_steps", "exceed max_steps"),
         ({"lora": {"rank": 8}}, "lora.rank", "unknown field"),
         ({"lora": {"target_modules": []}}, "lora.target_modules", "at least one"),
-        ({"model": {"load_in_4bit": "maybe"}}, "model.load_in_4bit", "true or false"),
+        ({"model": {"name": "m", "load_in_4bit": "maybe"}}, "model.load_in_4bit", "true or false"),
         ({"placement": "moon"}, "placement", "auto, local, runpod"),
         ({"hub": {"repo_id": "no-slash"}}, "hub.repo_id", "owner/name"),
         ({"runpod": {"max_runtime": "soon"}}, "runpod.max_runtime", "duration"),
         ({"runpod": {"cloud_type": "cheap"}}, "runpod.cloud_type", "SECURE"),
         ({"dataset": {"path": "x.jsonl", "eval_split": 0.9}}, "dataset.eval_split", "at most 0.5"),
-        ({"model": ""}, "model", "no model given"),
-        ({"dataset": ""}, "dataset", "no dataset given"),
+        ({"model": ""}, "model.name", "no model given"),
+        ({"dataset": ""}, "dataset.path", "no dataset given"),
     ],
 )
 def test_each_error_names_its_field(data: dict, field: str, words: str) -> None:
@@ -152,3 +152,66 @@ def test_a_nested_field_under_a_plain_value_names_the_field() -> None:
 
     with pytest.raises(ConfigError, match=r"^placement: expected a mapping"):
         as_config(model="m", dataset="d", placement="local", placement__x=1)
+
+
+def test_every_bad_field_is_reported_at_once() -> None:
+    from unsloth_nb.errors import InputErrors
+
+    with pytest.raises(InputErrors) as caught:
+        TrainConfig.from_dict({"model": "", "dataset": "qa.jsonl", "lora": {"r": 0}, "train": {"lr": "fast", "epoch": 2}})
+
+    assert [e.field for e in caught.value.errors()] == ["train.lr", "train.epoch", "lora.r", "model.name"]
+    assert str(caught.value).startswith("4 problems; nothing was started:\n- train.lr: expected a number")
+
+
+def test_checked_hands_back_the_mistakes_and_a_config_of_the_rest() -> None:
+    config, errors = TrainConfig.checked({**MINIMAL, "lora": {"r": 0, "alpha": 32}, "train": {"batch_size": "x"}})
+
+    assert [e.field for e in errors] == ["train.batch_size", "lora.r"]
+    assert (config.lora.r, config.lora.alpha, config.train.batch_size) == (16, 32, 2)  # refused values: their defaults
+
+
+@pytest.mark.parametrize(
+    ("data", "suggestion"),
+    [
+        ({"train": {"epoch": 2}}, "did you mean train.epochs?"),
+        ({"train": {"learning_rte": 1e-4}}, "did you mean train.learning_rate?"),
+        ({"epochs": 2}, "did you mean train.epochs?"),  # a field of another section
+        ({"lora": {"max_steps": 3}}, "did you mean train.max_steps?"),
+    ],
+)
+def test_an_unknown_field_names_the_closest_one(data: dict, suggestion: str) -> None:
+    with pytest.raises(ConfigError, match="unknown field") as caught:
+        build(**data)
+    assert suggestion in str(caught.value)
+
+
+def test_a_default_warmup_is_clamped_to_a_short_run_but_the_users_own_is_refused() -> None:
+    """`--max-steps 3` used to be refused because the default warmup_steps is 5."""
+    short = build(train={"max_steps": 3})
+    assert short.train.warmup_steps == 0 and not short.user_set("train.warmup_steps")
+    assert build(train={"max_steps": 60}).train.warmup_steps == 5  # a run long enough keeps Unsloth's default
+
+    with pytest.raises(ConfigError, match=r"5 warm-up steps exceed max_steps=3"):
+        build(train={"max_steps": 3, "warmup_steps": 5})
+
+
+def test_merged_keeps_knowing_which_fields_the_user_set() -> None:
+    config = build(train={"max_steps": 60}).merged({"train.max_steps": 3})
+    assert config.train.warmup_steps == 0 and config.train.max_steps == 3
+
+
+@pytest.mark.parametrize("text", ["[q_proj,k_proj]", "['q_proj', 'k_proj']", '["q_proj", "k_proj"]', " q_proj , k_proj "])
+def test_a_pasted_list_reads_as_a_list(text: str) -> None:
+    assert build(lora={"target_modules": text}).lora.target_modules == ["q_proj", "k_proj"]
+
+
+def test_messages_name_fields_in_the_words_of_each_front_end() -> None:
+    from unsloth_nb.errors import CLI, MAGIC, TEXT
+
+    with pytest.raises(ConfigError) as caught:
+        TrainConfig.from_dict({"dataset": "qa.jsonl"})
+    error = caught.value
+    assert error.render(TEXT).startswith("model.name: no model given: set model.name (--model)")
+    assert error.render(CLI).startswith("--model (model.name): no model given: pass --model")
+    assert error.render(MAGIC).startswith("--model (model.name): no model given: pass --model")

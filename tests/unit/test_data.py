@@ -533,3 +533,28 @@ def test_importing_the_module_loads_no_heavy_library():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
 
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("line", "column"),
+    [
+        ('{"question": "What was the score?", "answer": "40-22"', 54),  # unclosed at the end of the line
+        ('{"question": "Who won?", "answer": "The Eagles",}', 49),
+        ('  {"question": "Who won?" "answer": "x"}', 27),  # leading blanks count, as in an editor
+    ],
+)
+def test_an_invalid_json_line_names_the_real_column(tmp_path: Path, line: str, column: int):
+    """The line used to be parsed with its newline, so an error at its end read "column 1" (of the next line)."""
+    (tmp_path / "bad.jsonl").write_text('{"question": "Q", "answer": "A"}\n' + line + "\r\n", encoding="utf-8")
+
+    preview = inspect_dataset("bad.jsonl", base_dir=str(tmp_path))
+
+    assert preview.problems == [f"bad.jsonl:2: not valid JSON ({json_message(line)} at column {column})"]
+
+
+def json_message(line: str) -> str:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError as exc:
+        return exc.msg
+    raise AssertionError("the line is valid JSON")

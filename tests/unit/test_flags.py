@@ -42,7 +42,7 @@ def test_columns_flag_takes_pairs() -> None:
 
 
 def test_unknown_flag_is_a_short_error() -> None:
-    with pytest.raises(FlagError, match="unrecognized arguments: --lora-rank"):
+    with pytest.raises(FlagError, match="unknown flag --lora-rank; did you mean --lora-r"):
         parse_train_args("--model m --dataset d --lora-rank 8")
 
 
@@ -55,3 +55,83 @@ def test_help_lists_every_section() -> None:
     text = build_train_parser().format_help()
     for words in ("--model", "--dataset", "--lora-r", "--max-steps", "--hub-id", "--max-cost", "LoRA adapter", "RunPod"):
         assert words in text
+
+
+def test_an_unknown_flag_names_the_closest_real_one() -> None:
+    with pytest.raises(FlagError, match=r"unknown flag --epoch; did you mean --epochs\?"):
+        parse_train_args("--model m --dataset d --epoch 3")
+
+
+def test_flag_mistakes_and_field_mistakes_come_together() -> None:
+    from unsloth_nb.errors import InputErrors
+
+    with pytest.raises(InputErrors) as caught:
+        parse_train_args("--model m --dataset d --epoch 3 --lora-r 0 --lr fast stray")
+
+    messages = [str(e) for e in caught.value.errors()]
+    assert messages[0].startswith("unknown flag --epoch; did you mean --epochs?")
+    assert messages[1].startswith("unexpected value 'stray'")
+    assert {e.field for e in caught.value.errors()[2:]} == {"lora.r", "train.lr"}
+
+
+def test_the_help_hint_names_the_place_the_help_is() -> None:
+    from unsloth_nb.errors import CLI, MAGIC
+
+    with pytest.raises(FlagError) as caught:
+        parse_train_args("--model m --dataset d --epoch 3")
+    assert "see unsloth-nb train --help" in caught.value.render(CLI)
+    assert "see %unsloth_train? for the list of flags" in caught.value.render(MAGIC)
+    assert "--help" not in caught.value.render(MAGIC)
+
+
+def test_max_steps_below_the_default_warmup_is_accepted() -> None:
+    config, _ = parse_train_args("--model m --dataset d --max-steps 3")
+    assert (config.train.max_steps, config.train.warmup_steps) == (3, 0)
+
+
+def test_a_pasted_list_of_target_modules() -> None:
+    config, _ = parse_train_args(["--model", "m", "--dataset", "d", "--target-modules", "[q_proj,k_proj]"])
+    assert config.lora.target_modules == ["q_proj", "k_proj"]
+
+
+def test_an_unknown_command_names_the_closest(capsys: pytest.CaptureFixture[str]) -> None:
+    from unsloth_nb import cli
+
+    assert cli.main(["trian", "--model", "m"]) == cli.EXIT_BAD_INPUT
+    assert "unsloth-nb: unknown command 'trian'; did you mean 'train'?" in capsys.readouterr().err
+
+
+def test_the_cli_asks_for_keys_after_showing_the_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In a terminal every missing key is asked for in a hidden prompt, once the plan and its price are on screen."""
+    import getpass
+    import io
+    import sys
+
+    from unsloth_nb import cli
+    from unsloth_nb.demo import demo_dataset_path
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for name in ("RUNPOD_API_KEY", "HF_TOKEN"):
+        monkeypatch.setenv(name, "placeholder")  # so that the value the prompt sets is undone after the test
+        monkeypatch.delenv(name)
+    asked: list[tuple[str, str]] = []
+
+    def password_box(prompt: str = "", stream: object = None) -> str:
+        asked.append((prompt.split(" ", 1)[0], sys.stderr.getvalue()))
+        return "typed-" + str(len(asked))
+
+    monkeypatch.setattr(getpass, "getpass", password_box)
+    monkeypatch.setattr("sys.stdin", Terminal("n\n"))  # and "no" to the rental question
+    argv = ["train", "--model", "unsloth/Llama-3.3-70B-Instruct", "--dataset", str(demo_dataset_path())]
+    argv += ["--placement", "runpod", "--hub-id", "me/big-lora", "--confirm-above", "0"]
+
+    code = cli.main(argv)
+
+    assert [name for name, _ in asked] == ["HF_TOKEN", "RUNPOD_API_KEY"]
+    assert "Plan: unsloth/Llama-3.3-70B-Instruct on RunPod" in asked[0][1]
+    assert code == cli.EXIT_BAD_INPUT and "the rental was not confirmed" in capsys.readouterr().err

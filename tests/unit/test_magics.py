@@ -111,12 +111,13 @@ def test_a_bad_flag_is_a_short_message_and_starts_nothing(ip: InteractiveShell, 
     ok, output = run(ip, f"%unsloth_train {tiny_flags(tiny_model)} --lora-r many")
 
     assert not ok
-    assert "UsageError: lora.r: expected a whole number, got 'many'" in output
+    assert "UsageError: --lora-r (lora.r): expected a whole number, got 'many'" in output
     assert "Traceback" not in output
     assert job_folders() == []
 
     ok, output = run(ip, f"%unsloth_train {tiny_flags(tiny_model)} --epoch 2")
-    assert not ok and "unrecognized arguments: --epoch 2" in output and "Traceback" not in output
+    assert not ok and "unknown flag --epoch; did you mean --epochs?" in output and "Traceback" not in output
+    assert "see %unsloth_train? for the list of flags" in output and "--help" not in output
 
 
 def test_a_bad_dataset_is_a_short_message_and_starts_nothing(ip: InteractiveShell, tiny_model: Path, tmp_path: Path) -> None:
@@ -256,3 +257,55 @@ def test_unload_removes_the_magics(ip: InteractiveShell) -> None:
     finally:
         ip.run_line_magic("load_ext", "unsloth_nb")
     assert "unsloth_train" in ip.magics_manager.magics["cell"]
+
+
+def test_every_mistake_shows_in_one_run(ip: InteractiveShell, tmp_path: Path) -> None:
+    """`--model x --dataset missing.jsonl --lora-r 0` used to need three runs to reveal three mistakes."""
+    ok, output = run(ip, f"%unsloth_train --model {tmp_path}/x --dataset {tmp_path}/missing.jsonl --lora-r 0 --epoch 2")
+
+    assert not ok and "Traceback" not in output
+    assert "4 problems; nothing was started" in output
+    assert "unknown flag --epoch; did you mean --epochs? (see %unsloth_train? for the list of flags)" in output
+    assert "--lora-r (lora.r): must be at least 1, got 0" in output
+    assert "dataset not found" in output and "no model folder at" in output
+    assert job_folders() == []
+
+
+def test_keys_are_asked_for_after_the_plan_is_shown(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a kernel the missing keys are asked for in a hidden prompt, all of them, once the plan and its price are on screen."""
+    import getpass
+    import sys
+
+    import ipykernel  # noqa: F401  (a kernel's getpass goes to the front end's password box)
+
+    for name in ("RUNPOD_API_KEY", "HF_TOKEN"):
+        monkeypatch.setenv(name, "placeholder")  # so that the value the prompt sets is undone after the test
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(ip, "kernel", object(), raising=False)
+    asked: list[tuple[str, str]] = []
+
+    def password_box(prompt: str = "") -> str:
+        asked.append((prompt, sys.stdout.getvalue()))
+        return "rp_typed_in_the_box_" + str(len(asked))
+
+    monkeypatch.setattr(getpass, "getpass", password_box)
+
+    ok, output = run(ip, f"%unsloth_train {BIG_RUNPOD_FLAGS} --hub-id me/big-lora --confirm-above 0")
+
+    assert [prompt.split(" ", 1)[0] for prompt, _ in asked] == ["HF_TOKEN", "RUNPOD_API_KEY"]
+    shown_before_asking = asked[0][1]
+    assert "Plan: unsloth/Llama-3.3-70B-Instruct on RunPod" in shown_before_asking and "/h" in shown_before_asking
+    assert not ok and "--yes" in output  # then the rental still waits for a yes
+    assert "rp_typed_in_the_box_" not in output
+    assert job_folders() == []
+
+
+def test_without_a_prompt_every_missing_key_is_named(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RUNPOD_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+    ok, output = run(ip, f"%unsloth_train {BIG_RUNPOD_FLAGS} --hub-id me/big-lora --yes")
+
+    assert not ok and "2 keys are not set: HF_TOKEN (needed to push" in output and "RUNPOD_API_KEY (needed to" in output
+    assert "when prompted" not in output
+    assert job_folders() == []

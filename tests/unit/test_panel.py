@@ -74,7 +74,12 @@ def test_field_errors_are_shown_at_their_fields(tmp_path: Path) -> None:
     assert "no model given" in panel.errors["model.name"]
     assert "expected a number" in panel.fields["train.lr"].error.value
     assert panel.fields["train.epochs"].error.value == ""
-    assert "Fix the values marked in red" in panel.message_html.value
+    assert "Fix the values outlined in red" in panel.message_html.value
+    for path in ("model.name", "train.lr", "lora.r", "train.batch_size"):  # outlined, all at once
+        assert panel.fields[path].widget.layout.border == "2px solid #cf222e"
+    assert panel.fields["train.epochs"].widget.layout.border is None
+    assert "fill in “Model”" in panel.message_html.value and "--model" not in panel.message_html.value
+    assert panel.start_button.disabled and "outlined in red" in panel.start_button.tooltip
 
     panel.fields["model.name"].widget.value = "HuggingFaceTB/SmolLM2-135M-Instruct"
     panel.fields["train.lr"].widget.value = "1e-4"
@@ -83,6 +88,8 @@ def test_field_errors_are_shown_at_their_fields(tmp_path: Path) -> None:
     config = panel.config()
     assert config is not None and config.train.lr == pytest.approx(1e-4) and config.lora.r == 8
     assert panel.errors == {} and panel.fields["train.lr"].error.value == ""
+    assert panel.fields["train.lr"].widget.layout.border is None
+    assert not panel.start_button.disabled
 
 
 def test_preview_shows_format_rows_and_validation(tmp_path: Path) -> None:
@@ -150,6 +157,7 @@ def test_start_runs_a_tiny_job_and_shows_its_view(tiny_model: Path, tmp_path: Pa
 
     assert isinstance(job, Job) and isinstance(panel.view, JobView)
     assert panel.job_box.children == (panel.view.widget,)
+    assert null_tooltips(panel.widget) == []  # the job's view included
     assert panel.start_button.disabled and not panel.stop_button.disabled
     job.wait(timeout=300)
     assert job.state == "succeeded"
@@ -236,3 +244,100 @@ def test_no_widget_holds_a_secret(tiny_model: Path, tmp_path: Path, monkeypatch:
     for value in secrets.values():
         assert value not in dumped
     assert "Password" not in {state.get("_model_name") for state in states}
+
+
+# ---------------------------------------------------------------------- form state
+MODEL_2K = Path(__file__).resolve().parents[1] / "data" / "bad" / "short_context_model"  # a config.json: enough to plan
+BAD_ROWS = Path(__file__).resolve().parents[1] / "data" / "bad" / "malformed_json.jsonl"  # 3 good rows, 1 broken
+
+
+def test_bad_rows_keep_start_disabled_until_skipping_is_ticked(tmp_path: Path) -> None:
+    panel = TrainingPanel(model=str(MODEL_2K), dataset=str(BAD_ROWS), base_dir=tmp_path, placement="local")
+
+    assert panel.start_button.disabled and "Skip invalid" in panel.start_button.tooltip
+    text = panel.preview_html.value
+    assert "1 row(s) cannot be used" in text and "tick “Skip invalid”" in text
+    assert "skipped" not in text  # nothing is skipped while the box is not ticked
+    assert panel.last_plan is None and panel.plan_html.value == ""
+
+    panel.fields["dataset.skip_invalid"].widget.value = True
+
+    assert not panel.start_button.disabled
+    assert "1 skipped" in panel.preview_html.value and "will be skipped" in panel.preview_html.value
+    assert panel.last_plan is not None
+
+
+def test_a_stale_plan_is_cleared_when_the_data_changes(tmp_path: Path) -> None:
+    panel = TrainingPanel(model=str(MODEL_2K), dataset=str(DEMO), base_dir=tmp_path, placement="local")
+    assert panel.last_plan is not None and "Steps" in panel.plan_html.value
+
+    panel.fields["dataset.path"].widget.value = str(BAD_ROWS)
+
+    assert panel.last_plan is None and panel.plan_html.value == ""
+    assert panel.start_button.disabled
+
+
+def test_uploading_a_new_file_under_the_same_name_reads_it_again(tmp_path: Path) -> None:
+    panel = TrainingPanel(model=str(MODEL_2K), base_dir=tmp_path, placement="local")
+    panel.save_upload("qa.jsonl", DEMO.read_bytes())
+    assert "every row can be trained on" in panel.preview_html.value and panel.last_plan is not None
+
+    panel.save_upload("qa.jsonl", BAD_ROWS.read_bytes())
+
+    assert "1 row(s) cannot be used" in panel.preview_html.value
+    assert panel.last_plan is None and panel.start_button.disabled
+
+
+def test_start_reports_every_problem_at_once_in_the_forms_own_words(tmp_path: Path) -> None:
+    panel = TrainingPanel(model=str(tmp_path / "no-model"), dataset=str(BAD_ROWS), base_dir=tmp_path, placement="local")
+    panel.fields["lora.r"].widget.value = "0"
+    panel.fields["model.chat_template"].widget.value = "llama3.1"
+
+    assert panel.start() is None
+
+    message = panel.message_html.value
+    assert "4 problems; nothing was started" in message
+    assert {"lora.r", "model.name", "model.chat_template"} <= set(panel.errors)
+    assert "LoRA rank: must be at least 1" in message and "did you mean &#x27;llama-3.1&#x27;?" in message
+    assert "tick “Skip invalid” under Advanced settings" in message
+    assert "--" not in message.replace("<!--", "")  # no command-line flags in the form
+    assert job_folders() == []
+
+
+def test_defaults_the_user_never_set_are_adjusted_not_refused(tmp_path: Path) -> None:
+    panel = TrainingPanel(model=str(MODEL_2K), dataset=str(DEMO), base_dir=tmp_path, placement="local")
+    panel.fields["train.max_steps"].widget.value = "3"  # the default warm-up is 5 steps
+
+    config = panel.config()
+    assert config is not None and config.train.warmup_steps == 0 and panel.errors == {}
+
+    panel.fields["train.warmup_steps"].widget.value = "4"  # now it is the user's own contradiction
+    assert panel.config() is None and "exceed max_steps=3" in panel.errors["train.warmup_steps"]
+
+
+def test_no_widget_has_a_null_tooltip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ipywidgets writes a None tooltip into the page as title="null" (hover the Upload button)."""
+    monkeypatch.setenv("RUNPOD_API_KEY", "rp_not_a_real_key_for_tests")
+    panel = TrainingPanel(
+        model="unsloth/Llama-3.3-70B-Instruct", dataset=str(DEMO), base_dir=tmp_path, placement="runpod",
+        runpod__confirm_above_usd=0,
+    )  # fmt: skip
+    assert panel.start() is None and panel.confirm_box.children  # the Rent / Cancel box is up too
+
+    assert null_tooltips(panel.widget, panel.confirm_box) == []
+    assert panel.upload.tooltip.startswith("Upload a dataset file")
+
+
+def null_tooltips(*roots: object) -> list[str]:
+    """Widgets under ``roots`` whose tooltip is None (shown as title="null" in the page)."""
+    import ipywidgets
+
+    todo, null = list(roots), []
+    while todo:
+        widget = todo.pop()
+        if not isinstance(widget, ipywidgets.Widget):
+            continue
+        if widget.has_trait("tooltip") and widget.tooltip is None:
+            null.append(f"{type(widget).__name__}({getattr(widget, 'description', '')!r})")
+        todo.extend(getattr(widget, "children", ()) or ())
+    return null

@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from unsloth_nb.data.records import PreparedDataset, Row, TokenCounter, _Part
-from unsloth_nb.errors import DatasetError
+from unsloth_nb.errors import DatasetError, name_field, set_field
 
 CHARS_PER_TOKEN = 4
 TURN_OVERHEAD_TOKENS = 4
@@ -106,4 +106,7 @@ def _length_problem(tokens: int, max_seq_length: int, exact: bool) -> str | None
 
 
 def _length_hint() -> str:
-    return "Raise max_seq_length (--max-seq-length), shorten these rows, or pass --skip-invalid to drop them."
+    return (
+        f"Raise {name_field('train.max_seq_length')}, shorten these rows, "
+        f"or {set_field('dataset.skip_invalid', True)} to drop them."
+    )

@@ -18,10 +18,10 @@ from unsloth_nb.data.lengths import _token_stats, estimate_tokens, keep_if_fits
 from unsloth_nb.data.normalise import _normalise_record
 from unsloth_nb.data.readers import _records, _resolve
 from unsloth_nb.data.records import DatasetPreview, DatasetSummary, PreparedDataset, TokenCounter, _Part
-from unsloth_nb.errors import ConfigError, DatasetError, UnslothNbError
+from unsloth_nb.errors import ConfigError, DatasetError, UnslothNbError, set_field
 
 EVAL_SPLIT_SEED = 3407
-SKIP_HINT = "Fix these rows, or pass --skip-invalid (dataset.skip_invalid: true) to drop them and train on the rest."
+SKIP_HINT = f"Fix these rows, or {set_field('dataset.skip_invalid', True)} to drop them and train on the rest."
 
 
 def prepare_dataset(
@@ -184,8 +184,8 @@ def _hint(*parts: _Part) -> str:
     lines = []
     if any(part.unknown_format for part in parts):
         lines.append(
-            f"Accepted formats (columns): {ACCEPTED_FORMATS}. Map other column names with "
-            "dataset.columns, e.g. --columns question=q,answer=a."
+            f"Accepted formats (columns): {ACCEPTED_FORMATS}. Map other column names: "
+            f"{set_field('dataset.columns', 'question=q,answer=a')}."
         )
     if any(part.rows for part in parts):
         lines.append(SKIP_HINT)

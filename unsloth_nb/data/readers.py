@@ -123,7 +123,8 @@ def _read_jsonl(lines: Iterable[str], display: str) -> Iterator[_Record]:
         seen_row = True
         origin = f"{display}:{number}"
         try:
-            yield _Record(origin, json.loads(line))
+            # Without its line ending: an error at the end of the line is then in this line, at its real column.
+            yield _Record(origin, json.loads(line.rstrip("\r\n")))
         except json.JSONDecodeError as exc:
             yield _Record(origin, problem=f"not valid JSON ({exc.msg} at column {exc.colno})")
 

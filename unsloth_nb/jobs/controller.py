@@ -24,16 +24,26 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from unsloth_nb.backends.base import Backend, BackendResult, JobContext
 from unsloth_nb.config import TrainConfig
-from unsloth_nb.credentials import get_secret, redact
+from unsloth_nb.credentials import get_secret, has_secret, redact
 from unsloth_nb.data import PreparedDataset, prepare_dataset
-from unsloth_nb.errors import BackendError, JobCancelledError, JobFailedError, JobNotFoundError, PlanError, UnslothNbError
+from unsloth_nb.errors import (
+    BackendError,
+    JobCancelledError,
+    JobFailedError,
+    JobNotFoundError,
+    MissingSecretError,
+    PlanError,
+    Problems,
+    UnslothNbError,
+)
+from unsloth_nb.jobs.checks import ask_for_secrets, clamp_to_model, missing_secrets, preflight_problems
 from unsloth_nb.jobs.events import Event, EventLog
 from unsloth_nb.jobs.runtime import submit
 from unsloth_nb.jobs.store import TERMINAL_STATES, JobFolder, JobRecord, jobs_root, new_job_id
@@ -58,12 +68,22 @@ JOB_STATES = (
 # ---------------------------------------------------------------------- preflight
 @dataclass
 class Prepared:
-    """A config that passed every check, with its dataset and plan."""
+    """A config that passed every check, with its dataset and plan.
+
+    ``missing_secrets`` are keys the entry point still has to ask for (in a hidden
+    prompt, after showing the plan); Job.start refuses to start while one is missing.
+    """
 
     config: TrainConfig
     dataset: PreparedDataset
     plan: Plan
     base_dir: Path
+    missing_secrets: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    def ask_for_secrets(self) -> None:
+        """Ask for the keys still missing (hidden prompt, nothing stored); raise naming every one still missing."""
+        ask_for_secrets(self.missing_secrets, can_prompt=True)
+        self.missing_secrets = []
 
 
 def prepare(
@@ -72,32 +92,57 @@ def prepare(
     *,
     prompt_for_secrets: bool = False,
     check_secrets: bool = True,
+    earlier: Sequence[UnslothNbError] = (),
 ) -> Prepared:
-    """Validate the dataset, plan the job and check keys; raise UnslothNbError on any user mistake.
+    """Validate the dataset, plan the job and check keys; raise every user mistake at once.
 
-    ``check_secrets=False`` is for showing a plan: looking at what a RunPod job would
-    cost must not need a RunPod key.
+    ``earlier`` are mistakes already found (bad flags or fields, whose fields hold
+    their defaults in ``config``): they are raised together with the ones found
+    here, so one run shows them all. ``check_secrets=False`` is for showing a plan:
+    looking at what a RunPod job would cost must not need a RunPod key. With
+    ``prompt_for_secrets`` a missing key is not an error yet: the caller shows the
+    plan, then asks (:meth:`Prepared.ask_for_secrets`).
     """
     base = Path(base_dir or Path.cwd()).resolve()
-    dataset = prepare_dataset(config.dataset, config.train.max_seq_length, base_dir=str(base))
-    job_plan = plan(config, dataset.summary)
-    every = default_save_steps(job_plan) if config.train.save_steps is None else None
+    found = Problems(earlier)
+    bad_fields = {error.field or "" for error in found.found}
+    config = clamp_to_model(config) if "model.name" not in bad_fields else config
+    dataset = None
+    if not any(field.startswith("dataset.") for field in bad_fields):
+        dataset = found.attempt(prepare_dataset, config.dataset, config.train.max_seq_length, base_dir=str(base))
+    job_plan = None
+    planning = Problems()
+    if "model.name" not in bad_fields:
+        job_plan = planning.attempt(plan, config, dataset.summary if dataset is not None else None)
+    every = default_save_steps(job_plan) if job_plan is not None and config.train.save_steps is None else None
     if every is not None:
         # A paid pod can vanish: keep checkpoints unless the user chose, and say so in the plan.
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, save_steps=every))
-        job_plan = plan(config, dataset.summary)
+        job_plan = plan(config, dataset.summary if dataset is not None else None)
         job_plan.reasons.append(
             f"train.save_steps set to {every}: a checkpoint about every {POD_CHECKPOINT_EVERY_S / 60:.0f} min of "
             "training on the pod (set train.save_steps to choose)."
         )
-    check_model_source(config, job_plan.placement)
-    if not check_secrets:
-        return Prepared(config, dataset, job_plan, base)
-    if config.hub.repo_id:
-        get_secret("HF_TOKEN", f"to push the adapter to the Hub repository {config.hub.repo_id}", prompt=prompt_for_secrets)
-    if job_plan.placement == "runpod":
-        get_secret("RUNPOD_API_KEY", "to create a RunPod pod for this job", prompt=prompt_for_secrets)
-    return Prepared(config, dataset, job_plan, base)
+    placement = job_plan.placement if job_plan is not None else config.placement
+    if "model.name" not in bad_fields:
+        source = Problems()
+        source.attempt(check_model_source, config, placement)
+        # A model that is not there explains a plan that could not be made: say the cause only.
+        found.found += source.found or planning.found
+        found.found += preflight_problems(config, job_plan)
+    missing = missing_secrets(config, placement) if check_secrets else []
+    if missing and not prompt_for_secrets:
+        found.add(MissingSecretError.of(missing))
+    found.raise_if_any()
+    assert dataset is not None and job_plan is not None  # no problem found means both were made
+    return Prepared(config, dataset, job_plan, base, missing_secrets=missing)
+
+
+def missing_secrets_refused(prepared: Prepared) -> None:
+    """A job never starts without its keys: the entry point must have asked for them first."""
+    still = [(name, why) for name, why in prepared.missing_secrets if not has_secret(name)]
+    if still:
+        raise MissingSecretError.of(still)
 
 
 # ---------------------------------------------------------------------- backends
@@ -160,6 +205,7 @@ class Job:
     def start(cls, prepared: Prepared, *, context: contextvars.Context | None = None) -> Job:
         """Create the job folder and run the job on the controller loop; returns at once."""
         config = prepared.config
+        missing_secrets_refused(prepared)
         record = JobRecord(
             id=new_job_id(),
             model=config.model.name,

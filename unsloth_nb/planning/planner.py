@@ -30,7 +30,7 @@ from typing import Any
 
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary
-from unsloth_nb.errors import ConfigError, PlanError
+from unsloth_nb.errors import ConfigError, PlanError, set_field
 from unsloth_nb.planning.gpu_catalog import (
     DEFAULT_TRAINING_TFLOPS,
     GPU_CATALOG,
@@ -296,7 +296,7 @@ def _check_context_length(config: TrainConfig, size: ModelSize) -> None:
     raise ConfigError(
         "train.max_seq_length",
         f"{wanted:,} tokens is more than {config.model.name} can take: its max_position_embeddings is {limit:,} "
-        f"({size.source}). Set train.max_seq_length (--max-seq-length) to {limit:,} or less.",
+        f"({size.source}). {set_field('train.max_seq_length', f'{limit:,} or less')}.",
     )
 
 

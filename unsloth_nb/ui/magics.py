@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 
-from unsloth_nb.errors import UnslothNbError
+from unsloth_nb.errors import MAGIC, UnslothNbError, use_wording
 
 if TYPE_CHECKING:
     from unsloth_nb.flags import TrainOptions
@@ -87,27 +87,37 @@ class UnslothMagics(Magics):
         if "-h" in argv or "--help" in argv:
             print(train_help())
             return
-        config, options = _parse(argv, cell)
+        config, options, mistakes = _parse(argv, cell)
         if options.output_name is not None and not _is_name(options.output_name):
             raise UsageError(f"-o {options.output_name!r}: the job needs a valid Python variable name, e.g. -o job")
         in_kernel = _in_kernel(self.shell)
-        prepared = _prepare(config, prompt_for_secrets=in_kernel)
+        prepared = _prepare(config, prompt_for_secrets=in_kernel, earlier=mistakes)
+        plan_shown = False
+        if prepared.missing_secrets:  # the plan (and its price) first, then the hidden prompt
+            from unsloth_nb.planning.plan_text import format_plan
+
+            print(format_plan(prepared.plan))
+            plan_shown = True
+            _ask_for_secrets(prepared)
         context = contextvars.copy_context()
         if not options.yes:
             from unsloth_nb.planning.rental import rental_note, rental_question
 
             question = rental_question(prepared.plan, prepared.config)
             if question is not None:
-                self._confirm_rental(prepared, options, context, question)
+                self._confirm_rental(prepared, options, context, question, plan_shown=plan_shown)
                 return
             note = rental_note(prepared.plan, prepared.config)
             if note:
                 print(note)
         job = self._start(prepared, options, context)
+        from unsloth_nb.ui.tooltips import no_null_tooltips
         from unsloth_nb.ui.view import JobView
 
         if in_kernel or options.no_wait:
-            JobView(job).display()
+            view = JobView(job)
+            no_null_tooltips(view.widget)
+            view.display()
             return
         _follow_in_terminal(job, options)
 
@@ -138,10 +148,13 @@ class UnslothMagics(Magics):
             self.shell.user_ns[options.output_name] = job
         return job
 
-    def _confirm_rental(self, prepared: Prepared, options: TrainOptions, context: contextvars.Context, question: str) -> None:
-        """Show the plan and ``question`` with Rent / Cancel buttons; only a click on Rent starts the pod."""
+    def _confirm_rental(
+        self, prepared: Prepared, options: TrainOptions, context: contextvars.Context, question: str, *, plan_shown: bool = False
+    ) -> None:
+        """Show the plan (unless already printed) and ``question`` with Rent / Cancel; only a click on Rent starts the pod."""
         from unsloth_nb.planning.plan_text import format_plan
         from unsloth_nb.planning.rental import asking_because
+        from unsloth_nb.ui.tooltips import no_null_tooltips
         from unsloth_nb.ui.view import widgets_can_render
 
         plan_text = format_plan(prepared.plan)
@@ -153,11 +166,14 @@ class UnslothMagics(Magics):
         import ipywidgets as widgets
         from IPython.display import display
 
-        rent = widgets.Button(description="Rent and start", button_style="warning", icon="play")
-        cancel = widgets.Button(description="Cancel")
+        rent = widgets.Button(
+            description="Rent and start", button_style="warning", icon="play", tooltip="Rent the GPU and start the job"
+        )
+        cancel = widgets.Button(description="Cancel", tooltip="Do not rent; nothing starts")
+        shown_plan = "" if plan_shown else f"<pre style='font-size:12px'>{html.escape(plan_text)}</pre>"
         box = widgets.VBox(
             [
-                widgets.HTML(f"<pre style='font-size:12px'>{html.escape(plan_text)}</pre><b>{html.escape(question)}</b>"),
+                widgets.HTML(f"{shown_plan}<b>{html.escape(question)}</b>"),
                 widgets.HBox([rent, cancel]),
             ]
         )
@@ -168,6 +184,7 @@ class UnslothMagics(Magics):
             rent.disabled = cancel.disabled = True
             job = self._start(prepared, options, context)
             box.children = (JobView(job).widget,)
+            no_null_tooltips(box)
 
         def on_cancel(_button: Any) -> None:
             rent.disabled = cancel.disabled = True
@@ -175,6 +192,7 @@ class UnslothMagics(Magics):
 
         rent.on_click(on_rent)
         cancel.on_click(on_cancel)
+        no_null_tooltips(box)
         display(box)
 
 
@@ -186,30 +204,42 @@ def _split(line: str) -> list[str]:
         raise UsageError(f"cannot read the flags: {exc}") from None
 
 
-def _parse(argv: list[str], cell: str | None) -> tuple[Any, TrainOptions]:
-    from unsloth_nb.flags import parse_cell_body, parse_train_args
+def _parse(argv: list[str], cell: str | None) -> tuple[Any, TrainOptions, list[UnslothNbError]]:
+    """The config and options, and every mistake in the flags and the cell body (checked with the data later)."""
+    from unsloth_nb.flags import parse_cell_body, read_train_args
 
-    try:
-        base = parse_cell_body(cell) if cell is not None else None
-        return parse_train_args(argv, base=base)
-    except UnslothNbError as exc:
-        raise UsageError(str(exc)) from None
-    except SystemExit:  # argparse's own exits (e.g. --version-like actions) must not end the kernel
-        raise UsageError("see %unsloth_train? for the flags") from None
+    with use_wording(MAGIC):
+        try:
+            base = parse_cell_body(cell) if cell is not None else None
+            return read_train_args(argv, base=base)
+        except UnslothNbError as exc:
+            raise UsageError(exc.render(MAGIC)) from None
+        except SystemExit:  # argparse's own exits (e.g. --version-like actions) must not end the kernel
+            raise UsageError("see %unsloth_train? for the flags") from None
 
 
-def _prepare(config: Any, *, prompt_for_secrets: bool) -> Prepared:
-    from IPython.core.error import StdinNotImplementedError
-
+def _prepare(config: Any, *, prompt_for_secrets: bool, earlier: list[UnslothNbError]) -> Prepared:
     from unsloth_nb.jobs.controller import prepare
 
-    try:
+    with use_wording(MAGIC):
         try:
-            return prepare(config, Path.cwd(), prompt_for_secrets=prompt_for_secrets)
-        except StdinNotImplementedError:  # a front end without input boxes (nbclient): name the variable instead
-            return prepare(config, Path.cwd(), prompt_for_secrets=False)
+            return prepare(config, Path.cwd(), prompt_for_secrets=prompt_for_secrets, earlier=earlier)
+        except UnslothNbError as exc:
+            raise UsageError(exc.render(MAGIC)) from None
+
+
+def _ask_for_secrets(prepared: Prepared) -> None:
+    """The hidden prompt for each missing key; a front end without input boxes (nbclient) gets every name instead."""
+    from IPython.core.error import StdinNotImplementedError
+
+    from unsloth_nb.errors import MissingSecretError
+
+    try:
+        prepared.ask_for_secrets()
+    except StdinNotImplementedError:
+        raise UsageError(MissingSecretError.of(prepared.missing_secrets).render(MAGIC)) from None
     except UnslothNbError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(exc.render(MAGIC)) from None
 
 
 def _is_name(text: str) -> bool:

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.config import DatasetConfig, FieldSpec, TrainConfig, deep_update, expand_dotted, field_specs
-from unsloth_nb.errors import ConfigError, DatasetError, MissingSecretError, UnslothNbError
+from unsloth_nb.errors import DatasetError, MissingSecretError, UnslothNbError, Wording, use_wording
+from unsloth_nb.ui.tooltips import no_null_tooltips
 
 if TYPE_CHECKING:
     from unsloth_nb.data import DatasetPreview
@@ -78,6 +79,7 @@ ADVANCED_FIELDS = (
     "dataset.max_rows",
     "dataset.skip_invalid",
     "lora.dropout",
+    "lora.target_modules",
     "lora.use_rslora",
     "train.warmup_steps",
     "train.weight_decay",
@@ -106,6 +108,42 @@ _DATASET_FIELDS = frozenset({"dataset.path", "dataset.format", "dataset.columns"
 #: Error fields that are a section name: the form shows them at this field.
 _FIELD_ALIASES = {"model": "model.name", "dataset": "dataset.path"}
 _RED = "#cf222e"
+_INVALID_BORDER = f"2px solid {_RED}"
+
+
+def field_label(path: str) -> str:
+    """The label a field has in the form."""
+    return COMMON_FIELDS.get(path) or path.rsplit(".", 1)[-1].replace("_", " ").capitalize()
+
+
+class PanelWording(Wording):
+    """The form names its own fields and checkboxes, never a command-line flag."""
+
+    help = "hover a field's label for its help"
+
+    def heading(self, path: str) -> str:
+        return field_label(path) if path in _SPECS else path
+
+    def name(self, path: str) -> str:
+        if path not in _SPECS:
+            return path
+        where = " under Advanced settings" if path in ADVANCED_FIELDS else ""
+        return f"“{field_label(path)}”{where}"
+
+    def set(self, path: str, value: str | None) -> str:
+        if path == "placement":
+            return f"choose {value} under Placement" if value else "choose a Placement"
+        if path not in _SPECS:
+            return f"set {path}" + (f" to {value}" if value is not None else "")
+        if _SPECS[path].base_type is bool:
+            verb = "untick" if value == "false" else "tick"
+            return f"{verb} {self.name(path)}"
+        if value is None:
+            return f"fill in {self.name(path)}"
+        return f"set {self.name(path)} to {value}"
+
+
+PANEL = PanelWording()
 
 
 @dataclass
@@ -156,11 +194,17 @@ class TrainingPanel:
             tooltips=["decided by the plan", "this machine", "a rented RunPod GPU"],
             style={"button_width": "80px"},
         )
-        self.upload = widgets.FileUpload(accept=UPLOAD_TYPES, multiple=False, description="Upload")
+        self.upload = widgets.FileUpload(
+            accept=UPLOAD_TYPES, multiple=False, description="Upload", tooltip=f"Upload a dataset file ({UPLOAD_TYPES})"
+        )
         self.preview_button = widgets.Button(description="Preview", icon="eye", tooltip="Read the first rows and check every row")
-        self.plan_button = widgets.Button(description="Check plan", icon="calculator")
-        self.start_button = widgets.Button(description="Start", icon="play", button_style="success")
-        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger", disabled=True)
+        self.plan_button = widgets.Button(
+            description="Check plan", icon="calculator", tooltip="Where the job would run: memory, GPU, time and cost"
+        )
+        self.start_button = widgets.Button(description="Start", icon="play", button_style="success", tooltip="Start the job")
+        self.stop_button = widgets.Button(
+            description="Stop", icon="stop", button_style="danger", disabled=True, tooltip="Stop after saving a checkpoint"
+        )
         self.preview_html = widgets.HTML()
         self.plan_html = widgets.HTML()
         self.message_html = widgets.HTML()
@@ -180,6 +224,8 @@ class TrainingPanel:
             self.preview()
         if initial.get("model", {}).get("name") and initial.get("dataset", {}).get("path"):
             self.plan()
+        self._refresh_start()
+        no_null_tooltips(self.widget)
 
     # ------------------------------------------------------------------ building
     def _make_field(self, path: str, initial: dict[str, Any], suggestions: tuple[str, ...]) -> _Field:
@@ -187,7 +233,7 @@ class TrainingPanel:
 
         spec = _SPECS[path]
         value = _lookup(initial, path)
-        label = COMMON_FIELDS.get(path) or path.rsplit(".", 1)[-1].replace("_", " ").capitalize()
+        label = field_label(path)
         wide = widgets.Layout(width="340px")
         if path == "model.name":
             widget = widgets.Combobox(value=_as_text(value), options=list(suggestions), placeholder="Hub id or local folder")
@@ -251,58 +297,98 @@ class TrainingPanel:
                 value = value.strip()
                 if value == "":
                     continue
+            if value == item.spec.default or (isinstance(value, str) and value == _as_text(item.spec.default)):
+                continue  # the default: not the user's choice, so it may be adjusted to fit what they chose
             flat[path] = value
-        flat["placement"] = self.placement.value
+        if self.placement.value != "auto":
+            flat["placement"] = self.placement.value
         return expand_dotted(flat)
 
     def config(self) -> TrainConfig | None:
-        """The TrainConfig the form describes, or None with each bad value reported at its field.
+        """The TrainConfig the form describes, or None with every bad value marked at its field at once."""
+        with use_wording(PANEL):
+            config, errors = TrainConfig.checked(self.values())
+        self._show_problems(errors, live=True)
+        return None if errors else config
 
-        ``TrainConfig.from_dict`` stops at the first bad field; the form takes that
-        field out and asks again, so every bad field is marked at once.
-        """
-        data = self.values()
-        errors: dict[str, str] = {}
-        general: list[str] = []
-        config: TrainConfig | None = None
-        for _ in range(len(self.fields) + 2):
-            try:
-                config = TrainConfig.from_dict(data)
-                break
-            except ConfigError as exc:
-                path = self._field_of(exc.field)
-                if path is None:
-                    general.append(str(exc))
-                    break
-                errors.setdefault(path, exc.reason)
-                if not _drop(data, path):
-                    break
-        self._show_errors(errors)
-        if errors or general:
-            self._say("; ".join(general) or "Fix the values marked in red.", error=True)
+    def _field_of(self, error_field: str | None) -> str | None:
+        if not error_field:
             return None
-        return config
-
-    def _field_of(self, error_field: str) -> str | None:
         path = re.sub(r"\[\d+\]$", "", error_field)
         path = _FIELD_ALIASES.get(path, path)
         if path in self.fields or path == "placement":
             return path
         return None
 
+    def _show_problems(self, problems: list[Any], *, extra: str = "", live: bool = False) -> None:
+        """Mark each problem at its field (outlined, with the reason beside it) and list them all in the message line."""
+        errors: dict[str, str] = {}
+        lines: list[str] = []
+        with use_wording(PANEL):
+            for problem in problems:
+                path = self._field_of(problem.field)
+                reason = getattr(problem, "reason", None)
+                if path is not None and path != "placement" and reason is not None:
+                    errors.setdefault(path, reason)
+                if path == "dataset.path" and isinstance(problem, DatasetError):
+                    self._dataset_problem = problem.summary.splitlines()[0]
+                lines.append(problem.render(PANEL))
+        self._show_errors(errors)
+        if not lines:
+            self._say("")
+            return
+        bullets = "\n".join("- " + line.replace("\n", "\n  ") for line in lines)
+        if live:  # checked as the form is filled in
+            text = f"Fix the values outlined in red:\n{bullets}"
+        elif len(lines) == 1:
+            text = lines[0]
+        else:
+            text = f"{len(lines)} problems; nothing was started:\n{bullets}"
+        self._say(text + (f"\n{extra}" if extra else ""), error=True)
+
     def _show_errors(self, errors: dict[str, str]) -> None:
         self.errors = errors
         for path, item in self.fields.items():
             message = errors.get(path) or (self._dataset_problem if path == "dataset.path" else "")
             item.error.value = f'<span style="color:{_RED}">{html.escape(message)}</span>' if message else ""
-        if "placement" in errors:
-            self._say(errors["placement"], error=True)
+            item.widget.layout.border = _INVALID_BORDER if message else None
+        self._refresh_start()
+
+    def _data_blocks(self) -> str:
+        """Why the dataset stops a start ("" when it does not)."""
+        preview = self.last_preview
+        if preview is None:
+            return ""
+        if preview.error:
+            return "the dataset cannot be used"
+        if preview.problems and not self.fields["dataset.skip_invalid"].widget.value:
+            return f"{len(preview.problems)} row(s) of the dataset cannot be used"
+        return ""
+
+    def _refresh_start(self) -> None:
+        """Start is enabled only for a form that can start: no invalid field, usable data, no job running."""
+        if self.job is not None and not self.job.done:
+            reason = f"job {self.job.id} is running"
+        elif self.errors:
+            reason = "fix the fields outlined in red first"
+        elif not str(self.fields["model.name"].widget.value).strip() or not str(self.fields["dataset.path"].widget.value).strip():
+            reason = "fill in Model and Dataset first"
+        else:
+            reason = self._data_blocks()
+            reason = f"{reason}: fix it, or tick “Skip invalid” under Advanced settings" if "row(s)" in reason else reason
+        self.start_button.disabled = bool(reason)
+        self.start_button.tooltip = f"Not yet: {reason}" if reason else "Check everything and start the job"
 
     def _on_change(self, path: str) -> None:
         self.confirm_box.children = ()
         if path in _DATASET_FIELDS:
+            self._clear_plan()  # it was made for the old data
             self.preview()
         self.plan()
+
+    def _clear_plan(self) -> None:
+        self.plan_html.value = ""
+        self.last_plan = None
 
     # ------------------------------------------------------------------ preview
     def preview(self) -> DatasetPreview | None:
@@ -321,9 +407,10 @@ class TrainingPanel:
             columns=_columns(self.fields["dataset.columns"].widget.value),
             skip_invalid=bool(self.fields["dataset.skip_invalid"].widget.value),
         )
-        preview = inspect_dataset(dataset, n=PREVIEW_ROWS, max_seq_length=self._max_seq_length(), base_dir=str(self.base_dir))
+        with use_wording(PANEL):
+            preview = inspect_dataset(dataset, n=PREVIEW_ROWS, max_seq_length=self._max_seq_length(), base_dir=str(self.base_dir))
         self.last_preview = preview
-        self.preview_html.value = _preview_html(preview)
+        self.preview_html.value = _preview_html(preview, skip_invalid=dataset.skip_invalid)
         error = preview.error or (f"{len(preview.problems)} row(s) cannot be used" if preview.problems else "")
         self._dataset_problem = error.splitlines()[0] if error else ""
         self._show_errors(self.errors)
@@ -353,7 +440,11 @@ class TrainingPanel:
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / safe
         target.write_bytes(content)
-        self.fields["dataset.path"].widget.value = f"{UPLOAD_FOLDER}/{safe}"  # relative to base_dir; triggers the preview
+        relative = f"{UPLOAD_FOLDER}/{safe}"  # relative to base_dir
+        if self.fields["dataset.path"].widget.value == relative:
+            self._on_change("dataset.path")  # same name, new content: the field does not change, the data did
+        else:
+            self.fields["dataset.path"].widget.value = relative  # triggers the preview
         return target
 
     # ------------------------------------------------------------------ plan
@@ -362,31 +453,22 @@ class TrainingPanel:
         from unsloth_nb.planning.planner import plan as make_plan
 
         config = self.config()
-        if config is None:
-            self.plan_html.value = ""
-            self.last_plan = None
+        if config is None or self._data_blocks():
+            self._clear_plan()  # a plan of data that cannot be used would be stale the moment it is fixed
             return None
         preview = self.last_preview
         summary = preview.summary if preview is not None and preview.source == config.dataset.path else None
         try:
-            result = make_plan(config, summary)
-        except ConfigError as exc:
-            self._field_error(exc)
-            return None
+            with use_wording(PANEL):
+                result = make_plan(config, summary)
         except UnslothNbError as exc:
-            self.plan_html.value = ""
-            self._say(str(exc), error=True)
+            self._clear_plan()
+            self._show_problems(exc.errors())
             return None
         self.last_plan = result
         self.plan_html.value = _plan_html(result)
         self._say("")
         return result
-
-    def _field_error(self, exc: ConfigError) -> None:
-        path = self._field_of(exc.field)
-        if path is not None and path != "placement":
-            self._show_errors({path: exc.reason})
-        self._say(str(exc), error=True)
 
     # ------------------------------------------------------------------ start / stop
     def start(self, *, yes: bool = False) -> Job | None:
@@ -405,26 +487,18 @@ class TrainingPanel:
             self._say(f"Job {self.job.id} is still running; stop it first.", error=True)
             return None
         self.confirm_box.children = ()
-        config = self.config()
-        if config is None:
-            return None
+        with use_wording(PANEL):
+            config, mistakes = TrainConfig.checked(self.values())
         try:
-            prepared = prepare(config, self.base_dir, prompt_for_secrets=False)
-        except MissingSecretError as exc:
-            self._say(
-                f"{exc}\nOr run panel.ask_secrets() in a cell: a password prompt that stores nothing. Then press Start again.",
-                error=True,
-            )
-            return None
-        except ConfigError as exc:
-            self._field_error(exc)
-            return None
-        except DatasetError as exc:
-            self.preview()
-            self._say(str(exc), error=True)
-            return None
+            with use_wording(PANEL):  # the data, the model and the keys are checked even when a field is wrong
+                prepared = prepare(config, self.base_dir, prompt_for_secrets=False, earlier=mistakes)
         except UnslothNbError as exc:
-            self._say(str(exc), error=True)
+            problems = exc.errors()
+            if any(isinstance(p, DatasetError) for p in problems):
+                self.preview()
+            keys = any(isinstance(p, MissingSecretError) for p in problems)
+            extra = "Or run panel.ask_secrets() in a cell: a password prompt that stores nothing. Then press Start again."
+            self._show_problems(problems, extra=extra if keys else "")
             return None
         self.last_plan = prepared.plan
         self.plan_html.value = _plan_html(prepared.plan)
@@ -439,6 +513,7 @@ class TrainingPanel:
         self.job = job
         self.view = JobView(job)
         self.job_box.children = (self.view.widget,)
+        no_null_tooltips(self.view.widget)
         self.start_button.disabled = True
         self.stop_button.disabled = False
         self._say(f"Started job {job.id}." + (f"\n{note}" if note else ""))
@@ -456,19 +531,22 @@ class TrainingPanel:
     def _on_job_event(self, event: Any) -> None:
         state = event.data.get("state") if event.kind == "status" else None
         if state in ("succeeded", "failed", "cancelled"):
-            self.start_button.disabled = False
             self.stop_button.disabled = True
+            self._refresh_start()
             self._say(f"Job {event.job_id} {state}.", error=state == "failed")
 
     def _ask_to_rent(self, question: str) -> None:
         """Show ``question`` with Rent / Cancel; Rent runs Start again with the rental confirmed."""
         import ipywidgets as widgets
 
-        rent = widgets.Button(description="Rent and start", button_style="warning", icon="play")
-        cancel = widgets.Button(description="Cancel")
+        rent = widgets.Button(
+            description="Rent and start", button_style="warning", icon="play", tooltip="Rent the GPU and start the job"
+        )
+        cancel = widgets.Button(description="Cancel", tooltip="Do not rent; nothing starts")
         rent.on_click(lambda _b: self.start(yes=True))
         cancel.on_click(lambda _b: self._cancel_rental())
         self.confirm_box.children = (widgets.HTML(f"<b>{html.escape(question)}</b>&nbsp;"), rent, cancel)
+        no_null_tooltips(self.confirm_box)
 
     def _cancel_rental(self) -> None:
         self.confirm_box.children = ()
@@ -480,20 +558,20 @@ class TrainingPanel:
         Run it in a cell (a button cannot open a prompt). The values go into this
         kernel's environment only: never into a widget, the notebook or a file.
         """
-        from unsloth_nb.credentials import get_secret, has_secret
+        from unsloth_nb.jobs.checks import ask_for_secrets, missing_secrets
 
         config = self.config()
-        needed: list[tuple[str, str]] = []
-        if config is not None and config.hub.repo_id:
-            needed.append(("HF_TOKEN", f"to push the adapter to {config.hub.repo_id}"))
-        plan = self.last_plan or (self.plan() if config is not None else None)
-        if plan is not None and plan.placement == "runpod":
-            needed.append(("RUNPOD_API_KEY", "to rent a RunPod GPU"))
-        asked = []
-        for variable, purpose in needed:
-            if not has_secret(variable):
-                get_secret(variable, purpose, prompt=True)
-                asked.append(variable)
+        if config is None:
+            return []
+        plan = self.last_plan or self.plan()
+        missing = missing_secrets(config, plan.placement if plan is not None else config.placement)
+        with use_wording(PANEL):
+            try:
+                ask_for_secrets(missing, can_prompt=True)
+            except MissingSecretError as exc:
+                self._show_problems([exc])
+                raise
+        asked = [name for name, _ in missing]
         self._say(f"Set {', '.join(asked)} for this session." if asked else "Every key this job needs is already set.")
         return asked
 
@@ -559,18 +637,6 @@ def _lookup(data: Mapping[str, Any], path: str) -> Any:
     return node
 
 
-def _drop(data: dict[str, Any], path: str) -> bool:
-    """Remove ``path`` from nested ``data``; False when it was not there (nothing left to try)."""
-    *parents, leaf = path.split(".")
-    node: Any = data
-    for part in parents:
-        node = node.get(part) if isinstance(node, dict) else None
-    if isinstance(node, dict) and leaf in node:
-        del node[leaf]
-        return True
-    return False
-
-
 def _as_text(value: Any) -> str:
     if value is None:
         return ""
@@ -600,7 +666,7 @@ def _row_html(row: Mapping[str, Any]) -> str:
     return html.escape(_short(row.get("text", row)))
 
 
-def _preview_html(preview: DatasetPreview) -> str:
+def _preview_html(preview: DatasetPreview, *, skip_invalid: bool = True) -> str:
     from unsloth_nb.data import FORMAT_LABELS, format_summary
 
     if preview.error is not None:
@@ -608,7 +674,10 @@ def _preview_html(preview: DatasetPreview) -> str:
     label = FORMAT_LABELS.get(preview.format or "", preview.format or "unknown")
     parts = [f"<div>Detected format: <b>{html.escape(label)}</b></div>"]
     if preview.summary is not None:
-        parts.append(f"<div style='font-size:12px'>{html.escape(format_summary(preview.summary))}</div>")
+        summary = format_summary(preview.summary)
+        if not skip_invalid:  # nothing is skipped unless the box is ticked: the bad rows stop the job instead
+            summary = summary.replace(f", {preview.summary.skipped:,} skipped", "")
+        parts.append(f"<div style='font-size:12px'>{html.escape(summary)}</div>")
     if preview.ok:
         parts.append("<div style='color:#1a7f37'>✓ every row can be trained on</div>")
     else:
@@ -617,8 +686,12 @@ def _preview_html(preview: DatasetPreview) -> str:
         lines = [*shown, *([f"… and {more} more"] if more > 0 else [])]
         parts.append(
             f"<div style='color:{_RED}'>{len(preview.problems)} row(s) cannot be used"
-            " (fix them, or tick skip invalid under Advanced settings):</div>"
-            f"<pre style='white-space:pre-wrap;color:{_RED};font-size:11px'>{html.escape(chr(10).join(lines))}</pre>"
+            + (
+                " and will be skipped:</div>"
+                if skip_invalid
+                else " (fix them, or tick “Skip invalid” under Advanced settings):</div>"
+            )
+            + f"<pre style='white-space:pre-wrap;color:{_RED};font-size:11px'>{html.escape(chr(10).join(lines))}</pre>"
         )
     if preview.rows:
         body = "".join(
