@@ -12,17 +12,15 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from unsloth_nb.engine.save import check_requirements, generate, load_for_inference
+from unsloth_nb.jobs.lifecycle import SAVING, STARTING, TRAINING
 
 if TYPE_CHECKING:
     from unsloth_nb.config import TrainConfig
     from unsloth_nb.data import PreparedDataset
     from unsloth_nb.jobs.events import EventLog
-
-#: The phases the engine reports; the job controller maps them onto job states.
-EngineState = Literal["starting", "training", "saving"]
 
 
 @runtime_checkable
@@ -106,13 +104,13 @@ def run_training(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    hooks.enter("starting")
+    hooks.enter(STARTING)
     loaded, dataset = model_module.load_model(config, dataset, hooks)
     if hooks.should_stop():
         hooks.emit("log", level="info", message="Stopped before training started.", source="engine")
         return TrainResult(None, None, None, 0, 0, None, True, loaded.model, loaded.tokenizer, 0.0)
 
-    hooks.enter("training")
+    hooks.enter(TRAINING)
     outcome = sft.train(
         loaded.model,
         loaded.tokenizer,
@@ -124,7 +122,7 @@ def run_training(
         resume_from_checkpoint=resume_from_checkpoint,
     )
 
-    hooks.enter("saving")
+    hooks.enter(SAVING)
     adapter_dir, merged_dir = save_module.save_outputs(loaded.model, loaded.tokenizer, config, output_dir, hooks, outcome.stopped)
     return TrainResult(
         adapter_dir=adapter_dir,
@@ -142,7 +140,6 @@ def run_training(
 
 __all__ = [
     "EngineHooks",
-    "EngineState",
     "LogHooks",
     "TrainResult",
     "check_requirements",

@@ -35,24 +35,10 @@ from unsloth_nb.credentials import get_secret, redact
 from unsloth_nb.data import PreparedDataset, prepare_dataset
 from unsloth_nb.errors import BackendError, JobCancelledError, JobFailedError, JobNotFoundError, PlanError, UnslothNbError
 from unsloth_nb.jobs.events import Event, EventLog
+from unsloth_nb.jobs.lifecycle import JOB_STATES, TERMINAL_STATES
 from unsloth_nb.jobs.runtime import submit
-from unsloth_nb.jobs.store import TERMINAL_STATES, JobFolder, JobRecord, jobs_root, new_job_id
+from unsloth_nb.jobs.store import JobFolder, JobRecord, jobs_root, new_job_id
 from unsloth_nb.planning.planner import POD_CHECKPOINT_EVERY_S, Plan, check_model_source, default_save_steps, plan
-
-JOB_STATES = (
-    "created",
-    "planning",
-    "provisioning",
-    "starting",
-    "uploading",
-    "training",
-    "saving",
-    "downloading",
-    "terminating",
-    "succeeded",
-    "failed",
-    "cancelled",
-)
 
 
 # ---------------------------------------------------------------------- preflight

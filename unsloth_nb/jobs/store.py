@@ -35,8 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from unsloth_nb.errors import JobNotFoundError
-
-TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
 
 
 def data_root() -> Path:

@@ -11,6 +11,7 @@ import time
 from typing import IO, Any
 
 from unsloth_nb.jobs.events import Event
+from unsloth_nb.jobs.lifecycle import AFTER_TRAINING_STATES
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -156,7 +157,7 @@ class ProgressPrinter:
                 self._progress.update(
                     self._task, completed=self.status.step, total=self.status.total_steps or None, description=self.status.line()
                 )
-            if self.status.state in ("saving", "succeeded", "failed", "cancelled"):
+            if self.status.state in AFTER_TRAINING_STATES:
                 self.close()
         elif time.monotonic() - self._last_plain >= 5 or self.status.state != "training":
             self._last_plain = time.monotonic()

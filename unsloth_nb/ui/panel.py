@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.config import DatasetConfig, FieldSpec, TrainConfig, deep_update, expand_dotted, field_specs
 from unsloth_nb.errors import ConfigError, DatasetError, MissingSecretError, UnslothNbError
+from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
 
 if TYPE_CHECKING:
     from unsloth_nb.data import DatasetPreview
@@ -455,7 +456,7 @@ class TrainingPanel:
 
     def _on_job_event(self, event: Any) -> None:
         state = event.data.get("state") if event.kind == "status" else None
-        if state in ("succeeded", "failed", "cancelled"):
+        if state in TERMINAL_STATES:
             self.start_button.disabled = False
             self.stop_button.disabled = True
             self._say(f"Job {event.job_id} {state}.", error=state == "failed")

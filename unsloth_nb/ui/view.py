@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.jobs.events import Event, read_events_file
-from unsloth_nb.jobs.store import TERMINAL_STATES
+from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
 from unsloth_nb.ui.chart import widgets_can_render
 from unsloth_nb.ui.console import JobStatus, format_seconds
 

@@ -31,6 +31,8 @@ from typing import Any
 
 from unsloth_nb.jobs.checkpoints import newest_checkpoint
 from unsloth_nb.jobs.events import Event, EventLog
+from unsloth_nb.jobs.lifecycle import ENGINE_STATES as RUNNING_STATES
+from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
 from unsloth_nb.worker.protocol import (
     JOB_ID_PATTERN,
     MAX_DATASET_BYTES,
@@ -48,8 +50,6 @@ logger = logging.getLogger("unsloth_nb.worker")
 IDLE = "idle"
 RECEIVING = "receiving"
 INTERRUPTED = "interrupted"
-RUNNING_STATES = frozenset({"starting", "training", "saving"})
-TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 LOG_TAIL_LINES = 40
 LOG_TAIL_CHARS = 6000
 #: Set by the pod's start-up script when it restarts a worker that died: the dead one's exit status.

@@ -95,6 +95,7 @@ from unsloth_nb.backends.runpod.worker_client import WorkerClient, WorkerRefused
 from unsloth_nb.credentials import get_secret, has_secret, redact
 from unsloth_nb.errors import BackendError, JobCancelledError
 from unsloth_nb.jobs.checkpoints import checkpoint_step, newest_checkpoint
+from unsloth_nb.jobs.lifecycle import ENGINE_STATES
 from unsloth_nb.jobs.runtime import run_in_thread
 from unsloth_nb.planning.planner import lost_pod_policy
 from unsloth_nb.worker.protocol import pack_dataset
@@ -418,7 +419,7 @@ class PodJob:
         try:
             worker.start(hub_checkpoint)
         except WorkerRefusedError as exc:
-            if exc.status != 409 or worker.job().get("state") not in ("starting", "training", "saving", *REMOTE_END_STATES):
+            if exc.status != 409 or worker.job().get("state") not in ENGINE_STATES | REMOTE_END_STATES:
                 raise
 
     def _stream(self) -> str:
