@@ -21,6 +21,7 @@ import contextvars
 import dataclasses
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -29,11 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unsloth_nb.backends.base import Backend, BackendResult, JobContext
+from unsloth_nb.backends.base import BackendResult, JobContext, SecretNeed
+from unsloth_nb.backends.registry import get_backend, loaded_backends
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.credentials import get_secret, redact
 from unsloth_nb.data import PreparedDataset, prepare_dataset
-from unsloth_nb.errors import BackendError, JobCancelledError, JobFailedError, JobNotFoundError, PlanError, UnslothNbError
+from unsloth_nb.errors import BackendError, JobCancelledError, JobFailedError, JobNotFoundError, UnslothNbError
 from unsloth_nb.jobs.events import Event, EventLog
 from unsloth_nb.jobs.lifecycle import JOB_STATES, TERMINAL_STATES
 from unsloth_nb.jobs.runtime import submit
@@ -79,29 +81,19 @@ def prepare(
     check_model_source(config, job_plan.placement)
     if not check_secrets:
         return Prepared(config, dataset, job_plan, base)
-    if config.hub.repo_id:
-        get_secret("HF_TOKEN", f"to push the adapter to the Hub repository {config.hub.repo_id}", prompt=prompt_for_secrets)
-    if job_plan.placement == "runpod":
-        get_secret("RUNPOD_API_KEY", "to create a RunPod pod for this job", prompt=prompt_for_secrets)
+    for need in secrets_needed(config, job_plan.placement):
+        get_secret(need.name, need.purpose, prompt=prompt_for_secrets)
     return Prepared(config, dataset, job_plan, base)
 
 
-# ---------------------------------------------------------------------- backends
-
-
-def backend_for(placement: str) -> Backend:
-    """The backend for a placement, imported only when a job needs it (each pulls in its own libraries)."""
-    if placement == "local":
-        from unsloth_nb.backends.local import LocalBackend
-
-        return LocalBackend()
-    if placement == "runpod":
-        try:
-            from unsloth_nb.backends.runpod import RunPodBackend
-        except ImportError as exc:
-            raise PlanError(f"the RunPod backend cannot load ({exc}); install unsloth-nb[runpod]") from None
-        return RunPodBackend()
-    raise PlanError(f"unknown placement {placement!r}")
+def secrets_needed(config: TrainConfig, placement: str | None) -> list[SecretNeed]:
+    """Every key this job needs on this machine: the Hub push's, and the placement's own."""
+    needed: list[SecretNeed] = []
+    if config.hub.repo_id:
+        needed.append(SecretNeed("HF_TOKEN", f"to push the adapter to the Hub repository {config.hub.repo_id}"))
+    if placement is not None:
+        needed += get_backend(placement).secrets(config)
+    return needed
 
 
 # ---------------------------------------------------------------------- the job handle
@@ -207,7 +199,7 @@ class Job:
         owned_elsewhere = not record.terminal and not ours and record.owner_alive()
         job = cls(record, folder, config, follow_only=owned_elsewhere or record.terminal)
         if not record.terminal and not ours and not owned_elsewhere:
-            if record.placement == "local":
+            if get_backend(record.placement).in_process:
                 job._set_state("failed", f"the process that ran it (pid {record.pid}) ended before the job finished")
             elif reattach:
                 job._reattach()
@@ -315,7 +307,7 @@ class Job:
         if self.log.read_only:
             raise UnslothNbError(
                 f"job {self.id} runs in another process (pid {self.record.pid} on {self.record.host}); stop it there"
-                + (", or end its pod with `unsloth-nb runpod terminate`" if self.placement == "runpod" else "")
+                + (f", {hint}" if (hint := get_backend(self.placement).stop_hint()) else "")
             )
         if not self.stop_event.is_set():
             self.stop_reasons.append(reason)
@@ -404,7 +396,7 @@ class JobController:
             ctx.emit("log", level="info", message=f"plan: {_plan_line(ctx.plan)}", source="planner")
             for warning in ctx.plan.warnings:
                 ctx.emit("log", level="warning", message=warning, source="planner")
-            return await backend_for(ctx.plan.placement).run(ctx)
+            return await get_backend(ctx.plan.placement).run(ctx)
 
         return await self._drive(start)
 
@@ -412,11 +404,7 @@ class JobController:
         """Follow a job another process started, from where it is now to its end."""
 
         async def follow() -> BackendResult:
-            backend = backend_for(self.job.placement)
-            reattach = getattr(backend, "reattach", None)
-            if reattach is None:
-                raise BackendError(f"a {self.job.placement} job cannot be followed from another process")
-            return await reattach(self.ctx)
+            return await get_backend(self.job.placement).reattach(self.ctx)
 
         return await self._drive(follow)
 
@@ -472,11 +460,9 @@ class JobController:
 
 
 def _plan_line(job_plan: Plan) -> str:
-    where = job_plan.placement if job_plan.placement != "local" else f"local ({job_plan.device})"
-    parts = [where, job_plan.method, f"~{job_plan.memory_needed_gb:.1f} GB needed"]
-    if job_plan.gpu_candidates and job_plan.placement == "runpod":
-        parts.append(f"GPU {job_plan.gpu_candidates[0].gpu_type_id}")
-    if job_plan.estimated_cost_usd is not None and job_plan.placement == "runpod":
+    backend = get_backend(job_plan.placement)
+    parts = [backend.where(job_plan), job_plan.method, f"~{job_plan.memory_needed_gb:.1f} GB needed"]
+    if job_plan.estimated_cost_usd is not None and backend.rents:
         parts.append(f"~${job_plan.estimated_cost_usd:.2f}")
     return ", ".join(parts)
 
@@ -508,7 +494,17 @@ def live_jobs() -> list[Job]:
 
 
 def _stop_live_jobs_at_exit(grace_seconds: float = 120.0) -> None:
-    """At interpreter exit, stop running jobs so no pod outlives the process that owns it."""
+    """At interpreter exit, end what costs money at once, then stop running jobs and wait for them.
+
+    A Jupyter kernel being shut down is killed seconds later, so each backend first ends
+    what must not outlive this process (pods: terminated without saving); the jobs then
+    end on their own, within the grace period.
+    """
+    for backend in loaded_backends():
+        try:
+            backend.end_all_now("the Python process is exiting")
+        except Exception as exc:  # one backend's failure must not keep another's pods billing
+            print(f"unsloth-nb: ending {backend.name} jobs at exit failed: {exc}", file=sys.stderr)
     jobs = live_jobs()
     for job in jobs:
         job.cancel("the Python process is exiting")

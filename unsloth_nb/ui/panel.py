@@ -484,17 +484,15 @@ class TrainingPanel:
         from unsloth_nb.credentials import get_secret, has_secret
 
         config = self.config()
-        needed: list[tuple[str, str]] = []
-        if config is not None and config.hub.repo_id:
-            needed.append(("HF_TOKEN", f"to push the adapter to {config.hub.repo_id}"))
+        from unsloth_nb.jobs.controller import secrets_needed
+
         plan = self.last_plan or (self.plan() if config is not None else None)
-        if plan is not None and plan.placement == "runpod":
-            needed.append(("RUNPOD_API_KEY", "to rent a RunPod GPU"))
+        needed = secrets_needed(config, plan.placement if plan is not None else None) if config is not None else []
         asked = []
-        for variable, purpose in needed:
-            if not has_secret(variable):
-                get_secret(variable, purpose, prompt=True)
-                asked.append(variable)
+        for need in needed:
+            if not has_secret(need.name):
+                get_secret(need.name, need.purpose, prompt=True)
+                asked.append(need.name)
         self._say(f"Set {', '.join(asked)} for this session." if asked else "Every key this job needs is already set.")
         return asked
 
@@ -632,19 +630,18 @@ def _preview_html(preview: DatasetPreview) -> str:
 
 
 def _plan_html(plan: Plan) -> str:
+    from unsloth_nb.backends.registry import get_backend
     from unsloth_nb.planning.plan_text import format_plan
 
+    backend = get_backend(plan.placement)
     memory = "GPU memory" if plan.device == "cuda" else "RAM"
     facts = [
-        ("Runs on", "this machine" if plan.placement == "local" else "RunPod"),
-        (
-            "Device",
-            plan.local.describe() if plan.placement == "local" else (plan.gpu.gpu_type_id if plan.gpu else "no GPU found"),
-        ),
+        ("Runs on", backend.label),
+        ("Device", plan.local.describe() if backend.in_process else (backend.plan_target(plan) or "no GPU found")),
         ("Method", plan.method),
         ("Memory", f"~{plan.memory_needed_gb:.1f} GB of {memory}"),
     ]
-    if plan.placement == "runpod":
+    if backend.rents:
         facts.append(("Price", f"${plan.usd_per_hour:.2f}/h" if plan.usd_per_hour is not None else "unknown"))
         facts.append(("Estimated cost", f"~${plan.estimated_cost_usd:.2f}" if plan.estimated_cost_usd is not None else "unknown"))
     if plan.total_steps is not None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from unsloth_nb.backends.registry import get_backend
 from unsloth_nb.jobs.events import Event, read_events_file
 from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
 from unsloth_nb.ui.chart import widgets_can_render
@@ -101,6 +102,7 @@ class JobView:
         self._widgets: _Widgets | None = None
         self._flusher: threading.Thread | None = None
         self._plan = _plan_facts(job)
+        self._backend = get_backend(job.placement)
         # Holding our lock through the replay makes a writer's new events wait until the history is in.
         with self._lock:
             self._unsubscribe: Callable[[], None] | None = job.log.subscribe(self._on_event, replay=True)
@@ -148,12 +150,13 @@ class JobView:
             gpu = fig.gpu or gpu
             usd_per_hour = fig.usd_per_hour if fig.usd_per_hour is not None else usd_per_hour
             parts = [fig.state, f"job {self.job.id}"]
-            if self.job.placement == "runpod":
-                parts.append("RunPod" + (f" {gpu}" if gpu else ""))
+            backend = self._backend
+            if backend.rents:
+                parts.append(backend.label + (f" {gpu}" if gpu else ""))
                 if usd_per_hour is not None:
                     parts.append(f"${usd_per_hour:.2f}/h")
             else:
-                parts.append(f"local ({device.upper()})" if device else "local")
+                parts.append(f"{backend.name} ({device.upper()})" if device else backend.name)
             parts.append(_short_model(self.job.config.model.name))
             return parts + fig.progress_parts(self.elapsed())
 

@@ -46,7 +46,6 @@ of the newest checkpoint.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import functools
 import hashlib
@@ -58,13 +57,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from unsloth_nb.backends.base import BackendResult, JobContext
+from unsloth_nb.backends.base import BackendResult, JobContext, PlacementInputs, SecretNeed
+from unsloth_nb.backends.runpod import placement
 from unsloth_nb.backends.runpod.billing import Meter
 from unsloth_nb.backends.runpod.bootstrap import START_COMMAND, boot_env
 from unsloth_nb.backends.runpod.checkpoints import CheckpointKeeper
 from unsloth_nb.backends.runpod.client import PodSpec, RunPodApiError, RunPodClient
+from unsloth_nb.backends.runpod.placement import lost_pod_policy
 from unsloth_nb.backends.runpod.pods import (
     WORKER_PORT,
     Offer,
@@ -76,9 +77,6 @@ from unsloth_nb.backends.runpod.pods import (
     pod_name,
     provision,
     proxy_url,
-)
-from unsloth_nb.backends.runpod.reattach import (
-    INPUTS_FILE as INPUTS_FILE,  # re-exported: it was defined here
 )
 from unsloth_nb.backends.runpod.reattach import (
     POD_JSON,
@@ -97,9 +95,12 @@ from unsloth_nb.errors import BackendError, JobCancelledError
 from unsloth_nb.jobs.checkpoints import checkpoint_step, newest_checkpoint
 from unsloth_nb.jobs.lifecycle import ENGINE_STATES
 from unsloth_nb.jobs.runtime import run_in_thread
-from unsloth_nb.planning.planner import lost_pod_policy
 from unsloth_nb.worker.protocol import pack_dataset
 from unsloth_nb.worker.settings import DIR_ENV, PORT_ENV, TOKEN_ENV
+
+if TYPE_CHECKING:
+    from unsloth_nb.config import TrainConfig
+    from unsloth_nb.planning.planner import Plan
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +135,41 @@ class RunPodBackend:
     """``Backend`` for ``placement: runpod``; the controller calls :meth:`run` (or :meth:`reattach`)."""
 
     name = "runpod"
+    label = "RunPod"
+    in_process = False
+    rents = True
 
     def __init__(self, client: RunPodClient | None = None, timing: Timing | None = None) -> None:
         self.client = client
         self.timing = timing or Timing()
+
+    # The planning questions (the Backend protocol), answered by .placement.
+    def place(self, inputs: PlacementInputs, *, chosen: bool) -> str | None:
+        return placement.place(inputs, chosen=chosen)
+
+    def secrets(self, config: TrainConfig) -> list[SecretNeed]:
+        return placement.secrets(config)
+
+    def startup_seconds(self, weights_gb: float) -> float:
+        return placement.startup_seconds(weights_gb)
+
+    def may_have_model_path(self, config: TrainConfig) -> bool:
+        return bool(config.runpod.volume_id)
+
+    def plan_notes(self, config: TrainConfig) -> list[tuple[str, bool]]:
+        return [lost_pod_policy(config)]
+
+    def plan_target(self, plan: Plan) -> str:
+        return placement.plan_target(plan)
+
+    def where(self, plan: Plan) -> str:
+        return placement.where(plan)
+
+    def stop_hint(self) -> str:
+        return "or end its pod with `unsloth-nb runpod terminate`"
+
+    def end_all_now(self, reason: str) -> None:
+        _end_pods_now(reason)
 
     async def run(self, ctx: JobContext) -> BackendResult:
         if ctx.stop_requested:
@@ -652,15 +684,12 @@ _live: set[PodJob] = set()
 _live_lock = threading.Lock()
 
 
-def _end_pods_at_exit() -> None:
-    """Registered after the controller's own exit hook, so it runs first (atexit is last-in, first-out)."""
+def _end_pods_now(reason: str) -> None:
+    """Terminate every live job's pods at once (the shutdown registry calls it at exit, before waiting)."""
     with _live_lock:
         jobs = list(_live)
     for job in jobs:
-        job.end_now("the Python process is exiting")
-
-
-atexit.register(_end_pods_at_exit)
+        job.end_now(reason)
 
 
 __all__ = ["PodJob", "PodLostError", "RunPodBackend", "Timing", "WorkerCrashedError"]
