@@ -34,8 +34,9 @@ def main() -> None:
 
     from unsloth_nb.config import TrainConfig
     from unsloth_nb.data import DatasetSummary, PreparedDataset
-    from unsloth_nb.engine import LogHooks, run_training
+    from unsloth_nb.engine import LogHooks
     from unsloth_nb.jobs.events import EventLog
+    from unsloth_nb.phases.runner import run_model_phases
     from unsloth_nb.testing import build_tiny_model
 
     records, rows = superbowl_rows(40)
@@ -62,7 +63,7 @@ def main() -> None:
         )
         log = EventLog("benchmark")
         begin = time.perf_counter()
-        result = run_training(config, dataset, Path(scratch) / "out", LogHooks(log))
+        result = run_model_phases(config, dataset, Path(scratch) / "out", LogHooks(log))
         wall = time.perf_counter() - begin
 
     metrics = [e.data for e in log.read(kinds={"metrics"}) if "loss" in e.data]
@@ -74,10 +75,10 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     print(
-        f"| tiny Llama (h64, 2 layers) | {result.global_step} | {os.environ['OMP_WAIT_POLICY']} | {imported:.1f} | "
-        f"{wall:.2f} | {result.train_runtime:.2f} | "
-        f"{tokens / result.train_runtime:.0f} | {metrics[0]['loss']:.3f} -> {metrics[-1]['loss']:.3f} | {rss_mb:.0f} | "
-        f"{wall / result.train_runtime:.2f} |"
+        f"| tiny Llama (h64, 2 layers) | {result.result.metrics['global_step']} | {os.environ['OMP_WAIT_POLICY']} | {imported:.1f} | "
+        f"{wall:.2f} | {result.result.metrics['train_runtime']:.2f} | "
+        f"{tokens / result.result.metrics['train_runtime']:.0f} | {metrics[0]['loss']:.3f} -> {metrics[-1]['loss']:.3f} | {rss_mb:.0f} | "
+        f"{wall / result.result.metrics['train_runtime']:.2f} |"
     )
 
 

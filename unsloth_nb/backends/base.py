@@ -21,25 +21,13 @@ if TYPE_CHECKING:
     from unsloth_nb.data import PreparedDataset
     from unsloth_nb.jobs.events import Event, EventLog
     from unsloth_nb.jobs.store import JobFolder, JobRecord
+    from unsloth_nb.phases.base import PhaseResult
     from unsloth_nb.planning.hardware import LocalHardware
     from unsloth_nb.planning.model_size import ModelSize
     from unsloth_nb.planning.planner import Plan
 
 #: How a backend moves the job to a new state (``unsloth_nb.jobs.lifecycle``), with an optional reason.
 SetState = Callable[[str, "str | None"], None]
-
-
-@dataclass
-class BackendResult:
-    adapter_dir: Path | None = None
-    merged_dir: Path | None = None
-    last_checkpoint: Path | None = None
-    global_step: int = 0
-    final_loss: float | None = None
-    stopped: bool = False
-    stop_reason: str | None = None  # why a backend stopped early (a budget or deadline), shown as the job's end reason
-    model: Any = None
-    tokenizer: Any = None
 
 
 @dataclass
@@ -63,6 +51,8 @@ class JobContext:
     record: JobRecord
     context: contextvars.Context = field(default_factory=contextvars.copy_context)
     stop_reasons: list[str] = field(default_factory=list)  # why Stop was asked for, first one first
+    #: In-process objects a backend that trains here hands back (the model and tokenizer); never serialised.
+    shared: dict[str, Any] = field(default_factory=dict)
 
     @property
     def stop_requested(self) -> bool:
@@ -75,6 +65,22 @@ class JobContext:
 
     def emit(self, kind: str, /, **data: Any) -> Event:
         return self.log.emit(kind, **data)
+
+
+class JobHooks:
+    """The phases' hooks (``PhaseHooks``) over a job: events into its log, its Stop flag, its state."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+
+    def emit(self, kind: str, /, **data: Any) -> None:
+        self.ctx.emit(kind, **data)
+
+    def should_stop(self) -> bool:
+        return self.ctx.stop_requested
+
+    def enter(self, state: str) -> None:
+        self.ctx.set_state(state)
 
 
 @dataclass(frozen=True)
@@ -151,9 +157,11 @@ class Backend(Protocol):
         """How to end a job of this placement from another process ("" when there is nothing to end)."""
         ...
 
-    async def run(self, ctx: JobContext) -> BackendResult: ...
+    async def run(self, ctx: JobContext) -> PhaseResult:
+        """Run the job's model phases here, emitting their events into ``ctx.log``; their merged result."""
+        ...
 
-    async def reattach(self, ctx: JobContext) -> BackendResult:
+    async def reattach(self, ctx: JobContext) -> PhaseResult:
         """Follow a job another (dead) process started, to its end; raise BackendError when it cannot be."""
         ...
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from unsloth_nb.backends.base import BackendResult, JobContext, PlacementInputs, SecretNeed
+from unsloth_nb.backends.base import JobContext, JobHooks, PlacementInputs, SecretNeed
 from unsloth_nb.errors import BackendError, JobCancelledError, PlanError
 from unsloth_nb.jobs.runtime import run_in_thread
+from unsloth_nb.phases.base import PhaseContext, PhaseResult
 from unsloth_nb.planning.memory import GPU_MEMORY_USABLE, fits
 from unsloth_nb.planning.model_size import _human_params
 
@@ -34,22 +35,6 @@ CPU_FORCED_MAX_PARAMS = 3e9
 #: Start-up before the first step: imports and model load (~100 MB/s from disk or the Hub, 16-bit weights).
 LOCAL_STARTUP_S = 20.0
 LOCAL_LOAD_S_PER_GB = 10.0
-
-
-class _Hooks:
-    """Connects the engine to the job: events, the stop flag, state changes."""
-
-    def __init__(self, ctx: JobContext) -> None:
-        self.ctx = ctx
-
-    def emit(self, kind: str, /, **data: Any) -> None:
-        self.ctx.emit(kind, **data)
-
-    def should_stop(self) -> bool:
-        return self.ctx.stop_requested
-
-    def enter(self, state: str) -> None:
-        self.ctx.set_state(state)
 
 
 class LocalBackend:
@@ -137,36 +122,32 @@ class LocalBackend:
         return ""
 
     # ------------------------------------------------------------------ running
-    async def reattach(self, ctx: JobContext) -> BackendResult:
+    async def reattach(self, ctx: JobContext) -> PhaseResult:
         raise BackendError("a job that trained in a process that ended cannot be followed; start it again")
 
     def end_all_now(self, reason: str) -> None:
         """Nothing outlives this process: its training thread ends with it."""
 
-    async def run(self, ctx: JobContext) -> BackendResult:
+    async def run(self, ctx: JobContext) -> PhaseResult:
         if ctx.stop_requested:
             raise JobCancelledError("stopped before training started")
         return await run_in_thread(self._train, ctx, name=f"unsloth-nb-train-{ctx.job_id}", context=ctx.context)
 
     @staticmethod
-    def _train(ctx: JobContext) -> BackendResult:
-        from unsloth_nb.engine import run_training
+    def _train(ctx: JobContext) -> PhaseResult:
+        from unsloth_nb.phases.runner import phases_for, run_phases
 
-        ctx.set_state("starting")
-        with _responsive_kernel():
-            result = run_training(
-                ctx.config, ctx.dataset, ctx.output_dir, _Hooks(ctx), resume_from_checkpoint=_resume_target(ctx)
-            )
-        return BackendResult(
-            adapter_dir=result.adapter_dir,
-            merged_dir=result.merged_dir,
-            last_checkpoint=result.last_checkpoint,
-            global_step=result.global_step,
-            final_loss=result.final_loss,
-            stopped=result.stopped,
-            model=result.model,
-            tokenizer=result.tokenizer,
+        assert ctx.dataset is not None, "a local job runs in the process that prepared it"
+        phase_ctx = PhaseContext(
+            config=ctx.config,
+            output_dir=ctx.output_dir,
+            hooks=JobHooks(ctx),
+            dataset=ctx.dataset,
+            shared=ctx.shared,  # the trained model and tokenizer stay in this process, for job.model
+            resume_from_checkpoint=_resume_target(ctx),
         )
+        with _responsive_kernel():
+            return run_phases(phase_ctx, phases_for(ctx.config, runs_on="model"))
 
 
 def _ram_available(local: LocalHardware) -> float | None:

@@ -25,12 +25,12 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unsloth_nb.backends.base import BackendResult, JobContext, SecretNeed
+from unsloth_nb.backends.base import JobContext, JobHooks, SecretNeed
 from unsloth_nb.backends.registry import get_backend, loaded_backends
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.credentials import get_secret, redact
@@ -38,8 +38,10 @@ from unsloth_nb.data import PreparedDataset, prepare_dataset
 from unsloth_nb.errors import BackendError, JobCancelledError, JobFailedError, JobNotFoundError, UnslothNbError
 from unsloth_nb.jobs.events import Event, EventLog
 from unsloth_nb.jobs.lifecycle import JOB_STATES, TERMINAL_STATES
-from unsloth_nb.jobs.runtime import submit
+from unsloth_nb.jobs.runtime import run_in_thread, submit
 from unsloth_nb.jobs.store import JobFolder, JobRecord, jobs_root, new_job_id
+from unsloth_nb.phases.base import Phase, PhaseContext, PhaseResult
+from unsloth_nb.phases.runner import client_phases, phases_for, run_phases, secrets_of
 from unsloth_nb.planning.planner import POD_CHECKPOINT_EVERY_S, Plan, check_model_source, default_save_steps, plan
 
 
@@ -87,10 +89,10 @@ def prepare(
 
 
 def secrets_needed(config: TrainConfig, placement: str | None) -> list[SecretNeed]:
-    """Every key this job needs on this machine: the Hub push's, and the placement's own."""
-    needed: list[SecretNeed] = []
-    if config.hub.repo_id:
-        needed.append(SecretNeed("HF_TOKEN", f"to push the adapter to the Hub repository {config.hub.repo_id}"))
+    """Every key this job needs on this machine: its phases' (wherever they run, they are sent from here)
+    and the placement's own."""
+    required, _ = secrets_of(config, phases_for(config))
+    needed = [SecretNeed(name, why) for name, why in required.items()]
     if placement is not None:
         needed += get_backend(placement).secrets(config)
     return needed
@@ -389,26 +391,47 @@ class JobController:
     async def run(self) -> Job:
         ctx = self.ctx
 
-        async def start() -> BackendResult:
+        async def start() -> PhaseResult:
             assert ctx.plan is not None and ctx.dataset is not None
             self.job._set_state("planning")
             ctx.emit("summary", **ctx.dataset.summary.to_event())
             ctx.emit("log", level="info", message=f"plan: {_plan_line(ctx.plan)}", source="planner")
             for warning in ctx.plan.warnings:
                 ctx.emit("log", level="warning", message=warning, source="planner")
-            return await get_backend(ctx.plan.placement).run(ctx)
+            before, after = client_phases(ctx.config)
+            result = await self._on_client(before, PhaseResult())
+            result = result.merge(await get_backend(ctx.plan.placement).run(ctx))
+            return await self._on_client(after, result)
 
         return await self._drive(start)
 
     async def reattach(self) -> Job:
         """Follow a job another process started, from where it is now to its end."""
 
-        async def follow() -> BackendResult:
-            return await get_backend(self.job.placement).reattach(self.ctx)
+        async def follow() -> PhaseResult:
+            result = await get_backend(self.job.placement).reattach(self.ctx)
+            return await self._on_client(client_phases(self.ctx.config)[1], result)
 
         return await self._drive(follow)
 
-    async def _drive(self, body: Any) -> Job:
+    async def _on_client(self, phases: list[Phase], result: PhaseResult) -> PhaseResult:
+        """Run phases that belong on this machine (a teacher before the model's phases, a judge after)."""
+        if not phases:
+            return result
+        ctx = self.ctx
+        phase_ctx = PhaseContext(
+            config=ctx.config,
+            output_dir=ctx.output_dir,
+            hooks=JobHooks(ctx),
+            dataset=ctx.dataset,
+            shared=ctx.shared,
+            result=result,
+        )
+        merged = await run_in_thread(run_phases, phase_ctx, phases, name=f"unsloth-nb-client-{ctx.job_id}", context=ctx.context)
+        ctx.dataset = phase_ctx.dataset
+        return merged
+
+    async def _drive(self, body: Callable[[], Awaitable[PhaseResult]]) -> Job:
         job, ctx = self.job, self.ctx
         final, reason = "failed", None
         try:
@@ -445,17 +468,15 @@ class JobController:
         else:
             self.ctx.emit("error", message=message, error_type=error_type)
 
-    def _record_result(self, result: BackendResult) -> None:
-        job = self.job
-        for name, path in (
-            ("adapter", result.adapter_dir),
-            ("merged_16bit", result.merged_dir),
-            ("checkpoint", result.last_checkpoint),
-        ):
-            if path is not None:
-                job.record.artifacts[name] = str(path)
-        job.model, job.tokenizer = result.model, result.tokenizer
-        job.final_loss, job.global_step = result.final_loss, result.global_step
+    def _record_result(self, result: PhaseResult) -> None:
+        job, ctx = self.job, self.ctx
+        job.record.result = result.to_json()
+        for name, artifact in result.artifacts.items():
+            job.record.artifacts[name] = str(artifact.local_path(ctx.output_dir))
+        job.model, job.tokenizer = ctx.shared.get("model"), ctx.shared.get("tokenizer")
+        loss, step = result.metrics.get("final_loss"), result.metrics.get("global_step")
+        job.final_loss = float(loss) if isinstance(loss, int | float) else None
+        job.global_step = int(step) if isinstance(step, int | float) else 0
         job.folder.save_record(job.record)
 
 

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unsloth_nb.backends.base import BackendResult, JobContext, PlacementInputs, SecretNeed
+from unsloth_nb.backends.base import JobContext, PlacementInputs, SecretNeed
 from unsloth_nb.backends.runpod import placement
 from unsloth_nb.backends.runpod.billing import Meter
 from unsloth_nb.backends.runpod.bootstrap import START_COMMAND, boot_env
@@ -93,8 +93,10 @@ from unsloth_nb.backends.runpod.worker_client import WorkerClient, WorkerRefused
 from unsloth_nb.credentials import get_secret, has_secret, redact
 from unsloth_nb.errors import BackendError, JobCancelledError
 from unsloth_nb.jobs.checkpoints import checkpoint_step, newest_checkpoint
-from unsloth_nb.jobs.lifecycle import ENGINE_STATES
+from unsloth_nb.jobs.lifecycle import ENGINE_STATES, RESULT
 from unsloth_nb.jobs.runtime import run_in_thread
+from unsloth_nb.phases.base import Artifact, PhaseResult
+from unsloth_nb.phases.runner import phases_for, secrets_of
 from unsloth_nb.worker.protocol import pack_dataset
 from unsloth_nb.worker.settings import DIR_ENV, PORT_ENV, TOKEN_ENV
 
@@ -171,16 +173,16 @@ class RunPodBackend:
     def end_all_now(self, reason: str) -> None:
         _end_pods_now(reason)
 
-    async def run(self, ctx: JobContext) -> BackendResult:
+    async def run(self, ctx: JobContext) -> PhaseResult:
         if ctx.stop_requested:
             raise JobCancelledError("stopped before a pod was rented")
         return await self._drive(ctx, PodJob.run)
 
-    async def reattach(self, ctx: JobContext) -> BackendResult:
+    async def reattach(self, ctx: JobContext) -> PhaseResult:
         """Take over a job whose process died: reconnect to its pod and finish it as ``run`` would."""
         return await self._drive(ctx, PodJob.reattach)
 
-    async def _drive(self, ctx: JobContext, body: Callable[[PodJob], BackendResult]) -> BackendResult:
+    async def _drive(self, ctx: JobContext, body: Callable[[PodJob], PhaseResult]) -> PhaseResult:
         session = PodJob(ctx, self.client or RunPodClient(), self.timing)
         future = run_in_thread(body, session, name=f"unsloth-nb-runpod-{ctx.job_id}", context=ctx.context)
         try:
@@ -215,8 +217,8 @@ class PodJob:
             self.keeper = CheckpointKeeper(ctx.output_dir / "checkpoints", self._say)
 
     # ------------------------------------------------------------------ the whole run
-    def run(self) -> BackendResult:
-        def body() -> BackendResult:
+    def run(self) -> PhaseResult:
+        def body() -> PhaseResult:
             self.ctx.set_state("provisioning")
             self._say_what_a_lost_pod_means()
             self._rent()
@@ -226,10 +228,10 @@ class PodJob:
 
         return self._guarded(body)
 
-    def reattach(self) -> BackendResult:
+    def reattach(self) -> PhaseResult:
         return self._guarded(lambda: self._collect(self._follow(self._adopt)))
 
-    def _guarded(self, body: Callable[[], BackendResult]) -> BackendResult:
+    def _guarded(self, body: Callable[[], PhaseResult]) -> PhaseResult:
         failure: BaseException | None = None
         with _live_lock:
             _live.add(self)
@@ -307,11 +309,14 @@ class PodJob:
         env = {TOKEN_ENV: self.token, PORT_ENV: str(WORKER_PORT), **boot_env()}
         if self.config.runpod.volume_id:
             env[DIR_ENV] = VOLUME_WORK_DIR.format(job_id=self.ctx.job_id)
-        # HF_TOKEN goes along when the adapter is pushed, and when set at all: gated base models need it to download.
-        if self.config.hub.repo_id:
-            env["HF_TOKEN"] = get_secret("HF_TOKEN", f"to push to {self.config.hub.repo_id}")
-        elif has_secret("HF_TOKEN"):
-            env["HF_TOKEN"] = get_secret("HF_TOKEN", "to download the base model")
+        # The secrets the pod's phases name: those they must have, and those that go along when set
+        # (a gated base model downloads with HF_TOKEN).
+        required, optional = secrets_of(self.config, phases_for(self.config, runs_on="model"))
+        for name, why in required.items():
+            env[name] = get_secret(name, why)
+        for name in optional:
+            if has_secret(name):
+                env[name] = get_secret(name, "for the pod's phases")
         return env
 
     def _reuse(self, offers: list[Offer]) -> RentedPod | None:
@@ -585,7 +590,7 @@ class PodJob:
             return self.relay.hub_checkpoint
 
     # ------------------------------------------------------------------ results
-    def _collect(self, final: str) -> BackendResult:
+    def _collect(self, final: str) -> PhaseResult:
         if self.keeper is not None:
             self.keeper.close()
         if final == "failed":
@@ -594,23 +599,27 @@ class PodJob:
         assert self.worker is not None
         self.ctx.set_state("downloading")
         stopped = final == "cancelled" or self.stop_reason is not None
-        prefixes = ["adapter"]
-        if self.config.save.merged_16bit and not stopped:
-            prefixes.append("merged_16bit")
-        fetched, total = download_outputs(self.worker, self.ctx.output_dir, prefixes)
-        checkpoint = fetch_latest_checkpoint(self.worker, self.ctx.output_dir) if stopped else None
+        # What the pod's phases reported (result events, copied into the job's log by the relay, also
+        # by a process that died before this one reattached): each artifact by its path under output/.
+        result = PhaseResult()
+        for event in self.ctx.log.read(kinds={RESULT}):
+            result = result.merge(PhaseResult.from_json(event.data))
+        wanted = [a.path for name, a in result.artifacts.items() if name != "checkpoint"]
+        fetched, total = download_outputs(self.worker, self.ctx.output_dir, wanted)
+        result.artifacts = {n: a for n, a in result.artifacts.items() if a.path in fetched or n == "checkpoint"}
+        if stopped:
+            checkpoint = fetch_latest_checkpoint(self.worker, self.ctx.output_dir)
+            if checkpoint is not None:
+                relative = checkpoint.resolve().relative_to(self.ctx.output_dir.resolve()).as_posix()
+                result.artifacts["checkpoint"] = Artifact("checkpoint", relative)
         self._say(f"downloaded {total / 1e6:.1f} MB to {self.ctx.output_dir}")
-        if stopped and "adapter" not in fetched:
+        if stopped and "adapter" not in result.artifacts:
             raise JobCancelledError(self.stop_reason or "stopped before an adapter was saved")
-        return BackendResult(
-            adapter_dir=fetched.get("adapter"),
-            merged_dir=fetched.get("merged_16bit"),
-            last_checkpoint=checkpoint,
-            global_step=self.relay.last_step,
-            final_loss=self.relay.last_loss,
-            stopped=stopped,
-            stop_reason=f"{self.stop_reason or 'stopped'}; checkpoint and adapter saved" if stopped else None,
-        )
+        result.metrics.setdefault("global_step", self.relay.last_step)
+        result.metrics.setdefault("final_loss", self.relay.last_loss)
+        result.stopped = stopped
+        result.stop_reason = f"{self.stop_reason or 'stopped'}; checkpoint and adapter saved" if stopped else None
+        return result
 
     # ------------------------------------------------------------------ limits and cost
     def _should_stop(self) -> bool:
