@@ -66,7 +66,7 @@ def main() -> None:
     losses = [e["loss"] for e in log.read(kinds={"metrics"}) if "loss" in e.data]
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        "| model | GGUF -> HF s | steps | run_training s | train() s | s/step | loss first5 -> last5 | last5 / first5 "
+        "| model | GGUF -> HF s | steps | run_model_phases s | train() s | s/step | loss first5 -> last5 | last5 / first5 "
         "| peak RSS MB | answer |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")

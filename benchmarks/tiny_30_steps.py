@@ -1,7 +1,7 @@
 """30 LoRA steps on the tiny model through the real engine: how long, and how much is overhead.
 
 Run: .venv/bin/python benchmarks/tiny_30_steps.py
-Prints one table row: wall time of run_training (load + train + save), the trainer's own
+Prints one table row: wall time of run_model_phases (load + train + save), the trainer's own
 train_runtime, tokens/s, first and last loss, and the ratio wall / train_runtime (the
 engine's fixed cost: loading, tokenizing, saving). Timings on a shared CPU vary a lot;
 OMP_WAIT_POLICY defaults to PASSIVE here (as in the test suite) because spinning OpenMP
@@ -70,7 +70,7 @@ def main() -> None:
     tokens = metrics[-1].get("num_tokens", 0)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        "| model | steps | OMP_WAIT_POLICY | import unsloth s | run_training s | train() s | tokens/s | loss first -> last "
+        "| model | steps | OMP_WAIT_POLICY | import unsloth s | run_model_phases s | train() s | tokens/s | loss first -> last "
         "| peak RSS MB | wall / train() |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")

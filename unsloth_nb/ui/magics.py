@@ -35,7 +35,8 @@ from unsloth_nb.errors import UnslothNbError
 
 if TYPE_CHECKING:
     from unsloth_nb.flags import TrainOptions
-    from unsloth_nb.jobs.controller import Job, Prepared
+    from unsloth_nb.jobs.job import Job
+    from unsloth_nb.jobs.preflight import Prepared
 
 __all__ = ["UnslothMagics", "register", "show_unsloth_error", "train_help", "unregister"]
 
@@ -93,17 +94,16 @@ class UnslothMagics(Magics):
         in_kernel = _in_kernel(self.shell)
         prepared = _prepare(config, prompt_for_secrets=in_kernel)
         context = contextvars.copy_context()
-        if not options.yes:
-            from unsloth_nb.planning.rental import rental_note, rental_question
+        from unsloth_nb.jobs.controller import confirm_and_start
 
-            question = rental_question(prepared.plan, prepared.config)
-            if question is not None:
-                self._confirm_rental(prepared, options, context, question)
-                return
-            note = rental_note(prepared.plan, prepared.config)
-            if note:
-                print(note)
-        job = self._start(prepared, options, context)
+        def ask(prepared: Prepared, question: str) -> bool:
+            self._confirm_rental(prepared, options, context, question)
+            return False  # Rent starts it later, from its button
+
+        job = confirm_and_start(prepared, confirm=None if options.yes else ask, say=print, context=context)
+        if job is None:
+            return
+        self._keep(job, options)
         from unsloth_nb.ui.view import JobView
 
         if in_kernel or options.no_wait:
@@ -113,7 +113,7 @@ class UnslothMagics(Magics):
 
     @line_magic
     def unsloth_jobs(self, line: str) -> Any:
-        from unsloth_nb.jobs.controller import Job
+        from unsloth_nb.jobs.controller import load_job
         from unsloth_nb.jobs.store import list_jobs
         from unsloth_nb.ui.view import JobTable
 
@@ -122,7 +122,7 @@ class UnslothMagics(Magics):
             raise UsageError("usage: %unsloth_jobs [JOB_ID]")
         if args:
             try:
-                job = Job.load(args[0])
+                job = load_job(args[0])
             except UnslothNbError as exc:
                 raise UsageError(str(exc)) from None
             job.show()
@@ -130,13 +130,10 @@ class UnslothMagics(Magics):
         return JobTable(list_jobs())
 
     # ------------------------------------------------------------------ starting
-    def _start(self, prepared: Prepared, options: TrainOptions, context: contextvars.Context) -> Job:
-        from unsloth_nb.jobs.controller import Job
-
-        job = Job.start(prepared, context=context)
+    def _keep(self, job: Job, options: TrainOptions) -> None:
+        """``-o NAME``: the job goes into the user's namespace."""
         if options.output_name:
             self.shell.user_ns[options.output_name] = job
-        return job
 
     def _confirm_rental(self, prepared: Prepared, options: TrainOptions, context: contextvars.Context, question: str) -> None:
         """Show the plan and ``question`` with Rent / Cancel buttons; only a click on Rent starts the pod."""
@@ -163,10 +160,12 @@ class UnslothMagics(Magics):
         )
 
         def on_rent(_button: Any) -> None:
+            from unsloth_nb.jobs.controller import start_job
             from unsloth_nb.ui.view import JobView
 
             rent.disabled = cancel.disabled = True
-            job = self._start(prepared, options, context)
+            job = start_job(prepared, context=context)  # the rental was just confirmed
+            self._keep(job, options)
             box.children = (JobView(job).widget,)
 
         def on_cancel(_button: Any) -> None:
@@ -201,7 +200,7 @@ def _parse(argv: list[str], cell: str | None) -> tuple[Any, TrainOptions]:
 def _prepare(config: Any, *, prompt_for_secrets: bool) -> Prepared:
     from IPython.core.error import StdinNotImplementedError
 
-    from unsloth_nb.jobs.controller import prepare
+    from unsloth_nb.jobs.preflight import prepare
 
     try:
         try:

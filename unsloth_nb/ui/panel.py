@@ -3,7 +3,7 @@
 Each field is bound to a TrainConfig path and the form builds its config through
 ``TrainConfig.from_dict``, so a form, a YAML cell and a CLI flag share one schema
 and one set of messages; a ConfigError names its field and the message appears
-next to that field. Start runs the same ``prepare`` / ``Job.start`` as the magic
+next to that field. Start runs the same start flow (``jobs.controller``) as the magic
 and shows the same :class:`~unsloth_nb.ui.view.JobView`.
 
 Everything the buttons do is a method (``preview()``, ``plan()``, ``start()``,
@@ -36,7 +36,8 @@ from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
 
 if TYPE_CHECKING:
     from unsloth_nb.data import DatasetPreview
-    from unsloth_nb.jobs.controller import Job
+    from unsloth_nb.jobs.job import Job
+    from unsloth_nb.jobs.preflight import Prepared
     from unsloth_nb.planning.planner import Plan
     from unsloth_nb.ui.view import JobView
 
@@ -398,8 +399,8 @@ class TrainingPanel:
         cost (capped by runpod.max_cost_usd) is above runpod.confirm_above_usd or
         unknown (``yes=True`` never asks).
         """
-        from unsloth_nb.jobs.controller import Job, prepare
-        from unsloth_nb.planning.rental import rental_note, rental_question
+        from unsloth_nb.jobs.controller import confirm_and_start
+        from unsloth_nb.jobs.preflight import prepare
         from unsloth_nb.ui.view import JobView
 
         if self.job is not None and not self.job.done:
@@ -429,14 +430,16 @@ class TrainingPanel:
             return None
         self.last_plan = prepared.plan
         self.plan_html.value = _plan_html(prepared.plan)
-        note = None
-        if not yes:
-            question = rental_question(prepared.plan, prepared.config)
-            if question is not None:
-                self._ask_to_rent(question)
-                return None
-            note = rental_note(prepared.plan, prepared.config)
-        job = Job.start(prepared, context=self._context)
+        notes: list[str] = []
+
+        def ask(_prepared: Prepared, question: str) -> bool:
+            self._ask_to_rent(question)  # Rent runs Start again with yes=True
+            return False
+
+        job = confirm_and_start(prepared, confirm=None if yes else ask, say=notes.append, context=self._context)
+        if job is None:
+            return None
+        note = notes[0] if notes else None
         self.job = job
         self.view = JobView(job)
         self.job_box.children = (self.view.widget,)
@@ -484,7 +487,7 @@ class TrainingPanel:
         from unsloth_nb.credentials import get_secret, has_secret
 
         config = self.config()
-        from unsloth_nb.jobs.controller import secrets_needed
+        from unsloth_nb.jobs.preflight import secrets_needed
 
         plan = self.last_plan or (self.plan() if config is not None else None)
         needed = secrets_needed(config, plan.placement if plan is not None else None) if config is not None else []

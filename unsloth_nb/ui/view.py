@@ -35,12 +35,12 @@ from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.backends.registry import get_backend
 from unsloth_nb.jobs.events import Event, read_events_file
+from unsloth_nb.jobs.job import Job, set_job_display
 from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
 from unsloth_nb.ui.chart import widgets_can_render
 from unsloth_nb.ui.console import JobStatus, format_seconds
 
 if TYPE_CHECKING:
-    from unsloth_nb.jobs.controller import Job
     from unsloth_nb.jobs.store import JobRecord
     from unsloth_nb.ui.chart import LossChart
 
@@ -519,3 +519,11 @@ class JobTable:
         foot = f"<p>{html.escape(more)}</p>" if more else ""
         hint = "<p style='font-size:11px'>Redraw one with <code>unsloth_nb.load_job(ID).show()</code> or <code>%unsloth_jobs ID</code>.</p>"
         return f"<table class='unsloth-nb-jobs'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{foot}{hint}"
+
+
+def show_job(job: Job) -> JobView:
+    """How a job displays itself in a notebook (``job.show()``, a job as a cell's value)."""
+    return JobView(job).display()
+
+
+set_job_display(show_job)

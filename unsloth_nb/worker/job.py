@@ -6,7 +6,7 @@ Everything that must survive a worker restart lives in the work folder::
     dataset.jsonl   the packed dataset, appended chunk by chunk (its size is the upload cursor)
     events.jsonl    the event log (dense seq), reloaded on restart
     worker.log      the worker's own log; the tail goes into error events
-    output/         run_training's folder: adapter/, checkpoints/checkpoint-N/, merged_16bit/
+    output/         the model phases' output folder: adapter/, checkpoints/checkpoint-N/, merged_16bit/
 
 A worker that restarts while the job was starting, training or saving reports the
 state ``interrupted``; ``POST /job/start`` then resumes from the newest complete
