@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,8 +25,10 @@ if TYPE_CHECKING:
     from unsloth_nb.planning.model_size import ModelSize
     from unsloth_nb.planning.planner import Plan
 
+
 #: How a backend moves the job to a new state (``unsloth_nb.jobs.lifecycle``), with an optional reason.
-SetState = Callable[[str, "str | None"], None]
+class SetState(Protocol):
+    def __call__(self, state: str, reason: str | None = None) -> None: ...
 
 
 @dataclass
@@ -47,7 +48,7 @@ class JobContext:
     folder: JobFolder
     output_dir: Path
     stop_event: threading.Event
-    set_state: Callable[..., None]  # SetState: (state, reason=None)
+    set_state: SetState
     record: JobRecord
     context: contextvars.Context = field(default_factory=contextvars.copy_context)
     stop_reasons: list[str] = field(default_factory=list)  # why Stop was asked for, first one first

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from unsloth_nb.jobs.events import Event
 from unsloth_nb.jobs.lifecycle import AFTER_TRAINING_STATES
+
+if TYPE_CHECKING:
+    from unsloth_nb.jobs.job import Job
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -170,7 +173,7 @@ class ProgressPrinter:
             self._live = None
 
 
-def follow_in_terminal(job: Any, *, json_lines: bool = False, quiet: bool = False) -> None:
+def follow_in_terminal(job: Job, *, json_lines: bool = False, quiet: bool = False) -> None:
     """Print the job's events until it ends, then one line saying how it ended.
 
     Ctrl-C (or SIGTERM) stops the job cleanly, saving a checkpoint; a second one

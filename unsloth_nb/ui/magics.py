@@ -34,6 +34,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from unsloth_nb.errors import UnslothNbError
 
 if TYPE_CHECKING:
+    from unsloth_nb.config import TrainConfig
     from unsloth_nb.flags import TrainOptions
     from unsloth_nb.jobs.job import Job
     from unsloth_nb.jobs.preflight import Prepared
@@ -197,7 +198,7 @@ def _parse(argv: list[str], cell: str | None) -> tuple[Any, TrainOptions]:
         raise UsageError("see %unsloth_train? for the flags") from None
 
 
-def _prepare(config: Any, *, prompt_for_secrets: bool) -> Prepared:
+def _prepare(config: TrainConfig, *, prompt_for_secrets: bool) -> Prepared:
     from IPython.core.error import StdinNotImplementedError
 
     from unsloth_nb.jobs.preflight import prepare

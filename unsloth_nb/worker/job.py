@@ -354,7 +354,7 @@ class JobHost:
         try:
             from unsloth_nb.phases.runner import run_model_phases
 
-            if fetch is not None:
+            if fetch is not None and config.hub.checkpoint_repo_id:  # start() checked the repo is there
                 resume = self._fetch_hub_checkpoint(config.hub.checkpoint_repo_id, fetch)
             result = run_model_phases(
                 config, dataset, self.output_dir, hooks, resume_from_checkpoint=str(resume) if resume else None
