@@ -59,8 +59,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import unsloth_nb.backends.runpod.placement as placement
 from unsloth_nb.backends.base import JobContext, PlacementInputs, SecretNeed
-from unsloth_nb.backends.runpod import placement
 from unsloth_nb.backends.runpod.billing import Meter
 from unsloth_nb.backends.runpod.bootstrap import START_COMMAND, boot_env
 from unsloth_nb.backends.runpod.checkpoints import CheckpointKeeper
