@@ -2,7 +2,7 @@
 
 The magic, the panel and ``Job.show()`` all display this one view. It is a
 subscriber of the job's EventLog with replay, so a view made after the run (a
-reattach after a kernel restart, ``Job.load(id).show()``) draws the whole history
+reattach after a kernel restart, ``unsloth_nb.load_job(id).show()``) draws the whole history
 exactly as a live one would.
 
 Why it is built this way:

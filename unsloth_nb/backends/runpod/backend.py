@@ -24,7 +24,7 @@ newest from there when it is at least as new as the local copy (no upload from h
 With a network volume the checkpoints stay on the volume and the new pod finds them there.
 Steps trained again after a resume are not charted twice.
 
-A process that reattaches to a job whose owner died (``Job.load`` after a kernel
+A process that reattaches to a job whose owner died (``load_job`` after a kernel
 restart) reads the pod from ``pod.json`` and the worker's token from the pod's own
 environment, as RunPod lists it to the account's key: the per-job token is never
 written to disk here.
