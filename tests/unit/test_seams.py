@@ -174,3 +174,46 @@ def test_client_phases_run_here_around_the_backends_and_name_their_keys(
     assert [e.data["phase"] for e in job.events(kinds={"result"})] == ["count", "judge"]
     assert [e.data["state"] for e in job.events(kinds={"status"})][-3:] == ["training", "evaluating", "succeeded"]
     assert load_job(job.id).record.result["metrics"] == {"global_step": 5, "judged": 5}
+
+
+class Step:
+    """A phase that records that it ran; ``stop`` makes it stop early itself, ``press`` presses Stop while it runs."""
+
+    def __init__(self, name: str, state: str, *, after_stop: bool = False, stop: bool = False, press: bool = False) -> None:
+        self.name, self.state, self.runs_after_stop = name, state, after_stop
+        self.stop, self.press = stop, press
+
+    def applies(self, config: TrainConfig) -> bool:
+        return True
+
+    def needs(self, config: TrainConfig) -> PhaseNeeds:
+        return PhaseNeeds()
+
+    def run(self, ctx: PhaseContext) -> PhaseResult:
+        if self.press:
+            ctx.hooks.stop()  # type: ignore[attr-defined]  # LogHooks: the user presses Stop now
+        return PhaseResult(metrics={self.name: True}, stopped=self.stop)
+
+
+def test_stop_between_phases_ends_the_run_and_a_phase_that_stopped_early_still_gets_saved(tmp_path: Path) -> None:
+    from unsloth_nb.engine import LogHooks
+    from unsloth_nb.jobs.events import EventLog
+
+    load, train, save = (
+        Step("load", lifecycle.STARTING, press=True),
+        Step("train", lifecycle.TRAINING),
+        Step("save", lifecycle.SAVING, after_stop=True),
+    )
+    hooks = LogHooks(EventLog("stop-between"))
+    result = run_phases(PhaseContext(TrainConfig(), tmp_path, hooks), [load, train, save])
+    assert hooks.states == ["starting"] and result.stopped and set(result.metrics) == {"load"}
+    assert "Stopped before training started." in [e["message"] for e in hooks.log.read(kinds={"log"})]
+
+    train_stops = Step("train", lifecycle.TRAINING, stop=True)
+    evaluate = Step("evaluate", lifecycle.EVALUATING)
+    hooks = LogHooks(EventLog("stopped-within"))
+    result = run_phases(
+        PhaseContext(TrainConfig(), tmp_path, hooks), [Step("load", lifecycle.STARTING), train_stops, save, evaluate]
+    )
+    assert hooks.states == ["starting", "training", "saving"] and result.stopped
+    assert [e["phase"] for e in hooks.log.read(kinds={"result"})] == ["load", "train", "save"]
