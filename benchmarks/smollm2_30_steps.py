@@ -28,9 +28,10 @@ def main() -> None:
     import_unsloth()
     from unsloth_nb.config import TrainConfig
     from unsloth_nb.data import DatasetSummary, PreparedDataset
-    from unsloth_nb.engine import LogHooks, generate, run_training
+    from unsloth_nb.engine import LogHooks, generate
     from unsloth_nb.jobs.events import EventLog
     from unsloth_nb.models import smollm2_path
+    from unsloth_nb.phases.runner import run_model_phases
 
     _, rows = superbowl_rows(40)
     dataset = PreparedDataset(
@@ -58,20 +59,20 @@ def main() -> None:
         )
         log = EventLog("benchmark")
         begin = time.perf_counter()
-        result = run_training(config, dataset, Path(scratch) / "out", LogHooks(log))
+        result = run_model_phases(config, dataset, Path(scratch) / "out", LogHooks(log))
         wall = time.perf_counter() - begin
-        answer = generate(result.model, result.tokenizer, "Who won Super Bowl LIX?", max_new_tokens=24)
+        answer = generate(result.shared["model"], result.shared["tokenizer"], "Who won Super Bowl LIX?", max_new_tokens=24)
 
     losses = [e["loss"] for e in log.read(kinds={"metrics"}) if "loss" in e.data]
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        "| model | GGUF -> HF s | steps | run_training s | train() s | s/step | loss first5 -> last5 | last5 / first5 "
+        "| model | GGUF -> HF s | steps | run_model_phases s | train() s | s/step | loss first5 -> last5 | last5 / first5 "
         "| peak RSS MB | answer |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     print(
-        f"| SmolLM2-135M-Instruct | {converted:.1f} | {result.global_step} | {wall:.1f} | {result.train_runtime:.1f} | "
-        f"{result.train_runtime / result.global_step:.2f} | {mean(losses[:5]):.3f} -> {mean(losses[-5:]):.3f} | "
+        f"| SmolLM2-135M-Instruct | {converted:.1f} | {result.result.metrics['global_step']} | {wall:.1f} | {result.result.metrics['train_runtime']:.1f} | "
+        f"{result.result.metrics['train_runtime'] / result.result.metrics['global_step']:.2f} | {mean(losses[:5]):.3f} -> {mean(losses[-5:]):.3f} | "
         f"{mean(losses[-5:]) / mean(losses[:5]):.2f} | {rss_mb:.0f} | {answer!r} |"
     )
 

@@ -1,7 +1,7 @@
 """30 LoRA steps on the tiny model through the real engine: how long, and how much is overhead.
 
 Run: .venv/bin/python benchmarks/tiny_30_steps.py
-Prints one table row: wall time of run_training (load + train + save), the trainer's own
+Prints one table row: wall time of run_model_phases (load + train + save), the trainer's own
 train_runtime, tokens/s, first and last loss, and the ratio wall / train_runtime (the
 engine's fixed cost: loading, tokenizing, saving). Timings on a shared CPU vary a lot;
 OMP_WAIT_POLICY defaults to PASSIVE here (as in the test suite) because spinning OpenMP
@@ -34,8 +34,9 @@ def main() -> None:
 
     from unsloth_nb.config import TrainConfig
     from unsloth_nb.data import DatasetSummary, PreparedDataset
-    from unsloth_nb.engine import LogHooks, run_training
+    from unsloth_nb.engine import LogHooks
     from unsloth_nb.jobs.events import EventLog
+    from unsloth_nb.phases.runner import run_model_phases
     from unsloth_nb.testing import build_tiny_model
 
     records, rows = superbowl_rows(40)
@@ -62,22 +63,22 @@ def main() -> None:
         )
         log = EventLog("benchmark")
         begin = time.perf_counter()
-        result = run_training(config, dataset, Path(scratch) / "out", LogHooks(log))
+        result = run_model_phases(config, dataset, Path(scratch) / "out", LogHooks(log))
         wall = time.perf_counter() - begin
 
     metrics = [e.data for e in log.read(kinds={"metrics"}) if "loss" in e.data]
     tokens = metrics[-1].get("num_tokens", 0)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        "| model | steps | OMP_WAIT_POLICY | import unsloth s | run_training s | train() s | tokens/s | loss first -> last "
+        "| model | steps | OMP_WAIT_POLICY | import unsloth s | run_model_phases s | train() s | tokens/s | loss first -> last "
         "| peak RSS MB | wall / train() |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     print(
-        f"| tiny Llama (h64, 2 layers) | {result.global_step} | {os.environ['OMP_WAIT_POLICY']} | {imported:.1f} | "
-        f"{wall:.2f} | {result.train_runtime:.2f} | "
-        f"{tokens / result.train_runtime:.0f} | {metrics[0]['loss']:.3f} -> {metrics[-1]['loss']:.3f} | {rss_mb:.0f} | "
-        f"{wall / result.train_runtime:.2f} |"
+        f"| tiny Llama (h64, 2 layers) | {result.result.metrics['global_step']} | {os.environ['OMP_WAIT_POLICY']} | {imported:.1f} | "
+        f"{wall:.2f} | {result.result.metrics['train_runtime']:.2f} | "
+        f"{tokens / result.result.metrics['train_runtime']:.0f} | {metrics[0]['loss']:.3f} -> {metrics[-1]['loss']:.3f} | {rss_mb:.0f} | "
+        f"{wall / result.result.metrics['train_runtime']:.2f} |"
     )
 
 

@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Job": ("unsloth_nb.jobs.controller", "Job"),
+    "Job": ("unsloth_nb.api", "Job"),
     "TrainConfig": ("unsloth_nb.config", "TrainConfig"),
     "UnslothNbError": ("unsloth_nb.errors", "UnslothNbError"),
     "TrainingPanel": ("unsloth_nb.ui.panel", "TrainingPanel"),
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from unsloth_nb.api import jobs, load_job, plan, train
     from unsloth_nb.config import TrainConfig
     from unsloth_nb.errors import UnslothNbError
-    from unsloth_nb.jobs.controller import Job
+    from unsloth_nb.jobs.job import Job
     from unsloth_nb.ui.panel import TrainingPanel
 
 

@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from unsloth_nb.config import TrainConfig, deep_update, expand_dotted, load_config_file
-from unsloth_nb.jobs.controller import Job, prepare
+from unsloth_nb.jobs.controller import launch
+from unsloth_nb.jobs.controller import load_job as _load_job
+from unsloth_nb.jobs.job import Job, set_job_display
+from unsloth_nb.jobs.preflight import prepare
 from unsloth_nb.jobs.store import JobRecord, list_jobs
 from unsloth_nb.planning.planner import Plan
 
@@ -40,8 +43,8 @@ def train(
     Every user mistake (bad field, bad dataset row, missing key) raises an
     UnslothNbError here, before anything starts.
     """
-    prepared = prepare(as_config(config, **overrides), base_dir)
-    job = Job.start(prepared)
+    job = launch(as_config(config, **overrides), base_dir, confirm=None)
+    assert job is not None  # confirm=None: nothing to ask, so it starts
     return job.wait() if wait else job
 
 
@@ -55,5 +58,17 @@ def jobs() -> list[JobRecord]:
     return list_jobs()
 
 
-def load_job(job_id: str) -> Job:
-    return Job.load(job_id)
+def load_job(job_id: str, *, reattach: bool = True) -> Job:
+    """A handle on a recorded job; one whose process died is taken over (see ``controller.load_job``)."""
+    return _load_job(job_id, reattach=reattach)
+
+
+def _show_in_notebook(job: Job) -> Any:
+    """Until the notebook layer is imported: import it (it registers its own display) and show."""
+    from unsloth_nb.ui.view import show_job
+
+    return show_job(job)
+
+
+# The notebook layer is how a job shows itself; the jobs package never imports it.
+set_job_display(_show_in_notebook)

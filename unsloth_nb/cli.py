@@ -11,9 +11,13 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.errors import CLI, UnslothNbError, use_wording
+
+if TYPE_CHECKING:
+    from unsloth_nb.jobs.job import Job
+    from unsloth_nb.jobs.preflight import Prepared
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -69,35 +73,31 @@ def _usage(commands: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------- train
 def cmd_train(argv: list[str], *, force_runpod: bool = False) -> int:
     from unsloth_nb.flags import read_train_args
-    from unsloth_nb.jobs.controller import Job, prepare
+    from unsloth_nb.jobs.controller import launch
     from unsloth_nb.planning.plan_text import format_plan
 
     if force_runpod:
         argv = [*argv, "--placement", "runpod"]
     config, options, mistakes = read_train_args(argv)
-    prepared = prepare(config, prompt_for_secrets=sys.stdin.isatty(), earlier=mistakes)
-    if not options.json and not options.quiet:
-        print(format_plan(prepared.plan), file=sys.stderr)
-    if prepared.missing_secrets:  # asked only now, once the plan (and its price) has been shown
-        prepared.ask_for_secrets()
-    if not options.yes:
-        _confirm_rental(prepared, quiet=options.quiet or options.json)
-    job = Job.start(prepared)
+    quiet = options.quiet or options.json
+    job = launch(  # missing keys are asked for after on_plan has shown the plan (and its price)
+        config,
+        confirm=None if options.yes else _ask_in_terminal,
+        say=(lambda _line: None) if quiet else (lambda line: print(line, file=sys.stderr)),
+        on_plan=None if quiet else (lambda prepared: print(format_plan(prepared.plan), file=sys.stderr)),
+        prompt_for_secrets=sys.stdin.isatty(),
+        earlier=mistakes,
+    )
+    assert job is not None  # _ask_in_terminal raises rather than decline
     return follow_job(job, json_lines=options.json, quiet=options.quiet)
 
 
-def _confirm_rental(prepared: Any, *, quiet: bool = False) -> None:
-    """Ask before renting when runpod.confirm_above_usd says so; otherwise say (on stderr) that it rents without asking."""
+def _ask_in_terminal(prepared: Prepared, question: str) -> bool:
+    """Ask before renting (a [y/N] prompt); without a terminal, refuse and say how to confirm (--yes)."""
     from unsloth_nb.errors import PlanError
-    from unsloth_nb.planning.rental import asking_because, rental_cost, rental_note, rental_question
+    from unsloth_nb.planning.rental import asking_because, rental_cost
 
     plan, config = prepared.plan, prepared.config
-    question = rental_question(plan, config)
-    if question is None:
-        note = rental_note(plan, config)
-        if note and not quiet:
-            print(note, file=sys.stderr)
-        return
     if not sys.stdin.isatty():
         hint = " (or raise --confirm-above, runpod.confirm_above_usd)" if rental_cost(plan, config) is not None else ""
         raise PlanError(
@@ -106,9 +106,10 @@ def _confirm_rental(prepared: Any, *, quiet: bool = False) -> None:
         )
     if input(f"{question} [y/N] ").strip().lower() not in ("y", "yes"):
         raise PlanError("not started: the rental was not confirmed")
+    return True
 
 
-def follow_job(job: Any, *, json_lines: bool = False, quiet: bool = False) -> int:
+def follow_job(job: Job, *, json_lines: bool = False, quiet: bool = False) -> int:
     """Show the job until it ends (see :func:`follow_in_terminal`); returns the exit code its end means."""
     from unsloth_nb.ui.console import follow_in_terminal
 
@@ -126,7 +127,7 @@ _BAD_INPUT_ERRORS = {"ConfigError", "DatasetError", "MissingSecretError", "PlanE
 # ---------------------------------------------------------------------- plan
 def cmd_plan(argv: list[str]) -> int:
     from unsloth_nb.flags import read_train_args
-    from unsloth_nb.jobs.controller import prepare
+    from unsloth_nb.jobs.preflight import prepare
     from unsloth_nb.planning.plan_text import format_plan
 
     config, options, mistakes = read_train_args(argv)
@@ -162,10 +163,10 @@ def cmd_jobs(argv: list[str]) -> int:
         return EXIT_OK
     if not args.job_id:
         parser.error("show needs a job id (see unsloth-nb jobs list)")
-    from unsloth_nb.jobs.controller import Job
+    from unsloth_nb.jobs.controller import load_job
     from unsloth_nb.ui.console import JobStatus
 
-    job = Job.load(args.job_id, reattach=False)  # only looking: a short-lived reattach would end the pod
+    job = load_job(args.job_id, reattach=False)  # only looking: a short-lived reattach would end the pod
     events = job.events()
     if args.json:
         print(json.dumps({"job": job.record.__dict__, "events": len(events)}, indent=2, default=str))
@@ -218,7 +219,7 @@ def run() -> None:
     """
     code = main()
     if "torch" in sys.modules:
-        from unsloth_nb.jobs.controller import live_jobs
+        from unsloth_nb.jobs.job import live_jobs
 
         if not live_jobs():
             sys.stdout.flush()

@@ -67,7 +67,8 @@ class DemoResult:
 def run_demo(steps: int = 40, output_dir: Path | None = None, *, json_lines: bool = False, quiet: bool = False) -> DemoResult:
     from unsloth_nb.api import as_config
     from unsloth_nb.engine.save import generate, load_for_inference
-    from unsloth_nb.jobs.controller import Job, prepare
+    from unsloth_nb.jobs.controller import start_job
+    from unsloth_nb.jobs.preflight import prepare
     from unsloth_nb.models import smollm2_path
     from unsloth_nb.ui.console import follow_in_terminal
 
@@ -83,7 +84,7 @@ def run_demo(steps: int = 40, output_dir: Path | None = None, *, json_lines: boo
         say(f"  Q: {question}\n  A: {answer}")
     del base_model
 
-    job = Job.start(prepared)
+    job = start_job(prepared)  # the demo trains in this process: nothing is rented, nothing to confirm
     say(f"Training job {job.id}: {steps} LoRA steps on {demo_dataset_path().name} (200 rows) ...")
     follow_in_terminal(job, json_lines=json_lines, quiet=quiet)
     losses = [m["loss"] for m in job.metrics() if m.get("loss") is not None]

@@ -289,7 +289,7 @@ def test_a_kernel_restart_mid_job_is_reattached_and_finishes(
     before = len(received_events_of(job_id, record.pod_id))
     assert before > 0
 
-    job = unsloth_nb.Job.load(job_id)
+    job = unsloth_nb.load_job(job_id)
     finish(job)
 
     assert_succeeded(job, runpod_emulator, fault)
@@ -322,7 +322,7 @@ def test_a_kernel_restart_mid_job_then_cleanup_ends_the_pod(
     out = capsys.readouterr().out
     assert f"pod {record.pod_id} terminated (confirmed" in out and f"job {job_id} marked failed" in out
 
-    job = unsloth_nb.Job.load(job_id)
+    job = unsloth_nb.load_job(job_id)
     assert job.state == "failed" and "runpod cleanup" in (job.error or "")
     assert runpod_emulator.ledger.running_pods() == [] and runpod_emulator.pod(record.pod_id) is None
 
@@ -376,7 +376,7 @@ def test_ctrl_c_and_sigterm_of_the_cli_stop_the_job_and_end_the_pod(
     stderr.seek(0)
 
     assert cli.returncode == 130, stderr.read()[-2000:]
-    job = unsloth_nb.Job.load(job_id, reattach=False)
+    job = unsloth_nb.load_job(job_id, reattach=False)
     assert job.state == "cancelled" and "interrupted from the terminal" in end_reason(job)
     assert job.adapter_path is not None and (job.adapter_path / "adapter_config.json").is_file()
     assert fault.check_events(job) == (0, 0)

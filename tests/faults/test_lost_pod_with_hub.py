@@ -67,7 +67,7 @@ def test_a_pod_lost_while_nobody_watched_resumes_from_its_checkpoint_on_the_hub(
     )
 
     # A new process reattaches: the pod is gone, the newest checkpoint is on the Hub.
-    job = unsloth_nb.Job.load(job_id)
+    job = unsloth_nb.load_job(job_id)
     job.wait(timeout=240)
 
     assert job.state == "succeeded", job.error
@@ -113,7 +113,7 @@ def test_a_dataset_changed_since_it_was_sent_is_not_trained_on_a_new_pod(
     with dataset_file.open("a", encoding="utf-8") as handle:
         handle.write('{"prompt": "Who sang the anthem?", "completion": "Jon Batiste."}\n')
 
-    job = unsloth_nb.Job.load(job_id)
+    job = unsloth_nb.load_job(job_id)
     with pytest.raises(JobFailedError):
         job.wait(timeout=120)
 

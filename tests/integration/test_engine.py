@@ -15,11 +15,24 @@ from fixtures import WIKISQL_TRAIN, read_jsonl
 
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary, PreparedDataset
-from unsloth_nb.engine import LogHooks, TrainResult, generate, load_for_inference, run_training
+from unsloth_nb.engine import LogHooks, generate, load_for_inference
 from unsloth_nb.errors import ConfigError, DatasetError, MissingSecretError
 from unsloth_nb.jobs.events import EventLog
+from unsloth_nb.phases.base import PhaseContext
+from unsloth_nb.phases.runner import run_model_phases
 
 pytestmark = pytest.mark.timeout(600)
+
+
+def step(ran: PhaseContext) -> int:
+    """The optimizer steps a run reported in its result."""
+    return int(ran.result.metrics["global_step"])
+
+
+def path(ran: PhaseContext, name: str) -> Path | None:
+    """Where a named artifact of a run is on this machine."""
+    artifact = ran.result.artifacts.get(name)
+    return artifact.local_path(ran.output_dir) if artifact is not None else None
 
 
 def messages_dataset(rows: list[dict], answer_chars: int = 160) -> PreparedDataset:
@@ -78,16 +91,16 @@ def kinds(log: EventLog, kind: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def trained(
     tiny_model: Path, superbowl_rows: list[dict], tmp_path_factory: pytest.TempPathFactory
-) -> tuple[TrainResult, EventLog, LogHooks]:
+) -> tuple[PhaseContext, EventLog, LogHooks]:
     """One 6-step run on conversations that also saves the merged 16-bit model."""
     config = tiny_config(tiny_model).merged({"save.merged_16bit": True})
     log = EventLog("engine-test")
     hooks = LogHooks(log)
-    result = run_training(config, messages_dataset(superbowl_rows), tmp_path_factory.mktemp("run"), hooks)
+    result = run_model_phases(config, messages_dataset(superbowl_rows), tmp_path_factory.mktemp("run"), hooks)
     return result, log, hooks
 
 
-def test_a_run_reports_its_phases_and_events_in_order(trained: tuple[TrainResult, EventLog, LogHooks]) -> None:
+def test_a_run_reports_its_phases_and_events_in_order(trained: tuple[PhaseContext, EventLog, LogHooks]) -> None:
     result, log, hooks = trained
 
     assert hooks.states == ["starting", "training", "saving"]
@@ -112,42 +125,42 @@ def test_a_run_reports_its_phases_and_events_in_order(trained: tuple[TrainResult
     assert {p["total_steps"] for p in progress} == {6}
     assert progress[-1]["eta_seconds"] == 0
 
-    assert result.global_step == result.total_steps == 6
-    assert result.final_loss == metrics[-1]["loss"]
-    assert not result.stopped
+    assert step(result) == result.result.metrics["total_steps"] == 6
+    assert result.result.metrics["final_loss"] == metrics[-1]["loss"]
+    assert not result.result.stopped
     assert "Training on responses only" in " ".join(m["message"] for m in kinds(log, "log"))
 
 
-def test_the_last_step_leaves_a_checkpoint_and_the_adapter_is_saved(trained: tuple[TrainResult, EventLog, LogHooks]) -> None:
+def test_the_last_step_leaves_a_checkpoint_and_the_adapter_is_saved(trained: tuple[PhaseContext, EventLog, LogHooks]) -> None:
     result, log, _ = trained
 
-    assert result.last_checkpoint is not None and result.last_checkpoint.name == "checkpoint-6"
-    assert kinds(log, "checkpoint") == [{"step": 6, "path": str(result.last_checkpoint)}]
+    assert path(result, "checkpoint") is not None and path(result, "checkpoint").name == "checkpoint-6"
+    assert kinds(log, "checkpoint") == [{"step": 6, "path": str(path(result, "checkpoint"))}]
 
-    assert result.adapter_dir is not None
-    assert (result.adapter_dir / "adapter_config.json").is_file()
-    assert (result.adapter_dir / "adapter_model.safetensors").is_file()
-    assert (result.adapter_dir / "tokenizer_config.json").is_file()
+    assert path(result, "adapter") is not None
+    assert (path(result, "adapter") / "adapter_config.json").is_file()
+    assert (path(result, "adapter") / "adapter_model.safetensors").is_file()
+    assert (path(result, "adapter") / "tokenizer_config.json").is_file()
     artifacts = {a["kind"]: a for a in kinds(log, "artifact")}
-    assert artifacts["adapter"]["path"] == str(result.adapter_dir)
+    assert artifacts["adapter"]["path"] == str(path(result, "adapter"))
     assert artifacts["adapter"]["bytes"] > 0
 
 
-def test_merged_16bit_is_a_plain_model_folder(trained: tuple[TrainResult, EventLog, LogHooks]) -> None:
+def test_merged_16bit_is_a_plain_model_folder(trained: tuple[PhaseContext, EventLog, LogHooks]) -> None:
     result, log, _ = trained
 
-    assert result.merged_dir is not None
-    assert (result.merged_dir / "config.json").is_file()
-    assert list(result.merged_dir.glob("*.safetensors"))
-    assert not (result.merged_dir / "adapter_config.json").exists()
+    assert path(result, "merged_16bit") is not None
+    assert (path(result, "merged_16bit") / "config.json").is_file()
+    assert list(path(result, "merged_16bit").glob("*.safetensors"))
+    assert not (path(result, "merged_16bit") / "adapter_config.json").exists()
     assert {a["kind"] for a in kinds(log, "artifact")} == {"adapter", "merged_16bit"}
 
 
-def test_the_saved_adapter_reloads_and_answers(trained: tuple[TrainResult, EventLog, LogHooks]) -> None:
+def test_the_saved_adapter_reloads_and_answers(trained: tuple[PhaseContext, EventLog, LogHooks]) -> None:
     result, _, _ = trained
-    assert result.adapter_dir is not None
+    assert path(result, "adapter") is not None
 
-    model, tokenizer = load_for_inference(result.adapter_dir, max_seq_length=256)
+    model, tokenizer = load_for_inference(path(result, "adapter"), max_seq_length=256)
     answer = generate(model, tokenizer, "Who won Super Bowl LIX?", max_new_tokens=8)
 
     assert isinstance(answer, str)
@@ -164,36 +177,36 @@ def test_stop_leaves_a_checkpoint_and_resume_continues_from_it(
     log = EventLog("stopped")
     hooks = LogHooks(log)
     log.subscribe(lambda event: hooks.stop() if event.kind == "progress" and event["step"] >= 3 else None)
-    outcome: dict[str, TrainResult] = {}
-    worker = threading.Thread(target=lambda: outcome.update(result=run_training(config, dataset, tmp_path, hooks)))
+    outcome: dict[str, PhaseContext] = {}
+    worker = threading.Thread(target=lambda: outcome.update(result=run_model_phases(config, dataset, tmp_path, hooks)))
     worker.start()
     worker.join()
     stopped = outcome["result"]
 
-    assert stopped.stopped
-    assert 3 <= stopped.global_step <= 5
-    assert stopped.last_checkpoint == tmp_path / "checkpoints" / f"checkpoint-{stopped.global_step}"
-    assert stopped.last_checkpoint.is_dir()
-    assert kinds(log, "checkpoint") == [{"step": stopped.global_step, "path": str(stopped.last_checkpoint)}]
-    assert stopped.adapter_dir is not None and stopped.merged_dir is None
+    assert stopped.result.stopped
+    assert 3 <= step(stopped) <= 5
+    assert path(stopped, "checkpoint") == tmp_path / "checkpoints" / f"checkpoint-{step(stopped)}"
+    assert path(stopped, "checkpoint").is_dir()
+    assert kinds(log, "checkpoint") == [{"step": step(stopped), "path": str(path(stopped, "checkpoint"))}]
+    assert path(stopped, "adapter") is not None and path(stopped, "merged_16bit") is None
 
     resumed_log = EventLog("resumed")
-    resumed = run_training(config, dataset, tmp_path, LogHooks(resumed_log), resume_from_checkpoint=True)
+    resumed = run_model_phases(config, dataset, tmp_path, LogHooks(resumed_log), resume_from_checkpoint=True)
 
     steps = [m["step"] for m in kinds(resumed_log, "metrics")]
-    assert steps[0] == stopped.global_step + 1
-    assert steps[-1] == resumed.global_step == 10
-    assert not resumed.stopped
-    assert resumed.last_checkpoint == tmp_path / "checkpoints" / "checkpoint-10"
+    assert steps[0] == step(stopped) + 1
+    assert steps[-1] == step(resumed) == 10
+    assert not resumed.result.stopped
+    assert path(resumed, "checkpoint") == tmp_path / "checkpoints" / "checkpoint-10"
 
 
 def test_plain_text_rows_train_and_evaluate(tiny_model: Path, tmp_path: Path) -> None:
     config = tiny_config(tiny_model, max_steps=4, eval_steps=2)
     log = EventLog("text")
 
-    result = run_training(config, text_dataset(limit=24, eval_rows=8), tmp_path, LogHooks(log))
+    result = run_model_phases(config, text_dataset(limit=24, eval_rows=8), tmp_path, LogHooks(log))
 
-    assert result.global_step == 4
+    assert step(result) == 4
     train_steps = [m["step"] for m in kinds(log, "metrics") if "loss" in m]
     eval_steps = [m["step"] for m in kinds(log, "metrics") if "eval_loss" in m]
     assert train_steps == [1, 2, 3, 4]
@@ -210,7 +223,7 @@ def test_a_hub_repo_without_hf_token_fails_before_loading(
     hooks = LogHooks(EventLog("hub"))
 
     with pytest.raises(MissingSecretError) as caught:
-        run_training(config, messages_dataset(superbowl_rows), tmp_path, hooks)
+        run_model_phases(config, messages_dataset(superbowl_rows), tmp_path, hooks)
 
     assert caught.value.variable == "HF_TOKEN"
     assert hooks.states == []
@@ -222,7 +235,7 @@ def test_an_over_long_row_fails_before_the_weights_load(tiny_model: Path, superb
     hooks = LogHooks(log)
 
     with pytest.raises(DatasetError) as caught:
-        run_training(tiny_config(tiny_model, max_seq_length=128), dataset, tmp_path, hooks)
+        run_model_phases(tiny_config(tiny_model, max_seq_length=128), dataset, tmp_path, hooks)
 
     assert "longer than max_seq_length=128" in str(caught.value)
     assert "train.jsonl:1:" in str(caught.value)
@@ -237,9 +250,9 @@ def test_skip_invalid_drops_over_long_rows_and_says_so(tiny_model: Path, superbo
     config = tiny_config(tiny_model, max_steps=2, max_seq_length=128).merged({"dataset.skip_invalid": True})
     log = EventLog("skip")
 
-    result = run_training(config, dataset, tmp_path, LogHooks(log))
+    result = run_model_phases(config, dataset, tmp_path, LogHooks(log))
 
-    assert result.global_step == 2
+    assert step(result) == 2
     dataset_summaries = [s for s in kinds(log, "summary") if "rows" in s]
     assert dataset_summaries[-1]["rows"] == 8
     assert dataset_summaries[-1]["skipped"] == 4
@@ -264,19 +277,19 @@ def test_an_unsloth_chat_template_by_name_trains_on_responses_only(
     config = tiny_config(tiny_model, max_steps=2).merged({"model.chat_template": "llama-3"})
     log = EventLog("llama-3")
 
-    result = run_training(config, messages_dataset(superbowl_rows[:8], answer_chars=80), tmp_path, LogHooks(log))
+    result = run_model_phases(config, messages_dataset(superbowl_rows[:8], answer_chars=80), tmp_path, LogHooks(log))
 
-    assert result.global_step == 2
+    assert step(result) == 2
     messages = " ".join(m["message"] for m in kinds(log, "log"))
     assert "Training on responses only (after '<|eot_id|><|start_header_id|>assistant<|end_header_id|>\\n\\n')" in messages
-    assert "<|start_header_id|>assistant" in (result.adapter_dir / "chat_template.jinja").read_text()
+    assert "<|start_header_id|>assistant" in (path(result, "adapter") / "chat_template.jinja").read_text()
 
 
 def test_an_unknown_chat_template_names_the_known_ones(tiny_model: Path, superbowl_rows: list[dict], tmp_path: Path) -> None:
     config = tiny_config(tiny_model).merged({"model.chat_template": "llama-9"})
 
     with pytest.raises(ConfigError) as caught:
-        run_training(config, messages_dataset(superbowl_rows), tmp_path, LogHooks(EventLog("unknown")))
+        run_model_phases(config, messages_dataset(superbowl_rows), tmp_path, LogHooks(EventLog("unknown")))
 
     assert caught.value.field == "model.chat_template"
     assert "llama-3.1" in str(caught.value)

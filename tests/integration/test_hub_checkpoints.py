@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from unsloth_nb import hub
+from unsloth_nb.backends.runpod.placement import lost_pod_policy
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.errors import BackendError, MissingSecretError
-from unsloth_nb.planning.planner import lost_pod_policy
 from unsloth_nb.testing.hub_emulator import LoopbackHub
 from unsloth_nb.worker.hub_checkpoints import HubCheckpointPusher, hub_checkpoint_repo
 

@@ -14,8 +14,9 @@ import pytest
 
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary, PreparedDataset
-from unsloth_nb.engine import LogHooks, run_training
+from unsloth_nb.engine import LogHooks
 from unsloth_nb.jobs.events import EventLog
+from unsloth_nb.phases.runner import run_model_phases
 from unsloth_nb.testing.hub_emulator import LoopbackHub
 
 
@@ -41,7 +42,7 @@ def test_the_adapter_is_pushed_to_the_hub_that_hf_endpoint_names(
     )
     log = EventLog("hub")
 
-    result = run_training(config, dataset, tmp_path, LogHooks(log))
+    result = run_model_phases(config, dataset, tmp_path, LogHooks(log))
 
     assert loopback_hub.unexpected == []
     assert loopback_hub.created[0]["name"] == "tiny-lora"
@@ -49,13 +50,13 @@ def test_the_adapter_is_pushed_to_the_hub_that_hf_endpoint_names(
     assert loopback_hub.authorization == {"Bearer hf_loopback_test_token"}
     pushed = loopback_hub.files["me/tiny-lora"]
     assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer_config.json"} <= set(pushed)
-    assert result.adapter_dir is not None
-    assert pushed["adapter_model.safetensors"] == (result.adapter_dir / "adapter_model.safetensors").read_bytes()
+    adapter = result.result.artifacts["adapter"].local_path(tmp_path)
+    assert pushed["adapter_model.safetensors"] == (adapter / "adapter_model.safetensors").read_bytes()
     hub_events = [e.data for e in log.read(kinds={"artifact"}) if e["kind"] == "hub"]
     assert hub_events == [
         {
             "name": "hub",
-            "path": str(result.adapter_dir),
+            "path": str(adapter),
             "bytes": hub_events[0]["bytes"],
             "kind": "hub",
             "url": f"{loopback_hub.url}/me/tiny-lora",

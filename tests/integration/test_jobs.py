@@ -14,7 +14,8 @@ import pytest
 
 import unsloth_nb
 from unsloth_nb.errors import DatasetError, JobFailedError, UnslothNbError
-from unsloth_nb.jobs.controller import Job
+from unsloth_nb.jobs.controller import load_job
+from unsloth_nb.jobs.job import Job
 
 
 def rows_file(tmp_path: Path, rows: list[dict], count: int = 24) -> Path:
@@ -65,7 +66,7 @@ def test_a_job_runs_through_its_states_and_records_everything(
 
 def test_a_reloaded_job_replays_its_history(tiny_model: Path, superbowl_rows: list[dict], tmp_path: Path) -> None:
     job = unsloth_nb.train(settings(tiny_model, rows_file(tmp_path, superbowl_rows)), wait=True)
-    again = Job.load(job.id)  # as after a kernel restart: a new handle read from the job folder
+    again = load_job(job.id)  # as after a kernel restart: a new handle read from the job folder
     assert again is not job and again.state == "succeeded" and again.log.read_only
     assert [e.to_json() for e in again.events()] == [e.to_json() for e in job.events()]
     assert again.adapter_path == job.adapter_path
@@ -122,7 +123,7 @@ def test_a_job_run_by_another_process_is_followed_without_writing(
     owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         job_id = owner.stdout.readline().strip()  # type: ignore[union-attr]
-        follower = Job.load(job_id)
+        follower = load_job(job_id)
         assert follower.log.read_only
         with pytest.raises(unsloth_nb.UnslothNbError, match="another process"):
             follower.cancel()

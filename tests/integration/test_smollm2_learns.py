@@ -15,9 +15,10 @@ from fixtures import SUPERBOWL_TRAIN, superbowl_records
 
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary, PreparedDataset
-from unsloth_nb.engine import LogHooks, generate, run_training
+from unsloth_nb.engine import LogHooks, generate
 from unsloth_nb.jobs.events import EventLog
 from unsloth_nb.models import smollm2_path
+from unsloth_nb.phases.runner import run_model_phases
 
 
 def superbowl_conversations(rows: int, answer_chars: int) -> PreparedDataset:
@@ -43,10 +44,10 @@ def test_smollm2_learns_super_bowl_lix(tmp_path: Path) -> None:
     )
     log = EventLog("smollm2")
 
-    result = run_training(config, superbowl_conversations(rows=40, answer_chars=160), tmp_path, LogHooks(log))
+    result = run_model_phases(config, superbowl_conversations(rows=40, answer_chars=160), tmp_path, LogHooks(log))
 
     losses = [event["loss"] for event in log.read(kinds={"metrics"}) if "loss" in event.data]
     assert len(losses) == 30
     assert mean(losses[-5:]) < 0.8 * mean(losses[:5]), losses
-    answer = generate(result.model, result.tokenizer, "Who won Super Bowl LIX?", max_new_tokens=24)
+    answer = generate(result.shared["model"], result.shared["tokenizer"], "Who won Super Bowl LIX?", max_new_tokens=24)
     assert isinstance(answer, str) and answer

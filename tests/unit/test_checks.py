@@ -24,7 +24,7 @@ from unsloth_nb.jobs.checks import (
     check_target_modules,
     model_module_names,
 )
-from unsloth_nb.jobs.controller import prepare
+from unsloth_nb.jobs.preflight import prepare
 
 MODEL_2K = Path(__file__).resolve().parents[1] / "data" / "bad" / "short_context_model"
 DEMO = str(demo_dataset_path())
@@ -167,10 +167,10 @@ def test_every_missing_key_is_named_at_once_without_offering_a_prompt(tmp_path: 
     # Where a prompt is possible the keys are not an error yet: the caller shows the plan, then asks.
     prepared = prepare(job, tmp_path, prompt_for_secrets=True)
     assert [name for name, _ in prepared.missing_secrets] == ["HF_TOKEN", "RUNPOD_API_KEY"]
-    from unsloth_nb.jobs.controller import Job
+    from unsloth_nb.jobs.controller import start_job
 
     with pytest.raises(MissingSecretError, match="HF_TOKEN"):
-        Job.start(prepared)  # never without its keys
+        start_job(prepared)  # never without its keys
 
 
 def test_unsloths_default_targets_and_mixture_of_experts_are_left_to_unsloth(tmp_path: Path) -> None:

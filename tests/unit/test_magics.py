@@ -19,7 +19,7 @@ from IPython.utils.capture import capture_output
 
 from unsloth_nb.config import TrainConfig, field_specs
 from unsloth_nb.demo import demo_dataset_path
-from unsloth_nb.jobs.controller import Job
+from unsloth_nb.jobs.job import Job
 from unsloth_nb.jobs.store import jobs_root
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 from unsloth_nb.ui.view import JobTable

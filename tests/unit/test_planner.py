@@ -590,7 +590,7 @@ def test_short_pod_jobs_and_local_jobs_get_no_default_checkpoints() -> None:
 
 def test_prepare_keeps_checkpoints_on_a_long_pod_job_and_the_plan_says_so(tmp_path: Path) -> None:
     from unsloth_nb.demo import demo_dataset_path
-    from unsloth_nb.jobs.controller import prepare
+    from unsloth_nb.jobs.preflight import prepare
 
     base = {"model": "unsloth/Llama-3.3-70B-Instruct", "dataset": str(demo_dataset_path()), "placement": "runpod"}
     prepared = prepare(TrainConfig.from_dict({**base, "train": {"epochs": 200}}), tmp_path, check_secrets=False)

@@ -19,8 +19,9 @@ from job_waiting import wait_for_state
 
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.demo import demo_dataset_path
-from unsloth_nb.jobs.controller import Job
+from unsloth_nb.jobs.controller import load_job
 from unsloth_nb.jobs.events import EventLog
+from unsloth_nb.jobs.job import Job
 from unsloth_nb.jobs.store import JobFolder, JobRecord, new_job_id
 from unsloth_nb.ui.view import JobTable, JobView
 
@@ -89,7 +90,7 @@ def recorded_job(steps: int = 40, log_lines: int = 3, end: str | None = "succeed
         record.finished = time.time()
         folder.save_record(record)
     log.close()
-    return Job.load(record.id)
+    return load_job(record.id)
 
 
 def test_a_finished_job_replays_its_whole_history(comms: list[RecordingComm]) -> None:

@@ -1,7 +1,10 @@
-"""What the controller and a backend agree on: the job's inputs going in, the result coming out.
+"""What the rest of the code may ask of a placement, and what a backend gets and gives back.
 
-Kept apart from the controller so that data flows one way: the controller imports
-this and picks a backend (``controller.backend_for``); backends import this, never the controller.
+A placement (``local``, ``runpod``, ...) is a :class:`Backend` in
+:mod:`unsloth_nb.backends.registry`. The planner, the rental question, the plan text,
+the views and the controller ask the backend, never compare placement strings, so a
+new placement is one folder and one registry line. Data flows one way: the
+controller imports this and the registry; backends import this, never the controller.
 """
 
 from __future__ import annotations
@@ -17,20 +20,15 @@ if TYPE_CHECKING:
     from unsloth_nb.data import PreparedDataset
     from unsloth_nb.jobs.events import Event, EventLog
     from unsloth_nb.jobs.store import JobFolder, JobRecord
+    from unsloth_nb.phases.base import PhaseResult
+    from unsloth_nb.planning.hardware import LocalHardware
+    from unsloth_nb.planning.model_size import ModelSize
     from unsloth_nb.planning.planner import Plan
 
 
-@dataclass
-class BackendResult:
-    adapter_dir: Path | None = None
-    merged_dir: Path | None = None
-    last_checkpoint: Path | None = None
-    global_step: int = 0
-    final_loss: float | None = None
-    stopped: bool = False
-    stop_reason: str | None = None  # why a backend stopped early (a budget or deadline), shown as the job's end reason
-    model: Any = None
-    tokenizer: Any = None
+#: How a backend moves the job to a new state (``unsloth_nb.jobs.lifecycle``), with an optional reason.
+class SetState(Protocol):
+    def __call__(self, state: str, reason: str | None = None) -> None: ...
 
 
 @dataclass
@@ -50,10 +48,12 @@ class JobContext:
     folder: JobFolder
     output_dir: Path
     stop_event: threading.Event
-    set_state: Any  # Callable[[str, str | None], None]
+    set_state: SetState
     record: JobRecord
     context: contextvars.Context = field(default_factory=contextvars.copy_context)
     stop_reasons: list[str] = field(default_factory=list)  # why Stop was asked for, first one first
+    #: In-process objects a backend that trains here hands back (the model and tokenizer); never serialised.
+    shared: dict[str, Any] = field(default_factory=dict)
 
     @property
     def stop_requested(self) -> bool:
@@ -68,7 +68,104 @@ class JobContext:
         return self.log.emit(kind, **data)
 
 
-class Backend(Protocol):
-    name: str
+class JobHooks:
+    """The phases' hooks (``PhaseHooks``) over a job: events into its log, its Stop flag, its state."""
 
-    async def run(self, ctx: JobContext) -> BackendResult: ...
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+
+    def emit(self, kind: str, /, **data: Any) -> None:
+        self.ctx.emit(kind, **data)
+
+    def should_stop(self) -> bool:
+        return self.ctx.stop_requested
+
+    def enter(self, state: str) -> None:
+        self.ctx.set_state(state)
+
+
+@dataclass(frozen=True)
+class SecretNeed:
+    """A key a job needs, by environment-variable name, and why (said when it is missing or asked for)."""
+
+    name: str
+    purpose: str
+
+
+@dataclass
+class PlacementInputs:
+    """What the planner knows when it asks a backend whether (and on what device) it can take a job.
+
+    A backend that takes or declines the job writes why into ``reasons``/``warnings``: the plan shows them.
+    """
+
+    config: TrainConfig
+    size: ModelSize
+    local: LocalHardware
+    gpu_need_gb: float
+    cpu_need_gb: float
+    reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Backend(Protocol):
+    """One placement: how it is planned, described and priced, and how a job runs, reattaches and ends there.
+
+    ``in_process``: the job trains in this process (``job.model`` is set; a job whose process died
+    cannot be followed and is marked failed). ``rents``: it pays by the hour for a machine (GPU list
+    and $ estimate in the plan, a confirmation above ``runpod.confirm_above_usd``, checkpoints by
+    default). ``label`` names it to people ("this machine", "RunPod").
+    """
+
+    name: str
+    label: str
+    in_process: bool
+    rents: bool
+
+    def place(self, inputs: PlacementInputs, *, chosen: bool) -> str | None:
+        """The device ("cuda"/"cpu") the job would train on here, or None to decline.
+
+        ``chosen``: the user named this placement (a backend may then refuse with a PlanError
+        that says why); otherwise ``placement: auto`` asks the backends in registry order.
+        """
+        ...
+
+    def secrets(self, config: TrainConfig) -> list[SecretNeed]:
+        """The keys this placement itself needs (the phases' own come from their ``needs``)."""
+        ...
+
+    def startup_seconds(self, weights_gb: float) -> float:
+        """Start-up before the first step and wind-down after the last, for the plan's time estimate."""
+        ...
+
+    def may_have_model_path(self, config: TrainConfig) -> bool:
+        """Whether a model folder missing here may still exist where the job runs (a network volume)."""
+        ...
+
+    def plan_notes(self, config: TrainConfig) -> list[tuple[str, bool]]:
+        """Lines the plan adds for this placement, each with whether it is a warning."""
+        ...
+
+    def plan_target(self, plan: Plan) -> str:
+        """What the job trains on, in a few words ("CPU: AMD EPYC", "NVIDIA A100 80GB PCIe"); "" when unknown."""
+        ...
+
+    def where(self, plan: Plan) -> str:
+        """The placement in a status or log line ("local (cpu)", "RunPod NVIDIA A100 80GB PCIe")."""
+        ...
+
+    def stop_hint(self) -> str:
+        """How to end a job of this placement from another process ("" when there is nothing to end)."""
+        ...
+
+    async def run(self, ctx: JobContext) -> PhaseResult:
+        """Run the job's model phases here, emitting their events into ``ctx.log``; their merged result."""
+        ...
+
+    async def reattach(self, ctx: JobContext) -> PhaseResult:
+        """Follow a job another (dead) process started, to its end; raise BackendError when it cannot be."""
+        ...
+
+    def end_all_now(self, reason: str) -> None:
+        """At interpreter exit: end at once whatever this backend runs that costs money or outlives us."""
+        ...

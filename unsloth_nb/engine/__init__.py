@@ -1,28 +1,22 @@
 """The training itself: one path, the same in the kernel, in the CLI and on a RunPod pod.
 
-``run_training`` takes a validated config and a prepared dataset, reports through
-``EngineHooks`` (events, Stop, phase changes) and returns what it wrote. It uses Unsloth's
-real API on whatever device there is: CUDA on a GPU, Unsloth's CPU backend otherwise. It
-never touches UI and is safe to call from a worker thread; heavy libraries load only when
-it runs.
+The engine's modules (:mod:`.model` loads, :mod:`.sft` trains, :mod:`.save` saves) use
+Unsloth's real API on whatever device there is: CUDA on a GPU, Unsloth's CPU backend
+otherwise. They report through ``EngineHooks`` (events, Stop, state changes), never touch
+UI and are safe to call from a worker thread; heavy libraries load only when they run.
+The phases in :mod:`unsloth_nb.phases` (load, train, save) put them in order.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from unsloth_nb.engine.save import check_requirements, generate, load_for_inference
+from unsloth_nb.engine.save import generate, load_for_inference
 
 if TYPE_CHECKING:
-    from unsloth_nb.config import TrainConfig
-    from unsloth_nb.data import PreparedDataset
     from unsloth_nb.jobs.events import EventLog
-
-#: The phases the engine reports; the job controller maps them onto job states.
-EngineState = Literal["starting", "training", "saving"]
 
 
 @runtime_checkable
@@ -49,7 +43,7 @@ class LogHooks:
     ``states`` keeps them in order for whoever wants to look afterwards.
     """
 
-    def __init__(self, log: EventLog, stop: threading.Event | None = None, on_enter: Any = None) -> None:
+    def __init__(self, log: EventLog, stop: threading.Event | None = None, on_enter: Callable[[str], None] | None = None) -> None:
         self.log = log
         self.stop_event = stop or threading.Event()
         self.on_enter = on_enter
@@ -70,83 +64,9 @@ class LogHooks:
         self.stop_event.set()
 
 
-@dataclass
-class TrainResult:
-    """What a run produced. ``model``/``tokenizer`` are the trained objects, for in-kernel jobs."""
-
-    adapter_dir: Path | None
-    merged_dir: Path | None
-    last_checkpoint: Path | None
-    global_step: int
-    total_steps: int
-    final_loss: float | None
-    stopped: bool
-    model: Any
-    tokenizer: Any
-    train_runtime: float
-
-
-def run_training(
-    config: TrainConfig,
-    dataset: PreparedDataset,
-    output_dir: Path,
-    hooks: EngineHooks,
-    resume_from_checkpoint: str | bool | None = None,
-) -> TrainResult:
-    """Load, train and save; returns early (``stopped``) when Stop comes before training starts.
-
-    ``resume_from_checkpoint``: True for the newest checkpoint under ``output_dir/checkpoints``,
-    or a checkpoint folder; training continues from that checkpoint's step.
-    """
-    from unsloth_nb.engine import model as model_module
-    from unsloth_nb.engine import save as save_module
-    from unsloth_nb.engine import sft
-
-    check_requirements(config)
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-
-    hooks.enter("starting")
-    loaded, dataset = model_module.load_model(config, dataset, hooks)
-    if hooks.should_stop():
-        hooks.emit("log", level="info", message="Stopped before training started.", source="engine")
-        return TrainResult(None, None, None, 0, 0, None, True, loaded.model, loaded.tokenizer, 0.0)
-
-    hooks.enter("training")
-    outcome = sft.train(
-        loaded.model,
-        loaded.tokenizer,
-        config,
-        dataset,
-        output_dir,
-        hooks,
-        on_gpu=model_module.cuda_available(),
-        resume_from_checkpoint=resume_from_checkpoint,
-    )
-
-    hooks.enter("saving")
-    adapter_dir, merged_dir = save_module.save_outputs(loaded.model, loaded.tokenizer, config, output_dir, hooks, outcome.stopped)
-    return TrainResult(
-        adapter_dir=adapter_dir,
-        merged_dir=merged_dir,
-        last_checkpoint=outcome.last_checkpoint,
-        global_step=outcome.global_step,
-        total_steps=outcome.total_steps,
-        final_loss=outcome.final_loss,
-        stopped=outcome.stopped,
-        model=loaded.model,
-        tokenizer=loaded.tokenizer,
-        train_runtime=outcome.train_runtime,
-    )
-
-
 __all__ = [
     "EngineHooks",
-    "EngineState",
     "LogHooks",
-    "TrainResult",
-    "check_requirements",
     "generate",
     "load_for_inference",
-    "run_training",
 ]

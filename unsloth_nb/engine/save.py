@@ -6,11 +6,10 @@ and the worker's smoke check all use.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unsloth_nb.errors import BackendError, MissingSecretError
+from unsloth_nb.errors import BackendError
 
 if TYPE_CHECKING:
     from unsloth_nb.config import TrainConfig
@@ -18,16 +17,6 @@ if TYPE_CHECKING:
 
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged_16bit"
-
-
-def check_requirements(config: TrainConfig) -> None:
-    """Fail before any model is loaded when the run could not deliver what it was asked to.
-
-    The controller calls this early (and run_training again), so a missing HF_TOKEN is
-    reported in a second, not after an hour of training.
-    """
-    if config.hub.repo_id and not os.environ.get("HF_TOKEN"):
-        raise MissingSecretError("HF_TOKEN", "to push to the Hugging Face Hub")
 
 
 def folder_bytes(path: Path) -> int:

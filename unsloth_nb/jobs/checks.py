@@ -9,8 +9,8 @@ so), module names against the weights' names where a ``*.safetensors`` header
 or index can be read here, else against the usual names for the model's
 ``model_type``.
 
-Also here: the keys a job needs (all named at once when missing), and defaults
-the user never set that the model contradicts (adjusted, not refused).
+Also here: defaults the user never set that the model contradicts (adjusted,
+not refused). The keys a job needs are preflight's (:mod:`.preflight`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.config import TrainConfig
-from unsloth_nb.errors import ConfigError, MissingSecretError, UnslothNbError, set_field
+from unsloth_nb.errors import ConfigError, UnslothNbError, set_field
 
 if TYPE_CHECKING:
     from unsloth_nb.planning.planner import Plan
@@ -34,9 +34,7 @@ __all__ = [
     "check_chat_template",
     "check_target_modules",
     "clamp_to_model",
-    "missing_secrets",
     "model_module_names",
-    "needed_secrets",
     "preflight_problems",
 ]
 
@@ -221,34 +219,3 @@ def clamp_to_model(config: TrainConfig) -> TrainConfig:
     clamped = dataclasses.replace(config, train=dataclasses.replace(config.train, max_seq_length=limit))
     clamped.explicit = config.explicit
     return clamped
-
-
-# ---------------------------------------------------------------------- keys
-def needed_secrets(config: TrainConfig, placement: str) -> list[tuple[str, str]]:
-    """(variable, what it is needed for) for every key this job needs."""
-    needed = []
-    if config.hub.repo_id:
-        needed.append(("HF_TOKEN", f"to push the adapter to the Hub repository {config.hub.repo_id}"))
-    if placement == "runpod":
-        needed.append(("RUNPOD_API_KEY", "to create a RunPod pod for this job"))
-    return needed
-
-
-def missing_secrets(config: TrainConfig, placement: str) -> list[tuple[str, str]]:
-    from unsloth_nb.credentials import has_secret
-
-    return [(name, why) for name, why in needed_secrets(config, placement) if not has_secret(name)]
-
-
-def ask_for_secrets(missing: list[tuple[str, str]], *, can_prompt: bool) -> None:
-    """Ask for each missing key in a hidden prompt (after the plan was shown); raise naming all that stay missing."""
-    from unsloth_nb.credentials import get_secret
-
-    still = []
-    for name, why in missing:
-        try:
-            get_secret(name, why, prompt=can_prompt)
-        except MissingSecretError:
-            still.append((name, why))
-    if still:
-        raise MissingSecretError.of(still, can_prompt=False)

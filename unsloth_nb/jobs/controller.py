@@ -1,12 +1,12 @@
-"""Jobs: the state machine between a plan and a backend, and the handle users hold.
+"""Starting, loading and driving jobs: the one start flow, the state machine, the exit hook.
 
-``prepare`` does everything that can fail because of the user's input (config,
-dataset, plan, missing keys) synchronously and before anything starts, so a
-mistake is a short message and never a half-started job or a pod. ``Job.start``
-then runs a :class:`JobController` on the private controller loop; the backend
-reports through the job's EventLog, which every view reads.
+``launch`` is the start flow every entry point uses (the CLI, the magic, the panel,
+the Python API): prepare (:mod:`.preflight`) -> plan -> confirm a rental (a callback
+the entry point supplies) -> start. :func:`start_job` runs a :class:`JobController`
+on the private controller loop; the backend reports through the job's EventLog, which
+every view reads. At interpreter exit one hook ends every backend's live jobs.
 
-States::
+States (``unsloth_nb.jobs.lifecycle``)::
 
     created -> planning -> [provisioning -> starting -> uploading] -> starting -> training
             -> saving -> [downloading -> terminating] -> succeeded | failed | cancelled
@@ -16,434 +16,186 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import contextvars
-import dataclasses
 import os
 import socket
-import threading
+import sys
 import time
 import traceback
-from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-from unsloth_nb.backends.base import Backend, BackendResult, JobContext
+from unsloth_nb.backends.base import JobContext, JobHooks
+from unsloth_nb.backends.registry import get_backend, loaded_backends
 from unsloth_nb.config import TrainConfig
-from unsloth_nb.credentials import get_secret, has_secret, redact
-from unsloth_nb.data import PreparedDataset, prepare_dataset
-from unsloth_nb.errors import (
-    BackendError,
-    JobCancelledError,
-    JobFailedError,
-    JobNotFoundError,
-    MissingSecretError,
-    PlanError,
-    Problems,
-    UnslothNbError,
-)
-from unsloth_nb.jobs.checks import ask_for_secrets, clamp_to_model, missing_secrets, preflight_problems
-from unsloth_nb.jobs.events import Event, EventLog
-from unsloth_nb.jobs.runtime import submit
-from unsloth_nb.jobs.store import TERMINAL_STATES, JobFolder, JobRecord, jobs_root, new_job_id
-from unsloth_nb.planning.planner import POD_CHECKPOINT_EVERY_S, Plan, check_model_source, default_save_steps, plan
+from unsloth_nb.credentials import has_secret, redact
+from unsloth_nb.errors import BackendError, JobCancelledError, JobNotFoundError, UnslothNbError
+from unsloth_nb.jobs.job import Job, find_live_job, job_ended, live_jobs
+from unsloth_nb.jobs.preflight import Prepared, ask_for_secrets, prepare
+from unsloth_nb.jobs.runtime import run_in_thread, submit
+from unsloth_nb.jobs.store import JobFolder, JobRecord, jobs_root, new_job_id
+from unsloth_nb.phases.base import Phase, PhaseContext, PhaseResult
+from unsloth_nb.phases.runner import client_phases, run_phases
+from unsloth_nb.planning.planner import Plan
+from unsloth_nb.planning.rental import rental_note, rental_question
 
-JOB_STATES = (
-    "created",
-    "planning",
-    "provisioning",
-    "starting",
-    "uploading",
-    "training",
-    "saving",
-    "downloading",
-    "terminating",
-    "succeeded",
-    "failed",
-    "cancelled",
-)
+#: Asked before a rental that needs confirming: (the prepared job, the question) -> start now?
+#: A front end that asks asynchronously (buttons) returns False and calls :func:`start_job` on "yes".
+Confirm = Callable[[Prepared, str], bool]
 
 
-# ---------------------------------------------------------------------- preflight
-@dataclass
-class Prepared:
-    """A config that passed every check, with its dataset and plan.
-
-    ``missing_secrets`` are keys the entry point still has to ask for (in a hidden
-    prompt, after showing the plan); Job.start refuses to start while one is missing.
-    """
-
-    config: TrainConfig
-    dataset: PreparedDataset
-    plan: Plan
-    base_dir: Path
-    missing_secrets: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-
-    def ask_for_secrets(self) -> None:
-        """Ask for the keys still missing (hidden prompt, nothing stored); raise naming every one still missing."""
-        ask_for_secrets(self.missing_secrets, can_prompt=True)
-        self.missing_secrets = []
-
-
-def prepare(
+# ---------------------------------------------------------------------- the start flow
+def launch(
     config: TrainConfig,
     base_dir: str | Path | None = None,
     *,
+    confirm: Confirm | None,
+    say: Callable[[str], None] = lambda _line: None,
+    on_plan: Callable[[Prepared], None] | None = None,
     prompt_for_secrets: bool = False,
-    check_secrets: bool = True,
     earlier: Sequence[UnslothNbError] = (),
-) -> Prepared:
-    """Validate the dataset, plan the job and check keys; raise every user mistake at once.
+    context: contextvars.Context | None = None,
+) -> Job | None:
+    """Prepare, show the plan (``on_plan``), ask for missing keys, confirm a rental when it must be, start.
 
-    ``earlier`` are mistakes already found (bad flags or fields, whose fields hold
-    their defaults in ``config``): they are raised together with the ones found
-    here, so one run shows them all. ``check_secrets=False`` is for showing a plan:
-    looking at what a RunPod job would cost must not need a RunPod key. With
-    ``prompt_for_secrets`` a missing key is not an error yet: the caller shows the
-    plan, then asks (:meth:`Prepared.ask_for_secrets`).
+    Returns None when the rental was not confirmed. ``earlier`` are the mistakes the
+    entry point already found (flags, fields): :func:`prepare` raises them together
+    with its own, so one run names them all. With ``prompt_for_secrets`` the missing
+    keys are asked for in a hidden prompt only after the plan (and its price) was
+    shown. ``confirm=None`` never asks (``--yes``). A rental that starts without asking
+    is said through ``say`` (one line naming the threshold), so spending never starts silently.
     """
-    base = Path(base_dir or Path.cwd()).resolve()
-    found = Problems(earlier)
-    bad_fields = {error.field or "" for error in found.found}
-    config = clamp_to_model(config) if "model.name" not in bad_fields else config
-    dataset = None
-    if not any(field.startswith("dataset.") for field in bad_fields):
-        dataset = found.attempt(prepare_dataset, config.dataset, config.train.max_seq_length, base_dir=str(base))
-    job_plan = None
-    planning = Problems()
-    if "model.name" not in bad_fields:
-        job_plan = planning.attempt(plan, config, dataset.summary if dataset is not None else None)
-    every = default_save_steps(job_plan) if job_plan is not None and config.train.save_steps is None else None
-    if every is not None:
-        # A paid pod can vanish: keep checkpoints unless the user chose, and say so in the plan.
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train, save_steps=every))
-        job_plan = plan(config, dataset.summary if dataset is not None else None)
-        job_plan.reasons.append(
-            f"train.save_steps set to {every}: a checkpoint about every {POD_CHECKPOINT_EVERY_S / 60:.0f} min of "
-            "training on the pod (set train.save_steps to choose)."
-        )
-    placement = job_plan.placement if job_plan is not None else config.placement
-    if "model.name" not in bad_fields:
-        source = Problems()
-        source.attempt(check_model_source, config, placement)
-        # A model that is not there explains a plan that could not be made: say the cause only.
-        found.found += source.found or planning.found
-        found.found += preflight_problems(config, job_plan)
-    missing = missing_secrets(config, placement) if check_secrets else []
-    if missing and not prompt_for_secrets:
-        found.add(MissingSecretError.of(missing))
-    found.raise_if_any()
-    assert dataset is not None and job_plan is not None  # no problem found means both were made
-    return Prepared(config, dataset, job_plan, base, missing_secrets=missing)
+    prepared = prepare(config, base_dir, prompt_for_secrets=prompt_for_secrets, earlier=earlier)
+    if on_plan is not None:
+        on_plan(prepared)
+    if prepared.missing_secrets:
+        prepared.ask_for_secrets()
+    return confirm_and_start(prepared, confirm=confirm, say=say, context=context)
 
 
-def missing_secrets_refused(prepared: Prepared) -> None:
-    """A job never starts without its keys: the entry point must have asked for them first."""
-    still = [(name, why) for name, why in prepared.missing_secrets if not has_secret(name)]
-    if still:
-        raise MissingSecretError.of(still)
+def confirm_and_start(
+    prepared: Prepared,
+    *,
+    confirm: Confirm | None,
+    say: Callable[[str], None] = lambda _line: None,
+    context: contextvars.Context | None = None,
+) -> Job | None:
+    """The start flow after preflight: a rental above ``runpod.confirm_above_usd`` asks first."""
+    if confirm is not None:
+        question = rental_question(prepared.plan, prepared.config)
+        if question is not None:
+            if not confirm(prepared, question):
+                return None
+        elif (note := rental_note(prepared.plan, prepared.config)) is not None:
+            say(note)
+    return start_job(prepared, context=context)
 
 
-# ---------------------------------------------------------------------- backends
+def start_job(prepared: Prepared, *, context: contextvars.Context | None = None) -> Job:
+    """Create the job folder and run the job on the controller loop; returns at once.
 
-
-def backend_for(placement: str) -> Backend:
-    """The backend for a placement, imported only when a job needs it (each pulls in its own libraries)."""
-    if placement == "local":
-        from unsloth_nb.backends.local import LocalBackend
-
-        return LocalBackend()
-    if placement == "runpod":
-        try:
-            from unsloth_nb.backends.runpod import RunPodBackend
-        except ImportError as exc:
-            raise PlanError(f"the RunPod backend cannot load ({exc}); install unsloth-nb[runpod]") from None
-        return RunPodBackend()
-    raise PlanError(f"unknown placement {placement!r}")
-
-
-# ---------------------------------------------------------------------- the job handle
-_live_jobs: set[Job] = set()
-_live_lock = threading.Lock()
-
-
-class Job:
-    """A fine-tuning job: watch it, wait for it, stop it.
-
-    ``await job`` and ``job.wait()`` return the job when it ends (raising
-    JobFailedError if it failed); ``job.cancel()`` asks it to stop after saving a
-    checkpoint. ``job.model`` / ``job.tokenizer`` are set for in-kernel jobs.
+    Refuses (MissingSecretError naming every one) while a key the job needs is still missing.
     """
+    prepared.refuse_missing_secrets()
+    config = prepared.config
+    record = JobRecord(
+        id=new_job_id(),
+        model=config.model.name,
+        dataset=config.dataset.path,
+        placement=prepared.plan.placement,
+    )
+    output_dir = Path(config.save.output_dir).expanduser() if config.save.output_dir else jobs_root() / record.id / "outputs"
+    if not output_dir.is_absolute():
+        output_dir = prepared.base_dir / output_dir
+    record.output_dir = str(output_dir)
+    folder = JobFolder.create(record, config.to_dict())
+    folder.write_json("plan.json", prepared.plan.to_dict())
+    # Relative dataset paths were read from here; a process that reattaches reads them again from the same place.
+    folder.write_json("inputs.json", {"base_dir": str(prepared.base_dir)})
+    job = Job(record, folder, config, prepared.plan)
+    job.log.emit("status", state="created", placement=prepared.plan.placement)
+    ctx = JobContext(
+        job_id=record.id,
+        config=config,
+        plan=prepared.plan,
+        dataset=prepared.dataset,
+        log=job.log,
+        folder=folder,
+        output_dir=output_dir,
+        stop_event=job.stop_event,
+        stop_reasons=job.stop_reasons,
+        set_state=job._set_state,
+        record=record,
+        context=context or contextvars.copy_context(),
+    )
+    job._drive(submit(JobController(job, ctx).run(), context=ctx.context))
+    return job
 
-    def __init__(
-        self,
-        record: JobRecord,
-        folder: JobFolder,
-        config: TrainConfig,
-        job_plan: Plan | None = None,
-        *,
-        follow_only: bool = False,
-    ) -> None:
-        self.record = record
-        self.folder = folder
-        self.config = config
-        self.plan = job_plan
-        # A job that another live process runs is only followed: its events file has one writer.
-        self.log = EventLog(record.id, folder.events_path, read_only=follow_only)
-        self.stop_event = threading.Event()
-        self.stop_reasons: list[str] = []
-        self.model: Any = None
-        self.tokenizer: Any = None
-        self.final_loss: float | None = None
-        self.global_step: int = 0
-        self._future: concurrent.futures.Future[Job] | None = None
-        self._state_lock = threading.Lock()
 
-    # ------------------------------------------------------------------ starting
-    @classmethod
-    def start(cls, prepared: Prepared, *, context: contextvars.Context | None = None) -> Job:
-        """Create the job folder and run the job on the controller loop; returns at once."""
-        config = prepared.config
-        missing_secrets_refused(prepared)
-        record = JobRecord(
-            id=new_job_id(),
-            model=config.model.name,
-            dataset=config.dataset.path,
-            placement=prepared.plan.placement,
-        )
-        output_dir = Path(config.save.output_dir).expanduser() if config.save.output_dir else jobs_root() / record.id / "outputs"
-        if not output_dir.is_absolute():
-            output_dir = prepared.base_dir / output_dir
-        record.output_dir = str(output_dir)
-        folder = JobFolder.create(record, config.to_dict())
-        folder.write_json("plan.json", prepared.plan.to_dict())
-        # Relative dataset paths were read from here; a process that reattaches reads them again from the same place.
-        folder.write_json("inputs.json", {"base_dir": str(prepared.base_dir)})
-        job = cls(record, folder, config, prepared.plan)
-        job.log.emit("status", state="created", placement=prepared.plan.placement)
-        ctx = JobContext(
-            job_id=record.id,
-            config=config,
-            plan=prepared.plan,
-            dataset=prepared.dataset,
-            log=job.log,
-            folder=folder,
-            output_dir=output_dir,
-            stop_event=job.stop_event,
-            stop_reasons=job.stop_reasons,
-            set_state=job._set_state,
-            record=record,
-            context=context or contextvars.copy_context(),
-        )
-        with _live_lock:
-            _live_jobs.add(job)
-        job._future = submit(JobController(job, ctx).run(), context=ctx.context)
-        return job
+def load_job(job_id: str, *, reattach: bool = True) -> Job:
+    """A handle on a job from its folder (for example after a kernel restart).
 
-    @classmethod
-    def load(cls, job_id: str, *, reattach: bool = True) -> Job:
-        """A handle on a job from its folder (for example after a kernel restart).
+    A job on a machine that outlives this process (a RunPod pod) keeps training when
+    the process that ran it died (a restarted kernel, a killed script); with
+    ``reattach`` (the default) this process takes it over: it reconnects, continues the
+    event stream where the job folder's record of it ends, downloads the outputs and
+    ends the machine, as the original process would have. ``reattach=False`` only
+    reads the folder (for listings: a short-lived process that reattached would end
+    the pod when it exits). A job that trained inside the dead process is marked failed.
+    """
+    live = find_live_job(job_id)
+    if live is not None:
+        return live
+    folder = JobFolder.open(job_id)
+    record = folder.load_record()
+    try:
+        config = TrainConfig.from_dict(folder.config())
+    except UnslothNbError:
+        config = TrainConfig()
+    ours = record.pid == os.getpid() and record.host == socket.gethostname()
+    owned_elsewhere = not record.terminal and not ours and record.owner_alive()
+    job = Job(record, folder, config, follow_only=owned_elsewhere or record.terminal)
+    if not record.terminal and not ours and not owned_elsewhere:
+        if get_backend(record.placement).in_process:
+            job._set_state("failed", f"the process that ran it (pid {record.pid}) ended before the job finished")
+        elif reattach:
+            _reattach(job)
+    return job
 
-        A RunPod job whose process died (a restarted kernel, a killed script) keeps
-        training on its pod; with ``reattach`` (the default) this process takes it
-        over: it reconnects to the pod's worker, continues the event stream where the
-        job folder's record of it ends, downloads the adapter and terminates the pod,
-        as the original process would have. ``reattach=False`` only reads the folder
-        (for listings: a short-lived process that reattached would end the pod when
-        it exits). A local job whose process died is marked failed.
-        """
-        with _live_lock:
-            for job in _live_jobs:
-                if job.id == job_id:
-                    return job
-        folder = JobFolder.open(job_id)
-        record = folder.load_record()
-        try:
-            config = TrainConfig.from_dict(folder.config())
-        except UnslothNbError:
-            config = TrainConfig()
-        ours = record.pid == os.getpid() and record.host == socket.gethostname()
-        owned_elsewhere = not record.terminal and not ours and record.owner_alive()
-        job = cls(record, folder, config, follow_only=owned_elsewhere or record.terminal)
-        if not record.terminal and not ours and not owned_elsewhere:
-            if record.placement == "local":
-                job._set_state("failed", f"the process that ran it (pid {record.pid}) ended before the job finished")
-            elif reattach:
-                job._reattach()
-        return job
 
-    def _reattach(self) -> None:
-        """Become the job's owner and follow it on the controller loop.
+def _reattach(job: Job) -> None:
+    """Become the job's owner and follow it on the controller loop.
 
-        The key is asked for first (a restarted kernel has lost a prompted one): without
-        it nothing could be followed or ended, and the job must not be marked failed.
-        """
-        get_secret("RUNPOD_API_KEY", f"to reattach to job {self.id} and end its pod", prompt=True)
-        previous = self.record.pid
-        self.record.pid, self.record.host = os.getpid(), socket.gethostname()
-        self.folder.save_record(self.record)
-        output_dir = Path(self.record.output_dir) if self.record.output_dir else self.folder.outputs
-        ctx = JobContext(
-            job_id=self.id,
-            config=self.config,
-            plan=None,
-            dataset=None,
-            log=self.log,
-            folder=self.folder,
-            output_dir=output_dir,
-            stop_event=self.stop_event,
-            stop_reasons=self.stop_reasons,
-            set_state=self._set_state,
-            record=self.record,
-        )
-        self.log.emit(
-            "log",
-            level="info",
-            message=f"reattaching: the process that ran this job (pid {previous}) is gone",
-            source="controller",
-        )
-        with _live_lock:
-            _live_jobs.add(self)
-        self._future = submit(JobController(self, ctx).reattach(), context=ctx.context)
-
-    # ------------------------------------------------------------------ state
-    @property
-    def id(self) -> str:
-        return self.record.id
-
-    @property
-    def state(self) -> str:
-        return self.record.state
-
-    @property
-    def placement(self) -> str:
-        return self.record.placement
-
-    @property
-    def done(self) -> bool:
-        return self.record.terminal
-
-    @property
-    def error(self) -> str | None:
-        return self.record.error
-
-    @property
-    def adapter_path(self) -> Path | None:
-        value = self.record.artifacts.get("adapter")
-        return Path(value) if value else None
-
-    @property
-    def merged_path(self) -> Path | None:
-        value = self.record.artifacts.get("merged_16bit")
-        return Path(value) if value else None
-
-    @property
-    def checkpoint_path(self) -> Path | None:
-        value = self.record.artifacts.get("checkpoint")
-        return Path(value) if value else None
-
-    def _set_state(self, state: str, reason: str | None = None) -> None:
-        if state not in JOB_STATES:
-            raise ValueError(f"unknown job state {state!r}")
-        with self._state_lock:
-            previous = self.record.state
-            if previous == state or previous in TERMINAL_STATES:
-                return
-            self.record.state = state
-            if state in TERMINAL_STATES:
-                self.record.finished = time.time()
-            self.folder.save_record(self.record)
-        data: dict[str, Any] = {"state": state, "previous": previous}
-        if reason:
-            data["reason"] = reason
-        self.log.emit("status", **data)
-
-    # ------------------------------------------------------------------ reading
-    def events(self, after: int = -1, kinds: set[str] | None = None) -> list[Event]:
-        """Events with ``seq > after``: a reader that keeps the last seq it saw misses nothing."""
-        return self.log.read(after, kinds)
-
-    def metrics(self) -> list[dict[str, Any]]:
-        return [e.data for e in self.log.read(kinds={"metrics"})]
-
-    # ------------------------------------------------------------------ control
-    def cancel(self, reason: str = "stopped by the user") -> None:
-        """Ask the job to stop; training saves a checkpoint and the adapter before it ends."""
-        if self.done:
-            return
-        if self.log.read_only:
-            raise UnslothNbError(
-                f"job {self.id} runs in another process (pid {self.record.pid} on {self.record.host}); stop it there"
-                + (", or end its pod with `unsloth-nb runpod terminate`" if self.placement == "runpod" else "")
-            )
-        if not self.stop_event.is_set():
-            self.stop_reasons.append(reason)
-            self.stop_event.set()
-            self.log.emit("log", level="info", message=f"stop requested: {reason}", source="controller")
-
-    stop = cancel
-
-    def wait(self, timeout: float | None = None) -> Job:
-        """Block until the job ends; raise JobFailedError if it failed, TimeoutError on timeout."""
-        if self._future is not None:
-            try:
-                self._future.result(timeout)
-            except concurrent.futures.TimeoutError:
-                raise TimeoutError(f"job {self.id} still {self.state} after {timeout} s") from None
-        else:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while not self._refresh_record().terminal:
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"job {self.id} still {self.state} after {timeout} s")
-                time.sleep(0.5)
-        return self._outcome()
-
-    def __await__(self) -> Generator[Any, None, Job]:
-        if self._future is None:
-            return (yield from asyncio.get_running_loop().run_in_executor(None, self.wait).__await__())
-        yield from asyncio.wrap_future(self._future).__await__()
-        return self._outcome()
-
-    def result(self) -> Job:
-        """The finished job; raises JobFailedError / JobCancelledError for those outcomes."""
-        outcome = self.wait()
-        if outcome.state == "cancelled":
-            raise JobCancelledError(f"job {self.id} was cancelled")
-        return outcome
-
-    def _outcome(self) -> Job:
-        if self.record.state == "failed":
-            raise JobFailedError(f"job {self.id} failed: {self.record.error}")
-        return self
-
-    def _refresh_record(self) -> JobRecord:
-        if self._future is None:
-            self.record = self.folder.load_record()
-            if self.log.read_only:
-                self.log.refresh()
-        return self.record
-
-    @property
-    def runs_here(self) -> bool:
-        """Whether this process drives the job (started or reattached it), rather than following its folder."""
-        with _live_lock:
-            return self in _live_jobs
-
-    # ------------------------------------------------------------------ display
-    def show(self) -> Any:
-        """Display the job's live view (status, progress, chart, Stop) in a notebook."""
-        from unsloth_nb.ui.view import JobView
-
-        view = JobView(self)
-        view.display()
-        return view
-
-    def _ipython_display_(self) -> None:
-        self.show()
-
-    def __repr__(self) -> str:
-        return f"<Job {self.id} {self.state} {self.placement} model={self.config.model.name!r}>"
+    The placement's keys are asked for first (a restarted kernel has lost a prompted one):
+    without them nothing could be followed or ended, and the job must not be marked failed.
+    """
+    why = f"to reattach to job {job.id} and end what it runs on"
+    needs = get_backend(job.placement).secrets(job.config)
+    ask_for_secrets([(need.name, why) for need in needs if not has_secret(need.name)], can_prompt=True)
+    previous = job.record.pid
+    job.record.pid, job.record.host = os.getpid(), socket.gethostname()
+    job.folder.save_record(job.record)
+    output_dir = Path(job.record.output_dir) if job.record.output_dir else job.folder.outputs
+    ctx = JobContext(
+        job_id=job.id,
+        config=job.config,
+        plan=None,
+        dataset=None,
+        log=job.log,
+        folder=job.folder,
+        output_dir=output_dir,
+        stop_event=job.stop_event,
+        stop_reasons=job.stop_reasons,
+        set_state=job._set_state,
+        record=job.record,
+    )
+    job.log.emit(
+        "log",
+        level="info",
+        message=f"reattaching: the process that ran this job (pid {previous}) is gone",
+        source="controller",
+    )
+    job._drive(submit(JobController(job, ctx).reattach(), context=ctx.context))
 
 
 # ---------------------------------------------------------------------- the controller
@@ -457,30 +209,47 @@ class JobController:
     async def run(self) -> Job:
         ctx = self.ctx
 
-        async def start() -> BackendResult:
+        async def start() -> PhaseResult:
             assert ctx.plan is not None and ctx.dataset is not None
             self.job._set_state("planning")
             ctx.emit("summary", **ctx.dataset.summary.to_event())
             ctx.emit("log", level="info", message=f"plan: {_plan_line(ctx.plan)}", source="planner")
             for warning in ctx.plan.warnings:
                 ctx.emit("log", level="warning", message=warning, source="planner")
-            return await backend_for(ctx.plan.placement).run(ctx)
+            before, after = client_phases(ctx.config)
+            result = await self._on_client(before, PhaseResult())
+            result = result.merge(await get_backend(ctx.plan.placement).run(ctx))
+            return await self._on_client(after, result)
 
         return await self._drive(start)
 
     async def reattach(self) -> Job:
         """Follow a job another process started, from where it is now to its end."""
 
-        async def follow() -> BackendResult:
-            backend = backend_for(self.job.placement)
-            reattach = getattr(backend, "reattach", None)
-            if reattach is None:
-                raise BackendError(f"a {self.job.placement} job cannot be followed from another process")
-            return await reattach(self.ctx)
+        async def follow() -> PhaseResult:
+            result = await get_backend(self.job.placement).reattach(self.ctx)
+            return await self._on_client(client_phases(self.ctx.config)[1], result)
 
         return await self._drive(follow)
 
-    async def _drive(self, body: Any) -> Job:
+    async def _on_client(self, phases: list[Phase], result: PhaseResult) -> PhaseResult:
+        """Run phases that belong on this machine (a teacher before the model's phases, a judge after)."""
+        if not phases:
+            return result
+        ctx = self.ctx
+        phase_ctx = PhaseContext(
+            config=ctx.config,
+            output_dir=ctx.output_dir,
+            hooks=JobHooks(ctx),
+            dataset=ctx.dataset,
+            shared=ctx.shared,
+            result=result,
+        )
+        merged = await run_in_thread(run_phases, phase_ctx, phases, name=f"unsloth-nb-client-{ctx.job_id}", context=ctx.context)
+        ctx.dataset = phase_ctx.dataset
+        return merged
+
+    async def _drive(self, body: Callable[[], Awaitable[PhaseResult]]) -> Job:
         job, ctx = self.job, self.ctx
         final, reason = "failed", None
         try:
@@ -505,8 +274,7 @@ class JobController:
         finally:
             job._set_state(final, reason)
             job.log.close()
-            with _live_lock:
-                _live_jobs.discard(job)
+            job_ended(job)
         return job
 
     def _fail(self, message: str, error_type: str, log_tail: str | None = None) -> None:
@@ -517,26 +285,22 @@ class JobController:
         else:
             self.ctx.emit("error", message=message, error_type=error_type)
 
-    def _record_result(self, result: BackendResult) -> None:
-        job = self.job
-        for name, path in (
-            ("adapter", result.adapter_dir),
-            ("merged_16bit", result.merged_dir),
-            ("checkpoint", result.last_checkpoint),
-        ):
-            if path is not None:
-                job.record.artifacts[name] = str(path)
-        job.model, job.tokenizer = result.model, result.tokenizer
-        job.final_loss, job.global_step = result.final_loss, result.global_step
+    def _record_result(self, result: PhaseResult) -> None:
+        job, ctx = self.job, self.ctx
+        job.record.result = result.to_json()
+        for name, artifact in result.artifacts.items():
+            job.record.artifacts[name] = str(artifact.local_path(ctx.output_dir))
+        job.model, job.tokenizer = ctx.shared.get("model"), ctx.shared.get("tokenizer")
+        loss, step = result.metrics.get("final_loss"), result.metrics.get("global_step")
+        job.final_loss = float(loss) if isinstance(loss, int | float) else None
+        job.global_step = int(step) if isinstance(step, int | float) else 0
         job.folder.save_record(job.record)
 
 
 def _plan_line(job_plan: Plan) -> str:
-    where = job_plan.placement if job_plan.placement != "local" else f"local ({job_plan.device})"
-    parts = [where, job_plan.method, f"~{job_plan.memory_needed_gb:.1f} GB needed"]
-    if job_plan.gpu_candidates and job_plan.placement == "runpod":
-        parts.append(f"GPU {job_plan.gpu_candidates[0].gpu_type_id}")
-    if job_plan.estimated_cost_usd is not None and job_plan.placement == "runpod":
+    backend = get_backend(job_plan.placement)
+    parts = [backend.where(job_plan), job_plan.method, f"~{job_plan.memory_needed_gb:.1f} GB needed"]
+    if job_plan.estimated_cost_usd is not None and backend.rents:
         parts.append(f"~${job_plan.estimated_cost_usd:.2f}")
     return ", ".join(parts)
 
@@ -547,7 +311,7 @@ def end_unowned_job(job_id: str, reason: str) -> bool:
     Returns False when there is no such job here, it already ended, or a live process owns it.
     """
     try:
-        job = Job.load(job_id, reattach=False)
+        job = load_job(job_id, reattach=False)
     except JobNotFoundError:
         return False
     try:
@@ -561,14 +325,19 @@ def end_unowned_job(job_id: str, reason: str) -> bool:
         job.log.close()
 
 
-# ---------------------------------------------------------------------- exit safety
-def live_jobs() -> list[Job]:
-    with _live_lock:
-        return list(_live_jobs)
-
-
+# ---------------------------------------------------------------------- exit safety: one registry for every backend
 def _stop_live_jobs_at_exit(grace_seconds: float = 120.0) -> None:
-    """At interpreter exit, stop running jobs so no pod outlives the process that owns it."""
+    """At interpreter exit, end what costs money at once, then stop running jobs and wait for them.
+
+    A Jupyter kernel being shut down is killed seconds later, so each backend first ends
+    what must not outlive this process (pods: terminated without saving); the jobs then
+    end on their own, within the grace period.
+    """
+    for backend in loaded_backends():
+        try:
+            backend.end_all_now("the Python process is exiting")
+        except Exception as exc:  # one backend's failure must not keep another's machines billing
+            print(f"unsloth-nb: ending {backend.name} jobs at exit failed: {exc}", file=sys.stderr)
     jobs = live_jobs()
     for job in jobs:
         job.cancel("the Python process is exiting")
@@ -584,3 +353,6 @@ def _stop_live_jobs_at_exit(grace_seconds: float = 120.0) -> None:
 
 
 atexit.register(_stop_live_jobs_at_exit)
+
+
+__all__ = ["Confirm", "JobController", "confirm_and_start", "end_unowned_job", "launch", "load_job", "start_job"]

@@ -15,10 +15,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-EventKind = Literal["status", "metrics", "progress", "log", "checkpoint", "artifact", "cost", "error", "summary"]
-EVENT_KINDS: tuple[str, ...] = ("status", "metrics", "progress", "log", "checkpoint", "artifact", "cost", "error", "summary")
+from unsloth_nb.jobs.lifecycle import EVENT_KINDS
 
 #: The payload keys each kind may carry (checked on emit, so a typo in a backend
 #: fails in its tests rather than silently missing from the chart).
@@ -34,7 +33,12 @@ PAYLOAD_KEYS: dict[str, frozenset[str]] = {
     "summary": frozenset(
         {"rows", "format", "skipped", "tokens", "longest_tokens", "eval_rows", "source", "model", "params", "device"}
     ),
+    # A judged set of answers: which phase, the scores (name -> mean), how many, by whom, what it cost, where it is kept.
+    "evaluation": frozenset({"phase", "scores", "count", "judge", "usd", "path", "samples", "message"}),
+    # A phase's PhaseResult.to_json(): the named artifacts (paths relative to the output folder) and metrics.
+    "result": frozenset({"phase", "artifacts", "metrics", "stopped", "stop_reason"}),
 }
+assert set(PAYLOAD_KEYS) == set(EVENT_KINDS), "every lifecycle event kind has its payload keys here"
 
 
 @dataclass(frozen=True)

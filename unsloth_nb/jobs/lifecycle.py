@@ -70,6 +70,8 @@ PHASE_STATES: frozenset[str] = frozenset({ENHANCING, STARTING, TRAINING, SAVING,
 ENGINE_STATES: frozenset[str] = frozenset({STARTING, TRAINING, SAVING, EXPORTING, EVALUATING})
 #: Not yet ended.
 ACTIVE_STATES: frozenset[str] = frozenset(JOB_STATES) - TERMINAL_STATES
+#: Training is over (saving or later): a progress bar for the steps can close.
+AFTER_TRAINING_STATES: frozenset[str] = frozenset(JOB_STATES[JOB_STATES.index(SAVING) :])
 
 # ---------------------------------------------------------------------------------- event kinds
 STATUS: Final = "status"
@@ -91,6 +93,7 @@ EVENT_KINDS: tuple[str, ...] = (STATUS, METRICS, PROGRESS, LOG, CHECKPOINT, ARTI
 
 __all__ = [
     "ACTIVE_STATES",
+    "AFTER_TRAINING_STATES",
     "ENGINE_STATES",
     "EVENT_KINDS",
     "JOB_STATES",

@@ -35,8 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from unsloth_nb.errors import JobNotFoundError
-
-TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
 
 
 def data_root() -> Path:
@@ -74,7 +73,8 @@ class JobRecord:
     host: str = field(default_factory=socket.gethostname)
     error: str | None = None
     error_type: str | None = None
-    artifacts: dict[str, str] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)  # name -> where it is on this machine
+    result: dict[str, Any] | None = None  # the job's PhaseResult.to_json(): artifacts by relative path, metrics
     pod_id: str | None = None
     gpu: str | None = None
     output_dir: str | None = None  # where adapters and checkpoints land (a reattaching process needs it)

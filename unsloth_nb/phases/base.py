@@ -78,10 +78,17 @@ class PhaseResult:
 
 @dataclass(frozen=True)
 class PhaseNeeds:
-    """What a phase needs from the place that runs it: secrets by environment-variable name, and where."""
+    """What a phase needs from the place that runs it: secrets by environment-variable name, and where.
+
+    ``secrets`` must be set before the job starts (``why`` is said when one is missing);
+    ``optional_secrets`` go along when set (a gated base model downloads with HF_TOKEN).
+    A pod receives exactly the secrets its phases name here.
+    """
 
     secrets: tuple[str, ...] = ()
     runs_on: RunsOn = "model"
+    why: str = ""
+    optional_secrets: tuple[str, ...] = ()
 
 
 @runtime_checkable
@@ -115,6 +122,8 @@ class Phase(Protocol):
 
     name: str
     state: str
+    #: Whether the phase still runs after an earlier one stopped early (save keeps what training did).
+    runs_after_stop: bool
 
     def applies(self, config: TrainConfig) -> bool:
         """Whether this job has this phase (e.g. evaluate only with a ``judge:`` section)."""

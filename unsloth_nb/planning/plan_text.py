@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from unsloth_nb.backends.registry import get_backend
 from unsloth_nb.planning.planner import rough_duration
 
 if TYPE_CHECKING:
@@ -20,13 +21,9 @@ __all__ = ["format_plan"]
 
 def format_plan(plan: Plan, max_gpus: int = 5) -> str:
     """The plan as plain text, the same in a terminal and under a notebook cell."""
-    where = "this machine" if plan.placement == "local" else "RunPod"
-    if plan.placement == "local":
-        target = "GPU" if plan.device == "cuda" else "CPU"
-        headline = f"Plan: {plan.model} on {where} ({target}: {plan.local.name})"
-    else:
-        first = plan.gpu
-        headline = f"Plan: {plan.model} on {where}" + (f" ({first.gpu_type_id})" if first else "")
+    backend = get_backend(plan.placement)
+    target = backend.plan_target(plan)
+    headline = f"Plan: {plan.model} on {backend.label}" + (f" ({target})" if target else "")
     memory_kind = "GPU memory" if plan.device == "cuda" else "RAM"
     rows: list[tuple[str, str]] = [
         ("Model", plan.size.describe()),
@@ -47,7 +44,7 @@ def format_plan(plan: Plan, max_gpus: int = 5) -> str:
         )
     else:
         rows.append(("Time", "not estimated"))
-    if plan.placement == "runpod":
+    if backend.rents:
         price = f"${plan.usd_per_hour:.2f}/h ({plan.cloud_type})" if plan.usd_per_hour is not None else "price unknown"
         cost = (
             f"~${plan.estimated_cost_usd:.2f} (rough) at {price}"
@@ -56,7 +53,7 @@ def format_plan(plan: Plan, max_gpus: int = 5) -> str:
         )
         rows.append(("Cost", cost))
     else:
-        rows.append(("Cost", "none (local)"))
+        rows.append(("Cost", f"none ({backend.name})"))
     width = max(len(label) for label, _ in rows)
     lines = [headline] + [f"  {label.ljust(width)}  {value}" for label, value in rows]
 

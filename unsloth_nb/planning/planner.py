@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from unsloth_nb.backends.base import PlacementInputs
+from unsloth_nb.backends.registry import backend_names, get_backend
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary
 from unsloth_nb.errors import ConfigError, PlanError, set_field
@@ -56,7 +58,6 @@ from unsloth_nb.planning.model_size import (
     MOE_NAME_SHARE,
     ModelSize,
     _hub_cache_config,
-    _human_params,
     estimate_model_size,
     hub_cache_dir,
 )
@@ -89,13 +90,6 @@ __all__ = [
 
 # ---------------------------------------------------------------------- rules of thumb
 
-#: Models up to this size train on a CPU in reasonable time when placement is auto
-#: (SmolLM2-135M at ~100-300 tokens/s on 2 cores; 0.5B is ~4x slower).
-CPU_AUTO_MAX_PARAMS = 0.6e9
-
-#: Above this, ``placement: local`` on a CPU-only machine is refused: days per epoch.
-CPU_FORCED_MAX_PARAMS = 3e9
-
 #: Training FLOPs per parameter per token: forward 2, recomputation under
 #: gradient checkpointing 2, backward through frozen weights 2 (LoRA's own
 #: weight gradients are negligible).
@@ -111,16 +105,6 @@ GPU_MAX_TOKENS_PER_SECOND = 30_000.0
 #: with params and linearly with cores up to 16 (memory bandwidth stops it after that).
 CPU_TOKENS_PER_SECOND_135M_2_CORES = 200.0
 
-#: Start-up before the first step and wind-down after the last, in seconds.
-#: Local: imports and model load (~100 MB/s from disk or the Hub, 16-bit weights).
-#: RunPod: pod scheduled and image pulled (3-5 min), worker installs its packages,
-#: then the model downloads at ~500 MB/s; at the end the adapter is saved and fetched.
-LOCAL_STARTUP_S = 20.0
-LOCAL_LOAD_S_PER_GB = 10.0
-POD_START_S = 240.0
-POD_SETUP_S = 120.0
-POD_DOWNLOAD_S_PER_GB = 2.0
-POD_FINISH_S = 60.0
 #: Without train.save_steps, a job on a pod keeps a checkpoint about this often (in estimated
 #: training seconds), so a lost pod costs at most this much training; shorter jobs keep none.
 POD_CHECKPOINT_EVERY_S = 15 * 60.0
@@ -131,7 +115,7 @@ POD_CHECKPOINT_EVERY_S = 15 * 60.0
 class Plan:
     """Everything decided before a job starts; the controller acts on it, the UI shows it."""
 
-    placement: str  # "local" | "runpod"
+    placement: str  # a name in unsloth_nb.backends.registry ("local", "runpod", ...)
     device: str  # "cuda" | "cpu" (a RunPod pod is "cuda")
     model: str
     size: ModelSize
@@ -159,38 +143,13 @@ class Plan:
         return self.gpu_candidates[0] if self.gpu_candidates else None
 
 
-def lost_pod_policy(config: TrainConfig) -> tuple[str, bool]:
-    """What losing the pod (eviction, a dead worker) would mean for this job, and whether to warn.
-
-    Said in the plan before anything is rented, and again in the job's log when the pod starts.
-    """
-    runpod, every = config.runpod, config.train.save_steps
-    if not every:
-        return (
-            "No train.save_steps: if the pod is lost (evicted, its worker dies) the job fails and must start again; "
-            "set train.save_steps to keep a checkpoint every N steps.",
-            True,
-        )
-    if not runpod.resume_on_loss:
-        return f"Checkpoints every {every} steps; runpod.resume_on_loss is off, so a lost pod ends the job.", False
-    if runpod.volume_id:
-        return f"Checkpoints every {every} steps on network volume {runpod.volume_id}; a lost pod resumes on a new one.", False
-    if config.hub.checkpoint_repo_id:
-        return (
-            f"Checkpoints every {every} steps are pushed to the private Hub repo {config.hub.checkpoint_repo_id} "
-            "and copied to this machine; a lost pod resumes from the newest on a new pod.",
-            False,
-        )
-    return f"Checkpoints every {every} steps are copied to this machine; a lost pod resumes from the newest on a new pod.", False
-
-
 def default_save_steps(plan: Plan) -> int | None:
     """A checkpoint interval for a pod job that set none: about every POD_CHECKPOINT_EVERY_S of training.
 
-    None for local jobs (a local crash keeps the disk), when the speed is unknown, and
+    None where nothing is rented (a local crash keeps the disk), when the speed is unknown, and
     when the whole run is shorter than one interval (a lost pod then costs little).
     """
-    if plan.placement != "runpod" or not plan.tokens_per_second or not plan.tokens_per_step:
+    if not get_backend(plan.placement).rents or not plan.tokens_per_second or not plan.tokens_per_step:
         return None
     seconds_per_step = plan.tokens_per_step / plan.tokens_per_second
     every = max(1, round(POD_CHECKPOINT_EVERY_S / seconds_per_step))
@@ -225,7 +184,8 @@ def plan(
     warnings: list[str] = []
     user_gpus = _resolve_gpu_ids(config.runpod.gpus, catalogue)
 
-    placement, device = _place(config, size, local, gpu_need, cpu_need, reasons, warnings)
+    placement, device = _place(PlacementInputs(config, size, local, gpu_need, cpu_need, reasons, warnings))
+    backend = get_backend(placement)
     four_bit = config.model.load_in_4bit and device == "cuda"
     method = "QLoRA (4-bit)" if four_bit else "LoRA (16-bit)"
     if config.model.load_in_4bit and device == "cpu":
@@ -234,11 +194,11 @@ def plan(
 
     candidates: list[GpuOption] = []
     cloud: str | None = None
-    if placement == "runpod":
+    if backend.rents:
         cloud = config.runpod.cloud_type
         candidates = _gpu_candidates(config, size, gpu_need, catalogue, user_gpus, reasons, warnings)
-        policy, is_warning = lost_pod_policy(config)
-        (warnings if is_warning else reasons).append(policy)
+    for note, is_warning in backend.plan_notes(config):
+        (warnings if is_warning else reasons).append(note)
 
     steps, tokens_per_step = _steps(config, dataset, reasons)
     if dataset is not None and dataset.longest_tokens > train.max_seq_length:
@@ -247,18 +207,18 @@ def plan(
             f"{train.max_seq_length:,}; longer rows are truncated."
         )
     speed = _tokens_per_second(size, device, four_bit, local, candidates)
-    startup = _startup_seconds(size, placement)
+    startup = backend.startup_seconds(size.params * 2 / 1e9)
     seconds = startup + steps * tokens_per_step / speed if steps is not None else None
 
     usd_per_hour = None
     cost = None
-    if placement == "runpod" and candidates:
+    if backend.rents and candidates:
         usd_per_hour = candidates[0].usd_per_hour(config.runpod.cloud_type, config.runpod.allow_community)
         if usd_per_hour is None:
             warnings.append(f"No price is known for {candidates[0].gpu_type_id} in the {cloud} cloud; the cost is not estimated.")
         elif seconds is not None:
             cost = max(round(seconds / 3600 * usd_per_hour, 2), 0.01)
-    _check_limits(config, placement, device, seconds, cost, warnings)
+    _check_limits(config, backend.rents, device, seconds, cost, warnings)
 
     return Plan(
         placement=placement,
@@ -312,16 +272,18 @@ def hub_offline() -> bool:
     return any(os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on") for var in OFFLINE_ENV)
 
 
-def check_model_source(config: TrainConfig, placement: str) -> None:
+def check_model_source(config: TrainConfig, placement: str | None) -> None:
     """Refuse a model that cannot be loaded where the job would run, before anything starts.
 
     Catches what would otherwise fail only after a job (or a pod) has started: a
     local path that does not exist, a file where a folder is needed, and a Hub id
     that is neither cached nor downloadable because this machine is offline. A Hub
     id is not looked up online: planning never touches the network. A path that is
-    missing here may still exist on a RunPod network volume, so it is let through
-    when the job runs on RunPod with one.
+    missing here may still exist where the job runs (a RunPod network volume), so it is
+    let through when the placement says so. ``placement=None`` (the job could not be
+    placed) applies only the checks that hold wherever it runs.
     """
+    backend = get_backend(placement) if placement is not None else None
     name = config.model.name.strip()
     path = Path(name).expanduser()
     looks_like_path = name.startswith(_PATH_PREFIXES) or path.suffix.lower() in (".gguf", ".safetensors", ".bin", ".json")
@@ -333,14 +295,14 @@ def check_model_source(config: TrainConfig, placement: str) -> None:
             f"{name} is a file; give the model's folder (the one that holds config.json and the weights) or a Hub id",
         )
     if looks_like_path:
-        if placement == "runpod" and config.runpod.volume_id:
+        if backend is not None and backend.may_have_model_path(config):
             return
         raise ConfigError(
             "model.name",
             f"there is no model folder at {name}. Give a folder that holds config.json, or a Hub id such as "
             "unsloth/Llama-3.2-1B-Instruct.",
         )
-    if placement == "local" and hub_offline() and _hub_cache_config(name, config.model.revision) is None:
+    if backend is not None and backend.in_process and hub_offline() and _hub_cache_config(name, config.model.revision) is None:
         switches = ", ".join(f"{var}={os.environ[var]}" for var in OFFLINE_ENV if os.environ.get(var))
         raise ConfigError(
             "model.name",
@@ -350,78 +312,19 @@ def check_model_source(config: TrainConfig, placement: str) -> None:
         )
 
 
-def _place(
-    config: TrainConfig,
-    size: ModelSize,
-    local: LocalHardware,
-    gpu_need: float,
-    cpu_need: float,
-    reasons: list[str],
-    warnings: list[str],
-) -> tuple[str, str]:
-    """(placement, device) by config.placement, with the reason written down."""
-    method = "QLoRA (4-bit)" if config.model.load_in_4bit else "LoRA (16-bit)"
-    gpu_available = local.free_memory_gb if local.free_memory_gb is not None else local.memory_gb
-    gpu_fits = local.device == "cuda" and fits(gpu_need, gpu_available)
-    ram = _ram_available(local)
-    ram_fits = ram is not None and cpu_need <= ram * GPU_MEMORY_USABLE
-    need_text = f"{method} of {_human_params(size.params)} parameters needs ~{gpu_need:.1f} GB of GPU memory"
-
-    if config.placement == "runpod":
-        reasons.append("placement is runpod, so the job runs on a RunPod pod.")
-        return "runpod", "cuda"
-
-    if config.placement == "local":
-        if local.device == "cuda":
-            reasons.append(f"placement is local: training on {local.describe()}.")
-            if not gpu_fits:
-                warnings.append(
-                    f"{need_text}, more than {GPU_MEMORY_USABLE:.0%} of the {gpu_available:.1f} GB available on "
-                    f"{local.name}; it may run out of memory (try placement: auto, a shorter train.max_seq_length or batch_size 1)."
-                )
-            return "local", "cuda"
-        if size.params > CPU_FORCED_MAX_PARAMS:
-            raise PlanError(
-                f"placement: local cannot train {_human_params(size.params)} parameters here: this machine has no "
-                f"CUDA GPU and CPU training above ~{_human_params(CPU_FORCED_MAX_PARAMS)} would take days and "
-                f"~{cpu_need:.0f} GB of RAM. Use placement: runpod (or auto), or a model up to ~1B."
-            )
-        reasons.append(f"placement is local and there is no CUDA GPU: training on the CPU ({local.describe()}).")
-        if size.params > CPU_AUTO_MAX_PARAMS:
-            warnings.append(
-                f"{_human_params(size.params)} parameters on a CPU is slow (see the rough time); placement: auto would use RunPod."
-            )
-        if ram is not None and not ram_fits:
-            warnings.append(
-                f"LoRA on the CPU needs ~{cpu_need:.1f} GB of RAM and {ram:.1f} GB is available; it may run out of memory."
-            )
-        return "local", "cpu"
-
-    # auto
-    if gpu_fits:
-        reasons.append(f"{need_text}; the local {local.name} has {gpu_available:.1f} GB available, so it trains here.")
-        return "local", "cuda"
-    if local.device == "cuda":
-        reasons.append(f"{need_text}; the local {local.name} has only {gpu_available:.1f} GB available.")
-    else:
-        reasons.append(f"{need_text}; this machine has no CUDA GPU.")
-    if size.params <= CPU_AUTO_MAX_PARAMS and ram_fits:
-        reasons.append(
-            f"Models up to ~{_human_params(CPU_AUTO_MAX_PARAMS)} train on the CPU in reasonable time "
-            f"(~{cpu_need:.1f} GB of RAM), so it trains here on the CPU."
-        )
-        return "local", "cpu"
-    if size.params <= CPU_AUTO_MAX_PARAMS:
-        reasons.append(f"It would need ~{cpu_need:.1f} GB of RAM on the CPU, more than is available, so it goes to RunPod.")
-    else:
-        reasons.append(f"Above ~{_human_params(CPU_AUTO_MAX_PARAMS)} parameters the CPU is too slow, so it goes to RunPod.")
-    return "runpod", "cuda"
-
-
-def _ram_available(local: LocalHardware) -> float | None:
-    if local.device == "cpu":
-        return local.free_memory_gb if local.free_memory_gb is not None else local.memory_gb
-    return local.ram_gb
+def _place(inputs: PlacementInputs) -> tuple[str, str]:
+    """(placement, device): the placement the config names, else the first backend that takes the job."""
+    chosen = inputs.config.placement
+    if chosen != "auto":
+        device = get_backend(chosen).place(inputs, chosen=True)
+        if device is None:
+            raise PlanError(f"placement: {chosen} cannot take this job; " + " ".join(inputs.reasons[-1:]))
+        return chosen, device
+    for name in backend_names():
+        device = get_backend(name).place(inputs, chosen=False)
+        if device is not None:
+            return name, device
+    raise PlanError("no placement can take this job: " + " ".join(inputs.reasons))
 
 
 def _resolve_gpu_ids(requested: list[str], catalogue: list[GpuOption]) -> list[GpuOption]:
@@ -546,28 +449,21 @@ def _tokens_per_second(size: ModelSize, device: str, four_bit: bool, local: Loca
     return min(speed, GPU_MAX_TOKENS_PER_SECOND)
 
 
-def _startup_seconds(size: ModelSize, placement: str) -> float:
-    weights_gb = size.params * 2 / 1e9
-    if placement == "runpod":
-        return POD_START_S + POD_SETUP_S + weights_gb * POD_DOWNLOAD_S_PER_GB + POD_FINISH_S
-    return LOCAL_STARTUP_S + weights_gb * LOCAL_LOAD_S_PER_GB
-
-
 def _check_limits(
-    config: TrainConfig, placement: str, device: str, seconds: float | None, cost: float | None, warnings: list[str]
+    config: TrainConfig, rents: bool, device: str, seconds: float | None, cost: float | None, warnings: list[str]
 ) -> None:
     limits = config.runpod
-    if placement == "runpod" and cost is not None and limits.max_cost_usd is not None and cost > limits.max_cost_usd:
+    if rents and cost is not None and limits.max_cost_usd is not None and cost > limits.max_cost_usd:
         warnings.append(
             f"The estimated ${cost:.2f} is more than runpod.max_cost_usd ${limits.max_cost_usd:.2f}; the pod will be "
             "stopped at the cap (keeping what was trained). Raise the cap or train fewer steps."
         )
-    if placement == "runpod" and seconds is not None and seconds > limits.max_runtime:
+    if rents and seconds is not None and seconds > limits.max_runtime:
         warnings.append(
             f"The estimated {rough_duration(seconds)} is longer than runpod.max_runtime {rough_duration(limits.max_runtime)}; "
             "the pod will be stopped at the limit. Raise it or train fewer steps."
         )
-    if placement == "local" and device == "cpu" and seconds is not None and seconds > 2 * 3600:
+    if not rents and device == "cpu" and seconds is not None and seconds > 2 * 3600:
         warnings.append(f"On this CPU the job takes roughly {rough_duration(seconds)}; placement: runpod would be faster.")
 
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from unsloth_nb.backends.registry import get_backend
+
 if TYPE_CHECKING:
     from unsloth_nb.config import TrainConfig
     from unsloth_nb.planning.planner import Plan
@@ -47,7 +49,7 @@ def rental_cost(plan: Plan, config: TrainConfig) -> float | None:
 
 
 def _must_ask(plan: Plan, config: TrainConfig) -> bool:
-    if plan.placement != "runpod":
+    if not get_backend(plan.placement).rents:
         return False
     threshold = config.runpod.confirm_above_usd
     figure = rental_cost(plan, config)
@@ -104,7 +106,7 @@ def rental_note(plan: Plan, config: TrainConfig) -> str | None:
     Starting to spend money silently would be a surprise, so the front ends show
     this line and how to be asked again.
     """
-    if plan.placement != "runpod" or _must_ask(plan, config):
+    if not get_backend(plan.placement).rents or _must_ask(plan, config):
         return None
     threshold = config.runpod.confirm_above_usd
     return (

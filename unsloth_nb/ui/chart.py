@@ -50,7 +50,6 @@ from typing import TYPE_CHECKING, Any
 from unsloth_nb.jobs.events import Event, EventLog
 from unsloth_nb.ui.loss_figure import HEIGHT, _build_figure, _figure_spec
 from unsloth_nb.ui.loss_series import MAX_POINTS, SMOOTHING, LossHistory
-from unsloth_nb.ui.loss_series import TERMINAL_STATES as TERMINAL_STATES
 from unsloth_nb.ui.loss_static import _svg_html, static_figure, write_loss_html
 
 if TYPE_CHECKING:

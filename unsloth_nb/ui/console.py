@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from unsloth_nb.jobs.events import Event
+from unsloth_nb.jobs.lifecycle import AFTER_TRAINING_STATES
+
+if TYPE_CHECKING:
+    from unsloth_nb.jobs.job import Job
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -156,7 +160,7 @@ class ProgressPrinter:
                 self._progress.update(
                     self._task, completed=self.status.step, total=self.status.total_steps or None, description=self.status.line()
                 )
-            if self.status.state in ("saving", "succeeded", "failed", "cancelled"):
+            if self.status.state in AFTER_TRAINING_STATES:
                 self.close()
         elif time.monotonic() - self._last_plain >= 5 or self.status.state != "training":
             self._last_plain = time.monotonic()
@@ -169,7 +173,7 @@ class ProgressPrinter:
             self._live = None
 
 
-def follow_in_terminal(job: Any, *, json_lines: bool = False, quiet: bool = False) -> None:
+def follow_in_terminal(job: Job, *, json_lines: bool = False, quiet: bool = False) -> None:
     """Print the job's events until it ends, then one line saying how it ended.
 
     Ctrl-C (or SIGTERM) stops the job cleanly, saving a checkpoint; a second one

@@ -13,9 +13,9 @@ import math
 from typing import Any
 
 from unsloth_nb.jobs.events import Event
-from unsloth_nb.jobs.store import TERMINAL_STATES
+from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
 
-__all__ = ["MAX_POINTS", "SMOOTHING", "TERMINAL_STATES", "LossHistory"]
+__all__ = ["MAX_POINTS", "SMOOTHING", "LossHistory"]
 
 #: Rows kept per table before neighbours are merged; what the browser draws at most.
 MAX_POINTS = 2000

@@ -1,7 +1,7 @@
 """``%unsloth_train``, ``%%unsloth_train`` and ``%unsloth_jobs``.
 
 The line takes the flags of ``unsloth-nb train``, parsed by the same code
-(:func:`unsloth_nb.flags.parse_train_args`); a cell body is YAML of a TrainConfig
+(:func:`unsloth_nb.flags.read_train_args`); a cell body is YAML of a TrainConfig
 that the line's flags override. Every user mistake becomes an IPython
 ``UsageError``: one short message in the cell, no traceback, and nothing started
 (no job folder, no pod).
@@ -34,8 +34,10 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from unsloth_nb.errors import MAGIC, UnslothNbError, use_wording
 
 if TYPE_CHECKING:
+    from unsloth_nb.config import TrainConfig
     from unsloth_nb.flags import TrainOptions
-    from unsloth_nb.jobs.controller import Job, Prepared
+    from unsloth_nb.jobs.job import Job
+    from unsloth_nb.jobs.preflight import Prepared
 
 __all__ = ["UnslothMagics", "register", "show_unsloth_error", "train_help", "unregister"]
 
@@ -100,18 +102,17 @@ class UnslothMagics(Magics):
             plan_shown = True
             _ask_for_secrets(prepared)
         context = contextvars.copy_context()
-        if not options.yes:
-            from unsloth_nb.planning.rental import rental_note, rental_question
-
-            question = rental_question(prepared.plan, prepared.config)
-            if question is not None:
-                self._confirm_rental(prepared, options, context, question, plan_shown=plan_shown)
-                return
-            note = rental_note(prepared.plan, prepared.config)
-            if note:
-                print(note)
-        job = self._start(prepared, options, context)
+        from unsloth_nb.jobs.controller import confirm_and_start
         from unsloth_nb.ui.tooltips import no_null_tooltips
+
+        def ask(prepared: Prepared, question: str) -> bool:
+            self._confirm_rental(prepared, options, context, question, plan_shown=plan_shown)
+            return False  # Rent starts it later, from its button
+
+        job = confirm_and_start(prepared, confirm=None if options.yes else ask, say=print, context=context)
+        if job is None:
+            return
+        self._keep(job, options)
         from unsloth_nb.ui.view import JobView
 
         if in_kernel or options.no_wait:
@@ -123,7 +124,7 @@ class UnslothMagics(Magics):
 
     @line_magic
     def unsloth_jobs(self, line: str) -> Any:
-        from unsloth_nb.jobs.controller import Job
+        from unsloth_nb.jobs.controller import load_job
         from unsloth_nb.jobs.store import list_jobs
         from unsloth_nb.ui.view import JobTable
 
@@ -132,7 +133,7 @@ class UnslothMagics(Magics):
             raise UsageError("usage: %unsloth_jobs [JOB_ID]")
         if args:
             try:
-                job = Job.load(args[0])
+                job = load_job(args[0])
             except UnslothNbError as exc:
                 raise UsageError(str(exc)) from None
             job.show()
@@ -140,13 +141,10 @@ class UnslothMagics(Magics):
         return JobTable(list_jobs())
 
     # ------------------------------------------------------------------ starting
-    def _start(self, prepared: Prepared, options: TrainOptions, context: contextvars.Context) -> Job:
-        from unsloth_nb.jobs.controller import Job
-
-        job = Job.start(prepared, context=context)
+    def _keep(self, job: Job, options: TrainOptions) -> None:
+        """``-o NAME``: the job goes into the user's namespace."""
         if options.output_name:
             self.shell.user_ns[options.output_name] = job
-        return job
 
     def _confirm_rental(
         self, prepared: Prepared, options: TrainOptions, context: contextvars.Context, question: str, *, plan_shown: bool = False
@@ -179,10 +177,12 @@ class UnslothMagics(Magics):
         )
 
         def on_rent(_button: Any) -> None:
+            from unsloth_nb.jobs.controller import start_job
             from unsloth_nb.ui.view import JobView
 
             rent.disabled = cancel.disabled = True
-            job = self._start(prepared, options, context)
+            job = start_job(prepared, context=context)  # the rental was just confirmed
+            self._keep(job, options)
             box.children = (JobView(job).widget,)
             no_null_tooltips(box)
 
@@ -218,8 +218,8 @@ def _parse(argv: list[str], cell: str | None) -> tuple[Any, TrainOptions, list[U
             raise UsageError("see %unsloth_train? for the flags") from None
 
 
-def _prepare(config: Any, *, prompt_for_secrets: bool, earlier: list[UnslothNbError]) -> Prepared:
-    from unsloth_nb.jobs.controller import prepare
+def _prepare(config: TrainConfig, *, prompt_for_secrets: bool, earlier: list[UnslothNbError]) -> Prepared:
+    from unsloth_nb.jobs.preflight import prepare
 
     with use_wording(MAGIC):
         try:

@@ -3,7 +3,7 @@
 Each field is bound to a TrainConfig path and the form builds its config through
 ``TrainConfig.from_dict``, so a form, a YAML cell and a CLI flag share one schema
 and one set of messages; a ConfigError names its field and the message appears
-next to that field. Start runs the same ``prepare`` / ``Job.start`` as the magic
+next to that field. Start runs the same start flow (``jobs.controller``) as the magic
 and shows the same :class:`~unsloth_nb.ui.view.JobView`.
 
 Everything the buttons do is a method (``preview()``, ``plan()``, ``start()``,
@@ -32,11 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.config import DatasetConfig, FieldSpec, TrainConfig, deep_update, expand_dotted, field_specs
 from unsloth_nb.errors import DatasetError, MissingSecretError, UnslothNbError, Wording, use_wording
+from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
 from unsloth_nb.ui.tooltips import no_null_tooltips
 
 if TYPE_CHECKING:
     from unsloth_nb.data import DatasetPreview
-    from unsloth_nb.jobs.controller import Job
+    from unsloth_nb.jobs.job import Job
+    from unsloth_nb.jobs.preflight import Prepared
     from unsloth_nb.planning.planner import Plan
     from unsloth_nb.ui.view import JobView
 
@@ -479,8 +481,8 @@ class TrainingPanel:
         cost (capped by runpod.max_cost_usd) is above runpod.confirm_above_usd or
         unknown (``yes=True`` never asks).
         """
-        from unsloth_nb.jobs.controller import Job, prepare
-        from unsloth_nb.planning.rental import rental_note, rental_question
+        from unsloth_nb.jobs.controller import confirm_and_start
+        from unsloth_nb.jobs.preflight import prepare
         from unsloth_nb.ui.view import JobView
 
         if self.job is not None and not self.job.done:
@@ -502,14 +504,16 @@ class TrainingPanel:
             return None
         self.last_plan = prepared.plan
         self.plan_html.value = _plan_html(prepared.plan)
-        note = None
-        if not yes:
-            question = rental_question(prepared.plan, prepared.config)
-            if question is not None:
-                self._ask_to_rent(question)
-                return None
-            note = rental_note(prepared.plan, prepared.config)
-        job = Job.start(prepared, context=self._context)
+        notes: list[str] = []
+
+        def ask(_prepared: Prepared, question: str) -> bool:
+            self._ask_to_rent(question)  # Rent runs Start again with yes=True
+            return False
+
+        job = confirm_and_start(prepared, confirm=None if yes else ask, say=notes.append, context=self._context)
+        if job is None:
+            return None
+        note = notes[0] if notes else None
         self.job = job
         self.view = JobView(job)
         self.job_box.children = (self.view.widget,)
@@ -530,7 +534,7 @@ class TrainingPanel:
 
     def _on_job_event(self, event: Any) -> None:
         state = event.data.get("state") if event.kind == "status" else None
-        if state in ("succeeded", "failed", "cancelled"):
+        if state in TERMINAL_STATES:
             self.stop_button.disabled = True
             self._refresh_start()
             self._say(f"Job {event.job_id} {state}.", error=state == "failed")
@@ -558,7 +562,7 @@ class TrainingPanel:
         Run it in a cell (a button cannot open a prompt). The values go into this
         kernel's environment only: never into a widget, the notebook or a file.
         """
-        from unsloth_nb.jobs.checks import ask_for_secrets, missing_secrets
+        from unsloth_nb.jobs.preflight import ask_for_secrets, missing_secrets
 
         config = self.config()
         if config is None:
@@ -704,19 +708,18 @@ def _preview_html(preview: DatasetPreview, *, skip_invalid: bool = True) -> str:
 
 
 def _plan_html(plan: Plan) -> str:
+    from unsloth_nb.backends.registry import get_backend
     from unsloth_nb.planning.plan_text import format_plan
 
+    backend = get_backend(plan.placement)
     memory = "GPU memory" if plan.device == "cuda" else "RAM"
     facts = [
-        ("Runs on", "this machine" if plan.placement == "local" else "RunPod"),
-        (
-            "Device",
-            plan.local.describe() if plan.placement == "local" else (plan.gpu.gpu_type_id if plan.gpu else "no GPU found"),
-        ),
+        ("Runs on", backend.label),
+        ("Device", plan.local.describe() if backend.in_process else (backend.plan_target(plan) or "no GPU found")),
         ("Method", plan.method),
         ("Memory", f"~{plan.memory_needed_gb:.1f} GB of {memory}"),
     ]
-    if plan.placement == "runpod":
+    if backend.rents:
         facts.append(("Price", f"${plan.usd_per_hour:.2f}/h" if plan.usd_per_hour is not None else "unknown"))
         facts.append(("Estimated cost", f"~${plan.estimated_cost_usd:.2f}" if plan.estimated_cost_usd is not None else "unknown"))
     if plan.total_steps is not None:

@@ -2,7 +2,7 @@
 
 The magic, the panel and ``Job.show()`` all display this one view. It is a
 subscriber of the job's EventLog with replay, so a view made after the run (a
-reattach after a kernel restart, ``Job.load(id).show()``) draws the whole history
+reattach after a kernel restart, ``unsloth_nb.load_job(id).show()``) draws the whole history
 exactly as a live one would.
 
 Why it is built this way:
@@ -33,13 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from unsloth_nb.backends.registry import get_backend
 from unsloth_nb.jobs.events import Event, read_events_file
-from unsloth_nb.jobs.store import TERMINAL_STATES
+from unsloth_nb.jobs.job import Job, set_job_display
+from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
 from unsloth_nb.ui.chart import widgets_can_render
 from unsloth_nb.ui.console import JobStatus, format_seconds
 
 if TYPE_CHECKING:
-    from unsloth_nb.jobs.controller import Job
     from unsloth_nb.jobs.store import JobRecord
     from unsloth_nb.ui.chart import LossChart
 
@@ -101,6 +102,7 @@ class JobView:
         self._widgets: _Widgets | None = None
         self._flusher: threading.Thread | None = None
         self._plan = _plan_facts(job)
+        self._backend = get_backend(job.placement)
         # Holding our lock through the replay makes a writer's new events wait until the history is in.
         with self._lock:
             self._unsubscribe: Callable[[], None] | None = job.log.subscribe(self._on_event, replay=True)
@@ -148,12 +150,13 @@ class JobView:
             gpu = fig.gpu or gpu
             usd_per_hour = fig.usd_per_hour if fig.usd_per_hour is not None else usd_per_hour
             parts = [fig.state, f"job {self.job.id}"]
-            if self.job.placement == "runpod":
-                parts.append("RunPod" + (f" {gpu}" if gpu else ""))
+            backend = self._backend
+            if backend.rents:
+                parts.append(backend.label + (f" {gpu}" if gpu else ""))
                 if usd_per_hour is not None:
                     parts.append(f"${usd_per_hour:.2f}/h")
             else:
-                parts.append(f"local ({device.upper()})" if device else "local")
+                parts.append(f"{backend.name} ({device.upper()})" if device else backend.name)
             parts.append(_short_model(self.job.config.model.name))
             return parts + fig.progress_parts(self.elapsed())
 
@@ -516,3 +519,11 @@ class JobTable:
         foot = f"<p>{html.escape(more)}</p>" if more else ""
         hint = "<p style='font-size:11px'>Redraw one with <code>unsloth_nb.load_job(ID).show()</code> or <code>%unsloth_jobs ID</code>.</p>"
         return f"<table class='unsloth-nb-jobs'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{foot}{hint}"
+
+
+def show_job(job: Job) -> JobView:
+    """How a job displays itself in a notebook (``job.show()``, a job as a cell's value)."""
+    return JobView(job).display()
+
+
+set_job_display(show_job)

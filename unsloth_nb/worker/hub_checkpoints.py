@@ -18,17 +18,20 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from unsloth_nb.jobs.checkpoints import checkpoint_step
 from unsloth_nb.latest_only import LatestOnly
+
+if TYPE_CHECKING:
+    from unsloth_nb.config import TrainConfig
 
 logger = logging.getLogger("unsloth_nb.worker")
 
 Emit = Callable[..., None]
 
 
-def hub_checkpoint_repo(config: Any) -> str | None:
+def hub_checkpoint_repo(config: TrainConfig) -> str | None:
     """The repo checkpoints go to for this job, or None (a network volume keeps them, or none is configured)."""
     if config.runpod.volume_id or not config.train.save_steps:
         return None

@@ -6,7 +6,7 @@ Everything that must survive a worker restart lives in the work folder::
     dataset.jsonl   the packed dataset, appended chunk by chunk (its size is the upload cursor)
     events.jsonl    the event log (dense seq), reloaded on restart
     worker.log      the worker's own log; the tail goes into error events
-    output/         run_training's folder: adapter/, checkpoints/checkpoint-N/, merged_16bit/
+    output/         the model phases' output folder: adapter/, checkpoints/checkpoint-N/, merged_16bit/
 
 A worker that restarts while the job was starting, training or saving reports the
 state ``interrupted``; ``POST /job/start`` then resumes from the newest complete
@@ -27,10 +27,12 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.jobs.checkpoints import newest_checkpoint
 from unsloth_nb.jobs.events import Event, EventLog
+from unsloth_nb.jobs.lifecycle import ENGINE_STATES as RUNNING_STATES
+from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
 from unsloth_nb.worker.protocol import (
     JOB_ID_PATTERN,
     MAX_DATASET_BYTES,
@@ -43,13 +45,16 @@ from unsloth_nb.worker.protocol import (
 )
 from unsloth_nb.worker.scrub import Redactor
 
+if TYPE_CHECKING:
+    from unsloth_nb.config import TrainConfig
+    from unsloth_nb.data import PreparedDataset
+    from unsloth_nb.worker.hub_checkpoints import HubCheckpointPusher
+
 logger = logging.getLogger("unsloth_nb.worker")
 
 IDLE = "idle"
 RECEIVING = "receiving"
 INTERRUPTED = "interrupted"
-RUNNING_STATES = frozenset({"starting", "training", "saving"})
-TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 LOG_TAIL_LINES = 40
 LOG_TAIL_CHARS = 6000
 #: Set by the pod's start-up script when it restarts a worker that died: the dead one's exit status.
@@ -292,7 +297,7 @@ class JobHost:
                 answer["resumed_from"] = resume.relative_to(self.output_dir).as_posix() if resume else None
             return answer
 
-    def _hub_checkpoint_to_fetch(self, config: Any, name: Any, have: Path | None) -> str | None:
+    def _hub_checkpoint_to_fetch(self, config: TrainConfig, name: Any, have: Path | None) -> str | None:
         """The Hub checkpoint to download before training, or None when there is none to fetch."""
         from unsloth_nb.jobs.checkpoints import CHECKPOINT_NAME, checkpoint_step
 
@@ -308,10 +313,10 @@ class JobHost:
             return None  # a checkpoint at least as new is already here
         return name
 
-    def _verified_inputs(self, spec: JobSpec) -> tuple[Any, Any]:
+    def _verified_inputs(self, spec: JobSpec) -> tuple[TrainConfig, PreparedDataset]:
         from unsloth_nb.config import TrainConfig
-        from unsloth_nb.engine.save import check_requirements
         from unsloth_nb.errors import UnslothNbError
+        from unsloth_nb.phases.runner import check_needs, phases_for
 
         received = self.bytes_received()
         if received != spec.dataset_bytes:
@@ -334,12 +339,12 @@ class JobHost:
             raise WorkerError(400, f"the uploaded dataset cannot be read: {exc}") from None
         try:
             config = TrainConfig.from_dict(spec.config)
-            check_requirements(config)
+            check_needs(config, phases_for(config, runs_on="model"))
         except UnslothNbError as exc:
             raise WorkerError(400, self.redactor.text(str(exc))) from None
         return config, dataset
 
-    def _train(self, config: Any, dataset: Any, resume: Path | None, fetch: str | None = None) -> None:
+    def _train(self, config: TrainConfig, dataset: PreparedDataset, resume: Path | None, fetch: str | None = None) -> None:
         from unsloth_nb.errors import UnslothNbError
         from unsloth_nb.worker.hub_checkpoints import HubCheckpointPusher, hub_checkpoint_repo
 
@@ -347,11 +352,13 @@ class JobHost:
         pusher = HubCheckpointPusher(repo, self.work_dir / "hub-staging", self.output_dir, self._emit) if repo else None
         hooks = WorkerHooks(self, pusher)
         try:
-            from unsloth_nb.engine import run_training
+            from unsloth_nb.phases.runner import run_model_phases
 
-            if fetch is not None:
+            if fetch is not None and config.hub.checkpoint_repo_id:  # start() checked the repo is there
                 resume = self._fetch_hub_checkpoint(config.hub.checkpoint_repo_id, fetch)
-            result = run_training(config, dataset, self.output_dir, hooks, resume_from_checkpoint=str(resume) if resume else None)
+            result = run_model_phases(
+                config, dataset, self.output_dir, hooks, resume_from_checkpoint=str(resume) if resume else None
+            ).result
         except BaseException as exc:
             if isinstance(exc, UnslothNbError):  # a mistake the message explains; a traceback would only hide it
                 message = str(exc)
@@ -366,12 +373,13 @@ class JobHost:
         finally:
             if pusher is not None:
                 pusher.close()
+        step, loss_value = result.metrics.get("global_step", 0), result.metrics.get("final_loss")
         if result.stopped or self.cancel_event.is_set():
-            saved = "; checkpoint and adapter saved" if result.adapter_dir is not None else ""
-            self._finish("cancelled", f"stopped by the client at step {result.global_step}{saved}")
+            saved = "; checkpoint and adapter saved" if "adapter" in result.artifacts else ""
+            self._finish("cancelled", f"stopped by the client at step {step}{saved}")
         else:
-            loss = f", final loss {result.final_loss:.4f}" if result.final_loss is not None else ""
-            self._finish("succeeded", f"trained {result.global_step} steps{loss}")
+            loss = f", final loss {loss_value:.4f}" if isinstance(loss_value, float) else ""
+            self._finish("succeeded", f"trained {step} steps{loss}")
 
     def _fetch_hub_checkpoint(self, repo_id: str, name: str) -> Path:
         """Download the repo's checkpoint: ``name``, or a newer one that replaced it meanwhile.
@@ -506,7 +514,7 @@ class JobHost:
 class WorkerHooks:
     """EngineHooks for the pod: events to the job's log, Stop from the cancel flag, phases as status events."""
 
-    def __init__(self, host: JobHost, pusher: Any = None) -> None:
+    def __init__(self, host: JobHost, pusher: HubCheckpointPusher | None = None) -> None:
         self.host = host
         self.pusher = pusher  # a HubCheckpointPusher when checkpoints also go to the Hub
 

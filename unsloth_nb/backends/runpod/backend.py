@@ -24,7 +24,7 @@ newest from there when it is at least as new as the local copy (no upload from h
 With a network volume the checkpoints stay on the volume and the new pod finds them there.
 Steps trained again after a resume are not charted twice.
 
-A process that reattaches to a job whose owner died (``Job.load`` after a kernel
+A process that reattaches to a job whose owner died (``load_job`` after a kernel
 restart) reads the pod from ``pod.json`` and the worker's token from the pod's own
 environment, as RunPod lists it to the account's key: the per-job token is never
 written to disk here.
@@ -46,7 +46,6 @@ of the newest checkpoint.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import functools
 import hashlib
@@ -58,13 +57,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from unsloth_nb.backends.base import BackendResult, JobContext
+import unsloth_nb.backends.runpod.placement as placement
+from unsloth_nb.backends.base import JobContext, PlacementInputs, SecretNeed
 from unsloth_nb.backends.runpod.billing import Meter
 from unsloth_nb.backends.runpod.bootstrap import START_COMMAND, boot_env
 from unsloth_nb.backends.runpod.checkpoints import CheckpointKeeper
 from unsloth_nb.backends.runpod.client import PodSpec, RunPodApiError, RunPodClient
+from unsloth_nb.backends.runpod.placement import lost_pod_policy
 from unsloth_nb.backends.runpod.pods import (
     WORKER_PORT,
     Offer,
@@ -76,9 +77,6 @@ from unsloth_nb.backends.runpod.pods import (
     pod_name,
     provision,
     proxy_url,
-)
-from unsloth_nb.backends.runpod.reattach import (
-    INPUTS_FILE as INPUTS_FILE,  # re-exported: it was defined here
 )
 from unsloth_nb.backends.runpod.reattach import (
     POD_JSON,
@@ -95,10 +93,16 @@ from unsloth_nb.backends.runpod.worker_client import WorkerClient, WorkerRefused
 from unsloth_nb.credentials import get_secret, has_secret, redact
 from unsloth_nb.errors import BackendError, JobCancelledError
 from unsloth_nb.jobs.checkpoints import checkpoint_step, newest_checkpoint
+from unsloth_nb.jobs.lifecycle import ENGINE_STATES, RESULT
 from unsloth_nb.jobs.runtime import run_in_thread
-from unsloth_nb.planning.planner import lost_pod_policy
+from unsloth_nb.phases.base import Artifact, PhaseResult
+from unsloth_nb.phases.runner import phases_for, secrets_of
 from unsloth_nb.worker.protocol import pack_dataset
 from unsloth_nb.worker.settings import DIR_ENV, PORT_ENV, TOKEN_ENV
+
+if TYPE_CHECKING:
+    from unsloth_nb.config import TrainConfig
+    from unsloth_nb.planning.planner import Plan
 
 log = logging.getLogger(__name__)
 
@@ -133,21 +137,52 @@ class RunPodBackend:
     """``Backend`` for ``placement: runpod``; the controller calls :meth:`run` (or :meth:`reattach`)."""
 
     name = "runpod"
+    label = "RunPod"
+    in_process = False
+    rents = True
 
     def __init__(self, client: RunPodClient | None = None, timing: Timing | None = None) -> None:
         self.client = client
         self.timing = timing or Timing()
 
-    async def run(self, ctx: JobContext) -> BackendResult:
+    # The planning questions (the Backend protocol), answered by .placement.
+    def place(self, inputs: PlacementInputs, *, chosen: bool) -> str | None:
+        return placement.place(inputs, chosen=chosen)
+
+    def secrets(self, config: TrainConfig) -> list[SecretNeed]:
+        return placement.secrets(config)
+
+    def startup_seconds(self, weights_gb: float) -> float:
+        return placement.startup_seconds(weights_gb)
+
+    def may_have_model_path(self, config: TrainConfig) -> bool:
+        return bool(config.runpod.volume_id)
+
+    def plan_notes(self, config: TrainConfig) -> list[tuple[str, bool]]:
+        return [lost_pod_policy(config)]
+
+    def plan_target(self, plan: Plan) -> str:
+        return placement.plan_target(plan)
+
+    def where(self, plan: Plan) -> str:
+        return placement.where(plan)
+
+    def stop_hint(self) -> str:
+        return "or end its pod with `unsloth-nb runpod terminate`"
+
+    def end_all_now(self, reason: str) -> None:
+        _end_pods_now(reason)
+
+    async def run(self, ctx: JobContext) -> PhaseResult:
         if ctx.stop_requested:
             raise JobCancelledError("stopped before a pod was rented")
         return await self._drive(ctx, PodJob.run)
 
-    async def reattach(self, ctx: JobContext) -> BackendResult:
+    async def reattach(self, ctx: JobContext) -> PhaseResult:
         """Take over a job whose process died: reconnect to its pod and finish it as ``run`` would."""
         return await self._drive(ctx, PodJob.reattach)
 
-    async def _drive(self, ctx: JobContext, body: Callable[[PodJob], BackendResult]) -> BackendResult:
+    async def _drive(self, ctx: JobContext, body: Callable[[PodJob], PhaseResult]) -> PhaseResult:
         session = PodJob(ctx, self.client or RunPodClient(), self.timing)
         future = run_in_thread(body, session, name=f"unsloth-nb-runpod-{ctx.job_id}", context=ctx.context)
         try:
@@ -182,8 +217,8 @@ class PodJob:
             self.keeper = CheckpointKeeper(ctx.output_dir / "checkpoints", self._say)
 
     # ------------------------------------------------------------------ the whole run
-    def run(self) -> BackendResult:
-        def body() -> BackendResult:
+    def run(self) -> PhaseResult:
+        def body() -> PhaseResult:
             self.ctx.set_state("provisioning")
             self._say_what_a_lost_pod_means()
             self._rent()
@@ -193,10 +228,10 @@ class PodJob:
 
         return self._guarded(body)
 
-    def reattach(self) -> BackendResult:
+    def reattach(self) -> PhaseResult:
         return self._guarded(lambda: self._collect(self._follow(self._adopt)))
 
-    def _guarded(self, body: Callable[[], BackendResult]) -> BackendResult:
+    def _guarded(self, body: Callable[[], PhaseResult]) -> PhaseResult:
         failure: BaseException | None = None
         with _live_lock:
             _live.add(self)
@@ -274,11 +309,14 @@ class PodJob:
         env = {TOKEN_ENV: self.token, PORT_ENV: str(WORKER_PORT), **boot_env()}
         if self.config.runpod.volume_id:
             env[DIR_ENV] = VOLUME_WORK_DIR.format(job_id=self.ctx.job_id)
-        # HF_TOKEN goes along when the adapter is pushed, and when set at all: gated base models need it to download.
-        if self.config.hub.repo_id:
-            env["HF_TOKEN"] = get_secret("HF_TOKEN", f"to push to {self.config.hub.repo_id}")
-        elif has_secret("HF_TOKEN"):
-            env["HF_TOKEN"] = get_secret("HF_TOKEN", "to download the base model")
+        # The secrets the pod's phases name: those they must have, and those that go along when set
+        # (a gated base model downloads with HF_TOKEN).
+        required, optional = secrets_of(self.config, phases_for(self.config, runs_on="model"))
+        for name, why in required.items():
+            env[name] = get_secret(name, why)
+        for name in optional:
+            if has_secret(name):
+                env[name] = get_secret(name, "for the pod's phases")
         return env
 
     def _reuse(self, offers: list[Offer]) -> RentedPod | None:
@@ -418,7 +456,7 @@ class PodJob:
         try:
             worker.start(hub_checkpoint)
         except WorkerRefusedError as exc:
-            if exc.status != 409 or worker.job().get("state") not in ("starting", "training", "saving", *REMOTE_END_STATES):
+            if exc.status != 409 or worker.job().get("state") not in ENGINE_STATES | REMOTE_END_STATES:
                 raise
 
     def _stream(self) -> str:
@@ -552,7 +590,7 @@ class PodJob:
             return self.relay.hub_checkpoint
 
     # ------------------------------------------------------------------ results
-    def _collect(self, final: str) -> BackendResult:
+    def _collect(self, final: str) -> PhaseResult:
         if self.keeper is not None:
             self.keeper.close()
         if final == "failed":
@@ -561,23 +599,27 @@ class PodJob:
         assert self.worker is not None
         self.ctx.set_state("downloading")
         stopped = final == "cancelled" or self.stop_reason is not None
-        prefixes = ["adapter"]
-        if self.config.save.merged_16bit and not stopped:
-            prefixes.append("merged_16bit")
-        fetched, total = download_outputs(self.worker, self.ctx.output_dir, prefixes)
-        checkpoint = fetch_latest_checkpoint(self.worker, self.ctx.output_dir) if stopped else None
+        # What the pod's phases reported (result events, copied into the job's log by the relay, also
+        # by a process that died before this one reattached): each artifact by its path under output/.
+        result = PhaseResult()
+        for event in self.ctx.log.read(kinds={RESULT}):
+            result = result.merge(PhaseResult.from_json(event.data))
+        wanted = [a.path for name, a in result.artifacts.items() if name != "checkpoint"]
+        fetched, total = download_outputs(self.worker, self.ctx.output_dir, wanted)
+        result.artifacts = {n: a for n, a in result.artifacts.items() if a.path in fetched or n == "checkpoint"}
+        if stopped:
+            checkpoint = fetch_latest_checkpoint(self.worker, self.ctx.output_dir)
+            if checkpoint is not None:
+                relative = checkpoint.resolve().relative_to(self.ctx.output_dir.resolve()).as_posix()
+                result.artifacts["checkpoint"] = Artifact("checkpoint", relative)
         self._say(f"downloaded {total / 1e6:.1f} MB to {self.ctx.output_dir}")
-        if stopped and "adapter" not in fetched:
+        if stopped and "adapter" not in result.artifacts:
             raise JobCancelledError(self.stop_reason or "stopped before an adapter was saved")
-        return BackendResult(
-            adapter_dir=fetched.get("adapter"),
-            merged_dir=fetched.get("merged_16bit"),
-            last_checkpoint=checkpoint,
-            global_step=self.relay.last_step,
-            final_loss=self.relay.last_loss,
-            stopped=stopped,
-            stop_reason=f"{self.stop_reason or 'stopped'}; checkpoint and adapter saved" if stopped else None,
-        )
+        result.metrics.setdefault("global_step", self.relay.last_step)
+        result.metrics.setdefault("final_loss", self.relay.last_loss)
+        result.stopped = stopped
+        result.stop_reason = f"{self.stop_reason or 'stopped'}; checkpoint and adapter saved" if stopped else None
+        return result
 
     # ------------------------------------------------------------------ limits and cost
     def _should_stop(self) -> bool:
@@ -651,15 +693,12 @@ _live: set[PodJob] = set()
 _live_lock = threading.Lock()
 
 
-def _end_pods_at_exit() -> None:
-    """Registered after the controller's own exit hook, so it runs first (atexit is last-in, first-out)."""
+def _end_pods_now(reason: str) -> None:
+    """Terminate every live job's pods at once (the shutdown registry calls it at exit, before waiting)."""
     with _live_lock:
         jobs = list(_live)
     for job in jobs:
-        job.end_now("the Python process is exiting")
-
-
-atexit.register(_end_pods_at_exit)
+        job.end_now(reason)
 
 
 __all__ = ["PodJob", "PodLostError", "RunPodBackend", "Timing", "WorkerCrashedError"]

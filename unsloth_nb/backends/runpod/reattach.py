@@ -1,6 +1,6 @@
 """What the job folder keeps so that another process can take over a RunPod job.
 
-A job's owner can die (a kernel restart) while its pod trains on; ``Job.load`` in a
+A job's owner can die (a kernel restart) while its pod trains on; ``load_job`` in a
 new process then reattaches. The owner keeps, in the job folder:
 
 - ``pod.json``: the current pod and this job's earlier ones (lost, or not ready in

@@ -26,16 +26,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from unsloth_nb.jobs.lifecycle import COST, ENGINE_STATES, EVENT_KINDS, STATUS, TERMINAL_STATES
 from unsloth_nb.worker.job import CRASH_LOG_MARKER
 
 if TYPE_CHECKING:
     from unsloth_nb.backends.base import JobContext
 
 #: Remote job states the engine reports that are also job states here.
-_MIRRORED_STATES = frozenset({"starting", "training", "saving"})
-REMOTE_END_STATES = frozenset({"succeeded", "failed", "cancelled"})
-#: Remote event kinds copied into the job's log as they are.
-_COPIED_KINDS = frozenset({"metrics", "progress", "log", "checkpoint", "artifact", "error", "summary"})
+_MIRRORED_STATES = ENGINE_STATES
+REMOTE_END_STATES = TERMINAL_STATES
+#: Remote event kinds copied into the job's log as they are (status becomes state changes; cost is counted here).
+_COPIED_KINDS = frozenset(EVENT_KINDS) - {STATUS, COST}
 #: Log sources that are this side's own words rather than the pod's.
 _CLIENT_SOURCES = frozenset({"runpod", "planner", "controller"})
 

@@ -1,0 +1,38 @@
+"""Load: the base model with its LoRA adapters, and the dataset checked against its tokenizer.
+
+The model and tokenizer stay in this process (``ctx.shared``) for the phases after it;
+nothing of them goes into the result.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from unsloth_nb.jobs.lifecycle import STARTING
+from unsloth_nb.phases.base import PhaseContext, PhaseNeeds, PhaseResult
+
+if TYPE_CHECKING:
+    from unsloth_nb.config import TrainConfig
+
+
+class LoadPhase:
+    name = "load"
+    state = STARTING
+    runs_after_stop = False
+
+    def applies(self, config: TrainConfig) -> bool:
+        return True
+
+    def needs(self, config: TrainConfig) -> PhaseNeeds:
+        # Gated base models download only with a token; one that is set goes along.
+        return PhaseNeeds(optional_secrets=("HF_TOKEN",))
+
+    def run(self, ctx: PhaseContext) -> PhaseResult:
+        from unsloth_nb.engine.model import load_model
+
+        if ctx.dataset is None:
+            raise ValueError("the load phase needs the job's dataset")
+        ctx.output_dir.mkdir(parents=True, exist_ok=True)
+        loaded, ctx.dataset = load_model(ctx.config, ctx.dataset, ctx.hooks)
+        ctx.shared["model"], ctx.shared["tokenizer"] = loaded.model, loaded.tokenizer
+        return PhaseResult()
