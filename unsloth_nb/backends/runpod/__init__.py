@@ -1,15 +1,16 @@
 """Training on a RunPod GPU pod that this package creates, watches and always terminates.
 
-- :mod:`.client`: the ``runpod`` SDK behind retries, escaping and our own errors;
+- :mod:`.client`: the pod API behind retries, escaping and our own errors;
 - :mod:`.pods`: choosing a GPU, creating the pod, readiness, finding our pods;
 - :mod:`.bootstrap`: the start command that ships our worker onto a stock image;
-- :mod:`.worker_client`: HTTP to the worker through RunPod's proxy;
 - :mod:`.backend`: the job's run, from rent to confirmed termination, helped by
-  :mod:`.relay` (pod events into the job's log), :mod:`.billing` (cost, limits),
-  :mod:`.reattach` (``pod.json`` and re-reading the inputs after a restart),
-  :mod:`.transfer` (checkpoints and outputs between pod and client) and
-  :mod:`.checkpoints` (the client's copy of the newest checkpoint);
+  :mod:`.billing` (cost, limits) and :mod:`.reattach` (``pod.json`` and re-reading
+  the inputs after a restart);
 - :mod:`.cli`: ``unsloth-nb runpod gpus|list|stop|terminate|cleanup``.
+
+Talking to the worker on the pod (HTTP client, event relay, transfers, the
+client's checkpoint copy) is :mod:`unsloth_nb.backends.worker_link`, which any
+other backend that runs our worker reuses.
 
 Importing this package does not import ``runpod`` (seconds of start-up); the first API call does.
 """

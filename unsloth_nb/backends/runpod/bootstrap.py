@@ -37,7 +37,7 @@ import zipfile
 from pathlib import Path
 
 import unsloth_nb
-from unsloth_nb.worker.job import LAST_EXIT_ENV
+from unsloth_nb.worker.protocol import LAST_EXIT_ENV
 
 #: Subpackages the pod never imports: client-side views, backends and test helpers.
 CLIENT_ONLY = ("ui", "backends", "testing")

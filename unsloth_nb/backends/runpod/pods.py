@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from unsloth_nb.backends.runpod.client import OutOfStockError, Pod, PodSpec, RunPodApiError, RunPodClient
 from unsloth_nb.errors import BackendError, JobCancelledError
 from unsloth_nb.planning.gpu_catalog import GpuOption
+from unsloth_nb.worker.protocol import IDLE, Health
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +276,7 @@ def orphaned_pods(client: RunPodClient) -> list[Pod]:
 def find_reusable_pod(
     client: RunPodClient,
     offers: Sequence[Offer],
-    health: Callable[[Pod, str], dict[str, object] | None],
+    health: Callable[[Pod, str], Health | None],
 ) -> tuple[Pod, Offer, str] | None:
     """An idle worker of ours on a GPU we would rent anyway, whose job on this machine is over.
 
@@ -311,6 +312,6 @@ def find_reusable_pod(
             answer = health(pod, token)
         except BackendError:
             continue
-        if answer and answer.get("state") == "idle":
+        if answer is not None and answer.state == IDLE:
             return pod, offer, token
     return None

@@ -1,4 +1,4 @@
-"""Copying a pod's events into the job's log, so a pod job reads like a local one.
+"""Copying a remote worker's events into the job's log, so a remote job reads like a local one.
 
 The worker on a pod keeps its own event log; the backend long-polls it with a
 cursor and hands each answer to an :class:`EventRelay`, which re-emits the events
@@ -22,18 +22,17 @@ Hub, a dead worker's last log lines); the backend decides what to do with it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from unsloth_nb.worker.job import CRASH_LOG_MARKER
+from unsloth_nb.worker.protocol import CRASH_LOG_MARKER, REMOTE_END_STATES, REMOTE_RUNNING_STATES
 
 if TYPE_CHECKING:
     from unsloth_nb.backends.base import JobContext
 
 #: Remote job states the engine reports that are also job states here.
-_MIRRORED_STATES = frozenset({"starting", "training", "saving"})
-REMOTE_END_STATES = frozenset({"succeeded", "failed", "cancelled"})
+_MIRRORED_STATES = REMOTE_RUNNING_STATES
 #: Remote event kinds copied into the job's log as they are.
 _COPIED_KINDS = frozenset({"metrics", "progress", "log", "checkpoint", "artifact", "error", "summary"})
 #: Log sources that are this side's own words rather than the pod's.
@@ -68,7 +67,7 @@ class EventRelay:
         self._mirror: IO[str] | None = None
         self._mirror_pod: str | None = None
 
-    def receive(self, pod_id: str, events: list[dict[str, Any]]) -> None:
+    def receive(self, pod_id: str, events: Iterable[dict[str, Any]]) -> None:
         """Copy the events of one poll answer from ``pod_id``'s worker, in order, each once."""
         for event in events:
             seq = int(event["seq"])
