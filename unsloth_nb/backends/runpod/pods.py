@@ -290,12 +290,13 @@ def find_reusable_pod(
     from unsloth_nb.worker.settings import TOKEN_ENV
 
     owned = live_job_pods()
-    by_display = {offer.gpu.display_name: offer for offer in offers if offer.in_stock or offer.stock is None}
+    wanted = [offer for offer in offers if offer.in_stock or offer.stock is None]
+    by_gpu = {offer.gpu.display_name: offer for offer in wanted} | {offer.gpu.gpu_type_id: offer for offer in wanted}
     for listed in our_pods(client):
         job_id = job_id_of(listed.name)
         if not listed.running or not listed.runtime_up or listed.id in owned or listed.name in owned or job_id is None:
             continue
-        offer = by_display.get(listed.gpu_display_name or "")
+        offer = by_gpu.get(listed.gpu_type_id or "") or by_gpu.get(listed.gpu_display_name or "")
         if offer is None:
             continue
         try:
