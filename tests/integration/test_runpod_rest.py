@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from unsloth_nb.backends.runpod import rest_api
+from unsloth_nb.backends.runpod.bootstrap import BOOT_ENV, PAYLOAD_PREFIX, START_COMMAND, boot_env
 from unsloth_nb.backends.runpod.client import (
     API_ENV,
     InsufficientBalanceError,
@@ -239,3 +240,20 @@ def test_a_pod_terminates_itself_through_rest_v2_with_its_own_key(runpod_emulato
 
 def rest_key(emulator: RunPodEmulator) -> str:
     return str(emulator.api_key)
+
+
+# ---------------------------------------------------------------------- the boot script's fallbacks
+@pytest.mark.parametrize("broken", ["start-command", "boot-script"])
+def test_a_pod_whose_boot_fails_ends_itself_through_rest_v2(runpod_emulator: RunPodEmulator, broken: str) -> None:
+    """With GraphQL and REST v1 gone, the start command and the boot script still end a pod that cannot boot."""
+    env = boot_env()
+    if broken == "start-command":
+        env[BOOT_ENV] = "%%% not base64 %%%"  # the start command's own fallback runs
+    else:
+        for key in [k for k in env if k.startswith(PAYLOAD_PREFIX)]:
+            env[key] = "bm90IGEgemlw"  # "not a zip": the script's unpack fails and it ends the pod
+    rest = client()
+    pod = rest.create_pod(spec(f"unsloth-nb-boot-{broken}", env=env, docker_args=START_COMMAND))
+    runpod_emulator.wait_for(lambda: runpod_emulator.pod(pod.id) is None, timeout=60)
+    sent = [c for c in runpod_emulator.api_calls if c.from_pod]
+    assert [(c.api, c.operations) for c in sent] == [("rest", ("podTerminate",))]
