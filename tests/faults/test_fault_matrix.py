@@ -226,7 +226,9 @@ def kill_worker(emulator: RunPodEmulator, job: unsloth_nb.Job) -> None:
     worker.kill()
 
 
-def evict_when_caught_up(fault: FaultRecorder, job: unsloth_nb.Job, emulator: RunPodEmulator, pod_id: str) -> None:
+def evict_when_caught_up(
+    fault: FaultRecorder, job: unsloth_nb.Job, emulator: RunPodEmulator, pod_id: str, *, remove: bool = True
+) -> None:
     """Make the pod vanish once the client holds every event it has written so far.
 
     Events the worker writes after that die with the pod (no client could get them);
@@ -238,7 +240,7 @@ def evict_when_caught_up(fault: FaultRecorder, job: unsloth_nb.Job, emulator: Ru
         written = sum(1 for _ in read_events_file(path))
         got = received_events(job, pod_id)
         if got and int(got[-1]["seq"]) >= written - 1:
-            emulator.evict(pod_id, remove=True)
+            emulator.evict(pod_id, remove=remove)
             fault.exempt[pod_id] = written
             return
         time.sleep(0.005)
@@ -272,6 +274,29 @@ def test_a_pod_that_disappears_mid_training_resumes_on_a_new_pod_from_the_last_c
     assert charted == list(range(1, 21))
     progress = [e["step"] for e in job.events(kinds={"progress"})]
     assert progress == sorted(set(progress))
+
+
+def test_a_spot_pod_evicted_mid_training_resumes_on_a_new_spot_pod(
+    runpod_emulator: RunPodEmulator, fault: FaultRecorder, tiny_model: Path, dataset_file: Path
+) -> None:
+    job = start_job(tiny_model, dataset_file, train={"max_steps": 16, "save_steps": 3}, runpod={"interruptible": True})
+    wait_for_event(job, lambda e: e.kind == "log" and "each newer checkpoint replaces it" in e["message"])
+    first = job.record.pod_id
+    assert first is not None
+    fault.inject("spot pod evicted mid-training (EXITED by RunPod)")
+    evict_when_caught_up(fault, job, runpod_emulator, first, remove=False)  # a spot eviction leaves the pod EXITED
+    finish(job)
+
+    assert_succeeded(job, runpod_emulator, fault)
+    pods = job_pods(job, runpod_emulator)
+    assert len(pods) == 2 and pods[0] == first
+    ledger = {p["pod_id"]: p for p in runpod_emulator.ledger.to_dict()["pods"]}
+    for pod_id in pods:  # both rented at the spot bid, not on demand
+        gpu = runpod_emulator.gpus[ledger[pod_id]["gpu_type_id"]]
+        assert ledger[pod_id]["cost_per_hr"] == gpu.spot_price("SECURE") < (gpu.on_demand_price("SECURE") or 0)
+    assert any("continuing on a new pod from" in e["message"] for e in job.events(kinds={"log"}))
+    charted = [e["step"] for e in job.events(kinds={"metrics"}) if "loss" in e.data]
+    assert charted == list(range(1, 17))
 
 
 def test_the_event_stream_dropping_mid_run_reconnects_from_the_cursor(

@@ -257,3 +257,20 @@ def test_a_pod_whose_boot_fails_ends_itself_through_rest_v2(runpod_emulator: Run
     runpod_emulator.wait_for(lambda: runpod_emulator.pod(pod.id) is None, timeout=60)
     sent = [c for c in runpod_emulator.api_calls if c.from_pod]
     assert [(c.api, c.operations) for c in sent] == [("rest", ("podTerminate",))]
+
+
+# ---------------------------------------------------------------------- spot
+def test_a_spot_pod_is_rented_through_graphql_at_the_live_bid_floor(runpod_emulator: RunPodEmulator) -> None:
+    """REST v2 has no spot pods: a spot create (and its price) go through GraphQL whatever the API setting."""
+    rest = client("rest")
+    bid = rest.spot_bid(RTX_4090, "SECURE")
+    assert bid == runpod_emulator.gpus[RTX_4090].spot_price("SECURE")
+    pod = rest.create_pod(spec("unsloth-nb-spot", interruptible=True, bid_per_gpu=bid))
+    try:
+        info = runpod_emulator.pod(pod.id)
+        assert info is not None and info.pod_type == "INTERRUPTABLE" and info.cost_per_hr == bid
+        creates = [c for c in runpod_emulator.api_calls if "podRentInterruptable" in c.operations]
+        assert [c.api for c in creates] == ["graphql"]
+        assert rest.get_pod(pod.id) is not None  # everything else stays on REST v2
+    finally:
+        rest.terminate_pod(pod.id, poll=0.05)

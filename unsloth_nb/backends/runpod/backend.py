@@ -255,6 +255,7 @@ class PodJob:
             env=self._pod_env(),
             docker_args=START_COMMAND,
             network_volume_id=runpod.volume_id,
+            interruptible=runpod.interruptible,
         )
         self.pod = provision(
             self.client,

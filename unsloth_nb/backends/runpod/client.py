@@ -177,6 +177,8 @@ class GpuType:
     community_usd_per_hour: float | None
     secure_stock: str
     community_stock: str
+    secure_spot_usd_per_hour: float | None = None  # spot (interruptible) floor; only GraphQL reports it
+    community_spot_usd_per_hour: float | None = None
 
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> GpuType:
@@ -195,6 +197,8 @@ class GpuType:
             community_usd_per_hour=price("communityPrice"),
             secure_stock=stock("secure"),
             community_stock=stock("community"),
+            secure_spot_usd_per_hour=price("secureSpotPrice"),
+            community_spot_usd_per_hour=price("communitySpotPrice"),
         )
 
     def stock(self, cloud_type: str) -> str:
@@ -215,7 +219,18 @@ class GpuType:
             self.secure_usd_per_hour,
             self.community_usd_per_hour,
             stock=self.stock(cloud_type),
+            spot_usd_per_hour=self.spot_usd_per_hour(cloud_type),
         )
+
+    def spot_usd_per_hour(self, cloud_type: str) -> float | None:
+        """The spot floor in one cloud (``ALL``: the cheaper), when known."""
+        cloud = cloud_type.upper()
+        if cloud == "COMMUNITY":
+            return self.community_spot_usd_per_hour
+        if cloud == "SECURE":
+            return self.secure_spot_usd_per_hour
+        prices = [p for p in (self.secure_spot_usd_per_hour, self.community_spot_usd_per_hour) if p is not None]
+        return min(prices) if prices else None
 
 
 @dataclass
@@ -239,6 +254,9 @@ class PodSpec:
     allowed_cuda_versions: tuple[str, ...] = ()
     #: Data centres to place the pod in (a network volume pins its own); empty: anywhere.
     data_center_ids: tuple[str, ...] = ()
+    #: Spot (interruptible) capacity at ``bid_per_gpu`` $/GPU/h. REST v2 has no spot pods: these go through GraphQL.
+    interruptible: bool = False
+    bid_per_gpu: float | None = None
 
 
 @dataclass
@@ -398,6 +416,7 @@ class RunPodClient:
         self._api_key = api_key
         self.api_name = chosen_api({API_ENV: api} if api else None)
         self._api: PodApi | None = None
+        self._graphql: PodApi | None = None
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
 
@@ -407,6 +426,15 @@ class RunPodClient:
         if self._api is None:
             self._api = open_api(self.api_name, self._api_key)
         return self._api
+
+    @property
+    def graphql(self) -> Any:
+        """GraphQL, for what REST v2 lacks (spot pods), whichever API carries the rest."""
+        if self.api_name == "graphql":
+            return self.api
+        if self._graphql is None:
+            self._graphql = open_api("graphql", self._api_key)
+        return self._graphql
 
     def _call(self, what: str, fn: Callable[[PodApi], T], *, recover: Callable[[], T | None] | None = None) -> T:
         """Run ``fn(api)`` with retries; ``recover`` is asked, after a failure that may have acted, whether it did."""
@@ -503,9 +531,17 @@ class RunPodClient:
             found = self.pods_named(spec.name)
             return found[0] if found else None
 
-        return self._call(
-            f"create pod {spec.name} on {spec.gpu_type_id} ({spec.cloud_type})", lambda api: api.create_pod(spec), recover=recover
-        )
+        what = f"create {'spot ' if spec.interruptible else ''}pod {spec.name} on {spec.gpu_type_id} ({spec.cloud_type})"
+        if spec.interruptible:  # REST v2 has no spot pods; GraphQL's podRentInterruptable does, until it retires
+            return self._call(what, lambda api: self.graphql.create_pod(spec), recover=recover)
+        return self._call(what, lambda api: api.create_pod(spec), recover=recover)
+
+    def spot_bid(self, gpu_type_id: str, cloud_type: str) -> float | None:
+        """The lowest spot bid RunPod takes for one GPU of this type now ($/GPU/h), or None when it offers no spot.
+
+        Read from GraphQL whatever ``UNSLOTH_NB_RUNPOD_API`` says: REST v2 has no spot prices.
+        """
+        return self._call(f"read the spot price of {gpu_type_id}", lambda api: self.graphql.spot_bid(gpu_type_id, cloud_type))
 
     def stop_pod(self, pod_id: str) -> None:
         """Stop the container and its GPU billing; the pod (and its disk bill) stays."""

@@ -198,7 +198,7 @@ class GraphqlApi:
     # ------------------------------------------------------------------ GPUs
     def gpu_types(self) -> list[GpuType]:
         query = (
-            "query GpuTypes { gpuTypes { id displayName memoryInGb securePrice communityPrice "
+            "query GpuTypes { gpuTypes { id displayName memoryInGb securePrice communityPrice secureSpotPrice communitySpotPrice "
             "secure: lowestPrice(input: {gpuCount: 1, secureCloud: true}) { stockStatus } "
             "community: lowestPrice(input: {gpuCount: 1, secureCloud: false}) { stockStatus } } }"
         )
@@ -234,7 +234,56 @@ class GraphqlApi:
         raw = self._attempt(lambda sdk: sdk.get_pod(escape(pod_id)))
         return Pod.from_api(raw) if raw else None
 
+    def spot_bid(self, gpu_type_id: str, cloud_type: str) -> float | None:
+        secure = {"SECURE": "true", "COMMUNITY": "false"}.get(cloud_type.upper(), "null")
+        query = (
+            f'query GpuType {{ gpuTypes(input: {{id: "{escape(gpu_type_id)}"}}) {{ id secureSpotPrice communitySpotPrice '
+            f"lowestPrice(input: {{gpuCount: 1, secureCloud: {secure}}}) {{ minimumBidPrice }} }} }}"
+        )
+        types = self._query(query).get("gpuTypes") or []
+        if not types:
+            return None
+        bid = (types[0].get("lowestPrice") or {}).get("minimumBidPrice")
+        if not bid:
+            bid = types[0].get("communitySpotPrice" if cloud_type.upper() == "COMMUNITY" else "secureSpotPrice")
+        return float(bid) if bid else None
+
+    def _rent_interruptible(self, spec: PodSpec) -> Pod:
+        """``podRentInterruptable``: the SDK has no helper for it, so the mutation is written here (escaped)."""
+        if spec.bid_per_gpu is None:
+            raise AttemptFailed(Failure("rule", "a spot pod needs a bid per GPU (runpod.interruptible)"))
+        fields = [
+            f"bidPerGpu: {float(spec.bid_per_gpu)}",
+            f'name: "{escape(spec.name)}"',
+            f'imageName: "{escape(spec.image)}"',
+            f'gpuTypeId: "{escape(spec.gpu_type_id)}"',
+            f"cloudType: {spec.cloud_type.upper() if spec.cloud_type.upper() in ('SECURE', 'COMMUNITY') else 'ALL'}",
+            f"gpuCount: {int(spec.gpu_count)}",
+            f"containerDiskInGb: {int(spec.container_disk_gb)}",
+            "supportPublicIp: true",
+            f'ports: "{escape(spec.ports)}"',
+            f'dockerArgs: "{escape(spec.docker_args)}"',
+            f'volumeMountPath: "{escape(spec.volume_mount_path)}"',
+            "env: [" + ", ".join(f'{{ key: "{escape(k)}", value: "{escape(v)}" }}' for k, v in spec.env.items()) + "]",
+        ]
+        if spec.network_volume_id:
+            fields.append(f'networkVolumeId: "{escape(spec.network_volume_id)}"')
+        if spec.min_cuda_version:
+            fields.append(f'minCudaVersion: "{escape(spec.min_cuda_version)}"')
+        if spec.allowed_cuda_versions:
+            fields.append("allowedCudaVersions: [" + ", ".join(f'"{escape(v)}"' for v in spec.allowed_cuda_versions) + "]")
+        if spec.data_center_ids:
+            fields.append(f'dataCenterId: "{escape(spec.data_center_ids[0])}"')
+        mutation = (
+            "mutation { podRentInterruptable(input: { " + ", ".join(fields) + " }) "
+            "{ id imageName desiredStatus costPerHr machineId machine { podHostId } } }"
+        )
+        raw = self._query(mutation).get("podRentInterruptable") or {}
+        return Pod.from_api({**raw, "name": spec.name, "desiredStatus": "RUNNING", "gpuCount": spec.gpu_count})
+
     def create_pod(self, spec: PodSpec) -> Pod:
+        if spec.interruptible:
+            return self._rent_interruptible(spec)
         kwargs: dict[str, Any] = {
             "name": escape(spec.name),
             "image_name": escape(spec.image),

@@ -171,6 +171,16 @@ def provision(
         if should_stop():
             raise JobCancelledError("stopped before a pod was ready")
         attempt = PodSpec(**{**spec.__dict__, "gpu_type_id": offer.gpu.gpu_type_id, "cloud_type": offer.cloud_type})
+        if spec.interruptible:
+            try:
+                attempt.bid_per_gpu = client.spot_bid(offer.gpu.gpu_type_id, offer.cloud_type)
+            except RunPodApiError as exc:
+                attempt.bid_per_gpu = None
+                say(f"{offer.describe()}: spot price unavailable ({exc})")
+            if attempt.bid_per_gpu is None:
+                refused.append(f"{offer.gpu.display_name} ({offer.cloud_type}): no spot capacity")
+                say(f"{offer.describe()}: no spot capacity, trying the next GPU")
+                continue
         try:
             pod = client.create_pod(attempt)
         except OutOfStockError:
@@ -179,7 +189,8 @@ def provision(
             continue
         rented = _rented(client, pod, offer)
         on_created(rented)
-        say(f"pod {pod.id} created on {offer.gpu.display_name} ({offer.cloud_type}, ${rented.usd_per_hour:.2f}/h)")
+        kind = f"spot, bid ${attempt.bid_per_gpu:.2f}/GPU/h, " if attempt.interruptible and attempt.bid_per_gpu else ""
+        say(f"pod {pod.id} created on {offer.gpu.display_name} ({kind}{offer.cloud_type}, ${rented.usd_per_hour:.2f}/h)")
         try:
             wait_ready(client, rented, is_ready, ready_timeout, should_stop, poll)
         except ReadinessTimeout as exc:
