@@ -318,7 +318,7 @@ def base_url(env: Mapping[str, str] | None = None) -> str:
 
 
 def api_key(explicit: str | None = None) -> str:
-    """The account key: ``explicit``, else ``RUNPOD_API_KEY``, else the ``runpod config`` file (read without the SDK)."""
+    """The account key: ``explicit``, else ``RUNPOD_API_KEY``, else ``runpod.api_key`` / the ``runpod config`` file."""
     key = (explicit or os.environ.get("RUNPOD_API_KEY", "")).strip() or _saved_key()
     if not key:
         raise MissingSecretError("RUNPOD_API_KEY", "to talk to RunPod (create one at " + KEYS_URL + ")")
@@ -329,11 +329,13 @@ def _saved_key() -> str:
     """The key ``runpod config`` saved in ``~/.runpod/config.toml`` (profile ``default``), if any."""
     import sys
 
+    if "runpod" in sys.modules:  # the SDK read the file at import (or someone set runpod.api_key since)
+        key = str(getattr(sys.modules["runpod"], "api_key", "") or "").strip()
+        if key:
+            return key
     path = os.path.join(os.path.expanduser("~"), ".runpod", "config.toml")
     if not os.path.isfile(path):
         return ""
-    if "runpod" in sys.modules:  # the SDK already read it (and tests set its attribute)
-        return str(getattr(sys.modules["runpod"], "api_key", "") or "").strip()
     try:
         import tomllib
     except ImportError:  # Python 3.10
