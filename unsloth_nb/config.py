@@ -273,6 +273,12 @@ class RunPodConfig:
         "checkpoint (on a new pod if needed) instead of failing the job.",
         flag="--resume-on-loss",
     )
+    interruptible: bool = knob(
+        False,
+        "Rent spot (interruptible) capacity at RunPod's spot price: cheaper, but RunPod may evict the pod; the job "
+        "then continues on a new pod from its last checkpoint. Uses RunPod's GraphQL API (REST v2 has no spot pods).",
+        flag="--interruptible",
+    )
     ready_timeout: float = knob(
         20 * 60.0,
         "How long a pod may take to become ready before the next GPU is tried (seconds or 20m).",

@@ -98,13 +98,17 @@ def test_out_of_stock_on_the_first_two_gpus(
     assert len(refused) == 2
 
 
+@pytest.mark.parametrize("api", ["rest", "graphql"])
 def test_429_5xx_and_html_502_on_every_kind_of_call(
     runpod_emulator: RunPodEmulator,
     fault: FaultRecorder,
     flaky_network: FlakyNetwork,
     tiny_model: Path,
     dataset_file: Path,
+    api: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("UNSLOTH_NB_RUNPOD_API", api)  # REST v2 (the default), and GraphQL while RunPod serves it
     once = {operation: 1 for operation in API_OPERATIONS}
     runpod_emulator.faults.retry_after_s = 1
     runpod_emulator.faults.update({"bad_gateway": once, "rate_limited": once, "server_errors": once})
@@ -114,7 +118,7 @@ def test_429_5xx_and_html_502_on_every_kind_of_call(
         Refusal(429, b'{"title": "Too Many Requests"}', headers=(("Retry-After", "1"),)),
     )
     for name in ("HTTP 429 with Retry-After on every call", "HTTP 5xx on every call", "HTML 502 on every call"):
-        fault.inject(name)
+        fault.inject(f"{name} ({api})")
     job = finish(start_job(tiny_model, dataset_file))
 
     assert_succeeded(job, runpod_emulator, fault)
@@ -123,6 +127,18 @@ def test_429_5xx_and_html_502_on_every_kind_of_call(
         assert knobs[knob] == {op: 0 for op in API_OPERATIONS}, knob  # every kind of API call met each failure
     refused = {kind for kind, count in flaky_network.failed.items() if count == 3}
     assert set(WORKER_CALLS) <= refused, flaky_network.failed
+
+
+def test_a_402_for_the_balance_fails_at_once_and_says_where_to_add_credit(
+    runpod_emulator: RunPodEmulator, fault: FaultRecorder, tiny_model: Path, dataset_file: Path
+) -> None:
+    runpod_emulator.faults.insufficient_balance = 1
+    fault.inject("create refused for the balance (HTTP 402)")
+    job = finish(start_job(tiny_model, dataset_file))
+
+    assert job.state == "failed"
+    assert "HTTP 402" in str(job.error) and "https://www.runpod.io/console/user/billing" in str(job.error)
+    assert runpod_emulator.ledger.pod_ids() == [] and runpod_emulator.pods == {}  # refused; no other GPU tried
 
 
 def test_create_whose_answer_is_lost_adopts_the_pod(
@@ -210,7 +226,9 @@ def kill_worker(emulator: RunPodEmulator, job: unsloth_nb.Job) -> None:
     worker.kill()
 
 
-def evict_when_caught_up(fault: FaultRecorder, job: unsloth_nb.Job, emulator: RunPodEmulator, pod_id: str) -> None:
+def evict_when_caught_up(
+    fault: FaultRecorder, job: unsloth_nb.Job, emulator: RunPodEmulator, pod_id: str, *, remove: bool = True
+) -> None:
     """Make the pod vanish once the client holds every event it has written so far.
 
     Events the worker writes after that die with the pod (no client could get them);
@@ -222,21 +240,23 @@ def evict_when_caught_up(fault: FaultRecorder, job: unsloth_nb.Job, emulator: Ru
         written = sum(1 for _ in read_events_file(path))
         got = received_events(job, pod_id)
         if got and int(got[-1]["seq"]) >= written - 1:
-            emulator.evict(pod_id, remove=True)
+            emulator.evict(pod_id, remove=remove)
             fault.exempt[pod_id] = written
             return
         time.sleep(0.005)
     raise AssertionError("the client never caught up with the pod's events")
 
 
+@pytest.mark.parametrize("gone_as", ["usual", "error"], ids=["lookup-404", "lookup-error-naming-the-pod"])
 def test_a_pod_that_disappears_mid_training_resumes_on_a_new_pod_from_the_last_checkpoint(
-    runpod_emulator: RunPodEmulator, fault: FaultRecorder, tiny_model: Path, dataset_file: Path
+    runpod_emulator: RunPodEmulator, fault: FaultRecorder, tiny_model: Path, dataset_file: Path, gone_as: str
 ) -> None:
+    runpod_emulator.faults.lookup_gone_as = gone_as  # how RunPod answers a lookup of the vanished pod
     job = start_job(tiny_model, dataset_file, train={"max_steps": 20, "save_steps": 3})
     copied = wait_for_event(job, lambda e: e.kind == "log" and "each newer checkpoint replaces it" in e["message"])
     first = job.record.pod_id
     assert first is not None
-    fault.inject("pod disappears mid-training (eviction)")
+    fault.inject("pod disappears mid-training (eviction)" + ("" if gone_as == "usual" else "; its lookup answers an error"))
     evict_when_caught_up(fault, job, runpod_emulator, first)
     finish(job)
 
@@ -254,6 +274,29 @@ def test_a_pod_that_disappears_mid_training_resumes_on_a_new_pod_from_the_last_c
     assert charted == list(range(1, 21))
     progress = [e["step"] for e in job.events(kinds={"progress"})]
     assert progress == sorted(set(progress))
+
+
+def test_a_spot_pod_evicted_mid_training_resumes_on_a_new_spot_pod(
+    runpod_emulator: RunPodEmulator, fault: FaultRecorder, tiny_model: Path, dataset_file: Path
+) -> None:
+    job = start_job(tiny_model, dataset_file, train={"max_steps": 16, "save_steps": 3}, runpod={"interruptible": True})
+    wait_for_event(job, lambda e: e.kind == "log" and "each newer checkpoint replaces it" in e["message"])
+    first = job.record.pod_id
+    assert first is not None
+    fault.inject("spot pod evicted mid-training (EXITED by RunPod)")
+    evict_when_caught_up(fault, job, runpod_emulator, first, remove=False)  # a spot eviction leaves the pod EXITED
+    finish(job)
+
+    assert_succeeded(job, runpod_emulator, fault)
+    pods = job_pods(job, runpod_emulator)
+    assert len(pods) == 2 and pods[0] == first
+    ledger = {p["pod_id"]: p for p in runpod_emulator.ledger.to_dict()["pods"]}
+    for pod_id in pods:  # both rented at the spot bid, not on demand
+        gpu = runpod_emulator.gpus[ledger[pod_id]["gpu_type_id"]]
+        assert ledger[pod_id]["cost_per_hr"] == gpu.spot_price("SECURE") < (gpu.on_demand_price("SECURE") or 0)
+    assert any("continuing on a new pod from" in e["message"] for e in job.events(kinds={"log"}))
+    charted = [e["step"] for e in job.events(kinds={"metrics"}) if "loss" in e.data]
+    assert charted == list(range(1, 17))
 
 
 def test_the_event_stream_dropping_mid_run_reconnects_from_the_cursor(

@@ -36,7 +36,7 @@ from unsloth_nb.backends.runpod.pods import (
     provision,
     proxy_url,
 )
-from unsloth_nb.backends.runpod.worker_client import WorkerClient
+from unsloth_nb.backends.worker_link.client import WorkerClient
 from unsloth_nb.jobs.events import read_events_file
 from unsloth_nb.planning.gpu_catalog import GPU_CATALOG, GpuOption
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator

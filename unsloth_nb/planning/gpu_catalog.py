@@ -28,6 +28,7 @@ class GpuOption:
     secure_usd_per_hour: float | None
     community_usd_per_hour: float | None
     stock: str | None = None  # RunPod's stockStatus when known live: "High", "Medium", "Low" or "None"
+    spot_usd_per_hour: float | None = None  # spot (interruptible) $/GPU/h when known live; RunPod's bid floor
 
     def usd_per_hour(self, cloud_type: str = "SECURE", allow_community: bool = False) -> float | None:
         """Price in the cloud a pod would be rented from, or None when it is not offered there.

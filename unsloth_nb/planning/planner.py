@@ -61,6 +61,7 @@ from unsloth_nb.planning.model_size import (
     estimate_model_size,
     hub_cache_dir,
 )
+from unsloth_nb.planning.spot import spot_note
 
 # Plan, plan and check_model_source are made here; the rest is re-exported from gpu_catalog, hardware,
 # model_size, memory and plan_text so that ``from unsloth_nb.planning.planner import ...`` keeps working.
@@ -219,6 +220,11 @@ def plan(
         elif seconds is not None:
             cost = max(round(seconds / 3600 * usd_per_hour, 2), 0.01)
     _check_limits(config, backend.rents, device, seconds, cost, warnings)
+    if backend.rents and config.runpod.interruptible:
+        per_step = tokens_per_step / speed if tokens_per_step and speed else None
+        reasons.append(
+            spot_note(config, candidates[0] if candidates else None, usd_per_hour, per_step, startup, POD_CHECKPOINT_EVERY_S)
+        )
 
     return Plan(
         placement=placement,

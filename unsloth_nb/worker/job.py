@@ -34,10 +34,15 @@ from unsloth_nb.jobs.events import Event, EventLog
 from unsloth_nb.jobs.lifecycle import ENGINE_STATES as RUNNING_STATES
 from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
 from unsloth_nb.worker.protocol import (
+    CRASH_LOG_MARKER,
+    IDLE,
+    INTERRUPTED,
     JOB_ID_PATTERN,
+    LAST_EXIT_ENV,
     MAX_DATASET_BYTES,
     MAX_EVENTS_PER_POLL,
     MAX_POLL_SECONDS,
+    RECEIVING,
     SHA256_PATTERN,
     PackError,
     file_sha256,
@@ -52,15 +57,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("unsloth_nb.worker")
 
-IDLE = "idle"
-RECEIVING = "receiving"
-INTERRUPTED = "interrupted"
 LOG_TAIL_LINES = 40
 LOG_TAIL_CHARS = 6000
-#: Set by the pod's start-up script when it restarts a worker that died: the dead one's exit status.
-LAST_EXIT_ENV = "UNSLOTH_NB_WORKER_LAST_EXIT"
-#: Precedes the dead worker's log tail in the message a restarted worker logs (clients cut the tail there).
-CRASH_LOG_MARKER = "the last lines of its log:\n"
 #: The only artifacts a client may upload: the files of a checkpoint to resume from.
 _UPLOADABLE = re.compile(r"checkpoints/checkpoint-\d+/[^/].*")
 

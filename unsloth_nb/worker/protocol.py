@@ -21,11 +21,13 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from unsloth_nb.data import DatasetSummary, PreparedDataset, Row
+from unsloth_nb.jobs.lifecycle import ENGINE_STATES, TERMINAL_STATES
 
 PACK_VERSION = 1
 DEFAULT_PORT = 8000
@@ -40,6 +42,22 @@ MAX_DATASET_BYTES = 16 << 30
 MAX_POLL_SECONDS = 25.0
 #: Most events in one GET /events answer (``more`` is true when there are further ones).
 MAX_EVENTS_PER_POLL = 1000
+
+# ---------------------------------------------------------------------- the worker's job states
+#: No job declared yet.
+IDLE = "idle"
+#: A job is declared and its dataset is arriving.
+RECEIVING = "receiving"
+#: The worker restarted mid-job (it died, or a network volume brought the job to a new pod); POST /job/start resumes.
+INTERRUPTED = "interrupted"
+#: Where the engine is busy on the pod; a client mirrors these as its job's state.
+REMOTE_RUNNING_STATES = ENGINE_STATES
+#: The remote job ended; nothing moves it again.
+REMOTE_END_STATES = TERMINAL_STATES
+#: Set by the pod's start-up script when it restarts a worker that died: the dead one's exit status.
+LAST_EXIT_ENV = "UNSLOTH_NB_WORKER_LAST_EXIT"
+#: Precedes the dead worker's log tail in the message a restarted worker logs (clients cut the tail there).
+CRASH_LOG_MARKER = "the last lines of its log:\n"
 
 JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
@@ -186,3 +204,107 @@ def iter_chunks(data: bytes, offset: int = 0, chunk_size: int = MAX_CHUNK_BYTES)
     """(start, chunk) pairs covering ``data`` from ``offset``: what a resumed upload sends."""
     for start in range(offset, len(data), chunk_size):
         yield start, data[start : start + chunk_size]
+
+
+# ---------------------------------------------------------------------- the worker's answers, typed
+def _int_or(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """``GET /job`` (and the job part of ``GET /health``): where the worker's one job stands.
+
+    Read leniently: a field a newer or older worker does not send takes its "nothing yet"
+    value, so a client never trips over a missing key.
+    """
+
+    job_id: str | None
+    state: str
+    bytes_received: int = 0
+    dataset_bytes: int | None = None
+    last_seq: int = -1
+    checkpoint: str | None = None  # the newest complete checkpoint, as an artifact name
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> JobStatus:
+        size = raw.get("dataset_bytes")
+        return cls(
+            job_id=str(raw["job_id"]) if raw.get("job_id") else None,
+            state=str(raw.get("state") or ""),
+            bytes_received=_int_or(raw.get("bytes_received"), 0),
+            dataset_bytes=_int_or(size, 0) if size is not None else None,
+            last_seq=_int_or(raw.get("last_seq"), -1),
+            checkpoint=str(raw["checkpoint"]) if raw.get("checkpoint") else None,
+        )
+
+    @property
+    def has_job(self) -> bool:
+        """Whether the dataset arrived (a job that is only being received cannot be followed)."""
+        return self.state not in ("", IDLE, RECEIVING)
+
+
+@dataclass(frozen=True)
+class Health(JobStatus):
+    """``GET /health``: the worker answers, its version, and its job's status."""
+
+    ok: bool = False
+    worker_version: str = ""
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Health:
+        status = JobStatus.from_json(raw)
+        return cls(**dataclasses.asdict(status), ok=bool(raw.get("ok")), worker_version=str(raw.get("worker_version") or ""))
+
+
+@dataclass(frozen=True)
+class EventsPage:
+    """``GET /events``: the events after the cursor, and the job's state when they were read.
+
+    The events stay as the worker sent them (``job_id``, ``seq``, ``time``, ``kind``,
+    ``data``): the client copies each into its own log and keeps the pod's record verbatim.
+    """
+
+    job_id: str | None
+    state: str
+    last_seq: int
+    more: bool
+    events: tuple[dict[str, Any], ...] = field(default=())
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> EventsPage:
+        events = raw.get("events") or []
+        return cls(
+            job_id=str(raw["job_id"]) if raw.get("job_id") else None,
+            state=str(raw.get("state") or ""),
+            last_seq=_int_or(raw.get("last_seq"), -1),
+            more=bool(raw.get("more")),
+            events=tuple(dict(e) for e in events if isinstance(e, Mapping)),
+        )
+
+
+@dataclass(frozen=True)
+class UploadReceipt:
+    """A chunk's answer (``PUT /job/dataset``, ``PUT /artifacts/...``): how much the worker holds now."""
+
+    bytes_received: int
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> UploadReceipt:
+        return cls(_int_or(raw.get("bytes_received"), 0))
+
+
+@dataclass(frozen=True)
+class RemoteArtifact:
+    """One file in ``GET /artifacts``: its name under the worker's output, size and sha256."""
+
+    name: str
+    bytes: int
+    sha256: str
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> RemoteArtifact:
+        return cls(str(raw["name"]), int(raw["bytes"]), str(raw.get("sha256") or ""))

@@ -3,10 +3,14 @@
 RunPod restarts a container whose command exits, and server-side auto-terminate is
 not enforced, so the worker removes its own pod when the client says it is done,
 when nobody has asked anything for a long while after the job ended, and when it
-is about to die of a fatal error. It sends the same GraphQL mutation as the
-``runpod`` SDK's ``terminate_pod`` (``POST {RUNPOD_API_BASE_URL}/graphql``,
-``Authorization: Bearer <key>``, inlined literals), with the pod-scoped
+is about to die of a fatal error. It sends REST v2's ``DELETE
+{RUNPOD_API_BASE_URL}/v2/pods/{RUNPOD_POD_ID}`` (204, or 404 when the pod is
+already gone) with ``Authorization: Bearer <key>``, the pod-scoped
 ``RUNPOD_API_KEY`` RunPod injects into every pod, using the standard library only.
+
+REST v1 is gone (2026-11-15) and GraphQL retires in early 2027. While GraphQL is
+still served, a pod whose REST calls all failed tries GraphQL's ``podTerminate``
+once more before giving up; the start-up script has its own fallbacks after that.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
@@ -62,32 +67,72 @@ def terminate_this_pod(identity: PodIdentity | None = None, retry_delays: tuple[
         logger.error("cannot terminate pod %s: RUNPOD_API_KEY is not set", identity.pod_id)
         return False
     for attempt, delay in enumerate((*retry_delays, None), start=1):
-        outcome = _send_terminate(identity)
+        outcome = _send_rest_terminate(identity)
         if outcome is not None:
             return outcome
         if delay is None:
             break
         logger.warning("terminating pod %s failed (attempt %d); retrying in %.0f s", identity.pod_id, attempt, delay)
         time.sleep(delay)
+    if _send_graphql_terminate(identity):  # while RunPod still serves GraphQL
+        return True
     logger.error("could not terminate pod %s; it may still be billing", identity.pod_id)
     return False
 
 
-def _send_terminate(identity: PodIdentity) -> bool | None:
-    """True: gone. False: refused for good (bad key). None: worth another try."""
-    literal = json.dumps(identity.pod_id)  # a valid GraphQL string literal, quotes and all
-    body = json.dumps({"query": f"mutation {{ podTerminate(input: {{ podId: {literal} }}) }}"}).encode()
+def _headers(identity: PodIdentity) -> dict[str, str]:
     from unsloth_nb.worker import WORKER_VERSION
 
+    return {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "Authorization": f"Bearer {identity.api_key}",
+        "User-Agent": f"unsloth-nb-worker/{WORKER_VERSION}",
+    }
+
+
+def _send_rest_terminate(identity: PodIdentity) -> bool | None:
+    """REST v2 ``DELETE /v2/pods/{id}``. True: gone. False: refused for good (the key). None: worth another try."""
+    pod = urllib.parse.quote(str(identity.pod_id), safe="")
+    url = f"{identity.api_base_url.rstrip('/')}/v2/pods/{pod}"
+    request = urllib.request.Request(url, method="DELETE", headers=_headers(identity))
+    try:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            logger.info("pod %s was already gone", identity.pod_id)
+            return True
+        if exc.code in (401, 403):
+            logger.error("RunPod refused to terminate pod %s: HTTP %d (pod key rejected)", identity.pod_id, exc.code)
+            return False
+        if exc.code == 429:
+            after = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
+            logger.warning("terminate pod %s: HTTP 429; waiting %.0f s", identity.pod_id, after)
+            time.sleep(after)
+        else:
+            logger.warning("terminate pod %s: HTTP %d", identity.pod_id, exc.code)
+        return None
+    except (OSError, ValueError) as exc:
+        logger.warning("terminate pod %s: %s", identity.pod_id, type(exc).__name__)
+        return None
+    logger.info("asked RunPod to terminate pod %s", identity.pod_id)
+    return True
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return min(max(float(value or 0), 0.0), 30.0)
+    except ValueError:
+        return 1.0
+
+
+def _send_graphql_terminate(identity: PodIdentity) -> bool | None:
+    """GraphQL ``podTerminate`` (retiring in early 2027). True: gone. False: refused. None: failed."""
+    literal = json.dumps(identity.pod_id)  # a valid GraphQL string literal, quotes and all
+    body = json.dumps({"query": f"mutation {{ podTerminate(input: {{ podId: {literal} }}) }}"}).encode()
     request = urllib.request.Request(
-        identity.api_base_url.rstrip("/") + "/graphql",
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {identity.api_key}",
-            "User-Agent": f"unsloth-nb-worker/{WORKER_VERSION}",
-        },
+        identity.api_base_url.rstrip("/") + "/graphql", data=body, method="POST", headers=_headers(identity)
     )
     try:
         with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:

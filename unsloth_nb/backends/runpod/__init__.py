@@ -1,17 +1,20 @@
 """Training on a RunPod GPU pod that this package creates, watches and always terminates.
 
-- :mod:`.client`: the ``runpod`` SDK behind retries, escaping and our own errors;
+- :mod:`.client`: the pod API behind retries, lookups by name and our own errors, over
+  :mod:`.rest_api` (REST v2, the default) or :mod:`.graphql_api` (the ``runpod`` SDK),
+  chosen by ``UNSLOTH_NB_RUNPOD_API``;
 - :mod:`.pods`: choosing a GPU, creating the pod, readiness, finding our pods;
 - :mod:`.bootstrap`: the start command that ships our worker onto a stock image;
-- :mod:`.worker_client`: HTTP to the worker through RunPod's proxy;
 - :mod:`.backend`: the job's run, from rent to confirmed termination, helped by
-  :mod:`.relay` (pod events into the job's log), :mod:`.billing` (cost, limits),
-  :mod:`.reattach` (``pod.json`` and re-reading the inputs after a restart),
-  :mod:`.transfer` (checkpoints and outputs between pod and client) and
-  :mod:`.checkpoints` (the client's copy of the newest checkpoint);
+  :mod:`.billing` (cost, limits) and :mod:`.reattach` (``pod.json`` and re-reading
+  the inputs after a restart);
 - :mod:`.cli`: ``unsloth-nb runpod gpus|list|stop|terminate|cleanup``.
 
-Importing this package does not import ``runpod`` (seconds of start-up); the first API call does.
+Talking to the worker on the pod (HTTP client, event relay, transfers, the
+client's checkpoint copy) is :mod:`unsloth_nb.backends.worker_link`, which any
+other backend that runs our worker reuses.
+
+Importing this package imports neither ``runpod`` (seconds of start-up) nor ``requests``; the first API call does.
 """
 
 from __future__ import annotations

@@ -36,11 +36,11 @@ stops live jobs) and the client-side limits (``runpod.max_runtime`` and
 ``runpod.max_cost_usd``, which stop training, keep what was saved and end the pod).
 
 This module tells that story; the parts with a job of their own live beside it:
-:mod:`.relay` copies the pod's events into the job's log, :mod:`.billing` counts
-runtime and cost against the limits, :mod:`.reattach` reads and writes what a
-taking-over process needs from the job folder, :mod:`.transfer` moves checkpoints
-and results between here and the pod, and :mod:`.checkpoints` keeps the local copy
-of the newest checkpoint.
+:mod:`.billing` counts runtime and cost against the limits and :mod:`.reattach`
+reads and writes what a taking-over process needs from the job folder. Talking to
+the worker is :mod:`unsloth_nb.backends.worker_link`: ``relay`` copies the pod's
+events into the job's log, ``transfer`` moves checkpoints and results between here
+and the pod, and ``checkpoints`` keeps the local copy of the newest checkpoint.
 """
 
 from __future__ import annotations
@@ -63,7 +63,6 @@ import unsloth_nb.backends.runpod.placement as placement
 from unsloth_nb.backends.base import JobContext, PlacementInputs, SecretNeed
 from unsloth_nb.backends.runpod.billing import Meter
 from unsloth_nb.backends.runpod.bootstrap import START_COMMAND, boot_env
-from unsloth_nb.backends.runpod.checkpoints import CheckpointKeeper
 from unsloth_nb.backends.runpod.client import PodSpec, RunPodApiError, RunPodClient
 from unsloth_nb.backends.runpod.placement import lost_pod_policy
 from unsloth_nb.backends.runpod.pods import (
@@ -87,17 +86,18 @@ from unsloth_nb.backends.runpod.reattach import (
     reload_inputs,
     rented_from,
 )
-from unsloth_nb.backends.runpod.relay import REMOTE_END_STATES, EventRelay
-from unsloth_nb.backends.runpod.transfer import download_outputs, fetch_latest_checkpoint, send_checkpoint
-from unsloth_nb.backends.runpod.worker_client import WorkerClient, WorkerRefusedError, WorkerUnreachableError
+from unsloth_nb.backends.worker_link.checkpoints import CheckpointKeeper
+from unsloth_nb.backends.worker_link.client import WorkerClient, WorkerRefusedError, WorkerUnreachableError
+from unsloth_nb.backends.worker_link.relay import EventRelay
+from unsloth_nb.backends.worker_link.transfer import download_outputs, fetch_latest_checkpoint, send_checkpoint
 from unsloth_nb.credentials import get_secret, has_secret, redact
 from unsloth_nb.errors import BackendError, JobCancelledError
 from unsloth_nb.jobs.checkpoints import checkpoint_step, newest_checkpoint
-from unsloth_nb.jobs.lifecycle import ENGINE_STATES, RESULT
+from unsloth_nb.jobs.lifecycle import RESULT
 from unsloth_nb.jobs.runtime import run_in_thread
 from unsloth_nb.phases.base import Artifact, PhaseResult
 from unsloth_nb.phases.runner import phases_for, secrets_of
-from unsloth_nb.worker.protocol import pack_dataset
+from unsloth_nb.worker.protocol import INTERRUPTED, REMOTE_END_STATES, REMOTE_RUNNING_STATES, Health, pack_dataset
 from unsloth_nb.worker.settings import DIR_ENV, PORT_ENV, TOKEN_ENV
 
 if TYPE_CHECKING:
@@ -290,6 +290,7 @@ class PodJob:
             env=self._pod_env(),
             docker_args=START_COMMAND,
             network_volume_id=runpod.volume_id,
+            interruptible=runpod.interruptible,
         )
         self.pod = provision(
             self.client,
@@ -323,7 +324,7 @@ class PodJob:
         if self.config.runpod.volume_id:
             return None  # the volume is mounted at creation; an idle pod has none or another one
 
-        def health(pod: Any, token: str) -> dict[str, object] | None:
+        def health(pod: Any, token: str) -> Health | None:
             probe = WorkerClient(proxy_url(pod.id), token, unreachable_after=5.0)
             try:
                 return probe.health(timeout=5.0)
@@ -414,16 +415,16 @@ class PodJob:
             raise BackendError(f"pod {pod_id} does not show its worker's token, so its job cannot be followed")
         worker = self._worker_for(rented)
         state = worker.job()
-        if state.get("job_id") not in (None, ctx.job_id):
-            raise BackendError(f"pod {pod_id} runs job {state.get('job_id')}, not {ctx.job_id}")
-        if state.get("state") in (None, "idle", "receiving"):
+        if state.job_id not in (None, ctx.job_id):
+            raise BackendError(f"pod {pod_id} runs job {state.job_id}, not {ctx.job_id}")
+        if not state.has_job:
             raise BackendError(
                 "the process that ran this job ended before the dataset reached the pod; "
                 f"pod {pod_id} is terminated: start the job again"
             )
         self._say(
-            f"reattached to pod {pod_id}: its worker is {state.get('state')}; continuing after event {self.relay.cursor} "
-            f"of {state.get('last_seq')}"
+            f"reattached to pod {pod_id}: its worker is {state.state}; continuing after event {self.relay.cursor} "
+            f"of {state.last_seq}"
         )
 
     # ------------------------------------------------------------------ job and events
@@ -431,9 +432,9 @@ class PodJob:
         assert self.pod is not None
         worker = self._worker_for(self.pod)
         held = worker.job()
-        if held.get("job_id") == self.ctx.job_id and held.get("state") == "interrupted":
+        if held.job_id == self.ctx.job_id and held.state == INTERRUPTED:
             # A network volume brought the job (and its checkpoints and event log) to this pod.
-            self._say(f"pod {self.pod.id} found this job on the network volume; resuming from {held.get('checkpoint')}")
+            self._say(f"pod {self.pod.id} found this job on the network volume; resuming from {held.checkpoint}")
             self._start(worker)
             return
         if self.ctx.dataset is None:
@@ -456,7 +457,7 @@ class PodJob:
         try:
             worker.start(hub_checkpoint)
         except WorkerRefusedError as exc:
-            if exc.status != 409 or worker.job().get("state") not in ENGINE_STATES | REMOTE_END_STATES:
+            if exc.status != 409 or worker.job().state not in REMOTE_RUNNING_STATES | REMOTE_END_STATES:
                 raise
 
     def _stream(self) -> str:
@@ -492,11 +493,11 @@ class PodJob:
                 self._abort.wait(self.timing.health_every)  # the pod is there: give its worker (or the proxy) a moment
                 continue
             silent_since = None
-            self.relay.receive(pod.id, answer.get("events") or [])
-            state = str(answer.get("state") or "")
-            if state in REMOTE_END_STATES and not answer.get("more") and self.relay.cursor >= int(answer.get("last_seq", -1)):
+            self.relay.receive(pod.id, answer.events)
+            state = answer.state
+            if state in REMOTE_END_STATES and not answer.more and self.relay.cursor >= answer.last_seq:
                 return state
-            if state == "interrupted" and not answer.get("more"):
+            if state == INTERRUPTED and not answer.more:
                 if cancelled_at is not None:
                     with contextlib.suppress(BackendError):
                         worker.cancel()  # nothing runs: the job ends at once
@@ -512,8 +513,7 @@ class PodJob:
     def _worker_came_back(self, worker: WorkerClient) -> None:
         """The worker died and its pod started it again: resume from its newest checkpoint, or fail with its log."""
         assert self.pod is not None
-        held = worker.job()
-        checkpoint = held.get("checkpoint")
+        checkpoint = worker.job().checkpoint
         why_not = self._why_no_resume(checkpoint is not None, same_pod=True)
         tail, when = self.relay.take_crash()
         when = when or "while the job was running"

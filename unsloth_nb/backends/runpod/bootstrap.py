@@ -20,7 +20,8 @@ a fixed string with no job data in it. The script:
    reports the job ``interrupted`` with the dead one's last log lines, and the
    client resumes from the newest checkpoint or fails the job with those lines;
 5. when the worker exits on its own, makes sure the pod ends (the worker has already
-   tried; ``runpodctl remove pod`` with the pod-scoped key is the fallback) and then
+   tried; REST v2's ``DELETE /v2/pods/$RUNPOD_POD_ID`` with the pod-scoped key, by
+   curl or else Python, then ``runpodctl remove pod``, are the fallbacks) and then
    sleeps, never exiting: RunPod restarts a container whose command ends, and a
    restart loop bills forever.
 
@@ -37,7 +38,7 @@ import zipfile
 from pathlib import Path
 
 import unsloth_nb
-from unsloth_nb.worker.job import LAST_EXIT_ENV
+from unsloth_nb.worker.protocol import LAST_EXIT_ENV
 
 #: Subpackages the pod never imports: client-side views, backends and test helpers.
 CLIENT_ONLY = ("ui", "backends", "testing")
@@ -48,10 +49,12 @@ BOOT_ENV = "UNSLOTH_NB_BOOT"
 #: How often the script starts a worker again that died of a signal (each restart resumes from a checkpoint).
 MAX_WORKER_RESTARTS = 3
 
-#: Fixed; all job data travels in the environment. Falls back to ending the pod and idling.
+#: Fixed; all job data travels in the environment. Falls back to ending the pod (REST v2, else runpodctl) and idling.
 START_COMMAND = (
     'bash -c \'printf %s "$UNSLOTH_NB_BOOT" | base64 -d > /tmp/unsloth-nb-boot.sh '
-    '&& exec bash /tmp/unsloth-nb-boot.sh; runpodctl remove pod "$RUNPOD_POD_ID"; exec sleep infinity\''
+    '&& exec bash /tmp/unsloth-nb-boot.sh; curl -s -m 30 -X DELETE -H "Authorization: Bearer $RUNPOD_API_KEY" '
+    '"${RUNPOD_API_BASE_URL:-https://api.runpod.io}/v2/pods/$RUNPOD_POD_ID" || runpodctl remove pod "$RUNPOD_POD_ID"; '
+    "exec sleep infinity'"
 )
 
 #: Used when the installed distribution's metadata cannot be read (running from a source tree).
@@ -83,13 +86,32 @@ end_pod() {
   say "$1; ending this pod so that it stops billing"
   if [ -n "${RUNPOD_POD_ID:-}" ]; then
     for attempt in 1 2 3 4 5; do
+      # REST v2 with the pod's own key (curl, else Python), then runpodctl (whatever API its version speaks).
+      rest_delete && break
       runpodctl remove pod "$RUNPOD_POD_ID" && break
-      runpodctl pod delete "$RUNPOD_POD_ID" && break
       sleep $((attempt * 3))
     done
   fi
   # Never exit: RunPod would restart this container, and a restart loop bills.
   exec sleep infinity
+}
+
+rest_delete() {
+  local url="${RUNPOD_API_BASE_URL:-https://api.runpod.io}/v2/pods/$RUNPOD_POD_ID" code
+  if command -v curl >/dev/null 2>&1; then
+    code=$(curl -s -o /dev/null -w '%{http_code}' -m 30 -X DELETE -H "Authorization: Bearer ${RUNPOD_API_KEY:-}" "$url")
+    case "$code" in 2??|404) return 0 ;; esac
+  fi
+  local py
+  py="$(command -v python3 || command -v python)" || return 1
+  "$py" -c 'import os, sys, urllib.error, urllib.request as r
+q = r.Request(sys.argv[1], method="DELETE", headers={"Authorization": "Bearer " + os.environ.get("RUNPOD_API_KEY", "")})
+try:
+    r.urlopen(q, timeout=30)
+except urllib.error.HTTPError as e:
+    sys.exit(0 if e.code == 404 else 1)
+except OSError:
+    sys.exit(1)' "$url"
 }
 
 on_signal() {

@@ -142,7 +142,7 @@ def cmd_list(argv: list[str]) -> int:
                         "id": pod.id,
                         "name": pod.name,
                         "status": pod.desired_status,
-                        "gpu": pod.gpu_display_name,
+                        "gpu": pod.gpu_label,
                         "gpu_count": pod.gpu_count,
                         "uptime_seconds": pod.uptime_seconds,
                         "usd_per_hour": pod.cost_per_hr,
@@ -160,7 +160,7 @@ def cmd_list(argv: list[str]) -> int:
         job_id = job_id_of(pod.name)
         job = f"{job_id} ({jobs.get(job_id or '', jobs.get(pod.id, 'no record here'))})" if job_id else "-"
         status = pod.desired_status if pod.runtime_up or not pod.running else "STARTING"
-        gpu = f"{pod.gpu_count}x {pod.gpu_display_name}" if pod.gpu_count > 1 else (pod.gpu_display_name or "-")
+        gpu = f"{pod.gpu_count}x {pod.gpu_label}" if pod.gpu_count > 1 else pod.gpu_label
         rows.append([pod.id, pod.name, status, gpu, _duration(pod.uptime_seconds), _usd(pod.cost_per_hr), job])
     print(_table(["POD ID", "NAME", "STATUS", "GPU", "UPTIME", "$/H", "JOB"], rows))
     return EXIT_OK
@@ -230,7 +230,7 @@ def cmd_cleanup(argv: list[str]) -> int:
     if not pods:
         print("nothing to clean up: every unsloth-nb pod belongs to a live job (or there are none)")
         return EXIT_OK
-    rows = [[p.id, p.name, p.desired_status, p.gpu_display_name or "-", _usd(p.cost_per_hr)] for p in pods]
+    rows = [[p.id, p.name, p.desired_status, p.gpu_label, _usd(p.cost_per_hr)] for p in pods]
     print("unsloth-nb pods that no live job on this machine owns:")
     print(_table(["POD ID", "NAME", "STATUS", "GPU", "$/H"], rows))
     if args.dry_run:

@@ -1,59 +1,69 @@
-"""The one door to RunPod's API: the ``runpod`` 1.12 SDK, made safe to depend on.
+"""The one door to RunPod's pod API, whichever of RunPod's APIs carries it.
 
-The SDK is a thin GraphQL wrapper with sharp edges (see the RunPod reference, §1):
-it reads its key only from ``~/.runpod/config.toml``, pastes every string into the
-query unescaped, never retries, hides the HTTP status of most failures, and its
-``terminate_pod`` can succeed without doing anything. :class:`RunPodClient` keeps
-every call to it here and adds what a job that pays by the second needs:
+RunPod serves its pods through two APIs at present: REST v2 (``/v2/pods``, the
+default here) and GraphQL (``/graphql``, retiring in early 2027; REST v1 is already
+gone). :class:`RunPodClient` is the interface the pods, the backend, the CLI and
+reattach use; the wire is one of two transports behind it, chosen by
+``UNSLOTH_NB_RUNPOD_API`` (``rest``, the default, or ``graphql``):
+
+- :mod:`.rest_api`: REST v2 on ``requests``, per RunPod's OpenAPI document;
+- :mod:`.graphql_api`: the ``runpod`` 1.12 SDK (GraphQL only), made safe to depend on.
+
+Each transport makes one attempt per call and classifies what went wrong; this
+module adds what a job that pays by the second needs, the same for both:
 
 - the key comes from ``RUNPOD_API_KEY`` (else the SDK's own config file);
-- every free-text value is escaped, so quotes, backslashes and newlines in names,
-  env values or start commands arrive intact instead of breaking the query;
 - network errors, 5xx, 429 (honouring ``Retry-After``) and RunPod's "try again"
-  messages are retried with capped exponential backoff and full jitter;
+  answers are retried with capped exponential backoff and full jitter;
 - a create is never retried blindly: after any failure that may have created the
   pod, the pod is looked up by name first;
 - a terminate returns only once the pod is gone, re-sent while it is not;
-- SDK exceptions become :class:`~unsloth_nb.errors.UnslothNbError` subclasses whose
-  message says what to do. ``QueryError.query`` (which carries env values, our
-  per-job token among them) is never logged or shown.
+- failures become :class:`~unsloth_nb.errors.UnslothNbError` subclasses whose
+  message says what to do (capacity, a rule of the API, balance, the key), and
+  nothing that carries env values (our per-job token among them) is logged or shown.
 
-``import runpod`` takes seconds, so the SDK is imported on the first API call.
+Neither ``runpod`` nor ``requests`` is imported before the first API call.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import json
 import logging
 import os
 import random
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from unsloth_nb.credentials import redact
-from unsloth_nb.errors import BackendError, MissingSecretError, UnslothNbError
+from unsloth_nb.errors import BackendError, ConfigError, MissingSecretError, UnslothNbError
 from unsloth_nb.planning.gpu_catalog import GpuOption
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: Which RunPod API carries the calls: ``rest`` (REST v2, the default) or ``graphql``.
+API_ENV = "UNSLOTH_NB_RUNPOD_API"
+APIS = ("rest", "graphql")
+DEFAULT_API = "rest"
+#: The base both APIs hang off; the ``runpod`` SDK reads the same variable (tests point it at the emulator).
+BASE_URL_ENV = "RUNPOD_API_BASE_URL"
+DEFAULT_BASE_URL = "https://api.runpod.io"
+
 #: RunPod's words for "the GPU you asked for is not free" (create and resume).
-_OUT_OF_STOCK_MARKERS = (
+OUT_OF_STOCK_MARKERS = (
     "no longer any instances available",
     "does not have the resources to deploy",
     "not enough free gpus",
     "no gpu found with the specified id",
+    "no instances available",
 )
 #: RunPod's words for "try again": a generic failure that is usually transient.
-_TRANSIENT_MARKERS = ("something went wrong", "please try again", "internal server error", "timed out", "timeout")
+TRANSIENT_MARKERS = ("something went wrong", "please try again", "internal server error", "timed out", "timeout")
 #: Words of a billing refusal (the exact text is not documented; these cover what users report).
-_BALANCE_MARKERS = ("balance", "insufficient funds", "not enough credit", "add credit", "spend limit")
+BALANCE_MARKERS = ("balance", "insufficient funds", "not enough credit", "add credit", "spend limit")
 NOT_FOUND_TO_TERMINATE = "pod not found to terminate"
 
 BILLING_URL = "https://www.runpod.io/console/user/billing"
@@ -77,6 +87,12 @@ class OutOfStockError(RunPodApiError):
 
 class InsufficientBalanceError(RunPodApiError):
     """RunPod refused to rent because the account has too little credit."""
+
+    exit_code = 2
+
+
+class RunPodRuleError(RunPodApiError):
+    """RunPod refused a request that breaks one of its rules (HTTP 400 that is not about capacity)."""
 
     exit_code = 2
 
@@ -106,10 +122,17 @@ class Pod:
     http_ports: tuple[int, ...]
     last_status_change: str = ""
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    gpu_type_id: str | None = None
 
     @property
     def running(self) -> bool:
-        return self.desired_status == "RUNNING"
+        """Alive and meant to run: REST v2's PROVISIONING and STARTING are on the way to RUNNING."""
+        return self.desired_status in ("RUNNING", "PROVISIONING", "STARTING")
+
+    @property
+    def gpu_label(self) -> str:
+        """The GPU as a listing shows it (REST v2 reports the type id, GraphQL a display name)."""
+        return self.gpu_display_name or self.gpu_type_id or "-"
 
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> Pod:
@@ -154,6 +177,8 @@ class GpuType:
     community_usd_per_hour: float | None
     secure_stock: str
     community_stock: str
+    secure_spot_usd_per_hour: float | None = None  # spot (interruptible) floor; only GraphQL reports it
+    community_spot_usd_per_hour: float | None = None
 
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> GpuType:
@@ -172,6 +197,8 @@ class GpuType:
             community_usd_per_hour=price("communityPrice"),
             secure_stock=stock("secure"),
             community_stock=stock("community"),
+            secure_spot_usd_per_hour=price("secureSpotPrice"),
+            community_spot_usd_per_hour=price("communitySpotPrice"),
         )
 
     def stock(self, cloud_type: str) -> str:
@@ -192,7 +219,18 @@ class GpuType:
             self.secure_usd_per_hour,
             self.community_usd_per_hour,
             stock=self.stock(cloud_type),
+            spot_usd_per_hour=self.spot_usd_per_hour(cloud_type),
         )
+
+    def spot_usd_per_hour(self, cloud_type: str) -> float | None:
+        """The spot floor in one cloud (``ALL``: the cheaper), when known."""
+        cloud = cloud_type.upper()
+        if cloud == "COMMUNITY":
+            return self.community_spot_usd_per_hour
+        if cloud == "SECURE":
+            return self.secure_spot_usd_per_hour
+        prices = [p for p in (self.secure_spot_usd_per_hour, self.community_spot_usd_per_hour) if p is not None]
+        return min(prices) if prices else None
 
 
 @dataclass
@@ -210,6 +248,15 @@ class PodSpec:
     docker_args: str = field(default="", repr=False)
     network_volume_id: str | None = None
     volume_mount_path: str = "/workspace"
+    #: The host's CUDA must be at least this (e.g. "12.8"); None lets RunPod place the pod on any host.
+    min_cuda_version: str | None = None
+    #: Exactly these host CUDA versions (exclusive with ``min_cuda_version`` in REST v2).
+    allowed_cuda_versions: tuple[str, ...] = ()
+    #: Data centres to place the pod in (a network volume pins its own); empty: anywhere.
+    data_center_ids: tuple[str, ...] = ()
+    #: Spot (interruptible) capacity at ``bid_per_gpu`` $/GPU/h. REST v2 has no spot pods: these go through GraphQL.
+    interruptible: bool = False
+    bid_per_gpu: float | None = None
 
 
 @dataclass
@@ -229,60 +276,8 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
 
 
-def escape(value: str) -> str:
-    """``value`` as the inside of a GraphQL string literal.
-
-    The SDK writes ``"<value>"`` into the query; JSON's string escapes are valid
-    GraphQL escapes, so quotes, backslashes, newlines and non-ASCII survive.
-    """
-    return json.dumps(str(value))[1:-1]
-
-
-# ---------------------------------------------------------------------- HTTP status observer
-@dataclass
-class _Response:
-    status: int
-    retry_after: float | None
-
-
-_seen: contextvars.ContextVar[list[_Response] | None] = contextvars.ContextVar("unsloth_nb_runpod_seen", default=None)
-_hook_lock = threading.Lock()
-_hook_installed = False
-
-
-def _observe(response: Any, *args: Any, **kwargs: Any) -> Any:
-    seen = _seen.get()
-    if seen is not None:
-        seen.append(_Response(int(response.status_code), _parse_retry_after(response.headers.get("Retry-After"))))
-    return response
-
-
-def _install_status_hook() -> None:
-    """Let our calls see the HTTP status and ``Retry-After`` of the SDK's requests.
-
-    The 1.12 SDK turns a 429 or a 5xx into a bare ``KeyError('data')`` or a JSON
-    decode error and drops the response. A response hook on new ``requests``
-    sessions records status and ``Retry-After`` for the calls this module makes
-    (gated by a context variable, so everyone else's requests are untouched).
-    """
-    global _hook_installed
-    with _hook_lock:
-        if _hook_installed:
-            return
-        import requests.sessions
-
-        original = requests.sessions.default_hooks
-
-        def default_hooks() -> dict[str, list[Any]]:
-            hooks = original()
-            hooks.setdefault("response", []).append(_observe)
-            return hooks
-
-        requests.sessions.default_hooks = default_hooks  # type: ignore[assignment]
-        _hook_installed = True
-
-
-def _parse_retry_after(value: str | None) -> float | None:
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (a number or an HTTP date), or None."""
     if not value:
         return None
     try:
@@ -296,67 +291,111 @@ def _parse_retry_after(value: str | None) -> float | None:
             return None
 
 
-@contextlib.contextmanager
-def _watching() -> Iterator[list[_Response]]:
-    seen: list[_Response] = []
-    token = _seen.set(seen)
+def escape(value: str) -> str:
+    """``value`` as the inside of a GraphQL string literal.
+
+    The SDK writes ``"<value>"`` into the query; JSON's string escapes are valid
+    GraphQL escapes, so quotes, backslashes, newlines and non-ASCII survive.
+    """
+    return json.dumps(str(value))[1:-1]
+
+
+def chosen_api(env: Mapping[str, str] | None = None) -> str:
+    """``UNSLOTH_NB_RUNPOD_API`` (``rest`` or ``graphql``), ``rest`` when unset."""
+    value = (env if env is not None else os.environ).get(API_ENV, "").strip().lower() or DEFAULT_API
+    if value not in APIS:
+        raise ConfigError(
+            API_ENV,
+            f"{value!r} is not a RunPod API unsloth-nb speaks; set it to 'rest' (REST v2, the default) "
+            "or 'graphql' (until RunPod retires it), or unset it",
+        )
+    return value
+
+
+def base_url(env: Mapping[str, str] | None = None) -> str:
+    """Where RunPod's API lives: ``RUNPOD_API_BASE_URL`` (the emulator in tests), else api.runpod.io."""
+    return ((env if env is not None else os.environ).get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL).rstrip("/")
+
+
+def api_key(explicit: str | None = None) -> str:
+    """The account key: ``explicit``, else ``RUNPOD_API_KEY``, else ``runpod.api_key`` / the ``runpod config`` file."""
+    key = (explicit or os.environ.get("RUNPOD_API_KEY", "")).strip() or _saved_key()
+    if not key:
+        raise MissingSecretError("RUNPOD_API_KEY", "to talk to RunPod (create one at " + KEYS_URL + ")")
+    return key
+
+
+def _saved_key() -> str:
+    """The key ``runpod config`` saved in ``~/.runpod/config.toml`` (profile ``default``), if any."""
+    import sys
+
+    if "runpod" in sys.modules:  # the SDK read the file at import (or someone set runpod.api_key since)
+        key = str(getattr(sys.modules["runpod"], "api_key", "") or "").strip()
+        if key:
+            return key
+    path = os.path.join(os.path.expanduser("~"), ".runpod", "config.toml")
+    if not os.path.isfile(path):
+        return ""
     try:
-        yield seen
-    finally:
-        _seen.reset(token)
+        import tomllib
+    except ImportError:  # Python 3.10
+        return ""
+    try:
+        with open(path, "rb") as handle:
+            return str(tomllib.load(handle).get("default", {}).get("api_key") or "").strip()
+    except (OSError, ValueError):
+        return ""
 
 
-# ---------------------------------------------------------------------- failure kinds
+# ---------------------------------------------------------------------- one attempt, classified
 @dataclass
-class _Failure:
-    """One failed attempt, classified."""
+class Failure:
+    """One failed attempt, classified by the transport."""
 
-    kind: str  # "auth" | "stock" | "balance" | "not_found" | "transient" | "fatal"
+    kind: str  # "auth" | "stock" | "balance" | "not_found" | "transient" | "rule" | "fatal"
     message: str
     retry_after: float | None = None
     maybe_done: bool = False  # the server may have acted (timeout, lost answer, 5xx): check before redoing a create
+    status: int | None = None
 
 
-def _classify(exc: BaseException, seen: list[_Response]) -> _Failure:
-    import requests
-    from runpod import error as rp_error
+class AttemptFailed(Exception):
+    """Raised by a transport for one failed attempt; the client decides whether to retry."""
 
-    last = seen[-1] if seen else None
-    status = last.status if last else None
-    retry_after = last.retry_after if last else None
-    retry_after = getattr(exc, "retry_after", None) or retry_after  # REST-era SDKs carry it on QueryError
-    if isinstance(exc, rp_error.AuthenticationError):
-        return _Failure("auth", "RunPod refused the API key")
-    if isinstance(exc, rp_error.QueryError):
-        message = str(exc.message or "")  # never exc.query: it holds env values
-        lowered = message.lower()
-        if any(m in lowered for m in _OUT_OF_STOCK_MARKERS):
-            return _Failure("stock", message)
-        if NOT_FOUND_TO_TERMINATE in lowered or lowered.strip() == "pod not found":
-            return _Failure("not_found", message)
-        if any(m in lowered for m in _BALANCE_MARKERS):
-            return _Failure("balance", message)
-        if status is not None and (status == 429 or status >= 500):
-            return _Failure("transient", f"HTTP {status}: {message}", retry_after, maybe_done=status >= 500)
-        if any(m in lowered for m in _TRANSIENT_MARKERS):
-            return _Failure("transient", message, retry_after, maybe_done=True)
-        return _Failure("fatal", message)
-    if isinstance(exc, ValueError) and "No GPU found" in str(exc):
-        return _Failure("stock", "RunPod does not offer this GPU type")
-    if isinstance(exc, (requests.exceptions.Timeout, requests.exceptions.ConnectionError)):
-        # A read timeout or a dropped connection may come after the server acted.
-        return _Failure("transient", f"network error ({type(exc).__name__})", retry_after, maybe_done=True)
-    if isinstance(exc, (KeyError, ValueError, TypeError)):
-        # KeyError('data') / JSON decode error: the SDK got an answer without data (429, 5xx, an HTML error page).
-        if status == 401:
-            return _Failure("auth", "RunPod refused the API key")
-        if status is None or status == 429 or status >= 500 or status == 408:
-            what = f"HTTP {status}" if status is not None else "an answer without data"
-            return _Failure("transient", f"RunPod answered {what}", retry_after, maybe_done=status != 429)
-        return _Failure("fatal", f"RunPod answered HTTP {status} without data")
-    if isinstance(exc, requests.exceptions.RequestException):
-        return _Failure("transient", f"network error ({type(exc).__name__})", retry_after, maybe_done=True)
-    raise exc
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+class PodApi(Protocol):
+    """One RunPod API, one attempt per call; every failure is raised as :class:`AttemptFailed`."""
+
+    name: str
+
+    def gpu_types(self) -> list[GpuType]: ...
+
+    def gpu_stock(self, gpu_type_id: str, cloud_type: str) -> tuple[str, float | None]: ...
+
+    def list_pods(self) -> list[Pod]: ...
+
+    def get_pod(self, pod_id: str) -> Pod | None: ...
+
+    def create_pod(self, spec: PodSpec) -> Pod: ...
+
+    def stop_pod(self, pod_id: str) -> None: ...
+
+    def terminate_pod(self, pod_id: str) -> None: ...
+
+
+def open_api(name: str, key: str | None) -> PodApi:
+    """The transport called ``name`` (see :data:`APIS`)."""
+    if name == "graphql":
+        from unsloth_nb.backends.runpod.graphql_api import GraphqlApi
+
+        return GraphqlApi(key)
+    from unsloth_nb.backends.runpod.rest_api import RestApi
+
+    return RestApi(key)
 
 
 # ---------------------------------------------------------------------- the client
@@ -364,68 +403,50 @@ class RunPodClient:
     """Synchronous, thread-safe access to one RunPod account.
 
     ``api_key`` defaults to ``RUNPOD_API_KEY``, else the key saved by ``runpod
-    config``. ``sleep`` is injectable so retry tests need not wait.
+    config``; ``api`` to ``UNSLOTH_NB_RUNPOD_API`` (``rest``). ``sleep`` is
+    injectable so retry tests need not wait.
     """
 
     def __init__(
         self,
         api_key: str | None = None,
         *,
+        api: str | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._api_key = api_key
+        self.api_name = chosen_api({API_ENV: api} if api else None)
+        self._api: PodApi | None = None
+        self._graphql: PodApi | None = None
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
 
     # ------------------------------------------------------------------ plumbing
-    def _sdk(self) -> Any:
-        """The ``runpod`` module with our key set (it reads only its module attribute)."""
-        import runpod
+    @property
+    def api(self) -> PodApi:
+        if self._api is None:
+            self._api = open_api(self.api_name, self._api_key)
+        return self._api
 
-        key = self._api_key or os.environ.get("RUNPOD_API_KEY", "").strip() or (runpod.api_key or "").strip()
-        if not key:
-            raise MissingSecretError("RUNPOD_API_KEY", "to talk to RunPod (create one at " + KEYS_URL + ")")
-        runpod.api_key = key
-        _install_status_hook()
-        return runpod
+    @property
+    def graphql(self) -> Any:
+        """GraphQL, for what REST v2 lacks (spot pods), whichever API carries the rest."""
+        if self.api_name == "graphql":
+            return self.api
+        if self._graphql is None:
+            self._graphql = open_api("graphql", self._api_key)
+        return self._graphql
 
-    def _call(self, what: str, fn: Callable[[Any], T], *, recover: Callable[[], T | None] | None = None) -> T:
-        """Run ``fn(sdk)`` with retries; ``recover`` is asked, after a failure that may have acted, whether it did."""
+    def _call(self, what: str, fn: Callable[[PodApi], T], *, recover: Callable[[], T | None] | None = None) -> T:
+        """Run ``fn(api)`` with retries; ``recover`` is asked, after a failure that may have acted, whether it did."""
         attempt = 0
         while True:
-            sdk = self._sdk()
-            with _watching() as seen:
-                try:
-                    result = fn(sdk)
-                except UnslothNbError:
-                    raise
-                except Exception as exc:
-                    failure = _classify(exc, seen)
-                else:
-                    # terminate_pod discards the answer: a 429 or 5xx there "succeeds" silently.
-                    rejected = next((r for r in seen if r.status == 429 or r.status >= 500), None)
-                    if rejected is None:
-                        return result
-                    failure = _Failure(
-                        "transient", f"RunPod answered HTTP {rejected.status}", rejected.retry_after, rejected.status >= 500
-                    )
-            if failure.kind == "auth":
-                raise RunPodAuthError(
-                    f"RunPod refused the API key while trying to {what}. Check RUNPOD_API_KEY "
-                    f"(create or copy a key at {KEYS_URL}); the key needs read and write access to pods."
-                )
-            if failure.kind == "stock":
-                raise OutOfStockError(f"could not {what}: {failure.message}")
-            if failure.kind == "balance":
-                raise InsufficientBalanceError(
-                    f"RunPod refused to {what}: {failure.message}. Add credit at {BILLING_URL} "
-                    "(RunPod wants at least one hour of the pod's price in the account)."
-                )
-            if failure.kind == "not_found":
-                raise PodGoneError(failure.message)
-            if failure.kind == "fatal":
-                raise RunPodApiError(f"RunPod could not {what}: {redact(failure.message)}")
+            try:
+                return fn(self.api)
+            except AttemptFailed as exc:
+                failure = exc.failure
+            self._raise_for(what, failure)
             attempt += 1
             if recover is not None and failure.maybe_done:
                 found = recover()
@@ -441,110 +462,103 @@ class RunPodClient:
             self._sleep(delay)
 
     @staticmethod
-    def _query(query: str) -> Callable[[Any], dict[str, Any]]:
-        """A raw GraphQL call through the SDK's own transport, for fields its helpers do not select."""
-
-        def run(sdk: Any) -> dict[str, Any]:
-            from runpod.api.graphql import run_graphql_query
-
-            return dict(run_graphql_query(query)["data"])
-
-        return run
+    def _raise_for(what: str, failure: Failure) -> None:
+        """Raise our own error for a failure that retrying cannot fix; return for a transient one."""
+        if failure.kind == "auth":
+            raise RunPodAuthError(
+                f"RunPod refused the API key while trying to {what}. Check RUNPOD_API_KEY "
+                f"(create or copy a key at {KEYS_URL}); the key needs read and write access to pods."
+            )
+        if failure.kind == "stock":
+            raise OutOfStockError(f"could not {what}: {failure.message}")
+        if failure.kind == "balance":
+            raise InsufficientBalanceError(
+                f"RunPod refused to {what}: {failure.message}. Add credit at {BILLING_URL} "
+                "(RunPod wants at least one hour of the pod's price in the account)."
+            )
+        if failure.kind == "not_found":
+            raise PodGoneError(failure.message)
+        if failure.kind == "rule":
+            raise RunPodRuleError(
+                f"RunPod refused to {what} because the request breaks one of its rules: {redact(failure.message)}. "
+                "This is not a capacity problem: change the runpod setting it names (image, GPU, CUDA version, "
+                "volume, data centre) and start again"
+            )
+        if failure.kind == "fatal":
+            raise RunPodApiError(f"RunPod could not {what}: {redact(failure.message)}")
 
     # ------------------------------------------------------------------ GPUs
     def gpu_types(self) -> list[GpuType]:
         """Every GPU type with its live on-demand price and stock in each cloud."""
-        query = (
-            "query GpuTypes { gpuTypes { id displayName memoryInGb securePrice communityPrice "
-            "secure: lowestPrice(input: {gpuCount: 1, secureCloud: true}) { stockStatus } "
-            "community: lowestPrice(input: {gpuCount: 1, secureCloud: false}) { stockStatus } } }"
-        )
-        data = self._call("list GPU types", self._query(query))
-        return [GpuType.from_api(raw) for raw in data.get("gpuTypes") or []]
+        return self._call("list GPU types", lambda api: api.gpu_types())
 
     def gpu_stock(self, gpu_type_id: str, cloud_type: str) -> tuple[str, float | None]:
-        """(stockStatus or "None", on-demand $/h) of one GPU type in one cloud, live."""
-        secure = {"SECURE": "true", "COMMUNITY": "false"}.get(cloud_type.upper(), "null")
-        query = (
-            f'query GpuType {{ gpuTypes(input: {{id: "{escape(gpu_type_id)}"}}) {{ id securePrice communityPrice '
-            f"lowestPrice(input: {{gpuCount: 1, secureCloud: {secure}}}) {{ stockStatus uninterruptablePrice }} }} }}"
-        )
-        data = self._call(f"read the stock of {gpu_type_id}", self._query(query))
-        types = data.get("gpuTypes") or []
-        if not types:
-            return "None", None
-        lowest = types[0].get("lowestPrice") or {}
-        price = lowest.get("uninterruptablePrice")
-        if price is None:
-            price = types[0].get("communityPrice" if cloud_type.upper() == "COMMUNITY" else "securePrice")
-        return str(lowest.get("stockStatus") or "None"), (float(price) if price is not None else None)
+        """(stock "High"/"Medium"/"Low"/"None", on-demand $/h) of one GPU type in one cloud, live."""
+        return self._call(f"read the stock of {gpu_type_id}", lambda api: api.gpu_stock(gpu_type_id, cloud_type))
 
     # ------------------------------------------------------------------ pods
     def list_pods(self) -> list[Pod]:
-        """Every pod of the account, with live uptime (which the SDK's ``get_pods`` does not select)."""
-        query = (
-            "query myPods { myself { pods { id name desiredStatus costPerHr gpuCount imageName lastStatusChange "
-            "machine { gpuDisplayName } runtime { uptimeInSeconds ports { privatePort type } } } } }"
-        )
-        data = self._call("list pods", self._query(query))
-        return [Pod.from_api(raw) for raw in (data.get("myself") or {}).get("pods") or []]
+        """Every pod of the account, with live uptime."""
+        return self._call("list pods", lambda api: api.list_pods())
 
     def get_pod(self, pod_id: str) -> Pod | None:
-        """One pod (with its env, which holds secrets: keep it in memory only), or None when it is gone."""
-        raw = self._call(f"look up pod {pod_id}", lambda sdk: sdk.get_pod(escape(pod_id)))
-        return Pod.from_api(raw) if raw else None
+        """One pod (with its env, which holds secrets: keep it in memory only), or None when it is gone.
+
+        Gone is whatever RunPod says for a pod that does not exist: null, a 404, or an
+        error that names the pod (RunPod does not document which one a terminated id gets).
+        """
+
+        def lookup(api: PodApi) -> Pod | None:
+            try:
+                return api.get_pod(pod_id)
+            except AttemptFailed as exc:
+                failure = exc.failure
+                if failure.kind == "not_found" or (failure.kind != "transient" and names_missing_pod(failure.message, pod_id)):
+                    return None
+                raise
+
+        return self._call(f"look up pod {pod_id}", lookup)
 
     def pods_named(self, name: str) -> list[Pod]:
         """Pods whose name is exactly ``name`` (how a create whose answer was lost is found)."""
-        raws = self._call("list pods", lambda sdk: sdk.get_pods())
-        return [Pod.from_api(raw) for raw in raws or [] if raw.get("name") == name]
+        return [pod for pod in self.list_pods() if pod.name == name]
 
     def create_pod(self, spec: PodSpec) -> Pod:
         """Rent a pod; exactly one even when an answer is lost (it is then found by name).
 
         Raises OutOfStockError when the GPU is not free in ``spec.cloud_type``.
         """
-        kwargs: dict[str, Any] = {
-            "name": escape(spec.name),
-            "image_name": escape(spec.image),
-            "gpu_type_id": escape(spec.gpu_type_id),
-            "cloud_type": spec.cloud_type,
-            "gpu_count": spec.gpu_count,
-            "container_disk_in_gb": spec.container_disk_gb,
-            "ports": escape(spec.ports),
-            "env": {escape(k): escape(v) for k, v in spec.env.items()},
-            "docker_args": escape(spec.docker_args),
-            "support_public_ip": True,
-            "start_ssh": False,
-            "volume_mount_path": escape(spec.volume_mount_path),
-        }
-        if spec.network_volume_id:
-            kwargs["network_volume_id"] = escape(spec.network_volume_id)
-
-        def create(sdk: Any) -> Pod:
-            raw = sdk.create_pod(**kwargs)
-            return Pod.from_api({**raw, "name": spec.name, "desiredStatus": "RUNNING", "gpuCount": spec.gpu_count})
 
         def recover() -> Pod | None:
             found = self.pods_named(spec.name)
             return found[0] if found else None
 
-        return self._call(f"create pod {spec.name} on {spec.gpu_type_id} ({spec.cloud_type})", create, recover=recover)
+        what = f"create {'spot ' if spec.interruptible else ''}pod {spec.name} on {spec.gpu_type_id} ({spec.cloud_type})"
+        if spec.interruptible:  # REST v2 has no spot pods; GraphQL's podRentInterruptable does, until it retires
+            return self._call(what, lambda api: self.graphql.create_pod(spec), recover=recover)
+        return self._call(what, lambda api: api.create_pod(spec), recover=recover)
+
+    def spot_bid(self, gpu_type_id: str, cloud_type: str) -> float | None:
+        """The lowest spot bid RunPod takes for one GPU of this type now ($/GPU/h), or None when it offers no spot.
+
+        Read from GraphQL whatever ``UNSLOTH_NB_RUNPOD_API`` says: REST v2 has no spot prices.
+        """
+        return self._call(f"read the spot price of {gpu_type_id}", lambda api: self.graphql.spot_bid(gpu_type_id, cloud_type))
 
     def stop_pod(self, pod_id: str) -> None:
         """Stop the container and its GPU billing; the pod (and its disk bill) stays."""
         try:
-            self._call(f"stop pod {pod_id}", lambda sdk: sdk.stop_pod(escape(pod_id)))
+            self._call(f"stop pod {pod_id}", lambda api: api.stop_pod(pod_id))
         except PodGoneError:
             raise PodGoneError(f"there is no pod {pod_id} to stop") from None
 
     def terminate_pod(self, pod_id: str, *, timeout: float = 120.0, poll: float = 2.0, resend_every: float = 6.0) -> None:
         """Terminate ``pod_id`` and return once RunPod no longer lists it.
 
-        The SDK's terminate discards RunPod's answer, so success is only believed
-        once ``pod(id)`` is null; the terminate is re-sent every few polls while
-        the pod is still there. "Pod not found to terminate" counts as done.
-        Raises PodNotGoneError after ``timeout`` seconds.
+        A terminate can "succeed" without effect (the SDK discards RunPod's answer; a
+        host can miss the order), so success is only believed once the pod's lookup
+        says it is gone; the terminate is re-sent every few polls while it is not.
+        "Not found" counts as done. Raises PodNotGoneError after ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
         next_send = 0.0
@@ -552,7 +566,7 @@ class RunPodClient:
             now = time.monotonic()
             if now >= next_send:
                 try:
-                    self._call(f"terminate pod {pod_id}", lambda sdk: sdk.terminate_pod(escape(pod_id)))
+                    self._call(f"terminate pod {pod_id}", lambda api: api.terminate_pod(pod_id))
                 except PodGoneError:
                     return
                 except RunPodApiError as exc:
@@ -569,3 +583,12 @@ class RunPodClient:
                     f"Run `unsloth-nb runpod terminate {pod_id}` or remove it at https://www.runpod.io/console/pods"
                 )
             self._sleep(poll)
+
+
+_MISSING_WORDS = ("not found", "does not exist", "doesn't exist", "no pod", "not exist", "terminated", "unknown pod")
+
+
+def names_missing_pod(message: str, pod_id: str) -> bool:
+    """Whether an error message says that this very pod does not exist (how some lookups of a gone pod answer)."""
+    lowered = message.lower()
+    return bool(pod_id) and pod_id.lower() in lowered and any(word in lowered for word in _MISSING_WORDS)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from unsloth_nb.backends.runpod.client import OutOfStockError, Pod, PodSpec, RunPodApiError, RunPodClient
 from unsloth_nb.errors import BackendError, JobCancelledError
 from unsloth_nb.planning.gpu_catalog import GpuOption
+from unsloth_nb.worker.protocol import IDLE, Health
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,16 @@ def provision(
         if should_stop():
             raise JobCancelledError("stopped before a pod was ready")
         attempt = PodSpec(**{**spec.__dict__, "gpu_type_id": offer.gpu.gpu_type_id, "cloud_type": offer.cloud_type})
+        if spec.interruptible:
+            try:
+                attempt.bid_per_gpu = client.spot_bid(offer.gpu.gpu_type_id, offer.cloud_type)
+            except RunPodApiError as exc:
+                attempt.bid_per_gpu = None
+                say(f"{offer.describe()}: spot price unavailable ({exc})")
+            if attempt.bid_per_gpu is None:
+                refused.append(f"{offer.gpu.display_name} ({offer.cloud_type}): no spot capacity")
+                say(f"{offer.describe()}: no spot capacity, trying the next GPU")
+                continue
         try:
             pod = client.create_pod(attempt)
         except OutOfStockError:
@@ -178,7 +189,8 @@ def provision(
             continue
         rented = _rented(client, pod, offer)
         on_created(rented)
-        say(f"pod {pod.id} created on {offer.gpu.display_name} ({offer.cloud_type}, ${rented.usd_per_hour:.2f}/h)")
+        kind = f"spot, bid ${attempt.bid_per_gpu:.2f}/GPU/h, " if attempt.interruptible and attempt.bid_per_gpu else ""
+        say(f"pod {pod.id} created on {offer.gpu.display_name} ({kind}{offer.cloud_type}, ${rented.usd_per_hour:.2f}/h)")
         try:
             wait_ready(client, rented, is_ready, ready_timeout, should_stop, poll)
         except ReadinessTimeout as exc:
@@ -275,7 +287,7 @@ def orphaned_pods(client: RunPodClient) -> list[Pod]:
 def find_reusable_pod(
     client: RunPodClient,
     offers: Sequence[Offer],
-    health: Callable[[Pod, str], dict[str, object] | None],
+    health: Callable[[Pod, str], Health | None],
 ) -> tuple[Pod, Offer, str] | None:
     """An idle worker of ours on a GPU we would rent anyway, whose job on this machine is over.
 
@@ -289,12 +301,13 @@ def find_reusable_pod(
     from unsloth_nb.worker.settings import TOKEN_ENV
 
     owned = live_job_pods()
-    by_display = {offer.gpu.display_name: offer for offer in offers if offer.in_stock or offer.stock is None}
+    wanted = [offer for offer in offers if offer.in_stock or offer.stock is None]
+    by_gpu = {offer.gpu.display_name: offer for offer in wanted} | {offer.gpu.gpu_type_id: offer for offer in wanted}
     for listed in our_pods(client):
         job_id = job_id_of(listed.name)
         if not listed.running or not listed.runtime_up or listed.id in owned or listed.name in owned or job_id is None:
             continue
-        offer = by_display.get(listed.gpu_display_name or "")
+        offer = by_gpu.get(listed.gpu_type_id or "") or by_gpu.get(listed.gpu_display_name or "")
         if offer is None:
             continue
         try:
@@ -311,6 +324,6 @@ def find_reusable_pod(
             answer = health(pod, token)
         except BackendError:
             continue
-        if answer and answer.get("state") == "idle":
+        if answer is not None and answer.state == IDLE:
             return pod, offer, token
     return None

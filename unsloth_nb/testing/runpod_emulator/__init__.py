@@ -1,7 +1,8 @@
-"""A RunPod emulator on loopback: the real ``runpod`` SDK talks to it, and its pods run our real code.
+"""A RunPod emulator on loopback: our REST v2 client and the real ``runpod`` SDK talk to it, and its pods run our real code.
 
-- :class:`RunPodEmulator` serves RunPod's GraphQL API (the subset SDK 1.12 uses)
-  and the pod HTTP proxy on 127.0.0.1. Pods run their start command as local
+- :class:`RunPodEmulator` serves RunPod's REST v2 pod API (``/v2/pods``,
+  ``/v2/catalog/gpus``, :mod:`.rest_v2`), its GraphQL API (the subset SDK 1.12
+  uses) on the same account, and the pod HTTP proxy on 127.0.0.1. Pods run their start command as local
   processes, bill per second in a :class:`Ledger`, and fail on demand through
   :class:`Faults`.
 - :mod:`~unsloth_nb.testing.runpod_emulator.admin` sets faults from another process.

@@ -38,6 +38,7 @@ from unsloth_nb.testing.runpod_emulator.pods import (
     new_pod_id,
     parse_ports,
     pod_as_graphql,
+    pod_as_rest,
     status_stamp,
 )
 
@@ -45,6 +46,7 @@ OUT_OF_STOCK = "There are no longer any instances available with the requested s
 NO_GPUS_TO_RESUME = "There are not enough free GPUs on the host machine to start this pod."
 NOT_FOUND_TO_TERMINATE = "pod not found to terminate"
 NOT_FOUND = "pod not found"
+INSUFFICIENT_BALANCE = "Insufficient balance: add credit to your account to rent this pod."
 
 _CPU_INSTANCE = re.compile(r"^cpu\w*-(\d+)-(\d+)$")
 _CPU_USD_PER_VCPU_HOUR = 0.03
@@ -106,6 +108,16 @@ class Cloud:
             pod = self._pods.get(pod_id)
             return None if pod is None else pod_as_graphql(pod, time.monotonic())
 
+    def rest_pod(self, pod_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            pod = self._pods.get(pod_id)
+            return None if pod is None else pod_as_rest(pod, time.monotonic())
+
+    def rest_pods(self) -> list[dict[str, Any]]:
+        with self._lock:
+            now = time.monotonic()
+            return [pod_as_rest(pod, now) for pod in self._pods.values()]
+
     def graphql_pods(self) -> list[dict[str, Any]]:
         with self._lock:
             now = time.monotonic()
@@ -146,6 +158,8 @@ class Cloud:
         env = {str(item["key"]): str(item["value"]) for item in fields.get("env") or []}
         cloud_type = str(fields.get("cloudType") or ("ALL" if gpu else "SECURE"))
         with self._lock:
+            if self.faults.take_count("insufficient_balance"):
+                raise ApiError(INSUFFICIENT_BALANCE, "INSUFFICIENT_BALANCE")
             if gpu:
                 gpu_type, count, cost, vcpus, memory = self._gpu_offer(fields, cloud_type, bid_per_gpu)
             else:
@@ -175,6 +189,13 @@ class Cloud:
                 api_key=new_pod_api_key(),
                 home=self.workdir / "pods" / pod_id,
                 log_path=self.workdir / "logs" / f"{pod_id}.log",
+                min_cuda_version=str(fields["minCudaVersion"]) if fields.get("minCudaVersion") else None,
+                allowed_cuda_versions=tuple(str(v) for v in fields.get("allowedCudaVersions") or ()),
+                network_volume_id=str(fields["networkVolumeId"]) if fields.get("networkVolumeId") else None,
+                data_center_ids=tuple(
+                    str(v)
+                    for v in fields.get("dataCenterIds") or ([fields["dataCenterId"]] if fields.get("dataCenterId") else [])
+                ),
             )
             if gpu_type is not None:
                 gpu_type.available -= count

@@ -34,7 +34,7 @@ from unsloth_nb.testing.runpod_emulator.proxy import ProxyServer
 
 
 class RunPodEmulator:
-    """A loopback RunPod: GraphQL API for the SDK, pods as local processes, an HTTP proxy, a bill.
+    """A loopback RunPod: REST v2 and GraphQL APIs, pods as local processes, an HTTP proxy, a bill.
 
     ``port``/``proxy_port`` 0 pick free ports. ``start_delay`` is how long a new or
     resumed pod's ``runtime`` stays null (image pull); ``restart_delay`` and
@@ -136,7 +136,7 @@ class RunPodEmulator:
 
     @property
     def api_base_url(self) -> str:
-        """The value for ``RUNPOD_API_BASE_URL`` (the SDK appends ``/graphql``)."""
+        """The value for ``RUNPOD_API_BASE_URL`` (REST v2 lives under ``/v2``, GraphQL at ``/graphql``)."""
         return f"http://127.0.0.1:{self.port}"
 
     @property
@@ -168,7 +168,7 @@ class RunPodEmulator:
 
     @property
     def api_calls(self) -> list[ApiCall]:
-        """Every GraphQL request received so far, in order (empty before start)."""
+        """Every API request (GraphQL and REST v2) received so far, in order (empty before start)."""
         return list(self._api.calls) if self._api is not None else []
 
     @property

@@ -6,7 +6,15 @@ scenarios worth injecting"). Counted knobs are consumed: ``rate_limited =
 the third succeed, which is how a retry loop is tested. Operations are named by
 the top-level GraphQL field the SDK sends (``podFindAndDeployOnDemand``, ``pod``,
 ``myself``, ``gpuTypes``, ``podStop``, ``podResume``, ``podTerminate``, ...), or
-``"*"`` for every call.
+``"*"`` for every call. A REST v2 call carries the name of its GraphQL twin
+(``GET /v2/pods`` is ``myself``, ``GET /v2/pods/{id}`` is ``pod``, ``POST /v2/pods``
+is ``podFindAndDeployOnDemand``, ``DELETE /v2/pods/{id}`` is ``podTerminate``,
+``/v2/catalog/gpus`` is ``gpuTypes``), so one knob covers both APIs.
+
+How each knob answers on each API: ``out_of_stock`` is GraphQL's "no longer any
+instances available" error or REST's 400 problem with the same words;
+``insufficient_balance`` a balance error or REST's 402; ``rate_limited`` a 429 with
+``Retry-After``; ``server_errors`` a 5xx (a problem document on REST).
 
 Tests set the fields directly; another process (a notebook under test, the CLI)
 sets them through the emulator's loopback admin endpoint, which calls
@@ -22,6 +30,8 @@ from typing import Any
 
 ANY_OPERATION = "*"
 DIE_AS = ("exited", "terminated")
+#: How a lookup of a pod that does not exist answers: each API's usual way, or forced to one of the others.
+GONE_AS = ("usual", "null", "404", "error")
 
 
 @dataclass
@@ -51,6 +61,10 @@ class Faults:
     die_as: str = "exited"
     #: The next N ``podTerminate`` calls answer success but leave the pod running.
     silent_terminate_failures: int = 0
+    #: The next N creates are refused for the account's balance (REST: HTTP 402).
+    insufficient_balance: int = 0
+    #: How looking up a pod that does not exist answers: "usual" (GraphQL null, REST 404), or "null", "404", "error".
+    lookup_gone_as: str = "usual"
 
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -102,6 +116,10 @@ class Faults:
                     if value not in DIE_AS:
                         raise ValueError(f"die_as must be one of {DIE_AS}")
                     self.die_as = value
+                elif name == "lookup_gone_as":
+                    if value not in GONE_AS:
+                        raise ValueError(f"lookup_gone_as must be one of {GONE_AS}")
+                    self.lookup_gone_as = value
                 elif name == "die_after_s":
                     self.die_after_s = None if value is None else float(value)
                 else:
@@ -130,4 +148,6 @@ class Faults:
                 "die_after_s": self.die_after_s,
                 "die_as": self.die_as,
                 "silent_terminate_failures": self.silent_terminate_failures,
+                "insufficient_balance": self.insufficient_balance,
+                "lookup_gone_as": self.lookup_gone_as,
             }

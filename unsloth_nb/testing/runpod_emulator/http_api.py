@@ -1,4 +1,7 @@
-"""The emulator's API server: RunPod's GraphQL endpoint, plus a loopback admin endpoint for fault knobs.
+"""The emulator's API server: RunPod's GraphQL endpoint and REST v2 routes, plus a loopback admin endpoint.
+
+REST v2 (``/v2/pods``, ``/v2/catalog/gpus``) lives in :mod:`.rest_v2` and shares the
+account with GraphQL; the fault knobs below apply to both, matched by operation name.
 
 ``POST /graphql`` answers exactly what the SDK expects (see the RunPod reference,
 section 5): ``{"data": ...}`` with HTTP 200; resolver failures as
@@ -40,6 +43,7 @@ from unsloth_nb.testing.loopback_http import LoopbackHandler, LoopbackServer
 from unsloth_nb.testing.runpod_emulator.cloud import Cloud
 from unsloth_nb.testing.runpod_emulator.pods import PodInfo
 from unsloth_nb.testing.runpod_emulator.resolvers import Root, Unauthorized
+from unsloth_nb.testing.runpod_emulator.rest_v2 import CREATE, PROBLEM_JSON, Problem, RestApi, parse_body, route
 from unsloth_nb.testing.runpod_emulator.schema import schema
 
 log = logging.getLogger(__name__)
@@ -60,11 +64,12 @@ CLOUDFLARE_502 = b"""<html>
 
 @dataclass(frozen=True)
 class ApiCall:
-    """One GraphQL request as it arrived: when, which top-level fields, and whether a pod's own key sent it."""
+    """One API request as it arrived: when, which operations (GraphQL fields or their REST twins), who sent it."""
 
     time: float  # time.time()
     operations: tuple[str, ...]
     from_pod: bool
+    api: str = "graphql"  # "graphql" or "rest"
 
 
 class ApiServer(LoopbackServer):
@@ -75,7 +80,7 @@ class ApiServer(LoopbackServer):
         self.cloud = cloud
         self.api_key = api_key
         self.closing = closing
-        #: Every GraphQL request, injected failures included: what a client costs the control plane.
+        #: Every API request (GraphQL and REST v2), injected failures included: what a client costs the control plane.
         self.calls: list[ApiCall] = []
 
 
@@ -88,7 +93,9 @@ class ApiHandler(LoopbackHandler):
     def do_POST(self) -> None:
         url = urlsplit(self.path)
         body = self.read_body()
-        if url.path == "/graphql":
+        if url.path.startswith("/v2/"):
+            self._rest("POST", url.path, url.query, body)
+        elif url.path == "/graphql":
             self._graphql(body, parse_qs(url.query).get("api_key", [""])[0])
         elif url.path == "/_emulator/faults":
             self._admin(self._set_faults, body)
@@ -107,8 +114,11 @@ class ApiHandler(LoopbackHandler):
             self.send_json(404, {"error": f"no route {url.path}"})
 
     def do_GET(self) -> None:
-        path = urlsplit(self.path).path
-        if path == "/_emulator/state":
+        url = urlsplit(self.path)
+        path = url.path
+        if path.startswith("/v2/"):
+            self._rest("GET", path, url.query, b"")
+        elif path == "/_emulator/state":
             self.send_json(200, emulator_state(self.server.cloud))
         elif path == "/graphql":
             self.send_json(405, {"errors": [{"message": "GraphQL here takes POST", "extensions": {"code": "BAD_REQUEST"}}]})
@@ -116,7 +126,10 @@ class ApiHandler(LoopbackHandler):
             self.send_json(404, {"error": f"no route {path}"})
 
     def do_DELETE(self) -> None:
-        if urlsplit(self.path).path == "/_emulator/faults":
+        url = urlsplit(self.path)
+        if url.path.startswith("/v2/"):
+            self._rest("DELETE", url.path, url.query, self.read_body())
+        elif url.path == "/_emulator/faults":
             self.server.cloud.faults.reset()
             self.send_json(200, self.server.cloud.faults.to_dict())
         else:
@@ -175,9 +188,56 @@ class ApiHandler(LoopbackHandler):
         if errors:
             answer["errors"] = [_format(e, "INTERNAL_SERVER_ERROR") for e in errors]
         answer["data"] = result.data
-        self.send_json(200, answer)
+        gone = operations == ["pod"] and errors and cloud.faults.lookup_gone_as == "404"
+        self.send_json(404 if gone else 200, answer)
 
-    def _injected_failure(self, operations: list[str]) -> bool:
+    def do_PATCH(self) -> None:
+        url = urlsplit(self.path)
+        self.read_body()
+        self._send_problem(Problem(405 if url.path.startswith("/v2/pods/") else 404, "this emulator does not edit pods"))
+
+    # ---- REST v2 ----------------------------------------------------------------------
+
+    def _rest(self, method: str, path: str, query: str, raw: bytes) -> None:
+        try:
+            body = parse_body(raw)
+        except Problem as problem:
+            self._send_problem(problem)
+            return
+        where = route(method, path, body)
+        if where is None:
+            self._send_problem(Problem(404, f"no route {method} {path}"))
+            return
+        cloud = self.server.cloud
+        header = self.headers.get("Authorization", "")
+        key = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        scoped = cloud.pod_for_key(key) if key else None
+        self.server.calls.append(ApiCall(time.time(), (where.operation,), scoped is not None, "rest"))
+        if self._injected_failure([where.operation], rest=True):
+            return
+        authorised, scoped_pod_id = self._authenticate("")
+        if not authorised:
+            self._send_problem(Problem(401, "missing or invalid API key"))
+            return
+        try:
+            status, answer = RestApi(cloud, scoped_pod_id).answer(method, where, query, body)
+        except Problem as problem:
+            self._send_problem(problem)
+            return
+        if where.operation == CREATE and cloud.faults.take_count("lost_creates"):
+            self._drop_connection()
+            return
+        if status == 204:
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_json(status, answer)
+
+    def _send_problem(self, problem: Problem, headers: dict[str, str] | None = None) -> None:
+        self.send_bytes(problem.status, json.dumps(problem.body()).encode(), PROBLEM_JSON, headers)
+
+    def _injected_failure(self, operations: list[str], rest: bool = False) -> bool:
         """Apply the fault knobs that fire before the query runs; True when the call was answered (or dropped)."""
         faults = self.server.cloud.faults
         delay = faults.delay_for(operations)
@@ -187,11 +247,18 @@ class ApiHandler(LoopbackHandler):
             self.send_bytes(502, CLOUDFLARE_502, "text/html")
             return True
         if faults.take("rate_limited", operations):
+            if rest:
+                limited = Problem(429, "rate limit exceeded for the minute window", title="Too Many Requests")
+                self._send_problem(limited, {"Retry-After": str(faults.retry_after_s)})
+                return True
             detail = {"title": "Too Many Requests", "status": 429, "message": "rate limit exceeded, retry later"}
             self.send_json(429, detail, {"Retry-After": str(faults.retry_after_s)})
             return True
         if faults.take("server_errors", operations):
             code = faults.server_error_status
+            if rest:
+                self._send_problem(Problem(code, "the server failed; try again later"))
+                return True
             self.send_json(code, {"message": http.client.responses.get(code, "Server Error"), "status": code})
             return True
         return False

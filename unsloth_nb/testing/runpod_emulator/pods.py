@@ -103,6 +103,12 @@ class Pod:
     restarts: int = 0
     exit_codes: list[int] = field(default_factory=list)
     gave_up: bool = False  # the crash loop hit the restart bound
+    #: What the create asked of the host: the lowest CUDA version, or exactly these versions.
+    min_cuda_version: str | None = None
+    allowed_cuda_versions: tuple[str, ...] = ()
+    network_volume_id: str | None = None
+    data_center_ids: tuple[str, ...] = ()
+    created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
     def __post_init__(self) -> None:
         if not self.pod_host_id:
@@ -137,6 +143,10 @@ class Pod:
             api_key=self.api_key,
             home=self.home,
             log_path=self.log_path,
+            min_cuda_version=self.min_cuda_version,
+            allowed_cuda_versions=self.allowed_cuda_versions,
+            network_volume_id=self.network_volume_id,
+            data_center_ids=self.data_center_ids,
         )
 
 
@@ -167,6 +177,10 @@ class PodInfo:
     api_key: str  # the pod-scoped key handed to the container as RUNPOD_API_KEY
     home: Path  # the container's working directory and HOME
     log_path: Path  # stdout and stderr of every container start, appended
+    min_cuda_version: str | None = None
+    allowed_cuda_versions: tuple[str, ...] = ()
+    network_volume_id: str | None = None
+    data_center_ids: tuple[str, ...] = ()
 
 
 def pod_as_graphql(pod: Pod, now: float) -> dict[str, Any]:
@@ -221,3 +235,71 @@ def pod_as_graphql(pod: Pod, now: float) -> dict[str, Any]:
         "volumeMountPath": pod.volume_mount_path,
         "runtime": runtime,
     }
+
+
+#: The CUDA version the emulator's hosts report (a host is "new enough" for any request up to it).
+EMULATOR_CUDA_VERSION = "12.8"
+
+
+def rest_status(pod: Pod) -> str:
+    """REST v2's ``status``: RUNNING only once the container runs; STARTING while the image "pulls"."""
+    if pod.desired_status == "RUNNING":
+        return "RUNNING" if pod.container_up else "STARTING"
+    return pod.desired_status if pod.desired_status in ("EXITED", "TERMINATED") else "EXITED"
+
+
+def pod_as_rest(pod: Pod, now: float) -> dict[str, Any]:
+    """RunPod's REST v2 ``Pod`` object for ``pod`` at monotonic time ``now`` (see the RunPod reference, §5.6)."""
+    status = rest_status(pod)
+    runtime: dict[str, Any] | None = None
+    if status == "RUNNING" and pod.started_at is not None:
+        runtime = {
+            "uptime": int(now - pod.started_at),
+            "gpus": [{"id": f"GPU-{pod.id[:8]}-{i}", "utilization": 0, "memoryUtilization": 0} for i in range(pod.gpu_count)],
+            "cpu": {"utilization": 0},
+            "memory": {"utilization": 0},
+            "ports": [
+                {
+                    "private": port.container_port,
+                    "public": pod.local_ports.get(port.container_port),
+                    "type": port.protocol,
+                    "ip": "127.0.0.1",
+                }
+                for port in pod.ports
+            ],
+        }
+    actions = {"RUNNING": ["stop", "restart", "terminate"], "STARTING": ["stop", "terminate"]}.get(status, ["start", "terminate"])
+    mounts: dict[str, Any] = {}
+    if pod.network_volume_id:
+        mounts["network"] = [{"volumeId": pod.network_volume_id, "path": pod.volume_mount_path}]
+    elif pod.volume_gb:
+        mounts["persistent"] = {"size": pod.volume_gb, "path": pod.volume_mount_path}
+    body: dict[str, Any] = {
+        "id": pod.id,
+        "name": pod.name,
+        "status": status,
+        "actions": actions,
+        "image": pod.image_name,
+        "args": pod.docker_args,
+        "disk": pod.container_disk_gb,
+        "mounts": mounts,
+        "ports": [f"{p.container_port}/{p.protocol}" for p in pod.ports],
+        "env": dict(pod.env),
+        "registry": None,
+        "cloud": pod.cloud_type if pod.cloud_type in ("SECURE", "COMMUNITY") else "SECURE",
+        "dataCenterId": EMULATOR_DATA_CENTER,
+        "cudaVersion": EMULATOR_CUDA_VERSION,
+        "ssh": {"proxy": None, "direct": None},
+        "template": None,
+        "cost": pod.cost_per_hr if pod.desired_status == "RUNNING" else 0.0,
+        "locked": False,
+        "runtime": runtime,
+        "createdAt": pod.created_at,
+        "startedAt": pod.created_at if runtime is not None else None,
+        "globalNetworking": False,
+    }
+    if pod.gpu_type_id is not None:
+        body["gpu"] = {"id": pod.gpu_type_id, "count": pod.gpu_count}
+    else:
+        body["cpu"] = {"vcpuCount": pod.vcpu_count, "memory": pod.memory_gb}
+    return body

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from unsloth_nb.testing.runpod_emulator.cloud import Cloud
+from unsloth_nb.testing.runpod_emulator.cloud import ApiError, Cloud
 
 USER_ID = "user_emulator0000000000000"
 
@@ -57,7 +57,10 @@ class Root:
 
     def pod(self, info: object, input: dict[str, Any]) -> dict[str, Any] | None:
         self._allowed(input["podId"])
-        return self._cloud.graphql_pod(input["podId"])
+        found = self._cloud.graphql_pod(input["podId"])
+        if found is None and self._cloud.faults.lookup_gone_as in ("error", "404"):
+            raise ApiError(f"pod {input['podId']} not found", "NOT_FOUND")
+        return found
 
     def gpuTypes(self, info: object, input: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         self._account_only()

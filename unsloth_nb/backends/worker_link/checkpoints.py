@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from unsloth_nb.backends.runpod.worker_client import WorkerClient
+from unsloth_nb.backends.worker_link.client import WorkerClient
 from unsloth_nb.errors import BackendError
 from unsloth_nb.jobs.checkpoints import checkpoint_step, newest_checkpoint
 from unsloth_nb.latest_only import LatestOnly

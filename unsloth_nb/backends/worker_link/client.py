@@ -1,4 +1,4 @@
-"""Talking to our worker on a pod, through RunPod's HTTP proxy.
+"""Talking to our worker through an HTTP proxy in front of it (RunPod's, or any other host's).
 
 The proxy is Cloudflare in front of the pod: it answers 502 while nothing listens
 yet, 524 when an answer takes over 100 s, and drops connections now and then. So
@@ -18,12 +18,22 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from unsloth_nb.errors import BackendError
-from unsloth_nb.worker.protocol import MAX_CHUNK_BYTES, MAX_POLL_SECONDS, content_range, file_sha256, sha256_hex
+from unsloth_nb.worker.protocol import (
+    MAX_CHUNK_BYTES,
+    MAX_POLL_SECONDS,
+    EventsPage,
+    Health,
+    JobStatus,
+    RemoteArtifact,
+    UploadReceipt,
+    content_range,
+    file_sha256,
+    sha256_hex,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +55,6 @@ class WorkerRefusedError(BackendError):
         super().__init__(message)
         self.status = status
         self.payload = payload or {}
-
-
-@dataclass(frozen=True)
-class RemoteArtifact:
-    name: str
-    bytes: int
-    sha256: str
 
 
 class WorkerClient:
@@ -134,7 +137,7 @@ class WorkerClient:
             raise WorkerUnreachableError(f"{method} {path}: the answer was not JSON (a proxy page?)") from None
 
     # ------------------------------------------------------------------ health and job
-    def health(self, timeout: float = 10.0) -> dict[str, Any] | None:
+    def health(self, timeout: float = 10.0) -> Health | None:
         """The worker's health answer, or None when it does not answer (yet). Never retries."""
         import requests
 
@@ -146,19 +149,22 @@ class WorkerClient:
             raise WorkerRefusedError(401, "the worker refused our token (HTTP 401)")
         if response.status_code != 200:
             return None
-        payload = _json_or_empty(response)
-        return payload if payload.get("ok") else None
+        health = Health.from_json(_json_or_empty(response))
+        return health if health.ok else None
 
-    def declare(self, job_id: str, config: dict[str, Any], dataset: bytes) -> dict[str, Any]:
+    def declare(self, job_id: str, config: dict[str, Any], dataset: bytes) -> JobStatus:
         body = {"job_id": job_id, "config": config, "dataset_sha256": sha256_hex(dataset), "dataset_bytes": len(dataset)}
-        return dict(self._json("PUT", "/job", json=body))
+        return JobStatus.from_json(self._json("PUT", "/job", json=body))
 
-    def job(self) -> dict[str, Any]:
-        return dict(self._json("GET", "/job"))
+    def job(self) -> JobStatus:
+        return JobStatus.from_json(self._json("GET", "/job"))
+
+    def _received(self, path: str) -> int:
+        return UploadReceipt.from_json(self._json("GET", path)).bytes_received
 
     def upload(self, dataset: bytes, chunk_size: int = MAX_CHUNK_BYTES, on_progress: Callable[[int], None] | None = None) -> None:
         """Send the packed dataset in chunks, resuming from what the worker already holds."""
-        offset = int(self._json("GET", "/job/dataset").get("bytes_received") or 0)
+        offset = self._received("/job/dataset")
         setbacks = 0
         while offset < len(dataset):
             chunk = dataset[offset : offset + chunk_size]
@@ -171,12 +177,12 @@ class WorkerClient:
                     headers={"Content-Range": content_range(offset, len(chunk), len(dataset))},
                     retry_for=0.0,
                 )
-                offset = int(answer["bytes_received"])
+                offset = UploadReceipt.from_json(answer).bytes_received
             except (WorkerUnreachableError, WorkerRefusedError) as exc:
                 if isinstance(exc, WorkerRefusedError) and exc.status != 409:
                     raise
                 # A lost or refused chunk: ask where the worker stands and go on from there.
-                offset = int(self._json("GET", "/job/dataset").get("bytes_received") or 0)
+                offset = self._received("/job/dataset")
                 setbacks = setbacks + 1 if offset <= before else 0
                 if setbacks >= 10:
                     raise WorkerUnreachableError(f"the dataset upload made no progress after {setbacks} tries ({exc})") from None
@@ -184,32 +190,31 @@ class WorkerClient:
             if on_progress is not None:
                 on_progress(offset)
 
-    def start(self, hub_checkpoint: str | None = None) -> dict[str, Any]:
+    def start(self, hub_checkpoint: str | None = None) -> JobStatus:
         """Start training; ``hub_checkpoint`` (``checkpoint-N``) makes the pod fetch it from the Hub and resume."""
         body = {"hub_checkpoint": hub_checkpoint} if hub_checkpoint else None
-        return dict(self._json("POST", "/job/start", json=body))
+        return JobStatus.from_json(self._json("POST", "/job/start", json=body))
 
-    def cancel(self) -> dict[str, Any]:
-        return dict(self._json("POST", "/job/cancel"))
+    def cancel(self) -> JobStatus:
+        return JobStatus.from_json(self._json("POST", "/job/cancel"))
 
     def shutdown(self) -> None:
         self._request("POST", "/shutdown", retry_for=5.0)
 
-    def events(self, after: int, timeout: float, retry_for: float | None = None) -> dict[str, Any]:
+    def events(self, after: int, timeout: float, retry_for: float | None = None) -> EventsPage:
         """One long poll: events with ``seq > after``, waiting up to ``timeout`` seconds for the first.
 
         ``retry_for`` bounds how long a dropped poll is retried here before the caller
         hears of it (and can ask RunPod whether the pod still exists).
         """
         wait = max(0.0, min(timeout, MAX_POLL_SECONDS))
-        return dict(
-            self._json("GET", "/events", params={"after": after, "timeout": wait}, timeout=wait + 30.0, retry_for=retry_for)
-        )
+        answer = self._json("GET", "/events", params={"after": after, "timeout": wait}, timeout=wait + 30.0, retry_for=retry_for)
+        return EventsPage.from_json(answer)
 
     # ------------------------------------------------------------------ artifacts
     def artifacts(self, prefix: str = "") -> list[RemoteArtifact]:
         listing = self._json("GET", "/artifacts", params={"prefix": prefix, "sha256": 1} if prefix else {"sha256": 1})
-        return [RemoteArtifact(str(a["name"]), int(a["bytes"]), str(a.get("sha256") or "")) for a in listing]
+        return [RemoteArtifact.from_json(a) for a in listing]
 
     def download(self, artifact: RemoteArtifact, target: Path, attempts: int = 5) -> None:
         """Fetch one file into ``target``, resuming a partial ``.part`` file; checked by sha256."""
@@ -273,7 +278,7 @@ class WorkerClient:
                     answer = self._json(
                         "PUT", url, data=chunk, headers={"Content-Range": content_range(offset, len(chunk), size)}
                     )
-                    offset = int(answer["bytes_received"])
+                    offset = UploadReceipt.from_json(answer).bytes_received
                     setbacks = 0
                 except WorkerRefusedError as exc:
                     received = exc.payload.get("bytes_received")

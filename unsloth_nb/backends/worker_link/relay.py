@@ -1,4 +1,4 @@
-"""Copying a pod's events into the job's log, so a pod job reads like a local one.
+"""Copying a remote worker's events into the job's log, so a remote job reads like a local one.
 
 The worker on a pod keeps its own event log; the backend long-polls it with a
 cursor and hands each answer to an :class:`EventRelay`, which re-emits the events
@@ -22,12 +22,12 @@ Hub, a dead worker's last log lines); the backend decides what to do with it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from unsloth_nb.jobs.lifecycle import COST, ENGINE_STATES, EVENT_KINDS, STATUS, TERMINAL_STATES
-from unsloth_nb.worker.job import CRASH_LOG_MARKER
+from unsloth_nb.worker.protocol import CRASH_LOG_MARKER
 
 if TYPE_CHECKING:
     from unsloth_nb.backends.base import JobContext
@@ -69,7 +69,7 @@ class EventRelay:
         self._mirror: IO[str] | None = None
         self._mirror_pod: str | None = None
 
-    def receive(self, pod_id: str, events: list[dict[str, Any]]) -> None:
+    def receive(self, pod_id: str, events: Iterable[dict[str, Any]]) -> None:
         """Copy the events of one poll answer from ``pod_id``'s worker, in order, each once."""
         for event in events:
             seq = int(event["seq"])
