@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 
 import unsloth_nb
+from unsloth_nb.backends.runpod.boot_link import PackageDelivery
 from unsloth_nb.backends.runpod.bootstrap import START_COMMAND, boot_env
 from unsloth_nb.backends.runpod.client import (
     OutOfStockError,
@@ -341,10 +342,12 @@ def test_readiness_deadline_terminates_the_pod_and_tries_the_next_gpu(runpod_emu
     abandoned: list[tuple[str, str]] = []
     created: list[RentedPod] = []
 
+    delivery = PackageDelivery(lambda message: None)
+
     def healthy(rented: RentedPod) -> bool:
         worker = WorkerClient(rented.url, TOKEN)
         try:
-            return worker.health(timeout=5) is not None
+            return delivery.ready(worker, rented.id)
         finally:
             worker.close()
 
@@ -376,7 +379,8 @@ def test_worker_refuses_missing_and_wrong_tokens_and_path_traversal(runpod_emula
     try:
         url = proxy_url(pod.id)
         worker = WorkerClient(url, TOKEN)
-        runpod_emulator.wait_for(lambda: worker.health(timeout=5) is not None, timeout=60, interval=0.2)
+        delivery = PackageDelivery(lambda message: None)
+        runpod_emulator.wait_for(lambda: delivery.ready(worker, pod.id), timeout=60, interval=0.2)
         assert raw_get(url, "/health") == 401
         assert raw_get(url, "/health", {"Authorization": "Bearer wrong-token-0123456789"}) == 401
         assert raw_get(url, "/artifacts", {"Authorization": "Bearer "}) == 401
@@ -414,7 +418,8 @@ def test_an_idle_worker_left_by_a_finished_job_is_reused(runpod_emulator: RunPod
 
     try:
         worker = WorkerClient(proxy_url(pod.id), TOKEN)
-        runpod_emulator.wait_for(lambda: worker.health(timeout=5) is not None, timeout=60, interval=0.2)
+        delivery = PackageDelivery(lambda message: None)
+        runpod_emulator.wait_for(lambda: delivery.ready(worker, pod.id), timeout=60, interval=0.2)
         worker.close()
         assert find_reusable_pod(client, offers, health) is None  # no job record here: maybe another machine's
 

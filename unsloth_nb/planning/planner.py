@@ -60,6 +60,7 @@ from unsloth_nb.planning.model_size import (
     estimate_model_size,
     hub_cache_dir,
 )
+from unsloth_nb.planning.pod_size import PodResources, pod_resources
 
 # Plan, plan and check_model_source are made here; the rest is re-exported from gpu_catalog, hardware,
 # model_size, memory and plan_text so that ``from unsloth_nb.planning.planner import ...`` keeps working.
@@ -149,6 +150,7 @@ class Plan:
     startup_seconds: float | None = None
     tokens_per_second: float | None = None
     tokens_per_step: int | None = None
+    pod: PodResources | None = None  # RunPod only: container disk, vCPUs and RAM the pod is created with
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``--json`` and the job folder."""
@@ -260,7 +262,7 @@ def plan(
             cost = max(round(seconds / 3600 * usd_per_hour, 2), 0.01)
     _check_limits(config, placement, device, seconds, cost, warnings)
 
-    return Plan(
+    result = Plan(
         placement=placement,
         device=device,
         model=name,
@@ -280,6 +282,10 @@ def plan(
         tokens_per_second=round(speed, 1),
         tokens_per_step=tokens_per_step,
     )
+    if placement == "runpod":
+        save_steps = config.train.save_steps or default_save_steps(result)
+        result.pod = pod_resources(config, size, total_steps=steps, save_steps=save_steps)
+    return result
 
 
 def _check_context_length(config: TrainConfig, size: ModelSize) -> None:

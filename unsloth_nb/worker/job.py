@@ -56,6 +56,8 @@ LOG_TAIL_CHARS = 6000
 LAST_EXIT_ENV = "UNSLOTH_NB_WORKER_LAST_EXIT"
 #: Precedes the dead worker's log tail in the message a restarted worker logs (clients cut the tail there).
 CRASH_LOG_MARKER = "the last lines of its log:\n"
+#: Secrets a job request may bring (held in this process's memory only, never written to the work folder).
+SECRET_NAMES = frozenset({"HF_TOKEN", "WANDB_API_KEY"})
 #: The only artifacts a client may upload: the files of a checkpoint to resume from.
 _UPLOADABLE = re.compile(r"checkpoints/checkpoint-\d+/[^/].*")
 
@@ -255,17 +257,21 @@ class JobHost:
             return {"name": relative, "bytes_received": start + len(chunk), "bytes": total}
 
     # ------------------------------------------------------------------ running
-    def start(self, hub_checkpoint: Any = None) -> dict[str, Any]:
+    def start(self, hub_checkpoint: Any = None, secrets: Any = None) -> dict[str, Any]:
         """Verify the upload, then run the engine in a thread (resuming when a checkpoint exists).
 
         ``hub_checkpoint`` names a checkpoint in the job's Hub checkpoint repo to resume
         from; the training thread downloads it first unless a checkpoint at least as new
-        is already here.
+        is already here. ``secrets`` (``{"HF_TOKEN": ...}``) are what the job's phases
+        need: they go into this process's environment, where the libraries look, and
+        into the redactor, and nowhere else; every start sends them again, so a worker
+        that restarted has them too.
         """
         with self._upload_lock, self._lock:  # no chunk may land while the upload is checked
             spec = self._require_spec()
             if self.state in RUNNING_STATES or self.state in TERMINAL_STATES:
                 raise WorkerError(409, f"job {spec.job_id} is already {self.state}")
+            self._take_secrets(secrets)
             config, dataset = self._verified_inputs(spec)
             resume = newest_checkpoint(self.output_dir / "checkpoints")
             fetch = self._hub_checkpoint_to_fetch(config, hub_checkpoint, resume)
@@ -278,6 +284,7 @@ class JobHost:
                 f"({spec.dataset_bytes} bytes, sha256 verified)",
                 source="worker",
             )
+            self._report_boot()
             if resume is not None and fetch is None:
                 self._emit("log", level="info", message=f"resuming from {resume.relative_to(self.output_dir)}", source="worker")
             self._set_state("starting")
@@ -291,6 +298,36 @@ class JobHost:
             else:
                 answer["resumed_from"] = resume.relative_to(self.output_dir).as_posix() if resume else None
             return answer
+
+    def _take_secrets(self, secrets: Any) -> None:
+        if secrets is None:
+            return
+        if not isinstance(secrets, dict) or not all(isinstance(v, str) for v in secrets.values()):
+            raise WorkerError(400, 'secrets must be a JSON object of strings, like {"HF_TOKEN": "..."}')
+        unknown = sorted(set(secrets) - SECRET_NAMES)
+        if unknown:
+            raise WorkerError(400, f"unknown secret names {unknown}; this worker takes {sorted(SECRET_NAMES)}")
+        self.redactor.add(secrets.values())
+        for name, value in secrets.items():
+            if value:
+                os.environ[name] = value
+
+    def _report_boot(self) -> None:
+        """Once per worker process: the image's torch and CUDA, and how the pod's install went, as a log event."""
+        from unsloth_nb.worker.settings import BOOT_REPORT_ENV
+
+        path = os.environ.pop(BOOT_REPORT_ENV, "")
+        if not path:
+            return
+        try:
+            report = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        problem = report.get("problem")
+        message = f"pod: {report.get('summary')}; packages {report.get('install')} ({report.get('seconds')} s of boot)"
+        self._emit(
+            "log", level="error" if problem else "info", message=message + (f"; {problem}" if problem else ""), source="pod"
+        )
 
     def _hub_checkpoint_to_fetch(self, config: Any, name: Any, have: Path | None) -> str | None:
         """The Hub checkpoint to download before training, or None when there is none to fetch."""

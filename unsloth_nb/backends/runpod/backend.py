@@ -62,11 +62,12 @@ from typing import Any
 
 from unsloth_nb.backends.base import BackendResult, JobContext
 from unsloth_nb.backends.runpod.billing import Meter
-from unsloth_nb.backends.runpod.bootstrap import START_COMMAND, boot_env
+from unsloth_nb.backends.runpod.boot_link import PackageDelivery
 from unsloth_nb.backends.runpod.checkpoints import CheckpointKeeper
-from unsloth_nb.backends.runpod.client import PodSpec, RunPodApiError, RunPodClient
+from unsloth_nb.backends.runpod.client import RunPodApiError, RunPodClient
+from unsloth_nb.backends.runpod.pod_request import VOLUME_WORK_DIR as VOLUME_WORK_DIR  # re-exported: it was defined here
+from unsloth_nb.backends.runpod.pod_request import job_secrets, pod_spec
 from unsloth_nb.backends.runpod.pods import (
-    WORKER_PORT,
     Offer,
     PodLostError,
     RentedPod,
@@ -92,20 +93,18 @@ from unsloth_nb.backends.runpod.reattach import (
 from unsloth_nb.backends.runpod.relay import REMOTE_END_STATES, EventRelay
 from unsloth_nb.backends.runpod.transfer import download_outputs, fetch_latest_checkpoint, send_checkpoint
 from unsloth_nb.backends.runpod.worker_client import WorkerClient, WorkerRefusedError, WorkerUnreachableError
-from unsloth_nb.credentials import get_secret, has_secret, redact
+from unsloth_nb.credentials import has_secret, redact
 from unsloth_nb.errors import BackendError, JobCancelledError
 from unsloth_nb.jobs.checkpoints import checkpoint_step, newest_checkpoint
 from unsloth_nb.jobs.runtime import run_in_thread
 from unsloth_nb.planning.planner import lost_pod_policy
 from unsloth_nb.worker.protocol import pack_dataset
-from unsloth_nb.worker.settings import DIR_ENV, PORT_ENV, TOKEN_ENV
+from unsloth_nb.worker.settings import TOKEN_ENV
 
 log = logging.getLogger(__name__)
 
 #: How many times one job continues from a checkpoint after losing its pod or its worker.
 MAX_RESUMES = 3
-#: Where the worker keeps its files on a network volume: one folder per job, so jobs never meet.
-VOLUME_WORK_DIR = "/workspace/unsloth-nb/{job_id}"
 
 
 @dataclass
@@ -171,6 +170,7 @@ class PodJob:
         self.token = secrets.token_urlsafe(32)
         self.meter = Meter(ctx, timing.cost_every)  # every pod this job rented, and what they cost
         self.relay = EventRelay(ctx, self._say, self._keep_checkpoint)  # the pod's events into the job's log
+        self.delivery = PackageDelivery(self._say)  # the unsloth_nb package to each booting pod
         self.pod: RentedPod | None = None
         self.worker: WorkerClient | None = None
         self.stop_reason: str | None = None
@@ -246,16 +246,7 @@ class PodJob:
         if reused is not None:
             self.pod = reused
             return
-        spec = PodSpec(
-            name=pod_name(self.ctx.job_id),
-            image=runpod.image,
-            gpu_type_id="",
-            container_disk_gb=runpod.container_disk_gb,
-            ports=f"{WORKER_PORT}/http",
-            env=self._pod_env(),
-            docker_args=START_COMMAND,
-            network_volume_id=runpod.volume_id,
-        )
+        spec = pod_spec(self.config, self.ctx.plan, self.ctx.job_id, self.token)
         self.pod = provision(
             self.client,
             spec,
@@ -269,17 +260,6 @@ class PodJob:
             say=self._say,
         )
         self._say(f"worker ready on pod {self.pod.id} ({self.pod.offer.gpu.display_name})")
-
-    def _pod_env(self) -> dict[str, str]:
-        env = {TOKEN_ENV: self.token, PORT_ENV: str(WORKER_PORT), **boot_env()}
-        if self.config.runpod.volume_id:
-            env[DIR_ENV] = VOLUME_WORK_DIR.format(job_id=self.ctx.job_id)
-        # HF_TOKEN goes along when the adapter is pushed, and when set at all: gated base models need it to download.
-        if self.config.hub.repo_id:
-            env["HF_TOKEN"] = get_secret("HF_TOKEN", f"to push to {self.config.hub.repo_id}")
-        elif has_secret("HF_TOKEN"):
-            env["HF_TOKEN"] = get_secret("HF_TOKEN", "to download the base model")
-        return env
 
     def _reuse(self, offers: list[Offer]) -> RentedPod | None:
         if self.config.runpod.volume_id:
@@ -329,8 +309,7 @@ class PodJob:
 
     def _ready(self, rented: RentedPod) -> bool:
         self.meter.report(self.pod)
-        probe = self._worker_for(rented)
-        return probe.health(timeout=10.0) is not None
+        return self.delivery.ready(self._worker_for(rented), rented.id)  # a booting pod gets its package here
 
     def _worker_for(self, rented: RentedPod) -> WorkerClient:
         if self.worker is None or self.worker.base_url != rented.url.rstrip("/"):
@@ -416,7 +395,7 @@ class PodJob:
     def _start(self, worker: WorkerClient, hub_checkpoint: str | None = None) -> None:
         """Start (or resume) training; a start whose answer was lost and that is retried finds it running."""
         try:
-            worker.start(hub_checkpoint)
+            worker.start(hub_checkpoint, secrets=job_secrets(self.config))
         except WorkerRefusedError as exc:
             if exc.status != 409 or worker.job().get("state") not in ("starting", "training", "saving", *REMOTE_END_STATES):
                 raise

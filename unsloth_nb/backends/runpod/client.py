@@ -210,6 +210,9 @@ class PodSpec:
     docker_args: str = field(default="", repr=False)
     network_volume_id: str | None = None
     volume_mount_path: str = "/workspace"
+    min_cuda_version: str | None = None  # hosts whose driver supports at least this CUDA (the image's)
+    min_vcpu_count: int = 1
+    min_memory_gb: int = 1
 
 
 @dataclass
@@ -520,6 +523,12 @@ class RunPodClient:
         }
         if spec.network_volume_id:
             kwargs["network_volume_id"] = escape(spec.network_volume_id)
+        kwargs["min_vcpu_count"] = spec.min_vcpu_count
+        kwargs["min_memory_in_gb"] = spec.min_memory_gb
+        if spec.min_cuda_version:
+            from unsloth_nb.backends.runpod.pod_request import allowed_cuda_versions
+
+            kwargs["allowed_cuda_versions"] = allowed_cuda_versions(spec.min_cuda_version)
 
         def create(sdk: Any) -> Pod:
             raw = sdk.create_pod(**kwargs)

@@ -149,6 +149,23 @@ class WorkerClient:
         payload = _json_or_empty(response)
         return payload if payload.get("ok") else None
 
+    def boot(self, timeout: float = 10.0) -> dict[str, Any] | None:
+        """Stage 0's answer while the pod boots (``GET /boot``), or None: not up yet, or the worker answers. Never retries."""
+        import requests
+
+        try:
+            response = self._session.get(self.base_url + "/boot", timeout=timeout)
+        except requests.RequestException:
+            return None
+        if response.status_code == 401:
+            raise WorkerRefusedError(401, "the pod refused our token (HTTP 401)")
+        payload = _json_or_empty(response) if response.status_code == 200 else {}
+        return payload if payload.get("stage") == "boot" else None
+
+    def send_package(self, data: bytes, sha256: str) -> dict[str, Any]:
+        """The ``unsloth_nb`` zip to a booting pod; it checks ``sha256`` before unpacking."""
+        return dict(self._json("PUT", f"/boot/package?sha256={sha256}", data=data, retry_for=30.0))
+
     def declare(self, job_id: str, config: dict[str, Any], dataset: bytes) -> dict[str, Any]:
         body = {"job_id": job_id, "config": config, "dataset_sha256": sha256_hex(dataset), "dataset_bytes": len(dataset)}
         return dict(self._json("PUT", "/job", json=body))
@@ -184,10 +201,17 @@ class WorkerClient:
             if on_progress is not None:
                 on_progress(offset)
 
-    def start(self, hub_checkpoint: str | None = None) -> dict[str, Any]:
-        """Start training; ``hub_checkpoint`` (``checkpoint-N``) makes the pod fetch it from the Hub and resume."""
-        body = {"hub_checkpoint": hub_checkpoint} if hub_checkpoint else None
-        return dict(self._json("POST", "/job/start", json=body))
+    def start(self, hub_checkpoint: str | None = None, secrets: dict[str, str] | None = None) -> dict[str, Any]:
+        """Start training; ``hub_checkpoint`` (``checkpoint-N``) makes the pod fetch it from the Hub and resume.
+
+        ``secrets`` (HF_TOKEN) travel here, in the authenticated request, never in pod env.
+        """
+        body: dict[str, Any] = {}
+        if hub_checkpoint:
+            body["hub_checkpoint"] = hub_checkpoint
+        if secrets:
+            body["secrets"] = secrets
+        return dict(self._json("POST", "/job/start", json=body or None))
 
     def cancel(self) -> dict[str, Any]:
         return dict(self._json("POST", "/job/cancel"))
