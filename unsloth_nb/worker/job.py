@@ -31,6 +31,7 @@ from typing import Any
 
 from unsloth_nb.jobs.checkpoints import newest_checkpoint
 from unsloth_nb.jobs.events import Event, EventLog
+from unsloth_nb.worker.artifacts import HashCache
 from unsloth_nb.worker.protocol import (
     JOB_ID_PATTERN,
     MAX_DATASET_BYTES,
@@ -129,6 +130,7 @@ class JobHost:
         self.events_path = work_dir / "events.jsonl"
         self.log_path = work_dir / "worker.log"
         self.cancel_event = threading.Event()
+        self.hashes = HashCache()  # saved files are hashed as they appear, never inside a request
         self._lock = threading.RLock()
         self._upload_lock = threading.Lock()
         self._declared = threading.Event()
@@ -548,6 +550,8 @@ class WorkerHooks:
         self.pusher = pusher  # a HubCheckpointPusher when checkpoints also go to the Hub
 
     def emit(self, kind: str, /, **data: Any) -> None:
+        if kind in ("artifact", "checkpoint") and isinstance(data.get("path"), str):
+            self.host.hashes.hash_later(Path(data["path"]))  # hashed while the client is still told about it
         self.host._emit(kind, **data)
         if kind == "checkpoint" and self.pusher is not None and isinstance(data.get("path"), str):
             self.pusher.offer(Path(data["path"]), int(data.get("step") or 0))

@@ -231,8 +231,22 @@ class WorkerClient:
         )
 
     # ------------------------------------------------------------------ artifacts
-    def artifacts(self, prefix: str = "") -> list[RemoteArtifact]:
-        listing = self._json("GET", "/artifacts", params={"prefix": prefix, "sha256": 1} if prefix else {"sha256": 1})
+    def artifacts(self, prefix: str = "", hash_wait: float = 1800.0) -> list[RemoteArtifact]:
+        """The files under ``prefix`` with their sha256, asking again while the pod still hashes some.
+
+        The worker hashes files as they are saved and never a big one inside a request
+        (RunPod's proxy gives up after 100 s); a listing marks what is not hashed yet with
+        ``sha256: null``. After ``hash_wait`` seconds the files come without a hash to check.
+        """
+        params = {"prefix": prefix, "sha256": 1} if prefix else {"sha256": 1}
+        give_up = time.monotonic() + hash_wait
+        while True:
+            listing = self._json("GET", "/artifacts", params=params)
+            pending = [a for a in listing if a.get("sha256") is None]
+            if not pending or time.monotonic() >= give_up or self._abort.is_set():
+                break
+            log.info("the pod is still hashing %d file(s) (%s ...); asking again", len(pending), pending[0].get("name"))
+            self._abort.wait(min(2.0, max(0.0, give_up - time.monotonic())))
         return [RemoteArtifact(str(a["name"]), int(a["bytes"]), str(a.get("sha256") or "")) for a in listing]
 
     def download(self, artifact: RemoteArtifact, target: Path, attempts: int = 5) -> None:
