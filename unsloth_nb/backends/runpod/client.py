@@ -502,11 +502,9 @@ class RunPodClient:
         raws = self._call("list pods", lambda sdk: sdk.get_pods())
         return [Pod.from_api(raw) for raw in raws or [] if raw.get("name") == name]
 
-    def create_pod(self, spec: PodSpec) -> Pod:
-        """Rent a pod; exactly one even when an answer is lost (it is then found by name).
-
-        Raises OutOfStockError when the GPU is not free in ``spec.cloud_type``.
-        """
+    @staticmethod
+    def _create_kwargs(spec: PodSpec) -> dict[str, Any]:
+        """The SDK's ``create_pod`` arguments for ``spec``, every free-text value escaped."""
         kwargs: dict[str, Any] = {
             "name": escape(spec.name),
             "image_name": escape(spec.image),
@@ -529,6 +527,30 @@ class RunPodClient:
             from unsloth_nb.backends.runpod.pod_request import allowed_cuda_versions
 
             kwargs["allowed_cuda_versions"] = allowed_cuda_versions(spec.min_cuda_version)
+
+        return kwargs
+
+    def create_request(self, spec: PodSpec) -> tuple[str, str, str]:
+        """(method, path, body) of the create call for ``spec``, exactly as sent (for dry runs and size checks)."""
+        import inspect
+
+        from runpod.api.ctl_commands import create_pod
+        from runpod.api.mutations.pods import generate_pod_deployment_mutation
+
+        defaults = {name: p.default for name, p in inspect.signature(create_pod).parameters.items() if p.default is not p.empty}
+        arguments = {**defaults, **self._create_kwargs(spec)}
+        if arguments.get("container_disk_in_gb") is None:
+            arguments["container_disk_in_gb"] = 10
+        wanted = inspect.signature(generate_pod_deployment_mutation).parameters
+        query = generate_pod_deployment_mutation(**{k: v for k, v in arguments.items() if k in wanted})
+        return "POST", "/graphql", json.dumps({"query": query})
+
+    def create_pod(self, spec: PodSpec) -> Pod:
+        """Rent a pod; exactly one even when an answer is lost (it is then found by name).
+
+        Raises OutOfStockError when the GPU is not free in ``spec.cloud_type``.
+        """
+        kwargs = self._create_kwargs(spec)
 
         def create(sdk: Any) -> Pod:
             raw = sdk.create_pod(**kwargs)

@@ -49,6 +49,25 @@ def image_cuda_version(image: str) -> str | None:
     return f"{int(found.group(1))}.{int(found.group(2))}" if found else None
 
 
+_TORCH_TAG = re.compile(r"torch(\d)(\d{1,2})(\d)(?:[-.]|$)")  # torch291 -> 2.9.1, torch2100 -> 2.10.0
+
+
+def image_torch_and_python(image: str) -> tuple[str, str] | None:
+    """(torch version, python major.minor) a current-style ``runpod/pytorch`` tag names, or None.
+
+    ``...-torch291-ubuntu2404`` is torch 2.9.1 on Ubuntu 24.04, whose python is 3.12
+    (3.11 on 22.04). Used to check the install plan offline; the pod logs the real ones.
+    """
+    tag = image.rsplit(":", 1)[-1]
+    torch = _TORCH_TAG.search(tag)
+    if torch is None:
+        return None
+    python = "3.12" if "ubuntu2404" in tag else "3.11" if "ubuntu2204" in tag else None
+    if python is None:
+        return None
+    return f"{torch.group(1)}.{torch.group(2)}.{torch.group(3)}", python
+
+
 def min_cuda_version(config: TrainConfig) -> str | None:
     return config.runpod.min_cuda_version or image_cuda_version(config.runpod.image)
 

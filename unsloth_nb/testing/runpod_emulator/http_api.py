@@ -65,6 +65,7 @@ class ApiCall:
     time: float  # time.time()
     operations: tuple[str, ...]
     from_pod: bool
+    bytes: int = 0  # the request body's size: what the create request weighs
 
 
 class ApiServer(LoopbackServer):
@@ -146,7 +147,8 @@ class ApiHandler(LoopbackHandler):
         cloud = self.server.cloud
         header = self.headers.get("Authorization", "")
         key = header[7:].strip() if header[:7].lower() == "bearer " else query_key
-        self.server.calls.append(ApiCall(time.time(), tuple(operations), bool(key) and cloud.pod_for_key(key) is not None))
+        from_pod = bool(key) and cloud.pod_for_key(key) is not None
+        self.server.calls.append(ApiCall(time.time(), tuple(operations), from_pod, len(body)))
         if self._injected_failure(operations):
             return
         authorised, scoped_pod_id = self._authenticate(query_key)
