@@ -70,6 +70,14 @@ def cmd_train(argv: list[str], *, force_runpod: bool = False) -> int:
     if force_runpod:
         argv = [*argv, "--placement", "runpod"]
     config, options = parse_train_args(argv)
+    if options.dry_run:
+        from unsloth_nb.backends.runpod.dry_run import format_dry_run
+
+        prepared = prepare(config, check_secrets=False)
+        print(format_plan(prepared.plan))
+        print()
+        print(format_dry_run(prepared))
+        return EXIT_OK
     prepared = prepare(config, prompt_for_secrets=sys.stdin.isatty())
     if not options.json and not options.quiet:
         print(format_plan(prepared.plan), file=sys.stderr)

@@ -26,7 +26,8 @@ from typing import Any
 
 INDEX_URL = "https://pypi.org/simple"
 #: The manylinux tags an Ubuntu 22.04/24.04 x86_64 pod accepts (newest first).
-PLATFORMS = tuple(f"manylinux_2_{minor}_x86_64" for minor in (39, 35, 34, 31, 28, 27, 24, 17)) + (
+PLATFORMS = (
+    *(f"manylinux_2_{minor}_x86_64" for minor in (39, 35, 34, 31, 28, 27, 24, 17)),
     "manylinux2014_x86_64",
     "linux_x86_64",
 )

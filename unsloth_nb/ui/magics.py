@@ -91,6 +91,14 @@ class UnslothMagics(Magics):
         if options.output_name is not None and not _is_name(options.output_name):
             raise UsageError(f"-o {options.output_name!r}: the job needs a valid Python variable name, e.g. -o job")
         in_kernel = _in_kernel(self.shell)
+        if options.dry_run:
+            from unsloth_nb.backends.runpod.dry_run import format_dry_run
+            from unsloth_nb.jobs.controller import prepare
+            from unsloth_nb.planning.plan_text import format_plan
+
+            prepared = prepare(config, check_secrets=False)
+            print(format_plan(prepared.plan) + "\n\n" + format_dry_run(prepared))
+            return
         prepared = _prepare(config, prompt_for_secrets=in_kernel)
         context = contextvars.copy_context()
         if not options.yes:
