@@ -95,10 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         Row(["image", f"{plan.image} (torch {plan.image_torch}, python {plan.python})", "-"]),
         Row(["constraints", ", ".join(plan.constraints), "-"]),
-        Row(["torch after the install", f"{plan.version('torch')} (image's: {plan.image_torch})", "unchanged"],
-            ok=plan.version("torch") == plan.image_torch),
+        Row(
+            ["torch after the install", f"{plan.version('torch')} (image's: {plan.image_torch})", "unchanged"],
+            ok=plan.version("torch") == plan.image_torch,
+        ),
         Row(["packages the install adds", f"{len(fetched)} of {len(plan.install)} resolved ({len(have)} in the image)", "-"]),
-        Row(["wheel bytes to download", f"{total / 1e6:,.0f} MB; biggest: " + ", ".join(f"{n} {s / 1e6:.0f} MB" for s, n in biggest), "-"]),
+        Row(
+            [
+                "wheel bytes to download",
+                f"{total / 1e6:,.0f} MB; biggest: " + ", ".join(f"{n} {s / 1e6:.0f} MB" for s, n in biggest),
+                "-",
+            ]
+        ),
         Row(["resolve (measured here)", f"{resolve_s:.0f} s", "-"]),
         Row(["download", f"{download_s:.0f} s at {args.mbps:g} Mbit/s", "-"]),
         Row(["install", f"{install_s:.0f} s at {args.unpack_mb_s:g} MB/s", "-"]),

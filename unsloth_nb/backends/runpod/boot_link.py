@@ -10,11 +10,15 @@ its driver), and a pod waiting for its package gets it, with its sha256, in one
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from unsloth_nb.backends.runpod.bootstrap import package_sha256, package_zip
 from unsloth_nb.backends.runpod.stage0 import describe
 from unsloth_nb.backends.runpod.worker_client import WorkerClient, WorkerUnreachableError
+
+#: How long a readiness poll waits for the worker right after the package arrived and nothing was left to install.
+WORKER_START_WAIT_S = 5.0
 
 
 class PackageDelivery:
@@ -29,14 +33,24 @@ class PackageDelivery:
         """True once the worker answers its health check; until then, help the pod boot."""
         if worker.health(timeout=10.0) is not None:
             return True
-        self.poll(worker, pod_id)
+        if not self.poll(worker, pod_id):
+            return False
+        # The package just landed and nothing is left to install: the worker starts within a second or two.
+        deadline = time.monotonic() + WORKER_START_WAIT_S
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if worker.health(timeout=5.0) is not None:
+                return True
         return False
 
-    def poll(self, worker: WorkerClient, pod_id: str) -> None:
-        """Ask stage 0 where the pod stands; send the package when it waits for it."""
+    def poll(self, worker: WorkerClient, pod_id: str) -> bool:
+        """Ask stage 0 where the pod stands; send the package when it waits for it.
+
+        True when the package was sent just now and the install is over (the worker is about to start).
+        """
         state = worker.boot(timeout=10.0)
         if state is None:
-            return
+            return False
         if pod_id not in self._reported:
             self._reported.add(pod_id)
             facts = state.get("facts") if isinstance(state.get("facts"), dict) else {}
@@ -45,8 +59,10 @@ class PackageDelivery:
         if state.get("package") == "waiting" and pod_id not in self._sent:
             data = package_zip()
             try:
-                worker.send_package(data, package_sha256())
+                answer = worker.send_package(data, package_sha256())
             except WorkerUnreachableError:
-                return  # the next poll tries again
+                return False  # the next poll tries again
             self._sent.add(pod_id)
             self._say(f"unsloth-nb package sent to pod {pod_id} ({len(data) / 1e3:.0f} kB, sha256 checked there)")
+            return answer.get("install") != "running"
+        return False
