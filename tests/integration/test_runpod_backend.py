@@ -106,6 +106,7 @@ def test_tiny_job_trains_on_an_emulated_pod(
             info = runpod_emulator.pod(job.record.pod_id)
             if info is not None:
                 seen_tokens.append(info.env[TOKEN_ENV])
+                assert "HF_TOKEN" not in info.env  # it travels in the job request, never in pod env
 
     job.log.subscribe(grab_token)
     job.wait(timeout=280)
@@ -168,6 +169,11 @@ def test_tiny_job_trains_on_an_emulated_pod(
             assert seen_tokens[0] not in text and "hf_test_secret_value" not in text, path
     assert runpod_emulator.pod(pod_id) is None
     assert runpod_emulator.ledger.running_pods() == []
+
+    # The image's torch and CUDA are logged at boot: by the client from stage 0, and by the worker.
+    booting = [e["message"] for e in events if e.kind == "log" and "is booting: torch " in e["message"]]
+    assert len(booting) == 1 and "CUDA" in booting[0]
+    assert [e for e in events if e.kind == "log" and e.get("source") == "pod" and e["message"].startswith("pod: torch ")]
 
     ready = next(e.time for e in events if e.kind == "log" and "worker ready" in e["message"])
     first_loss = next(e.time for e in events if e.kind == "metrics" and e.get("loss") is not None)
