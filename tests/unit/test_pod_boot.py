@@ -176,3 +176,39 @@ def test_stage_0_takes_the_package_only_with_the_token_and_its_checksum(tmp_path
 def test_stage_0_gives_up_when_no_package_comes(tmp_path: Path) -> None:
     process, _ = start_stage0(tmp_path, UNSLOTH_NB_WORKER_IDLE_TIMEOUT="1")
     assert process.wait(timeout=30) == 3
+
+
+def test_stage_0_installs_what_is_missing_in_the_background_and_reports_how_it_went(tmp_path: Path) -> None:
+    """A bare Python (no training stack, not even pip): the install starts, fails, and the boot still completes."""
+    import venv
+
+    bare = tmp_path / "bare"
+    venv.EnvBuilder(with_pip=False).create(bare)
+    python = bare / "bin" / "python"
+    port = free_port()
+    script = tmp_path / "stage0.py"
+    script.write_text(stage0_source())
+    env = {**os.environ, TOKEN_ENV: TOKEN, PORT_ENV: str(port), "UNSLOTH_NB_EMULATOR_HOST": "127.0.0.1"}
+    env.pop("PYTHONPATH", None)
+    process = subprocess.Popen([str(python), str(script), str(tmp_path / "boot"), "unsloth>=2026.10.9"], env=env)
+    try:
+        deadline = time.monotonic() + 30
+        state: dict = {}
+        while time.monotonic() < deadline:
+            try:
+                state = request(port, "GET", "/boot")[1]
+                if str(state.get("install", "")).startswith("failed"):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        assert state["install"].startswith("failed") and state["package"] == "waiting", state
+        assert state["facts"]["torch"] is None
+        assert request(port, "PUT", f"/boot/package?sha256={package_sha256()}", package_zip())[0] == 200
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+    boot = tmp_path / "boot"
+    assert "No module named pip" in (boot / "install.log").read_text()
+    report = json.loads((boot / "boot.json").read_text())
+    assert report["install"].startswith("failed") and report["problem"] is None
