@@ -50,10 +50,8 @@ CLIENT_ONLY = ("ui", "backends", "testing")
 BOOT_ENV = "UNSLOTH_NB_BOOT"
 #: How often the script starts a worker again that died of a signal (each restart resumes from a checkpoint).
 MAX_WORKER_RESTARTS = 3
-#: RunPod's route for the package on the worker port, served by stage 0.
-PACKAGE_ROUTE = "/boot/package"
 
-#: Fixed; all job data travels in the environment. Falls back to ending the pod and idling.
+#: Fixed, with no job data in it: it unpacks UNSLOTH_NB_BOOT and runs it; failing that, ends the pod and idles.
 START_COMMAND = (
     'bash -c \'printf %s "$UNSLOTH_NB_BOOT" | base64 -d | gzip -dc > /tmp/unsloth-nb-boot.sh '
     '&& exec bash /tmp/unsloth-nb-boot.sh; runpodctl remove pod "$RUNPOD_POD_ID"; exec sleep infinity\''
