@@ -79,6 +79,15 @@ def cmd_train(argv: list[str], *, force_runpod: bool = False) -> int:
     if force_runpod:
         argv = [*argv, "--placement", "runpod"]
     config, options, mistakes = read_train_args(argv)
+    if options.dry_run:  # the plan and every request a job would send; nothing is rented, no key is needed
+        from unsloth_nb.backends.runpod.dry_run import format_dry_run
+        from unsloth_nb.jobs.preflight import prepare
+
+        prepared = prepare(config, check_secrets=False, earlier=mistakes)
+        print(format_plan(prepared.plan))
+        print()
+        print(format_dry_run(prepared))
+        return EXIT_OK
     quiet = options.quiet or options.json
     job = launch(  # missing keys are asked for after on_plan has shown the plan (and its price)
         config,

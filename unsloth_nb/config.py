@@ -261,11 +261,21 @@ class RunPodConfig:
         minimum=60.0,
     )
     image: str = knob(
-        "runpod/pytorch:2.8.0-py3.11-cuda12.8.1-cudnn-devel-ubuntu22.04",
-        "Container image; it needs CUDA and PyTorch, the worker installs the rest at start.",
+        "runpod/pytorch:1.0.3-cu1281-torch291-ubuntu2404",
+        "Container image; it needs CUDA and PyTorch. The pod installs the rest at start, never replacing the image's torch.",
         flag="--image",
     )
-    container_disk_gb: int = knob(50, "Container disk in GB.", flag="--container-disk", minimum=10)
+    min_cuda_version: str | None = knob(
+        None,
+        "Only hosts whose driver supports at least this CUDA version, e.g. 12.8 (unset: read from the image tag).",
+        flag="--min-cuda",
+    )
+    container_disk_gb: int | None = knob(
+        None,
+        "Container disk in GB (unset: sized from the model, the exports and the checkpoints; the plan shows it).",
+        flag="--container-disk",
+        minimum=10,
+    )
     volume_id: str | None = knob(None, "Network volume to keep checkpoints on across pods.", flag="--network-volume")
     resume_on_loss: bool = knob(
         True,

@@ -56,6 +56,7 @@ class TrainOptions:
     config_file: str | None = None
     no_wait: bool = False
     quiet: bool = False
+    dry_run: bool = False
 
 
 def _dest(spec: FieldSpec) -> str:
@@ -102,6 +103,11 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--no-wait", action="store_true", help="(notebook) return at once; the job runs in the background.")
     group.add_argument("--quiet", "-q", action="store_true", help="Show only the final result.")
+    group.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="Print the plan and every request a RunPod job would send (secrets redacted); rent nothing, train nothing.",
+    )
 
 
 def build_train_parser(prog: str = "unsloth-nb train", description: str | None = None) -> argparse.ArgumentParser:
@@ -157,6 +163,7 @@ def read_train_args(
         config_file=namespace.config_file,
         no_wait=namespace.no_wait,
         quiet=namespace.quiet,
+        dry_run=namespace.dry_run,
     )
     data: dict[str, Any] = dict(base or {})
     if options.config_file:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 
 import unsloth_nb
+from unsloth_nb.backends.runpod.boot_link import PackageDelivery
 from unsloth_nb.backends.runpod.bootstrap import START_COMMAND, boot_env
 from unsloth_nb.backends.runpod.client import (
     OutOfStockError,
@@ -105,6 +106,7 @@ def test_tiny_job_trains_on_an_emulated_pod(
             info = runpod_emulator.pod(job.record.pod_id)
             if info is not None:
                 seen_tokens.append(info.env[TOKEN_ENV])
+                assert "HF_TOKEN" not in info.env  # it travels in the job request, never in pod env
 
     job.log.subscribe(grab_token)
     job.wait(timeout=280)
@@ -167,6 +169,11 @@ def test_tiny_job_trains_on_an_emulated_pod(
             assert seen_tokens[0] not in text and "hf_test_secret_value" not in text, path
     assert runpod_emulator.pod(pod_id) is None
     assert runpod_emulator.ledger.running_pods() == []
+
+    # The image's torch and CUDA are logged at boot: by the client from stage 0, and by the worker.
+    booting = [e["message"] for e in events if e.kind == "log" and "is booting: torch " in e["message"]]
+    assert len(booting) == 1 and "CUDA" in booting[0]
+    assert [e for e in events if e.kind == "log" and e.get("source") == "pod" and e["message"].startswith("pod: torch ")]
 
     ready = next(e.time for e in events if e.kind == "log" and "worker ready" in e["message"])
     first_loss = next(e.time for e in events if e.kind == "metrics" and e.get("loss") is not None)
@@ -341,10 +348,12 @@ def test_readiness_deadline_terminates_the_pod_and_tries_the_next_gpu(runpod_emu
     abandoned: list[tuple[str, str]] = []
     created: list[RentedPod] = []
 
+    delivery = PackageDelivery(lambda message: None)
+
     def healthy(rented: RentedPod) -> bool:
         worker = WorkerClient(rented.url, TOKEN)
         try:
-            return worker.health(timeout=5) is not None
+            return delivery.ready(worker, rented.id)
         finally:
             worker.close()
 
@@ -376,7 +385,8 @@ def test_worker_refuses_missing_and_wrong_tokens_and_path_traversal(runpod_emula
     try:
         url = proxy_url(pod.id)
         worker = WorkerClient(url, TOKEN)
-        runpod_emulator.wait_for(lambda: worker.health(timeout=5) is not None, timeout=60, interval=0.2)
+        delivery = PackageDelivery(lambda message: None)
+        runpod_emulator.wait_for(lambda: delivery.ready(worker, pod.id), timeout=60, interval=0.2)
         assert raw_get(url, "/health") == 401
         assert raw_get(url, "/health", {"Authorization": "Bearer wrong-token-0123456789"}) == 401
         assert raw_get(url, "/artifacts", {"Authorization": "Bearer "}) == 401
@@ -414,7 +424,8 @@ def test_an_idle_worker_left_by_a_finished_job_is_reused(runpod_emulator: RunPod
 
     try:
         worker = WorkerClient(proxy_url(pod.id), TOKEN)
-        runpod_emulator.wait_for(lambda: worker.health(timeout=5) is not None, timeout=60, interval=0.2)
+        delivery = PackageDelivery(lambda message: None)
+        runpod_emulator.wait_for(lambda: delivery.ready(worker, pod.id), timeout=60, interval=0.2)
         worker.close()
         assert find_reusable_pod(client, offers, health) is None  # no job record here: maybe another machine's
 

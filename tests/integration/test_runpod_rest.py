@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from unsloth_nb.backends.runpod import rest_api
-from unsloth_nb.backends.runpod.bootstrap import BOOT_ENV, PAYLOAD_PREFIX, START_COMMAND, boot_env
+from unsloth_nb.backends.runpod.bootstrap import BOOT_ENV, START_COMMAND, boot_env
 from unsloth_nb.backends.runpod.client import (
     API_ENV,
     InsufficientBalanceError,
@@ -93,6 +93,35 @@ def test_create_sends_the_v2_body_and_reads_the_pod_back(runpod_emulator: RunPod
         rest.terminate_pod(pod.id, poll=0.05)
     assert rest.get_pod(pod.id) is None
     assert "podFindAndDeployOnDemand" in rest_calls(runpod_emulator) and "podTerminate" in rest_calls(runpod_emulator)
+
+
+def test_the_create_asks_for_vcpus_and_ram_per_gpu_and_is_sent_as_rendered(runpod_emulator: RunPodEmulator) -> None:
+    """REST v2 takes the host floors under ``gpu``, per GPU; the bytes sent are ``create_request``'s, to the byte."""
+    rest = client()
+    wanted = spec("unsloth-nb-sized", gpu_count=2, min_vcpu_count=40, min_memory_gb=301, min_cuda_version="12.4")
+    method, path, body = rest.create_request(wanted)
+    pod = rest.create_pod(wanted)
+    try:
+        info = runpod_emulator.pod(pod.id)
+        assert info is not None and info.gpu_count == 2
+        assert info.vcpu_count >= 40 and info.memory_gb >= 302  # 20 vCPUs and 151 GB per GPU, rounded up
+        assert info.min_cuda_version == "12.4"
+        creates = [c for c in runpod_emulator.api_calls if "podFindAndDeployOnDemand" in c.operations]
+        assert (method, path) == ("POST", "/v2/pods") and [c.bytes for c in creates] == [len(body.encode())]
+    finally:
+        rest.terminate_pod(pod.id, poll=0.05)
+
+
+def test_rest_v1_field_names_are_refused_by_v2(runpod_emulator: RunPodEmulator) -> None:
+    """The emulator refuses REST v1's flat ``minVCPUPerGPU`` as v2 does not know it (so a regression shows)."""
+    answer = requests.post(
+        runpod_emulator.api_base_url + "/v2/pods",
+        json={"name": "n", "image": "img", "gpu": {"id": RTX_4090, "count": 1}, "minVCPUPerGPU": 4},
+        headers={"Authorization": f"Bearer {rest_key(runpod_emulator)}"},
+        timeout=10,
+    )
+    assert answer.status_code == 422 and "gpu.minVcpuCountPerGpu" in answer.text
+    assert runpod_emulator.pods == {}
 
 
 def test_listing_follows_the_cursor_across_pages(runpod_emulator: RunPodEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -250,8 +279,7 @@ def test_a_pod_whose_boot_fails_ends_itself_through_rest_v2(runpod_emulator: Run
     if broken == "start-command":
         env[BOOT_ENV] = "%%% not base64 %%%"  # the start command's own fallback runs
     else:
-        for key in [k for k in env if k.startswith(PAYLOAD_PREFIX)]:
-            env[key] = "bm90IGEgemlw"  # "not a zip": the script's unpack fails and it ends the pod
+        env["UNSLOTH_NB_WORKER_IDLE_TIMEOUT"] = "2"  # no client sends the package: stage 0 gives up, the script ends the pod
     rest = client()
     pod = rest.create_pod(spec(f"unsloth-nb-boot-{broken}", env=env, docker_args=START_COMMAND))
     runpod_emulator.wait_for(lambda: runpod_emulator.pod(pod.id) is None, timeout=60)

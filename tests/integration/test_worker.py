@@ -495,3 +495,49 @@ def test_failed_job_reports_the_error_with_a_log_tail_and_no_secrets(tmp_path: P
     assert hf_token not in everything and worker.token not in everything
     assert hf_token not in (tmp_path / "w" / "worker.log").read_text()
     assert hf_token not in worker.output()
+
+
+@pytest.mark.slow
+def test_a_secret_sent_with_the_start_is_used_redacted_and_never_written(tmp_path: Path, workers: list[Worker]) -> None:
+    """HF_TOKEN arrives in POST /job/start, not in the pod's env: held in memory, redacted everywhere, on no disk."""
+    hf_token = "hf_" + secrets.token_hex(12)
+    worker = launch(workers, tmp_path / "w", env={"HF_TOKEN": ""})
+    missing_model = tmp_path / f"models-{hf_token}" / "none"
+    data = packed(qa_rows(2))
+    worker.call("PUT", "/job", job_body(data, tiny_config(missing_model, max_steps=2)))
+    worker.upload(data, chunk_size=512)
+    refused = worker.call("POST", "/job/start", {"secrets": {"AWS_SECRET": "x" * 20}}, expect=400)
+    assert "unknown secret names" in refused["error"] and "x" * 20 not in json.dumps(refused)
+    worker.call("POST", "/job/start", {"secrets": {"HF_TOKEN": hf_token}})
+
+    events, _ = worker.follow(-1, lambda e: e["kind"] == "status" and e["data"]["state"] in TERMINAL)
+    error = next(e["data"] for e in events if e["kind"] == "error")
+    assert "<redacted>" in error["message"]  # the model path held the token: the worker knew to hide it
+    everything = json.dumps(worker.events(-1, timeout=1)) + json.dumps(worker.call("GET", "/health"))
+    assert hf_token not in everything
+    # On disk only where this test itself put it: the model path in the declared config (job.json).
+    on_disk = [p.name for p in (tmp_path / "w").rglob("*") if p.is_file() and hf_token.encode() in p.read_bytes()]
+    assert on_disk == ["job.json"] and hf_token not in worker.output()
+    declared = json.loads((tmp_path / "w" / "job.json").read_text())
+    assert hf_token not in json.dumps({**declared, "config": {**declared["config"], "model": None}})
+
+
+@pytest.mark.slow
+def test_a_secret_the_phases_must_have_is_looked_for_in_the_start_request(tmp_path: Path, workers: list[Worker]) -> None:
+    """Pushing to the Hub needs HF_TOKEN: a start that does not bring it is refused, one that does is taken."""
+    hf_token = "hf_" + secrets.token_hex(12)
+    worker = launch(workers, tmp_path / "w", env={"HF_TOKEN": ""})
+    config = {**tiny_config(tmp_path / "no-model", max_steps=2), "hub": {"repo_id": "me/adapter", "push_checkpoints": False}}
+    data = packed(qa_rows(2))
+    worker.call("PUT", "/job", job_body(data, config))
+    worker.upload(data, chunk_size=512)
+
+    refused = worker.call("POST", "/job/start", expect=400)["error"]
+    assert "HF_TOKEN" in refused and "me/adapter" in refused
+    assert worker.call("GET", "/job")["state"] == "receiving"  # nothing started
+
+    started = worker.call("POST", "/job/start", {"secrets": {"HF_TOKEN": hf_token}})
+    assert started["state"] == "starting"
+    events, _ = worker.follow(-1, lambda e: e["kind"] == "status" and e["data"]["state"] in TERMINAL)
+    assert status_states(events)[-1] == "failed"  # the model folder is missing: training fails, the token stays hidden
+    assert hf_token not in json.dumps(worker.events(-1, timeout=1)) and hf_token not in worker.output()

@@ -9,6 +9,7 @@ job's log (and, from a pod, the relay) sees every artifact by its relative path.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,11 +53,16 @@ def secrets_of(config: TrainConfig, phases: list[Phase]) -> tuple[dict[str, str]
     return required, [name for name in optional if name not in required]
 
 
-def check_needs(config: TrainConfig, phases: list[Phase]) -> None:
-    """Fail before any phase starts when a secret a phase must have is not set here."""
+def check_needs(config: TrainConfig, phases: list[Phase], available: Mapping[str, str] | None = None) -> None:
+    """Fail before any phase starts when a secret a phase must have is not set.
+
+    ``available`` is where the secrets are looked for: this process's environment by
+    default; a pod's worker passes those that came with the job request.
+    """
     required, _ = secrets_of(config, phases)
+    have = os.environ if available is None else available
     for name, why in required.items():
-        if not os.environ.get(name):
+        if not have.get(name):
             raise MissingSecretError(name, why)
 
 

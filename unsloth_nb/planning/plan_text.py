@@ -52,6 +52,8 @@ def format_plan(plan: Plan, max_gpus: int = 5) -> str:
             else f"not estimated; {price}"
         )
         rows.append(("Cost", cost))
+        if plan.pod is not None:
+            rows.append(("Pod", plan.pod.describe()))
     else:
         rows.append(("Cost", f"none ({backend.name})"))
     width = max(len(label) for label, _ in rows)

@@ -61,6 +61,7 @@ from unsloth_nb.planning.model_size import (
     estimate_model_size,
     hub_cache_dir,
 )
+from unsloth_nb.planning.pod_size import PodResources, pod_resources
 from unsloth_nb.planning.spot import spot_note
 
 # Plan, plan and check_model_source are made here; the rest is re-exported from gpu_catalog, hardware,
@@ -134,6 +135,7 @@ class Plan:
     startup_seconds: float | None = None
     tokens_per_second: float | None = None
     tokens_per_step: int | None = None
+    pod: PodResources | None = None  # a rented machine only: container disk, vCPUs and RAM it is created with
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``--json`` and the job folder."""
@@ -226,7 +228,7 @@ def plan(
             spot_note(config, candidates[0] if candidates else None, usd_per_hour, per_step, startup, POD_CHECKPOINT_EVERY_S)
         )
 
-    return Plan(
+    result = Plan(
         placement=placement,
         device=device,
         model=name,
@@ -246,6 +248,10 @@ def plan(
         tokens_per_second=round(speed, 1),
         tokens_per_step=tokens_per_step,
     )
+    if backend.rents:  # a rented machine is created with a disk, vCPUs and RAM sized for this job
+        save_steps = config.train.save_steps or default_save_steps(result)
+        result.pod = pod_resources(config, size, total_steps=steps, save_steps=save_steps)
+    return result
 
 
 def _check_context_length(config: TrainConfig, size: ModelSize) -> None:

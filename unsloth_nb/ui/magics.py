@@ -93,6 +93,13 @@ class UnslothMagics(Magics):
         if options.output_name is not None and not _is_name(options.output_name):
             raise UsageError(f"-o {options.output_name!r}: the job needs a valid Python variable name, e.g. -o job")
         in_kernel = _in_kernel(self.shell)
+        if options.dry_run:  # the plan and every request a job would send; nothing is rented, no key is needed
+            from unsloth_nb.backends.runpod.dry_run import format_dry_run
+            from unsloth_nb.planning.plan_text import format_plan
+
+            prepared = _prepare(config, prompt_for_secrets=False, earlier=mistakes, check_secrets=False)
+            print(format_plan(prepared.plan) + "\n\n" + format_dry_run(prepared))
+            return
         prepared = _prepare(config, prompt_for_secrets=in_kernel, earlier=mistakes)
         plan_shown = False
         if prepared.missing_secrets:  # the plan (and its price) first, then the hidden prompt
@@ -218,12 +225,16 @@ def _parse(argv: list[str], cell: str | None) -> tuple[Any, TrainOptions, list[U
             raise UsageError("see %unsloth_train? for the flags") from None
 
 
-def _prepare(config: TrainConfig, *, prompt_for_secrets: bool, earlier: list[UnslothNbError]) -> Prepared:
+def _prepare(
+    config: TrainConfig, *, prompt_for_secrets: bool, earlier: list[UnslothNbError], check_secrets: bool = True
+) -> Prepared:
     from unsloth_nb.jobs.preflight import prepare
 
     with use_wording(MAGIC):
         try:
-            return prepare(config, Path.cwd(), prompt_for_secrets=prompt_for_secrets, earlier=earlier)
+            return prepare(
+                config, Path.cwd(), prompt_for_secrets=prompt_for_secrets, earlier=earlier, check_secrets=check_secrets
+            )
         except UnslothNbError as exc:
             raise UsageError(exc.render(MAGIC)) from None
 

@@ -25,10 +25,18 @@ Environment
     Seconds without an authorised request, while no training runs, after which the
     worker terminates its pod and exits (default 900).
 ``RUNPOD_POD_ID``, ``RUNPOD_API_KEY``, ``RUNPOD_API_BASE_URL``
-    Injected by RunPod (the key is pod-scoped); used only to terminate this pod with
-    the GraphQL ``podTerminate`` mutation. Without ``RUNPOD_POD_ID`` the worker just exits.
-``HF_TOKEN``
-    Used by the engine to push to the Hub when the config names ``hub.repo_id``.
+    Injected by RunPod (the key is pod-scoped); used only to terminate this pod (REST v2
+    ``DELETE /v2/pods/{id}``, GraphQL ``podTerminate`` while it is served). Without
+    ``RUNPOD_POD_ID`` the worker just exits.
+``UNSLOTH_NB_BOOT_REPORT``
+    Set by the pod's boot script: the JSON file in which stage 0 wrote the image's torch
+    and CUDA versions and how the install went; reported once as a ``log`` event (source
+    ``pod``) when the job starts.
+
+Secrets (HF_TOKEN) are not in the pod's environment, which RunPod lets the account read
+back: they arrive in the authenticated ``POST /job/start`` body, live in this process's
+memory only (its environment, where the libraries look) and are redacted like the rest.
+A start is refused (400, naming it) when a secret the job's phases must have did not come.
 
 The token and the RunPod key are removed from the process environment after start-up;
 the values of every secret-looking variable (``*TOKEN*``, ``*KEY*``, ``*SECRET*``,
@@ -60,8 +68,9 @@ HTTP API (JSON unless noted; every route answers 401 ``{"error": "unauthorized"}
     Checks the size (409 if incomplete) and sha256 (400 if different: upload again from
     0), reads the rows, checks the config's needs (HF_TOKEN for a Hub push), then runs
     the engine in a thread. Answers ``GET /job``'s fields plus ``"resumed_from"`` (the
-    checkpoint's artifact name, or null). An optional body ``{"hub_checkpoint":
-    "checkpoint-N"}`` (a job moving to a new pod) first downloads the newest checkpoint of
+    checkpoint's artifact name, or null). An optional body ``{"secrets": {"HF_TOKEN": ...},
+    "hub_checkpoint": "checkpoint-N"}``: ``secrets`` are kept in memory only (every start
+    sends them again); ``hub_checkpoint`` (a job moving to a new pod) first downloads the newest checkpoint of
     the job's Hub checkpoint repo, which must be at least that step, unless one as new is here.
     While training, each checkpoint is also pushed to that repo (``<hub.repo_id>-checkpoints``,
     private) when the config has ``hub.repo_id`` and ``hub.push_checkpoints`` and no network
@@ -81,7 +90,9 @@ HTTP API (JSON unless noted; every route answers 401 ``{"error": "unauthorized"}
 ``GET /artifacts?prefix=P&sha256=1``
     A JSON list ``[{"name", "bytes", "sha256"}]`` of the files under the job's output folder
     (``adapter/...``, ``checkpoints/checkpoint-N/...``, ``merged_16bit/...``); ``sha256=0``
-    skips hashing (hashes are cached while a file is unchanged).
+    skips hashing. Files are hashed when saved, in the background; a listing hashes at
+    most 256 MiB itself and gives ``"sha256": null`` for a file still being hashed (ask
+    again): no request takes time that grows with the model (RunPod's proxy allows 100 s).
 ``GET /artifacts/<name>`` (and ``HEAD``)
     The file's bytes (``application/octet-stream``), with ``Accept-Ranges: bytes``; a
     ``Range: bytes=A-B`` / ``A-`` / ``-N`` header gets 206 and ``Content-Range`` so a broken

@@ -9,6 +9,7 @@ are cached by (path, size, mtime), so listing a folder twice hashes it once.
 from __future__ import annotations
 
 import os
+import queue
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from urllib.parse import unquote
 from unsloth_nb.worker.protocol import file_sha256
 
 COPY_BLOCK = 1 << 20
+#: What one listing may hash inline (about a second of disk reading); bigger files are hashed in the background.
+INLINE_HASH_BYTES = 256 << 20
 
 
 class ArtifactError(Exception):
@@ -88,15 +91,35 @@ def iter_artifacts(root: Path, prefix: str = "") -> Iterator[Artifact]:
 
 
 class HashCache:
-    """sha256 of files, remembered while their size and mtime stay the same."""
+    """sha256 of files, remembered while their size and mtime stay the same, computed off the request path.
+
+    Files are hashed when they are saved (:meth:`hash_later`, from the training
+    thread's artifact and checkpoint events) by one background thread, so no request
+    has to hash a multi-GB merged model inside RunPod's 100 s proxy limit. A listing
+    hashes inline only what fits :data:`INLINE_HASH_BYTES`; the rest it reports as
+    pending (``sha256: null``) and queues.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._known: dict[tuple[str, int, int], str] = {}
+        self._queue: queue.Queue[Path] = queue.Queue()
+        self._queued: set[str] = set()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def _key(path: Path) -> tuple[str, int, int]:
+        stat = path.stat()
+        return (str(path), stat.st_size, stat.st_mtime_ns)
+
+    def known(self, path: Path) -> str | None:
+        """The cached hash, or None when the file was not hashed (or changed since)."""
+        key = self._key(path)
+        with self._lock:
+            return self._known.get(key)
 
     def sha256(self, path: Path) -> str:
-        stat = path.stat()
-        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        key = self._key(path)
         with self._lock:
             if key in self._known:
                 return self._known[key]
@@ -104,6 +127,41 @@ class HashCache:
         with self._lock:
             self._known[key] = value
         return value
+
+    def hash_later(self, path: Path) -> None:
+        """Queue a file, or every file under a folder, for the background hasher."""
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+        with self._lock:
+            for file in files:
+                if str(file) not in self._queued:
+                    self._queued.add(str(file))
+                    self._queue.put(file)
+            if files and self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="unsloth-nb-hasher", daemon=True)
+                self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            path = self._queue.get()
+            try:
+                self.sha256(path)
+            except OSError:
+                pass  # gone or unreadable: a later listing queues it again
+            finally:
+                with self._lock:
+                    self._queued.discard(str(path))
+
+    def listing_hash(self, path: Path, budget: list[int]) -> str | None:
+        """The hash for a listing: cached, or computed now while ``budget[0]`` bytes allow, else queued (None)."""
+        found = self.known(path)
+        if found is not None:
+            return found
+        size = path.stat().st_size
+        if size <= budget[0]:
+            budget[0] -= size
+            return self.sha256(path)
+        self.hash_later(path)
+        return None
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -33,6 +33,7 @@ from unsloth_nb.jobs.checkpoints import newest_checkpoint
 from unsloth_nb.jobs.events import Event, EventLog
 from unsloth_nb.jobs.lifecycle import ENGINE_STATES as RUNNING_STATES
 from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
+from unsloth_nb.worker.artifacts import HashCache
 from unsloth_nb.worker.protocol import (
     CRASH_LOG_MARKER,
     IDLE,
@@ -59,6 +60,9 @@ logger = logging.getLogger("unsloth_nb.worker")
 
 LOG_TAIL_LINES = 40
 LOG_TAIL_CHARS = 6000
+#: Secrets a job request may bring besides those its phases name (held in this process's memory only,
+#: never written to the work folder).
+SECRET_NAMES = frozenset({"HF_TOKEN", "WANDB_API_KEY"})
 #: The only artifacts a client may upload: the files of a checkpoint to resume from.
 _UPLOADABLE = re.compile(r"checkpoints/checkpoint-\d+/[^/].*")
 
@@ -130,6 +134,8 @@ class JobHost:
         self.events_path = work_dir / "events.jsonl"
         self.log_path = work_dir / "worker.log"
         self.cancel_event = threading.Event()
+        self.hashes = HashCache()  # saved files are hashed as they appear, never inside a request
+        self.secrets: dict[str, str] = {}  # what POST /job/start brought (HF_TOKEN): memory only, never on disk
         self._lock = threading.RLock()
         self._upload_lock = threading.Lock()
         self._declared = threading.Event()
@@ -258,17 +264,21 @@ class JobHost:
             return {"name": relative, "bytes_received": start + len(chunk), "bytes": total}
 
     # ------------------------------------------------------------------ running
-    def start(self, hub_checkpoint: Any = None) -> dict[str, Any]:
+    def start(self, hub_checkpoint: Any = None, secrets: Any = None) -> dict[str, Any]:
         """Verify the upload, then run the engine in a thread (resuming when a checkpoint exists).
 
         ``hub_checkpoint`` names a checkpoint in the job's Hub checkpoint repo to resume
         from; the training thread downloads it first unless a checkpoint at least as new
-        is already here.
+        is already here. ``secrets`` (``{"HF_TOKEN": ...}``) are what the job's phases
+        need: they go into this process's environment, where the libraries look, and
+        into the redactor, and nowhere else; every start sends them again, so a worker
+        that restarted has them too.
         """
         with self._upload_lock, self._lock:  # no chunk may land while the upload is checked
             spec = self._require_spec()
             if self.state in RUNNING_STATES or self.state in TERMINAL_STATES:
                 raise WorkerError(409, f"job {spec.job_id} is already {self.state}")
+            self._take_secrets(secrets, spec)
             config, dataset = self._verified_inputs(spec)
             resume = newest_checkpoint(self.output_dir / "checkpoints")
             fetch = self._hub_checkpoint_to_fetch(config, hub_checkpoint, resume)
@@ -281,6 +291,7 @@ class JobHost:
                 f"({spec.dataset_bytes} bytes, sha256 verified)",
                 source="worker",
             )
+            self._report_boot()
             if resume is not None and fetch is None:
                 self._emit("log", level="info", message=f"resuming from {resume.relative_to(self.output_dir)}", source="worker")
             self._set_state("starting")
@@ -295,6 +306,39 @@ class JobHost:
                 answer["resumed_from"] = resume.relative_to(self.output_dir).as_posix() if resume else None
             return answer
 
+    def _take_secrets(self, secrets: Any, spec: JobSpec) -> None:
+        """Keep the request's secrets for this job: in memory, in the redactor, in this process's environment."""
+        if secrets is None:
+            return
+        if not isinstance(secrets, dict) or not all(isinstance(v, str) for v in secrets.values()):
+            raise WorkerError(400, 'secrets must be a JSON object of strings, like {"HF_TOKEN": "..."}')
+        allowed = SECRET_NAMES | _phase_secret_names(spec.config)
+        unknown = sorted(set(secrets) - allowed)
+        if unknown:
+            raise WorkerError(400, f"unknown secret names {unknown}; this job takes {sorted(allowed)}")
+        self.redactor.add(secrets.values())
+        for name, value in secrets.items():
+            if value:
+                self.secrets[name] = value
+                os.environ[name] = value  # where huggingface_hub and the engine look
+
+    def _report_boot(self) -> None:
+        """Once per worker process: the image's torch and CUDA, and how the pod's install went, as a log event."""
+        from unsloth_nb.worker.settings import BOOT_REPORT_ENV
+
+        path = os.environ.pop(BOOT_REPORT_ENV, "")
+        if not path:
+            return
+        try:
+            report = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        problem = report.get("problem")
+        message = f"pod: {report.get('summary')}; packages {report.get('install')} ({report.get('seconds')} s of boot)"
+        self._emit(
+            "log", level="error" if problem else "info", message=message + (f"; {problem}" if problem else ""), source="pod"
+        )
+
     def _hub_checkpoint_to_fetch(self, config: TrainConfig, name: Any, have: Path | None) -> str | None:
         """The Hub checkpoint to download before training, or None when there is none to fetch."""
         from unsloth_nb.jobs.checkpoints import CHECKPOINT_NAME, checkpoint_step
@@ -305,8 +349,8 @@ class JobHost:
             raise WorkerError(400, "hub_checkpoint must be a checkpoint-N name")
         if not config.hub.checkpoint_repo_id:
             raise WorkerError(400, "this job has no Hub checkpoint repo (hub.repo_id with hub.push_checkpoints)")
-        if not os.environ.get("HF_TOKEN"):
-            raise WorkerError(400, "HF_TOKEN is not set on this pod, so its Hub checkpoints cannot be read")
+        if not (self.secrets.get("HF_TOKEN") or os.environ.get("HF_TOKEN")):
+            raise WorkerError(400, "no HF_TOKEN came with this job's start request, so its Hub checkpoints cannot be read")
         if have is not None and checkpoint_step(have.name) >= checkpoint_step(name):
             return None  # a checkpoint at least as new is already here
         return name
@@ -337,7 +381,8 @@ class JobHost:
             raise WorkerError(400, f"the uploaded dataset cannot be read: {exc}") from None
         try:
             config = TrainConfig.from_dict(spec.config)
-            check_needs(config, phases_for(config, runs_on="model"))
+            # The secrets this job's phases must have came with the request (or were set for this worker by hand).
+            check_needs(config, phases_for(config, runs_on="model"), available={**os.environ, **self.secrets})
         except UnslothNbError as exc:
             raise WorkerError(400, self.redactor.text(str(exc))) from None
         return config, dataset
@@ -517,6 +562,8 @@ class WorkerHooks:
         self.pusher = pusher  # a HubCheckpointPusher when checkpoints also go to the Hub
 
     def emit(self, kind: str, /, **data: Any) -> None:
+        if kind in ("artifact", "checkpoint") and isinstance(data.get("path"), str):
+            self.host.hashes.hash_later(Path(data["path"]))  # hashed while the client is still told about it
         self.host._emit(kind, **data)
         if kind == "checkpoint" and self.pusher is not None and isinstance(data.get("path"), str):
             self.pusher.offer(Path(data["path"]), int(data.get("step") or 0))
@@ -526,6 +573,20 @@ class WorkerHooks:
 
     def enter(self, state: str) -> None:
         self.host._set_state(state)
+
+
+def _phase_secret_names(config: dict[str, Any]) -> frozenset[str]:
+    """The secrets the declared job's model phases name (required or optional); none when the config does not load."""
+    from unsloth_nb.config import TrainConfig
+    from unsloth_nb.errors import UnslothNbError
+    from unsloth_nb.phases.runner import phases_for, secrets_of
+
+    try:
+        parsed = TrainConfig.from_dict(config)
+    except UnslothNbError:
+        return frozenset()  # start() refuses the config itself, with its own message
+    required, optional = secrets_of(parsed, phases_for(parsed, runs_on="model"))
+    return frozenset(required) | frozenset(optional)
 
 
 def _event_dict(event: Event) -> dict[str, Any]:

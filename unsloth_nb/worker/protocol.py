@@ -308,3 +308,39 @@ class RemoteArtifact:
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> RemoteArtifact:
         return cls(str(raw["name"]), int(raw["bytes"]), str(raw.get("sha256") or ""))
+
+
+@dataclass(frozen=True)
+class BootStatus:
+    """Stage 0's answer while a pod boots (``GET /boot``, ``PUT /boot/package``; see ``backends/runpod/stage0.py``).
+
+    Stage 0 serves the worker port before the worker exists; ``stage: "boot"`` tells
+    its answers apart from the worker's.
+    """
+
+    package: str  # "waiting" until the client's package arrived, then "received"
+    install: str  # "not needed", "running", "done" or "failed (N)"
+    seconds: float = 0.0  # since stage 0 started
+    facts: dict[str, Any] = field(default_factory=dict)  # the image's torch and CUDA, the GPU and its driver
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> BootStatus:
+        facts = raw.get("facts")
+        try:
+            seconds = float(raw.get("seconds") or 0.0)
+        except (TypeError, ValueError):
+            seconds = 0.0
+        return cls(
+            package=str(raw.get("package") or ""),
+            install=str(raw.get("install") or ""),
+            seconds=seconds,
+            facts=dict(facts) if isinstance(facts, Mapping) else {},
+        )
+
+    @property
+    def waiting_for_package(self) -> bool:
+        return self.package == "waiting"
+
+    @property
+    def installing(self) -> bool:
+        return self.install == "running"

@@ -36,6 +36,11 @@ class Redactor:
         named = (value for name, value in env.items() if SECRET_NAME.search(name) and not NOT_SECRET_NAME.search(name))
         return cls([*extra, *named])
 
+    def add(self, secrets: Iterable[str]) -> None:
+        """Learn more values to hide (the secrets a job request brings, after start-up)."""
+        values = set(self._values) | {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
+        self._values = sorted(values, key=len, reverse=True)
+
     def text(self, value: str) -> str:
         for secret in self._values:
             if secret in value:

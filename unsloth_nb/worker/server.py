@@ -165,8 +165,11 @@ class WorkerHandler(BaseHTTPRequestHandler):
     def _start(self) -> None:
         body = self._read_json()
         if body is not None and not isinstance(body, dict):
-            raise WorkerError(400, 'expected no body or a JSON object like {"hub_checkpoint": "checkpoint-20"}')
-        self._send_json(200, self.server.service.host.start(hub_checkpoint=(body or {}).get("hub_checkpoint")))
+            raise WorkerError(400, 'expected no body or a JSON object like {"hub_checkpoint": "checkpoint-20", "secrets": {}}')
+        body = body or {}
+        self._send_json(
+            200, self.server.service.host.start(hub_checkpoint=body.get("hub_checkpoint"), secrets=body.get("secrets"))
+        )
 
     def _cancel(self) -> None:
         self._read_body(MAX_JSON_BYTES)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from unsloth_nb.worker.artifacts import HashCache, iter_artifacts
+from unsloth_nb.worker.artifacts import INLINE_HASH_BYTES, iter_artifacts
 from unsloth_nb.worker.job import JobHost
 from unsloth_nb.worker.scrub import Redactor
 from unsloth_nb.worker.selfterm import PodIdentity, terminate_this_pod
@@ -36,7 +36,7 @@ class WorkerService:
         self.pod = pod
         self.idle_timeout = idle_timeout
         self.host = JobHost(work_dir, redactor)
-        self.hashes = HashCache()
+        self.hashes = self.host.hashes
         self.exit_code = 0
         self.stop_serving: Callable[[], None] = lambda: None
         self._activity_lock = threading.Lock()
@@ -83,11 +83,13 @@ class WorkerService:
 
     # ------------------------------------------------------------------ artifacts
     def list_artifacts(self, prefix: str, with_sha256: bool) -> list[dict[str, object]]:
+        """Files with their sizes, and hashes when asked: ``null`` for one still being hashed (ask again)."""
         listing: list[dict[str, object]] = []
+        budget = [INLINE_HASH_BYTES]
         for artifact in iter_artifacts(self.host.output_dir, prefix):
             entry: dict[str, object] = {"name": artifact.name, "bytes": artifact.bytes}
             if with_sha256:
-                entry["sha256"] = self.hashes.sha256(artifact.path)
+                entry["sha256"] = self.hashes.listing_hash(artifact.path, budget)
             listing.append(entry)
         return listing
 

@@ -13,6 +13,8 @@ TOKEN_ENV = "UNSLOTH_NB_WORKER_TOKEN"
 PORT_ENV = "UNSLOTH_NB_WORKER_PORT"
 DIR_ENV = "UNSLOTH_NB_WORKER_DIR"
 IDLE_ENV = "UNSLOTH_NB_WORKER_IDLE_TIMEOUT"
+#: Set by the pod's boot script: the JSON file where stage 0 wrote the image's torch/CUDA and how the install went.
+BOOT_REPORT_ENV = "UNSLOTH_NB_BOOT_REPORT"
 #: The RunPod emulator runs pods as local processes and says where each container port really listens.
 EMULATOR_HOST_ENV = "UNSLOTH_NB_EMULATOR_HOST"
 EMULATOR_PORT_ENV = "UNSLOTH_NB_EMULATOR_PORT_{port}"

@@ -62,11 +62,12 @@ from typing import TYPE_CHECKING, Any
 import unsloth_nb.backends.runpod.placement as placement
 from unsloth_nb.backends.base import JobContext, PlacementInputs, SecretNeed
 from unsloth_nb.backends.runpod.billing import Meter
-from unsloth_nb.backends.runpod.bootstrap import START_COMMAND, boot_env
-from unsloth_nb.backends.runpod.client import PodSpec, RunPodApiError, RunPodClient
+from unsloth_nb.backends.runpod.boot_link import PackageDelivery
+from unsloth_nb.backends.runpod.client import RunPodApiError, RunPodClient
 from unsloth_nb.backends.runpod.placement import lost_pod_policy
+from unsloth_nb.backends.runpod.pod_request import VOLUME_WORK_DIR as VOLUME_WORK_DIR  # re-exported: it was defined here
+from unsloth_nb.backends.runpod.pod_request import job_secrets, pod_spec
 from unsloth_nb.backends.runpod.pods import (
-    WORKER_PORT,
     Offer,
     PodLostError,
     RentedPod,
@@ -90,15 +91,14 @@ from unsloth_nb.backends.worker_link.checkpoints import CheckpointKeeper
 from unsloth_nb.backends.worker_link.client import WorkerClient, WorkerRefusedError, WorkerUnreachableError
 from unsloth_nb.backends.worker_link.relay import EventRelay
 from unsloth_nb.backends.worker_link.transfer import download_outputs, fetch_latest_checkpoint, send_checkpoint
-from unsloth_nb.credentials import get_secret, has_secret, redact
+from unsloth_nb.credentials import has_secret, redact
 from unsloth_nb.errors import BackendError, JobCancelledError
 from unsloth_nb.jobs.checkpoints import checkpoint_step, newest_checkpoint
 from unsloth_nb.jobs.lifecycle import RESULT
 from unsloth_nb.jobs.runtime import run_in_thread
 from unsloth_nb.phases.base import Artifact, PhaseResult
-from unsloth_nb.phases.runner import phases_for, secrets_of
 from unsloth_nb.worker.protocol import INTERRUPTED, REMOTE_END_STATES, REMOTE_RUNNING_STATES, Health, pack_dataset
-from unsloth_nb.worker.settings import DIR_ENV, PORT_ENV, TOKEN_ENV
+from unsloth_nb.worker.settings import TOKEN_ENV
 
 if TYPE_CHECKING:
     from unsloth_nb.config import TrainConfig
@@ -108,8 +108,6 @@ log = logging.getLogger(__name__)
 
 #: How many times one job continues from a checkpoint after losing its pod or its worker.
 MAX_RESUMES = 3
-#: Where the worker keeps its files on a network volume: one folder per job, so jobs never meet.
-VOLUME_WORK_DIR = "/workspace/unsloth-nb/{job_id}"
 
 
 @dataclass
@@ -206,6 +204,7 @@ class PodJob:
         self.token = secrets.token_urlsafe(32)
         self.meter = Meter(ctx, timing.cost_every)  # every pod this job rented, and what they cost
         self.relay = EventRelay(ctx, self._say, self._keep_checkpoint)  # the pod's events into the job's log
+        self.delivery = PackageDelivery(self._say)  # the unsloth_nb package to each booting pod
         self.pod: RentedPod | None = None
         self.worker: WorkerClient | None = None
         self.stop_reason: str | None = None
@@ -281,17 +280,7 @@ class PodJob:
         if reused is not None:
             self.pod = reused
             return
-        spec = PodSpec(
-            name=pod_name(self.ctx.job_id),
-            image=runpod.image,
-            gpu_type_id="",
-            container_disk_gb=runpod.container_disk_gb,
-            ports=f"{WORKER_PORT}/http",
-            env=self._pod_env(),
-            docker_args=START_COMMAND,
-            network_volume_id=runpod.volume_id,
-            interruptible=runpod.interruptible,
-        )
+        spec = pod_spec(self.config, self.ctx.plan, self.ctx.job_id, self.token)
         self.pod = provision(
             self.client,
             spec,
@@ -305,20 +294,6 @@ class PodJob:
             say=self._say,
         )
         self._say(f"worker ready on pod {self.pod.id} ({self.pod.offer.gpu.display_name})")
-
-    def _pod_env(self) -> dict[str, str]:
-        env = {TOKEN_ENV: self.token, PORT_ENV: str(WORKER_PORT), **boot_env()}
-        if self.config.runpod.volume_id:
-            env[DIR_ENV] = VOLUME_WORK_DIR.format(job_id=self.ctx.job_id)
-        # The secrets the pod's phases name: those they must have, and those that go along when set
-        # (a gated base model downloads with HF_TOKEN).
-        required, optional = secrets_of(self.config, phases_for(self.config, runs_on="model"))
-        for name, why in required.items():
-            env[name] = get_secret(name, why)
-        for name in optional:
-            if has_secret(name):
-                env[name] = get_secret(name, "for the pod's phases")
-        return env
 
     def _reuse(self, offers: list[Offer]) -> RentedPod | None:
         if self.config.runpod.volume_id:
@@ -368,8 +343,7 @@ class PodJob:
 
     def _ready(self, rented: RentedPod) -> bool:
         self.meter.report(self.pod)
-        probe = self._worker_for(rented)
-        return probe.health(timeout=10.0) is not None
+        return self.delivery.ready(self._worker_for(rented), rented.id)  # a booting pod gets its package here
 
     def _worker_for(self, rented: RentedPod) -> WorkerClient:
         if self.worker is None or self.worker.base_url != rented.url.rstrip("/"):
@@ -455,7 +429,7 @@ class PodJob:
     def _start(self, worker: WorkerClient, hub_checkpoint: str | None = None) -> None:
         """Start (or resume) training; a start whose answer was lost and that is retried finds it running."""
         try:
-            worker.start(hub_checkpoint)
+            worker.start(hub_checkpoint, secrets=job_secrets(self.config))
         except WorkerRefusedError as exc:
             if exc.status != 409 or worker.job().state not in REMOTE_RUNNING_STATES | REMOTE_END_STATES:
                 raise

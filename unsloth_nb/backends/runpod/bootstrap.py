@@ -1,29 +1,30 @@
 """How our worker gets onto a stock CUDA + PyTorch pod, with no image of our own.
 
-The pod is created with a short start command and a few environment variables:
+The create request stays small (a few KB): a fixed start command and three
+environment variables, the job token, the worker port and ``UNSLOTH_NB_BOOT``,
+the boot script (gzip, base64). No job data and no user secret is in it: pod env
+can be read back through RunPod's API and console. The script:
 
-- ``UNSLOTH_NB_BOOT``: a bash script (base64), the whole start-up logic;
-- ``UNSLOTH_NB_BOOT_PAYLOAD_<n>``: a zip of this very ``unsloth_nb`` package's
-  source (base64, split under Linux's 128 KiB limit on one environment string),
-  so the worker on the pod is always the same version as the client that made it.
-
-Environment variables rather than the command line because RunPod (and the SDK)
-mangle quotes in ``dockerArgs``: base64 has none, and the start command itself is
-a fixed string with no job data in it. The script:
-
-1. unpacks the package into ``~/.unsloth-nb/src`` and puts it first on ``PYTHONPATH``;
-2. installs the training extras with pip, unless they already import (the emulator's
-   pods, or an image that has them);
-3. runs ``python -m unsloth_nb.worker`` and waits for it;
-4. when the worker was killed by a signal nobody here sent (the OOM killer, a
+1. runs stage 0 (:mod:`.stage0`, embedded in the script): it logs the image's
+   torch and CUDA versions, starts ``pip install`` of what is missing with
+   constraints that keep the image's torch (and a torchvision and xformers built
+   for it), and serves the worker port with the job token until the client has sent
+   the ``unsloth_nb`` package (a zip with its sha256: :func:`package_zip`) and the
+   install is over; so the worker on the pod is always the client's own version;
+2. runs ``python -m unsloth_nb.worker`` and waits for it;
+3. when the worker was killed by a signal nobody here sent (the OOM killer, a
    segfault in a CUDA kernel), starts it again, up to three times: the new worker
    reports the job ``interrupted`` with the dead one's last log lines, and the
    client resumes from the newest checkpoint or fails the job with those lines;
-5. when the worker exits on its own, makes sure the pod ends (the worker has already
+4. when the worker exits on its own, makes sure the pod ends (the worker has already
    tried; REST v2's ``DELETE /v2/pods/$RUNPOD_POD_ID`` with the pod-scoped key, by
    curl or else Python, then ``runpodctl remove pod``, are the fallbacks) and then
    sleeps, never exiting: RunPod restarts a container whose command ends, and a
    restart loop bills forever.
+
+Environment variables rather than the command line because RunPod (and the SDK)
+mangle quotes in ``dockerArgs``: base64 has none, and the start command itself is
+a fixed string with no job data in it.
 
 A SIGTERM (RunPod stopping or terminating the container) is passed to the worker
 and the script exits without touching the pod: whoever sent it decides its fate.
@@ -31,27 +32,30 @@ and the script exits without touching the pod: whoever sent it decides its fate.
 
 from __future__ import annotations
 
+import ast
 import base64
 import functools
+import gzip
+import hashlib
 import io
 import zipfile
 from pathlib import Path
 
 import unsloth_nb
+from unsloth_nb.backends.runpod import stage0
 from unsloth_nb.worker.protocol import LAST_EXIT_ENV
+from unsloth_nb.worker.settings import BOOT_REPORT_ENV
 
 #: Subpackages the pod never imports: client-side views, backends and test helpers.
 CLIENT_ONLY = ("ui", "backends", "testing")
-#: One environment string may not exceed 128 KiB (MAX_ARG_STRLEN); stay well under.
-PAYLOAD_CHUNK = 96 * 1024
-PAYLOAD_PREFIX = "UNSLOTH_NB_BOOT_PAYLOAD_"
 BOOT_ENV = "UNSLOTH_NB_BOOT"
 #: How often the script starts a worker again that died of a signal (each restart resumes from a checkpoint).
 MAX_WORKER_RESTARTS = 3
 
-#: Fixed; all job data travels in the environment. Falls back to ending the pod (REST v2, else runpodctl) and idling.
+#: Fixed, with no job data in it: it unpacks UNSLOTH_NB_BOOT and runs it; failing that, ends the pod
+#: (REST v2 DELETE with the pod's own key, else runpodctl) and idles.
 START_COMMAND = (
-    'bash -c \'printf %s "$UNSLOTH_NB_BOOT" | base64 -d > /tmp/unsloth-nb-boot.sh '
+    'bash -c \'printf %s "$UNSLOTH_NB_BOOT" | base64 -d | gzip -dc > /tmp/unsloth-nb-boot.sh '
     '&& exec bash /tmp/unsloth-nb-boot.sh; curl -s -m 30 -X DELETE -H "Authorization: Bearer $RUNPOD_API_KEY" '
     '"${RUNPOD_API_BASE_URL:-https://api.runpod.io}/v2/pods/$RUNPOD_POD_ID" || runpodctl remove pod "$RUNPOD_POD_ID"; '
     "exec sleep infinity'"
@@ -72,9 +76,6 @@ FALLBACK_REQUIREMENTS = (
     "huggingface_hub>=0.34",
 )
 
-#: Modules training needs; when all are installed, pip is skipped. Found, not imported:
-#: importing unsloth takes seconds, and a broken install shows up when the job starts anyway.
-TRAINING_MODULES = ("yaml", "platformdirs", "torch", "transformers", "trl", "peft", "datasets", "unsloth")
 
 _SCRIPT = r"""#!/bin/bash
 # unsloth-nb pod start-up (generated by unsloth_nb.backends.runpod.bootstrap).
@@ -123,28 +124,23 @@ on_signal() {
 trap on_signal TERM INT
 
 PY="$(command -v python3 || command -v python)" || end_pod "no python in this image"
-SRC="${UNSLOTH_NB_BOOT_DIR:-$HOME/.unsloth-nb}/src"
-"$PY" - "$SRC" <<'UNPACK' || end_pod "could not unpack the unsloth-nb package"
-import base64, io, os, shutil, sys, zipfile
-target = sys.argv[1]
-names = sorted((k for k in os.environ if k.startswith("__PREFIX__")), key=lambda k: int(k[len("__PREFIX__"):]))
-data = base64.b64decode("".join(os.environ[k] for k in names))
-shutil.rmtree(os.path.join(target, "unsloth_nb"), ignore_errors=True)
-zipfile.ZipFile(io.BytesIO(data)).extractall(target)
-print("[unsloth-nb boot] unsloth-nb __VERSION__ unpacked into", target, flush=True)
-UNPACK
-for name in ${!__PREFIX__@}; do unset "$name"; done
+BOOT="${UNSLOTH_NB_BOOT_DIR:-$HOME/.unsloth-nb}"
+SRC="$BOOT/src"
 unset UNSLOTH_NB_BOOT
+mkdir -p "$BOOT" || end_pod "cannot create $BOOT"
+cat > "$BOOT/stage0.py" <<'UNSLOTH_NB_STAGE0'
+__STAGE0__UNSLOTH_NB_STAGE0
+# Stage 0: image facts, the pinned install, and the package over the worker port (see stage0.py).
+"$PY" "$BOOT/stage0.py" "$BOOT" __REQUIREMENTS__ &
+child=$!
+code=0
+wait "$child" || code=$?
+child=""
+[ "$code" -eq 3 ] && end_pod "no client sent the unsloth-nb package"
+[ -f "$SRC/unsloth_nb/__init__.py" ] || end_pod "stage 0 ended with status $code and no package"
+export __BOOT_REPORT__="$BOOT/boot.json"
 export PYTHONPATH="$SRC${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
-
-if "$PY" -c "__FIND__" 2>/dev/null; then
-  say "training packages already installed"
-else
-  say "installing the training packages (a few minutes on a fresh pod)"
-  "$PY" -m pip install --no-cache-dir --disable-pip-version-check --progress-bar off __REQUIREMENTS__ \
-    || say "pip install failed; the worker starts anyway and the job will report what is missing"
-fi
 
 restarts=0
 while :; do
@@ -190,6 +186,10 @@ def package_zip() -> bytes:
     return buffer.getvalue()
 
 
+def package_sha256() -> str:
+    return hashlib.sha256(package_zip()).hexdigest()
+
+
 @functools.lru_cache(maxsize=1)
 def training_requirements() -> tuple[str, ...]:
     """Our own dependencies plus the ``train`` extra, as pinned by the installed unsloth-nb."""
@@ -208,31 +208,48 @@ def training_requirements() -> tuple[str, ...]:
     return tuple(wanted) or FALLBACK_REQUIREMENTS
 
 
+def stage0_source() -> str:
+    """Stage 0's source as shipped: docstrings, comments and annotations dropped (it travels in env)."""
+    tree = ast.parse(Path(stage0.__file__).read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        first = body[0] if isinstance(body, list) and body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.returns = None
+            for arg in [*node.args.args, *node.args.kwonlyargs, *node.args.posonlyargs]:
+                arg.annotation = None
+    return ast.unparse(tree) + "\n"
+
+
+def _strip_comments(script: str) -> str:
+    """The bash script without its comment lines (the shebang stays)."""
+    lines = script.splitlines()
+    return "\n".join([lines[0], *(line for line in lines[1:] if not line.lstrip().startswith("#"))]) + "\n"
+
+
 def boot_script() -> str:
     requirements = " ".join(_shell_word(r) for r in training_requirements())
     return (
-        _SCRIPT.replace("__PREFIX__", PAYLOAD_PREFIX)
-        .replace("__VERSION__", unsloth_nb.__version__)
-        .replace("__FIND__", _find_modules_code())
-        .replace("__REQUIREMENTS__", requirements)
+        _SCRIPT.replace("__REQUIREMENTS__", requirements)
         .replace("__MAX_RESTARTS__", str(MAX_WORKER_RESTARTS))
         .replace("__LAST_EXIT__", LAST_EXIT_ENV)
+        .replace("__BOOT_REPORT__", BOOT_REPORT_ENV)
+        .replace("__STAGE0__", stage0_source())  # last: nothing may be replaced inside it
     )
 
 
+@functools.lru_cache(maxsize=1)
+def boot_value() -> str:
+    """``UNSLOTH_NB_BOOT``: the boot script, gzip-compressed (reproducibly) and base64-encoded."""
+    packed = gzip.compress(_strip_comments(boot_script()).encode("utf-8"), compresslevel=9, mtime=0)
+    return base64.b64encode(packed).decode("ascii")
+
+
 def boot_env() -> dict[str, str]:
-    """The environment entries that carry the start-up script and the package to the pod."""
-    encoded = base64.b64encode(package_zip()).decode("ascii")
-    env = {BOOT_ENV: base64.b64encode(boot_script().encode("utf-8")).decode("ascii")}
-    for index, start in enumerate(range(0, len(encoded), PAYLOAD_CHUNK)):
-        env[f"{PAYLOAD_PREFIX}{index}"] = encoded[start : start + PAYLOAD_CHUNK]
-    return env
-
-
-def _find_modules_code() -> str:
-    """One line of Python, safe inside bash double quotes, that exits 1 when a training module is missing."""
-    wanted = " ".join(TRAINING_MODULES)
-    return f"import importlib.util as u,sys;sys.exit(any(u.find_spec(m) is None for m in {wanted!r}.split()))"
+    """The environment entry that carries the boot script to the pod (a few KB; the package follows over HTTP)."""
+    return {BOOT_ENV: boot_value()}
 
 
 def _shell_word(text: str) -> str:

@@ -248,10 +248,13 @@ class PodSpec:
     docker_args: str = field(default="", repr=False)
     network_volume_id: str | None = None
     volume_mount_path: str = "/workspace"
-    #: The host's CUDA must be at least this (e.g. "12.8"); None lets RunPod place the pod on any host.
+    #: The host's driver must support at least this CUDA (e.g. "12.8", the image's); None: any host.
     min_cuda_version: str | None = None
     #: Exactly these host CUDA versions (exclusive with ``min_cuda_version`` in REST v2).
     allowed_cuda_versions: tuple[str, ...] = ()
+    #: The whole pod's vCPUs and RAM at least (REST v2 asks per GPU: the transport divides).
+    min_vcpu_count: int = 1
+    min_memory_gb: int = 1
     #: Data centres to place the pod in (a network volume pins its own); empty: anywhere.
     data_center_ids: tuple[str, ...] = ()
     #: Spot (interruptible) capacity at ``bid_per_gpu`` $/GPU/h. REST v2 has no spot pods: these go through GraphQL.
@@ -379,6 +382,8 @@ class PodApi(Protocol):
     def list_pods(self) -> list[Pod]: ...
 
     def get_pod(self, pod_id: str) -> Pod | None: ...
+
+    def create_request(self, spec: PodSpec) -> tuple[str, str, str]: ...
 
     def create_pod(self, spec: PodSpec) -> Pod: ...
 
@@ -522,6 +527,15 @@ class RunPodClient:
     def pods_named(self, name: str) -> list[Pod]:
         """Pods whose name is exactly ``name`` (how a create whose answer was lost is found)."""
         return [pod for pod in self.list_pods() if pod.name == name]
+
+    def create_request(self, spec: PodSpec) -> tuple[str, str, str]:
+        """(method, path, body) of the create call for ``spec`` as the active API sends it, byte for byte.
+
+        For ``--dry-run`` and the create-size check; sends nothing and needs no key. A spot
+        pod is rendered as GraphQL, which carries it whatever ``UNSLOTH_NB_RUNPOD_API`` says.
+        """
+        api = self.graphql if spec.interruptible else self.api
+        return api.create_request(spec)
 
     def create_pod(self, spec: PodSpec) -> Pod:
         """Rent a pod; exactly one even when an answer is lost (it is then found by name).

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -252,59 +253,19 @@ class GraphqlApi:
         """``podRentInterruptable``: the SDK has no helper for it, so the mutation is written here (escaped)."""
         if spec.bid_per_gpu is None:
             raise AttemptFailed(Failure("rule", "a spot pod needs a bid per GPU (runpod.interruptible)"))
-        fields = [
-            f"bidPerGpu: {float(spec.bid_per_gpu)}",
-            f'name: "{escape(spec.name)}"',
-            f'imageName: "{escape(spec.image)}"',
-            f'gpuTypeId: "{escape(spec.gpu_type_id)}"',
-            f"cloudType: {spec.cloud_type.upper() if spec.cloud_type.upper() in ('SECURE', 'COMMUNITY') else 'ALL'}",
-            f"gpuCount: {int(spec.gpu_count)}",
-            f"containerDiskInGb: {int(spec.container_disk_gb)}",
-            "supportPublicIp: true",
-            f'ports: "{escape(spec.ports)}"',
-            f'dockerArgs: "{escape(spec.docker_args)}"',
-            f'volumeMountPath: "{escape(spec.volume_mount_path)}"',
-            "env: [" + ", ".join(f'{{ key: "{escape(k)}", value: "{escape(v)}" }}' for k, v in spec.env.items()) + "]",
-        ]
-        if spec.network_volume_id:
-            fields.append(f'networkVolumeId: "{escape(spec.network_volume_id)}"')
-        if spec.min_cuda_version:
-            fields.append(f'minCudaVersion: "{escape(spec.min_cuda_version)}"')
-        if spec.allowed_cuda_versions:
-            fields.append("allowedCudaVersions: [" + ", ".join(f'"{escape(v)}"' for v in spec.allowed_cuda_versions) + "]")
-        if spec.data_center_ids:
-            fields.append(f'dataCenterId: "{escape(spec.data_center_ids[0])}"')
-        mutation = (
-            "mutation { podRentInterruptable(input: { " + ", ".join(fields) + " }) "
-            "{ id imageName desiredStatus costPerHr machineId machine { podHostId } } }"
-        )
-        raw = self._query(mutation).get("podRentInterruptable") or {}
+        raw = self._query(spot_mutation(spec)).get("podRentInterruptable") or {}
         return Pod.from_api({**raw, "name": spec.name, "desiredStatus": "RUNNING", "gpuCount": spec.gpu_count})
+
+    def create_request(self, spec: PodSpec) -> tuple[str, str, str]:
+        """The create call's body as the SDK (or, for spot, :func:`spot_mutation`) sends it: ``{"query": ...}``."""
+        if spec.interruptible:
+            return "POST", "/graphql", json.dumps({"query": spot_mutation(spec)})
+        return "POST", "/graphql", json.dumps({"query": sdk_create_mutation(create_kwargs(spec))})
 
     def create_pod(self, spec: PodSpec) -> Pod:
         if spec.interruptible:
             return self._rent_interruptible(spec)
-        kwargs: dict[str, Any] = {
-            "name": escape(spec.name),
-            "image_name": escape(spec.image),
-            "gpu_type_id": escape(spec.gpu_type_id),
-            "cloud_type": spec.cloud_type,
-            "gpu_count": spec.gpu_count,
-            "container_disk_in_gb": spec.container_disk_gb,
-            "ports": escape(spec.ports),
-            "env": {escape(k): escape(v) for k, v in spec.env.items()},
-            "docker_args": escape(spec.docker_args),
-            "support_public_ip": True,
-            "start_ssh": False,
-            "volume_mount_path": escape(spec.volume_mount_path),
-        }
-        if spec.network_volume_id:
-            kwargs["network_volume_id"] = escape(spec.network_volume_id)
-        if spec.data_center_ids:
-            kwargs["data_center_id"] = escape(spec.data_center_ids[0])
-        if spec.allowed_cuda_versions:
-            kwargs["allowed_cuda_versions"] = [escape(v) for v in spec.allowed_cuda_versions]
-        # The SDK has no minCudaVersion parameter; GraphQL takes the allowed list in its place.
+        kwargs = create_kwargs(spec)
 
         def create(sdk: Any) -> Pod:
             raw = sdk.create_pod(**kwargs)
@@ -317,3 +278,91 @@ class GraphqlApi:
 
     def terminate_pod(self, pod_id: str) -> None:
         self._attempt(lambda sdk: sdk.terminate_pod(escape(pod_id)))
+
+
+# ---------------------------------------------------------------------- what a create sends
+def cuda_versions(spec: PodSpec) -> list[str] | None:
+    """``allowedCudaVersions`` for ``spec``: as given, else every known version from ``min_cuda_version`` on.
+
+    The SDK's ``create_pod`` has no ``minCudaVersion`` parameter; the list does the same filtering.
+    """
+    if spec.allowed_cuda_versions:
+        return list(spec.allowed_cuda_versions)
+    from unsloth_nb.backends.runpod.pod_request import allowed_cuda_versions
+
+    return allowed_cuda_versions(spec.min_cuda_version)
+
+
+def create_kwargs(spec: PodSpec) -> dict[str, Any]:
+    """The SDK's ``create_pod`` arguments for ``spec``, every free-text value escaped."""
+    kwargs: dict[str, Any] = {
+        "name": escape(spec.name),
+        "image_name": escape(spec.image),
+        "gpu_type_id": escape(spec.gpu_type_id),
+        "cloud_type": spec.cloud_type,
+        "gpu_count": spec.gpu_count,
+        "container_disk_in_gb": spec.container_disk_gb,
+        "ports": escape(spec.ports),
+        "env": {escape(k): escape(v) for k, v in spec.env.items()},
+        "docker_args": escape(spec.docker_args),
+        "support_public_ip": True,
+        "start_ssh": False,
+        "volume_mount_path": escape(spec.volume_mount_path),
+        "min_vcpu_count": spec.min_vcpu_count,
+        "min_memory_in_gb": spec.min_memory_gb,
+    }
+    if spec.network_volume_id:
+        kwargs["network_volume_id"] = escape(spec.network_volume_id)
+    if spec.data_center_ids:
+        kwargs["data_center_id"] = escape(spec.data_center_ids[0])
+    versions = cuda_versions(spec)
+    if versions:
+        kwargs["allowed_cuda_versions"] = [escape(v) for v in versions]
+    return kwargs
+
+
+def sdk_create_mutation(kwargs: dict[str, Any]) -> str:
+    """The mutation text ``runpod.create_pod(**kwargs)`` sends, rendered by the SDK's own generator."""
+    import inspect
+
+    from runpod.api.ctl_commands import create_pod
+    from runpod.api.mutations.pods import generate_pod_deployment_mutation
+
+    defaults = {name: p.default for name, p in inspect.signature(create_pod).parameters.items() if p.default is not p.empty}
+    arguments = {**defaults, **kwargs}
+    if arguments.get("container_disk_in_gb") is None and arguments.get("template_id") is None:
+        arguments["container_disk_in_gb"] = 10  # what create_pod itself fills in
+    wanted = inspect.signature(generate_pod_deployment_mutation).parameters
+    return str(generate_pod_deployment_mutation(**{k: v for k, v in arguments.items() if k in wanted}))
+
+
+def spot_mutation(spec: PodSpec) -> str:
+    """``podRentInterruptable`` for ``spec`` at its ``bid_per_gpu`` (0 until a bid is known), every value escaped."""
+    fields = [
+        f"bidPerGpu: {float(spec.bid_per_gpu or 0.0)}",
+        f'name: "{escape(spec.name)}"',
+        f'imageName: "{escape(spec.image)}"',
+        f'gpuTypeId: "{escape(spec.gpu_type_id)}"',
+        f"cloudType: {spec.cloud_type.upper() if spec.cloud_type.upper() in ('SECURE', 'COMMUNITY') else 'ALL'}",
+        f"gpuCount: {int(spec.gpu_count)}",
+        f"containerDiskInGb: {int(spec.container_disk_gb)}",
+        f"minVcpuCount: {int(spec.min_vcpu_count)}",
+        f"minMemoryInGb: {int(spec.min_memory_gb)}",
+        "supportPublicIp: true",
+        f'ports: "{escape(spec.ports)}"',
+        f'dockerArgs: "{escape(spec.docker_args)}"',
+        f'volumeMountPath: "{escape(spec.volume_mount_path)}"',
+        "env: [" + ", ".join(f'{{ key: "{escape(k)}", value: "{escape(v)}" }}' for k, v in spec.env.items()) + "]",
+    ]
+    if spec.network_volume_id:
+        fields.append(f'networkVolumeId: "{escape(spec.network_volume_id)}"')
+    if spec.min_cuda_version:
+        fields.append(f'minCudaVersion: "{escape(spec.min_cuda_version)}"')
+    if spec.allowed_cuda_versions:
+        fields.append("allowedCudaVersions: [" + ", ".join(f'"{escape(v)}"' for v in spec.allowed_cuda_versions) + "]")
+    if spec.data_center_ids:
+        fields.append(f'dataCenterId: "{escape(spec.data_center_ids[0])}"')
+    return (
+        "mutation { podRentInterruptable(input: { " + ", ".join(fields) + " }) "
+        "{ id imageName desiredStatus costPerHr machineId machine { podHostId } } }"
+    )

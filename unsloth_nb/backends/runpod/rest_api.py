@@ -10,8 +10,12 @@ the RunPod reference, §7.2):
   ``{"pods": [...], "pagination": {"nextCursor", "hasNextPage"}}``), ``GET /v2/pods/{id}``
   (404 for a pod that does not exist), ``POST /v2/pods`` (201 with the pod),
   ``POST /v2/pods/{id}/action {"action": "stop"}`` and ``DELETE /v2/pods/{id}`` (204);
-- the create body: ``name, image, gpu{id, count, minCudaVersion | allowedCudaVersions},
-  cloud, disk, ports[], env{}, args, mounts{network: [{volumeId, path}]}, dataCenterIds``.
+- the create body: ``name, image, gpu{id, count, minCudaVersion | allowedCudaVersions,
+  minVcpuCountPerGpu, minRamPerGpu}, cloud, disk, ports[], env{}, args,
+  mounts{network: [{volumeId, path}]}, dataCenterIds``. The vCPU and RAM floors are
+  per GPU under ``gpu`` in v2, as runpod-python's v2 client (PR #584) and SkyPilot's
+  v2 provisioner send them (RunPod reference §1.7, §4.1); REST v1's flat
+  ``minVCPUPerGPU`` / ``minRAMPerGPU`` (§2.11) are not v2 fields.
 
 Errors are RFC 9457 problem documents (``application/problem+json``: ``title``,
 ``status``, ``detail``, ``errors``). They are read as:
@@ -29,7 +33,9 @@ them) are never part of a message or a log line. ``requests`` comes with the
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -75,8 +81,10 @@ class RestApi:
         self._session: Any = None
 
     # ------------------------------------------------------------------ plumbing
-    def _request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None) -> Any:
-        """One request; the parsed JSON answer (None for 204), or AttemptFailed classified."""
+    def _request(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None, raw: str | None = None
+    ) -> Any:
+        """One request (``body`` as JSON, or ``raw`` JSON text as is); the parsed answer (None for 204), or AttemptFailed."""
         import requests
 
         if self._session is None:
@@ -87,8 +95,12 @@ class RestApi:
             "User-Agent": _user_agent(),
         }
         url = base_url() + path
+        payload: dict[str, Any] = {"json": body}
+        if raw is not None:
+            headers["Content-Type"] = "application/json"
+            payload = {"data": raw.encode("utf-8")}
         try:
-            response = self._session.request(method, url, params=params, json=body, headers=headers, timeout=self._timeout)
+            response = self._session.request(method, url, params=params, headers=headers, timeout=self._timeout, **payload)
         except requests.RequestException as exc:
             # A read timeout or a dropped connection may come after the server acted.
             raise AttemptFailed(Failure("transient", f"network error ({type(exc).__name__})", maybe_done=True)) from None
@@ -149,8 +161,12 @@ class RestApi:
         raw = self._request("GET", "/v2/pods/" + quote(pod_id, safe=""))
         return pod_from_rest(raw) if isinstance(raw, dict) and raw else None
 
+    def create_request(self, spec: PodSpec) -> tuple[str, str, str]:
+        return "POST", "/v2/pods", json.dumps(create_body(spec))
+
     def create_pod(self, spec: PodSpec) -> Pod:
-        raw = self._request("POST", "/v2/pods", body=create_body(spec))
+        method, path, text = self.create_request(spec)
+        raw = self._request(method, path, raw=text)  # exactly what create_request shows
         if not isinstance(raw, dict) or not raw.get("id"):
             raise AttemptFailed(Failure("transient", "RunPod answered the create without a pod", maybe_done=True))
         return pod_from_rest(raw)
@@ -171,6 +187,11 @@ def create_body(spec: PodSpec) -> dict[str, Any]:
         gpu["allowedCudaVersions"] = list(spec.allowed_cuda_versions)
     if spec.min_cuda_version:
         gpu["minCudaVersion"] = spec.min_cuda_version
+    count = max(1, spec.gpu_count)
+    if spec.min_vcpu_count > 1:  # RunPod's own floors apply below these
+        gpu["minVcpuCountPerGpu"] = math.ceil(spec.min_vcpu_count / count)
+    if spec.min_memory_gb > 1:
+        gpu["minRamPerGpu"] = math.ceil(spec.min_memory_gb / count)
     body: dict[str, Any] = {
         "name": spec.name,
         "image": spec.image,

@@ -25,6 +25,7 @@ from unsloth_nb.errors import BackendError
 from unsloth_nb.worker.protocol import (
     MAX_CHUNK_BYTES,
     MAX_POLL_SECONDS,
+    BootStatus,
     EventsPage,
     Health,
     JobStatus,
@@ -152,6 +153,23 @@ class WorkerClient:
         health = Health.from_json(_json_or_empty(response))
         return health if health.ok else None
 
+    def boot(self, timeout: float = 10.0) -> BootStatus | None:
+        """Stage 0's answer while the pod boots (``GET /boot``), or None: not up yet, or the worker answers. Never retries."""
+        import requests
+
+        try:
+            response = self._session.get(self.base_url + "/boot", timeout=timeout)
+        except requests.RequestException:
+            return None
+        if response.status_code == 401:
+            raise WorkerRefusedError(401, "the pod refused our token (HTTP 401)")
+        payload = _json_or_empty(response) if response.status_code == 200 else {}
+        return BootStatus.from_json(payload) if payload.get("stage") == "boot" else None
+
+    def send_package(self, data: bytes, sha256: str) -> BootStatus:
+        """The ``unsloth_nb`` zip to a booting pod; it checks ``sha256`` before unpacking."""
+        return BootStatus.from_json(self._json("PUT", f"/boot/package?sha256={sha256}", data=data, retry_for=30.0))
+
     def declare(self, job_id: str, config: dict[str, Any], dataset: bytes) -> JobStatus:
         body = {"job_id": job_id, "config": config, "dataset_sha256": sha256_hex(dataset), "dataset_bytes": len(dataset)}
         return JobStatus.from_json(self._json("PUT", "/job", json=body))
@@ -190,10 +208,17 @@ class WorkerClient:
             if on_progress is not None:
                 on_progress(offset)
 
-    def start(self, hub_checkpoint: str | None = None) -> JobStatus:
-        """Start training; ``hub_checkpoint`` (``checkpoint-N``) makes the pod fetch it from the Hub and resume."""
-        body = {"hub_checkpoint": hub_checkpoint} if hub_checkpoint else None
-        return JobStatus.from_json(self._json("POST", "/job/start", json=body))
+    def start(self, hub_checkpoint: str | None = None, secrets: dict[str, str] | None = None) -> JobStatus:
+        """Start training; ``hub_checkpoint`` (``checkpoint-N``) makes the pod fetch it from the Hub and resume.
+
+        ``secrets`` (HF_TOKEN) travel here, in the authenticated request, never in pod env.
+        """
+        body: dict[str, Any] = {}
+        if hub_checkpoint:
+            body["hub_checkpoint"] = hub_checkpoint
+        if secrets:
+            body["secrets"] = secrets
+        return JobStatus.from_json(self._json("POST", "/job/start", json=body or None))
 
     def cancel(self) -> JobStatus:
         return JobStatus.from_json(self._json("POST", "/job/cancel"))
@@ -212,9 +237,22 @@ class WorkerClient:
         return EventsPage.from_json(answer)
 
     # ------------------------------------------------------------------ artifacts
-    def artifacts(self, prefix: str = "") -> list[RemoteArtifact]:
-        listing = self._json("GET", "/artifacts", params={"prefix": prefix, "sha256": 1} if prefix else {"sha256": 1})
-        return [RemoteArtifact.from_json(a) for a in listing]
+    def artifacts(self, prefix: str = "", hash_wait: float = 1800.0) -> list[RemoteArtifact]:
+        """The files under ``prefix`` with their sha256, asking again while the pod still hashes some.
+
+        The worker hashes files as they are saved and never a big one inside a request
+        (RunPod's proxy gives up after 100 s); a listing marks what is not hashed yet with
+        ``sha256: null``. After ``hash_wait`` seconds the files come without a hash to check.
+        """
+        params = {"prefix": prefix, "sha256": 1} if prefix else {"sha256": 1}
+        give_up = time.monotonic() + hash_wait
+        while True:
+            listing = [RemoteArtifact.from_json(a) for a in self._json("GET", "/artifacts", params=params)]
+            pending = [a for a in listing if not a.sha256]
+            if not pending or time.monotonic() >= give_up or self._abort.is_set():
+                return listing
+            log.info("the pod is still hashing %d file(s) (%s ...); asking again", len(pending), pending[0].name)
+            self._abort.wait(min(2.0, max(0.0, give_up - time.monotonic())))
 
     def download(self, artifact: RemoteArtifact, target: Path, attempts: int = 5) -> None:
         """Fetch one file into ``target``, resuming a partial ``.part`` file; checked by sha256."""

@@ -70,6 +70,7 @@ class ApiCall:
     operations: tuple[str, ...]
     from_pod: bool
     api: str = "graphql"  # "graphql" or "rest"
+    bytes: int = 0  # the request body's size: what the create request weighs
 
 
 class ApiServer(LoopbackServer):
@@ -159,7 +160,8 @@ class ApiHandler(LoopbackHandler):
         cloud = self.server.cloud
         header = self.headers.get("Authorization", "")
         key = header[7:].strip() if header[:7].lower() == "bearer " else query_key
-        self.server.calls.append(ApiCall(time.time(), tuple(operations), bool(key) and cloud.pod_for_key(key) is not None))
+        from_pod = bool(key) and cloud.pod_for_key(key) is not None
+        self.server.calls.append(ApiCall(time.time(), tuple(operations), from_pod, "graphql", len(body)))
         if self._injected_failure(operations):
             return
         authorised, scoped_pod_id = self._authenticate(query_key)
@@ -212,7 +214,7 @@ class ApiHandler(LoopbackHandler):
         header = self.headers.get("Authorization", "")
         key = header[7:].strip() if header[:7].lower() == "bearer " else ""
         scoped = cloud.pod_for_key(key) if key else None
-        self.server.calls.append(ApiCall(time.time(), (where.operation,), scoped is not None, "rest"))
+        self.server.calls.append(ApiCall(time.time(), (where.operation,), scoped is not None, "rest", len(raw)))
         if self._injected_failure([where.operation], rest=True):
             return
         authorised, scoped_pod_id = self._authenticate("")

@@ -147,6 +147,8 @@ class Pod:
             allowed_cuda_versions=self.allowed_cuda_versions,
             network_volume_id=self.network_volume_id,
             data_center_ids=self.data_center_ids,
+            vcpu_count=self.vcpu_count,
+            memory_gb=self.memory_gb,
         )
 
 
@@ -181,6 +183,8 @@ class PodInfo:
     allowed_cuda_versions: tuple[str, ...] = ()
     network_volume_id: str | None = None
     data_center_ids: tuple[str, ...] = ()
+    vcpu_count: int = 0  # what the pod got: at least the create's floor
+    memory_gb: int = 0
 
 
 def pod_as_graphql(pod: Pod, now: float) -> dict[str, Any]:

@@ -160,9 +160,20 @@ class RestApi:
                 "gpu.minCudaVersion and gpu.allowedCudaVersions are mutually exclusive",
                 [{"field": "gpu.minCudaVersion", "message": "remove one of minCudaVersion and allowedCudaVersions"}],
             )
-        for field in ("minCudaVersion", "allowedCudaVersions"):
+        for field in ("minCudaVersion", "allowedCudaVersions", "minVcpuCountPerGpu", "minRamPerGpu"):
             if field in body:
                 raise Problem(422, f"{field} belongs under gpu", [{"field": field, "message": f"use gpu.{field}"}])
+        for field, v2 in (("minVCPUPerGPU", "minVcpuCountPerGpu"), ("minRAMPerGPU", "minRamPerGpu")):
+            if field in body:  # REST v1's flat names
+                raise Problem(422, f"{field} is not a v2 field", [{"field": field, "message": f"use gpu.{v2}"}])
+        per_gpu: dict[str, int] = {}
+        for field in ("minVcpuCountPerGpu", "minRamPerGpu"):
+            value = gpu.get(field)
+            if value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise Problem(422, f"gpu.{field} must be a positive integer", [{"field": f"gpu.{field}", "message": "integer"}])
+            per_gpu[field] = value
         if not _cuda_satisfied(gpu):
             raise ApiError("There are no instances available with the requested specifications (CUDA version).")
         cloud = str(body.get("cloud") or "SECURE").upper()
@@ -178,6 +189,8 @@ class RestApi:
             "imageName": body["image"],
             "gpuTypeId": gpu.get("id"),
             "gpuCount": gpu.get("count") or 1,
+            "minVcpuCount": per_gpu.get("minVcpuCountPerGpu", 1) * int(gpu.get("count") or 1),
+            "minMemoryInGb": per_gpu.get("minRamPerGpu", 1) * int(gpu.get("count") or 1),
             "cloudType": cloud,
             "containerDiskInGb": body.get("disk"),
             "ports": ",".join(str(p) for p in ports) or None,

@@ -1,0 +1,104 @@
+"""How big a pod a job needs besides its GPU: container disk, vCPUs and RAM.
+
+RunPod's defaults (the SDK asks for 1 vCPU and 1 GB of RAM; we used to ask for a
+fixed 50 GB disk) either waste money or fail late: a merged 16-bit export of a 70B
+model does not fit in 50 GB, and a pod with 1 GB of RAM cannot even load the
+tokenizer of a big model. So the pod is sized from what it will hold:
+
+- disk: the packages pip adds to the image, the base model's weights as downloaded,
+  every checkpoint the run keeps (LoRA weights and their optimizer state), the adapter,
+  the merged 16-bit export when asked for, and 10 GB of room;
+- vCPUs: 4 per GPU, as SkyPilot asks (tokenising and data loading feed the GPU);
+- RAM: RunPod's own 8 GB per GPU at least, and enough to hold the weights while they
+  load, or the whole 16-bit model when it is merged for export.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from unsloth_nb.config import TrainConfig
+    from unsloth_nb.planning.model_size import ModelSize
+
+__all__ = ["PodResources", "pod_resources"]
+
+#: What pip adds to a CUDA + PyTorch image (unsloth, transformers, xformers, bitsandbytes ...) plus its temp space.
+PACKAGES_GB = 8.0
+ROOM_GB = 10.0
+MIN_DISK_GB = 20
+VCPU_PER_GPU = 4
+RAM_PER_GPU_GB = 8  # RunPod's REST default minRAMPerGPU
+#: LoRA weights plus their Adam moments, in fp32, per trainable parameter (as a checkpoint stores them).
+CHECKPOINT_BYTES_PER_PARAM = 12
+
+
+@dataclass(frozen=True)
+class PodResources:
+    """The container disk, and the least vCPUs and RAM, a job's pod is created with."""
+
+    container_disk_gb: int
+    min_vcpu: int
+    min_memory_gb: int
+    disk_parts: tuple[tuple[str, float], ...] = ()  # (what, GB) behind the disk size
+    disk_from_config: bool = False
+
+    def describe(self) -> str:
+        if self.disk_from_config:
+            disk = f"{self.container_disk_gb} GB disk (runpod.container_disk_gb)"
+        else:
+            parts = ", ".join(f"{what} {gb:.0f}" for what, gb in self.disk_parts if gb >= 0.5)
+            disk = f"{self.container_disk_gb} GB disk ({parts})"
+        return f"{disk}, at least {self.min_vcpu} vCPUs and {self.min_memory_gb} GB RAM"
+
+
+def weights_gb(size: ModelSize, model_name: str) -> float:
+    """The base model's weights as downloaded: 16 bit, or about 0.6 byte a parameter for a 4-bit upload."""
+    per_param = 0.6 if "4bit" in model_name.lower() else 2.0
+    return size.params * per_param / 1e9
+
+
+def lora_params(size: ModelSize, rank: int) -> int:
+    """Trainable LoRA parameters on all linear layers: about 16 x hidden x rank per layer (7 projections)."""
+    if size.hidden_size and size.num_layers:
+        return 16 * size.hidden_size * rank * size.num_layers
+    return int(size.params * 0.01 * rank / 16)
+
+
+def pod_resources(
+    config: TrainConfig,
+    size: ModelSize,
+    *,
+    total_steps: int | None = None,
+    save_steps: int | None = None,
+    gpu_count: int = 1,
+) -> PodResources:
+    """Disk, vCPUs and RAM for this job's pod; ``runpod.container_disk_gb``, when set, wins for the disk."""
+    weights = weights_gb(size, config.model.name)
+    merged = size.params * 2.0 / 1e9 if config.save.merged_16bit else 0.0
+    adapter = lora_params(size, config.lora.r) * 4 / 1e9
+    kept = 1
+    if save_steps and total_steps:
+        kept = max(1, math.ceil(total_steps / save_steps))
+    checkpoints = kept * lora_params(size, config.lora.r) * CHECKPOINT_BYTES_PER_PARAM / 1e9
+    parts = (
+        ("packages", PACKAGES_GB),
+        ("model", weights),
+        ("merged export", merged),
+        (f"{kept} checkpoint{'s' if kept != 1 else ''}", checkpoints),
+        ("adapter", adapter),
+        ("room", ROOM_GB),
+    )
+    needed = sum(gb for _, gb in parts)
+    disk = max(MIN_DISK_GB, 5 * math.ceil(needed * 1.1 / 5))
+    chosen = config.runpod.container_disk_gb
+    ram = max(RAM_PER_GPU_GB * gpu_count, math.ceil(weights + 4), math.ceil(merged * 1.2 + 4) if merged else 0)
+    return PodResources(
+        container_disk_gb=int(chosen) if chosen else disk,
+        min_vcpu=VCPU_PER_GPU * gpu_count,
+        min_memory_gb=int(ram),
+        disk_parts=parts,
+        disk_from_config=bool(chosen),
+    )
