@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from unsloth_nb.backends.runpod.bootstrap import package_sha256, package_zip
 from unsloth_nb.backends.runpod.stage0 import describe
-from unsloth_nb.backends.worker_link.client import WorkerClient, WorkerUnreachableError
+from unsloth_nb.backends.worker_link.client import WorkerClient, WorkerRefusedError, WorkerUnreachableError
 
 #: How long a readiness poll waits for the worker right after the package arrived and nothing was left to install.
 WORKER_START_WAIT_S = 5.0
@@ -60,6 +60,13 @@ class PackageDelivery:
                 answer = worker.send_package(data, package_sha256())
             except WorkerUnreachableError:
                 return False  # the next poll tries again
+            except WorkerRefusedError as exc:
+                if exc.status != 404:
+                    raise
+                # The upload arrived but its answer was lost, and the retry met the started worker,
+                # which has no boot route: the package is there.
+                self._sent.add(pod_id)
+                return True
             self._sent.add(pod_id)
             self._say(f"unsloth-nb package sent to pod {pod_id} ({len(data) / 1e3:.0f} kB, sha256 checked there)")
             return not answer.installing
