@@ -32,7 +32,22 @@ PAYLOAD_KEYS: dict[str, frozenset[str]] = {
     "cost": frozenset({"usd_so_far", "usd_per_hour", "gpu"}),
     "error": frozenset({"message", "error_type", "hint", "log_tail"}),
     "summary": frozenset(
-        {"rows", "format", "skipped", "tokens", "longest_tokens", "eval_rows", "source", "model", "params", "device"}
+        {
+            "rows",
+            "format",
+            "skipped",
+            "tokens",
+            "longest_tokens",
+            "eval_rows",
+            "source",
+            "model",
+            "params",
+            "device",
+            "columns",
+            "truncated_rows",
+            "tokens_cut",
+            "long_dropped",
+        }
     ),
 }
 
