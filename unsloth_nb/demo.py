@@ -85,6 +85,7 @@ def run_demo(steps: int = 40, output_dir: Path | None = None, *, json_lines: boo
 
     job = Job.start(prepared)
     say(f"Training job {job.id}: {steps} LoRA steps on {demo_dataset_path().name} (200 rows) ...")
+    say(f"The plan says {prepared.plan.time_text(detail=True)}")
     follow_in_terminal(job, json_lines=json_lines, quiet=quiet)
     losses = [m["loss"] for m in job.metrics() if m.get("loss") is not None]
 
@@ -115,6 +116,11 @@ def run_demo(steps: int = 40, output_dir: Path | None = None, *, json_lines: boo
     if result.first_loss is not None and result.last_loss is not None:
         say(f"Loss {result.first_loss:.3f} -> {result.last_loss:.3f} over {len(losses)} logged steps.")
     say(f"Adapter: {result.adapter}\nLoss curve: {loss_html}\nDemo wall time: {result.seconds:.0f} s")
+    record = job.record
+    if record.finished and prepared.plan.estimated_seconds:
+        took = record.finished - record.created
+        error = (prepared.plan.estimated_seconds - took) / took
+        say(f"Training job: {took:.0f} s; the plan said ~{prepared.plan.estimated_seconds:.0f} s ({error:+.0%}).")
     return result
 
 

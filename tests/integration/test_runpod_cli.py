@@ -42,7 +42,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 def test_gpus_lists_memory_prices_and_stock(runpod_emulator: RunPodEmulator, capsys: pytest.CaptureFixture[str]) -> None:
     runpod_emulator.gpus["NVIDIA H200"].available = 0
-    code, out, _ = run(capsys, "gpus")
+    code, out, err = run(capsys, "gpus")
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["GPU", "TYPE", "ID", "MEMORY", "SECURE", "$/H", "COMMUNITY", "$/H", "STOCK", "(SECURE/COMMUNITY)"]
@@ -51,6 +51,7 @@ def test_gpus_lists_memory_prices_and_stock(runpod_emulator: RunPodEmulator, cap
     assert "$0.69" in rows["NVIDIA GeForce RTX 4090"] and "$0.34" in rows["NVIDIA GeForce RTX 4090"]
     assert rows["NVIDIA A40"].rstrip().endswith("High/-")  # not offered in Community Cloud
     assert rows["NVIDIA H200"].rstrip().endswith("None/None")  # nothing free
+    assert "'-' means the GPU is not offered in that cloud" in err
 
     code, out, _ = run(capsys, "gpus", "--json", "--min-memory", "80")
     assert code == 0
@@ -151,10 +152,31 @@ def test_a_refused_key_and_a_missing_key_exit_2(
 
     monkeypatch.delenv("RUNPOD_API_KEY")
     monkeypatch.setattr(runpod, "api_key", None)
-    code, _, err = run(capsys, "gpus")
+    code, _, err = run(capsys, "list")
     assert code == 2 and "RUNPOD_API_KEY is not set" in err
     assert run(capsys, "bogus")[0] == 2
-    assert run(capsys, "--help")[0] == 0
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "runpod config" not in out  # no such command
+
+
+def test_gpus_without_a_key_shows_the_offline_catalogue(
+    runpod_emulator: RunPodEmulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runpod
+
+    from unsloth_nb.planning.gpu_catalog import GPU_CATALOG
+
+    monkeypatch.delenv("RUNPOD_API_KEY")
+    monkeypatch.setattr(runpod, "api_key", None)
+    code, out, err = run(capsys, "gpus")
+
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["GPU", "TYPE", "ID", "MEMORY", "SECURE", "$/H", "COMMUNITY", "$/H", "STOCK"]
+    assert {line.split("  ")[0] for line in lines[1:]} == {g.gpu_type_id for g in GPU_CATALOG}
+    assert "offline catalogue" in err and "indicative" in err and "'-' means" in err
+    code, out, _ = run(capsys, "gpus", "--json", "--min-memory", "80")
+    assert code == 0 and all(json.loads(line)["source"] == "catalogue" for line in out.splitlines())
 
 
 def test_runpod_train_runs_a_job_on_an_emulated_pod(

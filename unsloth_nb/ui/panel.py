@@ -649,9 +649,7 @@ def _plan_html(plan: Plan) -> str:
     if plan.total_steps is not None:
         facts.append(("Steps", f"{plan.total_steps:,}"))
     if plan.estimated_seconds is not None:
-        facts.append(
-            ("Time", f"~{plan.estimated_seconds / 60:.0f} min (rough)" if plan.estimated_seconds >= 90 else "about a minute")
-        )
+        facts.append(("Time", plan.time_text()))
     rows = "".join(
         f"<tr><td style='padding-right:12px'>{html.escape(k)}</td><td><b>{html.escape(v)}</b></td></tr>" for k, v in facts
     )
