@@ -205,3 +205,29 @@ def test_runpod_train_runs_a_job_on_an_emulated_pod(
     (job,) = list_jobs()
     assert job.state == "succeeded" and job.pod_id and runpod_emulator.pod(job.pod_id) is None
     assert (Path(job.artifacts["adapter"]) / "adapter_config.json").is_file()
+
+
+def test_runpod_train_output_in_a_pipe_is_unwrapped_unrepeated_and_ends_with_the_cost(
+    runpod_emulator: RunPodEmulator,
+    capsys: pytest.CaptureFixture[str],
+    tiny_model: Path,
+    tmp_path: Path,
+    superbowl_rows: list[dict],
+) -> None:
+    dataset = tmp_path / "qa.jsonl"
+    dataset.write_text(
+        "\n".join(json.dumps({"prompt": r["prompt"], "completion": r["completion"][:160]}) for r in superbowl_rows)
+    )
+    flags = ["--model", str(tiny_model), "--dataset", str(dataset), "--max-steps", "2", "--batch-size", "2"]
+    flags += ["--grad-accum", "1", "--max-seq-length", "512", "--lora-r", "8", "--warmup-steps", "0", "--yes"]
+
+    code, _, err = run(capsys, "train", *flags)  # stderr is captured: not a terminal
+
+    assert code == 0
+    lines = err.rstrip().splitlines()
+    assert lines[-1].startswith("job ") and " succeeded." in lines[-1]
+    assert "Final cost: $" in lines[-1]
+    # Said once: in the plan, not again when the pod starts.
+    assert err.count("No train.save_steps: if the pod is lost") == 1
+    # No status line is cut at 80 columns (tests/unit/test_cli_output.py checks long lines directly).
+    assert not [line for line in lines if line.startswith(("$", "ETA", "| "))]

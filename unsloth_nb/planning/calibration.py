@@ -138,7 +138,7 @@ def observations(root: Path | None = None) -> list[Observation]:
             raw = cache[folder.name]
             if raw is not None:
                 try:
-                    found.append(Observation(**raw))
+                    found.append(Observation(**{**raw, "model": _short_model(str(raw.get("model", "")))}))
                 except TypeError:  # written by another version: look again
                     pass
                 else:
@@ -244,8 +244,8 @@ def _short_model(name: str) -> str:
 
 
 def _step_times(path: Path) -> list[tuple[int, float]]:
-    """(step, time) of each metrics event with a training loss, in order."""
-    found: list[tuple[int, float]] = []
+    """(step, time) of each metrics event with a training loss, by step (a resumed job's repeats: the last)."""
+    found: dict[int, float] = {}
     try:
         with path.open(encoding="utf-8") as handle:
             for line in handle:
@@ -257,10 +257,10 @@ def _step_times(path: Path) -> list[tuple[int, float]]:
                     continue
                 data = event.get("data") or {}
                 if event.get("kind") == "metrics" and data.get("loss") is not None and data.get("step"):
-                    found.append((int(data["step"]), float(event["time"])))
+                    found[int(data["step"])] = float(event["time"])
     except OSError:
         return []
-    return found
+    return sorted(found.items())
 
 
 def _read_cache(path: Path) -> dict[str, Any]:

@@ -86,8 +86,8 @@ def format_plan(plan: Plan, max_gpus: int = 5) -> str:
 
 #: What the stock column's "-" means, said under every GPU table.
 STOCK_NOTE = (
-    "    stock: RunPod's live stockStatus (High/Medium/Low/None); '-' = not known (offline catalogue, or no "
-    "RUNPOD_API_KEY), counted as available. Catalogue prices are indicative."
+    "    stock: RunPod's live stockStatus (High/Medium/Low/None); '-' = not known (the plan used the offline "
+    "catalogue), counted as available. Catalogue prices are indicative."
 )
 
 

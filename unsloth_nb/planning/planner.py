@@ -572,7 +572,9 @@ def _gpu_choice(
 
     def said(gpu: GpuOption) -> str:
         price = gpu.usd_per_hour(cloud, community) or 0.0
-        run = f"~${total_cost(gpu):.2f} for ~{rough_duration(seconds_on(gpu))}" if whole_run else "per step"
+        usd = total_cost(gpu)
+        run = f"~${usd:.3f}" if usd < 0.1 else f"~${usd:.2f}"
+        run = f"{run} for ~{rough_duration(seconds_on(gpu))}" if whole_run else "per step"
         return f"{gpu.gpu_type_id} (${price:.2f}/h, {run})"
 
     first = ordered[0]
