@@ -138,6 +138,16 @@ def run_demo_cli(argv: list[str]) -> int:
     parser.add_argument("--output-dir", type=Path, default=None, help="where the adapter goes (default: the job folder)")
     parser.add_argument("--json", action="store_true", help="print one JSON event per line")
     parser.add_argument("--quiet", "-q", action="store_true")
+    parser.add_argument(
+        "--model-path",
+        action="store_true",
+        help="print the folder of the demo's SmolLM2-135M-Instruct (made once, offline) and exit: a model for offline jobs",
+    )
     args = parser.parse_args(argv)
+    if args.model_path:
+        from unsloth_nb.models import smollm2_path
+
+        print(smollm2_path())
+        return 0
     result = run_demo(args.steps, args.output_dir, json_lines=args.json, quiet=args.quiet)
     return {"succeeded": 0, "cancelled": 130}.get(result.state, 1)

@@ -126,3 +126,20 @@ def test_plan_calibration_shows_a_finished_jobs_error(capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if "20261201-100000-cccc" in line)
     assert "SmolLM2-135M-Instruct" in row and "cpu:Test CPU:2" in row and row.rstrip().endswith("-50%")
+
+
+def test_the_dataset_line_names_the_columns_read_and_the_rows_cut() -> None:
+    from unsloth_nb.ui.console import dataset_line
+
+    line = dataset_line(
+        {
+            "rows": 4,
+            "format": "qa",
+            "skipped": 0,
+            "columns": {"question": "Question", "answer": "Answer"},
+            "truncated_rows": 1,
+            "tokens_cut": 120,
+        }
+    )
+
+    assert line == "dataset: 4 rows, qa (Question->question, Answer->answer), 0 skipped, 1 truncated (120 tokens cut)"

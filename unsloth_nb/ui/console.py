@@ -140,8 +140,7 @@ class ProgressPrinter:
         elif event.kind == "log" and event.data.get("source") in ("planner", "data", "engine"):
             self._print_once(event.data["message"], "dim")
         elif event.kind == "summary" and "rows" in event.data:
-            d = event.data
-            self._print(f"[dim]dataset: {d.get('rows')} rows, {d.get('format')}, {d.get('skipped', 0)} skipped[/dim]")
+            self._print(f"[dim]{_escape(dataset_line(event.data))}[/dim]")
         elif event.kind == "status":
             reason = event.data.get("reason")
             # A failure's reason is the job's error, which the closing line says once.
@@ -254,6 +253,20 @@ def closing_line(job: Any, status: JobStatus, *, json_lines: bool = False) -> st
     if job.state == "cancelled":
         return f"job {job.id} cancelled.{cost}"
     return f"job {job.id} failed: {job.error}{cost}"
+
+
+def dataset_line(data: dict[str, Any]) -> str:
+    """A summary event's dataset figures in one line: rows, format, the columns read, cuts and skips."""
+    fmt = str(data.get("format"))
+    columns = data.get("columns") or {}
+    if columns:
+        fmt += " (" + ", ".join(f"{theirs}->{ours}" for ours, theirs in columns.items()) + ")"
+    parts = [f"{data.get('rows')} rows", fmt, f"{data.get('skipped', 0)} skipped"]
+    if data.get("truncated_rows"):
+        parts.append(f"{data['truncated_rows']} truncated ({data.get('tokens_cut', 0):,} tokens cut)")
+    if data.get("long_dropped"):
+        parts.append(f"{data['long_dropped']} dropped for length")
+    return "dataset: " + ", ".join(parts)
 
 
 def _escape(text: str) -> str:
