@@ -723,11 +723,24 @@ def test_earlier_jobs_calibrate_the_estimate_and_its_error_is_reported(tmp_path:
     after = plan(demo_like(model), DEMO_ROWS, CPU_ONLY)
 
     assert after.estimated_seconds == pytest.approx(10 + 40 * 4.0, rel=0.05)
-    assert after.calibration is not None and "1 earlier job(s)" in after.calibration and "SmolLM2-135M" in after.calibration
+    assert after.calibration is not None and "1 of 1 earlier job(s)" in after.calibration and "SmolLM2-135M" in after.calibration
     real = 10 + 40 * 4.0
     assert after.estimate_errors is not None and f"{(before.estimated_seconds - real) / real:+.0%}" in after.estimate_errors
     text = format_plan(after)
-    assert "Past estimates" in text and "calibrated from 1 earlier job(s)" in text
+    assert "Past estimates" in text and "calibrated from 1 of 1 earlier job(s)" in text
+
+
+def test_one_odd_run_does_not_swing_the_estimate(tmp_path: Path) -> None:
+    model = model_folder(tmp_path, "SmolLM2-135M", SMOLLM2_135M).as_posix()
+    made = plan(demo_like(model), DEMO_ROWS, CPU_ONLY)
+    finished_job(made, "20261201-100000-aaaa", step_seconds=3.0, overhead=10.0)
+    finished_job(made, "20261201-110000-bbbb", step_seconds=3.2, overhead=10.0)
+    finished_job(made, "20261201-120000-cccc", step_seconds=9.0, overhead=10.0)  # the machine was busy
+
+    after = plan(demo_like(model), DEMO_ROWS, CPU_ONLY)
+
+    assert after.estimated_seconds == pytest.approx(10 + 40 * 3.2, rel=0.05)
+    assert after.calibration is not None and "3 of 3" in after.calibration
 
 
 def test_calibration_is_per_machine(tmp_path: Path) -> None:

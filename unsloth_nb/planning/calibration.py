@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,12 @@ CALIBRATION_ENV = "UNSLOTH_NB_CALIBRATE"
 #: A correction outside this range means the observation is broken (a job stopped at once,
 #: a machine that slept); it is clamped rather than trusted.
 FACTOR_RANGE = (0.1, 10.0)
+
+#: Jobs within this log-distance in size of the nearest one count as "the same size" (x1.5).
+SAME_SIZE = math.log(1.5)
+
+#: The correction is the median over at most this many of the newest jobs of about the nearest size.
+MEDIAN_OF = 5
 
 
 @dataclass
@@ -83,12 +90,13 @@ class Calibration:
     overhead_factor: float
     based_on: Observation
     jobs: int  # how many observations this machine has
+    used: int = 1  # how many of them (the newest of about the nearest size) the median is over
 
     def describe(self) -> str:
         seen = self.based_on
         return (
-            f"calibrated from {self.jobs} earlier job(s) on this machine (nearest: {seen.model}, "
-            f"{seen.step_seconds:.2f} s/step measured)"
+            f"calibrated from {self.used} of {self.jobs} earlier job(s) on this machine (nearest: {seen.model}, "
+            f"{seen.step_seconds:.2f} s/step measured last)"
         )
 
 
@@ -164,13 +172,22 @@ def calibrate(key: str, params: float, root: Path | None = None) -> Calibration 
     mine = [o for o in observations(root) if o.key == key]
     if not mine:
         return None
-    nearest = min(mine, key=lambda o: (abs(math.log(max(o.params, 1.0) / max(params, 1.0))), mine.index(o)))
-    prior_step, prior_overhead = nearest.priors()
+    distance = {id(o): abs(math.log(max(o.params, 1.0) / max(params, 1.0))) for o in mine}
+    nearest = min(mine, key=lambda o: distance[id(o)])
+    # The newest few jobs of about the nearest size: their median correction, so one run on a
+    # machine that was briefly busy (or idle) does not swing the next estimate on its own.
+    alike = [o for o in mine if distance[id(o)] <= distance[id(nearest)] + SAME_SIZE][:MEDIAN_OF]
+    step_factors, overhead_factors = [], []
+    for seen in alike:
+        prior_step, prior_overhead = seen.priors()
+        step_factors.append(seen.step_seconds / prior_step)
+        overhead_factors.append(seen.overhead_seconds / prior_overhead)
     return Calibration(
-        step_factor=_clamp(nearest.step_seconds / prior_step),
-        overhead_factor=_clamp(nearest.overhead_seconds / prior_overhead),
+        step_factor=_clamp(statistics.median(step_factors)),
+        overhead_factor=_clamp(statistics.median(overhead_factors)),
         based_on=nearest,
         jobs=len(mine),
+        used=len(alike),
     )
 
 

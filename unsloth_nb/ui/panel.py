@@ -77,6 +77,7 @@ ADVANCED_FIELDS = (
     "dataset.eval_split",
     "dataset.max_rows",
     "dataset.skip_invalid",
+    "dataset.long_rows",
     "lora.dropout",
     "lora.use_rslora",
     "train.warmup_steps",
@@ -102,7 +103,9 @@ UPLOAD_FOLDER = "unsloth_nb_uploads"
 UPLOAD_TYPES = ".jsonl,.ndjson,.json,.csv,.tsv,.parquet,.pq"
 PREVIEW_ROWS = 5
 _PREVIEW_CELL_CHARS = 300
-_DATASET_FIELDS = frozenset({"dataset.path", "dataset.format", "dataset.columns", "dataset.skip_invalid", "train.max_seq_length"})
+_DATASET_FIELDS = frozenset(
+    {"dataset.path", "dataset.format", "dataset.columns", "dataset.skip_invalid", "dataset.long_rows", "train.max_seq_length"}
+)
 #: Error fields that are a section name: the form shows them at this field.
 _FIELD_ALIASES = {"model": "model.name", "dataset": "dataset.path"}
 _RED = "#cf222e"
@@ -320,6 +323,7 @@ class TrainingPanel:
             format=self.fields["dataset.format"].widget.value,
             columns=_columns(self.fields["dataset.columns"].widget.value),
             skip_invalid=bool(self.fields["dataset.skip_invalid"].widget.value),
+            long_rows=str(self.fields["dataset.long_rows"].widget.value),
         )
         preview = inspect_dataset(dataset, n=PREVIEW_ROWS, max_seq_length=self._max_seq_length(), base_dir=str(self.base_dir))
         self.last_preview = preview
