@@ -231,3 +231,39 @@ def test_runpod_train_output_in_a_pipe_is_unwrapped_unrepeated_and_ends_with_the
     assert err.count("No train.save_steps: if the pod is lost") == 1
     # No status line is cut at 80 columns (tests/unit/test_cli_output.py checks long lines directly).
     assert not [line for line in lines if line.startswith(("$", "ETA", "| "))]
+
+
+def test_a_failed_runpod_job_says_why_once(
+    runpod_emulator: RunPodEmulator,
+    capsys: pytest.CaptureFixture[str],
+    tiny_model: Path,
+    tmp_path: Path,
+    superbowl_rows: list[dict],
+) -> None:
+    for gpu in runpod_emulator.gpus.values():
+        gpu.available = 0  # nothing to rent anywhere
+    dataset = tmp_path / "qa.jsonl"
+    dataset.write_text(
+        "\n".join(json.dumps({"prompt": r["prompt"], "completion": r["completion"][:160]}) for r in superbowl_rows[:8])
+    )
+    flags = [
+        "--model",
+        str(tiny_model),
+        "--dataset",
+        str(dataset),
+        "--max-steps",
+        "2",
+        "--yes",
+        "--save-steps",
+        "1",
+        "--warmup-steps",
+        "0",
+    ]
+
+    code, _, err = run(capsys, "train", *flags)
+
+    assert code == 1
+    last = err.rstrip().splitlines()[-1]
+    assert last.startswith("job ") and " failed: " in last
+    reason = last.split(" failed: ", 1)[1].split(" Final cost:")[0]
+    assert err.count(reason) == 1, err
