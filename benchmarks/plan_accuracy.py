@@ -70,7 +70,9 @@ def main() -> int:
             flush=True,
         )
     met = abs(errors[-1]) <= TARGET
-    print(f"result: last run's estimate {errors[-1]:+.0%} of the measured time (target within +-{TARGET:.0%}): {'met' if met else 'missed'}")
+    print(
+        f"result: last run's estimate {errors[-1]:+.0%} of the measured time (target within +-{TARGET:.0%}): {'met' if met else 'missed'}"
+    )
     return 1 if args.strict and not met else 0
 
 
