@@ -89,7 +89,8 @@ def cmd_train(argv: list[str], *, force_runpod: bool = False) -> int:
         earlier=mistakes,
     )
     assert job is not None  # _ask_in_terminal raises rather than decline
-    return follow_job(job, json_lines=options.json, quiet=options.quiet)
+    shown = [] if quiet or job.plan is None else list(job.plan.warnings) + list(job.plan.reasons)
+    return follow_job(job, json_lines=options.json, quiet=options.quiet, already_said=shown)
 
 
 def _ask_in_terminal(prepared: Prepared, question: str) -> bool:
@@ -109,11 +110,11 @@ def _ask_in_terminal(prepared: Prepared, question: str) -> bool:
     return True
 
 
-def follow_job(job: Job, *, json_lines: bool = False, quiet: bool = False) -> int:
+def follow_job(job: Job, *, json_lines: bool = False, quiet: bool = False, already_said: list[str] | None = None) -> int:
     """Show the job until it ends (see :func:`follow_in_terminal`); returns the exit code its end means."""
     from unsloth_nb.ui.console import follow_in_terminal
 
-    follow_in_terminal(job, json_lines=json_lines, quiet=quiet)
+    follow_in_terminal(job, json_lines=json_lines, quiet=quiet, already_said=already_said)
     if job.state == "succeeded":
         return EXIT_OK
     if job.state == "cancelled":
@@ -130,13 +131,42 @@ def cmd_plan(argv: list[str]) -> int:
     from unsloth_nb.jobs.preflight import prepare
     from unsloth_nb.planning.plan_text import format_plan
 
+    show_calibration = "--calibration" in argv
+    argv = [a for a in argv if a != "--calibration"]
+    if show_calibration and not any(a == "--model" or a.startswith(("--model=", "--config")) for a in argv):
+        print(calibration_report())
+        return EXIT_OK
     config, options, mistakes = read_train_args(argv)
     prepared = prepare(config, check_secrets=False, earlier=mistakes)
     if options.json:
         print(json.dumps(prepared.plan.to_dict(), indent=2))
     else:
         print(format_plan(prepared.plan))
+        if show_calibration:
+            print(calibration_report())
     return EXIT_OK
+
+
+def calibration_report() -> str:
+    """``unsloth-nb plan --calibration``: what the last local jobs measured, and how far their plans were off."""
+    from unsloth_nb.planning.calibration import observations
+    from unsloth_nb.ui.console import format_seconds
+
+    seen = observations()
+    if not seen:
+        return "Calibration: no finished local job yet; plans use the rules of thumb (planning/planner.py)."
+    header = ("job", "model", "machine", "steps", "s/step", "estimated", "real", "error")
+    rows = [header]
+    for o in seen[:10]:
+        estimated = format_seconds(o.estimated_seconds) if o.estimated_seconds else "-"
+        error = f"{(o.estimated_seconds - o.elapsed_seconds) / o.elapsed_seconds:+.0%}" if o.estimated_seconds else "-"
+        rows.append(
+            (o.job_id, o.model, o.key, str(o.steps), f"{o.step_seconds:.2f}", estimated, format_seconds(o.elapsed_seconds), error)
+        )
+    widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
+    lines = ["Calibration: the newest finished local jobs (plans on the same machine are corrected by the nearest in size)"]
+    lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------- jobs
@@ -157,9 +187,11 @@ def cmd_jobs(argv: list[str]) -> int:
         if not records:
             print("no jobs yet")
             return EXIT_OK
-        print(f"{'job':22} {'state':10} {'where':7} {'model':40} dataset")
-        for r in records:
-            print(f"{r.id:22} {r.state:10} {r.placement:7} {r.model[-40:]:40} {r.dataset}")
+        models = [_home_short(r.model) for r in records]
+        width = max(len("model"), *(len(m) for m in models))
+        print(f"{'job':22} {'state':10} {'where':7} {'model':{width}} dataset")
+        for r, model in zip(records, models, strict=True):
+            print(f"{r.id:22} {r.state:10} {r.placement:7} {model:{width}} {_home_short(r.dataset)}")
         return EXIT_OK
     if not args.job_id:
         parser.error("show needs a job id (see unsloth-nb jobs list)")
@@ -185,6 +217,14 @@ def cmd_jobs(argv: list[str]) -> int:
         for event in events:
             print(event.to_json())
     return EXIT_OK
+
+
+def _home_short(path: str) -> str:
+    """A path under the home folder as ``~/...``: shorter, and still a path that works when pasted."""
+    home = os.path.expanduser("~")
+    if home not in ("", "/") and (path == home or path.startswith(home + os.sep)):
+        return "~" + path[len(home) :]
+    return path
 
 
 # ---------------------------------------------------------------------- demo

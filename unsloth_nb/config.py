@@ -117,6 +117,13 @@ class DatasetConfig:
     )
     max_rows: int | None = knob(None, "Use only the first N valid rows (quick experiments).", flag="--max-rows", minimum=1)
     skip_invalid: bool = knob(False, "Drop invalid rows (and say how many) instead of stopping.", flag="--skip-invalid")
+    long_rows: str = knob(
+        "truncate",
+        "Rows longer than train.max_seq_length: truncate them (rows whose answer would be cut off entirely are "
+        "dropped), drop them, or error (refuse the dataset unless skip_invalid).",
+        flag="--long-rows",
+        choices=("truncate", "drop", "error"),
+    )
 
 
 @dataclass
@@ -181,7 +188,7 @@ class TrainArgs:
     optim: str = knob("adamw_8bit", "Optimizer (adamw_8bit on GPU; the CPU backend swaps in a fused AdamW).", flag="--optim")
     max_seq_length: int = knob(
         2048,
-        "Longest sequence in tokens; longer rows are reported before training.",
+        "Longest sequence in tokens; longer rows are truncated (see dataset.long_rows).",
         flag="--max-seq-length",
         minimum=16,
         maximum=1_048_576,

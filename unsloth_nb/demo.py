@@ -86,6 +86,7 @@ def run_demo(steps: int = 40, output_dir: Path | None = None, *, json_lines: boo
 
     job = start_job(prepared)  # the demo trains in this process: nothing is rented, nothing to confirm
     say(f"Training job {job.id}: {steps} LoRA steps on {demo_dataset_path().name} (200 rows) ...")
+    say(f"The plan says {prepared.plan.time_text(detail=True)}")
     follow_in_terminal(job, json_lines=json_lines, quiet=quiet)
     losses = [m["loss"] for m in job.metrics() if m.get("loss") is not None]
 
@@ -116,6 +117,11 @@ def run_demo(steps: int = 40, output_dir: Path | None = None, *, json_lines: boo
     if result.first_loss is not None and result.last_loss is not None:
         say(f"Loss {result.first_loss:.3f} -> {result.last_loss:.3f} over {len(losses)} logged steps.")
     say(f"Adapter: {result.adapter}\nLoss curve: {loss_html}\nDemo wall time: {result.seconds:.0f} s")
+    record = job.record
+    if record.finished and prepared.plan.estimated_seconds:
+        took = record.finished - record.created
+        error = (prepared.plan.estimated_seconds - took) / took
+        say(f"Training job: {took:.0f} s; the plan said ~{prepared.plan.estimated_seconds:.0f} s ({error:+.0%}).")
     return result
 
 
@@ -133,6 +139,16 @@ def run_demo_cli(argv: list[str]) -> int:
     parser.add_argument("--output-dir", type=Path, default=None, help="where the adapter goes (default: the job folder)")
     parser.add_argument("--json", action="store_true", help="print one JSON event per line")
     parser.add_argument("--quiet", "-q", action="store_true")
+    parser.add_argument(
+        "--model-path",
+        action="store_true",
+        help="print the folder of the demo's SmolLM2-135M-Instruct (made once, offline) and exit: a model for offline jobs",
+    )
     args = parser.parse_args(argv)
+    if args.model_path:
+        from unsloth_nb.models import smollm2_path
+
+        print(smollm2_path())
+        return 0
     result = run_demo(args.steps, args.output_dir, json_lines=args.json, quiet=args.quiet)
     return {"succeeded": 0, "cancelled": 130}.get(result.state, 1)

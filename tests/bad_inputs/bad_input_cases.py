@@ -93,7 +93,7 @@ CASES: tuple[BadInput, ...] = (
         "overlong_row.jsonl:2",
         "longer than max_seq_length=256",
         "--skip-invalid",
-        flags=("--max-seq-length", "256"),
+        flags=("--max-seq-length", "256", "--long-rows", "error"),  # the default truncates (tests/unit/test_data.py)
     ),
     dataset_case("array_in_jsonl.jsonl", "array_in_jsonl.jsonl:1", "expected an object with named fields"),
     dataset_case("not_rows.json", "not_rows.json", "expected a JSON array of rows"),

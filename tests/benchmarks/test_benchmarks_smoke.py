@@ -25,6 +25,7 @@ SCRIPTS = {
     "kernel_responsiveness.py": "| kernel | cells | p50 | p99 |",
     "runpod_overhead.py": "| figure | measured | target |",
     "gpu_throughput.py": "| variant | tokens/s | step |",
+    "plan_accuracy.py": "| run | model | steps | plan s | measured s |",
 }
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]

@@ -156,6 +156,8 @@ def train(
         _remove_progress_printers(trainer)
         if config.train.train_on_responses_only and any("messages" in row for row in dataset.train):
             mask_prompts(trainer, tokenizer, next(row for row in dataset.train if "messages" in row), hooks)
+        if not config.train.packing:
+            enforce_max_length(trainer, config.train.max_seq_length, hooks)
 
     # transformers/accelerate force a full garbage collection when training starts; over the
     # ~500k objects torch and Unsloth leave behind it held an in-kernel job's notebook for
@@ -170,6 +172,43 @@ def train(
         stopped=callback.stopped,
         train_runtime=float(output.metrics.get("train_runtime", 0.0)),
         last_checkpoint=latest_checkpoint(checkpoint_dir(output_dir)),
+    )
+
+
+#: Token columns a tokenized training row may carry, cut together when a row is truncated.
+_TOKEN_COLUMNS = ("input_ids", "attention_mask", "labels", "completion_mask", "assistant_masks", "token_type_ids")
+
+
+def enforce_max_length(trainer: Any, max_length: int, hooks: EngineHooks) -> None:
+    """Make sure no tokenized row is longer than max_seq_length, and say how many sit at the limit.
+
+    TRL and Unsloth truncate while they tokenize (keeping the start); this checks it
+    happened, cuts any row that slipped through the same way, and reports the count so
+    it can be compared with what the dataset check promised (``dataset.long_rows``).
+    """
+    cut_total = 0
+    longest = 0
+    for name in ("train_dataset", "eval_dataset"):
+        rows = getattr(trainer, name, None)
+        if rows is None or "input_ids" not in getattr(rows, "column_names", ()):
+            continue
+        lengths = [len(ids) for ids in rows["input_ids"]]
+        over = sum(1 for n in lengths if n > max_length)
+        if over:
+            columns = [c for c in _TOKEN_COLUMNS if c in rows.column_names]
+
+            def cut(row: dict[str, Any], keep: list[str] = columns) -> dict[str, Any]:
+                return {c: row[c][:max_length] for c in keep}
+
+            setattr(trainer, name, rows.map(cut))
+        if name == "train_dataset":
+            longest = min(max(lengths, default=0), max_length)
+            cut_total = sum(1 for n in lengths if n >= max_length)
+    hooks.emit(
+        "log",
+        level="info",
+        message=f"Tokenized training rows: longest {longest} tokens; {cut_total} at max_seq_length={max_length}.",
+        source="engine",
     )
 
 

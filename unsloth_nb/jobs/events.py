@@ -31,7 +31,22 @@ PAYLOAD_KEYS: dict[str, frozenset[str]] = {
     "cost": frozenset({"usd_so_far", "usd_per_hour", "gpu"}),
     "error": frozenset({"message", "error_type", "hint", "log_tail"}),
     "summary": frozenset(
-        {"rows", "format", "skipped", "tokens", "longest_tokens", "eval_rows", "source", "model", "params", "device"}
+        {
+            "rows",
+            "format",
+            "skipped",
+            "tokens",
+            "longest_tokens",
+            "eval_rows",
+            "source",
+            "model",
+            "params",
+            "device",
+            "columns",
+            "truncated_rows",
+            "tokens_cut",
+            "long_dropped",
+        }
     ),
     # A judged set of answers: which phase, the scores (name -> mean), how many, by whom, what it cost, where it is kept.
     "evaluation": frozenset({"phase", "scores", "count", "judge", "usd", "path", "samples", "message"}),
