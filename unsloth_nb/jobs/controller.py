@@ -47,6 +47,7 @@ JOB_STATES = (
     "uploading",
     "training",
     "saving",
+    "evaluating",
     "downloading",
     "terminating",
     "succeeded",

@@ -29,8 +29,30 @@ PAYLOAD_KEYS: dict[str, frozenset[str]] = {
     "log": frozenset({"level", "message", "source"}),
     "checkpoint": frozenset({"step", "path", "url"}),  # url: the copy pushed to the Hub
     "artifact": frozenset({"name", "path", "bytes", "kind", "url"}),
-    "cost": frozenset({"usd_so_far", "usd_per_hour", "gpu"}),
+    "cost": frozenset({"usd_so_far", "usd_per_hour", "gpu", "source"}),
     "error": frozenset({"message", "error_type", "hint", "log_tail"}),
+    # the judge's progress (done/total) and result (evaluate/): win/tie/loss, rate, interval, consistency, cost
+    "evaluation": frozenset(
+        {
+            "stage",
+            "done",
+            "total",
+            "questions",
+            "wins",
+            "ties",
+            "losses",
+            "no_verdict",
+            "not_judged",
+            "win_rate",
+            "ci_low",
+            "ci_high",
+            "consistency",
+            "cost_usd",
+            "judge",
+            "error",
+            "report",
+        }
+    ),
     "summary": frozenset(
         {"rows", "format", "skipped", "tokens", "longest_tokens", "eval_rows", "source", "model", "params", "device"}
     ),
