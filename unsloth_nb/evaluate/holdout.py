@@ -55,6 +55,13 @@ class HeldOut:
                 handle.write(json.dumps(asdict(item), ensure_ascii=False) + "\n")
         return path
 
+    def describe(self) -> str:
+        where = "held out of the training rows" if self.source == "holdout" else f"from the {self.source}"
+        text = f"judge: {len(self.items)} questions {where}"
+        if self.dropped_near_duplicates:
+            text += f"; {self.dropped_near_duplicates} dropped as near-duplicates of training prompts"
+        return text
+
     def meta(self) -> dict[str, Any]:
         return {
             "source": self.source,

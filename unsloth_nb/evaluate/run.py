@@ -82,6 +82,20 @@ def split_for_judge(config: TrainConfig, dataset: PreparedDataset) -> tuple[Prep
     return dataclasses.replace(dataset, train=train, origins=origins, summary=summary), heldout
 
 
+def prepare_heldout(config: TrainConfig, dataset: PreparedDataset, base_dir: Path) -> tuple[PreparedDataset, HeldOut]:
+    """At preflight: the held-out set (the eval file, or the split) and the training rows left to train on."""
+    path = config.judge.eval_path or config.dataset.eval_path
+    if path:
+        return dataset, read_eval_file(config, path, base_dir, dataset)
+    dataset, heldout = split_for_judge(config, dataset)
+    if heldout is None or not heldout.items:
+        raise EvaluationError(
+            "judge: no held-out questions: set judge.holdout (a fraction or a count of rows) or judge.eval_path; "
+            + (f"{heldout.dropped_near_duplicates} held-out rows were near-duplicates of training prompts" if heldout else "")
+        )
+    return dataset, heldout
+
+
 def _limit(heldout: HeldOut, judge: JudgeConfig) -> HeldOut:
     if judge.max_questions is None or len(heldout.items) <= judge.max_questions:
         return heldout
@@ -279,6 +293,7 @@ __all__ = [
     "evaluate_job",
     "heldout_for",
     "judge_and_report",
+    "prepare_heldout",
     "read_eval_file",
     "split_for_judge",
 ]

@@ -19,6 +19,7 @@ import atexit
 import concurrent.futures
 import contextvars
 import dataclasses
+import functools
 import os
 import socket
 import threading
@@ -65,6 +66,8 @@ class Prepared:
     dataset: PreparedDataset
     plan: Plan
     base_dir: Path
+    heldout: Any = None  # evaluate.holdout.HeldOut: the judge's questions, kept out of training
+    judge_yes: bool = False  # the front end's --yes: the judge's estimate need not be asked about
 
 
 def prepare(
@@ -81,6 +84,11 @@ def prepare(
     """
     base = Path(base_dir or Path.cwd()).resolve()
     dataset = prepare_dataset(config.dataset, config.train.max_seq_length, base_dir=str(base))
+    heldout = None
+    if config.judge.enabled:
+        from unsloth_nb.evaluate.run import prepare_heldout
+
+        dataset, heldout = prepare_heldout(config, dataset, base)
     job_plan = plan(config, dataset.summary)
     every = default_save_steps(job_plan) if config.train.save_steps is None else None
     if every is not None:
@@ -93,12 +101,18 @@ def prepare(
         )
     check_model_source(config, job_plan.placement)
     if not check_secrets:
-        return Prepared(config, dataset, job_plan, base)
+        return Prepared(config, dataset, job_plan, base, heldout)
     if config.hub.repo_id:
         get_secret("HF_TOKEN", f"to push the adapter to the Hub repository {config.hub.repo_id}", prompt=prompt_for_secrets)
     if job_plan.placement == "runpod":
         get_secret("RUNPOD_API_KEY", "to create a RunPod pod for this job", prompt=prompt_for_secrets)
-    return Prepared(config, dataset, job_plan, base)
+    if config.judge.enabled:
+        from unsloth_nb.llm.providers import provider_secret
+
+        variable = provider_secret(config.judge.provider)
+        if variable:
+            get_secret(variable, f"for the {config.judge.provider} judge ({config.judge.model})", prompt=prompt_for_secrets)
+    return Prepared(config, dataset, job_plan, base, heldout)
 
 
 # ---------------------------------------------------------------------- backends
@@ -153,6 +167,7 @@ class Job:
         self.tokenizer: Any = None
         self.final_loss: float | None = None
         self.global_step: int = 0
+        self.judge_yes = False
         self._future: concurrent.futures.Future[Job] | None = None
         self._state_lock = threading.Lock()
 
@@ -176,7 +191,11 @@ class Job:
         # Relative dataset paths were read from here; a process that reattaches reads them again from the same place.
         folder.write_json("inputs.json", {"base_dir": str(prepared.base_dir)})
         job = cls(record, folder, config, prepared.plan)
+        job.judge_yes = prepared.judge_yes
         job.log.emit("status", state="created", placement=prepared.plan.placement)
+        if prepared.heldout is not None:
+            prepared.heldout.save(folder.path)  # evaluation never scores a row the model trained on
+            job.log.emit("log", level="info", message=prepared.heldout.describe(), source="judge")
         ctx = JobContext(
             job_id=record.id,
             config=config,
@@ -385,6 +404,20 @@ class Job:
         with _live_lock:
             return self in _live_jobs
 
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, **kwargs: Any) -> Any:
+        """Judge this job's fine-tune against its base (see ``unsloth_nb.evaluate.evaluate_job``); returns the report."""
+        from unsloth_nb.evaluate import evaluate_job
+
+        return evaluate_job(self, **kwargs)
+
+    @property
+    def evaluation(self) -> Any:
+        """The judge's report (``.table`` is a pandas DataFrame), or None before an evaluation."""
+        from unsloth_nb.evaluate.report import EvaluationReport
+
+        return EvaluationReport.load(self.folder.path)
+
     # ------------------------------------------------------------------ display
     def show(self) -> Any:
         """Display the job's live view (status, progress, chart, Stop) in a notebook."""
@@ -441,6 +474,8 @@ class JobController:
         try:
             result = await body()
             self._record_result(result)
+            if job.config.judge.enabled and not (ctx.stop_requested or result.stopped):
+                await self._evaluate(result)
             if ctx.stop_requested or result.stopped:
                 final, reason = "cancelled", result.stop_reason or "stopped by the user; checkpoint and adapter saved"
             else:
@@ -463,6 +498,23 @@ class JobController:
             with _live_lock:
                 _live_jobs.discard(job)
         return job
+
+    async def _evaluate(self, result: BackendResult) -> None:
+        """The judge's phases after training; a failure there is reported and never fails the trained job."""
+        from unsloth_nb.evaluate.in_job import evaluate_after_training
+        from unsloth_nb.jobs.runtime import run_in_thread
+
+        job, ctx = self.job, self.ctx
+        await run_in_thread(
+            functools.partial(evaluate_after_training, yes=job.judge_yes),
+            job,
+            ctx,
+            result.model,
+            result.tokenizer,
+            name=f"unsloth-nb-evaluate-{job.id}",
+            context=ctx.context,
+        )
+        job.folder.save_record(job.record)
 
     def _fail(self, message: str, error_type: str, log_tail: str | None = None) -> None:
         self.job.record.error = message
