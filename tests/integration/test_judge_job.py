@@ -1,0 +1,140 @@
+"""A job with a judge: section, end to end on the tiny model, judged by the fake OpenAI server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from unsloth_nb.testing import fake_llm as behaviours
+from unsloth_nb.testing.fake_openai import FakeOpenAI
+
+DEMO = Path(__file__).resolve().parents[2] / "unsloth_nb" / "demo_data" / "superbowl_qa_demo.jsonl"
+EVAL = DEMO.with_name("superbowl_eval.jsonl")
+
+
+@pytest.fixture(scope="module")
+def demo_tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from unsloth_nb.engine.model import import_unsloth
+    from unsloth_nb.testing import build_tiny_model
+
+    import_unsloth()
+    rows = [json.loads(line) for line in DEMO.read_text().splitlines()[:60]]
+    return build_tiny_model(
+        tmp_path_factory.mktemp("models") / "tiny", vocab_texts=[r["prompt"] + "\n" + r["completion"] for r in rows]
+    )
+
+
+def test_a_judged_job_reports_and_a_rerun_makes_no_calls(
+    demo_tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from unsloth_nb.api import as_config
+    from unsloth_nb.cli import main
+    from unsloth_nb.evaluate.answers import AnswerSet
+    from unsloth_nb.evaluate.holdout import HeldOut
+    from unsloth_nb.jobs.controller import Job, prepare
+
+    monkeypatch.setenv("OPENAI_API_KEY", FakeOpenAI.api_key)
+    with FakeOpenAI(behaviours.picks_first()) as fake:
+        config = as_config(
+            {
+                "model": {"name": str(demo_tiny_model), "load_in_4bit": False},
+                "dataset": str(DEMO),
+                "train": {"max_steps": 3, "batch_size": 4, "grad_accum": 1, "warmup_steps": 0, "max_seq_length": 512, "lr": 1e-3},
+                "placement": "local",
+                "judge": {"base_url": fake.base_url, "eval_path": str(EVAL), "max_new_tokens": 12, "batch_size": 4},
+            }
+        )
+        prepared = prepare(config, tmp_path)
+        assert prepared.heldout is not None and prepared.heldout.items
+        assert len(prepared.heldout.items) + prepared.heldout.dropped_near_duplicates == 12
+        assert prepared.heldout.source.startswith("eval file")
+
+        job = Job.start(prepared).wait(timeout=900)
+        assert job.state == "succeeded", job.error
+        n = len(prepared.heldout.items)
+        assert fake.calls == 2 * n
+        report = job.evaluation
+        assert report is not None and len(report.rows) == n
+        assert (report.wins, report.ties, report.losses) == (0, n, 0)  # picks-first: every pair flips
+        assert report.consistency == 0.0 and report.win_rate == 0.5
+        assert report.table.shape[0] == n and {"finetuned", "base", "outcome"} <= set(report.table.columns)
+        assert (job.folder.path / "evaluation.html").is_file()
+        assert HeldOut.load(job.folder.path).items == prepared.heldout.items
+        answers = AnswerSet.load(job.adapter_path.parent)
+        assert answers is not None and len(answers.pairs) == n and answers.max_new_tokens == 12
+        kinds = [e.data.get("stage") for e in job.events(kinds={"evaluation"})]
+        assert "done" in kinds and "answers" in kinds
+
+        # a re-run from the CLI reuses the answers and the judge's cache: 0 API calls, $0
+        fake.reset()
+        assert main(["eval", job.id, "--json"]) == 0
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert fake.calls == 0
+        assert out["summary"]["requests_sent"] == 0 and out["summary"]["cost_usd"] == 0.0
+        assert out["summary"]["cache_hits"] == 2 * n
+
+
+def test_a_judge_that_is_down_keeps_the_trained_adapter(
+    demo_tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unsloth_nb.api import as_config
+    from unsloth_nb.jobs.controller import Job, prepare
+
+    monkeypatch.setenv("OPENAI_API_KEY", FakeOpenAI.api_key)
+    with FakeOpenAI(behaviours.server_error()) as fake:
+        config = as_config(
+            {
+                "model": {"name": str(demo_tiny_model), "load_in_4bit": False},
+                "dataset": str(DEMO),
+                "train": {"max_steps": 1, "batch_size": 4, "grad_accum": 1, "warmup_steps": 0, "max_seq_length": 512},
+                "placement": "local",
+                "judge": {
+                    "base_url": fake.base_url,
+                    "eval_path": str(EVAL),
+                    "max_questions": 2,
+                    "max_new_tokens": 4,
+                    "timeout": 2,
+                },
+            }
+        )
+        job = Job.start(prepare(config, tmp_path)).wait(timeout=900)
+        assert job.state == "succeeded"
+        assert job.adapter_path is not None and (job.adapter_path / "adapter_config.json").is_file()
+        failed = [e.data for e in job.events(kinds={"evaluation"}) if e.data.get("stage") == "failed"]
+        assert failed and "unavailable" in failed[0]["error"]
+        assert fake.calls >= 1
+
+
+def test_holdout_split_drops_near_duplicates_and_says_how_many(demo_tiny_model: Path, tmp_path: Path) -> None:
+    """The demo set repeats its questions in many wordings: a held-out row's twins stay in training, so it is dropped."""
+    from unsloth_nb.api import as_config
+    from unsloth_nb.errors import UnslothNbError
+    from unsloth_nb.jobs.controller import prepare
+
+    rows = [json.loads(line) for line in DEMO.read_text().splitlines()]
+    unique = {r["prompt"]: r for r in rows}
+    data = tmp_path / "qa.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps(r) + "\n"
+            for r in [*rows[:40], {"prompt": "Which colour is the sky on Mars?", "completion": "Butterscotch by day."}]
+        )
+    )
+    config = as_config({"model": str(demo_tiny_model), "dataset": str(data), "placement": "local", "judge": {"holdout": 0.5}})
+    prepared = prepare(config, tmp_path, check_secrets=False)
+    heldout = prepared.heldout
+    assert heldout.dropped_near_duplicates > 0
+    trained = {m["content"] for row in prepared.dataset.train for m in row["messages"] if m["role"] == "user"}
+    assert not {item.question for item in heldout.items} & trained
+    assert len(prepared.dataset.train) + len(heldout.items) + heldout.dropped_near_duplicates == 41
+    assert len(unique) > 0
+    only_twins = tmp_path / "twins.jsonl"
+    only_twins.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))  # the same row twice
+    with pytest.raises(UnslothNbError, match="near-duplicates"):
+        prepare(
+            as_config({**config.to_dict(), "dataset": {"path": str(only_twins)}, "judge": {"holdout": 1}}),
+            tmp_path,
+            check_secrets=False,
+        )
