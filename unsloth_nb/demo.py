@@ -29,6 +29,11 @@ def demo_dataset_path() -> Path:
     return Path(str(resources.files("unsloth_nb") / "demo_data" / "superbowl_qa_demo.jsonl"))
 
 
+def demo_eval_path() -> Path:
+    """Held-out Super Bowl LIX questions with reference answers, worded unlike any training row (for the judge)."""
+    return Path(str(resources.files("unsloth_nb") / "demo_data" / "superbowl_eval.jsonl"))
+
+
 def demo_config(model_dir: Path, steps: int = 40, output_dir: Path | None = None) -> dict[str, Any]:
     """Settings measured to learn visibly in 40 steps on 2 CPU cores (see README, Performance)."""
     config: dict[str, Any] = {

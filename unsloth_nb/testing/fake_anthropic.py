@@ -64,7 +64,8 @@ def messages(server: FakeLLMServer, handler: LoopbackHandler, body: dict[str, An
     if not _valid(handler, body):
         return
     system, prompt = prompt_of(body)
-    reply: Reply = server.answer(str(body["model"]), prompt, system, body, handler.headers.get("x-api-key", ""))
+    auth = handler.headers.get("x-api-key") or handler.headers.get("Authorization", "").removeprefix("Bearer ")
+    reply: Reply = server.answer(str(body["model"]), prompt, system, body, auth)
     if reply.status != 200:
         send_error(handler, reply, _ERROR_TYPES.get(reply.status, "api_error"))
         return
