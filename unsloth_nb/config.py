@@ -541,7 +541,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
             raise ConfigError(
                 where,
                 "secrets are never part of a config (saved configs and notebooks would leak them); "
-                "set HF_TOKEN or RUNPOD_API_KEY in the environment instead",
+                "set HF_TOKEN, RUNPOD_API_KEY, OPENAI_API_KEY or ANTHROPIC_API_KEY in the environment instead",
             )
         if name not in fields_by_name:
             raise ConfigError(where, f"unknown field; allowed here: {', '.join(sorted(fields_by_name))}")

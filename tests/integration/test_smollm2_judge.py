@@ -35,5 +35,7 @@ def test_the_fine_tune_wins_a_majority_against_its_base(tmp_path: Path, monkeypa
             Path(os.environ["UNSLOTH_NB_JUDGE_RESULT"]).write_text(summary + "\n" + report.table.to_string() + "\n")
         n = len(report.rows)
         assert n >= 10 and fake.calls == 2 * n
-        assert report.wins > n / 2, summary
-        assert report.wins > report.losses
+        # a majority of the judged score (ties count half), with the whole 95 % interval above a coin toss
+        assert report.win_rate is not None and report.win_rate > 0.5, summary
+        assert report.ci95 is not None and report.ci95[0] > 0.5, summary
+        assert report.wins > report.losses, summary

@@ -84,6 +84,9 @@ def split_for_judge(config: TrainConfig, dataset: PreparedDataset) -> tuple[Prep
 
 def prepare_heldout(config: TrainConfig, dataset: PreparedDataset, base_dir: Path) -> tuple[PreparedDataset, HeldOut]:
     """At preflight: the held-out set (the eval file, or the split) and the training rows left to train on."""
+    from unsloth_nb.evaluate.protocol import load_rubric
+
+    load_rubric(config.judge.rubric)  # a broken rubric is a mistake to report now, not after training
     path = config.judge.eval_path or config.dataset.eval_path
     if path:
         return dataset, read_eval_file(config, path, base_dir, dataset)
