@@ -25,6 +25,7 @@ SCRIPTS = {
     "kernel_responsiveness.py": "| kernel | cells | p50 | p99 |",
     "runpod_overhead.py": "| figure | measured | target |",
     "gpu_throughput.py": "| variant | tokens/s | step |",
+    "judge_throughput.py": "| concurrency | pairs | pairs/s |",
 }
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
