@@ -67,6 +67,28 @@ def test_a_judged_job_reports_and_a_rerun_makes_no_calls(
         kinds = [e.data.get("stage") for e in job.events(kinds={"evaluation"})]
         assert "done" in kinds and "answers" in kinds
 
+        # the base answers are the base model's: the same greedy answers as a fresh load of it, no adapter
+        from unsloth import FastLanguageModel
+
+        from unsloth_nb.evaluate.answers import generate_batch
+        from unsloth_nb.evaluate.holdout import HeldOut as Held
+
+        base, tokenizer = FastLanguageModel.from_pretrained(
+            str(demo_tiny_model), max_seq_length=512, load_in_4bit=False, dtype=None
+        )
+        FastLanguageModel.for_inference(base)
+        items = Held.load(job.folder.path).items[:4]
+        fresh = generate_batch(base, tokenizer, [item.messages for item in items], 12)
+        assert fresh == [pair.base for pair in answers.pairs[:4]]
+
+        # the job view shows the result: a win/tie/loss bar and the table
+        from unsloth_nb.ui.view import JobView
+
+        view = JobView(job)
+        page = view.static_html()
+        assert "unsloth-nb-evaluation" in page and f"tie {n}" in page and "position-consistent in 0%" in page
+        view.close()
+
         # a re-run from the CLI reuses the answers and the judge's cache: 0 API calls, $0
         fake.reset()
         assert main(["eval", job.id, "--json"]) == 0
@@ -104,6 +126,11 @@ def test_a_judge_that_is_down_keeps_the_trained_adapter(
         assert job.adapter_path is not None and (job.adapter_path / "adapter_config.json").is_file()
         failed = [e.data for e in job.events(kinds={"evaluation"}) if e.data.get("stage") == "failed"]
         assert failed and "unavailable" in failed[0]["error"]
+        from unsloth_nb.ui.view import JobView
+
+        view = JobView(job)
+        assert "Evaluation failed (the adapter is kept)" in view.static_html()
+        view.close()
         assert fake.calls >= 1
 
 

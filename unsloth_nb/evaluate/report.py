@@ -210,7 +210,8 @@ class EvaluationReport:
             lines.append(f"error: {self.error}")
         return lines
 
-    def to_html(self) -> str:
+    def panel_html(self, max_rows: int | None = None) -> str:
+        """The result as an HTML fragment: summary lines, a win/tie/loss bar and the per-question table."""
         e = html.escape
         total = max(1, self.wins + self.ties + self.losses)
         bar = "".join(
@@ -223,13 +224,14 @@ class EvaluationReport:
             )
             if n
         )
+        shown = self.rows if max_rows is None else self.rows[:max_rows]
         rows = "".join(
             "<tr>"
             + "".join(
                 f"<td>{e(str(v))}</td>"
                 for v in (
                     r.question,
-                    r.outcome + ("" if r.consistent is not False else " (inconsistent)"),
+                    r.outcome + ("" if r.consistent is not False else " (inconsistent)") + (f": {r.note}" if r.note else ""),
                     r.finetuned,
                     r.base,
                     r.reference or "",
@@ -240,17 +242,24 @@ class EvaluationReport:
                 )
             )
             + "</tr>"
-            for r in self.rows
+            for r in shown
         )
-        lines = "".join(f"<p>{e(line)}</p>" for line in self.summary_lines())
+        more = f"<p>… {len(self.rows) - len(shown)} more rows in evaluation.html</p>" if len(shown) < len(self.rows) else ""
+        lines = "".join(f"<p style='margin:2px 0'>{e(line)}</p>" for line in self.summary_lines())
+        return (
+            f'<div class="unsloth-nb-evaluation">{lines}'
+            f'<div style="display:flex;width:40em;max-width:100%;margin:6px 0">{bar}</div>'
+            '<table style="border-collapse:collapse;font-size:90%"><tr><th>question</th><th>outcome</th><th>fine-tuned</th>'
+            f"<th>base</th><th>reference</th><th>verdicts</th></tr>{rows}</table>{more}</div>"
+        )
+
+    def to_html(self) -> str:
+        e = html.escape
         return (
             "<!doctype html><meta charset='utf-8'><title>unsloth-nb evaluation</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:4px;vertical-align:top;max-width:30em}</style>"
-            f"<h1>Evaluation{(' of job ' + e(self.job_id)) if self.job_id else ''}</h1>{lines}"
-            f'<div style="display:flex;width:40em">{bar}</div>'
-            "<table><tr><th>question</th><th>outcome</th><th>fine-tuned</th><th>base</th><th>reference</th>"
-            f"<th>verdicts</th></tr>{rows}</table>"
+            f"<h1>Evaluation{(' of job ' + e(self.job_id)) if self.job_id else ''}</h1>{self.panel_html()}"
         )
 
 
