@@ -165,3 +165,46 @@ def test_holdout_split_drops_near_duplicates_and_says_how_many(demo_tiny_model: 
             tmp_path,
             check_secrets=False,
         )
+
+
+@pytest.mark.timeout(600)
+def test_on_an_emulated_pod_answers_come_from_the_pod_and_the_judge_runs_here(
+    runpod_emulator, demo_tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pod generates both answers after training and before it is terminated; the answers come back as an
+    artifact; the judge (and its key) stay on this machine: the pod never sees OPENAI_API_KEY."""
+    import unsloth_nb
+
+    monkeypatch.setenv("OPENAI_API_KEY", FakeOpenAI.api_key)
+    with FakeOpenAI(behaviours.picks_first()) as fake:
+        job = unsloth_nb.train(
+            model=str(demo_tiny_model),
+            dataset=str(DEMO),
+            placement="runpod",
+            train={"max_steps": 2, "batch_size": 2, "grad_accum": 1, "max_seq_length": 512, "warmup_steps": 0},
+            lora={"r": 8, "alpha": 8},
+            judge={"base_url": fake.base_url, "eval_path": str(EVAL), "max_questions": 3, "max_new_tokens": 6},
+        )
+        pod_env: list[str] = []
+
+        def grab_env(event) -> None:
+            if event.kind == "status" and event.data.get("state") == "training" and job.record.pod_id and not pod_env:
+                info = runpod_emulator.pod(job.record.pod_id)
+                if info is not None:
+                    pod_env.append(json.dumps(info.env))
+
+        job.log.subscribe(grab_env, replay=True)
+        job.wait(timeout=580)
+        assert job.state == "succeeded", job.error
+        assert pod_env and FakeOpenAI.api_key not in pod_env[0]
+        states = [e["state"] for e in job.events() if e.kind == "status"]
+        assert states.index("evaluating") < states.index("downloading") < states.index("terminating")
+        answers_on_pod = [e for e in job.events(kinds={"evaluation"}) if e.data.get("stage") == "answers"]
+        assert answers_on_pod, "the pod reported no answers progress"
+        report = job.evaluation
+        assert report is not None and len(report.rows) == 3 and report.consistency == 0.0
+        assert fake.calls == 6
+        (pod_id,) = runpod_emulator.ledger.pod_ids()
+        pod_files = [p for p in (runpod_emulator.workdir / "pods" / pod_id).rglob("*") if p.is_file()]
+        assert any(p.name == "answers.jsonl" for p in pod_files)  # made there
+        assert not [p for p in pod_files if FakeOpenAI.api_key.encode() in p.read_bytes()]

@@ -48,7 +48,7 @@ logger = logging.getLogger("unsloth_nb.worker")
 IDLE = "idle"
 RECEIVING = "receiving"
 INTERRUPTED = "interrupted"
-RUNNING_STATES = frozenset({"starting", "training", "saving"})
+RUNNING_STATES = frozenset({"starting", "training", "saving", "evaluating"})
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 LOG_TAIL_LINES = 40
 LOG_TAIL_CHARS = 6000
@@ -57,7 +57,8 @@ LAST_EXIT_ENV = "UNSLOTH_NB_WORKER_LAST_EXIT"
 #: Precedes the dead worker's log tail in the message a restarted worker logs (clients cut the tail there).
 CRASH_LOG_MARKER = "the last lines of its log:\n"
 #: The only artifacts a client may upload: the files of a checkpoint to resume from.
-_UPLOADABLE = re.compile(r"checkpoints/checkpoint-\d+/[^/].*")
+#: A checkpoint to resume from, and the judge's held-out questions (the answers phase reads them).
+_UPLOADABLE = re.compile(r"checkpoints/checkpoint-\d+/[^/].*|evaluation/heldout\.jsonl")
 
 
 class WorkerError(Exception):
@@ -233,7 +234,7 @@ class JobHost:
                 raise WorkerError(409, f"job {spec.job_id} is {self.state}; checkpoints can only be sent before it starts")
             relative = clean_relative(name)
             if not _UPLOADABLE.fullmatch(relative):
-                raise WorkerError(403, "only checkpoints/checkpoint-N/<file> can be uploaded")
+                raise WorkerError(403, "only checkpoints/checkpoint-N/<file> and evaluation/heldout.jsonl can be uploaded")
             self.output_dir.mkdir(parents=True, exist_ok=True)
             base = self.output_dir.resolve()
             path = base / relative
@@ -366,12 +367,32 @@ class JobHost:
         finally:
             if pusher is not None:
                 pusher.close()
+        judge = getattr(config, "judge", None)
+        if judge is not None and judge.enabled and not (result.stopped or self.cancel_event.is_set()):
+            self._answers(config, result, hooks)
         if result.stopped or self.cancel_event.is_set():
             saved = "; checkpoint and adapter saved" if result.adapter_dir is not None else ""
             self._finish("cancelled", f"stopped by the client at step {result.global_step}{saved}")
         else:
             loss = f", final loss {result.final_loss:.4f}" if result.final_loss is not None else ""
             self._finish("succeeded", f"trained {result.global_step} steps{loss}")
+
+    def _answers(self, config: Any, result: Any, hooks: WorkerHooks) -> None:
+        """The judge's answers phase, here where the model is; the answers come back as an artifact.
+
+        A failure is logged and leaves the training result as it is: the client reports the evaluation failed.
+        """
+        from unsloth_nb.errors import UnslothNbError
+        from unsloth_nb.phases.answers import AnswersPhase
+        from unsloth_nb.phases.base import PhaseContext
+
+        phase = AnswersPhase()
+        ctx = PhaseContext(config, self.output_dir, hooks, shared={"model": result.model, "tokenizer": result.tokenizer})
+        try:
+            hooks.enter(phase.state)
+            phase.run(ctx)
+        except UnslothNbError as exc:
+            self._emit("log", level="error", message=self.redactor.text(f"evaluation answers failed: {exc}"), source="worker")
 
     def _fetch_hub_checkpoint(self, repo_id: str, name: str) -> Path:
         """Download the repo's checkpoint: ``name``, or a newer one that replaced it meanwhile.

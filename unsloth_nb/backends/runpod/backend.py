@@ -409,6 +409,9 @@ class PodJob:
         self._say(f"dataset sent ({len(dataset) / 1e6:.1f} MB, {len(self.ctx.dataset.train)} rows)")
         if resume_from is not None:
             send_checkpoint(worker, resume_from, self.pod.id, self._say)
+        heldout = self.ctx.folder.path / "evaluation" / "heldout.jsonl"
+        if self.config.judge.enabled and heldout.is_file():
+            worker.upload_file("evaluation/heldout.jsonl", heldout)  # the pod answers them; the judge stays here
         if self._should_stop():
             raise JobCancelledError("stopped before training started")
         self._start(worker, hub_checkpoint)
@@ -418,7 +421,13 @@ class PodJob:
         try:
             worker.start(hub_checkpoint)
         except WorkerRefusedError as exc:
-            if exc.status != 409 or worker.job().get("state") not in ("starting", "training", "saving", *REMOTE_END_STATES):
+            if exc.status != 409 or worker.job().get("state") not in (
+                "starting",
+                "training",
+                "saving",
+                "evaluating",
+                *REMOTE_END_STATES,
+            ):
                 raise
 
     def _stream(self) -> str:
@@ -564,6 +573,8 @@ class PodJob:
         prefixes = ["adapter"]
         if self.config.save.merged_16bit and not stopped:
             prefixes.append("merged_16bit")
+        if self.config.judge.enabled and not stopped:
+            prefixes.append("evaluation")  # the answers generated on the pod, judged on this machine
         fetched, total = download_outputs(self.worker, self.ctx.output_dir, prefixes)
         checkpoint = fetch_latest_checkpoint(self.worker, self.ctx.output_dir) if stopped else None
         self._say(f"downloaded {total / 1e6:.1f} MB to {self.ctx.output_dir}")

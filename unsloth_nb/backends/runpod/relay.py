@@ -32,10 +32,10 @@ if TYPE_CHECKING:
     from unsloth_nb.backends.base import JobContext
 
 #: Remote job states the engine reports that are also job states here.
-_MIRRORED_STATES = frozenset({"starting", "training", "saving"})
+_MIRRORED_STATES = frozenset({"starting", "training", "saving", "evaluating"})
 REMOTE_END_STATES = frozenset({"succeeded", "failed", "cancelled"})
 #: Remote event kinds copied into the job's log as they are.
-_COPIED_KINDS = frozenset({"metrics", "progress", "log", "checkpoint", "artifact", "error", "summary"})
+_COPIED_KINDS = frozenset({"metrics", "progress", "log", "checkpoint", "artifact", "error", "summary", "evaluation"})
 #: Log sources that are this side's own words rather than the pod's.
 _CLIENT_SOURCES = frozenset({"runpod", "planner", "controller"})
 
