@@ -120,6 +120,29 @@ def confirm_or_raise(question: str | None, *, yes: bool, confirm: Callable[[str]
         raise JudgeDeclined("judging declined; nothing was sent to the judge")
 
 
+def preflight_line(judge: JudgeConfig, questions: list[tuple[str, str | None]]) -> str:
+    """The plan's line about the judge, before anything runs: requests and an upper-bound estimate.
+
+    Answers are not written yet, so each is counted at ``max_new_tokens``; replies at the client's expected
+    length. What the judge's cache already holds is not known here either: the figure is an upper bound.
+    """
+    from unsloth_nb.llm import Usage
+
+    rubric = load_rubric(judge.rubric)
+    answer = "x" * (judge.max_new_tokens * 4)
+    prices = PriceTable(judge.prices)
+    total: float | None = 0.0
+    for question, reference in questions:
+        prompt = judge_prompt(rubric, question, answer, answer, reference)
+        cost = prices.cost(judge.model, Usage(len(prompt) // 4 + 8, 300))
+        total = None if cost is None or total is None else total + 2 * cost
+    what = f"estimated at most ${total:.2f}" if total is not None else "cost unknown (no price for this model; set judge.prices)"
+    return (
+        f"judge: {len(questions)} held-out questions, {2 * len(questions)} requests to {judge.provider}:{judge.model} "
+        f"on this machine, {what}; asks first above judge.confirm_above_usd (${judge.confirm_above_usd:.2f})."
+    )
+
+
 # ---------------------------------------------------------------------------- same family
 _FAMILIES = (
     ("openai", r"^(gpt|o\d|chatgpt)"),

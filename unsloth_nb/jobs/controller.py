@@ -99,6 +99,12 @@ def prepare(
             f"train.save_steps set to {every}: a checkpoint about every {POD_CHECKPOINT_EVERY_S / 60:.0f} min of "
             "training on the pod (set train.save_steps to choose)."
         )
+    if heldout is not None:
+        from unsloth_nb.evaluate.judging import preflight_line
+
+        items = heldout.items[: config.judge.max_questions] if config.judge.max_questions else heldout.items
+        job_plan.reasons.append(heldout.describe() + ".")
+        job_plan.reasons.append(preflight_line(config.judge, [(item.question, item.reference) for item in items]))
     check_model_source(config, job_plan.placement)
     if not check_secrets:
         return Prepared(config, dataset, job_plan, base, heldout)
