@@ -208,3 +208,32 @@ def test_on_an_emulated_pod_answers_come_from_the_pod_and_the_judge_runs_here(
         pod_files = [p for p in (runpod_emulator.workdir / "pods" / pod_id).rglob("*") if p.is_file()]
         assert any(p.name == "answers.jsonl" for p in pod_files)  # made there
         assert not [p for p in pod_files if FakeOpenAI.api_key.encode() in p.read_bytes()]
+
+
+def test_a_finished_job_is_evaluated_later_from_its_saved_adapter(
+    demo_tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No judge: section at training time: ``evaluate_job`` loads the adapter (the plan placed it here) and judges
+    the questions of an eval file; without one it says what to pass."""
+    from unsloth_nb.api import as_config
+    from unsloth_nb.evaluate import EvaluationError, evaluate_job
+    from unsloth_nb.jobs.controller import Job, prepare
+
+    monkeypatch.setenv("OPENAI_API_KEY", FakeOpenAI.api_key)
+    config = as_config(
+        {
+            "model": {"name": str(demo_tiny_model), "load_in_4bit": False},
+            "dataset": str(DEMO),
+            "train": {"max_steps": 1, "batch_size": 4, "grad_accum": 1, "warmup_steps": 0, "max_seq_length": 512},
+            "placement": "local",
+        }
+    )
+    finished = Job.start(prepare(config, tmp_path)).wait(timeout=600)
+    assert finished.state == "succeeded"
+    with pytest.raises(EvaluationError, match="eval_path"):
+        evaluate_job(finished.id)
+    with FakeOpenAI(behaviours.picks_first()) as fake:
+        report = evaluate_job(finished.id, eval_path=str(EVAL), base_url=fake.base_url, max_questions=2, max_new_tokens=4)
+        assert len(report.rows) == 2 and fake.calls == 4
+        assert Job.load(finished.id, reattach=False).model is None  # a fresh handle: the adapter was loaded from disk
+        assert (finished.folder.path / "evaluation.json").is_file()
