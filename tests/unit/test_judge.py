@@ -156,3 +156,20 @@ def test_bootstrap_interval_brackets_the_rate() -> None:
     outcomes = ["win"] * 41 + ["loss"] * 9
     low, high = bootstrap_ci(outcomes)
     assert low < 41 / 50 < high and low > 0.6 and high < 0.95
+
+
+def test_the_phases_keep_the_contract_and_the_judge_stays_on_the_client() -> None:
+    from unsloth_nb.phases.base import Phase, PhaseNeeds
+    from unsloth_nb.phases.evaluation import evaluation_phases, register
+
+    answers, judge = evaluation_phases()
+    assert isinstance(answers, Phase) and isinstance(judge, Phase)
+    with_judge = TrainConfig.from_dict({"model": "m", "dataset": "d.jsonl", "judge": {"provider": "anthropic"}})
+    without = TrainConfig.from_dict({"model": "m", "dataset": "d.jsonl"})
+    assert answers.applies(with_judge) and judge.applies(with_judge)
+    assert not answers.applies(without) and not judge.applies(without)
+    assert answers.needs(with_judge) == PhaseNeeds(secrets=(), runs_on="model")
+    assert judge.needs(with_judge) == PhaseNeeds(secrets=("ANTHROPIC_API_KEY",), runs_on="client")
+    registered: list[object] = []
+    register(registered.append)
+    assert [p.name for p in registered] == ["answers", "judge"]

@@ -99,7 +99,7 @@ def prepare_heldout(config: TrainConfig, dataset: PreparedDataset, base_dir: Pat
     return dataset, heldout
 
 
-def _limit(heldout: HeldOut, judge: JudgeConfig) -> HeldOut:
+def limit_questions(heldout: HeldOut, judge: JudgeConfig) -> HeldOut:
     if judge.max_questions is None or len(heldout.items) <= judge.max_questions:
         return heldout
     return dataclasses.replace(heldout, items=heldout.items[: judge.max_questions])
@@ -235,7 +235,7 @@ def evaluate_job(
     folder = job.folder.path
     inputs = folder / "inputs.json"
     base_dir = Path(json.loads(inputs.read_text())["base_dir"]) if inputs.is_file() else None
-    heldout = _limit(heldout_for(config, folder, base_dir), judge)
+    heldout = limit_questions(heldout_for(config, folder, base_dir), judge)
     if not heldout.items:
         raise EvaluationError("no held-out questions to judge (all were near-duplicates of training prompts, or none were given)")
     output_dir = Path(job.record.output_dir) if job.record.output_dir else job.folder.outputs
@@ -296,6 +296,7 @@ __all__ = [
     "evaluate_job",
     "heldout_for",
     "judge_and_report",
+    "limit_questions",
     "prepare_heldout",
     "read_eval_file",
     "split_for_judge",

@@ -30,14 +30,14 @@ class AnswersPhase:
     def run(self, ctx: PhaseContext) -> PhaseResult:
         from unsloth_nb.evaluate.answers import ANSWERS_FILE
         from unsloth_nb.evaluate.holdout import HeldOut
-        from unsloth_nb.evaluate.run import EvaluationError, _limit, answers_for
+        from unsloth_nb.evaluate.run import EvaluationError, answers_for, limit_questions
 
         heldout = ctx.shared.get("heldout") or HeldOut.load(ctx.output_dir)
         if heldout is None or not heldout.items:
             raise EvaluationError(
                 "no held-out questions reached the answers phase (evaluation/heldout.jsonl is missing or empty)"
             )
-        heldout = _limit(heldout, ctx.config.judge)
+        heldout = limit_questions(heldout, ctx.config.judge)
         model, tokenizer = ctx.shared.get("model"), ctx.shared.get("tokenizer")
         loader = (lambda: (model, tokenizer)) if model is not None else None
         answers = answers_for(heldout, ctx.config.judge, ctx.output_dir, loader, ctx.hooks.emit, ctx.hooks.should_stop)
