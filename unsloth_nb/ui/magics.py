@@ -92,6 +92,7 @@ class UnslothMagics(Magics):
             raise UsageError(f"-o {options.output_name!r}: the job needs a valid Python variable name, e.g. -o job")
         in_kernel = _in_kernel(self.shell)
         prepared = _prepare(config, prompt_for_secrets=in_kernel)
+        prepared.judge_yes = bool(options.yes)  # --yes: the judge's estimate is not asked about either
         context = contextvars.copy_context()
         if not options.yes:
             from unsloth_nb.planning.rental import rental_note, rental_question
