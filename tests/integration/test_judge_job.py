@@ -237,3 +237,39 @@ def test_a_finished_job_is_evaluated_later_from_its_saved_adapter(
         assert len(report.rows) == 2 and fake.calls == 4
         assert Job.load(finished.id, reattach=False).model is None  # a fresh handle: the adapter was loaded from disk
         assert (finished.folder.path / "evaluation.json").is_file()
+
+
+def test_a_job_that_cannot_ask_about_the_judges_cost_does_not_spend_it(
+    demo_tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """confirm_above_usd 0 always asks; a running job cannot ask, so it sends nothing and says how to go on."""
+    from unsloth_nb.api import as_config
+    from unsloth_nb.jobs.controller import Job, prepare
+
+    monkeypatch.setenv("OPENAI_API_KEY", FakeOpenAI.api_key)
+    with FakeOpenAI(behaviours.picks_first()) as fake:
+        config = as_config(
+            {
+                "model": {"name": str(demo_tiny_model), "load_in_4bit": False},
+                "dataset": str(DEMO),
+                "train": {"max_steps": 1, "batch_size": 4, "grad_accum": 1, "warmup_steps": 0, "max_seq_length": 512},
+                "placement": "local",
+                "judge": {
+                    "base_url": fake.base_url,
+                    "eval_path": str(EVAL),
+                    "max_questions": 2,
+                    "max_new_tokens": 4,
+                    "confirm_above_usd": 0,
+                },
+            }
+        )
+        prepared = prepare(config, tmp_path)
+        assert any("asks first above judge.confirm_above_usd ($0.00)" in r for r in prepared.plan.reasons)
+        job = Job.start(prepared).wait(timeout=600)
+        assert job.state == "succeeded" and job.adapter_path is not None
+        failed = [e.data for e in job.events(kinds={"evaluation"}) if e.data.get("stage") == "failed"]
+        assert failed and "--yes" in failed[0]["error"] and fake.calls == 0
+
+        yes = prepare(config, tmp_path)
+        yes.judge_yes = True  # what `unsloth-nb train --yes` and `%unsloth_train --yes` set
+        assert Job.start(yes).wait(timeout=600).evaluation.wins == 0 and fake.calls == 4
