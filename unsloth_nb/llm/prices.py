@@ -7,6 +7,9 @@ is a starting point, not a quote. Override any entry (or add a model, such as a 
 cost is unknown asks before it spends (the same rule as RunPod rentals).
 
 Batch APIs (Anthropic Message Batches, OpenAI Batch) charge about half: ``Price.batch_discount``.
+
+A ``max_cost_usd`` cap can only count priced usage: for a model without a price the spend is reported as
+unknown and the cap does not stop anything, which is why an unknown estimate always asks first.
 """
 
 from __future__ import annotations
