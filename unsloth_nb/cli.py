@@ -30,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "jobs": cmd_jobs,
         "demo": cmd_demo,
         "runpod": cmd_runpod,
+        "eval": cmd_eval,
     }
     if not args or args[0] in ("-h", "--help"):
         print(_usage(commands))
@@ -67,7 +68,76 @@ def _usage(commands: dict[str, Any]) -> str:
         "  jobs     list jobs, or show one: unsloth-nb jobs [list|show ID]\n"
         "  demo     fine-tune SmolLM2-135M on Super Bowl LIX Q&A on this CPU, offline (~3 min)\n"
         "  runpod   RunPod pods: gpus, list, stop, terminate, cleanup, train, emulator\n"
+        "  eval     judge a finished job's fine-tune against its base: unsloth-nb eval ID [--yes] [--json]\n"
     )
+
+
+# ---------------------------------------------------------------------- eval
+def cmd_eval(argv: list[str]) -> int:
+    """Judge a job: a summary table (or one JSON object with --json); exit 1 when the judge failed."""
+    from unsloth_nb.evaluate import EvaluationError, evaluate_job
+
+    parser = argparse.ArgumentParser(prog="unsloth-nb eval", description="Judge a finished job's fine-tune against its base.")
+    parser.add_argument("job_id")
+    parser.add_argument("--yes", "-y", action="store_true", help="do not ask about the judge's estimated cost")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument("--judge-provider", choices=("openai", "openai-compatible", "anthropic"))
+    parser.add_argument("--judge-model")
+    parser.add_argument("--judge-base-url")
+    parser.add_argument("--judge-max-cost", type=float)
+    parser.add_argument("--eval-dataset", help="a file of held-out questions (default: the job's recorded held-out set)")
+    args = parser.parse_args(argv)
+    overrides = {
+        key: value
+        for key, value in (
+            ("provider", args.judge_provider),
+            ("model", args.judge_model),
+            ("base_url", args.judge_base_url),
+            ("max_cost_usd", args.judge_max_cost),
+        )
+        if value is not None
+    }
+    interactive = sys.stdin.isatty() and not args.json
+
+    def confirm(question: str) -> bool:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+    try:
+        report = evaluate_job(
+            args.job_id,
+            yes=args.yes,
+            confirm=confirm if interactive else None,
+            eval_path=args.eval_dataset,
+            prompt_for_key=interactive,
+            **overrides,
+        )
+    except EvaluationError as exc:
+        print(f"unsloth-nb: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+        return EXIT_OK
+    print(_eval_table(report))
+    return EXIT_OK
+
+
+def _eval_table(report: Any) -> str:
+    summary = report.summary()
+    rate, ci, cons = summary["win_rate"], summary["ci95"], summary["consistency"]
+    rows = [
+        ("wins / ties / losses", f"{summary['wins']} / {summary['ties']} / {summary['losses']}"),
+        ("win rate (95% CI)", "-" if rate is None else f"{rate:.0%}" + (f" ({ci[0]:.0%}-{ci[1]:.0%})" if ci else "")),
+        ("position-consistent", "-" if cons is None else f"{cons:.0%}"),
+        ("no verdict / not judged", f"{summary['no_verdict']} / {summary['not_judged']}"),
+        ("judge", summary["judge"]),
+        ("cost", f"${summary['cost_usd']:.4f}" + ("" if summary["cost_known"] else " + unpriced usage")),
+        ("requests (from cache)", f"{summary['requests_sent']} ({summary['cache_hits']})"),
+        ("wall time", f"{summary['wall_seconds']:.1f} s"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{name:<{width}}  {value}" for name, value in rows]
+    lines += [f"warning: {w}" for w in report.warnings]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------- train
@@ -87,6 +157,7 @@ def cmd_train(argv: list[str], *, force_runpod: bool = False) -> int:
         on_plan=None if quiet else (lambda prepared: print(format_plan(prepared.plan), file=sys.stderr)),
         prompt_for_secrets=sys.stdin.isatty(),
         earlier=mistakes,
+        judge_yes=bool(options.yes),
     )
     assert job is not None  # _ask_in_terminal raises rather than decline
     shown = [] if quiet or job.plan is None else list(job.plan.warnings) + list(job.plan.reasons)

@@ -26,6 +26,7 @@ SCRIPTS = {
     "runpod_overhead.py": "| figure | measured | target |",
     "gpu_throughput.py": "| variant | tokens/s | step |",
     "plan_accuracy.py": "| run | model | steps | plan s | measured s |",
+    "judge_throughput.py": "| concurrency | pairs | pairs/s |",
 }
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]

@@ -174,3 +174,21 @@ def test_runpod_notebook_trains_on_an_emulated_pod_and_leaves_nothing_running(
     assert "no pods" in listing
     bill = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "emulator.ledger")))
     assert "emulated pods still running: none" in bill
+
+
+def test_evaluate_tutorial_judges_the_fine_tune_and_reruns_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    notebook = execute("04_evaluate.ipynb", tmp_path, monkeypatch)
+
+    assert errors(notebook) == []
+    note = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "judge_settings()")))
+    assert "offline judge of the tests" in note  # says so when no key is set
+    jobs = list_jobs()
+    assert [job.state for job in jobs] == ["succeeded"]
+    summary = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "report.summary_lines()")))
+    assert "wins" in summary and "win rate" in summary and "offline-key-facts-judge" in summary
+    table = "".join(displayed(cell_with(notebook, "report.table["), "text/html"))
+    assert "<table" in table and "outcome" in table
+    again = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "job.evaluate()")))
+    assert "requests sent: 0" in again and "cost: $0.0000" in again

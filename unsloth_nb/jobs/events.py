@@ -28,8 +28,38 @@ PAYLOAD_KEYS: dict[str, frozenset[str]] = {
     "log": frozenset({"level", "message", "source"}),
     "checkpoint": frozenset({"step", "path", "url"}),  # url: the copy pushed to the Hub
     "artifact": frozenset({"name", "path", "bytes", "kind", "url"}),
-    "cost": frozenset({"usd_so_far", "usd_per_hour", "gpu"}),
+    "cost": frozenset({"usd_so_far", "usd_per_hour", "gpu", "source"}),
     "error": frozenset({"message", "error_type", "hint", "log_tail"}),
+    # The judge's progress (done/total) and result (evaluate/): win/tie/loss, rate, interval, consistency, cost;
+    # also any judged set of answers: which phase, the scores (name -> mean), how many, by whom, cost, where kept.
+    "evaluation": frozenset(
+        {
+            "phase",
+            "scores",
+            "count",
+            "usd",
+            "path",
+            "samples",
+            "message",
+            "stage",
+            "done",
+            "total",
+            "questions",
+            "wins",
+            "ties",
+            "losses",
+            "no_verdict",
+            "not_judged",
+            "win_rate",
+            "ci_low",
+            "ci_high",
+            "consistency",
+            "cost_usd",
+            "judge",
+            "error",
+            "report",
+        }
+    ),
     "summary": frozenset(
         {
             "rows",
@@ -48,8 +78,6 @@ PAYLOAD_KEYS: dict[str, frozenset[str]] = {
             "long_dropped",
         }
     ),
-    # A judged set of answers: which phase, the scores (name -> mean), how many, by whom, what it cost, where it is kept.
-    "evaluation": frozenset({"phase", "scores", "count", "judge", "usd", "path", "samples", "message"}),
     # A phase's PhaseResult.to_json(): the named artifacts (paths relative to the output folder) and metrics.
     "result": frozenset({"phase", "artifacts", "metrics", "stopped", "stop_reason"}),
 }

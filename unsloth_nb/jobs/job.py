@@ -214,6 +214,20 @@ class Job:
         with _live_lock:
             return self in _live_jobs
 
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, **kwargs: Any) -> Any:
+        """Judge this job's fine-tune against its base (see ``unsloth_nb.evaluate.evaluate_job``); returns the report."""
+        from unsloth_nb.evaluate import evaluate_job
+
+        return evaluate_job(self, **kwargs)
+
+    @property
+    def evaluation(self) -> Any:
+        """The judge's report (``.table`` is a pandas DataFrame), or None before an evaluation."""
+        from unsloth_nb.evaluate.report import EvaluationReport
+
+        return EvaluationReport.load(self.folder.path)
+
     # ------------------------------------------------------------------ display
     def show(self) -> Any:
         """Display the job's live view (status, progress, chart, Stop) in a notebook.

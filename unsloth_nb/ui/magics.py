@@ -94,6 +94,7 @@ class UnslothMagics(Magics):
             raise UsageError(f"-o {options.output_name!r}: the job needs a valid Python variable name, e.g. -o job")
         in_kernel = _in_kernel(self.shell)
         prepared = _prepare(config, prompt_for_secrets=in_kernel, earlier=mistakes)
+        prepared.judge_yes = bool(options.yes)  # --yes: the judge's estimate is not asked about either
         plan_shown = False
         if prepared.missing_secrets:  # the plan (and its price) first, then the hidden prompt
             from unsloth_nb.planning.plan_text import format_plan

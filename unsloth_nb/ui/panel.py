@@ -100,6 +100,13 @@ ADVANCED_FIELDS = (
     "runpod.max_cost_usd",
     "runpod.confirm_above_usd",
     "runpod.max_runtime",
+    "judge.enabled",
+    "judge.provider",
+    "judge.model",
+    "judge.base_url",
+    "judge.eval_path",
+    "judge.holdout",
+    "judge.max_cost_usd",
 )
 
 #: Folder (under the base folder) that uploaded datasets are written to.

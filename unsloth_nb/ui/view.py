@@ -71,6 +71,7 @@ class _Widgets:
     message: Any
     log: Any
     log_box: Any
+    evaluation: Any = None
 
 
 class JobView:
@@ -103,6 +104,8 @@ class JobView:
         self._flusher: threading.Thread | None = None
         self._plan = _plan_facts(job)
         self._backend = get_backend(job.placement)
+        self._evaluation: dict[str, Any] | None = None  # the judge's last result event
+        self._evaluation_html: str | None = None
         # Holding our lock through the replay makes a writer's new events wait until the history is in.
         with self._lock:
             self._unsubscribe: Callable[[], None] | None = job.log.subscribe(self._on_event, replay=True)
@@ -122,6 +125,8 @@ class JobView:
             self.log_lines.extend(_log_lines(event))
             if event.kind == "artifact" and event.data.get("name"):
                 self.artifacts[str(event.data["name"])] = str(event.data.get("path") or event.data.get("url") or "")
+            elif event.kind == "evaluation" and event.data.get("stage") in ("done", "failed"):
+                self._evaluation, self._evaluation_html = dict(event.data), None
             elif event.kind == "status" and event.data.get("state") in TERMINAL_STATES:
                 self.end_time = event.time
                 self.reason = event.data.get("reason")
@@ -241,9 +246,10 @@ class JobView:
         log = widgets.HTML()
         log_box = widgets.Accordion(children=[log], titles=("Log",), selected_index=None)
         controls = widgets.HBox([progress, counter, stop], layout=widgets.Layout(align_items="center"))
-        box = widgets.VBox([status, controls, message, self.chart.widget, log_box])
+        evaluation = widgets.HTML()
+        box = widgets.VBox([status, controls, message, self.chart.widget, evaluation, log_box])
         box.add_class("unsloth-nb-job")
-        return _Widgets(box, status, progress, counter, stop, message, log, log_box)
+        return _Widgets(box, status, progress, counter, stop, message, log, log_box, evaluation)
 
     def flush(self) -> None:
         """Copy the folded state into the widgets now (unchanged values send nothing)."""
@@ -274,6 +280,8 @@ class JobView:
         ui.counter.value = counter
         ui.message.value = _message_html(outcome, failed)
         ui.log.value = _log_html(log_text)
+        if ui.evaluation is not None:
+            ui.evaluation.value = self.evaluation_html()
         if done:
             ui.stop.disabled = True
             ui.stop.description = "Stop"
@@ -362,6 +370,25 @@ class JobView:
             data.update({key: value for key, value in (bundle or {}).items() if key != "text/plain"})
         return data
 
+    def evaluation_html(self) -> str:
+        """The judge's result panel (win/tie/loss bar and table), or why the evaluation failed; empty before."""
+        with self._lock:
+            event, cached = self._evaluation, self._evaluation_html
+        if event is None:
+            return ""
+        if cached is not None:
+            return cached
+        if event.get("stage") == "failed":
+            text = _message_html(f"Evaluation failed (the adapter is kept): {event.get('error')}", True)
+        else:
+            from unsloth_nb.evaluate.report import EvaluationReport
+
+            report = EvaluationReport.load(self.job.folder.path)
+            text = report.panel_html(max_rows=20) if report is not None else ""
+        with self._lock:
+            self._evaluation_html = text
+        return text
+
     def static_html(self) -> str:
         """A snapshot that needs no JavaScript: status line, outcome and the chart's SVG picture."""
         with self._lock:
@@ -371,6 +398,7 @@ class JobView:
             + _status_html(self.parts())
             + _message_html(self.outcome(), failed)
             + self.chart.static_html()
+            + self.evaluation_html()
             + "</div>"
         )
 
