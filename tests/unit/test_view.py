@@ -102,15 +102,16 @@ def recorded_job(steps: int = 40, log_lines: int = 3, end: str | None = "succeed
 def test_a_finished_job_replays_its_whole_history(comms: list[RecordingComm]) -> None:
     job = recorded_job(steps=40)
 
-    view = job.show()
+    view = JobView(job)
 
-    assert isinstance(view, JobView)
     assert view.state == "succeeded"
     assert (view.progress.value, view.progress.max, view.progress.bar_style) == (40, 40, "success")
     status = view.status_html.value
     assert "succeeded" in status and "step 40/40" in status and "loss 0.0750" in status
-    assert view.stop_button.disabled
+    assert view.stop_button.layout.display == "none", "a finished job has no Stop"
     assert view.chart.snapshot()["steps"] == 40
+    assert view.log_html.value == "", "a folded log sends nothing"
+    view.log_box.selected_index = 0  # the user opens the Log
     assert "saved adapter" in view.log_html.value
     assert "Saved adapter" in view.message_html.value
     bundle = view._repr_mimebundle_()
@@ -141,6 +142,7 @@ def test_the_log_window_keeps_only_the_newest_lines(comms: list[RecordingComm]) 
     job = recorded_job(steps=2, log_lines=1000)
 
     view = JobView(job, max_log_lines=50)
+    view.log_box.selected_index = 0
 
     text = view.log_html.value
     lines = text.split("</pre>")[0].split("\n")
@@ -154,6 +156,11 @@ def test_log_lines_reach_the_page_in_throttled_bounded_updates(comms: list[Recor
     view = JobView(job, interval=3600.0, max_log_lines=100)
     log_widget = view.log_html
     log_comm = next(c for c in comms if c.comm_id == log_widget.comm.comm_id)
+    for i in range(100):
+        job.log.emit("log", level="info", message=f"while folded {i:04d}", source="library")
+    view.flush()
+    assert log_comm.sent == [], "a folded log sends nothing"
+    view.log_box.selected_index = 0
     before = len(log_comm.sent)
 
     for i in range(2000):
@@ -188,9 +195,9 @@ def test_stop_button_cancels_a_running_job(comms: list[RecordingComm], tiny_mode
 
     assert job.state == "cancelled"
     view.flush()
-    assert view.stop_button.disabled
+    assert view.stop_button.layout.display == "none"
     assert view.progress.bar_style == "warning"
-    assert "Stopped" in view.message_html.value
+    assert "Stopped: stopped by the user" in view.message_html.value
 
 
 def test_job_table_lists_jobs_as_html_and_text() -> None:

@@ -190,6 +190,10 @@ class Job:
             record=record,
             context=context or contextvars.copy_context(),
         )
+        # What libraries print while the job runs goes to its Log and output.log, not the cell.
+        from unsloth_nb.engine.quiet import capture_job_output
+
+        capture_job_output(ctx.context, job.log, folder.path / "output.log")
         with _live_lock:
             _live_jobs.add(job)
         job._future = submit(JobController(job, ctx).run(), context=ctx.context)
@@ -385,13 +389,14 @@ class Job:
             return self in _live_jobs
 
     # ------------------------------------------------------------------ display
-    def show(self) -> Any:
-        """Display the job's live view (status, progress, chart, Stop) in a notebook."""
+    def show(self) -> None:
+        """Display the job's live view (status, progress, chart, Stop) in a notebook.
+
+        Returns nothing: a returned view would be displayed a second time as the cell's value.
+        """
         from unsloth_nb.ui.view import JobView
 
-        view = JobView(self)
-        view.display()
-        return view
+        JobView(self).display()
 
     def _ipython_display_(self) -> None:
         self.show()
