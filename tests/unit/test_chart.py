@@ -284,7 +284,9 @@ const first = smooth({json.dumps(values[:3])}, 0.8, 2, state);
 const rest = smooth({json.dumps(values[3:])}, 0.8, 2, state);
 console.log(JSON.stringify({{ ys: [...first, ...rest], d40: defaultSmoothing(40), d2000: defaultSmoothing(2000) }}));
 """
-    out = json.loads(subprocess.run(["node", "--input-type=module", "-e", driver], capture_output=True, text=True, check=True).stdout)
+    out = json.loads(
+        subprocess.run(["node", "--input-type=module", "-e", driver], capture_output=True, text=True, check=True).stdout
+    )
     assert out["ys"] == pytest.approx(smoothed(values, 0.8, 2)), "incremental page smoothing = Python's"
     assert (out["d40"], out["d2000"]) == (default_smoothing(40), default_smoothing(2000))
 

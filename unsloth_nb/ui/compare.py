@@ -92,7 +92,15 @@ class CompareView:
                 }
             )
             traces.append(
-                {**common, "table": job.id, "column": "loss", "smooth": True, "name": label, "mode": "lines", "line": {"color": colour, "width": 2}}
+                {
+                    **common,
+                    "table": job.id,
+                    "column": "loss",
+                    "smooth": True,
+                    "name": label,
+                    "mode": "lines",
+                    "line": {"color": colour, "width": 2},
+                }
             )
             if self.histories[i].tables["eval"].raw_rows:
                 traces.append(
@@ -109,7 +117,12 @@ class CompareView:
             "height": HEIGHT,
             "title": {"text": self.title, "x": 0, "xanchor": "left", "font": {"size": 14}},
             "margin": {"l": 64, "r": 16, "t": 64, "b": 40},
-            "xaxis": {"title": {"text": "step"}, "tickformat": "d", "zeroline": False, "unifiedhovertitle": {"text": "step %{x:,}"}},
+            "xaxis": {
+                "title": {"text": "step"},
+                "tickformat": "d",
+                "zeroline": False,
+                "unifiedhovertitle": {"text": "step %{x:,}"},
+            },
             "yaxis": {"title": {"text": "loss"}, "zeroline": False, "automargin": True},
             "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom", "font": {"size": 11}},
             "hovermode": "x unified",
@@ -121,7 +134,14 @@ class CompareView:
     def snapshot(self) -> dict[str, Any]:
         """The one message the page draws from (the live chart's snapshot format)."""
         steps = max((h.tables["train"].raw_rows for h in self.histories), default=0)
-        return {"type": "snapshot", "seq": 0, "steps": steps, "width": self.widths(), "smoothing": self.smoothing, "traces": self.tables()}
+        return {
+            "type": "snapshot",
+            "seq": 0,
+            "steps": steps,
+            "width": self.widths(),
+            "smoothing": self.smoothing,
+            "traces": self.tables(),
+        }
 
     # -------------------------------------------------------------- outputs
     def figure(self) -> go.Figure:
@@ -132,7 +152,9 @@ class CompareView:
         series = []
         for i, (job, label) in enumerate(zip(self.jobs, self.labels, strict=True)):
             table = tables[job.id]
-            series.append((label, table["x"], smoothed(table["loss"], self.smoothing, widths[job.id]), PALETTE[i % len(PALETTE)], "line"))
+            series.append(
+                (label, table["x"], smoothed(table["loss"], self.smoothing, widths[job.id]), PALETTE[i % len(PALETTE)], "line")
+            )
         return svg_series_html(series, f"smoothing {self.smoothing:g}", self.title)
 
     def text(self) -> str:
@@ -170,7 +192,10 @@ class CompareView:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         from unsloth_nb.ui.chart import widgets_can_render
 
-        data: dict[str, Any] = {"text/plain": self.text(), "text/html": f'<div class="unsloth-nb-compare-static">{self.static_html()}</div>'}
+        data: dict[str, Any] = {
+            "text/plain": self.text(),
+            "text/html": f'<div class="unsloth-nb-compare-static">{self.static_html()}</div>',
+        }
         if widgets_can_render():
             bundle, _metadata = self.widget._repr_mimebundle_()
             data.update({k: v for k, v in bundle.items() if k != "text/plain"})

@@ -69,8 +69,10 @@ class JobStatus:
             self.memory_kind = data.get("memory", self.memory_kind)
             self.train_runtime = data.get("train_runtime", self.train_runtime)
             self.num_tokens = data.get("num_tokens", self.num_tokens)
-        elif event.kind == "log" and data.get("source") == "controller" and str(data.get("message", "")).startswith(
-            "stop requested: "
+        elif (
+            event.kind == "log"
+            and data.get("source") == "controller"
+            and str(data.get("message", "")).startswith("stop requested: ")
         ):
             self.stop_request = self.stop_request or str(data["message"])[len("stop requested: ") :]
         elif event.kind == "progress":

@@ -120,7 +120,9 @@ class JobTable:
             end = record.finished if record.finished is not None else (now if not record.terminal else record.updated)
             steps = ""
             if facts["step"] is not None:
-                steps = f"{facts['step']:,}" + (f"/{facts['total']:,}" if facts["total"] and facts["total"] != facts["step"] else "")
+                steps = f"{facts['step']:,}" + (
+                    f"/{facts['total']:,}" if facts["total"] and facts["total"] != facts["step"] else ""
+                )
             out.append(
                 {
                     "id": record.id,
@@ -158,14 +160,20 @@ class JobTable:
 
         more = self._more()
         return "\n".join(
-            [*(fmt(row) for row in table), *([more] if more else []), "Show one with unsloth_nb.load_job(ID).show() or %unsloth_jobs ID"]
+            [
+                *(fmt(row) for row in table),
+                *([more] if more else []),
+                "Show one with unsloth_nb.load_job(ID).show() or %unsloth_jobs ID",
+            ]
         )
 
     def _repr_html_(self) -> str:
         if not self.records:
             return "<p>No jobs yet. Start one with <code>%unsloth_train</code> or <code>unsloth_nb.train(...)</code>.</p>"
         cell = "padding:2px 10px;white-space:nowrap;"
-        head = "".join(f"<th style='{cell}text-align:{'right' if num else 'left'}'>{html.escape(h)}</th>" for _, h, num in COLUMNS)
+        head = "".join(
+            f"<th style='{cell}text-align:{'right' if num else 'left'}'>{html.escape(h)}</th>" for _, h, num in COLUMNS
+        )
         body = []
         for row in self.row_dicts():
             cells = []

@@ -111,7 +111,15 @@ def _figure_spec(title: str | None, height: int, smoothing: float | None = None)
     for trace in traces:
         trace.update(type="scatter", connectgaps=True, hovertemplate=hover)
     if title:
-        layout["title"] = {"text": title, "x": 0, "xanchor": "left", "yref": "container", "y": 0.985, "yanchor": "top", "font": {"size": 14}}
+        layout["title"] = {
+            "text": title,
+            "x": 0,
+            "xanchor": "left",
+            "yref": "container",
+            "y": 0.985,
+            "yanchor": "top",
+            "font": {"size": 14},
+        }
         layout["legend"]["y"] = 1.01
     return {"traces": traces, "layout": layout, "config": {"displaylogo": False, "responsive": True}}
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["static_figure", "svg_series_html", "write_loss_html"]
 
+
 def static_figure(
     events: Iterable[Event],
     *,

@@ -328,7 +328,7 @@ class JobView:
         log = widgets.HTML()
         log_box = widgets.Accordion(children=[log], titles=("Log",), selected_index=None)
         # Folded, the log costs nothing on the wire; opening it sends the window once.
-        log_box.observe(lambda _change: self.flush(), names="selected_index")
+        log_box.observe(lambda change: self._send_log(log) if change["new"] == 0 else None, names="selected_index")
         controls = widgets.HBox([progress, counter, stop, resume], layout=widgets.Layout(align_items="center"))
         box = widgets.VBox([status, controls, message, summary, chart_box, try_it.box, log_box])
         box.add_class("unsloth-nb-job")
@@ -380,6 +380,11 @@ class JobView:
         elif stopping:
             ui.stop.disabled = True
             ui.stop.description = "Stopping…"
+
+    def _send_log(self, log: Any) -> None:
+        with self._lock:
+            text = "\n".join(self.log_lines)
+        log.value = _log_html(text)
 
     def _start_flusher(self) -> None:
         context = contextvars.copy_context()
@@ -589,7 +594,9 @@ class _TryIt:
         self.question = widgets.Text(
             placeholder="Ask the fine-tuned model a question…", layout=widgets.Layout(flex="1 1 auto", width="auto")
         )
-        self.ask_button = widgets.Button(description="Ask", icon="comment", tooltip="Answer with the fine-tuned and the base model")
+        self.ask_button = widgets.Button(
+            description="Ask", icon="comment", tooltip="Answer with the fine-tuned and the base model"
+        )
         self.answers = widgets.HTML()
         self.ask_button.on_click(lambda _button: self.submit())
         title = widgets.HTML("<b style='font-size:12px'>Try it</b>")
@@ -706,8 +713,6 @@ def _log_html(text: str) -> str:
         '<div style="max-height:16em;overflow-y:auto;display:flex;flex-direction:column-reverse">'
         '<pre style="margin:0;font-size:11px;white-space:pre-wrap">' + html.escape(text) + "</pre></div>"
     )
-
-
 
 
 def _show(widget: Any, visible: bool) -> None:
