@@ -57,7 +57,7 @@ READ_VIEW_JS = """
   const summary = box.querySelector('.unsloth-nb-summary');
   const tryIt = box.querySelector('.unsloth-nb-try-it');
   const outside = Array.from(box.childNodes).filter((n) => !String(n.className || '').includes('ccordion'))
-    .map((n) => n.innerText || '').join('\n');
+    .map((n) => n.innerText || '').join(' | ');
   return {
     state: status ? (status.querySelector('b') || status).textContent.trim() : '',
     status: status ? status.textContent.trim() : '',

@@ -119,3 +119,33 @@ def test_the_leak_report_can_be_kept(variable: str, monkeypatch: pytest.MonkeyPa
         """
     )
     assert "leaked" in done.stderr
+
+
+def test_the_capture_survives_ipython_resetting_stream_writes_after_each_cell(tmp_path) -> None:
+    """IPython 9 wraps ``sys.stdout.write`` for a cell and puts back what it found: a job started in
+    one cell must still capture what its thread prints during later cells."""
+    done = run_python(
+        f"""
+        import contextvars, threading, time
+        from pathlib import Path
+        from IPython.core.interactiveshell import InteractiveShell
+        shell = InteractiveShell.instance()
+        shell.run_cell('''
+        import contextvars
+        from pathlib import Path
+        from unsloth_nb.jobs.events import EventLog
+        from unsloth_nb.engine.quiet import capture_job_output
+        log = EventLog("job", Path({str(tmp_path)!r}) / "events.jsonl")
+        job_context = contextvars.copy_context()
+        capture_job_output(job_context, log, None)
+        ''', store_history=True)
+        shell.run_cell("x = 1", store_history=True)
+        ns = shell.user_ns
+        thread = threading.Thread(target=ns["job_context"].run, args=(print, "Unsloth (CPU): a banner"))
+        thread.start(); thread.join()
+        print("EVENTS=", [e.data["message"] for e in ns["log"].read()])
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    cell, events = done.stdout.split("EVENTS=", 1)
+    assert "Unsloth (CPU): a banner" in events and "banner" not in cell

@@ -9,9 +9,8 @@ Four sources of noise, four remedies:
   ``sys.stderr`` writes made inside that context (the training thread, the controller) are
   appended to the job folder's ``output.log`` and become ``log`` events (source
   ``library``), which the view folds into its Log. Writes from anywhere else (the user's
-  own cells) pass through untouched. The streams' ``write`` is wrapped on the stream
-  object itself, so a logging handler or tqdm bar that grabbed ``sys.stderr`` before the
-  job started is caught too.
+  own cells) pass through untouched. Logging handlers that grabbed the real stream before
+  the job started (transformers', torch's) are pointed at the proxy too.
 * **runpod's root logger.** ``import runpod`` runs ``logging.basicConfig(level=INFO)``
   (``runpod/serverless/utils/rp_upload.py``), which would print every INFO record of every
   library for the rest of the session. :func:`guard_runpod_import` puts the root logger
@@ -29,6 +28,7 @@ import atexit
 import contextvars
 import importlib.abc
 import importlib.util
+import io
 import logging
 import os
 import sys
@@ -145,31 +145,57 @@ def capture_job_output(context: contextvars.Context, log: Any, path: str | Path 
     return output
 
 
-class _CapturingWrite:
-    """A stream's ``write`` that diverts text written inside a capturing job to that job."""
+class _StreamProxy(io.TextIOBase):
+    """``sys.stdout`` / ``sys.stderr`` in front of the real stream: text written inside a capturing
+    job goes to that job, everything else to the stream.
 
-    def __init__(self, name: str, original: Any) -> None:
-        self.name = name
-        self.original = original
+    A proxy object rather than a wrapped ``write`` on the stream: IPython 9 wraps the stream's
+    ``write`` for the length of every cell and then puts back the one it found, which would
+    silently drop a wrapper installed during that cell.
+    """
 
-    def __call__(self, text: Any) -> Any:
+    def __init__(self, name: str, stream: Any) -> None:
+        super().__init__()
+        self._name = name
+        self._stream = stream
+
+    def write(self, text: Any) -> int:  # type: ignore[override]
         output = active_job_output()
         if output is None or getattr(_busy, "on", False) or not isinstance(text, str):
-            return self.original(text)
+            return self._stream.write(text)  # type: ignore[no-any-return]
         _busy.on = True  # an event subscriber that prints must not loop back here
         try:
-            output.write(self.name, text)
+            output.write(self._name, text)
         finally:
             _busy.on = False
         return len(text)
 
+    def flush(self) -> None:
+        self._stream.flush()
 
-class _StreamProxy:
-    """For streams whose ``write`` cannot be replaced on the object (a plain TextIOWrapper)."""
+    def isatty(self) -> bool:
+        return bool(self._stream.isatty())
 
-    def __init__(self, name: str, stream: Any) -> None:
-        self._stream = stream
-        self.write = _CapturingWrite(name, stream.write)
+    def fileno(self) -> int:
+        return int(self._stream.fileno())
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(getattr(self._stream, "encoding", "utf-8"))
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return getattr(self._stream, "errors", None)
+
+    @property
+    def closed(self) -> bool:
+        return bool(getattr(self._stream, "closed", False))
+
+    def close(self) -> None:  # closing sys.stdout must not close the real stream behind our back
+        pass
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -179,17 +205,28 @@ _install_lock = threading.Lock()
 
 
 def install_stream_capture() -> None:
-    """Wrap ``sys.stdout.write`` and ``sys.stderr.write`` once (idempotent, cheap)."""
+    """Put a :class:`_StreamProxy` in front of ``sys.stdout`` and ``sys.stderr`` (idempotent, cheap).
+
+    Logging handlers that already hold the real stream (transformers', torch's, a user's
+    ``basicConfig``) are pointed at the proxy too, so their records reach the job as well.
+    """
     with _install_lock:
         for name in ("stdout", "stderr"):
             stream = getattr(sys, name)
-            if stream is None or isinstance(getattr(stream, "write", None), _CapturingWrite):
+            if stream is None or isinstance(stream, _StreamProxy):
                 continue
-            try:
-                stream.write = _CapturingWrite(name, stream.write)
-            except (AttributeError, TypeError):
-                setattr(sys, name, _StreamProxy(name, stream))
+            proxy = _StreamProxy(name, stream)
+            setattr(sys, name, proxy)
+            _retarget_handlers(stream, proxy)
         _install_log_handler()
+
+
+def _retarget_handlers(stream: Any, proxy: _StreamProxy) -> None:
+    loggers = [logging.getLogger(), *(obj for obj in logging.Logger.manager.loggerDict.values() if isinstance(obj, logging.Logger))]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) is stream:
+                handler.stream = proxy
 
 
 class _JobLogHandler(logging.Handler):
