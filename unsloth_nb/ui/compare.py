@@ -48,7 +48,7 @@ class CompareView:
             for event in _events(job):
                 history.ingest(event)
             self.histories.append(history)
-        longest = max((h.total_steps or h.latest.get("step") or 0) for h in self.histories)
+        longest = max((h.latest.get("step") or 0) for h in self.histories)  # steps run, not planned
         self.smoothing = default_smoothing(longest)
         self.title = title or f"Loss of {len(self.jobs)} job{'s' if len(self.jobs) != 1 else ''}"
         self._widget: Any = None

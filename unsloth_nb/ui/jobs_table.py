@@ -77,6 +77,12 @@ def job_facts(events_path: Path) -> dict[str, Any]:
     return facts
 
 
+def _started(created: float, now: float) -> str:
+    """``12-06 14:25`` this year, ``2025-12-06`` before: short enough never to wrap."""
+    when = time.localtime(created)
+    return time.strftime("%m-%d %H:%M" if when.tm_year == time.localtime(now).tm_year else "%Y-%m-%d", when)
+
+
 def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -130,7 +136,7 @@ class JobTable:
                     "where": record.placement + (f" ({record.gpu})" if record.gpu else ""),
                     "model": _short(_short_model(record.model), _MODEL_CHARS),
                     "dataset": _short(Path(record.dataset).name if record.dataset else "", 32),
-                    "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created)),
+                    "started": _started(record.created, now),
                     "took": format_seconds(end - record.created),
                     "steps": steps,
                     "final_loss": f"{facts['loss']:.4f}" if facts["loss"] is not None else "",
@@ -329,8 +335,9 @@ export default { render };
 """
 
 _TABLE_CSS = """
-.unsloth-nb-jobs-table table { border-collapse: collapse; font-size: 12px; font-family: var(--jp-ui-font-family, sans-serif); }
-.unsloth-nb-jobs-table th, .unsloth-nb-jobs-table td { padding: 2px 10px; white-space: nowrap; text-align: left; }
+.unsloth-nb-jobs-table { overflow-x: auto; max-width: 100%; }
+.unsloth-nb-jobs-table table { border-collapse: collapse; font-size: 11px; font-family: var(--jp-ui-font-family, sans-serif); }
+.unsloth-nb-jobs-table th, .unsloth-nb-jobs-table td { padding: 2px 7px; white-space: nowrap; text-align: left; }
 .unsloth-nb-jobs-table th { border-bottom: 1px solid var(--jp-border-color1, #ccc); font-weight: 600; }
 .unsloth-nb-jobs-table tbody tr:hover { background: var(--jp-layout-color2, #f3f3f3); }
 .unsloth-nb-jobs-table .num { text-align: right; font-variant-numeric: tabular-nums; }

@@ -241,6 +241,7 @@ class LossHistory:
         self.ema = _Ema(smoothing)
         self.latest: dict[str, float] = {}
         self.total_steps: int | None = None
+        self.ended = False
         self.min_loss: tuple[float, float] | None = None  # (loss, step)
 
     @property
@@ -252,8 +253,11 @@ class LossHistory:
         """What the chart smooths with by default: suited to the run's length once a progress event told it.
 
         Not guessed from the steps so far: a default that moved with every step would
-        redraw the whole curve on every update.
+        redraw the whole curve on every update. Once the run ended, the steps it really
+        ran decide (a 2,000-step run stopped at step 8 is an 8-step curve).
         """
+        if self.ended and self.latest.get("step"):
+            return default_smoothing(min(self.total_steps or math.inf, self.latest["step"]))
         return default_smoothing(self.total_steps)
 
     def ingest(self, event: Event) -> bool:
@@ -267,6 +271,7 @@ class LossHistory:
             if event.data.get("state") in TERMINAL_STATES:
                 for table in self.tables.values():
                     table.seal()
+                self.ended = True
                 return True
             return False
         if event.kind != "metrics":

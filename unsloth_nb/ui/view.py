@@ -323,7 +323,7 @@ class JobView:
         message = widgets.HTML()
         summary = widgets.HTML(layout=widgets.Layout(display="none"))
         chart = self.chart.widget
-        chart_box = widgets.Box([chart], layout=widgets.Layout(display="none"))
+        chart_box = widgets.VBox([chart], layout=widgets.Layout(display="none", width="100%"))
         try_it = _TryIt(self)
         log = widgets.HTML()
         log_box = widgets.Accordion(children=[log], titles=("Log",), selected_index=None)
@@ -733,7 +733,8 @@ def _summary_html(items: list[tuple[str, str]]) -> str:
 def _answers_html(question: str, answers: dict[str, str]) -> str:
     columns = "".join(
         f'<div style="flex:1 1 0;min-width:200px"><div style="font-size:10px;color:#666">{html.escape(label)}</div>'
-        f'<pre style="white-space:pre-wrap;margin:2px 0;font-size:12px">{html.escape(answer)}</pre></div>'
+        f'<pre style="white-space:pre-wrap;margin:2px 0;font-size:12px">'
+        f"{html.escape(answer.strip()) or '<i>(an empty answer)</i>'}</pre></div>"
         for label, answer in answers.items()
     )
     return (

@@ -157,6 +157,10 @@ function plotTraces(spec, store, smoothing, emaState) {
   });
 }
 
+function totalPoints(store) {
+  return Object.values(store.tables).reduce((n, t) => n + (t.x || []).length, 0);
+}
+
 function maxStep(store) {
   let top = 0;
   for (const table of Object.values(store.tables)) {
@@ -212,14 +216,14 @@ function createView(el, model, store, unanswered) {
 
   let Plotly = null;
   let drawn = false;
-  let shown = { train: 0, eval: 0, seq: -1 }; // what the plot holds, for data-* attributes
+  let shown = { train: 0, eval: 0, total: 0, seq: -1 }; // what the plot holds, for data-* attributes
   let queue = Promise.resolve();
   const run = (step) => {
     queue = queue.then(step).catch((error) => console.error("[unsloth_nb] chart update failed", error));
   };
 
   function describe() {
-    const points = shown.train;
+    const points = shown.train || shown.total; // a compare view has no "train" table, one per job
     root.dataset.points = String(points);
     root.dataset.evalPoints = String(shown.eval);
     root.dataset.seq = String(shown.seq);
@@ -249,7 +253,7 @@ function createView(el, model, store, unanswered) {
     const layout = structuredClone(spec.layout);
     layout.yaxis = { ...(layout.yaxis || {}), type: logY ? "log" : "linear" };
     if (maxStep(store) <= 10) layout.xaxis = { ...(layout.xaxis || {}), dtick: 1 }; // whole steps only
-    const after = { train: store.points("train"), eval: store.points("eval"), seq: store.seq ?? -1 };
+    const after = { train: store.points("train"), eval: store.points("eval"), total: totalPoints(store), seq: store.seq ?? -1 };
     drawn = true;
     run(async () => {
       await Plotly.react(plot, traces, layout, spec.config || {});
@@ -274,7 +278,7 @@ function createView(el, model, store, unanswered) {
         indices.push(i);
       }
     });
-    const after = { train: store.points("train"), eval: store.points("eval"), seq: store.seq ?? -1 };
+    const after = { train: store.points("train"), eval: store.points("eval"), total: totalPoints(store), seq: store.seq ?? -1 };
     run(async () => {
       if (indices.length) await Plotly.extendTraces(plot, update, indices);
       shown = after;
