@@ -195,7 +195,7 @@ def test_quickstart_trains_draws_and_stops(lab: Lab, lab_server: LabServer, page
     running = wait_for_view(
         lab,
         long_view,
-        lambda v: v["state"] == "training" and v["chartPoints"] >= 1 and v["stopDisabled"] is False,
+        lambda v: v["state"] == "training" and v["chartPoints"] >= 1 and v["stopDisabled"] is False and "/2,000" in v["status"],
         START_MS,
         "the long job to start training",
     )

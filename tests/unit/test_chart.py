@@ -509,3 +509,15 @@ def test_the_esm_store_detects_the_gap_asks_once_and_heals_from_the_snapshot(mak
 
     in_order = run_front_end_store(messages)
     assert in_order["requests"] == [] and in_order["tables"] == chart.snapshot()["traces"]
+
+
+def test_a_stopped_run_is_smoothed_by_the_steps_it_ran():
+    from unsloth_nb.ui.loss_series import LossHistory
+
+    history = LossHistory()
+    history.ingest(Event("job", 0, 0.0, "progress", {"step": 1, "total_steps": 2000}))
+    for step in range(1, 9):
+        history.ingest(metrics(step))
+    assert history.smoothing == default_smoothing(2000), "while it runs: the planned length"
+    history.ingest(Event("job", 9, 9.0, "status", {"state": "cancelled"}))
+    assert history.smoothing == default_smoothing(8), "stopped at step 8: an 8-step curve"

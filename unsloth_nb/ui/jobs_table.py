@@ -135,7 +135,7 @@ class JobTable:
                     "state": record.state,
                     "where": record.placement + (f" ({record.gpu})" if record.gpu else ""),
                     "model": _short(_short_model(record.model), _MODEL_CHARS),
-                    "dataset": _short(Path(record.dataset).name if record.dataset else "", 32),
+                    "dataset": _short(Path(record.dataset).name if record.dataset else "", 24),
                     "started": _started(record.created, now),
                     "took": format_seconds(end - record.created),
                     "steps": steps,
@@ -264,6 +264,8 @@ _TABLE_ESM = r"""
 function render({ model, el }) {
   const root = document.createElement("div");
   root.className = "unsloth-nb-jobs-table";
+  el.style.maxWidth = "100%";
+  el.style.overflowX = "auto";
   el.append(root);
   function draw() {
     const columns = model.get("columns");
@@ -272,15 +274,13 @@ function render({ model, el }) {
     const table = document.createElement("table");
     table.className = "unsloth-nb-jobs";
     const head = table.createTHead().insertRow();
-    const pick = document.createElement("th");
-    head.append(pick);
+    head.append(document.createElement("th"), document.createElement("th"));
     for (const [, label, numeric] of columns) {
       const th = document.createElement("th");
       th.textContent = label;
       if (numeric) th.className = "num";
       head.append(th);
     }
-    head.append(document.createElement("th"));
     const body = table.createTBody();
     const checks = [];
     for (const row of rows) {
@@ -292,6 +292,12 @@ function render({ model, el }) {
       box.addEventListener("change", update);
       checks.push([box, row.id]);
       tr.insertCell().append(box);
+      const show = document.createElement("button");
+      show.textContent = "Show";
+      show.className = "unsloth-nb-show jupyter-button";
+      show.title = "draw this job's view below";
+      show.addEventListener("click", () => model.send({ type: "show", id: row.id }));
+      tr.insertCell().append(show);
       for (const [key, , numeric] of columns) {
         const td = tr.insertCell();
         td.textContent = row[key];
@@ -299,12 +305,6 @@ function render({ model, el }) {
         if (key === "state") td.className = "state-" + row.state;
         if (key === "id") td.className = "id";
       }
-      const show = document.createElement("button");
-      show.textContent = "Show";
-      show.className = "unsloth-nb-show jupyter-button";
-      show.title = "draw this job's view below";
-      show.addEventListener("click", () => model.send({ type: "show", id: row.id }));
-      tr.insertCell().append(show);
     }
     const bar = document.createElement("div");
     bar.className = "unsloth-nb-jobs-bar";
