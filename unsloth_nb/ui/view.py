@@ -585,12 +585,31 @@ class JobView:
 
 
 class _TryIt:
-    """Ask the trained model a question from the job view (hidden until the job ended with a model)."""
+    """Ask the trained model a question from the job view.
+
+    Its input, button and answer widgets are made when it is first offered (a job that
+    ended with a model), so a running job's view opens none of them.
+    """
 
     def __init__(self, view: JobView) -> None:
         import ipywidgets as widgets
 
         self.view = view
+        self.box = widgets.VBox(layout=widgets.Layout(display="none"))
+        self.box.add_class("unsloth-nb-try-it")
+        self.question: Any = None
+        self.ask_button: Any = None
+        self.answers: Any = None
+        self._thread: threading.Thread | None = None
+
+    def offer(self, available: bool) -> None:
+        if available and self.question is None:
+            self._build()
+        _show(self.box, available)
+
+    def _build(self) -> None:
+        import ipywidgets as widgets
+
         self.question = widgets.Text(
             placeholder="Ask the fine-tuned model a question…", layout=widgets.Layout(flex="1 1 auto", width="auto")
         )
@@ -600,22 +619,17 @@ class _TryIt:
         self.answers = widgets.HTML()
         self.ask_button.on_click(lambda _button: self.submit())
         title = widgets.HTML("<b style='font-size:12px'>Try it</b>")
-        self.box = widgets.VBox(
-            [title, widgets.HBox([self.question, self.ask_button]), self.answers], layout=widgets.Layout(display="none")
-        )
-        self.box.add_class("unsloth-nb-try-it")
-        self._thread: threading.Thread | None = None
-
-    def offer(self, available: bool) -> None:
-        _show(self.box, available)
+        self.box.children = (title, widgets.HBox([self.question, self.ask_button]), self.answers)
 
     def submit(self) -> threading.Thread | None:
         """Answer in a thread, so the kernel (and this button) stay responsive."""
+        if self.question is None:
+            return None
         question = self.question.value.strip()
         if not question or (self._thread is not None and self._thread.is_alive()):
             return None
         self.ask_button.disabled = True
-        self.answers.value = f"<i style='font-size:12px'>Thinking about {html.escape(question)!s} …</i>"
+        self.answers.value = f"<i style='font-size:12px'>Thinking about {html.escape(question)} …</i>"
         context = contextvars.copy_context()
         self._thread = threading.Thread(target=context.run, args=(self._answer, question), daemon=True, name="unsloth-nb-try-it")
         self._thread.start()
@@ -632,8 +646,11 @@ class _TryIt:
             self.ask_button.disabled = False
 
     def close(self) -> None:
-        for widget in (self.question, self.ask_button, self.answers, *self.box.children, self.box):
-            widget.close()
+        for child in self.box.children:
+            for widget in getattr(child, "children", ()):
+                widget.close()
+            child.close()
+        self.box.close()
 
 
 # ---------------------------------------------------------------------- helpers
