@@ -222,7 +222,10 @@ def install_stream_capture() -> None:
 
 
 def _retarget_handlers(stream: Any, proxy: _StreamProxy) -> None:
-    loggers = [logging.getLogger(), *(obj for obj in logging.Logger.manager.loggerDict.values() if isinstance(obj, logging.Logger))]
+    loggers = [
+        logging.getLogger(),
+        *(obj for obj in logging.Logger.manager.loggerDict.values() if isinstance(obj, logging.Logger)),
+    ]
     for logger in loggers:
         for handler in logger.handlers:
             if isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) is stream:
