@@ -37,6 +37,7 @@ import dataclasses
 import html
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -545,11 +546,17 @@ class JobView:
         handle = display(self, display_id=True)
         if handle is not None and not self.ended:
             self._handles.append(handle)
+            _await_final(self)
 
     def show_final(self) -> None:
-        """Replace every live display of this view with the final bundle (what a saved notebook keeps)."""
+        """Replace every live display of this view with the final bundle (what a saved notebook keeps).
+
+        The flusher calls it the moment the job ends (a live JupyterLab redraws at once); the
+        end of the next cell calls it again (:func:`_update_finished_views`), because a headless
+        runner (nbclient, nbconvert) only applies updates that carry the running cell's id.
+        """
         with self._lock:
-            if self._final_shown or not self.ended:
+            if not self.ended:
                 return
             self._final_shown = True
             handles = list(self._handles)
@@ -730,6 +737,37 @@ def _log_html(text: str) -> str:
         '<div style="max-height:16em;overflow-y:auto;display:flex;flex-direction:column-reverse">'
         '<pre style="margin:0;font-size:11px;white-space:pre-wrap">' + html.escape(text) + "</pre></div>"
     )
+
+
+_awaiting_final: weakref.WeakSet[JobView] = weakref.WeakSet()
+_hook_lock = threading.Lock()
+_hooked_shells: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _await_final(view: JobView) -> None:
+    """Have the end of the next cell after the job's end update ``view``'s displays once more."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    with _hook_lock:
+        _awaiting_final.add(view)
+        if shell not in _hooked_shells:
+            shell.events.register("post_execute", _update_finished_views)
+            _hooked_shells.add(shell)
+
+
+def _update_finished_views() -> None:
+    """IPython's post_execute: runs in the cell that just ran, so its update carries that cell's id."""
+    with _hook_lock:
+        finished = [view for view in _awaiting_final if view.ended]
+        for view in finished:
+            _awaiting_final.discard(view)
+    for view in finished:
+        view.show_final()
 
 
 def _show(widget: Any, visible: bool) -> None:
