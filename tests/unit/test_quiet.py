@@ -149,3 +149,23 @@ def test_the_capture_survives_ipython_resetting_stream_writes_after_each_cell(tm
     assert done.returncode == 0, done.stderr
     cell, events = done.stdout.split("EVENTS=", 1)
     assert "Unsloth (CPU): a banner" in events and "banner" not in cell
+
+
+def test_outside_a_job_our_log_records_reach_the_root_handlers_as_before() -> None:
+    done = run_python(
+        """
+        import contextvars, logging
+        from unsloth_nb.jobs.events import EventLog
+        from unsloth_nb.engine.quiet import capture_job_output
+        seen = []
+        class Keep(logging.Handler):
+            def emit(self, record):
+                seen.append(record.getMessage())
+        logging.getLogger().addHandler(Keep())
+        capture_job_output(contextvars.copy_context(), EventLog("j"), None)
+        logging.getLogger("unsloth_nb.x").warning("outside any job")
+        print(seen)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['outside any job']"

@@ -233,19 +233,26 @@ def _retarget_handlers(stream: Any, proxy: _StreamProxy) -> None:
 
 
 class _JobLogHandler(logging.Handler):
-    """``unsloth_nb.*`` records: into the running job's Log; elsewhere WARNING+ to stderr, as Python would."""
+    """``unsloth_nb.*`` records: into the running job's Log; elsewhere on to the root's handlers, as
+    propagation would (Python's last-resort WARNING+ to stderr when the root has none)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         output = active_job_output()
-        try:
-            message = self.format(record)
-        except Exception:
-            return
         if output is not None and not getattr(_busy, "on", False):
+            try:
+                message = self.format(record)
+            except Exception:
+                return
             prefix = "" if record.levelno < logging.WARNING else f"{record.levelname}: "
             output.write("stderr", prefix + message + "\n")
-        elif record.levelno >= logging.WARNING:
-            sys.stderr.write(message + "\n")
+            return
+        root = logging.getLogger()
+        if root.handlers:
+            for handler in root.handlers:
+                if record.levelno >= handler.level:
+                    handler.handle(record)
+        elif logging.lastResort is not None and record.levelno >= logging.lastResort.level:
+            logging.lastResort.handle(record)
 
 
 def _install_log_handler() -> None:
@@ -253,7 +260,8 @@ def _install_log_handler() -> None:
     if any(isinstance(h, _JobLogHandler) for h in logger.handlers):
         return
     logger.addHandler(_JobLogHandler())
-    # Our INFO lines (RunPod retries, …) belong in the job's Log; the root's handlers never see them.
+    # Our INFO lines (RunPod retries, …) belong in the job's Log; outside a job the handler
+    # passes records on to the root's handlers itself.
     logger.propagate = False
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.INFO)
