@@ -110,6 +110,11 @@ def test_a_run_reports_its_phases_and_events_in_order(trained: tuple[PhaseContex
     summary = kinds(log, "summary")[0]
     assert summary["device"] == "cpu"
     assert summary["params"] > 100_000
+    # the end of the run, for the view's summary (issue 16): peak RAM on a CPU, as Unsloth prints GPU memory
+    (run,) = [s for s in kinds(log, "summary") if "peak_memory_gb" in s]
+    assert run["memory"] == "RAM" and 0.05 < run["peak_memory_gb"] < 512
+    assert run["global_step"] == step(result) and run["train_runtime"] > 0 and run["num_tokens"] > 0
+    assert all(m["memory_gb"] > 0 for m in kinds(log, "metrics") if "loss" in m)
     messages = " ".join(m["message"] for m in kinds(log, "log"))
     assert "Counted with the tokenizer: 40 rows" in messages
     assert "trainable of" in messages

@@ -50,6 +50,9 @@ def import_unsloth() -> Any:
     # kernel's own thread, the chart, other processes): measured 6x slower steps on a
     # busy 2-core machine. Only effective before torch loads; a user's choice wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from unsloth_nb.engine.quiet import silence_exit_leak_reports
+
+    silence_exit_leak_reports()  # before Triton loads: its exit handlers run first
     try:
         import unsloth
     except ImportError as exc:

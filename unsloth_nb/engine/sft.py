@@ -165,7 +165,7 @@ def train(
     gc.freeze()
     output = trainer.train(resume_from_checkpoint=resume)
     state = trainer.state
-    return TrainOutcome(
+    outcome = TrainOutcome(
         global_step=state.global_step,
         total_steps=state.max_steps,
         final_loss=callback.last_loss if callback.last_loss is not None else _float(output.training_loss),
@@ -173,6 +173,36 @@ def train(
         train_runtime=float(output.metrics.get("train_runtime", 0.0)),
         last_checkpoint=latest_checkpoint(checkpoint_dir(output_dir)),
     )
+    peak, kind = peak_memory_gb()
+    summary: dict[str, Any] = {
+        "train_runtime": round(outcome.train_runtime, 2),
+        "global_step": outcome.global_step,
+        "peak_memory_gb": round(peak, 3),
+        "memory": kind,
+    }
+    if outcome.final_loss is not None:
+        summary["final_loss"] = outcome.final_loss
+    if callback.tokens_seen is not None:
+        summary["num_tokens"] = int(callback.tokens_seen)
+    hooks.emit("summary", **summary)
+    return outcome
+
+
+def peak_memory_gb() -> tuple[float, str]:
+    """Peak memory of this process in GiB: reserved GPU memory as Unsloth's notebooks print it, else RAM.
+
+    ``torch.cuda.max_memory_reserved`` on a GPU; the process's peak resident set
+    (``getrusage``, KiB on Linux, bytes on macOS) on a CPU.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_reserved() / 2**30, "GPU reserved"
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (peak / 2**30 if sys.platform == "darwin" else peak / 2**20), "RAM"
 
 
 #: Token columns a tokenized training row may carry, cut together when a row is truncated.
@@ -348,6 +378,7 @@ def _make_event_callback(base: type) -> type:
             self._start_step = 0
             self._last_tokens: float | None = None
             self._last_time = 0.0
+            self.tokens_seen: float | None = None
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self._started = self._last_time = time.perf_counter()
@@ -400,7 +431,9 @@ def _make_event_callback(base: type) -> type:
                 if self._last_tokens is not None and now > self._last_time and tokens >= self._last_tokens:
                     data["tokens_per_second"] = (tokens - self._last_tokens) / (now - self._last_time)
                 self._last_tokens = tokens
+                self.tokens_seen = tokens
             self._last_time = now
+            data["memory_gb"] = round(peak_memory_gb()[0], 3)
             self.last_loss = data.get("loss")
             self.hooks.emit("metrics", **data)
 

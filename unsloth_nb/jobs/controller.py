@@ -29,6 +29,7 @@ from unsloth_nb.backends.base import JobContext, JobHooks
 from unsloth_nb.backends.registry import get_backend, loaded_backends
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.credentials import has_secret, redact
+from unsloth_nb.engine.quiet import capture_job_output
 from unsloth_nb.errors import BackendError, JobCancelledError, JobNotFoundError, UnslothNbError
 from unsloth_nb.jobs.job import Job, find_live_job, job_ended, live_jobs
 from unsloth_nb.jobs.preflight import Prepared, ask_for_secrets, prepare
@@ -135,6 +136,8 @@ def start_job(prepared: Prepared, *, context: contextvars.Context | None = None)
         context=context or contextvars.copy_context(),
         shared=_evaluation_shared(job, heldout=prepared.heldout, yes=prepared.judge_yes),
     )
+    # What libraries print while the job runs goes to its log and output.log, not the cell.
+    capture_job_output(ctx.context, job.log, folder.path / "output.log")
     job._drive(submit(JobController(job, ctx).run(), context=ctx.context))
     return job
 

@@ -23,7 +23,9 @@ from unsloth_nb.jobs.lifecycle import EVENT_KINDS
 #: fails in its tests rather than silently missing from the chart).
 PAYLOAD_KEYS: dict[str, frozenset[str]] = {
     "status": frozenset({"state", "previous", "reason", "placement"}),
-    "metrics": frozenset({"step", "loss", "learning_rate", "grad_norm", "epoch", "tokens_per_second", "eval_loss", "num_tokens"}),
+    "metrics": frozenset(
+        {"step", "loss", "learning_rate", "grad_norm", "epoch", "tokens_per_second", "eval_loss", "num_tokens", "memory_gb"}
+    ),  # memory_gb: peak so far (reserved GPU memory, or the process's RAM on a CPU)
     "progress": frozenset({"step", "total_steps", "eta_seconds", "elapsed_seconds"}),
     "log": frozenset({"level", "message", "source"}),
     "checkpoint": frozenset({"step", "path", "url"}),  # url: the copy pushed to the Hub
@@ -76,6 +78,13 @@ PAYLOAD_KEYS: dict[str, frozenset[str]] = {
             "truncated_rows",
             "tokens_cut",
             "long_dropped",
+            # the end of training: what the run took and used
+            "train_runtime",
+            "global_step",
+            "final_loss",
+            "num_tokens",
+            "peak_memory_gb",
+            "memory",
         }
     ),
     # A phase's PhaseResult.to_json(): the named artifacts (paths relative to the output folder) and metrics.

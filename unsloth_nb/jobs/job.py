@@ -229,14 +229,15 @@ class Job:
         return EvaluationReport.load(self.folder.path)
 
     # ------------------------------------------------------------------ display
-    def show(self) -> Any:
+    def show(self) -> None:
         """Display the job's live view (status, progress, chart, Stop) in a notebook.
 
         The notebook layer says how (:func:`set_job_display`); this package never imports it.
+        Returns nothing: a returned view would be displayed a second time as the cell's value.
         """
         if _display is None:
             raise UnslothNbError("no notebook view is registered for jobs; import unsloth_nb.ui.view first")
-        return _display(self)
+        _display(self)
 
     def _ipython_display_(self) -> None:
         self.show()

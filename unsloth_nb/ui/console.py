@@ -41,6 +41,13 @@ class JobStatus:
         self.usd_per_hour: float | None = None
         self.gpu: str | None = None
         self.error: str | None = None
+        self.eval_loss: float | None = None
+        self.memory_gb: float | None = None
+        self.memory_kind: str | None = None
+        self.num_tokens: int | None = None
+        self.min_loss: tuple[float, int] | None = None  # (loss, step)
+        self.train_runtime: float | None = None
+        self.stop_request: str | None = None  # why a stop was asked for ("stop requested: …" log line)
         self.started = time.time()
         self.first_time: float | None = None  # of the job's first event: when it really started
         self.last_time: float | None = None
@@ -56,8 +63,27 @@ class JobStatus:
             self.step = data.get("step", self.step)
             if data.get("loss") is not None:
                 self.loss = data["loss"]
+                if self.min_loss is None or data["loss"] < self.min_loss[0]:
+                    self.min_loss = (data["loss"], int(data.get("step") or self.step))
+            if data.get("eval_loss") is not None:
+                self.eval_loss = data["eval_loss"]
+            if data.get("memory_gb") is not None:
+                self.memory_gb = data["memory_gb"]
+            if data.get("num_tokens") is not None:
+                self.num_tokens = data["num_tokens"]
             self.learning_rate = data.get("learning_rate", self.learning_rate)
             self.tokens_per_second = data.get("tokens_per_second", self.tokens_per_second)
+        elif event.kind == "summary" and "peak_memory_gb" in data:
+            self.memory_gb = data.get("peak_memory_gb", self.memory_gb)
+            self.memory_kind = data.get("memory", self.memory_kind)
+            self.train_runtime = data.get("train_runtime", self.train_runtime)
+            self.num_tokens = data.get("num_tokens", self.num_tokens)
+        elif (
+            event.kind == "log"
+            and data.get("source") == "controller"
+            and str(data.get("message", "")).startswith("stop requested: ")
+        ):
+            self.stop_request = self.stop_request or str(data["message"])[len("stop requested: ") :]
         elif event.kind == "progress":
             self.step = data.get("step", self.step)
             self.total_steps = data.get("total_steps", self.total_steps)
@@ -78,6 +104,10 @@ class JobStatus:
             parts.append(f"step {self.step:,}")
         if self.loss is not None:
             parts.append(f"loss {self.loss:.4f}")
+        if self.eval_loss is not None:
+            parts.append(f"eval {self.eval_loss:.4f}")
+        if self.memory_gb is not None:
+            parts.append(f"mem {self.memory_gb:.2f} GB")
         if self.tokens_per_second:
             parts.append(f"{self.tokens_per_second:,.0f} tok/s")
         parts.append(f"elapsed {format_seconds(elapsed)}")

@@ -66,8 +66,10 @@ come from the environment or a password prompt, never from a flag.
 
 _JOBS_DOC = """List the jobs recorded on this machine (newest first), or redraw one.
 
-    %unsloth_jobs          a table of jobs
+    %unsloth_jobs          a table of jobs: Show draws one, Compare selected overlays their loss curves
     %unsloth_jobs JOB_ID   the job's view, from its event log (also after a kernel restart)
+
+unsloth_nb.compare([JOB_ID, ...]) overlays the loss curves of several jobs.
 """
 
 
