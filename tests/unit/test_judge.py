@@ -182,3 +182,38 @@ def test_the_phases_keep_the_contract_and_the_judge_stays_on_the_client() -> Non
     assert [p.name for p in phases_for(with_judge, runs_on="model")] == ["load", "train", "save", "answers"]
     assert [p.name for p in client_phases(with_judge)[1]] == ["judge"]
     assert [p.name for p in phases_for(without)] == ["load", "train", "save"]
+
+
+def test_a_failed_answers_phase_is_reported_and_the_judge_stands_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Evaluation never fails the trained job: the runner goes on, the failure is an event, the judge sends nothing."""
+    from unsloth_nb.phases.base import PhaseContext
+    from unsloth_nb.phases.evaluation import evaluation_phases
+    from unsloth_nb.phases.runner import run_phases
+
+    class Hooks:
+        def __init__(self) -> None:
+            self.events: list[tuple[str, dict]] = []
+            self.states: list[str] = []
+
+        def emit(self, kind: str, /, **data: object) -> None:
+            self.events.append((kind, data))
+
+        def should_stop(self) -> bool:
+            return False
+
+        def enter(self, state: str) -> None:
+            self.states.append(state)
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    config = TrainConfig.from_dict({"model": "m", "dataset": "d.jsonl", "judge": {"provider": "anthropic"}})
+    hooks = Hooks()
+    ctx = PhaseContext(config=config, output_dir=tmp_path, hooks=hooks)  # no held-out questions reach the phase
+
+    result = run_phases(ctx, evaluation_phases())
+
+    assert "evaluation/heldout.jsonl" in str(result.metrics["evaluation_error"])
+    assert not result.artifacts
+    failed = [data for kind, data in hooks.events if kind == "evaluation"]
+    assert [d["stage"] for d in failed] == ["failed"]  # said once, by the answers phase
+    assert any(k == "log" and "the adapter is kept" in str(d["message"]) for k, d in hooks.events)
+    assert [d["phase"] for k, d in hooks.events if k == "result"] == ["answers", "judge"]
