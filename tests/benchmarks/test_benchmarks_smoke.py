@@ -25,6 +25,8 @@ SCRIPTS = {
     "kernel_responsiveness.py": "| kernel | cells | p50 | p99 |",
     "runpod_overhead.py": "| figure | measured | target |",
     "gpu_throughput.py": "| variant | tokens/s | step |",
+    "plan_accuracy.py": "| run | model | steps | plan s | measured s |",
+    "judge_throughput.py": "| concurrency | pairs | pairs/s |",
 }
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]

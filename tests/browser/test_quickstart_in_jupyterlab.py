@@ -10,6 +10,7 @@ in ``artifacts/screenshots/``.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,11 @@ LONG_JOB_CELL = (
     "--grad-accum 1 --warmup-steps 5 --max-seq-length {MAX_SEQ_LENGTH} --placement local -o long_job"
 )
 
+#: Typed into new cells once both jobs ended: the job list's Show and Compare, and the compare API.
+COMPARE_CELL = "unsloth_nb.compare([job.id, long_job.id])"
+#: Third-party text that must not reach a training cell outside the folded Log (issue 16).
+THIRD_PARTY = ("Loading weights", "Unsloth (CPU)", "Unsloth:", "_pytree", "Disabling Tensorflow", "retry 1 in", "nanobind")
+
 MIN_POINTS = 20
 #: Deadlines are generous: 2 shared CPU cores, a cold kernel importing the training stack.
 TRAIN_MS = 240_000
@@ -47,6 +53,11 @@ READ_VIEW_JS = """
   const line = plot ? plot.querySelector('.scatterlayer g.trace path.js-line') : null;
   const path = line ? line.getAttribute('d') || '' : '';
   const stop = Array.from(box.querySelectorAll('button')).find((b) => b.textContent.includes('Stop'));
+  const visible = (node) => !!node && node.offsetParent !== null;
+  const summary = box.querySelector('.unsloth-nb-summary');
+  const tryIt = box.querySelector('.unsloth-nb-try-it');
+  const outside = Array.from(box.childNodes).filter((n) => !String(n.className || '').includes('ccordion'))
+    .map((n) => n.innerText || '').join(' | ');
   return {
     state: status ? (status.querySelector('b') || status).textContent.trim() : '',
     status: status ? status.textContent.trim() : '',
@@ -56,6 +67,13 @@ READ_VIEW_JS = """
     plottedPoints: plot && plot.data && plot.data[0] ? plot.data[0].x.length : 0,
     lineVertices: (path.match(/[ML]/g) || []).length,
     stopDisabled: stop ? stop.disabled : null,
+    stopVisible: visible(stop),
+    legend: plot ? Array.from(plot.querySelectorAll('.legend .legendtext')).map((t) => t.textContent) : [],
+    summary: visible(summary) ? summary.innerText : '',
+    tryIt: visible(tryIt),
+    title: plot && plot.layout && plot.layout.title ? plot.layout.title.text : '',
+    smoothing: chart ? Number(chart.dataset.smoothing || 0) : 0,
+    textOutsideLog: outside,
     text: box.innerText,
   };
 }
@@ -85,6 +103,27 @@ def wait_for_view(lab: Lab, view: Locator, ready: Callable[[dict[str, Any]], boo
     )
 
 
+def wait_for_saved_training_output(lab: Lab, notebook: Path, timeout_s: float = 60) -> dict[str, Any]:
+    """The %unsloth_train cell's display bundle as the saved .ipynb holds it."""
+    deadline = time.monotonic() + timeout_s
+    data: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            cells = json.loads(notebook.read_text())["cells"]
+        except (OSError, ValueError):
+            cells = []
+        for cell in cells:
+            if "%unsloth_train" in "".join(cell.get("source", "")):
+                for output in cell.get("outputs", []):
+                    if output.get("output_type") == "display_data" and "text/html" in output.get("data", {}):
+                        data = output["data"]
+                        data = {key: "".join(value) if isinstance(value, list) else value for key, value in data.items()}
+        if "succeeded" in data.get("text/html", ""):
+            return data
+        lab.page.wait_for_timeout(500)
+    raise AssertionError(f"the saved notebook's training cell does not show the final state: {str(data)[:2000]}")
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -101,10 +140,43 @@ def test_quickstart_trains_draws_and_stops(lab: Lab, lab_server: LabServer, page
         lab, live, lambda v: v["state"] == "succeeded" and v["chartPoints"] >= MIN_POINTS, TRAIN_MS, "the job to succeed"
     )
     lab.wait_idle(TRAIN_MS)  # the cells after the job (answers, loss.html, job list, redraw) ran too
+    done = read_view(live)
     lab.screenshot("02-quickstart-succeeded-job-view", live)
     job_list = lab.page.locator(".jp-CodeCell").filter(has_text="%unsloth_jobs")
     job_list.evaluate("cell => cell.scrollIntoView({block: 'start'})")
     lab.screenshot("03-quickstart-job-list-and-redraw")
+    lab.screenshot("06-jobs-table", job_list.locator(".jp-Cell-outputArea"))
+
+    # A clean training cell: our view and nothing else, and no library text outside the folded Log.
+    train_cell = lab.page.locator(".jp-CodeCell").filter(has_text="%unsloth_train").first
+    streams = train_cell.locator(".jp-OutputArea-output[data-mime-type^='application/vnd.jupyter.std']")
+    assert streams.count() == 0, f"text printed into the training cell: {streams.all_inner_texts()}"
+    for noise in THIRD_PARTY:
+        assert noise not in done["textOutsideLog"], f"{noise!r} in the training cell outside the Log: {done['textOutsideLog']}"
+    # The chart and the end of the run (issue 16, items 3 and 4).
+    assert done["stopVisible"] is False, f"a finished job shows no Stop: {done}"
+    assert "runtime" in done["summary"] and "final loss" in done["summary"] and "peak RAM" in done["summary"], done
+    assert "job " in done["title"], f"the chart's title names the job and model: {done['title']}"
+    assert 0 < done["smoothing"] < 0.95, f"a 24-step run is not smoothed like a long one: {done['smoothing']}"
+    assert "eval loss" not in done["legend"], f"no eval legend entry without evaluation: {done['legend']}"
+    lab.screenshot("07-new-chart-and-summary", live.locator(".unsloth-nb-chart").first)
+
+    # Try it: ask the fine-tuned model (and the base model beside it) from the view.
+    assert done["tryIt"], "a finished in-kernel job offers Try it"
+    try_it = live.locator(".unsloth-nb-try-it")
+    try_it.locator("input").fill("Who won Super Bowl LIX?")
+    try_it.locator("button", has_text="Ask").click()
+    try_it.locator(".unsloth-nb-answers").wait_for(timeout=START_MS)
+    answers = try_it.inner_text()
+    assert "fine-tuned" in answers and "base model" in answers, answers
+    lab.screenshot("08-try-it", try_it)
+
+    # The saved notebook shows the result, not the first frame.
+    lab.page.keyboard.press("Control+s")
+    saved = wait_for_saved_training_output(lab, notebook)
+    assert "succeeded" in saved["text/html"] and "<svg" in saved["text/html"], "the saved cell lacks the final chart"
+    assert "runtime" in saved["text/html"], "the saved cell lacks the summary"
+    assert "no metrics yet" not in saved["text/html"] and "succeeded" in saved["text/plain"]
 
     # What plotly drew, not only what the kernel sent: the train-loss trace's data and its SVG path.
     assert done["traceNames"][:1] == ["train loss"], done
@@ -112,7 +184,6 @@ def test_quickstart_trains_draws_and_stops(lab: Lab, lab_server: LabServer, page
     assert done["traces"] >= 1, done
     assert done["lineVertices"] >= MIN_POINTS // 2, f"the loss line has too few vertices: {done}"
     assert f"step {done['plottedPoints']}/" in done["status"], done
-    assert done["stopDisabled"] is True, f"a finished job's Stop button must be disabled: {done}"
     listed = job_list.locator("table.unsloth-nb-jobs tbody tr")
     assert listed.count() == 1 and "succeeded" in listed.inner_text(), "the job list does not show the finished job"
     tracebacks = lab.page.locator("[data-mime-type='application/vnd.jupyter.error']")
@@ -124,7 +195,7 @@ def test_quickstart_trains_draws_and_stops(lab: Lab, lab_server: LabServer, page
     running = wait_for_view(
         lab,
         long_view,
-        lambda v: v["state"] == "training" and v["chartPoints"] >= 1 and v["stopDisabled"] is False,
+        lambda v: v["state"] == "training" and v["chartPoints"] >= 1 and v["stopDisabled"] is False and "/2,000" in v["status"],
         START_MS,
         "the long job to start training",
     )
@@ -136,10 +207,30 @@ def test_quickstart_trains_draws_and_stops(lab: Lab, lab_server: LabServer, page
     lab.screenshot("05-long-job-cancelled", long_view)
 
     assert "Stopped" in stopped["text"], stopped
-    assert stopped["stopDisabled"] is True, stopped
+    assert stopped["stopVisible"] is False, stopped
     step = int(stopped["status"].split("step ", 1)[1].split("/", 1)[0].replace(",", ""))
     assert step < 2000, f"the long job ran to the end instead of stopping: {stopped['status']}"
     assert read_view(live)["state"] == "succeeded", "stopping the second job changed the first one's view"
+
+    # Comparing runs: the API, then the job list's own selection.
+    compare_cell = lab.add_code_cell(COMPARE_CELL)
+    lab.run_cell(compare_cell)
+    lab.page.wait_for_function(
+        "cell => { const p = cell.querySelector('.js-plotly-plot'); return p && p.data && p.data.length >= 4; }",
+        arg=compare_cell.element_handle(),
+        timeout=START_MS,
+    )
+    lab.screenshot("09-compare-view", compare_cell.locator(".jp-Cell-outputArea"))
+    table_cell = lab.add_code_cell("%unsloth_jobs")
+    lab.run_cell(table_cell)
+    rows = table_cell.locator(".unsloth-nb-jobs-table tbody tr")
+    rows.first.wait_for(timeout=START_MS)
+    assert rows.count() == 2
+    rows.locator("input[type=checkbox]").nth(0).check()
+    rows.locator("input[type=checkbox]").nth(1).check()
+    table_cell.locator("button.unsloth-nb-compare").click()
+    table_cell.locator(".js-plotly-plot").wait_for(timeout=START_MS)
+    lab.screenshot("10-jobs-table-compare-selected", table_cell.locator(".jp-Cell-outputArea"))
 
     assert not page_record.refused, f"the page asked for hosts other than loopback: {page_record.refused}"
     assert digest(QUICKSTART) == committed, "the browser run wrote to the repository's notebook instead of its copy"

@@ -110,6 +110,11 @@ def test_a_run_reports_its_phases_and_events_in_order(trained: tuple[PhaseContex
     summary = kinds(log, "summary")[0]
     assert summary["device"] == "cpu"
     assert summary["params"] > 100_000
+    # the end of the run, for the view's summary (issue 16): peak RAM on a CPU, as Unsloth prints GPU memory
+    (run,) = [s for s in kinds(log, "summary") if "peak_memory_gb" in s]
+    assert run["memory"] == "RAM" and 0.05 < run["peak_memory_gb"] < 512
+    assert run["global_step"] == step(result) and run["train_runtime"] > 0 and run["num_tokens"] > 0
+    assert all(m["memory_gb"] > 0 for m in kinds(log, "metrics") if "loss" in m)
     messages = " ".join(m["message"] for m in kinds(log, "log"))
     assert "Counted with the tokenizer: 40 rows" in messages
     assert "trainable of" in messages
@@ -235,7 +240,9 @@ def test_an_over_long_row_fails_before_the_weights_load(tiny_model: Path, superb
     hooks = LogHooks(log)
 
     with pytest.raises(DatasetError) as caught:
-        run_model_phases(tiny_config(tiny_model, max_seq_length=128), dataset, tmp_path, hooks)
+        run_model_phases(
+            tiny_config(tiny_model, max_seq_length=128).merged({"dataset.long_rows": "error"}), dataset, tmp_path, hooks
+        )
 
     assert "longer than max_seq_length=128" in str(caught.value)
     assert "train.jsonl:1:" in str(caught.value)
@@ -247,7 +254,9 @@ def test_skip_invalid_drops_over_long_rows_and_says_so(tiny_model: Path, superbo
     long_answers = [{**row, "completion": " ".join([row["completion"]] * 20)} for row in superbowl_rows[8:12]]
     rows = messages_dataset(superbowl_rows[:8], answer_chars=100).train + messages_dataset(long_answers, answer_chars=2000).train
     dataset = PreparedDataset(rows, None, DatasetSummary("mixed", "messages", len(rows)), origins=[f"r:{i}" for i in range(12)])
-    config = tiny_config(tiny_model, max_steps=2, max_seq_length=128).merged({"dataset.skip_invalid": True})
+    config = tiny_config(tiny_model, max_steps=2, max_seq_length=128).merged(
+        {"dataset.skip_invalid": True, "dataset.long_rows": "error"}
+    )
     log = EventLog("skip")
 
     result = run_model_phases(config, dataset, tmp_path, LogHooks(log))
@@ -256,6 +265,26 @@ def test_skip_invalid_drops_over_long_rows_and_says_so(tiny_model: Path, superbo
     dataset_summaries = [s for s in kinds(log, "summary") if "rows" in s]
     assert dataset_summaries[-1]["rows"] == 8
     assert dataset_summaries[-1]["skipped"] == 4
+
+
+def test_over_long_rows_are_truncated_as_the_dataset_check_said(
+    tiny_model: Path, superbowl_rows: list[dict], tmp_path: Path
+) -> None:
+    long_answers = [{**row, "completion": " ".join([row["completion"]] * 20)} for row in superbowl_rows[8:12]]
+    rows = messages_dataset(superbowl_rows[:8], answer_chars=100).train + messages_dataset(long_answers, answer_chars=2000).train
+    dataset = PreparedDataset(rows, None, DatasetSummary("mixed", "messages", len(rows)), origins=[f"r:{i}" for i in range(12)])
+    log = EventLog("truncate")
+
+    result = run_model_phases(tiny_config(tiny_model, max_steps=2, max_seq_length=128), dataset, tmp_path, LogHooks(log))
+
+    assert step(result) == 2
+    summary = [s for s in kinds(log, "summary") if "rows" in s][-1]
+    assert (summary["rows"], summary["truncated_rows"], summary["long_dropped"]) == (12, 4, 0)
+    assert summary["tokens_cut"] > 0
+    messages = [m["message"] for m in kinds(log, "log")]
+    assert any("4 row(s) longer than max_seq_length=128 are truncated" in m for m in messages)
+    # The trainer holds exactly the rows the check said it would cut, each cut at the limit.
+    assert "Tokenized training rows: longest 128 tokens; 4 at max_seq_length=128." in messages
 
 
 def test_prompt_masking_falls_back_to_full_text_when_the_template_has_no_markers(tiny_model: Path) -> None:

@@ -42,7 +42,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 def test_gpus_lists_memory_prices_and_stock(runpod_emulator: RunPodEmulator, capsys: pytest.CaptureFixture[str]) -> None:
     runpod_emulator.gpus["NVIDIA H200"].available = 0
-    code, out, _ = run(capsys, "gpus")
+    code, out, err = run(capsys, "gpus")
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["GPU", "TYPE", "ID", "MEMORY", "SECURE", "$/H", "COMMUNITY", "$/H", "STOCK", "(SECURE/COMMUNITY)"]
@@ -51,6 +51,7 @@ def test_gpus_lists_memory_prices_and_stock(runpod_emulator: RunPodEmulator, cap
     assert "$0.69" in rows["NVIDIA GeForce RTX 4090"] and "$0.34" in rows["NVIDIA GeForce RTX 4090"]
     assert rows["NVIDIA A40"].rstrip().endswith("High/-")  # not offered in Community Cloud
     assert rows["NVIDIA H200"].rstrip().endswith("None/None")  # nothing free
+    assert "'-' means the GPU is not offered in that cloud" in err
 
     code, out, _ = run(capsys, "gpus", "--json", "--min-memory", "80")
     assert code == 0
@@ -151,10 +152,31 @@ def test_a_refused_key_and_a_missing_key_exit_2(
 
     monkeypatch.delenv("RUNPOD_API_KEY")
     monkeypatch.setattr(runpod, "api_key", None)
-    code, _, err = run(capsys, "gpus")
+    code, _, err = run(capsys, "list")
     assert code == 2 and "RUNPOD_API_KEY is not set" in err
     assert run(capsys, "bogus")[0] == 2
-    assert run(capsys, "--help")[0] == 0
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "runpod config" not in out  # no such command
+
+
+def test_gpus_without_a_key_shows_the_offline_catalogue(
+    runpod_emulator: RunPodEmulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runpod
+
+    from unsloth_nb.planning.gpu_catalog import GPU_CATALOG
+
+    monkeypatch.delenv("RUNPOD_API_KEY")
+    monkeypatch.setattr(runpod, "api_key", None)
+    code, out, err = run(capsys, "gpus")
+
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["GPU", "TYPE", "ID", "MEMORY", "SECURE", "$/H", "COMMUNITY", "$/H", "STOCK"]
+    assert {line.split("  ")[0] for line in lines[1:]} == {g.gpu_type_id for g in GPU_CATALOG}
+    assert "offline catalogue" in err and "indicative" in err and "'-' means" in err
+    code, out, _ = run(capsys, "gpus", "--json", "--min-memory", "80")
+    assert code == 0 and all(json.loads(line)["source"] == "catalogue" for line in out.splitlines())
 
 
 def test_runpod_train_runs_a_job_on_an_emulated_pod(
@@ -183,3 +205,65 @@ def test_runpod_train_runs_a_job_on_an_emulated_pod(
     (job,) = list_jobs()
     assert job.state == "succeeded" and job.pod_id and runpod_emulator.pod(job.pod_id) is None
     assert (Path(job.artifacts["adapter"]) / "adapter_config.json").is_file()
+
+
+def test_runpod_train_output_in_a_pipe_is_unwrapped_unrepeated_and_ends_with_the_cost(
+    runpod_emulator: RunPodEmulator,
+    capsys: pytest.CaptureFixture[str],
+    tiny_model: Path,
+    tmp_path: Path,
+    superbowl_rows: list[dict],
+) -> None:
+    dataset = tmp_path / "qa.jsonl"
+    dataset.write_text(
+        "\n".join(json.dumps({"prompt": r["prompt"], "completion": r["completion"][:160]}) for r in superbowl_rows)
+    )
+    flags = ["--model", str(tiny_model), "--dataset", str(dataset), "--max-steps", "2", "--batch-size", "2"]
+    flags += ["--grad-accum", "1", "--max-seq-length", "512", "--lora-r", "8", "--warmup-steps", "0", "--yes"]
+
+    code, _, err = run(capsys, "train", *flags)  # stderr is captured: not a terminal
+
+    assert code == 0
+    lines = err.rstrip().splitlines()
+    assert lines[-1].startswith("job ") and " succeeded." in lines[-1]
+    assert "Final cost: $" in lines[-1]
+    # Said once: in the plan, not again when the pod starts.
+    assert err.count("No train.save_steps: if the pod is lost") == 1
+    # No status line is cut at 80 columns (tests/unit/test_cli_output.py checks long lines directly).
+    assert not [line for line in lines if line.startswith(("$", "ETA", "| "))]
+
+
+def test_a_failed_runpod_job_says_why_once(
+    runpod_emulator: RunPodEmulator,
+    capsys: pytest.CaptureFixture[str],
+    tiny_model: Path,
+    tmp_path: Path,
+    superbowl_rows: list[dict],
+) -> None:
+    for gpu in runpod_emulator.gpus.values():
+        gpu.available = 0  # nothing to rent anywhere
+    dataset = tmp_path / "qa.jsonl"
+    dataset.write_text(
+        "\n".join(json.dumps({"prompt": r["prompt"], "completion": r["completion"][:160]}) for r in superbowl_rows[:8])
+    )
+    flags = [
+        "--model",
+        str(tiny_model),
+        "--dataset",
+        str(dataset),
+        "--max-steps",
+        "2",
+        "--yes",
+        "--save-steps",
+        "1",
+        "--warmup-steps",
+        "0",
+    ]
+
+    code, _, err = run(capsys, "train", *flags)
+
+    assert code == 1
+    last = err.rstrip().splitlines()[-1]
+    assert last.startswith("job ") and " failed: " in last
+    reason = last.split(" failed: ", 1)[1].split(" Final cost:")[0]
+    assert err.count(reason) == 1, err

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from unsloth_nb.jobs.store import list_jobs
+from unsloth_nb.jobs.store import jobs_root, list_jobs
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -70,6 +70,10 @@ def test_quickstart_trains_with_the_magic_and_shows_the_chart(tmp_path: Path, mo
     assert displayed(magic, WIDGET_VIEW), "the live view (widgets with the loss chart) is missing"
     static = "".join(displayed(magic, "text/html"))
     assert "unsloth-nb-job-static" in static  # the fallback where widgets do not render
+    # nbconvert / GitHub show this bundle: it must be the end of the run, not its first frame (issue 16)
+    assert "succeeded" in static and "<svg" in static and "runtime" in static, static[:2000]
+    assert "no metrics yet" not in static
+    assert not [o for o in outputs(magic) if o.get("output_type") == "stream"], "library output reached the cell"
     redraw = cell_with(notebook, "unsloth_nb.load_job(job.id)")
     assert displayed(redraw, WIDGET_VIEW)
     assert "<svg" in "".join(displayed(redraw, "text/html"))  # the static loss picture of the finished job
@@ -91,8 +95,12 @@ def test_training_panel_notebook_shows_the_form_and_trains(tmp_path: Path, monke
     assert "max_steps: 5" in config
 
 
-def test_job_output_lands_in_the_cell_that_started_it(tmp_path: Path) -> None:
-    """ipykernel 7 sends a plain thread's output to whichever cell ran last; a job's must stay in its own cell."""
+def test_job_output_lands_in_the_job_not_in_a_cell(tmp_path: Path) -> None:
+    """What libraries print in the training thread goes to the job's Log and output.log, in no cell.
+
+    ipykernel 7 sends a plain thread's output to whichever cell ran last; a job's must reach no
+    other cell either (issue 16: a clean cell).
+    """
     from jupyter_client.manager import KernelManager
 
     from unsloth_nb.demo import demo_dataset_path
@@ -124,8 +132,11 @@ def test_job_output_lands_in_the_cell_that_started_it(tmp_path: Path) -> None:
     by_cell = {magic: "", waiting: ""}
     for parent, text in streams:
         by_cell[parent] = by_cell.get(parent, "") + text
-    assert "Unsloth" in by_cell[magic]  # printed by the training thread after the magic cell returned
+    assert "Unsloth" not in by_cell[magic], by_cell[magic]
     assert by_cell[waiting].strip() == "waited"
+    (job,) = list_jobs()
+    captured = (jobs_root() / job.id / "output.log").read_text()
+    assert "Unsloth" in captured  # printed by the training thread, kept in the job folder
 
 
 def run_cell_async(client: Any, code: str) -> str:
@@ -174,3 +185,21 @@ def test_runpod_notebook_trains_on_an_emulated_pod_and_leaves_nothing_running(
     assert "no pods" in listing
     bill = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "emulator.ledger")))
     assert "emulated pods still running: none" in bill
+
+
+def test_evaluate_tutorial_judges_the_fine_tune_and_reruns_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    notebook = execute("04_evaluate.ipynb", tmp_path, monkeypatch)
+
+    assert errors(notebook) == []
+    note = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "judge_settings()")))
+    assert "offline judge of the tests" in note  # says so when no key is set
+    jobs = list_jobs()
+    assert [job.state for job in jobs] == ["succeeded"]
+    summary = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "report.summary_lines()")))
+    assert "wins" in summary and "win rate" in summary and "offline-key-facts-judge" in summary
+    table = "".join(displayed(cell_with(notebook, "report.table["), "text/html"))
+    assert "<table" in table and "outcome" in table
+    again = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "job.evaluate()")))
+    assert "requests sent: 0" in again and "cost: $0.0000" in again

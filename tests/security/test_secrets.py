@@ -285,3 +285,50 @@ def test_a_key_typed_into_the_panels_prompt_stays_out_of_every_widget(tmp_path: 
     assert len(states) > 50
     assert leaks_in(dumped) == []
     assert "Password" not in {state.get("_model_name") for state in states}
+
+
+def test_the_judges_key_is_used_on_this_machine_and_stored_nowhere(
+    tiny_model: Path, tmp_path: Path, job_home: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A judged job, then ``unsloth-nb eval`` with the Anthropic judge: both fakes saw the real (fake) keys, and no
+    file (job folder, report, answers, the judge's cache) nor the terminal holds any key."""
+    from unsloth_nb.llm import default_cache_dir
+    from unsloth_nb.testing.fake_anthropic import FakeAnthropic
+    from unsloth_nb.testing.fake_llm import picks_first
+    from unsloth_nb.testing.fake_openai import FakeOpenAI
+
+    for variable, value in FAKE_SECRETS.items():
+        monkeypatch.setenv(variable, value)
+    evaluation = Path(demo_dataset_path()).with_name("superbowl_eval.jsonl")
+    with FakeOpenAI(picks_first()) as openai_fake, FakeAnthropic(picks_first()) as anthropic_fake:
+        flags = ["--model", str(tiny_model), "--dataset", str(demo_dataset_path()), "--max-steps", "1", "--batch-size", "2"]
+        flags += ["--grad-accum", "1", "--max-seq-length", "512", "--warmup-steps", "0", "--placement", "local"]
+        flags += ["--judge", "--judge-base-url", openai_fake.base_url, "--judge-eval", str(evaluation)]
+        flags += ["--judge-max-questions", "2", "--judge-max-new-tokens", "4"]
+        assert cli.main(["train", *flags, "--yes"]) == 0
+        (job,) = list_jobs()
+        assert (
+            cli.main(
+                [
+                    "eval",
+                    job.id,
+                    "--json",
+                    "--judge-provider",
+                    "anthropic",
+                    "--judge-model",
+                    "claude-haiku-4-5",
+                    "--judge-base-url",
+                    anthropic_fake.base_url,
+                ]
+            )
+            == 0
+        )
+        out = capfd.readouterr()
+    assert openai_fake.calls == 4 and anthropic_fake.calls == 4
+    assert set(openai_fake.auth_headers) == {f"Bearer {FAKE_SECRETS['OPENAI_API_KEY']}"}
+    assert set(anthropic_fake.auth_headers) == {FAKE_SECRETS["ANTHROPIC_API_KEY"]}
+    assert (job_home / "jobs" / job.id / "evaluation.json").is_file()
+    files, findings = scan([job_home, tmp_path, default_cache_dir()])
+    assert files > 10
+    findings += [f"CLI output: {leak}" for leak in leaks_in((out.out + out.err).encode())]
+    assert findings == [], "secrets found:\n" + "\n".join(findings)

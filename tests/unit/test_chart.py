@@ -27,6 +27,7 @@ import pytest
 from unsloth_nb.jobs.events import Event, EventLog
 from unsloth_nb.ui import chart as chart_module
 from unsloth_nb.ui.chart import FLUSH_INTERVAL, LossChart, static_figure, write_loss_html
+from unsloth_nb.ui.loss_series import SMOOTHING, default_smoothing, smoothed
 
 CHART_JS = Path(chart_module.__file__).with_name("static") / "chart.js"
 
@@ -168,7 +169,7 @@ def test_deltas_carry_increasing_seq_and_only_new_points(make_chart, front_ends,
     sent_x = [x for d in deltas for x in d["traces"]["train"]["x"]]
     assert sent_x == list(range(1, 16)), "every step once, none resent"
     assert deltas[-1]["traces"]["train"]["x"] == [11, 12, 13, 14, 15]
-    assert set(deltas[-1]["traces"]["train"]) == {"x", "loss", "ema", "lr", "tps"}
+    assert set(deltas[-1]["traces"]["train"]) == {"x", "loss", "lr", "tps", "gn"}, "the page smooths; no EMA column travels"
     assert apply_in_order(messages) == chart.snapshot()["traces"]
 
 
@@ -241,21 +242,73 @@ def test_resolution_change_sends_a_snapshot_and_keeps_the_history_bounded(make_c
     assert lr[0] == pytest.approx(16e-6)
 
 
-def test_smoothed_loss_is_the_exact_ema_at_each_plotted_step(make_chart, front_ends):
-    chart = make_chart(max_points=10, smoothing=0.9)
-    losses = [1.0, 3.0, 2.0, float("nan"), 5.0, 4.0, 4.5, 3.5, 3.0, 2.5, 2.0, 1.5]
-    chart.add_many(metrics(i + 1, loss=v) for i, v in enumerate(losses))
-    ema, biased, n, expected = None, 0.0, 0, {}
-    for i, v in enumerate(losses):
-        if not math.isnan(v):
+def test_smoothed_loss_is_the_exact_ema_and_buckets_weigh_their_steps():
+    losses = [1.0, 3.0, 2.0, None, 5.0, 4.0, 4.5, 3.5]
+    biased, n, expected = 0.0, 0, []
+    for v in losses:
+        if v is not None:
             biased, n = 0.9 * biased + 0.1 * v, n + 1
-            ema = biased / (1 - 0.9**n)
-        expected[i + 1] = ema
-    train = chart.snapshot()["traces"]["train"]
-    assert train["x"] == [2, 4, 6, 8, 10, 12], "10 rows made 5 of 2 steps, then one more"
-    for x, value in zip(train["x"], train["ema"], strict=True):
-        assert value == pytest.approx(expected[x], rel=1e-4)
-    assert train["loss"][1] == pytest.approx(2.0), "NaN is left out of the bucket mean"
+        expected.append(biased / (1 - 0.9**n))
+    assert smoothed(losses, 0.9) == pytest.approx(expected)
+    # a row that merges 2 steps weighs as 2: smoothing 0.9 over buckets is 0.81 per row
+    assert smoothed([1.0, 2.0], 0.9, width=2) == pytest.approx(smoothed([1.0, 2.0], 0.81))
+
+
+def test_the_default_smoothing_suits_the_run_length(make_chart, front_ends, clock):
+    assert default_smoothing(40) == 0.75 and default_smoothing(2000) == 0.995 and default_smoothing(None) == SMOOTHING
+    # the issue's run: 1.84 falling to 0.45-0.65 by step 40; a fixed 0.95 still read 0.94 there
+    losses = [1.84 - 1.29 * (step - 1) / 39 + 0.1 * (step % 3 - 1) for step in range(1, 41)]
+    assert smoothed(losses, 0.95)[-1] > 0.9
+    assert 0.45 <= smoothed(losses, default_smoothing(40))[-1] <= 0.7
+
+    chart = make_chart()
+    front = show(chart, front_ends)
+    chart.add(Event("job", 0, 0.0, "progress", {"step": 0, "total_steps": 40}))
+    chart.add(metrics(1))
+    clock.advance(FLUSH_INTERVAL)
+    chart.tick()
+    assert front.chart_messages()[-1]["smoothing"] == 0.75, "the page learns the run's smoothing"
+    chart.add(metrics(2))
+    clock.advance(FLUSH_INTERVAL)
+    chart.tick()
+    assert "smoothing" not in front.chart_messages()[-1], "and only once"
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_the_page_smooths_exactly_as_python_does():
+    values = [2.0, 1.5, None, 1.2, 0.9, 1.1, 0.7]
+    driver = f"""
+import {{ smooth, defaultSmoothing }} from {json.dumps(CHART_JS.as_uri())};
+const state = {{ biased: 0, n: 0 }};
+const first = smooth({json.dumps(values[:3])}, 0.8, 2, state);
+const rest = smooth({json.dumps(values[3:])}, 0.8, 2, state);
+console.log(JSON.stringify({{ ys: [...first, ...rest], d40: defaultSmoothing(40), d2000: defaultSmoothing(2000) }}));
+"""
+    out = json.loads(
+        subprocess.run(["node", "--input-type=module", "-e", driver], capture_output=True, text=True, check=True).stdout
+    )
+    assert out["ys"] == pytest.approx(smoothed(values, 0.8, 2)), "incremental page smoothing = Python's"
+    assert (out["d40"], out["d2000"]) == (default_smoothing(40), default_smoothing(2000))
+
+
+def test_the_chart_spec_reads_steps_as_whole_numbers_and_panels_apart():
+    from unsloth_nb.ui.loss_figure import PANELS, _figure_spec
+
+    spec = _figure_spec("SmolLM2 · job 1", 460)
+    layout = spec["layout"]
+    assert layout["xaxis"]["tickformat"] == "d"
+    assert layout["xaxis"]["unifiedhovertitle"]["text"].startswith("step ")
+    assert layout["hoversubplots"] == "axis"
+    assert [c for c, *_ in PANELS] == ["lr", "tps", "gn"]
+    axes = {t["column"]: t.get("yaxis", "y") for t in spec["traces"]}
+    assert len({axes["lr"], axes["tps"], axes["gn"], "y"}) == 4, "lr, tokens/s and grad norm each have a panel"
+    domains = [layout["yaxis" + (str(i) if i > 1 else "")]["domain"] for i in range(1, 5)]
+    for (lo1, _hi1), (_lo2, hi2) in itertools.pairwise(domains):
+        assert hi2 < lo1, "panels do not overlap"
+    assert layout["title"]["text"] == "SmolLM2 · job 1"
+
+    few = static_figure([metrics(step, grad_norm=1.0) for step in range(1, 4)])
+    assert few.layout.xaxis.dtick == 1, "3 steps: ticks 1, 2, 3, never 1.5"
 
 
 def test_the_end_of_a_job_sends_the_last_partial_row(make_chart, front_ends, clock):
@@ -392,9 +445,12 @@ def test_without_a_kernel_only_text_and_static_html_are_shown(clock, monkeypatch
 def test_static_figure_and_standalone_html_work_offline(tmp_path):
     events = [metrics(step, learning_rate=1e-4, eval_loss=0.9 if step == 500 else None) for step in range(1, 1001)]
     figure = static_figure(events, title="run")
-    assert [t.name for t in figure.data] == ["train loss", "train loss (smoothed)", "eval loss", "learning rate", "tokens/s"]
+    assert [t.name for t in figure.data] == ["train loss", "train loss (smoothed)", "eval loss", "learning rate"]
     assert list(figure.data[0].x)[-1] == 1000
     assert list(figure.data[2].y) == [0.9]
+    no_eval = static_figure([metrics(step) for step in range(1, 50)])
+    assert "eval loss" not in [t.name for t in no_eval.data], "no legend entry for an evaluation that never ran"
+    assert "eval loss" not in chart_module.LossChart().static_html()
 
     path = write_loss_html(events, tmp_path / "loss.html")
     text = path.read_text()
@@ -453,3 +509,15 @@ def test_the_esm_store_detects_the_gap_asks_once_and_heals_from_the_snapshot(mak
 
     in_order = run_front_end_store(messages)
     assert in_order["requests"] == [] and in_order["tables"] == chart.snapshot()["traces"]
+
+
+def test_a_stopped_run_is_smoothed_by_the_steps_it_ran():
+    from unsloth_nb.ui.loss_series import LossHistory
+
+    history = LossHistory()
+    history.ingest(Event("job", 0, 0.0, "progress", {"step": 1, "total_steps": 2000}))
+    for step in range(1, 9):
+        history.ingest(metrics(step))
+    assert history.smoothing == default_smoothing(2000), "while it runs: the planned length"
+    history.ingest(Event("job", 9, 9.0, "status", {"state": "cancelled"}))
+    assert history.smoothing == default_smoothing(8), "stopped at step 8: an 8-step curve"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fixtures import ALPACA_SEED, TEST_DATA, read_jsonl
 
-from unsloth_nb.config import DatasetConfig
+from unsloth_nb.config import DatasetConfig, TrainConfig
 from unsloth_nb.data import (
     Row,
     check_lengths,
@@ -413,7 +413,7 @@ def test_folders_and_extensions_we_do_not_read(tmp_path: Path):
 def test_overlong_rows_with_a_real_token_counter(tmp_path: Path):
     rows = [{"text": "short row"}, {"text": " ".join(["word"] * 40)}, {"text": "also short"}]
     path = write_jsonl(tmp_path, "long.jsonl", rows)
-    config = DatasetConfig(path=path)
+    config = DatasetConfig(path=path, long_rows="error")
 
     with pytest.raises(DatasetError) as caught:
         prepare_dataset(config, 32, count_tokens=count_words, base_dir=str(tmp_path))
@@ -432,8 +432,8 @@ def test_check_lengths_recounts_a_prepared_dataset(tmp_path: Path):
     assert len(prepared.train) == 2  # the estimate (~24 tokens) is not clearly over 24
 
     with pytest.raises(DatasetError, match=r"qa\.jsonl:2: row is 31 tokens, longer than max_seq_length=24"):
-        check_lengths(prepared, 24, count_words)
-    checked = check_lengths(prepared, 24, count_words, skip_invalid=True)
+        check_lengths(prepared, 24, count_words, long_rows="error")
+    checked = check_lengths(prepared, 24, count_words, skip_invalid=True, long_rows="error")
 
     assert checked.origins == ["qa.jsonl:1"]
     assert (checked.summary.rows, checked.summary.skipped, checked.summary.longest_tokens) == (1, 1, 4)
@@ -445,10 +445,109 @@ def test_estimates_only_flag_rows_clearly_over_the_limit(tmp_path: Path):
     rows = [{"text": "x" * 4 * 20}, {"text": "x" * 4 * 30}, {"text": "x" * 4 * 31}]
     path = write_jsonl(tmp_path, "est.jsonl", rows)
 
-    prepared = prepare(tmp_path, path, max_seq_length=20, skip_invalid=True)
+    prepared = prepare(tmp_path, path, max_seq_length=20, skip_invalid=True, long_rows="error")
 
     assert prepared.origins == ["est.jsonl:1", "est.jsonl:2"]
     assert prepared.skipped_problems == ["est.jsonl:3: row is ~31 tokens (estimate), longer than max_seq_length=20"]
+
+
+def test_over_long_rows_are_truncated_by_default_and_said_in_one_line(tmp_path: Path):
+    long_answer = " ".join(["w"] * 30)
+    rows = [
+        {"question": "short", "answer": "one two"},
+        {"question": "q", "answer": long_answer},  # 31 words: 7 cut at 24
+        {"question": " ".join(["p"] * 30), "answer": "lost"},  # the prompt alone fills 24: nothing to learn
+    ]
+    path = write_jsonl(tmp_path, "long.jsonl", rows)
+
+    prepared = prepare_dataset(DatasetConfig(path=path), 24, count_tokens=count_words, base_dir=str(tmp_path))
+
+    assert prepared.origins == ["long.jsonl:1", "long.jsonl:2"]
+    summary = prepared.summary
+    assert (summary.truncated_rows, summary.tokens_cut, summary.long_dropped, summary.skipped) == (1, 7, 1, 0)
+    assert summary.tokens == 3 + 24  # what the trainer sees after the cut
+    line = format_summary(summary).splitlines()[1]
+    assert line == (
+        "1 row(s) longer than max_seq_length=24 are truncated (7 tokens cut); "
+        "1 row(s) dropped: their answer starts past the limit (dataset.long_rows: truncate)."
+    )
+
+
+def test_long_rows_drop_and_error(tmp_path: Path):
+    rows = [{"text": "short row"}, {"text": " ".join(["word"] * 40)}]
+    path = write_jsonl(tmp_path, "long.jsonl", rows)
+
+    dropped = prepare_dataset(DatasetConfig(path=path, long_rows="drop"), 32, count_tokens=count_words, base_dir=str(tmp_path))
+    assert (dropped.summary.rows, dropped.summary.long_dropped, dropped.summary.truncated_rows) == (1, 1, 0)
+    assert "1 row(s) dropped: longer than max_seq_length=32 (dataset.long_rows: drop)" in format_summary(dropped.summary)
+
+    with pytest.raises(DatasetError, match="longer than max_seq_length=32"):
+        prepare_dataset(DatasetConfig(path=path, long_rows="error"), 32, count_tokens=count_words, base_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match=r"dataset\.long_rows"):
+        TrainConfig.from_dict({"model": "m", "dataset": {"path": path, "long_rows": "cut"}})
+
+
+def test_check_lengths_truncates_like_preflight(tmp_path: Path):
+    rows = [{"question": "q", "answer": "one two three"}, {"question": "q", "answer": " ".join(["w"] * 30)}]
+    prepared = prepare(tmp_path, write_jsonl(tmp_path, "qa.jsonl", rows), max_seq_length=24)
+
+    checked = check_lengths(prepared, 24, count_words)
+
+    assert (checked.summary.rows, checked.summary.truncated_rows, checked.summary.tokens_cut) == (2, 1, 7)
+    assert checked.summary.to_event()["truncated_rows"] == 1
+
+
+# ---------------------------------------------------------------------- column names people use
+@pytest.mark.parametrize(
+    ("header", "question", "answer"),
+    [
+        ("Question,Answer", "question", "answer"),
+        ("QUESTION,ANSWER", "question", "answer"),
+        ("input,output", "question", "answer"),
+        ("Prompt,Response", "question", "answer"),
+        ("query,response", "question", "answer"),
+        ("instruction,response", "question", "answer"),
+        ("Human,Assistant", "question", "answer"),
+        ("user,assistant", "question", "answer"),
+    ],
+)
+def test_column_names_match_without_case_and_common_synonyms(tmp_path: Path, header: str, question: str, answer: str):
+    (tmp_path / "export.csv").write_text(f"{header}\nWho won Super Bowl LIX?,The Eagles\n", encoding="utf-8")
+
+    prepared = prepare(tmp_path, "export.csv")
+
+    assert prepared.train[0]["messages"] == conversation(("user", "Who won Super Bowl LIX?"), ("assistant", "The Eagles"))
+    theirs = header.split(",")
+    assert prepared.summary.columns == {question: theirs[0], answer: theirs[1]}
+    assert f"({theirs[0]}->question, {theirs[1]}->answer)".replace("(", "(columns ") in format_summary(prepared.summary)
+
+
+def test_exact_names_and_explicit_mappings_are_not_guessed(tmp_path: Path):
+    exact = prepare(tmp_path, write_jsonl(tmp_path, "qa.jsonl", [{"question": "q", "answer": "a"}]))
+    assert exact.summary.columns == {}
+    assert "columns" not in format_summary(exact.summary)
+    alpaca = prepare(tmp_path, write_jsonl(tmp_path, "al.jsonl", [{"Instruction": "do", "Input": "x", "Output": "y"}]))
+    assert alpaca.summary.format == "alpaca"
+    mapped = prepare(tmp_path, write_jsonl(tmp_path, "m.jsonl", [{"q": "q", "a": "a"}]), columns={"question": "q", "answer": "a"})
+    assert mapped.summary.columns == {}
+
+
+# ---------------------------------------------------------------------- real-world shapes, no flags
+REAL_WORLD = REPO_ROOT / "tests" / "data" / "real_world"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in REAL_WORLD.iterdir()) if REAL_WORLD.is_dir() else [])
+def test_real_world_shaped_datasets_prepare_without_a_flag(name: str):
+    prepared = prepare_dataset(DatasetConfig(path=name), 256, base_dir=str(REAL_WORLD))
+
+    assert prepared.summary.rows >= 3
+    assert prepared.summary.skipped == 0
+    for row in prepared.train:
+        assert [turn["role"] for turn in row["messages"]][-2:] == ["user", "assistant"]
+
+
+def test_the_real_world_set_is_there():
+    assert len(list(REAL_WORLD.iterdir())) >= 6
 
 
 # ---------------------------------------------------------------------- choosing rows

@@ -200,7 +200,7 @@ def test_in_a_notebook_a_rental_asks_with_buttons(ip: InteractiveShell, monkeypa
     monkeypatch.setenv("RUNPOD_API_KEY", "rp_not_a_real_key_for_tests")
 
     with capture_output() as captured:
-        ip.run_line_magic("unsloth_train", f"{BIG_RUNPOD_FLAGS} --confirm-above 0.10 --max-cost 20 -o job")
+        ip.run_line_magic("unsloth_train", f"{BIG_RUNPOD_FLAGS} --confirm-above 0.05 --max-cost 20 -o job")
 
     box = _instances[captured.outputs[-1].data["application/vnd.jupyter.widget-view+json"]["model_id"]]
     question, (rent, cancel) = box.children[0], box.children[1].children

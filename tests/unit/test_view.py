@@ -86,6 +86,7 @@ def recorded_job(steps: int = 40, log_lines: int = 3, end: str | None = "succeed
     if end is not None:
         log.emit("artifact", name="adapter", path=str(folder.outputs / "adapter"))
         log.emit("status", state=end, previous="training")
+        record.artifacts["adapter"] = str(folder.outputs / "adapter")
         record.state = end
         record.finished = time.time()
         folder.save_record(record)
@@ -96,15 +97,16 @@ def recorded_job(steps: int = 40, log_lines: int = 3, end: str | None = "succeed
 def test_a_finished_job_replays_its_whole_history(comms: list[RecordingComm]) -> None:
     job = recorded_job(steps=40)
 
-    view = job.show()
+    view = JobView(job)
 
-    assert isinstance(view, JobView)
     assert view.state == "succeeded"
     assert (view.progress.value, view.progress.max, view.progress.bar_style) == (40, 40, "success")
     status = view.status_html.value
     assert "succeeded" in status and "step 40/40" in status and "loss 0.0750" in status
-    assert view.stop_button.disabled
+    assert view.stop_button.layout.display == "none", "a finished job has no Stop"
     assert view.chart.snapshot()["steps"] == 40
+    assert view.log_html.value == "", "a folded log sends nothing"
+    view.log_box.selected_index = 0  # the user opens the Log
     assert "saved adapter" in view.log_html.value
     assert "Saved adapter" in view.message_html.value
     bundle = view._repr_mimebundle_()
@@ -135,6 +137,7 @@ def test_the_log_window_keeps_only_the_newest_lines(comms: list[RecordingComm]) 
     job = recorded_job(steps=2, log_lines=1000)
 
     view = JobView(job, max_log_lines=50)
+    view.log_box.selected_index = 0
 
     text = view.log_html.value
     lines = text.split("</pre>")[0].split("\n")
@@ -148,6 +151,11 @@ def test_log_lines_reach_the_page_in_throttled_bounded_updates(comms: list[Recor
     view = JobView(job, interval=3600.0, max_log_lines=100)
     log_widget = view.log_html
     log_comm = next(c for c in comms if c.comm_id == log_widget.comm.comm_id)
+    for i in range(100):
+        job.log.emit("log", level="info", message=f"while folded {i:04d}", source="library")
+    view.flush()
+    assert log_comm.sent == [], "a folded log sends nothing"
+    view.log_box.selected_index = 0
     before = len(log_comm.sent)
 
     for i in range(2000):
@@ -182,9 +190,9 @@ def test_stop_button_cancels_a_running_job(comms: list[RecordingComm], tiny_mode
 
     assert job.state == "cancelled"
     view.flush()
-    assert view.stop_button.disabled
+    assert view.stop_button.layout.display == "none"
     assert view.progress.bar_style == "warning"
-    assert "Stopped" in view.message_html.value
+    assert "Stopped: stopped by the user" in view.message_html.value
 
 
 def test_job_table_lists_jobs_as_html_and_text() -> None:
@@ -198,3 +206,212 @@ def test_job_table_lists_jobs_as_html_and_text() -> None:
     assert done.id in table._repr_html_() and running.id in repr(table)
     assert "<table" in table._repr_html_()
     assert "succeeded" in repr(table)
+
+
+# ---------------------------------------------------------------------- issue 16: after the run
+def test_a_running_view_leaves_the_final_state_in_the_saved_output(comms: list[RecordingComm]) -> None:
+    """What a saved or nbconverted notebook keeps is the display's last bundle: it must be the end, not frame one."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    job = recorded_job(steps=0, log_lines=0, end=None)
+    shell = InteractiveShell.instance()
+    shell.user_ns["live_view"] = JobView(job, interval=0.01)
+    with capture_output() as captured:
+        shell.run_cell("live_view.display()")
+        first = captured.outputs[0].data
+        assert "Waiting" not in first["text/html"] and "LossChart" not in first["text/html"]
+        for step in range(1, 21):
+            job.log.emit("metrics", step=step, loss=2.0 / step, learning_rate=1e-4, grad_norm=0.5, memory_gb=1.25)
+            job.log.emit("progress", step=step, total_steps=20)
+        job.log.emit(
+            "summary", train_runtime=12.5, global_step=20, final_loss=0.1, num_tokens=4321, peak_memory_gb=1.5, memory="RAM"
+        )
+        job.log.emit("status", state="succeeded", previous="training")
+        deadline = time.monotonic() + 10
+        while len(captured.outputs) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    view = shell.user_ns.pop("live_view")
+    assert len(captured.outputs) == 2, "one display, then one update of it"
+    final = captured.outputs[-1].data
+    assert WIDGET_VIEW in final, "the live widget stays"
+    assert "succeeded" in final["text/html"] and "step 20/20" in final["text/html"]
+    assert "<svg" in final["text/html"], "the final chart as a static picture"
+    assert "peak RAM" in final["text/html"] and "4,321" in final["text/html"], "the summary"
+    assert "elapsed 00:00" not in final["text/plain"] or view.elapsed() < 0.5
+    view.close()
+
+
+def test_the_summary_and_status_line_report_eval_loss_memory_and_tokens(comms: list[RecordingComm]) -> None:
+    job = recorded_job(steps=10, end=None)
+    job.log.emit("metrics", step=10, eval_loss=0.4321)
+    job.log.emit(
+        "summary", train_runtime=83.0, global_step=10, final_loss=0.3, num_tokens=12345, peak_memory_gb=2.5, memory="GPU reserved"
+    )
+    job.log.emit("status", state="succeeded", previous="training")
+    view = JobView(job)
+
+    status = view.status_html.value
+    assert "eval 0.4321" in status and "mem 2.50 GB" in status
+    summary = dict(view.summary())
+    assert summary["runtime"] == "01:23"
+    assert summary["final loss"] == "0.3000" and summary["min loss"] == "0.3000 (step 10)"
+    assert summary["eval loss"] == "0.4321" and summary["tokens seen"] == "12,345"
+    assert summary["peak GPU memory (reserved)"] == "2.50 GB"
+    assert view.summary_html.layout.display is None and "12,345" in view.summary_html.value
+    view.close()
+
+
+def test_a_failed_job_without_steps_has_no_chart_no_stop_and_no_summary(comms: list[RecordingComm]) -> None:
+    job = recorded_job(steps=0, log_lines=0, end=None)
+    job.log.emit("error", message="the dataset has no rows", error_type="DataError")
+    job.log.emit("status", state="failed", previous="planning", reason="the dataset has no rows")
+    view = JobView(job)
+
+    assert view._ui().chart.layout.display == "none", "no empty chart for a job that logged nothing"
+    assert view.stop_button.layout.display == "none"
+    assert view.summary() == [] and view.summary_html.layout.display == "none"
+    assert "<svg" not in view.static_html() and "LossChart" not in view.static_html()
+    assert "Error: the dataset has no rows" in view.message_html.value
+    view.close()
+
+
+def test_a_stop_by_a_kernel_restart_says_the_process_was_exiting(comms: list[RecordingComm]) -> None:
+    job = recorded_job(steps=5, end=None)
+    job.log.emit("log", level="info", message="stop requested: the Python process is exiting", source="controller")
+    job.log.emit("status", state="cancelled", previous="training", reason="stopped by the user; checkpoint and adapter saved")
+    view = JobView(job)
+
+    outcome = view.outcome()
+    assert "stopped by the user" not in outcome
+    assert (
+        "Stopped: the kernel's Python process was exiting (a kernel restart or shutdown); checkpoint and adapter saved" in outcome
+    )
+    view.close()
+
+
+def test_job_show_draws_once() -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    job = recorded_job(steps=3)
+    shell = InteractiveShell.instance()
+    shell.user_ns["shown_job"] = job
+    with capture_output() as captured:
+        result = shell.run_cell("shown_job.show()")
+    shell.user_ns.pop("shown_job")
+    assert result.result is None, "show() returns nothing, so the cell does not display the view again"
+    drawn = [o for o in captured.outputs if job.id in o.data.get("text/plain", "") and not getattr(o, "update", False)]
+    assert len(drawn) == 1
+
+
+def test_resume_continues_a_stopped_job_and_try_it_answers_beside_the_base_model(
+    comms: list[RecordingComm], tiny_model: Path
+) -> None:
+    import unsloth_nb
+
+    job = unsloth_nb.train(
+        model=str(tiny_model),
+        dataset=str(demo_dataset_path()),
+        train__max_steps=24,
+        train__save_steps=4,
+        train__max_seq_length=512,
+        train__warmup_steps=1,
+        placement="local",
+    )
+    view = JobView(job)
+    deadline = time.monotonic() + 240
+    while not any(e.data.get("step", 0) >= 5 for e in job.events(kinds={"checkpoint"})) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.cancel()
+    job.wait(timeout=240)
+    view.flush()
+    assert job.state == "cancelled"
+    assert view.can_resume() and view.resume_button.layout.display is None, "Resume offered after a stop"
+    stopped_at = job.global_step
+
+    view.resume_button.click()
+    resumed = view.resumed[-1].job
+    resumed.wait(timeout=240)
+    assert resumed.state == "succeeded"
+    steps = [e.data["step"] for e in resumed.events(kinds={"metrics"}) if "loss" in e.data]
+    checkpoint_step = int(view.resume_checkpoint().name.split("-")[-1])
+    assert steps[0] == checkpoint_step + 1 and steps[-1] == 24, f"continued from step {checkpoint_step} (stopped at {stopped_at})"
+    assert "Resumed as" in view.resume_button.description
+
+    second = view.resumed[-1]
+    second.flush()
+    assert second.try_it.box.layout.display is None, "Try it is offered once a model exists"
+    second.try_it.question.value = "Who won Super Bowl LIX?"
+    thread = second.try_it.submit()
+    assert thread is not None
+    thread.join(timeout=120)
+    assert set(second.answers[-1]) == {"question", "fine-tuned", "base model"}
+    assert "fine-tuned" in second.try_it.answers.value and "base model" in second.try_it.answers.value
+    second.close()
+    view.close()
+
+
+# ---------------------------------------------------------------------- the job list and comparing runs
+def test_job_table_is_aligned_unwrapped_and_says_how_far_each_job_got(comms: list[RecordingComm]) -> None:
+    from unsloth_nb.jobs.store import list_jobs
+
+    done = recorded_job(steps=12)
+    failed = recorded_job(steps=0, log_lines=0, end=None)
+    failed.log.emit("error", message="RunPod refused the API key while trying to create a pod. Check RUNPOD_API_KEY")
+    failed._set_state("failed", "RunPod refused the API key")
+    failed.record.error = "RunPod refused the API key while trying to create a pod. Check RUNPOD_API_KEY (create one)"
+    failed.folder.save_record(failed.record)
+
+    table = JobTable(list_jobs())
+    rows = {row["id"]: row for row in table.row_dicts()}
+
+    assert rows[done.id]["steps"] == "12" and rows[done.id]["final_loss"] == "0.2500" and rows[done.id]["eval_loss"] == ""
+    assert rows[done.id]["result"] == "adapter", "a short result, not the adapter's full path"
+    assert len(rows[failed.id]["result"]) <= 48
+    text = repr(table).splitlines()
+    header = text[0]
+    done_line = next(line for line in text if line.startswith(done.id))
+    end = header.index("final loss") + len("final loss")
+    assert done_line[end - len("0.2500") : end] == "0.2500", "numbers end under the end of their header"
+    assert all(len(line.split("  ")[0]) == len(done.id) for line in text[1:3]), "ids on one line"
+    html_table = table._repr_html_()
+    assert html_table.count("white-space:nowrap") >= len(table.columns) * 2, "no cell wraps"
+    assert "text-align:right" in html_table.split("</thead>")[0], "numeric headers align like their cells"
+
+    bundle = table._repr_mimebundle_()
+    assert WIDGET_VIEW in bundle and "<table" in bundle["text/html"]
+
+
+def test_show_and_compare_from_the_job_table(comms: list[RecordingComm]) -> None:
+    from unsloth_nb.jobs.store import list_jobs
+    from unsloth_nb.ui.compare import CompareView
+
+    first, second = recorded_job(steps=30), recorded_job(steps=60)
+    table = JobTable(list_jobs())
+    table_widget = table.widget.children[0]
+    assert [row["id"] for row in table_widget.rows] == [second.id, first.id]
+
+    table_widget._handle_custom_msg({"type": "show", "id": first.id}, [])
+    assert isinstance(table.shown[-1], JobView) and table.shown[-1].job.id == first.id
+
+    table_widget._handle_custom_msg({"type": "compare", "ids": [first.id, second.id]}, [])
+    view = table.shown[-1]
+    assert isinstance(view, CompareView)
+    names = [t["name"] for t in view.spec()["traces"] if t.get("smooth")]
+    assert len(names) == 2 and first.id in names[0] and second.id in names[1]
+    snapshot = view.snapshot()
+    assert snapshot["traces"][first.id]["x"][-1] == 30 and snapshot["traces"][second.id]["x"][-1] == 60
+    assert "<svg" in view.static_html() and view.static_html().count("<path") == 2
+
+
+def test_compare_is_a_public_function_that_overlays_jobs() -> None:
+    import unsloth_nb
+
+    jobs = [recorded_job(steps=20), recorded_job(steps=40)]
+    view = unsloth_nb.compare([jobs[0].id, jobs[1]])
+
+    figure = view.figure()
+    smoothed_traces = [t for t in figure.data if t.showlegend is not False]
+    assert [list(t.x)[-1] for t in smoothed_traces] == [20, 40]
+    assert "20 steps" in view.text() and "40 steps" in view.text()

@@ -22,9 +22,13 @@ format                 columns
 ``text``               ``text`` (a plain-text corpus: no turns)
 =====================  ==========================================================
 
-No other names are guessed (``response`` is not taken for ``output``): a column
-under another name is mapped with ``DatasetConfig.columns`` ({our name: yours}),
-which is applied before detection.
+Column names people export under other spellings are recognised without a flag
+(:func:`infer_columns`): names match without regard to case (``Question``/``Answer``
+from a spreadsheet), and the common pairs input/output, prompt/response,
+query/response, instruction/response, human/assistant and user/assistant are read
+as a question and its answer. The mapping used is reported in the dataset summary.
+Anything else is mapped with ``DatasetConfig.columns`` ({our name: yours}), which
+is applied before detection and turns the guessing off.
 """
 
 from __future__ import annotations
@@ -75,6 +79,52 @@ CANONICAL_COLUMNS = (
     "text",
     "system",
 )
+
+
+#: Column pairs read as (question, answer) when no format's own columns are present, in
+#: the order tried. ``input``/``output`` without ``instruction`` is a Q&A pair too.
+QA_SYNONYMS: tuple[tuple[str, str], ...] = (
+    ("question", "answer"),
+    ("input", "output"),
+    ("prompt", "response"),
+    ("query", "response"),
+    ("instruction", "response"),
+    ("human", "assistant"),
+    ("user", "assistant"),
+    ("question", "response"),
+    ("prompt", "answer"),
+)
+
+
+def infer_columns(record: Mapping[str, Any]) -> dict[str, str]:
+    """A column mapping ({our name: yours}) for a row whose columns are spelled differently, or {}.
+
+    Empty when the row's own column names already identify a format. Otherwise
+    names are matched without regard to case and surrounding spaces; when that
+    still identifies no format, the first pair of :data:`QA_SYNONYMS` the row has
+    becomes question/answer (with a ``system`` column, whatever its case).
+    """
+    if detect_format(record) is not None:
+        return {}
+    by_folded: dict[str, str] = {}
+    for key in record:
+        if isinstance(key, str):
+            by_folded.setdefault(key.strip().lower(), key)
+    canonical = {ours: by_folded[ours] for ours in CANONICAL_COLUMNS if ours in by_folded}
+    if detect_format(_apply_columns(record, canonical)) is not None:
+        return {ours: theirs for ours, theirs in canonical.items() if ours != theirs}
+    for ask, answer in QA_SYNONYMS:
+        if ask in by_folded and answer in by_folded and record.get(by_folded[ask]) is not None:
+            names = {"question": by_folded[ask], "answer": by_folded[answer]}
+            if "system" in by_folded:
+                names["system"] = by_folded["system"]
+            return {ours: theirs for ours, theirs in names.items() if ours != theirs}
+    return {}
+
+
+def describe_columns(names: Mapping[str, str]) -> str:
+    """A mapping as the summary shows it: ``Question->question, Answer->answer``."""
+    return ", ".join(f"{theirs}->{ours}" for ours, theirs in names.items())
 
 
 def detect_format(record: Mapping[str, Any]) -> str | None:

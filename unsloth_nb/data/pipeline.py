@@ -13,8 +13,14 @@ from collections.abc import Mapping
 from os import PathLike
 
 from unsloth_nb.config import DatasetConfig
-from unsloth_nb.data.formats import ACCEPTED_FORMATS, FORMAT_LABELS, _check_column_mapping, _check_columns_present
-from unsloth_nb.data.lengths import _token_stats, estimate_tokens, keep_if_fits
+from unsloth_nb.data.formats import (
+    ACCEPTED_FORMATS,
+    FORMAT_LABELS,
+    _check_column_mapping,
+    _check_columns_present,
+    infer_columns,
+)
+from unsloth_nb.data.lengths import _long_row_stats, _token_stats, estimate_tokens, keep_if_fits
 from unsloth_nb.data.normalise import _normalise_record
 from unsloth_nb.data.readers import _records, _resolve
 from unsloth_nb.data.records import DatasetPreview, DatasetSummary, PreparedDataset, TokenCounter, _Part
@@ -38,7 +44,7 @@ def prepare_dataset(
     (default: the current directory); ``seed`` fixes which rows eval_split holds out.
     """
     train, evaluation = _read_config(config, max_seq_length, count_tokens, base_dir)
-    return _assemble(config, train, evaluation, config.skip_invalid, count_tokens is not None, seed)
+    return _assemble(config, train, evaluation, config.skip_invalid, count_tokens is not None, seed, max_seq_length)
 
 
 def inspect_dataset(
@@ -62,7 +68,9 @@ def inspect_dataset(
     problems = train.problems + (evaluation.problems if evaluation else [])
     preview = DatasetPreview(config.path, train.format, train.rows[:n], train.origins[:n], None, problems)
     try:
-        preview.summary = _assemble(config, train, evaluation, True, count_tokens is not None, EVAL_SPLIT_SEED).summary
+        preview.summary = _assemble(
+            config, train, evaluation, True, count_tokens is not None, EVAL_SPLIT_SEED, max_seq_length
+        ).summary
     except UnslothNbError as exc:
         preview.error = str(exc)
     return preview
@@ -87,12 +95,19 @@ def _assemble(
     skip_invalid: bool,
     exact_counts: bool,
     seed: int,
+    max_seq_length: int = 0,
 ) -> PreparedDataset:
     parts = [train] if evaluation is None else [train, evaluation]
+    columns = dict(train.columns)
+    long_stats = _long_row_stats(train, evaluation, max_seq_length, config.long_rows)
     problems = [p for part in parts for p in part.problems]
     for part in parts:
         if not part.rows:
-            raise DatasetError(f"{part.display}: none of its {part.records:,} rows can be used:", part.problems, _hint(part))
+            raise DatasetError(
+                f"{part.display}: none of its {part.records:,} rows can be used:",
+                part.problems + part.long_dropped,
+                _hint(part),
+            )
     if problems and not skip_invalid:
         with_problems = [part for part in parts if part.problems]
         total = sum(part.records for part in with_problems)
@@ -114,7 +129,9 @@ def _assemble(
         skipped=len(problems),
         eval_rows=len(evaluation.rows) if evaluation else 0,
         tokens_counted_with="tokenizer" if exact_counts else "estimate",
+        columns=columns,
         **_token_stats(train),
+        **long_stats,
     )
     return PreparedDataset(
         train=train.rows,
@@ -140,6 +157,7 @@ def _read_part(
     forced = None if config.format == "auto" else config.format
     part.format = forced
     names = dict(config.columns)
+    guess = not names
     count = count_tokens or estimate_tokens
     for record in _records(path, path_text, config.split):
         part.records += 1
@@ -148,11 +166,16 @@ def _read_part(
             continue
         if part.records == 1 and isinstance(record.value, Mapping):
             _check_columns_present(record.value, names, path_text)
+        if guess and isinstance(record.value, Mapping):
+            # The first row's column names decide the mapping for the file, as its header would.
+            guess = False
+            names = infer_columns(record.value)
+            part.columns = dict(names)
         for origin, outcome in _normalise_record(record, names, part, forced):
             if isinstance(outcome, str):
                 part.problems.append(f"{origin}: {outcome}")
                 continue
-            keep_if_fits(part, outcome, origin, count(outcome), max_seq_length, exact=count_tokens is not None)
+            keep_if_fits(part, outcome, origin, count(outcome), max_seq_length, count_tokens is not None, config.long_rows, count)
         if limit is not None and len(part.rows) >= limit:
             del part.rows[limit:], part.origins[limit:], part.tokens[limit:]
             break

@@ -40,6 +40,12 @@ class DatasetSummary:
     eval_rows: int = 0
     tokens_counted_with: str = "estimate"  # "estimate" (chars/4) or "tokenizer"
     longest_origin: str = ""  # `file:line` of the longest training row
+    columns: dict[str, str] = field(default_factory=dict)  # the column names guessed: {our name: yours}
+    truncated_rows: int = 0  # rows over max_seq_length that the trainer cuts (dataset.long_rows: truncate)
+    tokens_cut: int = 0  # tokens those cuts remove
+    long_dropped: int = 0  # rows dropped for their length (long_rows: drop, or an answer cut off entirely)
+    max_seq_length: int = 0
+    long_rows: str = ""  # the dataset.long_rows policy applied
 
     def to_event(self) -> dict[str, Any]:
         return {
@@ -50,6 +56,10 @@ class DatasetSummary:
             "longest_tokens": self.longest_tokens,
             "eval_rows": self.eval_rows,
             "source": self.source,
+            "columns": dict(self.columns),
+            "truncated_rows": self.truncated_rows,
+            "tokens_cut": self.tokens_cut,
+            "long_dropped": self.long_dropped,
         }
 
 
@@ -110,13 +120,36 @@ def format_summary(summary: DatasetSummary) -> str:
     parts = [f"{summary.rows:,} rows"]
     if summary.eval_rows:
         parts.append(f"{summary.eval_rows:,} eval rows")
+    label = FORMAT_LABELS.get(summary.format, summary.format)
+    if summary.columns:
+        label += " (columns " + ", ".join(f"{theirs}->{ours}" for ours, theirs in summary.columns.items()) + ")"
     parts += [
-        FORMAT_LABELS.get(summary.format, summary.format),
+        label,
         tokens,
         f"longest {summary.longest_tokens:,} tokens",
         f"{summary.skipped:,} skipped",
     ]
-    return f"{summary.source}: " + ", ".join(parts)
+    line = f"{summary.source}: " + ", ".join(parts)
+    long_rows = long_rows_line(summary)
+    return f"{line}\n{long_rows}" if long_rows else line
+
+
+def long_rows_line(summary: DatasetSummary) -> str:
+    """One line on rows over max_seq_length: how many are cut, the tokens lost, and rows dropped; "" if none."""
+    if not summary.truncated_rows and not summary.long_dropped:
+        return ""
+    about = "~" if summary.tokens_counted_with == "estimate" else ""
+    limit = f"max_seq_length={summary.max_seq_length:,}" if summary.max_seq_length else "max_seq_length"
+    parts = []
+    if summary.truncated_rows:
+        parts.append(
+            f"{about}{summary.truncated_rows:,} row(s) longer than {limit} are truncated "
+            f"({about}{summary.tokens_cut:,} tokens cut)"
+        )
+    if summary.long_dropped:
+        why = "their answer starts past the limit" if summary.long_rows == "truncate" else f"longer than {limit}"
+        parts.append(f"{about}{summary.long_dropped:,} row(s) dropped: {why} (dataset.long_rows: {summary.long_rows})")
+    return "; ".join(parts) + "."
 
 
 def _short_number(value: int) -> str:
@@ -140,3 +173,7 @@ class _Part:
     problems: list[str] = field(default_factory=list)
     records: int = 0
     unknown_format: bool = False
+    columns: dict[str, str] = field(default_factory=dict)
+    truncated: int = 0  # rows kept over max_seq_length (the trainer cuts them)
+    tokens_cut: int = 0
+    long_dropped: list[str] = field(default_factory=list)  # `origin: why` of rows dropped for their length

@@ -50,6 +50,9 @@ def import_unsloth() -> Any:
     # kernel's own thread, the chart, other processes): measured 6x slower steps on a
     # busy 2-core machine. Only effective before torch loads; a user's choice wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from unsloth_nb.engine.quiet import silence_exit_leak_reports
+
+    silence_exit_leak_reports()  # before Triton loads: its exit handlers run first
     try:
         import unsloth
     except ImportError as exc:
@@ -165,7 +168,13 @@ def validate_lengths(dataset: PreparedDataset, config: TrainConfig, tokenizer: A
     check = getattr(data, "check_lengths", None)
     if check is None:  # the dataset module predates exact counting
         return dataset
-    return check(_with_origins(dataset), config.train.max_seq_length, token_counter(tokenizer), config.dataset.skip_invalid)
+    return check(
+        _with_origins(dataset),
+        config.train.max_seq_length,
+        token_counter(tokenizer),
+        config.dataset.skip_invalid,
+        config.dataset.long_rows,
+    )
 
 
 def _with_origins(dataset: PreparedDataset) -> PreparedDataset:
@@ -266,7 +275,11 @@ def _report_exact_count(before: PreparedDataset, after: PreparedDataset, hooks: 
         message=f"Counted with the tokenizer: {summary.rows} rows, {summary.tokens:,} tokens, longest {summary.longest_tokens}.",
         source="engine",
     )
-    if summary.rows != before.summary.rows:
+    from unsloth_nb.data.records import long_rows_line
+
+    if long_rows_line(summary):
+        hooks.emit("log", level="info", message=long_rows_line(summary), source="engine")
+    if summary.rows != before.summary.rows or summary.truncated_rows:
         hooks.emit("summary", **summary.to_event())
 
 

@@ -156,6 +156,8 @@ def train(
         _remove_progress_printers(trainer)
         if config.train.train_on_responses_only and any("messages" in row for row in dataset.train):
             mask_prompts(trainer, tokenizer, next(row for row in dataset.train if "messages" in row), hooks)
+        if not config.train.packing:
+            enforce_max_length(trainer, config.train.max_seq_length, hooks)
 
     # transformers/accelerate force a full garbage collection when training starts; over the
     # ~500k objects torch and Unsloth leave behind it held an in-kernel job's notebook for
@@ -163,13 +165,80 @@ def train(
     gc.freeze()
     output = trainer.train(resume_from_checkpoint=resume)
     state = trainer.state
-    return TrainOutcome(
+    outcome = TrainOutcome(
         global_step=state.global_step,
         total_steps=state.max_steps,
         final_loss=callback.last_loss if callback.last_loss is not None else _float(output.training_loss),
         stopped=callback.stopped,
         train_runtime=float(output.metrics.get("train_runtime", 0.0)),
         last_checkpoint=latest_checkpoint(checkpoint_dir(output_dir)),
+    )
+    peak, kind = peak_memory_gb()
+    summary: dict[str, Any] = {
+        "train_runtime": round(outcome.train_runtime, 2),
+        "global_step": outcome.global_step,
+        "peak_memory_gb": round(peak, 3),
+        "memory": kind,
+    }
+    if outcome.final_loss is not None:
+        summary["final_loss"] = outcome.final_loss
+    if callback.tokens_seen is not None:
+        summary["num_tokens"] = int(callback.tokens_seen)
+    hooks.emit("summary", **summary)
+    return outcome
+
+
+def peak_memory_gb() -> tuple[float, str]:
+    """Peak memory of this process in GiB: reserved GPU memory as Unsloth's notebooks print it, else RAM.
+
+    ``torch.cuda.max_memory_reserved`` on a GPU; the process's peak resident set
+    (``getrusage``, KiB on Linux, bytes on macOS) on a CPU.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_reserved() / 2**30, "GPU reserved"
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (peak / 2**30 if sys.platform == "darwin" else peak / 2**20), "RAM"
+
+
+#: Token columns a tokenized training row may carry, cut together when a row is truncated.
+_TOKEN_COLUMNS = ("input_ids", "attention_mask", "labels", "completion_mask", "assistant_masks", "token_type_ids")
+
+
+def enforce_max_length(trainer: Any, max_length: int, hooks: EngineHooks) -> None:
+    """Make sure no tokenized row is longer than max_seq_length, and say how many sit at the limit.
+
+    TRL and Unsloth truncate while they tokenize (keeping the start); this checks it
+    happened, cuts any row that slipped through the same way, and reports the count so
+    it can be compared with what the dataset check promised (``dataset.long_rows``).
+    """
+    cut_total = 0
+    longest = 0
+    for name in ("train_dataset", "eval_dataset"):
+        rows = getattr(trainer, name, None)
+        if rows is None or "input_ids" not in getattr(rows, "column_names", ()):
+            continue
+        lengths = [len(ids) for ids in rows["input_ids"]]
+        over = sum(1 for n in lengths if n > max_length)
+        if over:
+            columns = [c for c in _TOKEN_COLUMNS if c in rows.column_names]
+
+            def cut(row: dict[str, Any], keep: list[str] = columns) -> dict[str, Any]:
+                return {c: row[c][:max_length] for c in keep}
+
+            setattr(trainer, name, rows.map(cut))
+        if name == "train_dataset":
+            longest = min(max(lengths, default=0), max_length)
+            cut_total = sum(1 for n in lengths if n >= max_length)
+    hooks.emit(
+        "log",
+        level="info",
+        message=f"Tokenized training rows: longest {longest} tokens; {cut_total} at max_seq_length={max_length}.",
+        source="engine",
     )
 
 
@@ -309,6 +378,7 @@ def _make_event_callback(base: type) -> type:
             self._start_step = 0
             self._last_tokens: float | None = None
             self._last_time = 0.0
+            self.tokens_seen: float | None = None
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self._started = self._last_time = time.perf_counter()
@@ -361,7 +431,9 @@ def _make_event_callback(base: type) -> type:
                 if self._last_tokens is not None and now > self._last_time and tokens >= self._last_tokens:
                     data["tokens_per_second"] = (tokens - self._last_tokens) / (now - self._last_time)
                 self._last_tokens = tokens
+                self.tokens_seen = tokens
             self._last_time = now
+            data["memory_gb"] = round(peak_memory_gb()[0], 3)
             self.last_loss = data.get("loss")
             self.hooks.emit("metrics", **data)
 

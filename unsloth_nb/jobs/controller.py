@@ -29,6 +29,7 @@ from unsloth_nb.backends.base import JobContext, JobHooks
 from unsloth_nb.backends.registry import get_backend, loaded_backends
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.credentials import has_secret, redact
+from unsloth_nb.engine.quiet import capture_job_output
 from unsloth_nb.errors import BackendError, JobCancelledError, JobNotFoundError, UnslothNbError
 from unsloth_nb.jobs.job import Job, find_live_job, job_ended, live_jobs
 from unsloth_nb.jobs.preflight import Prepared, ask_for_secrets, prepare
@@ -55,6 +56,7 @@ def launch(
     prompt_for_secrets: bool = False,
     earlier: Sequence[UnslothNbError] = (),
     context: contextvars.Context | None = None,
+    judge_yes: bool = False,
 ) -> Job | None:
     """Prepare, show the plan (``on_plan``), ask for missing keys, confirm a rental when it must be, start.
 
@@ -64,8 +66,10 @@ def launch(
     keys are asked for in a hidden prompt only after the plan (and its price) was
     shown. ``confirm=None`` never asks (``--yes``). A rental that starts without asking
     is said through ``say`` (one line naming the threshold), so spending never starts silently.
+    ``judge_yes`` (the front end's ``--yes``): the judge's cost estimate is not asked about either.
     """
     prepared = prepare(config, base_dir, prompt_for_secrets=prompt_for_secrets, earlier=earlier)
+    prepared.judge_yes = judge_yes
     if on_plan is not None:
         on_plan(prepared)
     if prepared.missing_secrets:
@@ -114,6 +118,9 @@ def start_job(prepared: Prepared, *, context: contextvars.Context | None = None)
     folder.write_json("inputs.json", {"base_dir": str(prepared.base_dir)})
     job = Job(record, folder, config, prepared.plan)
     job.log.emit("status", state="created", placement=prepared.plan.placement)
+    if prepared.heldout is not None:
+        prepared.heldout.save(folder.path)  # evaluation never scores a row the model trained on
+        job.log.emit("log", level="info", message=prepared.heldout.describe(), source="judge")
     ctx = JobContext(
         job_id=record.id,
         config=config,
@@ -127,7 +134,10 @@ def start_job(prepared: Prepared, *, context: contextvars.Context | None = None)
         set_state=job._set_state,
         record=record,
         context=context or contextvars.copy_context(),
+        shared=_evaluation_shared(job, heldout=prepared.heldout, yes=prepared.judge_yes),
     )
+    # What libraries print while the job runs goes to its log and output.log, not the cell.
+    capture_job_output(ctx.context, job.log, folder.path / "output.log")
     job._drive(submit(JobController(job, ctx).run(), context=ctx.context))
     return job
 
@@ -188,6 +198,7 @@ def _reattach(job: Job) -> None:
         stop_reasons=job.stop_reasons,
         set_state=job._set_state,
         record=job.record,
+        shared=_evaluation_shared(job),
     )
     job.log.emit(
         "log",
@@ -196,6 +207,15 @@ def _reattach(job: Job) -> None:
         source="controller",
     )
     job._drive(submit(JobController(job, ctx).reattach(), context=ctx.context))
+
+
+def _evaluation_shared(job: Job, *, heldout: object = None, yes: bool = False) -> dict[str, object]:
+    """What the evaluation phases read from ``ctx.shared``: the held-out questions, where the report goes
+    (the job folder), and whether the front end's --yes also covers the judge's estimate."""
+    shared: dict[str, object] = {"job_folder": job.folder.path, "job_id": job.id, "judge_yes": yes}
+    if heldout is not None:
+        shared["heldout"] = heldout
+    return shared
 
 
 # ---------------------------------------------------------------------- the controller

@@ -23,18 +23,70 @@ from unsloth_nb.jobs.lifecycle import EVENT_KINDS
 #: fails in its tests rather than silently missing from the chart).
 PAYLOAD_KEYS: dict[str, frozenset[str]] = {
     "status": frozenset({"state", "previous", "reason", "placement"}),
-    "metrics": frozenset({"step", "loss", "learning_rate", "grad_norm", "epoch", "tokens_per_second", "eval_loss", "num_tokens"}),
+    "metrics": frozenset(
+        {"step", "loss", "learning_rate", "grad_norm", "epoch", "tokens_per_second", "eval_loss", "num_tokens", "memory_gb"}
+    ),  # memory_gb: peak so far (reserved GPU memory, or the process's RAM on a CPU)
     "progress": frozenset({"step", "total_steps", "eta_seconds", "elapsed_seconds"}),
     "log": frozenset({"level", "message", "source"}),
     "checkpoint": frozenset({"step", "path", "url"}),  # url: the copy pushed to the Hub
     "artifact": frozenset({"name", "path", "bytes", "kind", "url"}),
-    "cost": frozenset({"usd_so_far", "usd_per_hour", "gpu"}),
+    "cost": frozenset({"usd_so_far", "usd_per_hour", "gpu", "source"}),
     "error": frozenset({"message", "error_type", "hint", "log_tail"}),
-    "summary": frozenset(
-        {"rows", "format", "skipped", "tokens", "longest_tokens", "eval_rows", "source", "model", "params", "device"}
+    # The judge's progress (done/total) and result (evaluate/): win/tie/loss, rate, interval, consistency, cost;
+    # also any judged set of answers: which phase, the scores (name -> mean), how many, by whom, cost, where kept.
+    "evaluation": frozenset(
+        {
+            "phase",
+            "scores",
+            "count",
+            "usd",
+            "path",
+            "samples",
+            "message",
+            "stage",
+            "done",
+            "total",
+            "questions",
+            "wins",
+            "ties",
+            "losses",
+            "no_verdict",
+            "not_judged",
+            "win_rate",
+            "ci_low",
+            "ci_high",
+            "consistency",
+            "cost_usd",
+            "judge",
+            "error",
+            "report",
+        }
     ),
-    # A judged set of answers: which phase, the scores (name -> mean), how many, by whom, what it cost, where it is kept.
-    "evaluation": frozenset({"phase", "scores", "count", "judge", "usd", "path", "samples", "message"}),
+    "summary": frozenset(
+        {
+            "rows",
+            "format",
+            "skipped",
+            "tokens",
+            "longest_tokens",
+            "eval_rows",
+            "source",
+            "model",
+            "params",
+            "device",
+            "columns",
+            "truncated_rows",
+            "tokens_cut",
+            "long_dropped",
+            # the end of training: what the run took and used
+            "train_runtime",
+            "global_step",
+            "final_loss",
+            "num_tokens",
+            "peak_memory_gb",
+            "memory",
+        }
+    ),
     # A phase's PhaseResult.to_json(): the named artifacts (paths relative to the output folder) and metrics.
     "result": frozenset({"phase", "artifacts", "metrics", "stopped", "stop_reason"}),
 }

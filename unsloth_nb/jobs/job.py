@@ -214,15 +214,30 @@ class Job:
         with _live_lock:
             return self in _live_jobs
 
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, **kwargs: Any) -> Any:
+        """Judge this job's fine-tune against its base (see ``unsloth_nb.evaluate.evaluate_job``); returns the report."""
+        from unsloth_nb.evaluate import evaluate_job
+
+        return evaluate_job(self, **kwargs)
+
+    @property
+    def evaluation(self) -> Any:
+        """The judge's report (``.table`` is a pandas DataFrame), or None before an evaluation."""
+        from unsloth_nb.evaluate.report import EvaluationReport
+
+        return EvaluationReport.load(self.folder.path)
+
     # ------------------------------------------------------------------ display
-    def show(self) -> Any:
+    def show(self) -> None:
         """Display the job's live view (status, progress, chart, Stop) in a notebook.
 
         The notebook layer says how (:func:`set_job_display`); this package never imports it.
+        Returns nothing: a returned view would be displayed a second time as the cell's value.
         """
         if _display is None:
             raise UnslothNbError("no notebook view is registered for jobs; import unsloth_nb.ui.view first")
-        return _display(self)
+        _display(self)
 
     def _ipython_display_(self) -> None:
         self.show()

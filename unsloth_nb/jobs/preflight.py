@@ -17,6 +17,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from unsloth_nb.backends.base import SecretNeed
 from unsloth_nb.backends.registry import backend_names, get_backend
@@ -43,6 +44,8 @@ class Prepared:
     plan: Plan
     base_dir: Path
     missing_secrets: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    heldout: Any = None  # evaluate.holdout.HeldOut: the judge's questions, kept out of training
+    judge_yes: bool = False  # the front end's --yes: the judge's estimate need not be asked about
 
     def ask_for_secrets(self) -> None:
         """Ask for the keys still missing (hidden prompt, nothing stored); raise naming every one still missing."""
@@ -80,6 +83,13 @@ def prepare(
     dataset = None
     if not any(field.startswith("dataset.") for field in bad_fields):
         dataset = found.attempt(prepare_dataset, config.dataset, config.train.max_seq_length, base_dir=str(base))
+    heldout = None
+    if dataset is not None and config.judge.enabled and not any(f.startswith("judge.") for f in bad_fields):
+        from unsloth_nb.evaluate.run import prepare_heldout
+
+        split = found.attempt(prepare_heldout, config, dataset, base)
+        if split is not None:
+            dataset, heldout = split
     job_plan = None
     planning = Problems()
     if "model.name" not in bad_fields:
@@ -93,6 +103,12 @@ def prepare(
             f"train.save_steps set to {every}: a checkpoint about every {POD_CHECKPOINT_EVERY_S / 60:.0f} min of "
             "training on the pod (set train.save_steps to choose)."
         )
+    if heldout is not None and job_plan is not None:
+        from unsloth_nb.evaluate.judging import preflight_line
+
+        items = heldout.items[: config.judge.max_questions] if config.judge.max_questions else heldout.items
+        job_plan.reasons.append(heldout.describe() + ".")
+        job_plan.reasons.append(preflight_line(config.judge, [(item.question, item.reference) for item in items]))
     placement: str | None = job_plan.placement if job_plan is not None else config.placement
     if placement not in backend_names():
         placement = None  # ``auto`` and no plan: not placed, so no placement's rules or keys apply
@@ -107,7 +123,7 @@ def prepare(
         found.add(MissingSecretError.of(missing))
     found.raise_if_any()
     assert dataset is not None and job_plan is not None  # no problem found means both were made
-    return Prepared(config, dataset, job_plan, base, missing_secrets=missing)
+    return Prepared(config, dataset, job_plan, base, missing_secrets=missing, heldout=heldout)
 
 
 # ---------------------------------------------------------------------- keys

@@ -45,4 +45,13 @@ def all_phases() -> list[Phase]:
         return list(_phases)
 
 
+def _register_built_in_extras() -> None:
+    """The judge's phases: ``answers`` after ``save``, ``judge`` after it (each applies only with ``judge:``)."""
+    from unsloth_nb.phases.evaluation import register
+
+    register()
+
+
+_register_built_in_extras()
+
 __all__ = ["all_phases", "register_phase", "unregister_phase"]

@@ -137,18 +137,6 @@ TRAINING_TFLOPS: dict[str, float] = {
 #: Assumed for a GPU missing from TRAINING_TFLOPS (a mid-range card).
 DEFAULT_TRAINING_TFLOPS = 40.0
 
-#: Preferred GPUs per model-size class, tried before any other GPU that fits.
-#: Each entry: (largest parameter count in the class, class name, ids in order).
-#: These favour enough memory for real sequence lengths and a fast card over the
-#: cheapest card that merely fits Unsloth's minimum; every other GPU that fits
-#: follows, cheapest first.
-SIZE_CLASS_PREFERENCES: tuple[tuple[float, str, tuple[str, ...]], ...] = (
-    (10e9, "up to ~10B", ("NVIDIA GeForce RTX 4090", "NVIDIA RTX A6000", "NVIDIA A100 80GB PCIe")),
-    (20e9, "~13-14B", ("NVIDIA A100 80GB PCIe", "NVIDIA A100-SXM4-80GB", "NVIDIA RTX A6000")),
-    (45e9, "~30-32B", ("NVIDIA A100 80GB PCIe", "NVIDIA H100 PCIe")),
-    (float("inf"), "~70B and above", ("NVIDIA H100 PCIe", "NVIDIA H100 80GB HBM3", "NVIDIA H100 NVL")),
-)
-
 
 def training_tflops(gpu_name: str) -> float | None:
     """Throughput for a gpuTypeId or an ``nvidia-smi`` name, or None when unknown."""
@@ -162,14 +150,6 @@ def training_tflops(gpu_name: str) -> float | None:
         if _squash(option.display_name) in wanted:
             return TRAINING_TFLOPS.get(option.gpu_type_id)
     return None
-
-
-def size_class(params: float) -> tuple[str, tuple[str, ...]]:
-    """The class name and preferred GPU ids for a model of ``params`` parameters."""
-    for limit, name, ids in SIZE_CLASS_PREFERENCES:
-        if params <= limit:
-            return name, ids
-    return SIZE_CLASS_PREFERENCES[-1][1], SIZE_CLASS_PREFERENCES[-1][2]  # pragma: no cover - last limit is inf
 
 
 def all_known_gpus() -> list[GpuOption]:

@@ -11,12 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from unsloth_nb.backends.registry import get_backend
-from unsloth_nb.planning.planner import rough_duration
 
 if TYPE_CHECKING:
     from unsloth_nb.planning.planner import Plan
 
-__all__ = ["format_plan"]
+__all__ = ["STOCK_NOTE", "format_plan"]
 
 
 def format_plan(plan: Plan, max_gpus: int = 5) -> str:
@@ -34,16 +33,9 @@ def format_plan(plan: Plan, max_gpus: int = 5) -> str:
         rows.append(("Steps", f"{plan.total_steps:,} (~{plan.tokens_per_step or 0:,} tokens per step)"))
     else:
         rows.append(("Steps", "unknown (no dataset summary or train.max_steps)"))
-    if plan.estimated_seconds is not None:
-        rows.append(
-            (
-                "Time",
-                f"~{rough_duration(plan.estimated_seconds)} (rough; ~{plan.tokens_per_second or 0:,.0f} tokens/s, "
-                f"incl. ~{rough_duration(plan.startup_seconds or 0)} start-up)",
-            )
-        )
-    else:
-        rows.append(("Time", "not estimated"))
+    rows.append(("Time", plan.time_text(detail=True)))
+    if plan.estimate_errors:
+        rows.append(("Past estimates", plan.estimate_errors))
     if backend.rents:
         price = f"${plan.usd_per_hour:.2f}/h ({plan.cloud_type})" if plan.usd_per_hour is not None else "price unknown"
         cost = (
@@ -56,6 +48,9 @@ def format_plan(plan: Plan, max_gpus: int = 5) -> str:
             rows.append(("Pod", plan.pod.describe()))
     else:
         rows.append(("Cost", f"none ({backend.name})"))
+    if plan.gpu_choice:
+        rows.append(("GPU choice", plan.gpu_choice))
+    rows.append(("Keys", _keys(plan.needs_secrets)))
     width = max(len(label) for label, _ in rows)
     lines = [headline] + [f"  {label.ljust(width)}  {value}" for label, value in rows]
 
@@ -79,6 +74,7 @@ def format_plan(plan: Plan, max_gpus: int = 5) -> str:
             lines.append("    " + "  ".join(cells).rstrip())
         if len(plan.gpu_candidates) > max_gpus:
             lines.append(f"    ... and {len(plan.gpu_candidates) - max_gpus} more")
+        lines.append(STOCK_NOTE)
     if plan.reasons:
         lines.append("  Why:")
         lines += [f"    - {r}" for r in plan.reasons]
@@ -86,6 +82,27 @@ def format_plan(plan: Plan, max_gpus: int = 5) -> str:
         lines.append("  Warnings:")
         lines += [f"    ! {w}" for w in plan.warnings]
     return "\n".join(lines)
+
+
+#: What the stock column's "-" means, said under every GPU table.
+STOCK_NOTE = (
+    "    stock: RunPod's live stockStatus (High/Medium/Low/None); '-' = not known (the plan used the offline "
+    "catalogue), counted as available. Catalogue prices are indicative."
+)
+
+
+def _keys(needed: list[str]) -> str:
+    """Each key the job needs, whether it is set here, and why."""
+    if not needed:
+        return "none needed"
+    import os
+
+    said = []
+    for line in needed:
+        name, _, why = line.partition(": ")
+        state = "set" if os.environ.get(name) else "not set in the environment"
+        said.append(f"{name} ({state}) - {why}")
+    return "; ".join(said)
 
 
 def _price(value: float | None) -> str:

@@ -33,12 +33,12 @@ from unsloth_nb.backends.registry import backend_names, get_backend
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary
 from unsloth_nb.errors import ConfigError, PlanError, set_field
+from unsloth_nb.planning.calibration import hardware_key
 from unsloth_nb.planning.gpu_catalog import (
     DEFAULT_TRAINING_TFLOPS,
     GPU_CATALOG,
     GpuOption,
     all_known_gpus,
-    size_class,
     training_tflops,
 )
 from unsloth_nb.planning.hardware import LOCAL_DEVICE_ENV, LocalHardware, detect_local_hardware
@@ -103,9 +103,16 @@ QLORA_SPEED_FACTOR = 0.8
 #: Small models are bound by kernel launches, not FLOPs; no GPU estimate goes above this.
 GPU_MAX_TOKENS_PER_SECOND = 30_000.0
 
-#: CPU: ~200 tokens/s for a 135M model on 2 cores (training.md §2.4), scaled inversely
-#: with params and linearly with cores up to 16 (memory bandwidth stops it after that).
-CPU_TOKENS_PER_SECOND_135M_2_CORES = 200.0
+#: CPU: ~95 tokens/s for a 135M model on 2 shared cores (SmolLM2-135M, LoRA r=16, measured
+#: 80-110 tokens/s in the quickstart and the demo; training.md's 200 was an idle machine),
+#: scaled inversely with params and linearly with cores up to 16 (memory bandwidth stops it).
+#: Once this machine has run a job, :mod:`unsloth_nb.planning.calibration` corrects it.
+CPU_TOKENS_PER_SECOND_135M_2_CORES = 95.0
+
+#: Fixed cost of one optimizer step besides its tokens (optimizer, logging, Python): what bounds a
+#: tiny model, whose tokens cost almost nothing (2,000 steps of the test model took 5-12 min on 2 cores).
+CPU_STEP_OVERHEAD_S = 0.15
+GPU_STEP_OVERHEAD_S = 0.05
 
 #: Without train.save_steps, a job on a pod keeps a checkpoint about this often (in estimated
 #: training seconds), so a lost pod costs at most this much training; shorter jobs keep none.
@@ -136,6 +143,21 @@ class Plan:
     tokens_per_second: float | None = None
     tokens_per_step: int | None = None
     pod: PodResources | None = None  # a rented machine only: container disk, vCPUs and RAM it is created with
+    training_seconds: float | None = None  # the steps alone, without start-up
+    calibration: str | None = None  # where the speed came from, when earlier jobs corrected it
+    estimate_errors: str | None = None  # how far the last jobs' estimates were from their real time
+    needs_secrets: list[str] = dataclasses.field(default_factory=list)  # "HF_TOKEN: why", one per key
+    gpu_choice: str | None = None  # RunPod: why the first card, and the runner-up
+
+    def time_text(self, detail: bool = False) -> str:
+        """The estimate as one phrase; the panel's summary and the full plan both use it, so they agree."""
+        if self.estimated_seconds is None:
+            return "not estimated"
+        text = f"~{rough_duration(self.estimated_seconds)}"
+        if self.training_seconds is not None and self.startup_seconds is not None:
+            text += f" (~{rough_duration(self.startup_seconds)} start-up + ~{rough_duration(self.training_seconds)} training"
+            text += f", ~{self.tokens_per_second or 0:,.0f} tokens/s)" if detail else ")"
+        return text + (f"; {self.calibration}" if detail and self.calibration else "; rough" if detail else "")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``--json`` and the job folder."""
@@ -195,23 +217,38 @@ def plan(
         reasons.append("4-bit loading needs a CUDA GPU; on the CPU the model loads in 16 bit.")
     need = gpu_need if device == "cuda" else cpu_need
 
+    steps, tokens_per_step = _steps(config, dataset, reasons)
     candidates: list[GpuOption] = []
     cloud: str | None = None
+    gpu_choice: str | None = None
+    startup = backend.startup_seconds(size.params * 2 / 1e9)
     if backend.rents:
         cloud = config.runpod.cloud_type
-        candidates = _gpu_candidates(config, size, gpu_need, catalogue, user_gpus, reasons, warnings)
+        candidates, gpu_choice = _gpu_candidates(
+            config, size, gpu_need, catalogue, user_gpus, reasons, warnings, steps, tokens_per_step, startup
+        )
     for note, is_warning in backend.plan_notes(config):
         (warnings if is_warning else reasons).append(note)
-
-    steps, tokens_per_step = _steps(config, dataset, reasons)
     if dataset is not None and dataset.longest_tokens > train.max_seq_length:
         warnings.append(
             f"The longest row has {dataset.longest_tokens:,} tokens, more than train.max_seq_length "
             f"{train.max_seq_length:,}; longer rows are truncated."
         )
-    speed = _tokens_per_second(size, device, four_bit, local, candidates)
-    startup = backend.startup_seconds(size.params * 2 / 1e9)
-    seconds = startup + steps * tokens_per_step / speed if steps is not None else None
+    gpu_name = candidates[0].gpu_type_id if candidates else local.name
+    step_seconds = prior_step_seconds(
+        size.active_params or size.params, tokens_per_step, device, four_bit, local.cpu_count, gpu_name
+    )
+    calibrated = None
+    if backend.in_process:  # calibration learns this machine's speed from its own finished jobs
+        from unsloth_nb.planning.calibration import calibrate
+
+        calibrated = calibrate(hardware_key(local), size.active_params or size.params)
+        if calibrated is not None:
+            step_seconds *= calibrated.step_factor
+            startup *= calibrated.overhead_factor
+    speed = tokens_per_step / step_seconds
+    training = steps * step_seconds if steps is not None else None
+    seconds = startup + training if training is not None else None
 
     usd_per_hour = None
     cost = None
@@ -247,6 +284,11 @@ def plan(
         startup_seconds=round(startup),
         tokens_per_second=round(speed, 1),
         tokens_per_step=tokens_per_step,
+        training_seconds=round(training) if training is not None else None,
+        calibration=calibrated.describe() if calibrated is not None else None,
+        estimate_errors=_estimate_errors() if backend.in_process else None,
+        needs_secrets=secrets_needed(config, placement),
+        gpu_choice=gpu_choice,
     )
     if backend.rents:  # a rented machine is created with a disk, vCPUs and RAM sized for this job
         save_steps = config.train.save_steps or default_save_steps(result)
@@ -382,10 +424,13 @@ def _gpu_candidates(
     user_gpus: list[GpuOption],
     reasons: list[str],
     warnings: list[str],
-) -> list[GpuOption]:
-    """RunPod GPUs in the order to try: the user's list as given, else the size class's
-    preferred cards that fit, then every other card that fits, cheapest first. Cards
-    RunPod reports out of stock go last."""
+    steps: int | None,
+    tokens_per_step: int,
+    startup: float,
+) -> tuple[list[GpuOption], str | None]:
+    """RunPod GPUs in the order to try, and why the first one: the user's list as given, else
+    every card that fits, lowest estimated total cost (price x (start-up + training)) first.
+    Cards RunPod reports out of stock go last."""
     cloud, community = config.runpod.cloud_type, config.runpod.allow_community
     priced = {g.gpu_type_id: g for g in catalogue}
     if user_gpus:
@@ -397,7 +442,7 @@ def _gpu_candidates(
                     f"(+{1 - GPU_MEMORY_USABLE:.0%} headroom) and may run out of memory."
                 )
         reasons.append("GPUs: runpod.gpus, in the order given.")
-        return _stocked_first(options)
+        return _stocked_first(options), None
 
     usable = [g for g in catalogue if fits(need, g.memory_gb) and g.usd_per_hour(cloud, community) is not None]
     if not usable:
@@ -411,14 +456,54 @@ def _gpu_candidates(
             f"No single RunPod GPU offered in the {cloud} cloud has the ~{need:.0f} GB this job needs "
             f"(the largest has {largest} GB, of which {GPU_MEMORY_USABLE:.0%} is used); {hint}."
         )
-    class_name, preferred_ids = size_class(size.params)
-    preferred = [g for gpu_id in preferred_ids for g in usable if g.gpu_type_id == gpu_id]
-    rest = sorted((g for g in usable if g not in preferred), key=lambda g: (g.usd_per_hour(cloud, community) or 0.0, g.memory_gb))
+    four_bit = config.model.load_in_4bit
+
+    def seconds_on(gpu: GpuOption) -> float:
+        step = prior_step_seconds(size.active_params or size.params, tokens_per_step, "cuda", four_bit, None, gpu.gpu_type_id)
+        return startup + (steps if steps is not None else 1) * step
+
+    def total_cost(gpu: GpuOption) -> float:
+        return (gpu.usd_per_hour(cloud, community) or 0.0) * seconds_on(gpu) / 3600
+
+    ranked = sorted(usable, key=lambda g: (round(total_cost(g), 4), seconds_on(g), g.memory_gb))
+    basis = "estimated total cost" if steps is not None else "cost per training step (steps unknown)"
     reasons.append(
-        f"GPUs: at least {need / GPU_MEMORY_USABLE:.0f} GB each; preferred cards for {class_name} models first, "
-        f"then the cheapest that fit ({cloud} prices{', community as fallback' if community else ''})."
+        f"GPUs: every card with at least {need / GPU_MEMORY_USABLE:.0f} GB, lowest {basis} first "
+        f"({cloud} prices{', community as fallback' if community else ''}; price x (start-up + training))."
     )
-    return _stocked_first(preferred + rest)
+    ordered = _stocked_first(ranked)
+    return ordered, _gpu_choice(ordered, total_cost, seconds_on, cloud, community, steps is not None)
+
+
+def _gpu_choice(
+    ordered: list[GpuOption],
+    total_cost: Any,
+    seconds_on: Any,
+    cloud: str,
+    community: bool,
+    whole_run: bool,
+) -> str:
+    """One line: the first card with its estimated cost, and the runner-up with why it lost."""
+
+    def said(gpu: GpuOption) -> str:
+        price = gpu.usd_per_hour(cloud, community) or 0.0
+        usd = total_cost(gpu)
+        run = f"~${usd:.3f}" if usd < 0.1 else f"~${usd:.2f}"
+        run = f"{run} for ~{rough_duration(seconds_on(gpu))}" if whole_run else "per step"
+        return f"{gpu.gpu_type_id} (${price:.2f}/h, {run})"
+
+    first = ordered[0]
+    text = f"{said(first)}: the lowest estimated total of the cards that fit"
+    if len(ordered) < 2:
+        return text + "."
+    second = ordered[1]
+    if not second.in_stock or not first.in_stock:
+        why = "it is out of stock" if not second.in_stock else "it costs more"
+    elif seconds_on(second) < seconds_on(first):
+        why = "it is faster but its higher price costs more in total" if whole_run else "it costs more per step"
+    else:
+        why = "it costs more in total" if whole_run else "it costs more per step"
+    return f"{text}; runner-up {said(second)}: {why}."
 
 
 def _stocked_first(options: list[GpuOption]) -> list[GpuOption]:
@@ -449,16 +534,67 @@ def _steps(config: TrainConfig, dataset: DatasetSummary | None, reasons: list[st
     return steps, tokens_per_step
 
 
-def _tokens_per_second(size: ModelSize, device: str, four_bit: bool, local: LocalHardware, candidates: list[GpuOption]) -> float:
-    """Rough training throughput: FLOPs for GPUs, a measured CPU point scaled by size and cores."""
-    params = max(size.active_params or size.params, 1)
+def prior_tokens_per_second(params: float, device: str, four_bit: bool, cpu_count: int | None, gpu_name: str) -> float:
+    """Rough training throughput by rule of thumb: FLOPs for GPUs, a measured CPU point scaled by size and cores."""
+    params = max(params, 1.0)
     if device == "cpu":
-        cores = min(local.cpu_count or 2, 16)
+        cores = min(cpu_count or 2, 16)
         return CPU_TOKENS_PER_SECOND_135M_2_CORES * (134.5e6 / params) * (cores / 2)
-    gpu_name = candidates[0].gpu_type_id if candidates else local.name
     tflops = training_tflops(gpu_name) or DEFAULT_TRAINING_TFLOPS
     speed = tflops * 1e12 / (FLOPS_PER_PARAM_PER_TOKEN * params) * (QLORA_SPEED_FACTOR if four_bit else 1.0)
     return min(speed, GPU_MAX_TOKENS_PER_SECOND)
+
+
+def prior_step_seconds(
+    params: float, tokens_per_step: int, device: str, four_bit: bool, cpu_count: int | None, gpu_name: str
+) -> float:
+    """Seconds per optimizer step by rule of thumb: a fixed cost plus the step's tokens at the rough speed."""
+    overhead = CPU_STEP_OVERHEAD_S if device == "cpu" else GPU_STEP_OVERHEAD_S
+    return overhead + tokens_per_step / prior_tokens_per_second(params, device, four_bit, cpu_count, gpu_name)
+
+
+def prior_overhead_seconds(params: float) -> float:
+    """Seconds of a job on this machine outside its steps by rule of thumb: imports, model load, save."""
+    return get_backend("local").startup_seconds(params * 2 / 1e9)
+
+
+def _estimate_errors() -> str | None:
+    """``+12 %, -8 % (last 2 jobs here)``: how the newest local jobs' estimates compared with their real time."""
+    from unsloth_nb.planning.calibration import describe_errors, enabled, estimate_checks
+
+    if not enabled():
+        return None
+    checks = estimate_checks(limit=3)
+    if not checks:
+        return None
+    return f"{describe_errors(checks)} (estimate vs real time of the last {len(checks)} job(s) here)"
+
+
+#: Hub model ids that need an accepted licence and HF_TOKEN to download (gated on the Hub).
+#: Matched on the lower-cased id; unsloth's own mirrors of these models are not gated.
+GATED_MODEL_PREFIXES = (
+    "meta-llama/",
+    "mistralai/",
+    "google/gemma",
+    "google/medgemma",
+    "bigcode/starcoder2",
+    "tiiuae/falcon-180b",
+    "cohereforai/",
+)
+
+
+def secrets_needed(config: TrainConfig, placement: str) -> list[str]:
+    """Which keys this job needs and why, as ``HF_TOKEN: ...`` lines; the plan shows them before anything runs."""
+    needed = [f"{need.name}: {need.purpose}." for need in get_backend(placement).secrets(config)]
+    name = config.model.name.strip().lower()
+    reasons = []
+    if config.hub.repo_id:
+        reasons.append(f"hub.repo_id ({config.hub.repo_id}) pushes the adapter to the Hub")
+    if name.startswith(GATED_MODEL_PREFIXES):
+        reasons.append(f"{config.model.name} is gated on the Hub (accept its licence there first)")
+    if reasons:
+        needed.append("HF_TOKEN: " + "; ".join(reasons) + ".")
+    return needed
 
 
 def _check_limits(

@@ -84,7 +84,7 @@ class LossChart:
         *,
         title: str | None = None,
         max_points: int = MAX_POINTS,
-        smoothing: float = SMOOTHING,
+        smoothing: float | None = None,
         height: int = HEIGHT,
         interval: float = FLUSH_INTERVAL,
         timer: bool = True,
@@ -92,8 +92,10 @@ class LossChart:
     ) -> None:
         self.title = title
         self.interval = interval
-        self._spec = _figure_spec(title, height)
-        self._history = LossHistory(max_points, smoothing)
+        self._fixed_smoothing = smoothing
+        self._spec = _figure_spec(title, height, smoothing)
+        self._history = LossHistory(max_points, SMOOTHING if smoothing is None else smoothing)
+        self._sent_smoothing: float | None = None
         self._lock = threading.RLock()
         self._clock = clock
         self._use_timer = timer
@@ -180,6 +182,17 @@ class LossChart:
         with self._lock:
             return self._pending() and self._send_update()
 
+    @property
+    def smoothing(self) -> float:
+        """The default smoothing of the smoothed curve: the one given, else one that suits the run's length."""
+        return self._history.smoothing if self._fixed_smoothing is None else self._fixed_smoothing
+
+    @property
+    def has_metrics(self) -> bool:
+        """Whether any step was logged (a job that failed before training has nothing to draw)."""
+        with self._lock:
+            return self._history.has_metrics
+
     def _pending(self) -> bool:
         if self._widget is None or self._closed:
             return False
@@ -194,9 +207,12 @@ class LossChart:
         else:
             traces = {name: t.payload(t.sent) for name, t in tables.items() if t.unsent}
             message = {"type": "delta", "seq": self._seq, "traces": traces}
+            if self.smoothing != self._sent_smoothing:
+                message["smoothing"] = self.smoothing
         for table in tables.values():
             table.sent = len(table.x)
             table.coarsened = False
+        self._sent_smoothing = self.smoothing
         self._last_flush = self._clock()
         self._widget.send(message)
         return True
@@ -210,6 +226,7 @@ class LossChart:
                 "seq": self._seq,
                 "steps": tables["train"].raw_rows,
                 "width": {name: t.width for name, t in tables.items()},
+                "smoothing": self.smoothing,
                 "traces": self._history.payloads(),
             }
 
@@ -295,13 +312,15 @@ class LossChart:
         """A small inline-SVG picture and the summary: renders without JavaScript or plotly.js."""
         with self._lock:
             tables = self._history.payloads(with_open=True)
-        return _svg_html(tables["train"], tables["eval"], self.summary(), self.title)
+            width = self._history.tables["train"].width
+        return _svg_html(tables["train"], tables["eval"], self.summary(), self.title, self.smoothing, width)
 
     def figure(self) -> go.Figure:
         """A plotly Figure of the history so far (downsampled as the widget shows it)."""
         with self._lock:
             tables = self._history.payloads(with_open=True)
-        return _build_figure(self._spec, tables)
+            widths = {name: t.width for name, t in self._history.tables.items()}
+        return _build_figure(self._spec, tables, smoothing=self.smoothing, widths=widths)
 
 
 # ---------------------------------------------------------------------- module helpers

@@ -41,18 +41,49 @@ class JobStatus:
         self.usd_per_hour: float | None = None
         self.gpu: str | None = None
         self.error: str | None = None
+        self.eval_loss: float | None = None
+        self.memory_gb: float | None = None
+        self.memory_kind: str | None = None
+        self.num_tokens: int | None = None
+        self.min_loss: tuple[float, int] | None = None  # (loss, step)
+        self.train_runtime: float | None = None
+        self.stop_request: str | None = None  # why a stop was asked for ("stop requested: …" log line)
         self.started = time.time()
+        self.first_time: float | None = None  # of the job's first event: when it really started
+        self.last_time: float | None = None
 
     def update(self, event: Event) -> None:
         data = event.data
+        if self.first_time is None:
+            self.first_time = event.time
+        self.last_time = event.time
         if event.kind == "status":
             self.state = data["state"]
         elif event.kind == "metrics":
             self.step = data.get("step", self.step)
             if data.get("loss") is not None:
                 self.loss = data["loss"]
+                if self.min_loss is None or data["loss"] < self.min_loss[0]:
+                    self.min_loss = (data["loss"], int(data.get("step") or self.step))
+            if data.get("eval_loss") is not None:
+                self.eval_loss = data["eval_loss"]
+            if data.get("memory_gb") is not None:
+                self.memory_gb = data["memory_gb"]
+            if data.get("num_tokens") is not None:
+                self.num_tokens = data["num_tokens"]
             self.learning_rate = data.get("learning_rate", self.learning_rate)
             self.tokens_per_second = data.get("tokens_per_second", self.tokens_per_second)
+        elif event.kind == "summary" and "peak_memory_gb" in data:
+            self.memory_gb = data.get("peak_memory_gb", self.memory_gb)
+            self.memory_kind = data.get("memory", self.memory_kind)
+            self.train_runtime = data.get("train_runtime", self.train_runtime)
+            self.num_tokens = data.get("num_tokens", self.num_tokens)
+        elif (
+            event.kind == "log"
+            and data.get("source") == "controller"
+            and str(data.get("message", "")).startswith("stop requested: ")
+        ):
+            self.stop_request = self.stop_request or str(data["message"])[len("stop requested: ") :]
         elif event.kind == "progress":
             self.step = data.get("step", self.step)
             self.total_steps = data.get("total_steps", self.total_steps)
@@ -73,6 +104,10 @@ class JobStatus:
             parts.append(f"step {self.step:,}")
         if self.loss is not None:
             parts.append(f"loss {self.loss:.4f}")
+        if self.eval_loss is not None:
+            parts.append(f"eval {self.eval_loss:.4f}")
+        if self.memory_gb is not None:
+            parts.append(f"mem {self.memory_gb:.2f} GB")
         if self.tokens_per_second:
             parts.append(f"{self.tokens_per_second:,.0f} tok/s")
         parts.append(f"elapsed {format_seconds(elapsed)}")
@@ -82,8 +117,16 @@ class JobStatus:
             parts.append(f"${self.usd_so_far:.2f} so far")
         return parts
 
+    def elapsed(self) -> float:
+        """From the job's first event to now, or to its last event once it has ended."""
+        from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
+
+        start = self.first_time if self.first_time is not None else self.started
+        end = self.last_time if self.state in TERMINAL_STATES and self.last_time is not None else time.time()
+        return max(0.0, end - start)
+
     def line(self) -> str:
-        return " | ".join([self.state, *self.progress_parts(time.time() - self.started)])
+        return " | ".join([self.state, *self.progress_parts(self.elapsed())])
 
 
 class JsonPrinter:
@@ -107,32 +150,50 @@ class ProgressPrinter:
         from rich.console import Console
 
         self.console = Console(file=stream or sys.stderr, highlight=False)
+        if not self.console.is_terminal:
+            # A pipe or a log file: one event, one line, however long (rich would wrap at 80 columns).
+            self.console.soft_wrap = True
         self.status = JobStatus()
         self.quiet = quiet
         self._live: Any = None
         self._progress: Any = None
         self._task: Any = None
         self._last_plain = 0.0
+        self._said: set[str] = set()
+
+    def already_said(self, messages: list[str]) -> None:
+        """Messages shown before the job started (the plan's warnings): not repeated from the log."""
+        self._said.update(messages)
 
     def __call__(self, event: Event) -> None:
         self.status.update(event)
         if self.quiet:
             return
         if event.kind == "log" and event.data.get("level") in ("warning", "error"):
-            self._print(f"[yellow]{event.data['message']}[/yellow]")
+            self._print_once(event.data["message"], "yellow")
         elif event.kind == "log" and event.data.get("source") in ("planner", "data", "engine"):
-            self._print(f"[dim]{event.data['message']}[/dim]")
+            self._print_once(event.data["message"], "dim")
         elif event.kind == "summary" and "rows" in event.data:
-            d = event.data
-            self._print(f"[dim]dataset: {d.get('rows')} rows, {d.get('format')}, {d.get('skipped', 0)} skipped[/dim]")
+            self._print(f"[dim]{_escape(dataset_line(event.data))}[/dim]")
         elif event.kind == "status":
-            self._print(f"[bold]{event.data['state']}[/bold]" + (f": {event.data['reason']}" if event.data.get("reason") else ""))
+            reason = event.data.get("reason")
+            # A failure's reason is the job's error, which the closing line says once.
+            shown = reason and event.data["state"] != "failed" and reason not in self._said
+            if reason:
+                self._said.add(reason)
+            self._print(f"[bold]{event.data['state']}[/bold]" + (f": {_escape(reason)}" if shown else ""))
         elif event.kind == "error":
-            self._print(f"[red]error: {event.data['message']}[/red]")
+            self._said.add(event.data["message"])  # said by the closing line
         elif event.kind == "artifact":
             self._print(f"saved {event.data.get('name')}: {event.data.get('path')}")
         if event.kind in ("metrics", "progress", "status"):
             self._refresh()
+
+    def _print_once(self, message: str, style: str) -> None:
+        if message in self._said:
+            return
+        self._said.add(message)
+        self._print(f"[{style}]{_escape(message)}[/{style}]")
 
     def _print(self, markup: str) -> None:
         if self._live is not None:
@@ -173,7 +234,7 @@ class ProgressPrinter:
             self._live = None
 
 
-def follow_in_terminal(job: Job, *, json_lines: bool = False, quiet: bool = False) -> None:
+def follow_in_terminal(job: Job, *, json_lines: bool = False, quiet: bool = False, already_said: list[str] | None = None) -> None:
     """Print the job's events until it ends, then one line saying how it ended.
 
     Ctrl-C (or SIGTERM) stops the job cleanly, saving a checkpoint; a second one
@@ -184,6 +245,9 @@ def follow_in_terminal(job: Job, *, json_lines: bool = False, quiet: bool = Fals
     from unsloth_nb.errors import UnslothNbError
 
     printer: Any = JsonPrinter() if json_lines else ProgressPrinter(quiet=quiet)
+    if already_said and not json_lines:
+        printer.already_said(already_said)
+    status = JobStatus()
     interrupts = 0
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -198,6 +262,7 @@ def follow_in_terminal(job: Job, *, json_lines: bool = False, quiet: bool = Fals
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for event in job.log.follow(until=lambda: job.done):
+            status.update(event)
             printer(event)
         job.wait()
     except UnslothNbError:
@@ -206,11 +271,40 @@ def follow_in_terminal(job: Job, *, json_lines: bool = False, quiet: bool = Fals
         printer.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    print(closing_line(job, status, json_lines=json_lines), file=sys.stderr)
+
+
+def closing_line(job: Any, status: JobStatus, *, json_lines: bool = False) -> str:
+    """The last line a job prints: how it ended, where the adapter is, and (RunPod) what it cost in the end."""
+    cost = f" Final cost: ${status.usd_so_far:.2f}" if status.usd_so_far is not None else ""
+    if cost and status.gpu:
+        cost += f" ({status.gpu})"
+    if cost:
+        cost += "."
     if job.state == "succeeded":
-        if not json_lines:
-            where = f" adapter: {job.adapter_path}" if job.adapter_path else ""
-            print(f"job {job.id} succeeded.{where}", file=sys.stderr)
-    elif job.state == "cancelled":
-        print(f"job {job.id} cancelled.", file=sys.stderr)
-    else:
-        print(f"job {job.id} failed: {job.error}", file=sys.stderr)
+        where = f" Adapter: {job.adapter_path}." if job.adapter_path and not json_lines else ""
+        return f"job {job.id} succeeded.{where}{cost}"
+    if job.state == "cancelled":
+        return f"job {job.id} cancelled.{cost}"
+    return f"job {job.id} failed: {job.error}{cost}"
+
+
+def dataset_line(data: dict[str, Any]) -> str:
+    """A summary event's dataset figures in one line: rows, format, the columns read, cuts and skips."""
+    fmt = str(data.get("format"))
+    columns = data.get("columns") or {}
+    if columns:
+        fmt += " (" + ", ".join(f"{theirs}->{ours}" for ours, theirs in columns.items()) + ")"
+    parts = [f"{data.get('rows')} rows", fmt, f"{data.get('skipped', 0)} skipped"]
+    if data.get("truncated_rows"):
+        parts.append(f"{data['truncated_rows']} truncated ({data.get('tokens_cut', 0):,} tokens cut)")
+    if data.get("long_dropped"):
+        parts.append(f"{data['long_dropped']} dropped for length")
+    return "dataset: " + ", ".join(parts)
+
+
+def _escape(text: str) -> str:
+    """A message printed as is, even when it holds [brackets] rich would read as markup."""
+    from rich.markup import escape
+
+    return escape(text)

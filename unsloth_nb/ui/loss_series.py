@@ -15,21 +15,52 @@ from typing import Any
 from unsloth_nb.jobs.events import Event
 from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
 
-__all__ = ["MAX_POINTS", "SMOOTHING", "LossHistory"]
+__all__ = ["MAX_POINTS", "SMOOTHING", "TERMINAL_STATES", "LossHistory", "default_smoothing", "smoothed"]
 
 #: Rows kept per table before neighbours are merged; what the browser draws at most.
 MAX_POINTS = 2000
-#: Weight of the past in the smoothed loss (debiased EMA, as TensorBoard draws it).
-SMOOTHING = 0.95
+#: Weight of the past in the smoothed loss when the run's length is not known yet (debiased
+#: EMA, as TensorBoard draws it); :func:`default_smoothing` picks one that suits the run.
+SMOOTHING = 0.6
 _SIGNIFICANT_DIGITS = 5
 
 _MEAN = "mean"
 _LAST = "last"
-#: table -> column -> how a bucket of rows becomes one row.
+#: table -> column -> how a bucket of rows becomes one row. The smoothed loss is not a column:
+#: whoever draws computes it from ``loss`` with the smoothing the user picked (:func:`smoothed`).
 _TABLES: dict[str, dict[str, str]] = {
-    "train": {"loss": _MEAN, "ema": _LAST, "lr": _LAST, "tps": _MEAN},
+    "train": {"loss": _MEAN, "lr": _LAST, "tps": _MEAN, "gn": _MEAN},
     "eval": {"loss": _MEAN},
 }
+
+
+def default_smoothing(total_steps: float | None) -> float:
+    """A smoothing whose window is about a tenth of the run: 0.75 for 40 steps, 0.995 for 2,000.
+
+    A fixed 0.95 (a 20-step window) still read 0.94 at step 40 of a run whose raw loss was
+    0.45-0.65; a tenth of the run follows a short run and still calms a long one.
+    """
+    if not total_steps or total_steps <= 0:
+        return SMOOTHING
+    return round(min(max(1.0 - 10.0 / float(total_steps), 0.0), 0.995), 3)
+
+
+def smoothed(values: list[Any], smoothing: float, width: int = 1) -> list[float | None]:
+    """Debiased EMA of ``values`` (None skipped); rows that each merge ``width`` steps weigh as many.
+
+    The same arithmetic as ``smooth`` in ``static/chart.js``, so a static export matches the page.
+    """
+    weight = smoothing**width
+    out: list[float | None] = []
+    biased, n = 0.0, 0
+    for value in values:
+        if value is None:
+            out.append(None if n == 0 else biased / (1.0 - weight**n))
+            continue
+        biased = weight * biased + (1.0 - weight) * float(value)
+        n += 1
+        out.append(biased / (1.0 - weight**n) if weight < 1.0 else float(value))
+    return out
 
 
 # ---------------------------------------------------------------------- numbers
@@ -209,13 +240,38 @@ class LossHistory:
         self.tables = {name: _Table(columns, max_points) for name, columns in _TABLES.items()}
         self.ema = _Ema(smoothing)
         self.latest: dict[str, float] = {}
+        self.total_steps: int | None = None
+        self.ended = False
+        self.min_loss: tuple[float, float] | None = None  # (loss, step)
+
+    @property
+    def has_metrics(self) -> bool:
+        return any(table.raw_rows for table in self.tables.values())
+
+    @property
+    def smoothing(self) -> float:
+        """What the chart smooths with by default: suited to the run's length once a progress event told it.
+
+        Not guessed from the steps so far: a default that moved with every step would
+        redraw the whole curve on every update. Once the run ended, the steps it really
+        ran decide (a 2,000-step run stopped at step 8 is an 8-step curve).
+        """
+        if self.ended and self.latest.get("step"):
+            return default_smoothing(min(self.total_steps or math.inf, self.latest["step"]))
+        return default_smoothing(self.total_steps)
 
     def ingest(self, event: Event) -> bool:
         """Take one event (non-metrics events are ignored); True for a job's end, which seals the tables."""
+        if event.kind == "progress":
+            total = _finite(event.data.get("total_steps"))
+            if total:
+                self.total_steps = int(total)
+            return False
         if event.kind == "status":
             if event.data.get("state") in TERMINAL_STATES:
                 for table in self.tables.values():
                     table.seal()
+                self.ended = True
                 return True
             return False
         if event.kind != "metrics":
@@ -227,11 +283,14 @@ class LossHistory:
         train, evals = self.tables["train"], self.tables["eval"]
         if any(data.get(key) is not None for key in ("loss", "learning_rate", "tokens_per_second")) and train.accepts(step):
             loss = _finite(data.get("loss"))
+            self.ema.update(loss)
+            if loss is not None and (self.min_loss is None or loss < self.min_loss[0]):
+                self.min_loss = (loss, step)
             row = {
                 "loss": loss,
-                "ema": self.ema.update(loss),
                 "lr": _finite(data.get("learning_rate")),
                 "tps": _finite(data.get("tokens_per_second")),
+                "gn": _finite(data.get("grad_norm")),
             }
             train.add(step, row)
         if data.get("eval_loss") is not None and evals.accepts(step):

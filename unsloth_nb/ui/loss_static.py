@@ -19,58 +19,42 @@ from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.jobs.events import Event
 from unsloth_nb.ui.loss_figure import HEIGHT, _build_figure, _figure_spec
-from unsloth_nb.ui.loss_series import MAX_POINTS, SMOOTHING, LossHistory
+from unsloth_nb.ui.loss_series import MAX_POINTS, SMOOTHING, LossHistory, smoothed
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-__all__ = ["static_figure", "write_loss_html"]
-
-#: Shown/hidden secondary axes follow a legend click; used in the standalone HTML file
-#: (the widget's ESM does the same).
-_AXIS_SYNC_JS = """
-var gd = document.getElementById('{plot_id}');
-function unslothNbSyncAxes() {
-  var want = {};
-  gd.data.forEach(function (t) {
-    if (t.yaxis && t.yaxis !== 'y') {
-      var key = 'yaxis' + t.yaxis.slice(1);
-      want[key] = want[key] || t.visible === true || t.visible === undefined;
-    }
-  });
-  var change = {};
-  Object.keys(want).forEach(function (key) {
-    if ((gd.layout[key] || {}).visible !== want[key]) { change[key + '.visible'] = want[key]; }
-  });
-  if (Object.keys(change).length) { Plotly.relayout(gd, change); }
-}
-gd.on('plotly_restyle', unslothNbSyncAxes);
-"""
+__all__ = ["static_figure", "svg_series_html", "write_loss_html"]
 
 
 def static_figure(
-    events: Iterable[Event], *, title: str | None = None, max_points: int = MAX_POINTS, smoothing: float = SMOOTHING
+    events: Iterable[Event],
+    *,
+    title: str | None = None,
+    max_points: int = MAX_POINTS,
+    smoothing: float | None = None,
+    log_y_menu: bool = False,
 ) -> go.Figure:
-    """A plotly Figure of a job's loss curve from its events (same look as the live chart)."""
-    history = LossHistory(max_points, smoothing)
+    """A plotly Figure of a job's loss curve from its events (same look as the live chart).
+
+    ``smoothing`` defaults to what suits the run's length, as the live chart's does.
+    """
+    history = LossHistory(max_points, SMOOTHING)
     for event in events:
         history.ingest(event)
-    return _build_figure(_figure_spec(title, HEIGHT), history.payloads(with_open=True))
+    weight = history.smoothing if smoothing is None else smoothing
+    spec = _figure_spec(title, HEIGHT, weight)
+    widths = {name: table.width for name, table in history.tables.items()}
+    return _build_figure(spec, history.payloads(with_open=True), smoothing=weight, widths=widths, log_y_menu=log_y_menu)
 
 
 def write_loss_html(events: Iterable[Event], path: str | Path, *, title: str | None = "Training loss") -> Path:
     """Write a standalone HTML file of the loss curve with plotly.js embedded (works offline)."""
-    figure = static_figure(events, title=title)
-    figure.update_layout(height=480)
+    figure = static_figure(events, title=title, log_y_menu=True)
+    figure.update_layout(height=560)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    figure.write_html(
-        target,
-        include_plotlyjs=True,
-        full_html=True,
-        config={"displaylogo": False, "responsive": True},
-        post_script=_AXIS_SYNC_JS,
-    )
+    figure.write_html(target, include_plotlyjs=True, full_html=True, config={"displaylogo": False, "responsive": True})
     return target
 
 
@@ -79,17 +63,34 @@ _SVG_MARGIN = {"l": 52, "r": 12, "t": 22, "b": 28}
 _SVG_MAX_POINTS = 500
 
 
-def _svg_html(train: dict[str, list[Any]], evals: dict[str, list[Any]], summary: str, title: str | None) -> str:
+def _svg_html(
+    train: dict[str, list[Any]],
+    evals: dict[str, list[Any]],
+    summary: str,
+    title: str | None,
+    smoothing: float = SMOOTHING,
+    width: int = 1,
+) -> str:
     """Inline SVG of loss, smoothed loss and eval points; a few KB, no scripts."""
-    caption = f'<div style="font:12px sans-serif;color:#555">{html.escape(summary)}</div>'
-    heading = f'<div style="font:bold 13px sans-serif">{html.escape(title)}</div>' if title else ""
     series = [
-        (train["x"], train["loss"], "#9ec5f0", "line"),
-        (train["x"], train["ema"], "#1f5fbf", "line"),
-        (evals["x"], evals["loss"], "#d62728", "points"),
+        ("train loss", train["x"], train["loss"], "#9ec5f0", "line"),
+        ("smoothed", train["x"], smoothed(train["loss"], smoothing, width), "#1f5fbf", "line"),
+        ("eval loss", evals["x"], evals["loss"], "#d62728", "points"),
     ]
-    finite_y = [y for _, ys, _, _ in series for y in ys if y is not None]
-    finite_x = [x for xs, ys, _, _ in series for x, y in zip(xs, ys, strict=True) if y is not None]
+    return svg_series_html(series, summary, title)
+
+
+#: One series of an SVG picture: (legend label, xs, ys, colour, "line" | "points").
+Series = tuple[str, list[Any], list[Any], str, str]
+
+
+def svg_series_html(series: list[Series], caption_text: str, title: str | None) -> str:
+    """Inline SVG of any number of step series, with a legend of those that have a value."""
+    caption = f'<div style="font:12px sans-serif;color:#555">{html.escape(caption_text)}</div>' if caption_text else ""
+    heading = f'<div style="font:bold 13px sans-serif">{html.escape(title)}</div>' if title else ""
+    series = [s for s in series if any(y is not None for y in s[2])]
+    finite_y = [y for _, _, ys, _, _ in series for y in ys if y is not None]
+    finite_x = [x for _, xs, ys, _, _ in series for x, y in zip(xs, ys, strict=True) if y is not None]
     if not finite_y:
         return f'<div class="unsloth-nb-loss-static">{heading}{caption}</div>'
     x0, x1 = min(finite_x), max(finite_x)
@@ -116,7 +117,7 @@ def _svg_html(train: dict[str, list[Any]], evals: dict[str, list[Any]], summary:
         parts.append(f'<text x="{m["l"] - 4}" y="{py(value)}" text-anchor="end" dominant-baseline="middle">{value:.3g}</text>')
     for value, anchor in ((x0, "start"), (x1, "end")):
         parts.append(f'<text x="{px(value)}" y="{_SVG_H - 10}" text-anchor="{anchor}">step {value:,.0f}</text>')
-    for xs, ys, color, kind in series:
+    for _, xs, ys, color, kind in series:
         stride = max(1, math.ceil(len(xs) / _SVG_MAX_POINTS))
         picked = [(x, y) for i, (x, y) in enumerate(zip(xs, ys, strict=True)) if (i % stride == 0 or i == len(xs) - 1)]
         if kind == "points":
@@ -130,8 +131,9 @@ def _svg_html(train: dict[str, list[Any]], evals: dict[str, list[Any]], summary:
             pen_down = True
         if path:
             parts.append(f'<path d="{" ".join(path)}" fill="none" stroke="{color}" stroke-width="1.5"/>')
-    legend = (("train loss", "#9ec5f0"), ("smoothed", "#1f5fbf"), ("eval loss", "#d62728"))
-    for i, (label, color) in enumerate(legend):
-        parts.append(f'<text x="{m["l"] + 4 + i * 110}" y="14" fill="{color}">■ {label}</text>')
+    x_pos = m["l"] + 4
+    for label, _, _, color, _ in series:
+        parts.append(f'<text x="{x_pos}" y="14" fill="{color}">■ {html.escape(label)}</text>')
+        x_pos += 14 + 7 * len(label)
     parts.append("</svg>")
     return f'<div class="unsloth-nb-loss-static">{heading}{"".join(parts)}{caption}</div>'

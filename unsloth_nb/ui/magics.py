@@ -66,8 +66,10 @@ come from the environment or a password prompt, never from a flag.
 
 _JOBS_DOC = """List the jobs recorded on this machine (newest first), or redraw one.
 
-    %unsloth_jobs          a table of jobs
+    %unsloth_jobs          a table of jobs: Show draws one, Compare selected overlays their loss curves
     %unsloth_jobs JOB_ID   the job's view, from its event log (also after a kernel restart)
+
+unsloth_nb.compare([JOB_ID, ...]) overlays the loss curves of several jobs.
 """
 
 
@@ -101,6 +103,7 @@ class UnslothMagics(Magics):
             print(format_plan(prepared.plan) + "\n\n" + format_dry_run(prepared))
             return
         prepared = _prepare(config, prompt_for_secrets=in_kernel, earlier=mistakes)
+        prepared.judge_yes = bool(options.yes)  # --yes: the judge's estimate is not asked about either
         plan_shown = False
         if prepared.missing_secrets:  # the plan (and its price) first, then the hidden prompt
             from unsloth_nb.planning.plan_text import format_plan

@@ -80,6 +80,7 @@ ADVANCED_FIELDS = (
     "dataset.eval_split",
     "dataset.max_rows",
     "dataset.skip_invalid",
+    "dataset.long_rows",
     "lora.dropout",
     "lora.target_modules",
     "lora.use_rslora",
@@ -99,6 +100,13 @@ ADVANCED_FIELDS = (
     "runpod.max_cost_usd",
     "runpod.confirm_above_usd",
     "runpod.max_runtime",
+    "judge.enabled",
+    "judge.provider",
+    "judge.model",
+    "judge.base_url",
+    "judge.eval_path",
+    "judge.holdout",
+    "judge.max_cost_usd",
 )
 
 #: Folder (under the base folder) that uploaded datasets are written to.
@@ -106,7 +114,9 @@ UPLOAD_FOLDER = "unsloth_nb_uploads"
 UPLOAD_TYPES = ".jsonl,.ndjson,.json,.csv,.tsv,.parquet,.pq"
 PREVIEW_ROWS = 5
 _PREVIEW_CELL_CHARS = 300
-_DATASET_FIELDS = frozenset({"dataset.path", "dataset.format", "dataset.columns", "dataset.skip_invalid", "train.max_seq_length"})
+_DATASET_FIELDS = frozenset(
+    {"dataset.path", "dataset.format", "dataset.columns", "dataset.skip_invalid", "dataset.long_rows", "train.max_seq_length"}
+)
 #: Error fields that are a section name: the form shows them at this field.
 _FIELD_ALIASES = {"model": "model.name", "dataset": "dataset.path"}
 _RED = "#cf222e"
@@ -408,6 +418,7 @@ class TrainingPanel:
             format=self.fields["dataset.format"].widget.value,
             columns=_columns(self.fields["dataset.columns"].widget.value),
             skip_invalid=bool(self.fields["dataset.skip_invalid"].widget.value),
+            long_rows=str(self.fields["dataset.long_rows"].widget.value),
         )
         with use_wording(PANEL):
             preview = inspect_dataset(dataset, n=PREVIEW_ROWS, max_seq_length=self._max_seq_length(), base_dir=str(self.base_dir))
@@ -725,9 +736,7 @@ def _plan_html(plan: Plan) -> str:
     if plan.total_steps is not None:
         facts.append(("Steps", f"{plan.total_steps:,}"))
     if plan.estimated_seconds is not None:
-        facts.append(
-            ("Time", f"~{plan.estimated_seconds / 60:.0f} min (rough)" if plan.estimated_seconds >= 90 else "about a minute")
-        )
+        facts.append(("Time", plan.time_text()))
     rows = "".join(
         f"<tr><td style='padding-right:12px'>{html.escape(k)}</td><td><b>{html.escape(v)}</b></td></tr>" for k, v in facts
     )

@@ -64,7 +64,8 @@ LOG_TAIL_CHARS = 6000
 #: never written to the work folder).
 SECRET_NAMES = frozenset({"HF_TOKEN", "WANDB_API_KEY"})
 #: The only artifacts a client may upload: the files of a checkpoint to resume from.
-_UPLOADABLE = re.compile(r"checkpoints/checkpoint-\d+/[^/].*")
+#: A checkpoint to resume from, and the judge's held-out questions (the answers phase reads them).
+_UPLOADABLE = re.compile(r"checkpoints/checkpoint-\d+/[^/].*|evaluation/heldout\.jsonl")
 
 
 class WorkerError(Exception):
@@ -242,7 +243,7 @@ class JobHost:
                 raise WorkerError(409, f"job {spec.job_id} is {self.state}; checkpoints can only be sent before it starts")
             relative = clean_relative(name)
             if not _UPLOADABLE.fullmatch(relative):
-                raise WorkerError(403, "only checkpoints/checkpoint-N/<file> can be uploaded")
+                raise WorkerError(403, "only checkpoints/checkpoint-N/<file> and evaluation/heldout.jsonl can be uploaded")
             self.output_dir.mkdir(parents=True, exist_ok=True)
             base = self.output_dir.resolve()
             path = base / relative

@@ -19,7 +19,11 @@ Importing this package imports neither ``runpod`` (seconds of start-up) nor ``re
 
 from __future__ import annotations
 
-from unsloth_nb.backends.runpod.backend import RunPodBackend, Timing
-from unsloth_nb.backends.runpod.client import RunPodClient
+from unsloth_nb.engine.quiet import guard_runpod_import
+
+guard_runpod_import()  # `import runpod` runs logging.basicConfig(level=INFO); keep the root logger as it is
+
+from unsloth_nb.backends.runpod.backend import RunPodBackend, Timing  # noqa: E402
+from unsloth_nb.backends.runpod.client import RunPodClient  # noqa: E402
 
 __all__ = ["RunPodBackend", "RunPodClient", "Timing"]

@@ -422,6 +422,9 @@ class PodJob:
         self._say(f"dataset sent ({len(dataset) / 1e6:.1f} MB, {len(self.ctx.dataset.train)} rows)")
         if resume_from is not None:
             send_checkpoint(worker, resume_from, self.pod.id, self._say)
+        heldout = self.ctx.folder.path / "evaluation" / "heldout.jsonl"
+        if self.config.judge.enabled and heldout.is_file():
+            worker.upload_file("evaluation/heldout.jsonl", heldout)  # the pod answers them; the judge stays here
         if self._should_stop():
             raise JobCancelledError("stopped before training started")
         self._start(worker, hub_checkpoint)

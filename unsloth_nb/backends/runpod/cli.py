@@ -28,7 +28,8 @@ commands:
   train [flags]        unsloth-nb train on a RunPod pod (same flags as train)
   emulator             run a RunPod emulator on 127.0.0.1 (no account needed)
 
-RUNPOD_API_KEY (or the key saved by `runpod config`) is needed for all but emulator.
+RUNPOD_API_KEY is needed for all but emulator; without it, gpus shows the offline catalogue
+(indicative prices, no stock).
 """
 
 
@@ -99,7 +100,13 @@ def cmd_gpus(argv: list[str]) -> int:
         parser.add_argument("--min-memory", type=float, default=0.0, help="only GPUs with at least this many GB")
 
     args = _parse("gpus", argv, configure)
-    gpus = sorted(_client().gpu_types(), key=lambda g: (g.memory_gb, g.secure_usd_per_hour or 1e9, g.id))
+    from unsloth_nb.errors import MissingSecretError
+
+    try:
+        live = _client().gpu_types()
+    except MissingSecretError:
+        return _catalogue_gpus(args.json, args.min_memory)
+    gpus = sorted(live, key=lambda g: (g.memory_gb, g.secure_usd_per_hour or 1e9, g.id))
     gpus = [g for g in gpus if g.memory_gb >= args.min_memory]
     if args.json:
         for gpu in gpus:
@@ -110,6 +117,46 @@ def cmd_gpus(argv: list[str]) -> int:
         for gpu in gpus
     ]
     print(_table(["GPU TYPE ID", "MEMORY", "SECURE $/H", "COMMUNITY $/H", "STOCK (SECURE/COMMUNITY)"], rows))
+    print(
+        "Live prices and stock from RunPod. STOCK is RunPod's stockStatus per cloud (High, Medium, Low, None = "
+        "none free now); '-' means the GPU is not offered in that cloud.",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _catalogue_gpus(as_json: bool, min_memory: float) -> int:
+    """Without a key: the planner's offline catalogue, said to be indicative, with no stock."""
+    from unsloth_nb.planning.gpu_catalog import GPU_CATALOG
+
+    gpus = sorted(GPU_CATALOG, key=lambda g: (g.memory_gb, g.secure_usd_per_hour or 1e9, g.gpu_type_id))
+    gpus = [g for g in gpus if g.memory_gb >= min_memory]
+    if as_json:
+        for gpu in gpus:
+            print(
+                json.dumps(
+                    {
+                        "id": gpu.gpu_type_id,
+                        "display_name": gpu.display_name,
+                        "memory_gb": gpu.memory_gb,
+                        "secure_usd_per_hour": gpu.secure_usd_per_hour,
+                        "community_usd_per_hour": gpu.community_usd_per_hour,
+                        "source": "catalogue",
+                    }
+                )
+            )
+        return EXIT_OK
+    rows = [
+        [gpu.gpu_type_id, f"{gpu.memory_gb} GB", _usd(gpu.secure_usd_per_hour), _usd(gpu.community_usd_per_hour), "unknown"]
+        for gpu in gpus
+    ]
+    print(_table(["GPU TYPE ID", "MEMORY", "SECURE $/H", "COMMUNITY $/H", "STOCK"], rows))
+    print(
+        "RUNPOD_API_KEY is not set: this is the offline catalogue (unsloth_nb/planning/gpu_catalog.py). Prices are "
+        "indicative (late 2026) and stock is unknown; '-' means the GPU is not usually offered in that cloud. "
+        "Set RUNPOD_API_KEY for live prices and stock.",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 

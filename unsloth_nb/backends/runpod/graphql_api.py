@@ -149,6 +149,9 @@ class GraphqlApi:
 
     def _sdk(self) -> Any:
         """The ``runpod`` module with our key set (it reads only its module attribute)."""
+        from unsloth_nb.engine.quiet import guard_runpod_import
+
+        guard_runpod_import()  # its import runs logging.basicConfig(level=INFO): keep the root logger as it is
         import runpod
 
         key = (self._key or "").strip()

@@ -89,8 +89,8 @@ def live_offers(
 
     Offers in stock come first, then those RunPod says are out of stock (stock
     figures lag, so they are still worth one try each). A GPU not offered in a
-    cloud is left out of that cloud. When the live listing fails, the plan's own
-    figures are used with unknown stock.
+    cloud is left out of that cloud, and one the live listing does not name at all is
+    left out. When the live listing fails, the plan's own figures are used with unknown stock.
     """
     try:
         live = {gpu.id: gpu for gpu in client.gpu_types()}
@@ -101,6 +101,8 @@ def live_offers(
     for cloud in clouds_to_try(cloud_type, allow_community):
         for candidate in candidates:
             current = live.get(candidate.gpu_type_id)
+            if live and current is None:
+                continue  # RunPod does not list it (now): creating one could only fail
             option = current.as_option(cloud) if current is not None else candidate
             price = option.usd_per_hour(cloud)
             if current is not None and price is None:

@@ -18,6 +18,7 @@ export function createStore({ now = () => Date.now(), retryMs = RETRY_MS } = {})
   let seq = null;
   let width = {};
   let steps = 0;
+  let smoothing = null;
   let lastRequest = -Infinity;
 
   function resync() {
@@ -40,6 +41,9 @@ export function createStore({ now = () => Date.now(), retryMs = RETRY_MS } = {})
     get steps() {
       return steps;
     },
+    get smoothing() {
+      return smoothing;
+    },
     points(table = "train") {
       return tables[table] ? tables[table].x.length : 0;
     },
@@ -53,6 +57,7 @@ export function createStore({ now = () => Date.now(), retryMs = RETRY_MS } = {})
         seq = msg.seq;
         width = msg.width || {};
         steps = msg.steps || 0;
+        if (typeof msg.smoothing === "number") smoothing = msg.smoothing;
         lastRequest = -Infinity;
         return { kind: "reset" };
       }
@@ -60,6 +65,14 @@ export function createStore({ now = () => Date.now(), retryMs = RETRY_MS } = {})
       if (seq !== null && msg.seq <= seq) return { kind: "none" }; // duplicate or stale
       if (seq === null || msg.seq !== seq + 1) return { kind: "none", request: resync() };
       seq = msg.seq;
+      if (typeof msg.smoothing === "number" && msg.smoothing !== smoothing) {
+        smoothing = msg.smoothing;
+        for (const [name, columns] of Object.entries(msg.traces || {})) {
+          const table = (tables[name] ??= {});
+          for (const [k, v] of Object.entries(columns)) (table[k] ??= []).push(...v);
+        }
+        return { kind: "reset" };
+      }
       for (const [name, columns] of Object.entries(msg.traces || {})) {
         const table = (tables[name] ??= {});
         for (const [k, v] of Object.entries(columns)) {
@@ -103,27 +116,58 @@ function loadPlotly(buffer) {
     .finally(() => URL.revokeObjectURL(url));
 }
 
-function plotTraces(spec, store) {
-  return spec.traces.map(({ table, column, ...attrs }) => {
+/**
+ * Debiased EMA of ``values`` (nulls skipped), continuing from ``state`` ({biased, n}) when given;
+ * rows that each merge ``width`` logged steps weigh as many. Same arithmetic as
+ * unsloth_nb.ui.loss_series.smoothed, so the page and a static export agree.
+ */
+export function smooth(values, smoothing, width = 1, state = { biased: 0, n: 0 }) {
+  const weight = Math.pow(smoothing, width);
+  const out = [];
+  for (const value of values) {
+    if (value === null || value === undefined) {
+      out.push(state.n === 0 ? null : state.biased / (1 - Math.pow(weight, state.n)));
+      continue;
+    }
+    state.biased = weight * state.biased + (1 - weight) * value;
+    state.n += 1;
+    out.push(weight < 1 ? state.biased / (1 - Math.pow(weight, state.n)) : value);
+  }
+  return out;
+}
+
+/** The smoothing a run of ``steps`` steps is drawn with until the user picks one (a tenth of the run). */
+export function defaultSmoothing(steps) {
+  if (!steps || steps <= 0) return 0.6;
+  return Math.round(Math.min(Math.max(1 - 10 / steps, 0), 0.995) * 1000) / 1000;
+}
+
+function hasValue(values) {
+  return (values || []).some((v) => v !== null && v !== undefined);
+}
+
+function plotTraces(spec, store, smoothing, emaState) {
+  return spec.traces.map(({ table, column, smooth: isSmooth, ...attrs }) => {
     const data = store.tables[table] || {};
-    return { ...attrs, x: (data.x || []).slice(), y: (data[column] || []).slice() };
+    const raw = data[column] || [];
+    const y = isSmooth ? smooth(raw, smoothing, store.width[table] || 1, emaState) : raw.slice();
+    const trace = { ...attrs, x: (data.x || []).slice(), y };
+    if (!hasValue(raw)) trace.showlegend = false; // no "eval loss" entry for a run without evaluation
+    return trace;
   });
 }
 
-/** Secondary axes are shown only while one of their traces is (legend clicks toggle them). */
-function syncAxes(Plotly, gd) {
-  const want = {};
-  for (const t of gd.data) {
-    if (t.yaxis && t.yaxis !== "y") {
-      const key = "yaxis" + t.yaxis.slice(1);
-      want[key] = want[key] || t.visible === true || t.visible === undefined;
-    }
+function totalPoints(store) {
+  return Object.values(store.tables).reduce((n, t) => n + (t.x || []).length, 0);
+}
+
+function maxStep(store) {
+  let top = 0;
+  for (const table of Object.values(store.tables)) {
+    const xs = table.x || [];
+    if (xs.length) top = Math.max(top, xs[xs.length - 1]);
   }
-  const change = {};
-  for (const [key, visible] of Object.entries(want)) {
-    if ((gd.layout[key] || {}).visible !== visible) change[key + ".visible"] = visible;
-  }
-  if (Object.keys(change).length) Plotly.relayout(gd, change);
+  return top;
 }
 
 function createView(el, model, store, unanswered) {
@@ -133,24 +177,62 @@ function createView(el, model, store, unanswered) {
   plot.className = "unsloth-nb-chart-plot";
   const note = document.createElement("div");
   note.className = "unsloth-nb-chart-note";
-  root.append(plot, note);
+  // The page's own controls: they change only this drawing, so they work without a kernel.
+  const tools = document.createElement("div");
+  tools.className = "unsloth-nb-chart-tools";
+  const smoothLabel = document.createElement("label");
+  smoothLabel.textContent = "smoothing ";
+  const slider = document.createElement("input");
+  slider.type = "range";
+  slider.min = "0";
+  slider.max = "0.995";
+  slider.step = "0.005";
+  slider.className = "unsloth-nb-smoothing";
+  const smoothValue = document.createElement("span");
+  smoothValue.className = "unsloth-nb-smoothing-value";
+  smoothLabel.append(slider, smoothValue);
+  const logLabel = document.createElement("label");
+  const logBox = document.createElement("input");
+  logBox.type = "checkbox";
+  logBox.className = "unsloth-nb-log-y";
+  logLabel.append(logBox, document.createTextNode(" log y"));
+  tools.append(smoothLabel, logLabel);
+  root.append(tools, plot, note);
   el.append(root);
+
+  let userSmoothing = null; // set once the user moves the slider
+  let logY = false;
+  let emaState = { biased: 0, n: 0 };
+  let hadValue = {};
+  const smoothing = () => userSmoothing ?? store.smoothing ?? model.get("spec").layout?.meta?.smoothing ?? defaultSmoothing(maxStep(store));
+  slider.addEventListener("input", () => {
+    userSmoothing = Number(slider.value);
+    reset();
+  });
+  logBox.addEventListener("change", () => {
+    logY = logBox.checked;
+    if (drawn) run(() => Plotly.relayout(plot, { "yaxis.type": logY ? "log" : "linear" }));
+  });
 
   let Plotly = null;
   let drawn = false;
-  let shown = { train: 0, eval: 0, seq: -1 }; // what the plot holds, for data-* attributes
+  let shown = { train: 0, eval: 0, total: 0, seq: -1 }; // what the plot holds, for data-* attributes
   let queue = Promise.resolve();
   const run = (step) => {
     queue = queue.then(step).catch((error) => console.error("[unsloth_nb] chart update failed", error));
   };
 
   function describe() {
-    const points = shown.train;
+    const points = shown.train || shown.total; // a compare view has no "train" table, one per job
     root.dataset.points = String(points);
     root.dataset.evalPoints = String(shown.eval);
     root.dataset.seq = String(shown.seq);
     const silent = unanswered() && (!Plotly || store.seq === null);
     root.dataset.state = silent ? "no-kernel" : Plotly ? "ready" : "loading";
+    const s = smoothing();
+    slider.value = String(s);
+    smoothValue.textContent = ` ${s.toFixed(3)}`;
+    root.dataset.smoothing = String(s);
     const every = store.width.train || 1;
     if (silent) note.textContent = "The kernel does not answer (restarted or busy?): re-run the cell to redraw the chart.";
     else if (!Plotly) note.textContent = "Loading plotly.js from the kernel…";
@@ -163,33 +245,40 @@ function createView(el, model, store, unanswered) {
   function reset() {
     if (!Plotly) return describe();
     const spec = model.get("spec");
-    const traces = plotTraces(spec, store);
-    const after = { train: store.points("train"), eval: store.points("eval"), seq: store.seq ?? -1 };
+    emaState = { biased: 0, n: 0 };
+    const traces = plotTraces(spec, store, smoothing(), emaState);
+    hadValue = {};
+    spec.traces.forEach(({ table, column }, i) => (hadValue[i] = hasValue((store.tables[table] || {})[column])));
+    // Plotly keeps (and mutates) the layout it is given: hand it a copy, not the model's.
+    const layout = structuredClone(spec.layout);
+    layout.yaxis = { ...(layout.yaxis || {}), type: logY ? "log" : "linear" };
+    if (maxStep(store) <= 10) layout.xaxis = { ...(layout.xaxis || {}), dtick: 1 }; // whole steps only
+    const after = { train: store.points("train"), eval: store.points("eval"), total: totalPoints(store), seq: store.seq ?? -1 };
     drawn = true;
     run(async () => {
-      // Plotly keeps (and mutates) the layout it is given: hand it a copy, not the model's.
-      await Plotly.react(plot, traces, structuredClone(spec.layout), spec.config || {});
-      if (!plot.__unslothNbAxes) plot.on("plotly_restyle", () => syncAxes(Plotly, plot));
-      plot.__unslothNbAxes = true;
+      await Plotly.react(plot, traces, layout, spec.config || {});
       shown = after;
       describe();
     });
   }
 
   function extend(added) {
-    if (!drawn) return reset();
+    if (!drawn || maxStep(store) <= 10) return reset();
     const spec = model.get("spec");
+    // A trace getting its first value needs its legend entry: redraw once.
+    const firstValue = spec.traces.some(({ table, column }, i) => !hadValue[i] && hasValue((added[table] || {})[column]));
+    if (firstValue) return reset();
     const update = { x: [], y: [] };
     const indices = [];
-    spec.traces.forEach(({ table, column }, i) => {
+    spec.traces.forEach(({ table, column, smooth: isSmooth }, i) => {
       const columns = added[table];
       if (columns && columns[column] && columns.x.length) {
         update.x.push(columns.x.slice());
-        update.y.push(columns[column].slice());
+        update.y.push(isSmooth ? smooth(columns[column], smoothing(), store.width[table] || 1, emaState) : columns[column].slice());
         indices.push(i);
       }
     });
-    const after = { train: store.points("train"), eval: store.points("eval"), seq: store.seq ?? -1 };
+    const after = { train: store.points("train"), eval: store.points("eval"), total: totalPoints(store), seq: store.seq ?? -1 };
     run(async () => {
       if (indices.length) await Plotly.extendTraces(plot, update, indices);
       shown = after;

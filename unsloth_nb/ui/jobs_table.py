@@ -1,0 +1,367 @@
+"""``%unsloth_jobs``: the jobs recorded on this machine as one clean table.
+
+Every cell stays on one line (ids, dates and model names never wrap), numbers are
+right-aligned under right-aligned headers, the result is short (``adapter``,
+``stopped at step 50``, the first words of an error), and each row says how far the
+job got: steps, final loss and eval loss, read from the tail of its event log.
+
+In a notebook the table is a small widget: each row has a **Show** button (the job's
+view appears under the table) and a checkbox; **Compare selected** overlays the
+checked jobs' loss curves (:mod:`unsloth_nb.ui.compare`). Saved or converted
+notebooks keep the static HTML table; a terminal gets aligned text.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from unsloth_nb.jobs.store import JobRecord
+
+__all__ = ["COLUMNS", "JobTable", "job_facts"]
+
+#: (key, header, numeric)
+COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("id", "job", False),
+    ("state", "state", False),
+    ("where", "where", False),
+    ("model", "model", False),
+    ("dataset", "dataset", False),
+    ("started", "started", False),
+    ("took", "took", True),
+    ("steps", "steps", True),
+    ("final_loss", "final loss", True),
+    ("eval_loss", "eval loss", True),
+    ("result", "result", False),
+)
+_STATE_COLOURS = {"succeeded": "#1a7f37", "failed": "#cf222e", "cancelled": "#9a6700"}
+#: Bytes read from the end of a job's events.jsonl for its last step and losses.
+_TAIL_BYTES = 256 * 1024
+_RESULT_CHARS = 48
+_MODEL_CHARS = 40
+
+
+def job_facts(events_path: Path) -> dict[str, Any]:
+    """Last step, total steps, final train loss and last eval loss from the end of an events file."""
+    facts: dict[str, Any] = {"step": None, "total": None, "loss": None, "eval_loss": None, "stop": None}
+    try:
+        with events_path.open("rb") as file:
+            file.seek(0, 2)
+            size = file.tell()
+            file.seek(max(0, size - _TAIL_BYTES))
+            tail = file.read().decode("utf-8", errors="replace")
+    except OSError:
+        return facts
+    lines = tail.splitlines()
+    if size > _TAIL_BYTES:
+        lines = lines[1:]  # the first line is cut
+    for line in lines:
+        try:
+            raw = json.loads(line)
+        except ValueError:
+            continue
+        data, kind = raw.get("data") or {}, raw.get("kind")
+        if kind in ("metrics", "progress") and data.get("step") is not None:
+            facts["step"] = data["step"]
+        if kind == "progress" and data.get("total_steps"):
+            facts["total"] = data["total_steps"]
+        if kind == "metrics" and data.get("loss") is not None:
+            facts["loss"] = data["loss"]
+        if kind == "metrics" and data.get("eval_loss") is not None:
+            facts["eval_loss"] = data["eval_loss"]
+    return facts
+
+
+def _started(created: float, now: float) -> str:
+    """``12-06 14:25`` this year, ``2025-12-06`` before: short enough never to wrap."""
+    when = time.localtime(created)
+    return time.strftime("%m-%d %H:%M" if when.tm_year == time.localtime(now).tm_year else "%Y-%m-%d", when)
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _result(record: JobRecord, facts: dict[str, Any]) -> str:
+    if record.state == "failed":
+        return _short((record.error or "failed").splitlines()[0], _RESULT_CHARS)
+    if record.state == "cancelled":
+        return f"stopped at step {facts['step']:,}" if facts.get("step") else "stopped"
+    if record.state == "succeeded":
+        saved = [name for name in ("adapter", "merged_16bit") if record.artifacts.get(name)]
+        return ", ".join(saved) if saved else "done"
+    return "running"
+
+
+class JobTable:
+    """Jobs recorded on this machine, newest first: a widget in a notebook, HTML or text elsewhere."""
+
+    columns = tuple(header for _, header, _ in COLUMNS)
+
+    def __init__(self, records: Iterable[JobRecord], limit: int = 20) -> None:
+        self.records = list(records)
+        self.limit = limit
+        self._widget: Any = None
+        self._output: Any = None
+        self.shown: list[Any] = []  # what Show / Compare displayed (views, compare views)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def row_dicts(self) -> list[dict[str, str]]:
+        from unsloth_nb.ui.console import format_seconds
+        from unsloth_nb.ui.view import _short_model
+
+        now = time.time()
+        out = []
+        for record in self.records[: self.limit]:
+            from unsloth_nb.jobs.store import jobs_root
+
+            facts = job_facts(jobs_root() / record.id / "events.jsonl")
+            end = record.finished if record.finished is not None else (now if not record.terminal else record.updated)
+            steps = ""
+            if facts["step"] is not None:
+                steps = f"{facts['step']:,}" + (
+                    f"/{facts['total']:,}" if facts["total"] and facts["total"] != facts["step"] else ""
+                )
+            out.append(
+                {
+                    "id": record.id,
+                    "state": record.state,
+                    "where": record.placement + (f" ({record.gpu})" if record.gpu else ""),
+                    "model": _short(_short_model(record.model), _MODEL_CHARS),
+                    "dataset": _short(Path(record.dataset).name if record.dataset else "", 24),
+                    "started": _started(record.created, now),
+                    "took": format_seconds(end - record.created),
+                    "steps": steps,
+                    "final_loss": f"{facts['loss']:.4f}" if facts["loss"] is not None else "",
+                    "eval_loss": f"{facts['eval_loss']:.4f}" if facts["eval_loss"] is not None else "",
+                    "result": _result(record, facts),
+                }
+            )
+        return out
+
+    def rows(self) -> list[tuple[str, ...]]:
+        return [tuple(row[key] for key, _, _ in COLUMNS) for row in self.row_dicts()]
+
+    def _more(self) -> str:
+        extra = len(self.records) - self.limit
+        return f"… and {extra} older job(s)" if extra > 0 else ""
+
+    # -------------------------------------------------------------- text and HTML
+    def __repr__(self) -> str:
+        if not self.records:
+            return "No jobs yet. Start one with %unsloth_train or unsloth_nb.train(...)."
+        table = [self.columns, *self.rows()]
+        widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
+
+        def fmt(row: tuple[str, ...]) -> str:
+            cells = [cell.rjust(widths[i]) if COLUMNS[i][2] else cell.ljust(widths[i]) for i, cell in enumerate(row)]
+            return "  ".join(cells).rstrip()
+
+        more = self._more()
+        return "\n".join(
+            [
+                *(fmt(row) for row in table),
+                *([more] if more else []),
+                "Show one with unsloth_nb.load_job(ID).show() or %unsloth_jobs ID",
+            ]
+        )
+
+    def _repr_html_(self) -> str:
+        if not self.records:
+            return "<p>No jobs yet. Start one with <code>%unsloth_train</code> or <code>unsloth_nb.train(...)</code>.</p>"
+        cell = "padding:2px 10px;white-space:nowrap;"
+        head = "".join(
+            f"<th style='{cell}text-align:{'right' if num else 'left'}'>{html.escape(h)}</th>" for _, h, num in COLUMNS
+        )
+        body = []
+        for row in self.row_dicts():
+            cells = []
+            for key, _, num in COLUMNS:
+                value = html.escape(row[key])
+                style = cell + ("text-align:right;font-variant-numeric:tabular-nums;" if num else "text-align:left;")
+                if key == "id":
+                    value = f"<code>{value}</code>"
+                if key == "state":
+                    style += f"color:{_STATE_COLOURS.get(row['state'], 'inherit')};"
+                cells.append(f"<td style='{style}'>{value}</td>")
+            body.append("<tr>" + "".join(cells) + "</tr>")
+        more = self._more()
+        foot = f"<p>{html.escape(more)}</p>" if more else ""
+        hint = "<p style='font-size:11px'>Show one with <code>unsloth_nb.load_job(ID).show()</code> or <code>%unsloth_jobs ID</code>.</p>"
+        return (
+            "<table class='unsloth-nb-jobs' style='border-collapse:collapse;font-size:12px'>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{foot}{hint}"
+        )
+
+    # -------------------------------------------------------------- the widget
+    @property
+    def widget(self) -> Any:
+        """The table with Show buttons and Compare, and the output area they draw into."""
+        if self._widget is None:
+            import ipywidgets as widgets
+
+            table = _table_widget_class()(columns=[[k, h, n] for k, h, n in COLUMNS], rows=self.row_dicts(), more=self._more())
+            table.on_msg(self._on_msg)
+            self._output = widgets.Output()
+            self._widget = widgets.VBox([table, self._output])
+            self._widget.add_class("unsloth-nb-jobs-widget")
+        return self._widget
+
+    def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if not isinstance(content, dict):
+            return
+        if content.get("type") == "show" and content.get("id"):
+            self.show(str(content["id"]))
+        elif content.get("type") == "compare" and content.get("ids"):
+            self.compare([str(i) for i in content["ids"]])
+
+    def show(self, job_id: str) -> Any:
+        """Draw one job's view under the table (what its Show button does)."""
+        from unsloth_nb.jobs.controller import load_job
+        from unsloth_nb.ui.view import JobView
+
+        return self._draw(lambda: JobView(load_job(job_id)))
+
+    def compare(self, job_ids: list[str]) -> Any:
+        """Overlay the loss curves of ``job_ids`` under the table (what Compare selected does)."""
+        from unsloth_nb.ui.compare import CompareView
+
+        return self._draw(lambda: CompareView(job_ids))
+
+    def _draw(self, make: Any) -> Any:
+        from IPython.display import display
+
+        self.widget  # noqa: B018  (the output area)
+        with self._output:
+            self._output.clear_output()
+            try:
+                shown = make()
+            except Exception as exc:  # e.g. a job folder removed since the table was drawn
+                print(f"Could not show it: {exc}")
+                return None
+            display(shown)
+        self.shown.append(shown)
+        return shown
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from unsloth_nb.ui.chart import widgets_can_render
+
+        data: dict[str, Any] = {"text/plain": repr(self), "text/html": self._repr_html_()}
+        if self.records and widgets_can_render():
+            bundle = self.widget._repr_mimebundle_()
+            data.update({k: v for k, v in (bundle or {}).items() if k != "text/plain"})
+        return data
+
+
+_TABLE_ESM = r"""
+function render({ model, el }) {
+  const root = document.createElement("div");
+  root.className = "unsloth-nb-jobs-table";
+  el.style.maxWidth = "100%";
+  el.style.overflowX = "auto";
+  el.append(root);
+  function draw() {
+    const columns = model.get("columns");
+    const rows = model.get("rows");
+    root.replaceChildren();
+    const table = document.createElement("table");
+    table.className = "unsloth-nb-jobs";
+    const head = table.createTHead().insertRow();
+    head.append(document.createElement("th"), document.createElement("th"));
+    for (const [, label, numeric] of columns) {
+      const th = document.createElement("th");
+      th.textContent = label;
+      if (numeric) th.className = "num";
+      head.append(th);
+    }
+    const body = table.createTBody();
+    const checks = [];
+    for (const row of rows) {
+      const tr = body.insertRow();
+      tr.dataset.job = row.id;
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.title = "select to compare";
+      box.addEventListener("change", update);
+      checks.push([box, row.id]);
+      tr.insertCell().append(box);
+      const show = document.createElement("button");
+      show.textContent = "Show";
+      show.className = "unsloth-nb-show jupyter-button";
+      show.title = "draw this job's view below";
+      show.addEventListener("click", () => model.send({ type: "show", id: row.id }));
+      tr.insertCell().append(show);
+      for (const [key, , numeric] of columns) {
+        const td = tr.insertCell();
+        td.textContent = row[key];
+        if (numeric) td.className = "num";
+        if (key === "state") td.className = "state-" + row.state;
+        if (key === "id") td.className = "id";
+      }
+    }
+    const bar = document.createElement("div");
+    bar.className = "unsloth-nb-jobs-bar";
+    const compare = document.createElement("button");
+    compare.className = "unsloth-nb-compare jupyter-button";
+    compare.textContent = "Compare selected";
+    compare.title = "overlay the checked jobs' loss curves below";
+    compare.addEventListener("click", () => {
+      const ids = checks.filter(([b]) => b.checked).map(([, id]) => id);
+      if (ids.length) model.send({ type: "compare", ids });
+    });
+    const more = document.createElement("span");
+    more.textContent = model.get("more") || "";
+    bar.append(compare, more);
+    function update() {
+      const n = checks.filter(([b]) => b.checked).length;
+      compare.disabled = n === 0;
+      compare.textContent = n ? `Compare selected (${n})` : "Compare selected";
+    }
+    update();
+    root.append(table, bar);
+  }
+  draw();
+  model.on("change:rows", draw);
+  return () => model.off("change:rows", draw);
+}
+export default { render };
+"""
+
+_TABLE_CSS = """
+.unsloth-nb-jobs-table { overflow-x: auto; max-width: 100%; }
+.unsloth-nb-jobs-table table { border-collapse: collapse; font-size: 11px; font-family: var(--jp-ui-font-family, sans-serif); }
+.unsloth-nb-jobs-table th, .unsloth-nb-jobs-table td { padding: 2px 7px; white-space: nowrap; text-align: left; }
+.unsloth-nb-jobs-table th { border-bottom: 1px solid var(--jp-border-color1, #ccc); font-weight: 600; }
+.unsloth-nb-jobs-table tbody tr:hover { background: var(--jp-layout-color2, #f3f3f3); }
+.unsloth-nb-jobs-table .num { text-align: right; font-variant-numeric: tabular-nums; }
+.unsloth-nb-jobs-table .id { font-family: var(--jp-code-font-family, monospace); }
+.unsloth-nb-jobs-table .state-succeeded { color: #1a7f37; }
+.unsloth-nb-jobs-table .state-failed { color: #cf222e; }
+.unsloth-nb-jobs-table .state-cancelled { color: #9a6700; }
+.unsloth-nb-jobs-table button { font-size: 11px; padding: 0 8px; height: 22px; cursor: pointer; }
+.unsloth-nb-jobs-bar { display: flex; gap: 12px; align-items: center; margin: 6px 0; font-size: 11px; }
+"""
+
+
+@cache
+def _table_widget_class() -> type:
+    import anywidget
+    import traitlets
+
+    class JobTableWidget(anywidget.AnyWidget):  # type: ignore[misc]
+        """The rows as plain strings; clicks come back as custom messages."""
+
+        _esm = _TABLE_ESM
+        _css = _TABLE_CSS
+        columns = traitlets.List().tag(sync=True)
+        rows = traitlets.List().tag(sync=True)
+        more = traitlets.Unicode("").tag(sync=True)
+
+    return JobTableWidget
