@@ -621,10 +621,10 @@ def field_specs(cls: type = TrainConfig, prefix: str = "") -> list[FieldSpec]:
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
         path = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             specs += field_specs(hint, prefix=f"{path}.")
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]  # no default: the factory is set
         m = f.metadata
         specs.append(
             FieldSpec(path, hint, default, m.get("help", ""), m.get("flag"), m.get("choices"), m.get("minimum"), m.get("maximum"))
@@ -671,7 +671,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str, errors: list[ConfigErro
             continue
         hint = hints[name]
         path = f"{prefix}{name}"
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             if isinstance(value, str) and name in ("model", "dataset"):
                 value = {"name" if name == "model" else "path": value}
             if value is None:

@@ -181,7 +181,7 @@ def _with_origins(dataset: PreparedDataset) -> PreparedDataset:
     """Rows built in code (not read from a file) get ``row N`` origins, so problems still name a place."""
     import dataclasses
 
-    changes: dict[str, list[str]] = {}
+    changes: dict[str, Any] = {}
     if len(getattr(dataset, "origins", [])) != len(dataset.train):
         changes["origins"] = [f"row {i + 1}" for i in range(len(dataset.train))]
     if dataset.eval and len(getattr(dataset, "eval_origins", [])) != len(dataset.eval):
@@ -297,7 +297,8 @@ def count_parameters(model: Any) -> tuple[int, int]:
 
 
 def _gradient_checkpointing(value: str) -> bool | str:
-    return {"unsloth": "unsloth", "true": True, "false": False}[value]
+    choices: dict[str, bool | str] = {"unsloth": "unsloth", "true": True, "false": False}
+    return choices[value]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -161,10 +161,10 @@ class _StreamProxy(io.TextIOBase):
         self._name = name
         self._stream = stream
 
-    def write(self, text: Any) -> int:  # type: ignore[override]
+    def write(self, text: Any) -> int:
         output = active_job_output()
         if output is None or getattr(_busy, "on", False) or not isinstance(text, str):
-            return self._stream.write(text)  # type: ignore[no-any-return]
+            return self._stream.write(text)
         _busy.on = True  # an event subscriber that prints must not loop back here
         try:
             output.write(self._name, text)

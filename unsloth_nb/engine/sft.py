@@ -287,7 +287,7 @@ def response_parts(tokenizer: Any, sample: Row) -> tuple[str, str] | None:
     try:
         from unsloth_zoo.dataset_utils import get_chat_template_parts
 
-        candidates.append(tuple(get_chat_template_parts(tokenizer)))  # type: ignore[arg-type]
+        candidates.append(tuple(get_chat_template_parts(tokenizer)))
     except Exception:  # detection is best effort; the fallback and the check below decide
         pass
     candidates.append(CHATML_PARTS)
@@ -369,7 +369,7 @@ def _event_callback_class() -> type:
 
 
 def _make_event_callback(base: type) -> type:
-    class _EventCallback(base):  # type: ignore[misc, valid-type]
+    class _EventCallback(base):
         def __init__(self, hooks: EngineHooks) -> None:
             self.hooks = hooks
             self.stopped = False
@@ -423,7 +423,7 @@ def _make_event_callback(base: type) -> type:
                     data[key] = _float(logs[key])
             now = time.perf_counter()
             tokens = logs.get("num_tokens")
-            if tokens is None and getattr(state, "num_input_tokens_seen", 0):
+            if tokens is None and getattr(state, "num_input_tokens_seen", None):
                 tokens = state.num_input_tokens_seen
             if tokens is not None:
                 tokens = float(tokens)

@@ -152,7 +152,8 @@ class NearDuplicates:
 def drop_near_duplicates(items: list[EvalItem], training_prompts: list[str]) -> tuple[list[EvalItem], list[EvalItem]]:
     """(kept, dropped): held-out items whose question is a near-duplicate of a training prompt are dropped."""
     index = NearDuplicates(training_prompts)
-    kept, dropped = [], []
+    kept: list[EvalItem] = []
+    dropped: list[EvalItem] = []
     for item in items:
         (dropped if index.match(item.question) else kept).append(item)
     return kept, dropped

@@ -90,7 +90,8 @@ def combine(winners: list[Winner | None], judged: bool) -> tuple[Outcome, bool |
     first, second = winners
     if first != second:
         return "tie", False
-    return {"finetuned": "win", "base": "loss", "tie": "tie"}[first], True  # type: ignore[index]
+    outcome_of: dict[Winner | None, Outcome] = {"finetuned": "win", "base": "loss", "tie": "tie"}
+    return outcome_of[first], True
 
 
 @dataclass

@@ -23,6 +23,7 @@ from unsloth_nb.evaluate.report import EvaluationReport
 if TYPE_CHECKING:
     from unsloth_nb.config import JudgeConfig, TrainConfig
     from unsloth_nb.data import PreparedDataset
+    from unsloth_nb.jobs.job import Job
     from unsloth_nb.llm import LLMClient
 
 
@@ -198,7 +199,7 @@ def teacher_model_of(config: TrainConfig) -> str | None:
 
 # ---------------------------------------------------------------------------- entry: a finished job
 def evaluate_job(
-    job: Any,
+    job: Job | str,
     *,
     yes: bool = False,
     confirm: Callable[[str], bool] | None = None,
@@ -262,7 +263,7 @@ def _with_judge(config: TrainConfig, overrides: dict[str, Any]) -> dict[str, Any
     return data
 
 
-def _model_loader(job: Any, config: TrainConfig) -> Callable[[], tuple[Any, Any]] | None:
+def _model_loader(job: Job, config: TrainConfig) -> Callable[[], tuple[Any, Any]] | None:
     if getattr(job, "model", None) is not None:
         return lambda: (job.model, job.tokenizer)
     adapter = job.adapter_path

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import sys
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -53,7 +54,12 @@ def submit(coro: Coroutine[Any, Any, T], context: contextvars.Context | None = N
     result: concurrent.futures.Future[T] = concurrent.futures.Future()
 
     def start() -> None:
-        task = loop.create_task(coro, context=context) if context is not None else loop.create_task(coro)
+        if context is None:
+            task = loop.create_task(coro)
+        elif sys.version_info >= (3, 11):
+            task = loop.create_task(coro, context=context)
+        else:  # no context= before 3.11: a task copies the context it is created in
+            task = context.run(loop.create_task, coro)
 
         def finish(done: asyncio.Task[T]) -> None:
             if result.cancelled():
@@ -61,7 +67,7 @@ def submit(coro: Coroutine[Any, Any, T], context: contextvars.Context | None = N
             if done.cancelled():
                 result.cancel()
             elif done.exception() is not None:
-                result.set_exception(done.exception())  # type: ignore[arg-type]
+                result.set_exception(done.exception())
             else:
                 result.set_result(done.result())
 

@@ -392,11 +392,11 @@ def _resolve_gpu_ids(requested: list[str], catalogue: list[GpuOption]) -> list[G
         by_key.setdefault(_squash(option.display_name), option)
     chosen: list[GpuOption] = []
     for index, text in enumerate(requested):
-        option = known.get(text) or by_key.get(_squash(text))
-        if option is None:
+        found = known.get(text) or by_key.get(_squash(text))
+        if found is None:
             raise PlanError(f"runpod.gpus[{index}]: unknown GPU type {text!r}. {_suggest(text, list(known.values()))}")
-        if option not in chosen:
-            chosen.append(option)
+        if found not in chosen:
+            chosen.append(found)
     return chosen
 
 

@@ -330,7 +330,7 @@ def _widget_class() -> type:
     import anywidget
     import traitlets
 
-    class LossChartWidget(anywidget.AnyWidget):  # type: ignore[misc]
+    class LossChartWidget(anywidget.AnyWidget):
         """Front end of a LossChart: data arrives by custom messages, never in synced state."""
 
         _esm = _STATIC / "chart.js"

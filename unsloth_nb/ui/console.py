@@ -95,7 +95,7 @@ class JobStatus:
         elif event.kind == "error":
             self.error = data.get("message")
 
-    def progress_parts(self, elapsed: float) -> list[str]:
+    def progress_parts(self, elapsed: float | None) -> list[str]:
         """Step, loss, speed, elapsed, ETA and cost: the part every status line shares."""
         parts = []
         if self.total_steps:
@@ -181,7 +181,7 @@ class ProgressPrinter:
             shown = reason and event.data["state"] != "failed" and reason not in self._said
             if reason:
                 self._said.add(reason)
-            self._print(f"[bold]{event.data['state']}[/bold]" + (f": {_escape(reason)}" if shown else ""))
+            self._print(f"[bold]{event.data['state']}[/bold]" + (f": {_escape(reason)}" if shown and reason else ""))
         elif event.kind == "error":
             self._said.add(event.data["message"])  # said by the closing line
         elif event.kind == "artifact":
@@ -274,7 +274,7 @@ def follow_in_terminal(job: Job, *, json_lines: bool = False, quiet: bool = Fals
     print(closing_line(job, status, json_lines=json_lines), file=sys.stderr)
 
 
-def closing_line(job: Any, status: JobStatus, *, json_lines: bool = False) -> str:
+def closing_line(job: Job, status: JobStatus, *, json_lines: bool = False) -> str:
     """The last line a job prints: how it ended, where the adapter is, and (RunPod) what it cost in the end."""
     cost = f" Final cost: ${status.usd_so_far:.2f}" if status.usd_so_far is not None else ""
     if cost and status.gpu:

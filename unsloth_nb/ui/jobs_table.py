@@ -355,13 +355,13 @@ def _table_widget_class() -> type:
     import anywidget
     import traitlets
 
-    class JobTableWidget(anywidget.AnyWidget):  # type: ignore[misc]
+    class JobTableWidget(anywidget.AnyWidget):
         """The rows as plain strings; clicks come back as custom messages."""
 
         _esm = _TABLE_ESM
         _css = _TABLE_CSS
-        columns = traitlets.List().tag(sync=True)
-        rows = traitlets.List().tag(sync=True)
+        columns: traitlets.List[list[str]] = traitlets.List().tag(sync=True)
+        rows: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
         more = traitlets.Unicode("").tag(sync=True)
 
     return JobTableWidget

@@ -154,6 +154,7 @@ class UnslothMagics(Magics):
     def _keep(self, job: Job, options: TrainOptions) -> None:
         """``-o NAME``: the job goes into the user's namespace."""
         if options.output_name:
+            assert self.shell is not None  # a magic is always registered on a shell
             self.shell.user_ns[options.output_name] = job
 
     def _confirm_rental(

@@ -14,6 +14,7 @@ import tarfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from io import BufferedIOBase
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote
@@ -193,7 +194,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
-def copy_range(path: Path, start: int, length: int, out: BinaryIO) -> None:
+def copy_range(path: Path, start: int, length: int, out: BinaryIO | BufferedIOBase) -> None:
     with path.open("rb") as handle:
         handle.seek(start)
         remaining = length
@@ -205,7 +206,7 @@ def copy_range(path: Path, start: int, length: int, out: BinaryIO) -> None:
             remaining -= len(block)
 
 
-def write_tar(artifacts: list[Artifact], out: BinaryIO) -> None:
+def write_tar(artifacts: list[Artifact], out: BinaryIO | BufferedIOBase) -> None:
     """A streamed, uncompressed tar of ``artifacts`` under their artifact names (symlinks become files)."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for artifact in artifacts:

@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from unsloth_nb.data import DatasetSummary, PreparedDataset, Row
 from unsloth_nb.jobs.lifecycle import ENGINE_STATES, TERMINAL_STATES
@@ -152,7 +152,7 @@ def _json_object(line: str, number: int) -> dict[str, Any]:
     return value
 
 
-def _is_row(row: Any) -> bool:
+def _is_row(row: Any) -> TypeGuard[Row]:
     if not isinstance(row, dict):
         return False
     if "messages" in row:

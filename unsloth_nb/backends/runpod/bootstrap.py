@@ -40,6 +40,7 @@ import hashlib
 import io
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import unsloth_nb
 from unsloth_nb.backends.runpod import stage0
@@ -212,7 +213,7 @@ def stage0_source() -> str:
     """Stage 0's source as shipped: docstrings, comments and annotations dropped (it travels in env)."""
     tree = ast.parse(Path(stage0.__file__).read_text(encoding="utf-8"))
     for node in ast.walk(tree):
-        body = getattr(node, "body", None)
+        body: Any = getattr(node, "body", None)
         first = body[0] if isinstance(body, list) and body else None
         if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
             node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]

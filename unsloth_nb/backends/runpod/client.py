@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -330,8 +331,6 @@ def api_key(explicit: str | None = None) -> str:
 
 def _saved_key() -> str:
     """The key ``runpod config`` saved in ``~/.runpod/config.toml`` (profile ``default``), if any."""
-    import sys
-
     if "runpod" in sys.modules:  # the SDK read the file at import (or someone set runpod.api_key since)
         key = str(getattr(sys.modules["runpod"], "api_key", "") or "").strip()
         if key:
@@ -339,15 +338,16 @@ def _saved_key() -> str:
     path = os.path.join(os.path.expanduser("~"), ".runpod", "config.toml")
     if not os.path.isfile(path):
         return ""
-    try:
+    if sys.version_info < (3, 11):  # Python 3.10 has no tomllib
+        return ""
+    else:
         import tomllib
-    except ImportError:  # Python 3.10
-        return ""
-    try:
-        with open(path, "rb") as handle:
-            return str(tomllib.load(handle).get("default", {}).get("api_key") or "").strip()
-    except (OSError, ValueError):
-        return ""
+
+        try:
+            with open(path, "rb") as handle:
+                return str(tomllib.load(handle).get("default", {}).get("api_key") or "").strip()
+        except (OSError, ValueError):
+            return ""
 
 
 # ---------------------------------------------------------------------- one attempt, classified

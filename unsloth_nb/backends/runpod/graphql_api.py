@@ -81,7 +81,7 @@ def _install_status_hook() -> None:
             hooks.setdefault("response", []).append(_observe)
             return hooks
 
-        requests.sessions.default_hooks = default_hooks  # type: ignore[assignment]
+        requests.sessions.default_hooks = default_hooks
         _hook_installed = True
 
 

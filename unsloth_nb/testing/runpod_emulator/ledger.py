@@ -31,7 +31,11 @@ class LedgerEntry:
         return bool(self.intervals) and self.intervals[-1][1] is None
 
     def seconds(self, now: float) -> float:
-        return sum((now if end is None else end) - start for start, end in self.intervals)  # type: ignore[operator]
+        total: float = 0
+        for start, end in self.intervals:
+            assert start is not None  # an interval always has its start; only the end may be open
+            total += (now if end is None else end) - start
+        return total
 
 
 class Ledger:
@@ -91,7 +95,7 @@ class Ledger:
         """A JSON-able summary, for the admin endpoint and for a failing test's message."""
         with self._lock:
             now = self._clock()
-            pods = [
+            pods: list[dict[str, Any]] = [
                 {
                     "pod_id": entry.pod_id,
                     "name": entry.name,
