@@ -203,7 +203,9 @@ def _collect(
         if target == f"{section}.{name}":
             return False  # our own name, in our own section
         if section and section != target.split(".")[0] and section != CALL_SECTION.get(name):
-            return False  # not where Unsloth or TRL take it: an unknown field here
+            # not where Unsloth or TRL take it (lora: {learning_rate: ...}): say where it goes
+            errors.append(ConfigError(where, f"unknown field; did you mean {target}?"))
+            return True
         moved.append((where, target, value))
         return True
     if name == TEXT_FIELD:

@@ -150,7 +150,9 @@ def test_a_flag_overrides_a_pasted_name() -> None:
 
 
 def test_a_name_outside_its_call_is_still_unknown_with_did_you_mean() -> None:
-    with pytest.raises(ConfigError, match="did you mean train.max_steps"):
+    with pytest.raises(ConfigError, match=r"lora\.learning_rate: unknown field; did you mean train\.lr\?"):
+        TrainConfig.from_dict({"model": "m", "dataset": "d", "lora": {"learning_rate": 1e-4}})
+    with pytest.raises(ConfigError, match=r"did you mean train\.max_steps"):
         TrainConfig.from_dict({"model": "m", "dataset": "d", "lora": {"max_steps": 3}})
 
 
@@ -159,6 +161,26 @@ def test_help_shows_both_names() -> None:
     for fragment in ("(Unsloth/TRL: learning_rate)", "(Unsloth/TRL: model_name)", "(Unsloth/TRL: per_device_train_batch_size)"):
         assert fragment in text
     assert "--bias VALUE" in text and "--report-to VALUE" in text
+
+
+def test_the_python_api_takes_their_names_and_a_keyword_overrides_a_file(tmp_path: Path) -> None:
+    from unsloth_nb.api import as_config
+
+    config_file = tmp_path / "job.yaml"
+    config_file.write_text(f"model_name: m\ndataset: {DEMO}\nlearning_rate: 1.0e-4\n")
+    config = as_config(config_file, model="other", lora_alpha=32, report_to="none")
+    assert (config.model.name, config.train.lr, config.lora.alpha) == ("other", pytest.approx(1e-4), 32)
+    with pytest.raises(ConfigError, match="remove bias"):
+        as_config(config_file, bias="lora_only")
+
+
+def test_unsloth_nb_train_help_shows_both_names(capsys: pytest.CaptureFixture[str]) -> None:
+    from unsloth_nb import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--lr LR Learning rate." in text and "(Unsloth/TRL: learning_rate)" in text and "--bias VALUE" in text
 
 
 # ---------------------------------------------------------------------- the magic
@@ -177,7 +199,9 @@ def run_cell(ip: InteractiveShell, source: str) -> tuple[bool, str]:
 
 
 def test_the_magic_refuses_only_the_mismatching_fixed_value(ip: InteractiveShell, tiny_model: Path) -> None:
-    pasted = PASTED.replace("unsloth/Llama-3.2-1B-Instruct", str(tiny_model)).replace("max_seq_length: 1024", "max_seq_length: 512")
+    pasted = PASTED.replace("unsloth/Llama-3.2-1B-Instruct", str(tiny_model)).replace(
+        "max_seq_length: 1024", "max_seq_length: 512"
+    )
     ok, output = run_cell(ip, f"%%unsloth_train\n{pasted}bias: all\n")
     assert not ok and "Traceback" not in output
     assert "bias='none' (Unsloth's optimised path); remove bias or set it to 'none'" in output
