@@ -27,8 +27,16 @@ def as_config(config: TrainConfig | Mapping[str, Any] | str | Path | None = None
         data = load_config_file(config)
     else:
         data = dict(config or {})
-    deep_update(data, expand_dotted({key.replace("__", "."): value for key, value in overrides.items()}))
-    return TrainConfig.from_dict(data)
+    # Each source may speak Unsloth's names (model_name=..., learning_rate=...); a keyword still overrides the file.
+    from unsloth_nb.config_aliases import normalise
+    from unsloth_nb.errors import raise_all
+
+    data, errors = normalise(data)
+    extra, more = normalise(expand_dotted({key.replace("__", "."): value for key, value in overrides.items()}))
+    deep_update(data, extra)
+    config, problems = TrainConfig.checked(data)
+    raise_all([*errors, *more, *problems])
+    return config
 
 
 def train(

@@ -414,6 +414,11 @@ class TrainConfig:
         errors: list[ConfigError] = []
         if not isinstance(data, Mapping):
             return cls(), [ConfigError("config", f"expected a mapping of fields, got {type(data).__name__}")]
+        # Unsloth's and TRL's own names (model_name, learning_rate, bias: "none", ...): see config_aliases.
+        from unsloth_nb.config_aliases import normalise
+
+        data, alias_errors = normalise(data)
+        errors.extend(alias_errors)
         explicit: set[str] = set()
         config = _build(cls, _judge_section_enables(dict(data)), "", errors, explicit)
         config.explicit = frozenset(explicit)

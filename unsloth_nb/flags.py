@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from unsloth_nb import config_aliases
 from unsloth_nb.config import FieldSpec, TrainConfig, deep_update, expand_dotted, field_specs, load_config_file, parse_yaml
 from unsloth_nb.errors import SEE_HELP, ConfigError, UnslothNbError, raise_all
 
@@ -74,6 +75,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             groups[section] = parser.add_argument_group(SECTION_TITLES.get(section, section))
         group = groups[section]
         help_text = spec.help
+        if their := config_aliases.their_names(spec.path):
+            help_text += f" (Unsloth/TRL: {', '.join(their)})"
         if spec.default not in (None, "", [], {}):
             help_text += f" [default: {_show_default(spec.default)}]"
         if spec.base_type is bool:
@@ -81,6 +84,18 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         else:
             metavar = "|".join(map(str, spec.choices)) if spec.choices else spec.path.rsplit(".", 1)[-1].upper()
             group.add_argument(spec.flag, dest=_dest(spec), default=None, metavar=metavar, help=help_text)
+    fixed = parser.add_argument_group(
+        "Unsloth/TRL names whose value unsloth-nb fixes (accepted when they match, refused with the reason otherwise)"
+    )
+    for name, rule in config_aliases.FIXED.items():
+        fixed.add_argument(f"--{name.replace('_', '-')}", dest=f"cfg__{name}", default=None, metavar="VALUE", help=rule.reason)
+    fixed.add_argument(
+        f"--{config_aliases.TEXT_FIELD.replace('_', '-')}",
+        dest=f"cfg__{config_aliases.TEXT_FIELD}",
+        default=None,
+        metavar="COLUMN",
+        help="TRL's plain-text column: text, or another column (read as dataset.columns text=COLUMN).",
+    )
     extra = groups.get("runpod") or parser
     extra.add_argument(
         "--force-runpod", dest="cfg__placement", action="store_const", const="runpod", help="Same as --placement runpod."
@@ -152,7 +167,7 @@ def read_train_args(
     (an unknown flag with the closest real one), and the config keeps the field's
     default, so the dataset and model can be checked in the same pass.
     """
-    args = _attach_negative_numbers(shlex.split(argv) if isinstance(argv, str) else list(argv))
+    args = _attach_negative_numbers(_their_spellings(shlex.split(argv) if isinstance(argv, str) else list(argv)))
     parser = build_train_parser()
     namespace, unknown = parser.parse_known_args(args)
     errors: list[UnslothNbError] = list(_unknown_flag_errors(unknown, parser))
@@ -165,10 +180,14 @@ def read_train_args(
         quiet=namespace.quiet,
         dry_run=namespace.dry_run,
     )
-    data: dict[str, Any] = dict(base or {})
+    # Each source speaks Unsloth's names on its own, so a flag still overrides a pasted model_name.
+    data, alias_errors = config_aliases.normalise(base or {})
+    errors.extend(alias_errors)
     if options.config_file:
         try:
-            deep_update(data, load_config_file(options.config_file))
+            from_file, alias_errors = config_aliases.normalise(load_config_file(options.config_file))
+            errors.extend(alias_errors)
+            deep_update(data, from_file)
         except ConfigError as exc:
             errors.append(exc)
     try:
@@ -177,6 +196,14 @@ def read_train_args(
         errors.append(exc)
     config, config_errors = TrainConfig.checked(data)
     return config, options, errors + list(config_errors)
+
+
+def _their_spellings(args: list[str]) -> list[str]:
+    """``--learning_rate 2e-4``, ``--load-in-4bit True``: Unsloth's and TRL's spellings, as our flags."""
+    specs = [spec for spec in field_specs(TrainConfig) if spec.flag]
+    flags = {spec.path: spec.flag for spec in specs if spec.flag}
+    bool_flags = {spec.flag for spec in specs if spec.flag and spec.base_type is bool}
+    return config_aliases.rewrite_argv(args, flags, bool_flags)
 
 
 def _unknown_flag_errors(unknown: list[str], parser: argparse.ArgumentParser) -> list[FlagError]:

@@ -246,6 +246,13 @@ CASES: tuple[BadInput, ...] = (
         panel=False,
         says_in={"magic": ("see %unsloth_train? for the list of flags",)},
     ),
+    # an Unsloth notebook's own name whose value unsloth-nb fixes, pasted with another value
+    BadInput(
+        "unsloth-fixed-value-mismatch",
+        ("--bias", "all"),
+        ("bias", "'all' is not what unsloth-nb uses", "bias='none' (Unsloth's optimised path)", "set it to 'none'"),
+        panel=False,
+    ),
     # ---------------------------------------------------------------- several at once
     BadInput(
         "three-mistakes-in-one-pass",
