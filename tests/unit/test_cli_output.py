@@ -143,3 +143,26 @@ def test_the_dataset_line_names_the_columns_read_and_the_rows_cut() -> None:
     )
 
     assert line == "dataset: 4 rows, qa (Question->question, Answer->answer), 0 skipped, 1 truncated (120 tokens cut)"
+
+
+def test_the_progress_line_pairs_each_step_with_its_own_loss_after_a_resume() -> None:
+    """A step's progress event comes before its loss, and a resumed pod logs again from its checkpoint."""
+    status = JobStatus()
+    replay = [
+        event(0, "status", state="training", previous="starting"),
+        event(1, "progress", step=31, total_steps=40),
+        event(2, "metrics", step=31, loss=0.31),
+        event(3, "progress", step=32, total_steps=40),  # the pod is lost before step 32's loss is logged
+    ]
+    for e in replay:
+        status.update(e)
+    parts = status.progress_parts(1.0)
+    assert parts[:2] == ["step 32/40", "loss 0.3100 (step 31)"]
+    # the new pod resumes from checkpoint-20: its first step, then that step's loss
+    status.update(event(4, "progress", step=21, total_steps=40))
+    assert status.progress_parts(1.0)[:2] == ["step 21/40", "loss 0.3100 (step 31)"]
+    status.update(event(5, "metrics", step=21, loss=0.21))
+    assert status.progress_parts(1.0)[:2] == ["step 21/40", "loss 0.2100"]
+    status.update(event(6, "progress", step=32, total_steps=40))
+    status.update(event(7, "metrics", step=32, loss=0.05))
+    assert status.progress_parts(1.0)[:2] == ["step 32/40", "loss 0.0500"]
