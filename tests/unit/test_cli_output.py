@@ -7,6 +7,7 @@ folders; the progress printer gets a real (non-terminal) stream and real events.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,39 @@ def test_the_progress_line_pairs_each_step_with_its_own_loss_after_a_resume() ->
     status.update(event(6, "progress", step=32, total_steps=40))
     status.update(event(7, "metrics", step=32, loss=0.05))
     assert status.progress_parts(1.0)[:2] == ["step 32/40", "loss 0.0500"]
+
+
+def _ended_pid() -> int:
+    """The id of a process that has exited (and been reaped): an owner that died."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_jobs_show_a_job_whose_owner_died_as_owner_gone(capsys: pytest.CaptureFixture[str]) -> None:
+    """As ``runpod list`` does: a ``training`` nobody runs any more is not shown as plain ``training``."""
+    from unsloth_nb.ui.jobs_table import JobTable
+
+    orphan = JobRecord(id="20261201-100000-dead", model="m", dataset="qa.jsonl", placement="runpod", state="training")
+    orphan.pid = _ended_pid()
+    watched = JobRecord(id="20261201-100000-live", model="m", dataset="qa.jsonl", placement="runpod", state="training")
+    for record in (orphan, watched):
+        JobFolder.create(record, {"model": {"name": "m"}, "dataset": {"path": "qa.jsonl"}})
+
+    assert main(["jobs"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("2026")}
+    assert "training, owner gone" in lines[orphan.id]
+    assert "owner gone" not in lines[watched.id] and "training" in lines[watched.id]
+    assert "load_job" in out
+
+    assert main(["jobs", "--json"]) == 0
+    listed = {job["id"]: job["owner_gone"] for job in json.loads(capsys.readouterr().out)}
+    assert listed == {orphan.id: True, watched.id: False}
+
+    rows = {row["id"]: row for row in JobTable([orphan, watched]).row_dicts()}
+    assert rows[orphan.id]["state"] == "training, owner gone" and rows[orphan.id]["result"].startswith("owner gone")
+    assert rows[watched.id]["state"] == "training" and rows[watched.id]["result"] == "running"

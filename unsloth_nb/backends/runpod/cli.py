@@ -219,7 +219,7 @@ def _job_states() -> dict[str, str]:
 
     states: dict[str, str] = {}
     for record in list_jobs():
-        state = record.state if record.terminal or record.owner_alive() else f"{record.state}, owner gone"
+        state = record.state_label()
         states[record.id] = state
         if record.pod_id:
             states[record.pod_id] = state
