@@ -262,16 +262,23 @@ def cmd_jobs(argv: list[str]) -> int:
     if args.action == "list":
         records = list_jobs()
         if args.json:
-            print(json.dumps([r.__dict__ for r in records], indent=2, default=str))
+            print(json.dumps([{**r.__dict__, "owner_gone": r.owner_gone} for r in records], indent=2, default=str))
             return EXIT_OK
         if not records:
             print("no jobs yet")
             return EXIT_OK
         models = [_home_short(r.model) for r in records]
+        states = [r.state_label() for r in records]
         width = max(len("model"), *(len(m) for m in models))
-        print(f"{'job':22} {'state':10} {'where':7} {'model':{width}} dataset")
-        for r, model in zip(records, models, strict=True):
-            print(f"{r.id:22} {r.state:10} {r.placement:7} {model:{width}} {_home_short(r.dataset)}")
+        state_width = max(10, *(len(s) for s in states))
+        print(f"{'job':22} {'state':{state_width}} {'where':7} {'model':{width}} dataset")
+        for r, state, model in zip(records, states, models, strict=True):
+            print(f"{r.id:22} {state:{state_width}} {r.placement:7} {model:{width}} {_home_short(r.dataset)}")
+        if any(r.owner_gone for r in records):
+            print(
+                "owner gone: the process that ran the job ended before it did; "
+                "unsloth_nb.load_job(JOB_ID) picks it up (a RunPod job's pod: unsloth-nb runpod list / cleanup)"
+            )
         return EXIT_OK
     if not args.job_id:
         parser.error("show needs a job id (see unsloth-nb jobs list)")
@@ -286,7 +293,10 @@ def cmd_jobs(argv: list[str]) -> int:
         status = JobStatus()
         for event in events:
             status.update(event)
-        print(f"job {job.id}: {job.state} ({job.placement}), model {job.config.model.name}, dataset {job.config.dataset.path}")
+        print(
+            f"job {job.id}: {job.record.state_label()} ({job.placement}), "
+            f"model {job.config.model.name}, dataset {job.config.dataset.path}"
+        )
         print(f"  {status.line()}")
         for name, path in job.record.artifacts.items():
             print(f"  {name}: {path}")

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -467,3 +468,58 @@ def test_max_runtime_saves_downloads_and_ends_the_pod(
     assert 60 <= runpod_emulator.ledger.pod_seconds(pod_id) < 90
     assert fault.check_events(job) == (0, 0)
     assert_no_pod_left(runpod_emulator, job)
+
+
+# ---------------------------------------------------------------------- an orphan probed by new jobs
+def test_an_orphan_probed_by_new_jobs_still_ends_on_its_idle_timeout(
+    runpod_emulator: RunPodEmulator,
+    fault: FaultRecorder,
+    tiny_model: Path,
+    dataset_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every new job asks each idle pod of ours for /health (``find_reusable_pod``); that must not keep one alive."""
+    from unsloth_nb.backends.runpod.client import RunPodClient
+    from unsloth_nb.backends.runpod.pods import Offer, find_reusable_pod, proxy_url
+    from unsloth_nb.backends.worker_link.client import WorkerClient
+    from unsloth_nb.planning.gpu_catalog import GpuOption
+
+    idle_timeout = 20.0
+    monkeypatch.setitem(runpod_emulator.pod_env, "UNSLOTH_NB_WORKER_IDLE_TIMEOUT", f"{idle_timeout:g}")
+    fault.inject("orphan probed by 10 new jobs during its idle timeout")
+    job_id = start_and_kill_client(tiny_model, dataset_file, max_steps=3, until="training")
+    record = JobFolder.open(job_id).load_record()
+    assert record.pod_id and not record.owner_alive()
+
+    client = RunPodClient()
+    listed = client.get_pod(record.pod_id)
+    assert listed is not None
+    gpu = GpuOption(listed.gpu_type_id or "", listed.gpu_display_name or "", 80, 1.0, None)
+    offers = [Offer(gpu, "SECURE", 1.0, "High")]
+    answers: list[str] = []
+
+    def health(pod: Any, token: str) -> Any:
+        probe = WorkerClient(proxy_url(pod.id), token, unreachable_after=5.0)
+        try:
+            answer = probe.health(timeout=5.0)
+        finally:
+            probe.close()
+        if answer is not None:
+            answers.append(answer.state)
+        return answer
+
+    finished_at: float | None = None
+    deadline = time.monotonic() + 300
+    while runpod_emulator.ledger.running_pods() and time.monotonic() < deadline:
+        # one "new job": the same reuse check a job starting now sends (the worker has a job, so it is not taken)
+        assert find_reusable_pod(client, offers, health) is None
+        if finished_at is None and answers and answers[-1] in ("succeeded", "failed", "cancelled"):
+            finished_at = time.monotonic()
+        time.sleep(1.0)
+    assert finished_at is not None, f"the worker never reported its job finished: {answers[-5:]}"
+    ended_after = time.monotonic() - finished_at
+    probes_while_idle = sum(1 for state in answers if state in ("succeeded", "failed", "cancelled"))
+    assert probes_while_idle >= 10, answers
+    assert runpod_emulator.ledger.running_pods() == [], "the probed orphan is still billing"
+    # it ended on its idle timeout (plus the poll and the termination), not a probe's idle timeout later
+    assert ended_after < idle_timeout + 15, f"ended {ended_after:.0f} s after its job finished"

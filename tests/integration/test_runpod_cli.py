@@ -267,3 +267,34 @@ def test_a_failed_runpod_job_says_why_once(
     assert last.startswith("job ") and " failed: " in last
     reason = last.split(" failed: ", 1)[1].split(" Final cost:")[0]
     assert err.count(reason) == 1, err
+
+
+def test_cleanup_settles_a_job_whose_owner_died_and_whose_pod_ended_itself(
+    runpod_emulator: RunPodEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No pod to end, yet a ``training`` record nobody runs: cleanup says it is over, and why."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # an owner that died
+    pod = rent("unsloth-nb-20261128-130000-gone")
+    assert run(capsys, "terminate", pod)[0] == 0  # as its worker does on its idle timeout
+    orphan = JobRecord(
+        id="20261128-130000-gone", model="m", dataset="d", placement="runpod", state="training", pid=child.pid, pod_id=pod
+    )
+    JobFolder.create(orphan, {})
+    watched = live_job_owning("nosuchpod00000", job_id="20261128-140000-live")
+
+    code, out, _ = run(capsys, "cleanup", "--dry-run")
+    assert code == 0 and f"job {orphan.id} would be marked failed" in out and watched.id not in out
+    assert JobFolder.open(orphan.id).load_record().state == "training"
+
+    code, out, _ = run(capsys, "cleanup", "--yes")
+    assert code == 0 and f"job {orphan.id} marked failed: its process ended before the job did, and its pod {pod}" in out
+    settled = JobFolder.open(orphan.id).load_record()
+    assert settled.state == "failed" and "ended while nobody watched" in (settled.error or "")
+    assert JobFolder.open(watched.id).load_record().state == "training"
+
+    code, out, _ = run(capsys, "cleanup", "--yes")
+    assert code == 0 and "nothing to clean up" in out

@@ -515,7 +515,7 @@ def test_admin_endpoint_sets_faults_and_reports_the_bill(runpod_emulator: RunPod
 FAMILY_POD = "echo $$ >> pids; sleep 600 & echo $! >> pids; sleep 601 & echo $! >> pids; wait"
 
 
-def start_emulator_cli(workdir: Path, *, sigint_ignored: bool = False) -> tuple[subprocess.Popen[str], list[str]]:
+def start_emulator_cli(workdir: Path, *extra_args: str, sigint_ignored: bool = False) -> tuple[subprocess.Popen[str], list[str]]:
     """``python -m unsloth_nb.testing.runpod_emulator`` as a user starts it; returns once it printed its banner.
 
     ``sigint_ignored`` starts it the way ``make test &``, nohup or a CI runner without a terminal
@@ -536,6 +536,7 @@ def start_emulator_cli(workdir: Path, *, sigint_ignored: bool = False) -> tuple[
             "k",
             "--workdir",
             str(workdir),
+            *extra_args,
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -642,3 +643,30 @@ def test_pods_die_with_an_emulator_killed_by_sigkill(
     process.kill()
     process.wait(timeout=10)
     assert wait_all_gone([pid for family in families for pid in family]) == []
+
+
+def test_cli_passes_the_worker_idle_timeout_to_pods(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--worker-idle-timeout`` reaches every pod's environment, where the worker and the boot script read it."""
+    process, lines = start_emulator_cli(tmp_path, "--worker-idle-timeout", "7.5")
+    try:
+        assert any("after 7.5 s without a client" in line for line in lines)
+        use_emulator_cli(lines, monkeypatch)
+        pod_id = create(docker_args=escape('echo "$UNSLOTH_NB_WORKER_IDLE_TIMEOUT" > idle; sleep 600'))
+        written = tmp_path / "pods" / pod_id / "idle"
+        deadline = time.monotonic() + 30
+        while not (written.exists() and written.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert written.read_text().strip() == "7.5"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_cli_refuses_a_worker_idle_timeout_that_is_not_positive(tmp_path: Path) -> None:
+    answer = subprocess.run(
+        [sys.executable, "-m", "unsloth_nb.testing.runpod_emulator", "--workdir", str(tmp_path), "--worker-idle-timeout", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert answer.returncode == 2 and "--worker-idle-timeout: must be a positive number of seconds" in answer.stderr

@@ -375,6 +375,38 @@ def test_idle_worker_terminates_its_pod(tmp_path: Path, workers: list[Worker], r
     assert ['podId: "idlepod"' in r["body"]["query"] for r in runpod_api.requests] == [True]
 
 
+def test_probes_do_not_keep_an_idle_worker_alive(tmp_path: Path, workers: list[Worker]) -> None:
+    """Reuse checks send an authorised /health (and /job) to every idle pod: they must not extend an orphan's life.
+
+    Off RunPod (no pod id) the way out is quick, so the time to exit is the idle timeout;
+    ending the pod itself on the idle timeout is ``test_idle_worker_terminates_its_pod``.
+    """
+    worker = launch(workers, tmp_path / "w", env={"UNSLOTH_NB_WORKER_IDLE_TIMEOUT": "2"})
+    assert worker.process is not None
+    started = time.monotonic()
+    probes = 0
+    while worker.process.poll() is None and time.monotonic() - started < 20:
+        try:
+            assert worker.request("GET", "/health").status == 200
+            assert worker.request("GET", "/job").status == 200
+            probes += 1
+        except (OSError, http.client.HTTPException):
+            break  # it stopped serving: the idle timeout ended it
+        time.sleep(0.1)
+    assert worker.wait_exit(timeout=10) == 0
+    assert time.monotonic() - started < 8, "probes kept the idle worker alive"
+    assert probes >= 5
+    assert "shutting down: no client request" in worker.output()
+
+
+def test_a_client_following_the_job_keeps_an_idle_worker_alive(tmp_path: Path, workers: list[Worker]) -> None:
+    worker = launch(workers, tmp_path / "w", env={"UNSLOTH_NB_WORKER_IDLE_TIMEOUT": "1"})
+    assert worker.process is not None
+    for _ in range(6):
+        worker.events(-1, timeout=0.5)
+    assert worker.process.poll() is None, "a client polling /events is activity"
+
+
 def test_worker_without_a_token_refuses_to_start_and_ends_its_pod(
     tmp_path: Path, workers: list[Worker], runpod_api: GraphQLRecorder
 ) -> None:

@@ -7,6 +7,7 @@ folders; the progress printer gets a real (non-terminal) stream and real events.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,62 @@ def test_the_dataset_line_names_the_columns_read_and_the_rows_cut() -> None:
     )
 
     assert line == "dataset: 4 rows, qa (Question->question, Answer->answer), 0 skipped, 1 truncated (120 tokens cut)"
+
+
+def test_the_progress_line_pairs_each_step_with_its_own_loss_after_a_resume() -> None:
+    """A step's progress event comes before its loss, and a resumed pod logs again from its checkpoint."""
+    status = JobStatus()
+    replay = [
+        event(0, "status", state="training", previous="starting"),
+        event(1, "progress", step=31, total_steps=40),
+        event(2, "metrics", step=31, loss=0.31),
+        event(3, "progress", step=32, total_steps=40),  # the pod is lost before step 32's loss is logged
+    ]
+    for e in replay:
+        status.update(e)
+    parts = status.progress_parts(1.0)
+    assert parts[:2] == ["step 32/40", "loss 0.3100 (step 31)"]
+    # the new pod resumes from checkpoint-20: its first step, then that step's loss
+    status.update(event(4, "progress", step=21, total_steps=40))
+    assert status.progress_parts(1.0)[:2] == ["step 21/40", "loss 0.3100 (step 31)"]
+    status.update(event(5, "metrics", step=21, loss=0.21))
+    assert status.progress_parts(1.0)[:2] == ["step 21/40", "loss 0.2100"]
+    status.update(event(6, "progress", step=32, total_steps=40))
+    status.update(event(7, "metrics", step=32, loss=0.05))
+    assert status.progress_parts(1.0)[:2] == ["step 32/40", "loss 0.0500"]
+
+
+def _ended_pid() -> int:
+    """The id of a process that has exited (and been reaped): an owner that died."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_jobs_show_a_job_whose_owner_died_as_owner_gone(capsys: pytest.CaptureFixture[str]) -> None:
+    """As ``runpod list`` does: a ``training`` nobody runs any more is not shown as plain ``training``."""
+    from unsloth_nb.ui.jobs_table import JobTable
+
+    orphan = JobRecord(id="20261201-100000-dead", model="m", dataset="qa.jsonl", placement="runpod", state="training")
+    orphan.pid = _ended_pid()
+    watched = JobRecord(id="20261201-100000-live", model="m", dataset="qa.jsonl", placement="runpod", state="training")
+    for record in (orphan, watched):
+        JobFolder.create(record, {"model": {"name": "m"}, "dataset": {"path": "qa.jsonl"}})
+
+    assert main(["jobs"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("2026")}
+    assert "training, owner gone" in lines[orphan.id]
+    assert "owner gone" not in lines[watched.id] and "training" in lines[watched.id]
+    assert "load_job" in out
+
+    assert main(["jobs", "--json"]) == 0
+    listed = {job["id"]: job["owner_gone"] for job in json.loads(capsys.readouterr().out)}
+    assert listed == {orphan.id: True, watched.id: False}
+
+    rows = {row["id"]: row for row in JobTable([orphan, watched]).row_dicts()}
+    assert rows[orphan.id]["state"] == "training, owner gone" and rows[orphan.id]["result"].startswith("owner gone")
+    assert rows[watched.id]["state"] == "training" and rows[watched.id]["result"] == "running"

@@ -83,6 +83,15 @@ class JobRecord:
     def terminal(self) -> bool:
         return self.state in TERMINAL_STATES
 
+    @property
+    def owner_gone(self) -> bool:
+        """A job not ended whose process died: nothing follows it, its record stays as that process left it."""
+        return not self.terminal and not self.owner_alive()
+
+    def state_label(self) -> str:
+        """The state as listings show it: ``training, owner gone`` rather than a ``training`` nobody runs."""
+        return f"{self.state}, owner gone" if self.owner_gone else self.state
+
     def owner_alive(self) -> bool:
         """Whether the process that runs this job still exists (same host only)."""
         if self.host != socket.gethostname():

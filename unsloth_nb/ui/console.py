@@ -34,6 +34,7 @@ class JobStatus:
         self.step = 0
         self.total_steps: int | None = None
         self.loss: float | None = None
+        self.loss_step: int | None = None  # the step ``loss`` was logged at: progress runs a step ahead of it
         self.learning_rate: float | None = None
         self.tokens_per_second: float | None = None
         self.eta_seconds: float | None = None
@@ -63,8 +64,9 @@ class JobStatus:
             self.step = data.get("step", self.step)
             if data.get("loss") is not None:
                 self.loss = data["loss"]
+                self.loss_step = int(data.get("step") or self.step)
                 if self.min_loss is None or data["loss"] < self.min_loss[0]:
-                    self.min_loss = (data["loss"], int(data.get("step") or self.step))
+                    self.min_loss = (data["loss"], self.loss_step)
             if data.get("eval_loss") is not None:
                 self.eval_loss = data["eval_loss"]
             if data.get("memory_gb") is not None:
@@ -103,7 +105,10 @@ class JobStatus:
         elif self.step:
             parts.append(f"step {self.step:,}")
         if self.loss is not None:
-            parts.append(f"loss {self.loss:.4f}")
+            # A step's progress event comes before its loss (and a resumed run logs again from its
+            # checkpoint): a loss from another step says which, never passes for this step's.
+            own = self.loss_step is None or self.loss_step == self.step
+            parts.append(f"loss {self.loss:.4f}" + ("" if own else f" (step {self.loss_step:,})"))
         if self.eval_loss is not None:
             parts.append(f"eval {self.eval_loss:.4f}")
         if self.memory_gb is not None:

@@ -95,6 +95,8 @@ def _result(record: JobRecord, facts: dict[str, Any]) -> str:
     if record.state == "succeeded":
         saved = [name for name in ("adapter", "merged_16bit") if record.artifacts.get(name)]
         return ", ".join(saved) if saved else "done"
+    if record.owner_gone:
+        return "owner gone: its process ended"
     return "running"
 
 
@@ -132,7 +134,7 @@ class JobTable:
             out.append(
                 {
                     "id": record.id,
-                    "state": record.state,
+                    "state": record.state_label(),
                     "where": record.placement + (f" ({record.gpu})" if record.gpu else ""),
                     "model": _short(_short_model(record.model), _MODEL_CHARS),
                     "dataset": _short(Path(record.dataset).name if record.dataset else "", 24),

@@ -245,7 +245,10 @@ class JobView:
             runtime = fig.train_runtime
             if runtime is None and self.train_start is not None and self.end_time is not None:
                 runtime = self.end_time - self.train_start
-            items = [("runtime", format_seconds(runtime)), ("steps", f"{fig.step:,}"), ("final loss", f"{fig.loss:.4f}")]
+            final = f"{fig.loss:.4f}"
+            if fig.loss_step is not None and fig.loss_step != fig.step:
+                final += f" (step {fig.loss_step:,})"
+            items = [("runtime", format_seconds(runtime)), ("steps", f"{fig.step:,}"), ("final loss", final)]
             if fig.min_loss is not None:
                 items.append(("min loss", f"{fig.min_loss[0]:.4f} (step {fig.min_loss[1]:,})"))
             items.append(("eval loss", f"{fig.eval_loss:.4f}" if fig.eval_loss is not None else "–"))

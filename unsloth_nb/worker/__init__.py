@@ -23,7 +23,8 @@ Environment
     new worker reports together with the dead one's last log lines.
 ``UNSLOTH_NB_WORKER_IDLE_TIMEOUT``
     Seconds without an authorised request, while no training runs, after which the
-    worker terminates its pod and exits (default 900).
+    worker terminates its pod and exits (default 900). Probes (``GET /health``,
+    ``GET /job``) do not count: only a client following or giving the job does.
 ``RUNPOD_POD_ID``, ``RUNPOD_API_KEY``, ``RUNPOD_API_BASE_URL``
     Injected by RunPod (the key is pod-scoped); used only to terminate this pod (REST v2
     ``DELETE /v2/pods/{id}``, GraphQL ``podTerminate`` while it is served). Without

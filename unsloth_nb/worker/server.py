@@ -86,7 +86,8 @@ class WorkerHandler(BaseHTTPRequestHandler):
         if not service.authorized(self.headers.get("Authorization")):
             self._send_json(401, {"error": "unauthorized"}, {"WWW-Authenticate": 'Bearer realm="unsloth-nb-worker"'})
             return
-        service.request_started()
+        activity = service.is_activity(method, path)
+        service.request_started(activity)
         try:
             handler = self._route(method, path)
             handler()
@@ -103,7 +104,7 @@ class WorkerHandler(BaseHTTPRequestHandler):
             else:
                 self._send_json(status, payload)
         finally:
-            service.request_finished()
+            service.request_finished(activity)
 
     def _route(self, method: str, path: str) -> Callable[[], None]:
         routes: dict[str, dict[str, Callable[[], None]]] = {

@@ -21,6 +21,9 @@ from unsloth_nb.worker.selfterm import PodIdentity, terminate_this_pod
 
 logger = logging.getLogger("unsloth_nb.worker")
 
+#: Routes that only look: answering them never counts as a client being there.
+PROBE_ROUTES = frozenset({"/health", "/job"})
+
 
 class WorkerService:
     def __init__(
@@ -52,18 +55,32 @@ class WorkerService:
         return hmac.compare_digest(candidate, self._token)
 
     # ------------------------------------------------------------------ activity
-    def request_started(self) -> None:
+    @staticmethod
+    def is_activity(method: str, path: str) -> bool:
+        """Whether a request keeps an idle pod alive: a client following or giving the job does, a probe does not.
+
+        ``GET /health`` and ``GET /job`` are what reuse checks (``find_reusable_pod``) and
+        readiness waits send; counting them let every new job add a full idle timeout of
+        billing to an orphan nobody follows.
+        """
+        return not (method in ("GET", "HEAD") and path in PROBE_ROUTES)
+
+    def request_started(self, activity: bool = True) -> None:
+        if not activity:
+            return
         with self._activity_lock:
             self._in_flight += 1
             self._last_activity = time.monotonic()
 
-    def request_finished(self) -> None:
+    def request_finished(self, activity: bool = True) -> None:
+        if not activity:
+            return
         with self._activity_lock:
             self._in_flight -= 1
             self._last_activity = time.monotonic()
 
     def idle_seconds(self) -> float:
-        """How long nobody authorised has asked anything while no training runs (0 while busy)."""
+        """How long no client has followed or given the job while no training runs (0 while busy); probes do not count."""
         with self._activity_lock:
             if self._in_flight or self.host.running:
                 return 0.0

@@ -219,7 +219,7 @@ def _job_states() -> dict[str, str]:
 
     states: dict[str, str] = {}
     for record in list_jobs():
-        state = record.state if record.terminal or record.owner_alive() else f"{record.state}, owner gone"
+        state = record.state_label()
         states[record.id] = state
         if record.pod_id:
             states[record.pod_id] = state
@@ -274,8 +274,10 @@ def cmd_cleanup(argv: list[str]) -> int:
     args = _parse("cleanup", argv, configure)
     client = _client()
     pods = orphaned_pods(client)
+    settled = _settle_jobs_without_pods(client, dry_run=args.dry_run)
     if not pods:
-        print("nothing to clean up: every unsloth-nb pod belongs to a live job (or there are none)")
+        if not settled:
+            print("nothing to clean up: every unsloth-nb pod belongs to a live job (or there are none)")
         return EXIT_OK
     rows = [[p.id, p.name, p.desired_status, p.gpu_label, _usd(p.cost_per_hr)] for p in pods]
     print("unsloth-nb pods that no live job on this machine owns:")
@@ -292,6 +294,39 @@ def cmd_cleanup(argv: list[str]) -> int:
     code = _terminate_all(client, [p.id for p in pods], ended)
     _close_their_jobs([p for p in pods if p.id in ended])
     return code
+
+
+def _settle_jobs_without_pods(client: Any, dry_run: bool) -> list[str]:
+    """Jobs here whose process died and whose pod RunPod no longer lists: over, though their record says otherwise.
+
+    Nothing follows such a job any more, so its record would say ``training`` forever.
+    Marked failed with what is known: the pod ended (its worker's idle timeout ends an
+    unwatched pod, or it was lost) and what was not copied here went with it. Returns
+    their ids.
+    """
+    from unsloth_nb.jobs.controller import end_unowned_job
+    from unsloth_nb.jobs.store import list_jobs
+
+    stale = [r for r in list_jobs() if r.placement == "runpod" and r.pod_id and r.owner_gone]
+    if not stale:
+        return []
+    listed = {pod.id for pod in client.list_pods()}
+    settled: list[str] = []
+    for record in stale:
+        if record.pod_id in listed:
+            continue  # its pod is still there: the pod step below ends it and closes the job
+        reason = (
+            f"its process ended before the job did, and its pod {record.pod_id} ended while nobody watched "
+            "(a worker ends an unwatched pod after its idle timeout, or the pod was lost); "
+            "what was not copied to this machine went with the pod"
+        )
+        if dry_run:
+            print(f"job {record.id} would be marked failed: {reason}")
+            settled.append(record.id)
+        elif end_unowned_job(record.id, reason):
+            print(f"job {record.id} marked failed: {reason}")
+            settled.append(record.id)
+    return settled
 
 
 def _close_their_jobs(pods: list[Any]) -> None:

@@ -63,9 +63,13 @@ class CheckpointKeeper:
         try:
             self._copy(*wanted)
         except Exception as exc:  # the pod may be gone: keep the copy we have
+            if self._abort.is_set():
+                # Closed on purpose (Stop, Ctrl-C, the end of training): the job's own download
+                # of the outputs supersedes this copy, so nothing failed that anyone should hear of.
+                log.debug("copy of %s abandoned: the job no longer needs it (%s)", wanted[2], exc)
+                return
             log.info("checkpoint copy failed: %s", exc)
-            if not self._abort.is_set():
-                self._say(f"could not copy {wanted[2]} here ({exc}); keeping the previous copy")
+            self._say(f"could not copy {wanted[2]} here ({exc}); keeping the previous copy")
 
     def _copy(self, url: str, token: str, name: str) -> None:
         target = self.folder / Path(name).name

@@ -42,9 +42,36 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where pods' folders and logs go; kept after it stops (default: runpod-emulator in the unsloth-nb data folder)",
     )
+    parser.add_argument(
+        "--worker-idle-timeout",
+        type=_positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help=f"set {WORKER_IDLE_ENV} in every pod: how long an idle worker waits for a client before it ends its pod "
+        "(default: the worker's own, 900)",
+    )
     return parser
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
+def pod_env(args: argparse.Namespace) -> dict[str, str]:
+    """What every pod's container gets on top of RunPod's variables, as an image's ENV would add."""
+    if args.worker_idle_timeout is None:
+        return {}
+    return {WORKER_IDLE_ENV: f"{args.worker_idle_timeout:g}"}
+
+
+#: The worker's setting (``unsloth_nb.worker.settings.IDLE_ENV``); spelled here so the emulator imports no worker code.
+WORKER_IDLE_ENV = "UNSLOTH_NB_WORKER_IDLE_TIMEOUT"
 DEFAULT_PORT = 8765
 DEFAULT_PROXY_PORT = 8766
 
@@ -72,7 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         with RunPodEmulator(
-            port=args.port, proxy_port=args.proxy_port, start_delay=args.start_delay, api_key=args.api_key, workdir=workdir
+            port=args.port,
+            proxy_port=args.proxy_port,
+            start_delay=args.start_delay,
+            api_key=args.api_key,
+            workdir=workdir,
+            extra_env=pod_env(args),
         ) as emulator:
             print("RunPod emulator running. Paste these lines into the shell that should use it")
             print("(in a notebook, set them with %env NAME=value, or in os.environ, before the job starts):")
@@ -80,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {line}")
             print(f"State and fault knobs: {emulator.admin_url}/state, POST {emulator.admin_url}/faults")
             print(f"Pod logs (kept after it stops): {emulator.workdir / 'logs'}")
+            if args.worker_idle_timeout is not None:
+                print(f"Pods' workers end their pod after {args.worker_idle_timeout:g} s without a client.")
             print("Ctrl-C stops it and kills every pod.", flush=True)
             while not done.wait(0.5):
                 pass

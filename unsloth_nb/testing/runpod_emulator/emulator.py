@@ -159,6 +159,11 @@ class RunPodEmulator:
     # ---- state ------------------------------------------------------------------------
 
     @property
+    def pod_env(self) -> dict[str, str]:
+        """What every pod created from now on gets in its environment (``extra_env``); tests may change it."""
+        return self._cloud.extra_env
+
+    @property
     def ledger(self) -> Ledger:
         return self._cloud.ledger
 
