@@ -49,7 +49,9 @@ from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 #: Event kinds the worker produces and the client copies into the job's log.
 COMPARED_KINDS = frozenset({"metrics", "progress", "checkpoint", "artifact", "log"})
 #: Log sources that are the client's own words, not the pod's.
-CLIENT_SOURCES = frozenset({"runpod", "planner", "controller"})
+CLIENT_SOURCES = frozenset(
+    {"runpod", "planner", "controller", "library"}
+)  # library: client-side output captured into the job log
 
 
 # ---------------------------------------------------------------------- the recorder and the summary

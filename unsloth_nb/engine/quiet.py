@@ -231,7 +231,10 @@ def _retarget_handlers(stream: Any, proxy: _StreamProxy) -> None:
     for logger in loggers:
         for handler in logger.handlers:
             if isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) is stream:
-                handler.stream = proxy
+                try:
+                    handler.stream = proxy
+                except AttributeError:
+                    pass  # a handler whose stream is a read-only property (logging's last-resort handler) follows sys.stderr itself
 
 
 class _JobLogHandler(logging.Handler):
