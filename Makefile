@@ -25,7 +25,7 @@ demo: install
 	$(BIN)/unsloth-nb demo
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
