@@ -131,7 +131,5 @@ reports ``interrupted`` and its idle timeout still guards the bill).
 from __future__ import annotations
 
 from unsloth_nb import __version__ as WORKER_VERSION
-from unsloth_nb.worker.protocol import pack_dataset, unpack_dataset, unpack_prepared
-from unsloth_nb.worker.selfterm import terminate_this_pod
 
-__all__ = ["WORKER_VERSION", "pack_dataset", "terminate_this_pod", "unpack_dataset", "unpack_prepared"]
+__all__ = ["WORKER_VERSION"]

@@ -81,7 +81,7 @@ def terminate_this_pod(identity: PodIdentity | None = None, retry_delays: tuple[
 
 
 def _headers(identity: PodIdentity) -> dict[str, str]:
-    from unsloth_nb.worker import WORKER_VERSION
+    from unsloth_nb import __version__ as WORKER_VERSION  # not from unsloth_nb.worker: that package imports this module's users
 
     return {
         "Content-Type": "application/json",
