@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import comm
 from jupyter_client.session import Session
 
-from unsloth_nb.jobs.events import Event, EventLog
+from unsloth_nb.jobrun.events import Event, EventLog
 from unsloth_nb.ui.chart import FLUSH_INTERVAL, LossChart
 
 MAX_BYTES = 2_000_000

@@ -37,8 +37,8 @@ def main() -> int:
 
     from unsloth_nb.api import as_config
     from unsloth_nb.demo import demo_config
-    from unsloth_nb.jobs.controller import start_job
-    from unsloth_nb.jobs.preflight import prepare
+    from unsloth_nb.jobrun.controller import start_job
+    from unsloth_nb.jobrun.preflight import prepare
 
     if args.quick:
         from unsloth_nb.testing import build_tiny_model

@@ -148,7 +148,7 @@ def run_job(model: Path, steps: int, image_pull_s: float) -> dict[str, Any]:
     import runpod
 
     import unsloth_nb
-    from unsloth_nb.jobs.events import read_events_file
+    from unsloth_nb.jobrun.events import read_events_file
     from unsloth_nb.testing.runpod_emulator import RunPodEmulator
     from unsloth_nb.worker.protocol import pack_dataset
 

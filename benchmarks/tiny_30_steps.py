@@ -35,7 +35,7 @@ def main() -> None:
     from unsloth_nb.config import TrainConfig
     from unsloth_nb.data import DatasetSummary, PreparedDataset
     from unsloth_nb.engine import LogHooks
-    from unsloth_nb.jobs.events import EventLog
+    from unsloth_nb.jobrun.events import EventLog
     from unsloth_nb.phases.runner import run_model_phases
     from unsloth_nb.testing import build_tiny_model
 

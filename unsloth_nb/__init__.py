@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from unsloth_nb.api import jobs, load_job, plan, train
     from unsloth_nb.config import TrainConfig
     from unsloth_nb.errors import UnslothNbError
-    from unsloth_nb.jobs.job import Job
+    from unsloth_nb.jobrun.job import Job
     from unsloth_nb.ui.compare import compare
     from unsloth_nb.ui.panel import TrainingPanel
 

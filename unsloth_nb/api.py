@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from unsloth_nb.config import TrainConfig, deep_update, expand_dotted, load_config_file
-from unsloth_nb.jobs.controller import launch
-from unsloth_nb.jobs.controller import load_job as _load_job
-from unsloth_nb.jobs.job import Job, set_job_display
-from unsloth_nb.jobs.preflight import prepare
-from unsloth_nb.jobs.store import JobRecord, list_jobs
+from unsloth_nb.jobrun.controller import launch
+from unsloth_nb.jobrun.controller import load_job as _load_job
+from unsloth_nb.jobrun.job import Job, set_job_display
+from unsloth_nb.jobrun.preflight import prepare
+from unsloth_nb.jobrun.store import JobRecord, list_jobs
 from unsloth_nb.planning.planner import Plan
 
 
@@ -78,5 +78,5 @@ def _show_in_notebook(job: Job) -> None:
     show_job(job)
 
 
-# The notebook layer is how a job shows itself; the jobs package never imports it.
+# The notebook layer is how a job shows itself; the jobrun package never imports it.
 set_job_display(_show_in_notebook)

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from unsloth_nb.errors import CLI, UnslothNbError, use_wording
 
 if TYPE_CHECKING:
-    from unsloth_nb.jobs.job import Job
-    from unsloth_nb.jobs.preflight import Prepared
+    from unsloth_nb.jobrun.job import Job
+    from unsloth_nb.jobrun.preflight import Prepared
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -143,7 +143,7 @@ def _eval_table(report: Any) -> str:
 # ---------------------------------------------------------------------- train
 def cmd_train(argv: list[str], *, force_runpod: bool = False) -> int:
     from unsloth_nb.flags import read_train_args
-    from unsloth_nb.jobs.controller import launch
+    from unsloth_nb.jobrun.controller import launch
     from unsloth_nb.planning.plan_text import format_plan
 
     if force_runpod:
@@ -151,7 +151,7 @@ def cmd_train(argv: list[str], *, force_runpod: bool = False) -> int:
     config, options, mistakes = read_train_args(argv)
     if options.dry_run:  # the plan and every request a job would send; nothing is rented, no key is needed
         from unsloth_nb.backends.runpod.dry_run import format_dry_run
-        from unsloth_nb.jobs.preflight import prepare
+        from unsloth_nb.jobrun.preflight import prepare
 
         prepared = prepare(config, check_secrets=False, earlier=mistakes)
         print(format_plan(prepared.plan))
@@ -208,7 +208,7 @@ _BAD_INPUT_ERRORS = {"ConfigError", "DatasetError", "MissingSecretError", "PlanE
 # ---------------------------------------------------------------------- plan
 def cmd_plan(argv: list[str]) -> int:
     from unsloth_nb.flags import read_train_args
-    from unsloth_nb.jobs.preflight import prepare
+    from unsloth_nb.jobrun.preflight import prepare
     from unsloth_nb.planning.plan_text import format_plan
 
     show_calibration = "--calibration" in argv
@@ -257,7 +257,7 @@ def cmd_jobs(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--events", action="store_true", help="with show: print every event")
     args = parser.parse_args(argv)
-    from unsloth_nb.jobs.store import list_jobs
+    from unsloth_nb.jobrun.store import list_jobs
 
     if args.action == "list":
         records = list_jobs()
@@ -282,7 +282,7 @@ def cmd_jobs(argv: list[str]) -> int:
         return EXIT_OK
     if not args.job_id:
         parser.error("show needs a job id (see unsloth-nb jobs list)")
-    from unsloth_nb.jobs.controller import load_job
+    from unsloth_nb.jobrun.controller import load_job
     from unsloth_nb.ui.console import JobStatus
 
     job = load_job(args.job_id, reattach=False)  # only looking: a short-lived reattach would end the pod
@@ -349,7 +349,7 @@ def run() -> None:
     """
     code = main()
     if "torch" in sys.modules:
-        from unsloth_nb.jobs.job import live_jobs
+        from unsloth_nb.jobrun.job import live_jobs
 
         if not live_jobs():
             sys.stdout.flush()

@@ -73,7 +73,7 @@ def run_demo(
     steps: int = 40, output_dir: Path | None = None, *, json_lines: bool = False, quiet: bool = False, judge: bool = False
 ) -> DemoResult:
     from unsloth_nb.api import as_config
-    from unsloth_nb.jobs.preflight import prepare
+    from unsloth_nb.jobrun.preflight import prepare
     from unsloth_nb.models import smollm2_path
 
     started = time.perf_counter()
@@ -98,7 +98,7 @@ def run_demo(
 
 def _run(prepared: Any, steps: int, started: float, say: Any, json_lines: bool, quiet: bool) -> DemoResult:
     from unsloth_nb.engine.save import generate, load_for_inference
-    from unsloth_nb.jobs.controller import start_job
+    from unsloth_nb.jobrun.controller import start_job
     from unsloth_nb.ui.console import follow_in_terminal
 
     model_dir = Path(prepared.config.model.name)

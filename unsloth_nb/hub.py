@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from unsloth_nb.errors import BackendError, MissingSecretError
-from unsloth_nb.jobs.checkpoints import CHECKPOINT_NAME, checkpoint_step
+from unsloth_nb.jobrun.checkpoints import CHECKPOINT_NAME, checkpoint_step
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 

@@ -30,7 +30,7 @@ from bad_input_cases import BAD_DATA, CASES, MODEL_2K, BadInput, fill
 
 from unsloth_nb import cli
 from unsloth_nb.demo import demo_dataset_path
-from unsloth_nb.jobs.store import jobs_root
+from unsloth_nb.jobrun.store import jobs_root
 
 #: Modules whose import means training machinery began to load.
 TRAINING_STACK = ("torch", "unsloth", "transformers", "trl", "peft", "datasets", "runpod")

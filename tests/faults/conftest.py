@@ -43,7 +43,7 @@ import pytest
 
 import unsloth_nb
 from unsloth_nb.backends.runpod.pods import pod_name
-from unsloth_nb.jobs.events import Event, read_events_file
+from unsloth_nb.jobrun.events import Event, read_events_file
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 
 #: Event kinds the worker produces and the client copies into the job's log.

@@ -24,8 +24,8 @@ import pytest
 import unsloth_nb
 from unsloth_nb.cli import main as cli_main
 from unsloth_nb.errors import JobFailedError
-from unsloth_nb.jobs.events import read_events_file
-from unsloth_nb.jobs.store import JobFolder
+from unsloth_nb.jobrun.events import read_events_file
+from unsloth_nb.jobrun.store import JobFolder
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 from unsloth_nb.ui.console import JobStatus
 

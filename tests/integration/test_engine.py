@@ -17,7 +17,7 @@ from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary, PreparedDataset
 from unsloth_nb.engine import LogHooks, generate, load_for_inference
 from unsloth_nb.errors import ConfigError, DatasetError, MissingSecretError
-from unsloth_nb.jobs.events import EventLog
+from unsloth_nb.jobrun.events import EventLog
 from unsloth_nb.phases.base import PhaseContext
 from unsloth_nb.phases.runner import run_model_phases
 

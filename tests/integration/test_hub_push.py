@@ -15,7 +15,7 @@ import pytest
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary, PreparedDataset
 from unsloth_nb.engine import LogHooks
-from unsloth_nb.jobs.events import EventLog
+from unsloth_nb.jobrun.events import EventLog
 from unsloth_nb.phases.runner import run_model_phases
 from unsloth_nb.testing.hub_emulator import LoopbackHub
 

@@ -14,8 +14,8 @@ import pytest
 
 import unsloth_nb
 from unsloth_nb.errors import DatasetError, JobFailedError, UnslothNbError
-from unsloth_nb.jobs.controller import load_job
-from unsloth_nb.jobs.job import Job
+from unsloth_nb.jobrun.controller import load_job
+from unsloth_nb.jobrun.job import Job
 
 
 def rows_file(tmp_path: Path, rows: list[dict], count: int = 24) -> Path:

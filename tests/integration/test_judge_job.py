@@ -33,8 +33,8 @@ def test_a_judged_job_reports_and_a_rerun_makes_no_calls(
     from unsloth_nb.cli import main
     from unsloth_nb.evaluate.answers import AnswerSet
     from unsloth_nb.evaluate.holdout import HeldOut
-    from unsloth_nb.jobs.controller import start_job
-    from unsloth_nb.jobs.preflight import prepare
+    from unsloth_nb.jobrun.controller import start_job
+    from unsloth_nb.jobrun.preflight import prepare
 
     monkeypatch.setenv("OPENAI_API_KEY", FakeOpenAI.api_key)
     with FakeOpenAI(behaviours.picks_first()) as fake:
@@ -103,8 +103,8 @@ def test_a_judge_that_is_down_keeps_the_trained_adapter(
     demo_tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from unsloth_nb.api import as_config
-    from unsloth_nb.jobs.controller import start_job
-    from unsloth_nb.jobs.preflight import prepare
+    from unsloth_nb.jobrun.controller import start_job
+    from unsloth_nb.jobrun.preflight import prepare
 
     monkeypatch.setenv("OPENAI_API_KEY", FakeOpenAI.api_key)
     with FakeOpenAI(behaviours.server_error()) as fake:
@@ -140,7 +140,7 @@ def test_holdout_split_drops_near_duplicates_and_says_how_many(demo_tiny_model: 
     """The demo set repeats its questions in many wordings: a held-out row's twins stay in training, so it is dropped."""
     from unsloth_nb.api import as_config
     from unsloth_nb.errors import UnslothNbError
-    from unsloth_nb.jobs.preflight import prepare
+    from unsloth_nb.jobrun.preflight import prepare
 
     rows = [json.loads(line) for line in DEMO.read_text().splitlines()]
     unique = {r["prompt"]: r for r in rows}
@@ -219,8 +219,8 @@ def test_a_finished_job_is_evaluated_later_from_its_saved_adapter(
     the questions of an eval file; without one it says what to pass."""
     from unsloth_nb.api import as_config
     from unsloth_nb.evaluate import EvaluationError, evaluate_job
-    from unsloth_nb.jobs.controller import load_job, start_job
-    from unsloth_nb.jobs.preflight import prepare
+    from unsloth_nb.jobrun.controller import load_job, start_job
+    from unsloth_nb.jobrun.preflight import prepare
 
     monkeypatch.setenv("OPENAI_API_KEY", FakeOpenAI.api_key)
     config = as_config(
@@ -247,8 +247,8 @@ def test_a_job_that_cannot_ask_about_the_judges_cost_does_not_spend_it(
 ) -> None:
     """confirm_above_usd 0 always asks; a running job cannot ask, so it sends nothing and says how to go on."""
     from unsloth_nb.api import as_config
-    from unsloth_nb.jobs.controller import start_job
-    from unsloth_nb.jobs.preflight import prepare
+    from unsloth_nb.jobrun.controller import start_job
+    from unsloth_nb.jobrun.preflight import prepare
 
     monkeypatch.setenv("OPENAI_API_KEY", FakeOpenAI.api_key)
     with FakeOpenAI(behaviours.picks_first()) as fake:

@@ -13,7 +13,7 @@ import pytest
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import prepare_dataset
 from unsloth_nb.engine import LogHooks
-from unsloth_nb.jobs.events import EventLog
+from unsloth_nb.jobrun.events import EventLog
 from unsloth_nb.phases.runner import run_model_phases
 
 pytestmark = pytest.mark.timeout(600)

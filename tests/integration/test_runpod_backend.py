@@ -38,7 +38,7 @@ from unsloth_nb.backends.runpod.pods import (
     proxy_url,
 )
 from unsloth_nb.backends.worker_link.client import WorkerClient
-from unsloth_nb.jobs.events import read_events_file
+from unsloth_nb.jobrun.events import read_events_file
 from unsloth_nb.planning.gpu_catalog import GPU_CATALOG, GpuOption
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 from unsloth_nb.worker.settings import TOKEN_ENV
@@ -410,7 +410,7 @@ def test_importing_the_backend_does_not_import_the_sdk() -> None:
 
 def test_an_idle_worker_left_by_a_finished_job_is_reused(runpod_emulator: RunPodEmulator) -> None:
     from unsloth_nb.backends.runpod.pods import find_reusable_pod
-    from unsloth_nb.jobs.store import JobFolder, JobRecord
+    from unsloth_nb.jobrun.store import JobFolder, JobRecord
 
     client = quick_client()
     old_job = "20261128-100000-gone"
@@ -466,7 +466,7 @@ print("training", job.id, flush=True)
 def test_a_client_process_that_exits_mid_training_terminates_its_pod(
     runpod_emulator: RunPodEmulator, tiny_model: Path, dataset_file: Path
 ) -> None:
-    from unsloth_nb.jobs.store import JobFolder
+    from unsloth_nb.jobrun.store import JobFolder
 
     client = subprocess.Popen(
         [sys.executable, "-c", EXITING_CLIENT, str(tiny_model), str(dataset_file)], stdout=subprocess.PIPE, text=True

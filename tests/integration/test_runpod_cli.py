@@ -14,7 +14,7 @@ import pytest
 
 from unsloth_nb.backends.runpod.client import PodSpec, RunPodClient
 from unsloth_nb.cli import main
-from unsloth_nb.jobs.store import JobFolder, JobRecord, list_jobs
+from unsloth_nb.jobrun.store import JobFolder, JobRecord, list_jobs
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 
 pytestmark = pytest.mark.timeout(300)

@@ -18,8 +18,8 @@ from unsloth_nb.testing.fake_openai import FakeOpenAI
 def test_the_fine_tune_wins_a_majority_against_its_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from unsloth_nb.api import as_config
     from unsloth_nb.demo import demo_config, demo_eval_path
-    from unsloth_nb.jobs.controller import start_job
-    from unsloth_nb.jobs.preflight import prepare
+    from unsloth_nb.jobrun.controller import start_job
+    from unsloth_nb.jobrun.preflight import prepare
     from unsloth_nb.models import smollm2_path
 
     monkeypatch.setenv("OPENAI_API_KEY", FakeOpenAI.api_key)

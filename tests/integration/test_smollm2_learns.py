@@ -16,7 +16,7 @@ from fixtures import SUPERBOWL_TRAIN, superbowl_records
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary, PreparedDataset
 from unsloth_nb.engine import LogHooks, generate
-from unsloth_nb.jobs.events import EventLog
+from unsloth_nb.jobrun.events import EventLog
 from unsloth_nb.models import smollm2_path
 from unsloth_nb.phases.runner import run_model_phases
 

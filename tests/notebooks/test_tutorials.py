@@ -15,7 +15,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from unsloth_nb.jobs.store import jobs_root, list_jobs
+from unsloth_nb.jobrun.store import jobs_root, list_jobs
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

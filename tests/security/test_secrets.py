@@ -38,7 +38,7 @@ from nbclient import NotebookClient
 
 from unsloth_nb import cli
 from unsloth_nb.demo import demo_dataset_path
-from unsloth_nb.jobs.store import list_jobs
+from unsloth_nb.jobrun.store import list_jobs
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from unsloth_nb.jobs.job import Job
+from unsloth_nb.jobrun.job import Job
 
 
 def wait_for_state(job: Job, state: str, timeout: float = 300.0) -> None:

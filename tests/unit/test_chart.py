@@ -24,7 +24,7 @@ from typing import Any
 import comm
 import pytest
 
-from unsloth_nb.jobs.events import Event, EventLog
+from unsloth_nb.jobrun.events import Event, EventLog
 from unsloth_nb.ui import chart as chart_module
 from unsloth_nb.ui.chart import FLUSH_INTERVAL, LossChart, static_figure, write_loss_html
 from unsloth_nb.ui.loss_series import SMOOTHING, default_smoothing, smoothed

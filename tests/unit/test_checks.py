@@ -18,13 +18,13 @@ from unsloth_nb.config import TrainConfig
 from unsloth_nb.demo import demo_dataset_path
 from unsloth_nb.errors import ConfigError, InputErrors, MissingSecretError
 from unsloth_nb.flags import read_train_args
-from unsloth_nb.jobs.checks import (
+from unsloth_nb.jobrun.checks import (
     UNSLOTH_CHAT_TEMPLATES,
     check_chat_template,
     check_target_modules,
     model_module_names,
 )
-from unsloth_nb.jobs.preflight import prepare
+from unsloth_nb.jobrun.preflight import prepare
 
 MODEL_2K = Path(__file__).resolve().parents[1] / "data" / "bad" / "short_context_model"
 DEMO = str(demo_dataset_path())
@@ -167,7 +167,7 @@ def test_every_missing_key_is_named_at_once_without_offering_a_prompt(tmp_path: 
     # Where a prompt is possible the keys are not an error yet: the caller shows the plan, then asks.
     prepared = prepare(job, tmp_path, prompt_for_secrets=True)
     assert [name for name, _ in prepared.missing_secrets] == ["HF_TOKEN", "RUNPOD_API_KEY"]
-    from unsloth_nb.jobs.controller import start_job
+    from unsloth_nb.jobrun.controller import start_job
 
     with pytest.raises(MissingSecretError, match="HF_TOKEN"):
         start_job(prepared)  # never without its keys

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from unsloth_nb.cli import main
-from unsloth_nb.jobs.events import Event
-from unsloth_nb.jobs.store import JobFolder, JobRecord
+from unsloth_nb.jobrun.events import Event
+from unsloth_nb.jobrun.store import JobFolder, JobRecord
 from unsloth_nb.ui.console import JobStatus, ProgressPrinter, closing_line
 
 LONG = "The pod could not be created: " + "no NVIDIA RTX A4000 is free in the SECURE cloud right now; " * 3

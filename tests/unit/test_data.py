@@ -21,7 +21,7 @@ from unsloth_nb.data import (
     prepare_dataset,
 )
 from unsloth_nb.errors import ConfigError, DatasetError
-from unsloth_nb.jobs.events import EventLog
+from unsloth_nb.jobrun.events import EventLog
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,7 @@ from IPython.utils.capture import capture_output
 
 from unsloth_nb import cli
 from unsloth_nb.demo import demo_dataset_path
-from unsloth_nb.jobs.store import list_jobs
+from unsloth_nb.jobrun.store import list_jobs
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 
 HF = "hf_" + "DryRunFake" + "Token0123456789"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from unsloth_nb.jobs.events import Event, EventLog
+from unsloth_nb.jobrun.events import Event, EventLog
 
 
 def test_seq_is_dense_from_zero_and_reads_resume_from_a_cursor() -> None:

@@ -19,8 +19,8 @@ from IPython.utils.capture import capture_output
 
 from unsloth_nb.config import TrainConfig, field_specs
 from unsloth_nb.demo import demo_dataset_path
-from unsloth_nb.jobs.job import Job
-from unsloth_nb.jobs.store import jobs_root
+from unsloth_nb.jobrun.job import Job
+from unsloth_nb.jobrun.store import jobs_root
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 from unsloth_nb.ui.view import JobTable
 

@@ -15,8 +15,8 @@ from fixtures import ALPACA_SEED, SUPERBOWL_TRAIN, SUPERBOWL_VALID
 from job_waiting import wait_for_state
 
 from unsloth_nb.demo import demo_dataset_path
-from unsloth_nb.jobs.job import Job
-from unsloth_nb.jobs.store import jobs_root
+from unsloth_nb.jobrun.job import Job
+from unsloth_nb.jobrun.store import jobs_root
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 from unsloth_nb.ui.panel import UPLOAD_FOLDER, TrainingPanel
 from unsloth_nb.ui.view import JobView

@@ -596,7 +596,7 @@ def test_short_pod_jobs_and_local_jobs_get_no_default_checkpoints() -> None:
 
 def test_prepare_keeps_checkpoints_on_a_long_pod_job_and_the_plan_says_so(tmp_path: Path) -> None:
     from unsloth_nb.demo import demo_dataset_path
-    from unsloth_nb.jobs.preflight import prepare
+    from unsloth_nb.jobrun.preflight import prepare
 
     base = {"model": "unsloth/Llama-3.3-70B-Instruct", "dataset": str(demo_dataset_path()), "placement": "runpod"}
     prepared = prepare(TrainConfig.from_dict({**base, "train": {"epochs": 200}}), tmp_path, check_secrets=False)
@@ -631,8 +631,8 @@ def demo_like(model: str | dict[str, Any]) -> TrainConfig:
 
 def finished_job(plan_made: Any, job_id: str, step_seconds: float, overhead: float, steps: int = 40) -> None:
     """A finished local job's folder as a real run leaves it: job.json, plan.json and its metrics events."""
-    from unsloth_nb.jobs.events import Event
-    from unsloth_nb.jobs.store import JobFolder, JobRecord
+    from unsloth_nb.jobrun.events import Event
+    from unsloth_nb.jobrun.store import JobFolder, JobRecord
 
     created = 1_800_000_000.0
     finished = created + overhead + steps * step_seconds

@@ -24,7 +24,7 @@ def test_output_printed_inside_a_job_goes_to_its_log_and_file_not_the_cell(tmp_p
         f"""
         import contextvars, json, logging, sys, threading, warnings
         from pathlib import Path
-        from unsloth_nb.jobs.events import EventLog
+        from unsloth_nb.jobrun.events import EventLog
         from unsloth_nb.engine.quiet import capture_job_output
 
         handler = logging.StreamHandler()  # grabbed sys.stderr before the job started, as transformers' does
@@ -133,7 +133,7 @@ def test_the_capture_survives_ipython_resetting_stream_writes_after_each_cell(tm
         shell.run_cell('''
         import contextvars
         from pathlib import Path
-        from unsloth_nb.jobs.events import EventLog
+        from unsloth_nb.jobrun.events import EventLog
         from unsloth_nb.engine.quiet import capture_job_output
         log = EventLog("job", Path({str(tmp_path)!r}) / "events.jsonl")
         job_context = contextvars.copy_context()
@@ -155,7 +155,7 @@ def test_outside_a_job_our_log_records_reach_the_root_handlers_as_before() -> No
     done = run_python(
         """
         import contextvars, logging
-        from unsloth_nb.jobs.events import EventLog
+        from unsloth_nb.jobrun.events import EventLog
         from unsloth_nb.engine.quiet import capture_job_output
         seen = []
         class Keep(logging.Handler):

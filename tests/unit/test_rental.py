@@ -18,7 +18,7 @@ from unsloth_nb.cli import main
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary
 from unsloth_nb.demo import demo_dataset_path
-from unsloth_nb.jobs.store import jobs_root
+from unsloth_nb.jobrun.store import jobs_root
 from unsloth_nb.planning.planner import LocalHardware, Plan, plan
 from unsloth_nb.planning.rental import asking_because, rental_cost, rental_note, rental_question
 

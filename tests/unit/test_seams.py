@@ -16,9 +16,9 @@ import unsloth_nb
 from unsloth_nb.backends.base import JobContext, JobHooks, PlacementInputs, SecretNeed
 from unsloth_nb.backends.registry import backend_names, register_backend, unregister_backend
 from unsloth_nb.config import TrainConfig
-from unsloth_nb.jobs import lifecycle
-from unsloth_nb.jobs.controller import load_job
-from unsloth_nb.jobs.runtime import run_in_thread
+from unsloth_nb.jobrun import lifecycle
+from unsloth_nb.jobrun.controller import load_job
+from unsloth_nb.jobrun.runtime import run_in_thread
 from unsloth_nb.phases.base import Artifact, PhaseContext, PhaseNeeds, PhaseResult
 from unsloth_nb.phases.registry import all_phases, register_phase, unregister_phase
 from unsloth_nb.phases.runner import phases_for, run_phases
@@ -197,7 +197,7 @@ class Step:
 
 def test_stop_between_phases_ends_the_run_and_a_phase_that_stopped_early_still_gets_saved(tmp_path: Path) -> None:
     from unsloth_nb.engine import LogHooks
-    from unsloth_nb.jobs.events import EventLog
+    from unsloth_nb.jobrun.events import EventLog
 
     load, train, save = (
         Step("load", lifecycle.STARTING, press=True),

@@ -19,10 +19,10 @@ from job_waiting import wait_for_state
 
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.demo import demo_dataset_path
-from unsloth_nb.jobs.controller import load_job
-from unsloth_nb.jobs.events import EventLog
-from unsloth_nb.jobs.job import Job
-from unsloth_nb.jobs.store import JobFolder, JobRecord, new_job_id
+from unsloth_nb.jobrun.controller import load_job
+from unsloth_nb.jobrun.events import EventLog
+from unsloth_nb.jobrun.job import Job
+from unsloth_nb.jobrun.store import JobFolder, JobRecord, new_job_id
 from unsloth_nb.ui.view import JobTable, JobView
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -198,7 +198,7 @@ def test_stop_button_cancels_a_running_job(comms: list[RecordingComm], tiny_mode
 def test_job_table_lists_jobs_as_html_and_text() -> None:
     done = recorded_job(steps=3)
     running = recorded_job(steps=1, end=None)
-    from unsloth_nb.jobs.store import list_jobs
+    from unsloth_nb.jobrun.store import list_jobs
 
     table = JobTable(list_jobs())
 
@@ -354,7 +354,7 @@ def test_resume_continues_a_stopped_job_and_try_it_answers_beside_the_base_model
 
 # ---------------------------------------------------------------------- the job list and comparing runs
 def test_job_table_is_aligned_unwrapped_and_says_how_far_each_job_got(comms: list[RecordingComm]) -> None:
-    from unsloth_nb.jobs.store import list_jobs
+    from unsloth_nb.jobrun.store import list_jobs
 
     done = recorded_job(steps=12)
     failed = recorded_job(steps=0, log_lines=0, end=None)
@@ -384,7 +384,7 @@ def test_job_table_is_aligned_unwrapped_and_says_how_far_each_job_got(comms: lis
 
 
 def test_show_and_compare_from_the_job_table(comms: list[RecordingComm]) -> None:
-    from unsloth_nb.jobs.store import list_jobs
+    from unsloth_nb.jobrun.store import list_jobs
     from unsloth_nb.ui.compare import CompareView
 
     first, second = recorded_job(steps=30), recorded_job(steps=60)

@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from unsloth_nb.config import TrainConfig
     from unsloth_nb.data import PreparedDataset
-    from unsloth_nb.jobs.events import Event, EventLog
-    from unsloth_nb.jobs.store import JobFolder, JobRecord
+    from unsloth_nb.jobrun.events import Event, EventLog
+    from unsloth_nb.jobrun.store import JobFolder, JobRecord
     from unsloth_nb.phases.base import PhaseResult
     from unsloth_nb.planning.hardware import LocalHardware
     from unsloth_nb.planning.model_size import ModelSize
     from unsloth_nb.planning.planner import Plan
 
 
-#: How a backend moves the job to a new state (``unsloth_nb.jobs.lifecycle``), with an optional reason.
+#: How a backend moves the job to a new state (``unsloth_nb.jobrun.lifecycle``), with an optional reason.
 class SetState(Protocol):
     def __call__(self, state: str, reason: str | None = None) -> None: ...
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from unsloth_nb.backends.base import JobContext, JobHooks, PlacementInputs, SecretNeed
 from unsloth_nb.errors import BackendError, JobCancelledError, PlanError
-from unsloth_nb.jobs.runtime import run_in_thread
+from unsloth_nb.jobrun.runtime import run_in_thread
 from unsloth_nb.phases.base import PhaseContext, PhaseResult
 from unsloth_nb.planning.memory import GPU_MEMORY_USABLE, fits
 from unsloth_nb.planning.model_size import _human_params

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from unsloth_nb.engine.save import generate, load_for_inference
 
 if TYPE_CHECKING:
-    from unsloth_nb.jobs.events import EventLog
+    from unsloth_nb.jobrun.events import EventLog
 
 
 @runtime_checkable
@@ -24,7 +24,7 @@ class EngineHooks(Protocol):
     """How the engine talks to whoever runs it (the job controller, the pod worker, a test)."""
 
     def emit(self, kind: str, /, **data: Any) -> None:
-        """Record an event (kinds and keys as in ``unsloth_nb.jobs.events.PAYLOAD_KEYS``).
+        """Record an event (kinds and keys as in ``unsloth_nb.jobrun.events.PAYLOAD_KEYS``).
 
         ``kind`` is positional-only because artifact payloads carry a ``kind`` key of their own.
         """

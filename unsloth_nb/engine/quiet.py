@@ -137,7 +137,7 @@ def capture_job_output(context: contextvars.Context, log: Any, path: str | Path 
     output = JobOutput(log.emit, path)
     context.run(_job_output.set, output)
 
-    from unsloth_nb.jobs.lifecycle import STATUS, TERMINAL_STATES
+    from unsloth_nb.jobrun.lifecycle import STATUS, TERMINAL_STATES
 
     def on_event(event: Any) -> None:
         if event.kind == STATUS and event.data.get("state") in TERMINAL_STATES:

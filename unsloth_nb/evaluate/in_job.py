@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from unsloth_nb.credentials import redact
-from unsloth_nb.jobs.lifecycle import EVALUATION, LOG
+from unsloth_nb.jobrun.lifecycle import EVALUATION, LOG
 from unsloth_nb.phases.base import Artifact, PhaseContext, PhaseResult
 
 #: The metric a failed evaluation phase leaves in the job's result (its message).

@@ -23,7 +23,7 @@ from unsloth_nb.evaluate.report import EvaluationReport
 if TYPE_CHECKING:
     from unsloth_nb.config import JudgeConfig, TrainConfig
     from unsloth_nb.data import PreparedDataset
-    from unsloth_nb.jobs.job import Job
+    from unsloth_nb.jobrun.job import Job
     from unsloth_nb.llm import LLMClient
 
 
@@ -208,7 +208,7 @@ def evaluate_job(
     prompt_for_key: bool = False,
     **judge_overrides: Any,
 ) -> EvaluationReport:
-    """Evaluate a job (a :class:`~unsloth_nb.jobs.job.Job` or its id) against its base model.
+    """Evaluate a job (a :class:`~unsloth_nb.jobrun.job.Job` or its id) against its base model.
 
     ``judge_overrides`` replace ``judge.*`` fields (``model="claude-haiku-4-5", provider="anthropic"``). The
     model comes from the job when it lives in this kernel, else the adapter is loaded here when the job's plan
@@ -216,7 +216,7 @@ def evaluate_job(
     the judge fails; the rows judged so far are in the report file either way.
     """
     from unsloth_nb.config import TrainConfig
-    from unsloth_nb.jobs.controller import load_job
+    from unsloth_nb.jobrun.controller import load_job
 
     if isinstance(job, str):
         job = load_job(job, reattach=False)

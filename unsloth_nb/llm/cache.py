@@ -20,7 +20,7 @@ def default_cache_dir() -> Path:
     override = os.environ.get("UNSLOTH_NB_LLM_CACHE")
     if override:
         return Path(override).expanduser()
-    from unsloth_nb.jobs.store import data_root
+    from unsloth_nb.jobrun.store import data_root
 
     return data_root() / "llm-cache"
 

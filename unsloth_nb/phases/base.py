@@ -118,7 +118,7 @@ class PhaseContext:
 
 @runtime_checkable
 class Phase(Protocol):
-    """One step of a job. ``state`` is the lifecycle state (``unsloth_nb.jobs.lifecycle``) while it runs."""
+    """One step of a job. ``state`` is the lifecycle state (``unsloth_nb.jobrun.lifecycle``) while it runs."""
 
     name: str
     state: str

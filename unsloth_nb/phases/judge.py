@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from unsloth_nb.jobs.lifecycle import EVALUATING
+from unsloth_nb.jobrun.lifecycle import EVALUATING
 from unsloth_nb.phases.base import PhaseContext, PhaseNeeds, PhaseResult
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from unsloth_nb.jobs.lifecycle import STARTING
+from unsloth_nb.jobrun.lifecycle import STARTING
 from unsloth_nb.phases.base import PhaseContext, PhaseNeeds, PhaseResult
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from unsloth_nb.errors import MissingSecretError
-from unsloth_nb.jobs.lifecycle import LOG, RESULT
+from unsloth_nb.jobrun.lifecycle import LOG, RESULT
 from unsloth_nb.phases.base import Phase, PhaseContext, PhaseHooks, PhaseResult, RunsOn
 from unsloth_nb.phases.registry import all_phases
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from unsloth_nb.jobs.lifecycle import SAVING
+from unsloth_nb.jobrun.lifecycle import SAVING
 from unsloth_nb.phases.base import Artifact, PhaseContext, PhaseNeeds, PhaseResult
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from unsloth_nb.jobs.lifecycle import TRAINING
+from unsloth_nb.jobrun.lifecycle import TRAINING
 from unsloth_nb.phases.base import Artifact, PhaseContext, PhaseNeeds, PhaseResult
 
 if TYPE_CHECKING:

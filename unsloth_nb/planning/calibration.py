@@ -130,7 +130,7 @@ def enabled() -> bool:
 
 def observations(root: Path | None = None) -> list[Observation]:
     """Observations of the newest finished local jobs, newest first (cached per job)."""
-    from unsloth_nb.jobs.store import data_root
+    from unsloth_nb.jobrun.store import data_root
 
     base = root or data_root()
     jobs = base / "jobs"

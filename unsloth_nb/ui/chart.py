@@ -47,7 +47,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unsloth_nb.jobs.events import Event, EventLog
+from unsloth_nb.jobrun.events import Event, EventLog
 from unsloth_nb.ui.loss_figure import HEIGHT, _build_figure, _figure_spec
 from unsloth_nb.ui.loss_series import MAX_POINTS, SMOOTHING, LossHistory
 from unsloth_nb.ui.loss_static import _svg_html, static_figure, write_loss_html
@@ -70,7 +70,7 @@ class LossChart:
     """Loss curve of one job, live in a notebook and static elsewhere.
 
     Feed it metrics events with :meth:`add` / :meth:`add_many`, or :meth:`attach`
-    it to an :class:`~unsloth_nb.jobs.events.EventLog` (past events are replayed, so a
+    it to an :class:`~unsloth_nb.jobrun.events.EventLog` (past events are replayed, so a
     chart made after the run shows the whole history). Display it (``chart`` as
     the last expression of a cell) or embed :attr:`widget` in a layout.
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from unsloth_nb.jobs.events import Event, read_events_file
+from unsloth_nb.jobrun.events import Event, read_events_file
 from unsloth_nb.ui.loss_figure import _build_figure
 from unsloth_nb.ui.loss_series import MAX_POINTS, SMOOTHING, LossHistory, default_smoothing, smoothed
 from unsloth_nb.ui.loss_static import svg_series_html
@@ -23,7 +23,7 @@ from unsloth_nb.ui.loss_static import svg_series_html
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from unsloth_nb.jobs.job import Job
+    from unsloth_nb.jobrun.job import Job
 
 __all__ = ["CompareView", "compare"]
 
@@ -36,7 +36,7 @@ class CompareView:
     """Loss curves of several jobs overlaid; display it, or take :meth:`figure` / :meth:`static_html`."""
 
     def __init__(self, jobs: Iterable[Job | str], *, title: str | None = None, max_points: int = MAX_POINTS) -> None:
-        from unsloth_nb.jobs.controller import load_job
+        from unsloth_nb.jobrun.controller import load_job
 
         self.jobs = [job if not isinstance(job, str) else load_job(job, reattach=False) for job in jobs]
         if not self.jobs:

@@ -10,11 +10,11 @@ import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
 
-from unsloth_nb.jobs.events import Event
-from unsloth_nb.jobs.lifecycle import AFTER_TRAINING_STATES
+from unsloth_nb.jobrun.events import Event
+from unsloth_nb.jobrun.lifecycle import AFTER_TRAINING_STATES
 
 if TYPE_CHECKING:
-    from unsloth_nb.jobs.job import Job
+    from unsloth_nb.jobrun.job import Job
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -124,7 +124,7 @@ class JobStatus:
 
     def elapsed(self) -> float:
         """From the job's first event to now, or to its last event once it has ended."""
-        from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
+        from unsloth_nb.jobrun.lifecycle import TERMINAL_STATES
 
         start = self.first_time if self.first_time is not None else self.started
         end = self.last_time if self.state in TERMINAL_STATES and self.last_time is not None else time.time()

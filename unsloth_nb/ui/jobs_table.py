@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from unsloth_nb.jobs.store import JobRecord
+from unsloth_nb.jobrun.store import JobRecord
 
 __all__ = ["COLUMNS", "JobTable", "job_facts"]
 
@@ -122,7 +122,7 @@ class JobTable:
         now = time.time()
         out = []
         for record in self.records[: self.limit]:
-            from unsloth_nb.jobs.store import jobs_root
+            from unsloth_nb.jobrun.store import jobs_root
 
             facts = job_facts(jobs_root() / record.id / "events.jsonl")
             end = record.finished if record.finished is not None else (now if not record.terminal else record.updated)
@@ -226,7 +226,7 @@ class JobTable:
 
     def show(self, job_id: str) -> Any:
         """Draw one job's view under the table (what its Show button does)."""
-        from unsloth_nb.jobs.controller import load_job
+        from unsloth_nb.jobrun.controller import load_job
         from unsloth_nb.ui.view import JobView
 
         return self._draw(lambda: JobView(load_job(job_id)))

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from unsloth_nb.jobs.events import Event
-from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
+from unsloth_nb.jobrun.events import Event
+from unsloth_nb.jobrun.lifecycle import TERMINAL_STATES
 
 __all__ = ["MAX_POINTS", "SMOOTHING", "TERMINAL_STATES", "LossHistory", "default_smoothing", "smoothed"]
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unsloth_nb.jobs.events import Event
+from unsloth_nb.jobrun.events import Event
 from unsloth_nb.ui.loss_figure import HEIGHT, _build_figure, _figure_spec
 from unsloth_nb.ui.loss_series import MAX_POINTS, SMOOTHING, LossHistory, smoothed
 

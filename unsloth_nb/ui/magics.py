@@ -36,8 +36,8 @@ from unsloth_nb.errors import MAGIC, UnslothNbError, use_wording
 if TYPE_CHECKING:
     from unsloth_nb.config import TrainConfig
     from unsloth_nb.flags import TrainOptions
-    from unsloth_nb.jobs.job import Job
-    from unsloth_nb.jobs.preflight import Prepared
+    from unsloth_nb.jobrun.job import Job
+    from unsloth_nb.jobrun.preflight import Prepared
 
 __all__ = ["UnslothMagics", "register", "show_unsloth_error", "train_help", "unregister"]
 
@@ -112,7 +112,7 @@ class UnslothMagics(Magics):
             plan_shown = True
             _ask_for_secrets(prepared)
         context = contextvars.copy_context()
-        from unsloth_nb.jobs.controller import confirm_and_start
+        from unsloth_nb.jobrun.controller import confirm_and_start
         from unsloth_nb.ui.tooltips import no_null_tooltips
 
         def ask(prepared: Prepared, question: str) -> bool:
@@ -134,8 +134,8 @@ class UnslothMagics(Magics):
 
     @line_magic
     def unsloth_jobs(self, line: str) -> Any:
-        from unsloth_nb.jobs.controller import load_job
-        from unsloth_nb.jobs.store import list_jobs
+        from unsloth_nb.jobrun.controller import load_job
+        from unsloth_nb.jobrun.store import list_jobs
         from unsloth_nb.ui.view import JobTable
 
         args = _split(line)
@@ -188,7 +188,7 @@ class UnslothMagics(Magics):
         )
 
         def on_rent(_button: Any) -> None:
-            from unsloth_nb.jobs.controller import start_job
+            from unsloth_nb.jobrun.controller import start_job
             from unsloth_nb.ui.view import JobView
 
             rent.disabled = cancel.disabled = True
@@ -232,7 +232,7 @@ def _parse(argv: list[str], cell: str | None) -> tuple[Any, TrainOptions, list[U
 def _prepare(
     config: TrainConfig, *, prompt_for_secrets: bool, earlier: list[UnslothNbError], check_secrets: bool = True
 ) -> Prepared:
-    from unsloth_nb.jobs.preflight import prepare
+    from unsloth_nb.jobrun.preflight import prepare
 
     with use_wording(MAGIC):
         try:

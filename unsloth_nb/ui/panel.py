@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.config import DatasetConfig, FieldSpec, TrainConfig, deep_update, expand_dotted, field_specs
 from unsloth_nb.errors import DatasetError, MissingSecretError, UnslothNbError, Wording, use_wording
-from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
+from unsloth_nb.jobrun.lifecycle import TERMINAL_STATES
 from unsloth_nb.ui.tooltips import no_null_tooltips
 
 if TYPE_CHECKING:
     from unsloth_nb.data import DatasetPreview
-    from unsloth_nb.jobs.job import Job
-    from unsloth_nb.jobs.preflight import Prepared
+    from unsloth_nb.jobrun.job import Job
+    from unsloth_nb.jobrun.preflight import Prepared
     from unsloth_nb.planning.planner import Plan
     from unsloth_nb.ui.view import JobView
 
@@ -492,8 +492,8 @@ class TrainingPanel:
         cost (capped by runpod.max_cost_usd) is above runpod.confirm_above_usd or
         unknown (``yes=True`` never asks).
         """
-        from unsloth_nb.jobs.controller import confirm_and_start
-        from unsloth_nb.jobs.preflight import prepare
+        from unsloth_nb.jobrun.controller import confirm_and_start
+        from unsloth_nb.jobrun.preflight import prepare
         from unsloth_nb.ui.view import JobView
 
         if self.job is not None and not self.job.done:
@@ -573,7 +573,7 @@ class TrainingPanel:
         Run it in a cell (a button cannot open a prompt). The values go into this
         kernel's environment only: never into a widget, the notebook or a file.
         """
-        from unsloth_nb.jobs.preflight import ask_for_secrets, missing_secrets
+        from unsloth_nb.jobrun.preflight import ask_for_secrets, missing_secrets
 
         config = self.config()
         if config is None:

@@ -45,9 +45,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.backends.registry import get_backend
-from unsloth_nb.jobs.events import Event, read_events_file
-from unsloth_nb.jobs.job import Job, set_job_display
-from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
+from unsloth_nb.jobrun.events import Event, read_events_file
+from unsloth_nb.jobrun.job import Job, set_job_display
+from unsloth_nb.jobrun.lifecycle import TERMINAL_STATES
 from unsloth_nb.ui.chart import widgets_can_render
 from unsloth_nb.ui.console import JobStatus, format_seconds
 
@@ -471,8 +471,8 @@ class JobView:
     def resume(self) -> Job:
         """Start a new job with this one's settings that continues from its last checkpoint."""
         from unsloth_nb.errors import UnslothNbError
-        from unsloth_nb.jobs.controller import start_job
-        from unsloth_nb.jobs.preflight import prepare
+        from unsloth_nb.jobrun.controller import start_job
+        from unsloth_nb.jobrun.preflight import prepare
 
         checkpoint = self.resume_checkpoint()
         if checkpoint is None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from unsloth_nb.jobs.checkpoints import checkpoint_step
+from unsloth_nb.jobrun.checkpoints import checkpoint_step
 from unsloth_nb.latest_only import LatestOnly
 
 if TYPE_CHECKING:

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unsloth_nb.jobs.checkpoints import newest_checkpoint
-from unsloth_nb.jobs.events import Event, EventLog
-from unsloth_nb.jobs.lifecycle import ENGINE_STATES as RUNNING_STATES
-from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
+from unsloth_nb.jobrun.checkpoints import newest_checkpoint
+from unsloth_nb.jobrun.events import Event, EventLog
+from unsloth_nb.jobrun.lifecycle import ENGINE_STATES as RUNNING_STATES
+from unsloth_nb.jobrun.lifecycle import TERMINAL_STATES
 from unsloth_nb.worker.artifacts import HashCache
 from unsloth_nb.worker.protocol import (
     CRASH_LOG_MARKER,
@@ -232,7 +232,7 @@ class JobHost:
         Only ``checkpoints/checkpoint-N/...`` before training starts, so a client can seed
         the output folder but never overwrite what training wrote. Like the dataset, a
         chunk may restart earlier than what is stored (a retry) but never leave a hole.
-        The client sends ``trainer_state.json`` last: :func:`~unsloth_nb.jobs.checkpoints.newest_checkpoint` takes a
+        The client sends ``trainer_state.json`` last: :func:`~unsloth_nb.jobrun.checkpoints.newest_checkpoint` takes a
         folder as complete only once that file is there.
         """
         from unsloth_nb.worker.artifacts import clean_relative
@@ -342,7 +342,7 @@ class JobHost:
 
     def _hub_checkpoint_to_fetch(self, config: TrainConfig, name: Any, have: Path | None) -> str | None:
         """The Hub checkpoint to download before training, or None when there is none to fetch."""
-        from unsloth_nb.jobs.checkpoints import CHECKPOINT_NAME, checkpoint_step
+        from unsloth_nb.jobrun.checkpoints import CHECKPOINT_NAME, checkpoint_step
 
         if name is None:
             return None
@@ -433,7 +433,7 @@ class JobHost:
         """
         from unsloth_nb.errors import BackendError
         from unsloth_nb.hub import download_checkpoint, newest_checkpoint_on_hub
-        from unsloth_nb.jobs.checkpoints import checkpoint_step
+        from unsloth_nb.jobrun.checkpoints import checkpoint_step
 
         newest = newest_checkpoint_on_hub(repo_id)
         if newest is None or checkpoint_step(newest) < checkpoint_step(name):

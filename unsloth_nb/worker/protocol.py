@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from unsloth_nb.data import DatasetSummary, PreparedDataset, Row
-from unsloth_nb.jobs.lifecycle import ENGINE_STATES, TERMINAL_STATES
+from unsloth_nb.jobrun.lifecycle import ENGINE_STATES, TERMINAL_STATES
 
 PACK_VERSION = 1
 DEFAULT_PORT = 8000

@@ -93,9 +93,9 @@ from unsloth_nb.backends.worker_link.relay import EventRelay
 from unsloth_nb.backends.worker_link.transfer import download_outputs, fetch_latest_checkpoint, send_checkpoint
 from unsloth_nb.credentials import has_secret, redact
 from unsloth_nb.errors import BackendError, JobCancelledError
-from unsloth_nb.jobs.checkpoints import checkpoint_step, newest_checkpoint
-from unsloth_nb.jobs.lifecycle import RESULT
-from unsloth_nb.jobs.runtime import run_in_thread
+from unsloth_nb.jobrun.checkpoints import checkpoint_step, newest_checkpoint
+from unsloth_nb.jobrun.lifecycle import RESULT
+from unsloth_nb.jobrun.runtime import run_in_thread
 from unsloth_nb.phases.base import Artifact, PhaseResult
 from unsloth_nb.worker.protocol import INTERRUPTED, REMOTE_END_STATES, REMOTE_RUNNING_STATES, Health, pack_dataset
 from unsloth_nb.worker.settings import TOKEN_ENV

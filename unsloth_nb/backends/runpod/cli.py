@@ -215,7 +215,7 @@ def cmd_list(argv: list[str]) -> int:
 
 def _job_states() -> dict[str, str]:
     """job id and pod id -> the job's state, from this machine's job folders."""
-    from unsloth_nb.jobs.store import list_jobs
+    from unsloth_nb.jobrun.store import list_jobs
 
     states: dict[str, str] = {}
     for record in list_jobs():
@@ -304,8 +304,8 @@ def _settle_jobs_without_pods(client: Any, dry_run: bool) -> list[str]:
     unwatched pod, or it was lost) and what was not copied here went with it. Returns
     their ids.
     """
-    from unsloth_nb.jobs.controller import end_unowned_job
-    from unsloth_nb.jobs.store import list_jobs
+    from unsloth_nb.jobrun.controller import end_unowned_job
+    from unsloth_nb.jobrun.store import list_jobs
 
     stale = [r for r in list_jobs() if r.placement == "runpod" and r.pod_id and r.owner_gone]
     if not stale:
@@ -332,7 +332,7 @@ def _settle_jobs_without_pods(client: Any, dry_run: bool) -> list[str]:
 def _close_their_jobs(pods: list[Any]) -> None:
     """A job here whose process died and whose pod cleanup just ended is over: its folder says so."""
     from unsloth_nb.backends.runpod.pods import job_id_of
-    from unsloth_nb.jobs.controller import end_unowned_job
+    from unsloth_nb.jobrun.controller import end_unowned_job
 
     for pod in pods:
         job_id = job_id_of(pod.name)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from unsloth_nb.credentials import redact
 
 if TYPE_CHECKING:
-    from unsloth_nb.jobs.preflight import Prepared
+    from unsloth_nb.jobrun.preflight import Prepared
 
 TOKEN_SHOWN = "<job token: 43 random characters, new for each job>"
 

@@ -268,7 +268,7 @@ def our_pods(client: RunPodClient) -> list[Pod]:
 
 def live_job_pods() -> dict[str, str]:
     """pod id or pod name -> job id, for jobs on this machine that are still running."""
-    from unsloth_nb.jobs.store import list_jobs
+    from unsloth_nb.jobrun.store import list_jobs
 
     owned: dict[str, str] = {}
     for record in list_jobs():
@@ -299,7 +299,7 @@ def find_reusable_pod(
     ``idle``: a worker runs one job, so one that has a job is not reusable.
     Returns (pod, matching offer, token) or None.
     """
-    from unsloth_nb.jobs.store import JobFolder
+    from unsloth_nb.jobrun.store import JobFolder
     from unsloth_nb.worker.settings import TOKEN_ENV
 
     owned = live_job_pods()

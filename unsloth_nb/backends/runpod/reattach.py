@@ -33,7 +33,7 @@ from unsloth_nb.worker.protocol import pack_dataset
 if TYPE_CHECKING:
     from unsloth_nb.backends.base import JobContext
     from unsloth_nb.backends.runpod.billing import Meter
-    from unsloth_nb.jobs.store import JobFolder
+    from unsloth_nb.jobrun.store import JobFolder
 
 #: The job's current pod and its earlier ones, as the job folder keeps them.
 POD_JSON = "pod.json"

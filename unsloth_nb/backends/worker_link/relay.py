@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from unsloth_nb.jobs.lifecycle import COST, ENGINE_STATES, EVENT_KINDS, STATUS, TERMINAL_STATES
+from unsloth_nb.jobrun.lifecycle import COST, ENGINE_STATES, EVENT_KINDS, STATUS, TERMINAL_STATES
 from unsloth_nb.worker.protocol import CRASH_LOG_MARKER
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from unsloth_nb.backends.worker_link.client import WorkerClient
 from unsloth_nb.errors import BackendError
-from unsloth_nb.jobs.checkpoints import checkpoint_step, newest_checkpoint
+from unsloth_nb.jobrun.checkpoints import checkpoint_step, newest_checkpoint
 from unsloth_nb.worker.protocol import file_sha256
 
 

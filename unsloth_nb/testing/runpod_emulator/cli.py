@@ -80,7 +80,7 @@ ANY_KEY = "emulator"
 
 
 def default_workdir() -> Path:
-    from unsloth_nb.jobs.store import data_root
+    from unsloth_nb.jobrun.store import data_root
 
     return data_root() / "runpod-emulator"
 

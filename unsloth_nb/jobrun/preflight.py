@@ -25,7 +25,7 @@ from unsloth_nb.config import TrainConfig
 from unsloth_nb.credentials import get_secret, has_secret
 from unsloth_nb.data import PreparedDataset, prepare_dataset
 from unsloth_nb.errors import MissingSecretError, Problems, UnslothNbError
-from unsloth_nb.jobs.checks import clamp_to_model, preflight_problems
+from unsloth_nb.jobrun.checks import clamp_to_model, preflight_problems
 from unsloth_nb.phases.runner import phases_for, secrets_of
 from unsloth_nb.planning.planner import POD_CHECKPOINT_EVERY_S, Plan, check_model_source, default_save_steps, plan
 
@@ -35,7 +35,7 @@ class Prepared:
     """A config that passed every check, with its dataset and plan.
 
     ``missing_secrets`` are keys the entry point still has to ask for (in a hidden
-    prompt, after showing the plan); :func:`~unsloth_nb.jobs.controller.start_job`
+    prompt, after showing the plan); :func:`~unsloth_nb.jobrun.controller.start_job`
     refuses to start while one is missing.
     """
 

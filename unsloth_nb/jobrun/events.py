@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unsloth_nb.jobs.lifecycle import EVENT_KINDS
+from unsloth_nb.jobrun.lifecycle import EVENT_KINDS
 
 #: The payload keys each kind may carry (checked on emit, so a typo in a backend
 #: fails in its tests rather than silently missing from the chart).

@@ -1,6 +1,6 @@
 """The Job handle users hold: watch a job, wait for it, stop it, show it.
 
-The controller (:mod:`unsloth_nb.jobs.controller`) starts, loads and drives jobs; this
+The controller (:mod:`unsloth_nb.jobrun.controller`) starts, loads and drives jobs; this
 module holds only the handle, the set of jobs this process drives and the display hook
 the notebook layer registers (the core never imports ``ui``).
 """
@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from unsloth_nb.backends.registry import get_backend
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.errors import JobCancelledError, JobFailedError, UnslothNbError
-from unsloth_nb.jobs.events import Event, EventLog
-from unsloth_nb.jobs.lifecycle import JOB_STATES, TERMINAL_STATES
-from unsloth_nb.jobs.store import JobFolder, JobRecord
+from unsloth_nb.jobrun.events import Event, EventLog
+from unsloth_nb.jobrun.lifecycle import JOB_STATES, TERMINAL_STATES
+from unsloth_nb.jobrun.store import JobFolder, JobRecord
 
 if TYPE_CHECKING:
     from unsloth_nb.planning.planner import Plan

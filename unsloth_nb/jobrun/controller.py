@@ -6,7 +6,7 @@ the entry point supplies) -> start. :func:`start_job` runs a :class:`JobControll
 on the private controller loop; the backend reports through the job's EventLog, which
 every view reads. At interpreter exit one hook ends every backend's live jobs.
 
-States (``unsloth_nb.jobs.lifecycle``)::
+States (``unsloth_nb.jobrun.lifecycle``)::
 
     created -> planning -> [provisioning -> starting -> uploading] -> starting -> training
             -> saving -> [downloading -> terminating] -> succeeded | failed | cancelled
@@ -31,10 +31,10 @@ from unsloth_nb.config import TrainConfig
 from unsloth_nb.credentials import has_secret, redact
 from unsloth_nb.engine.quiet import capture_job_output
 from unsloth_nb.errors import BackendError, JobCancelledError, JobNotFoundError, UnslothNbError
-from unsloth_nb.jobs.job import Job, find_live_job, job_ended, live_jobs
-from unsloth_nb.jobs.preflight import Prepared, ask_for_secrets, prepare
-from unsloth_nb.jobs.runtime import run_in_thread, submit
-from unsloth_nb.jobs.store import JobFolder, JobRecord, jobs_root, new_job_id
+from unsloth_nb.jobrun.job import Job, find_live_job, job_ended, live_jobs
+from unsloth_nb.jobrun.preflight import Prepared, ask_for_secrets, prepare
+from unsloth_nb.jobrun.runtime import run_in_thread, submit
+from unsloth_nb.jobrun.store import JobFolder, JobRecord, jobs_root, new_job_id
 from unsloth_nb.phases.base import Phase, PhaseContext, PhaseResult
 from unsloth_nb.phases.runner import client_phases, run_phases
 from unsloth_nb.planning.planner import Plan

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from unsloth_nb.errors import JobNotFoundError
-from unsloth_nb.jobs.lifecycle import TERMINAL_STATES
+from unsloth_nb.jobrun.lifecycle import TERMINAL_STATES
 
 
 def data_root() -> Path:
