@@ -2,7 +2,7 @@
 
 `unsloth-nb train` and `%unsloth_train` share this parser, so a flag that works
 in a terminal works in a cell, and `--help` / `%unsloth_train?` list every field
-with the help text written next to it in config.py.
+with the help text written next to it in its config section.
 """
 
 from __future__ import annotations
