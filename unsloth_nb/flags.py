@@ -27,6 +27,7 @@ SECTION_TITLES = {
     "save": "saving",
     "hub": "Hugging Face Hub (needs HF_TOKEN in the environment)",
     "runpod": "RunPod (needs RUNPOD_API_KEY in the environment)",
+    "generate": "generating answers (the demo, Try it, job.chat)",
     "": "placement",
 }
 
