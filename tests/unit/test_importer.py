@@ -174,3 +174,15 @@ def test_notebook_cells_pasted_into_the_cell_magic_are_imported(tmp_path: Path) 
     assert result.success, captured.stdout + captured.stderr
     assert "Imported the pasted notebook cells" in captured.stdout
     assert "Plan: unsloth/Llama-3.2-3B-Instruct" in captured.stdout
+
+
+def test_a_python_script_imports_like_the_notebook_with_lines_for_places(tmp_path: Path) -> None:
+    cells = json.loads(notebook("Phi_4-Conversational").read_text())["cells"]
+    script = tmp_path / "phi4.py"
+    script.write_text("\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code"))
+
+    from_script, from_notebook = import_file(script), import_file(notebook("Phi_4-Conversational"))
+
+    assert from_script.intended() == from_notebook.intended()
+    assert all(str(note).startswith("line ") for note in from_script.unmapped)
+    assert len(from_script.unmapped) == len(from_notebook.unmapped)
