@@ -86,3 +86,30 @@ def test_job_chat_answers_with_the_generate_settings_and_refuses_a_typo(tiny_mod
         job.chat("Hi", temprature=0.5)
     with pytest.raises(UnslothNbError, match=r"generate\.temperature"):
         job.chat("Hi", top_k=20)  # greedy with a sampling filter is refused as in the config
+
+
+def test_the_judges_answers_say_when_enable_thinking_cannot_apply(tiny_model: Path, tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+    from unsloth import FastLanguageModel
+
+    from unsloth_nb.config import JudgeConfig
+    from unsloth_nb.evaluate.holdout import EvalItem, HeldOut
+    from unsloth_nb.evaluate.run import answers_for
+
+    base, tokenizer = FastLanguageModel.from_pretrained(str(tiny_model), max_seq_length=512, load_in_4bit=False, dtype=None)
+    model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj"]))
+    heldout = HeldOut([EvalItem(f"q{i}", [{"role": "user", "content": f"Question {i}?"}]) for i in range(2)], "holdout")
+    said: list[tuple[str, dict]] = []
+
+    answers = answers_for(
+        heldout,
+        JudgeConfig(enabled=True, max_new_tokens=4, batch_size=2),
+        tmp_path,
+        lambda: (model, tokenizer),
+        emit=lambda kind, **data: said.append((kind, data)),
+        generate=GenerateConfig(enable_thinking=False),
+    )
+
+    assert len(answers.pairs) == 2 and answers.max_new_tokens == 4
+    logs = [data["message"] for kind, data in said if kind == "log"]
+    assert len(logs) == 1 and "has no enable_thinking switch" in logs[0]

@@ -120,7 +120,7 @@ def answers_for(
 
     Greedy unless ``judge.decoding`` is ``generate`` (then the ``generate:`` section samples them).
     """
-    from unsloth_nb.engine.generation import judge_settings
+    from unsloth_nb.engine.generation import judge_settings, thinking_note
 
     existing = AnswerSet.load(output_dir)
     if existing is not None and existing.matches(heldout.items, judge.max_new_tokens):
@@ -128,11 +128,15 @@ def answers_for(
     if load_model is None:
         raise EvaluationError("no answers were generated for this job and its model is not available here")
     model, tokenizer = load_model()
+    settings = judge_settings(judge.decoding, judge.max_new_tokens, generate)
+    note = thinking_note(tokenizer, settings)
+    if note:  # said once in the job's log rather than silently dropped
+        emit("log", level="info", message=note, source="evaluation")
     answers = answer_both(
         model,
         tokenizer,
         heldout.items,
-        settings=judge_settings(judge.decoding, judge.max_new_tokens, generate),
+        settings=settings,
         batch_size=judge.batch_size,
         should_stop=should_stop,
         progress=lambda done, total: emit("evaluation", stage="answers", done=done, total=total),
