@@ -186,3 +186,16 @@ def test_a_python_script_imports_like_the_notebook_with_lines_for_places(tmp_pat
     assert from_script.intended() == from_notebook.intended()
     assert all(str(note).startswith("line ") for note in from_script.unmapped)
     assert len(from_script.unmapped) == len(from_notebook.unmapped)
+
+
+def test_a_token_in_the_notebook_is_never_copied_into_the_config_or_the_notes() -> None:
+    secret = "-".join(("hf", "not", "a", "real", "token"))
+    result = import_code(
+        f'model, tokenizer = FastLanguageModel.from_pretrained(model_name = "m/x", token = "{secret}")\n'
+        f'args = SFTConfig(hub_token = "{secret}", push_to_hub = True)\n'
+        f'model.push_to_hub("me/lora", token = "{secret}")\n'
+    )
+
+    assert secret not in result.to_yaml() and secret not in result.report()
+    assert result.config["hub"] == {"repo_id": "me/lora"}
+    assert any(str(n).startswith("line 2: hub_token: secrets never go in a config") for n in result.handled)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from unsloth_nb import config_aliases
+from unsloth_nb.config.schema import SECRET_KEY_PATTERN
 from unsloth_nb.config_aliases import ALIASES, FIXED, TEXT_FIELD
 from unsloth_nb.importer.pending import supported
 from unsloth_nb.importer.scan import Call, Scan, Value
@@ -128,8 +129,8 @@ class _Mapper:
             self.keyword(call.where, name, value, allowed)
 
     def keyword(self, where: str, name: str, value: Value, allowed: set[str]) -> None:
-        if name == "token":
-            self.handled(where, "token: secrets never go in a config; unsloth-nb reads HF_TOKEN from the environment")
+        if name == "token" or SECRET_KEY_PATTERN.search(name):  # its value is never copied, not even into a note
+            self.handled(where, f"{name}: secrets never go in a config; unsloth-nb reads HF_TOKEN from the environment")
             return
         if name in FIXED:
             if value.known and FIXED[name].accepts(value.value):
