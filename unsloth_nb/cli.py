@@ -31,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": cmd_demo,
         "runpod": cmd_runpod,
         "eval": cmd_eval,
+        "import": cmd_import,
     }
     if not args or args[0] in ("-h", "--help"):
         print(_usage(commands))
@@ -69,6 +70,7 @@ def _usage(commands: dict[str, Any]) -> str:
         "  demo     fine-tune SmolLM2-135M on Super Bowl LIX Q&A on this CPU, offline (~3 min)\n"
         "  runpod   RunPod pods: gpus, list, stop, terminate, cleanup, train, emulator\n"
         "  eval     judge a finished job's fine-tune against its base: unsloth-nb eval ID [--yes] [--json]\n"
+        "  import   turn an Unsloth notebook or script into a config: unsloth-nb import NOTEBOOK.ipynb [-o config.yaml]\n"
     )
 
 
@@ -140,6 +142,34 @@ def _eval_table(report: Any) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------- import
+def cmd_import(argv: list[str]) -> int:
+    """Read an Unsloth notebook's cells (never running them) and write the equivalent config."""
+    from pathlib import Path
+
+    from unsloth_nb.importer import import_file
+
+    parser = argparse.ArgumentParser(
+        prog="unsloth-nb import",
+        description="Turn an Unsloth notebook (.ipynb) or script (.py) into an unsloth-nb config. Its cells are parsed, "
+        "never run; each knob that cannot be mapped is reported with its cell and line.",
+    )
+    parser.add_argument("notebook", help="the .ipynb or .py file")
+    parser.add_argument("-o", "--output", metavar="CONFIG", help="write the YAML here (default: print it)")
+    args = parser.parse_args(argv)
+    result = import_file(args.notebook)
+    text = result.to_yaml()
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(result.report(), file=sys.stderr)
+        dataset = "" if "dataset" in result.config else " --dataset FILE"
+        print(f"Wrote {args.output}. Check it: unsloth-nb plan --config {args.output}{dataset}", file=sys.stderr)
+    else:
+        print(text, end="")
+        print(result.report(), file=sys.stderr)
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- train
 def cmd_train(argv: list[str], *, force_runpod: bool = False) -> int:
     from unsloth_nb.flags import read_train_args
@@ -159,6 +189,8 @@ def cmd_train(argv: list[str], *, force_runpod: bool = False) -> int:
         print(format_dry_run(prepared))
         return EXIT_OK
     quiet = options.quiet or options.json
+    if options.imported is not None and not quiet:
+        print(options.imported.report(), file=sys.stderr)
     job = launch(  # missing keys are asked for after on_plan has shown the plan (and its price)
         config,
         confirm=None if options.yes else _ask_in_terminal,
@@ -217,6 +249,8 @@ def cmd_plan(argv: list[str]) -> int:
         print(calibration_report())
         return EXIT_OK
     config, options, mistakes = read_train_args(argv)
+    if options.imported is not None and not options.json:
+        print(options.imported.report(), file=sys.stderr)
     prepared = prepare(config, check_secrets=False, earlier=mistakes)
     if options.json:
         print(json.dumps(prepared.plan.to_dict(), indent=2))

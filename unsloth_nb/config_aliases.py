@@ -57,6 +57,13 @@ ALIASES: dict[str, str] = {
     "output_dir": "save.output_dir",
     # unsloth.chat_templates.train_on_responses_only (a call in the notebooks: a switch here)
     "train_on_responses_only": "train.train_on_responses_only",
+    # model.generate(...) and tokenizer.apply_chat_template(enable_thinking=...) in the notebooks' inference cells
+    "max_new_tokens": "generate.max_new_tokens",
+    "temperature": "generate.temperature",
+    "min_p": "generate.min_p",
+    "top_p": "generate.top_p",
+    "top_k": "generate.top_k",
+    "enable_thinking": "generate.enable_thinking",
 }
 
 
@@ -134,7 +141,7 @@ FIXED: dict[str, Fixed] = {
 TEXT_FIELD = "dataset_text_field"
 
 #: The top-level names of our config (sections and placement).
-SECTIONS = ("model", "dataset", "lora", "train", "save", "hub", "runpod", "judge")
+SECTIONS = ("model", "dataset", "lora", "train", "save", "hub", "runpod", "judge", "generate")
 
 
 def their_names(path: str) -> list[str]:
@@ -200,8 +207,8 @@ def _collect(
     """Note an Unsloth/TRL name for moving, or check a fixed one; False when ``name`` is not theirs (or is ours here)."""
     target = ALIASES.get(name)
     if target is not None:
-        if target == f"{section}.{name}":
-            return False  # our own name, in our own section
+        if target == f"{section}.{name}" or (section and f"{section}.{name}" in _our_paths()):
+            return False  # our own name, in our own section (judge.max_new_tokens is the judge's, not generate's)
         if section and section != target.split(".")[0] and section != CALL_SECTION.get(name):
             # not where Unsloth or TRL take it (lora: {learning_rate: ...}): say where it goes
             errors.append(ConfigError(where, f"unknown field; did you mean {target}?"))
@@ -218,6 +225,18 @@ def _collect(
             errors.append(ConfigError(where, f"{value!r} is not what unsloth-nb uses: {fixed.reason}"))
         return True
     return False
+
+
+def _our_paths() -> set[str]:
+    """Every dotted path of our schema (read once; config sits above this module, so imported late)."""
+    if not _PATHS:
+        from unsloth_nb.config.schema import field_specs
+
+        _PATHS.update(spec.path for spec in field_specs())
+    return _PATHS
+
+
+_PATHS: set[str] = set()
 
 
 def _place(out: dict[str, Any], where: str, path: str, value: Any, errors: list[ConfigError]) -> None:

@@ -50,6 +50,8 @@ def demo_config(model_dir: Path, steps: int = 40, output_dir: Path | None = None
             "logging_steps": 1,
         },
         "placement": "local",
+        # Greedy before/after answers: the difference between them is the training's, not one sample's luck.
+        "generate": {"max_new_tokens": 40, "temperature": 0},
     }
     if output_dir is not None:
         config["save"] = {"output_dir": str(output_dir)}
@@ -104,7 +106,8 @@ def _run(prepared: Any, steps: int, started: float, say: Any, json_lines: bool, 
     model_dir = Path(prepared.config.model.name)
     say("Asking the base model first (it was trained before Super Bowl LIX was played):")
     base_model, base_tokenizer = load_for_inference(model_dir, max_seq_length=256)
-    before = {q: generate(base_model, base_tokenizer, q, max_new_tokens=40) for q in HELD_OUT_QUESTIONS}
+    settings = prepared.config.generate
+    before = {q: generate(base_model, base_tokenizer, q, settings=settings) for q in HELD_OUT_QUESTIONS}
     for question, answer in before.items():
         say(f"  Q: {question}\n  A: {answer}")
     del base_model
@@ -118,7 +121,7 @@ def _run(prepared: Any, steps: int, started: float, say: Any, json_lines: bool, 
     after: dict[str, str] = {}
     if job.state == "succeeded" and job.model is not None:
         say("Asking the fine-tuned model the same held-out questions:")
-        after = {q: generate(job.model, job.tokenizer, q, max_new_tokens=40) for q in HELD_OUT_QUESTIONS}
+        after = {q: generate(job.model, job.tokenizer, q, settings=settings) for q in HELD_OUT_QUESTIONS}
         for question, answer in after.items():
             say(f"  Q: {question}\n  A: {answer}")
 

@@ -8,6 +8,7 @@ with the help text written next to it in its config section.
 from __future__ import annotations
 
 import argparse
+import copy
 import difflib
 import re
 import shlex
@@ -27,6 +28,7 @@ SECTION_TITLES = {
     "save": "saving",
     "hub": "Hugging Face Hub (needs HF_TOKEN in the environment)",
     "runpod": "RunPod (needs RUNPOD_API_KEY in the environment)",
+    "generate": "generating answers (the demo, Try it, job.chat)",
     "": "placement",
 }
 
@@ -58,6 +60,8 @@ class TrainOptions:
     no_wait: bool = False
     quiet: bool = False
     dry_run: bool = False
+    #: The notebook import behind ``--from FILE`` (or pasted notebook cells): what to tell the user about it.
+    imported: Any = None
 
 
 def _dest(spec: FieldSpec) -> str:
@@ -111,6 +115,13 @@ def _show_default(value: Any) -> str:
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("running")
     group.add_argument("--config", "-c", dest="config_file", metavar="FILE", help="YAML or JSON config; flags override it.")
+    group.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="NOTEBOOK",
+        help="An Unsloth notebook (.ipynb) or script (.py) to start from: its cells are read (never run) and turned "
+        "into a config; a cell body, --config and flags override it.",
+    )
     group.add_argument("--yes", "-y", action="store_true", help="Start without asking, even when the plan rents a GPU.")
     group.add_argument("--json", action="store_true", help="Print one JSON event per line instead of a progress display.")
     group.add_argument(
@@ -180,9 +191,19 @@ def read_train_args(
         quiet=namespace.quiet,
         dry_run=namespace.dry_run,
     )
+    data: dict[str, Any] = {}
+    if namespace.from_file:  # an Unsloth notebook: the lowest layer, so everything the user writes overrides it
+        from unsloth_nb.importer import import_file
+
+        try:
+            options.imported = import_file(namespace.from_file)
+            data = copy.deepcopy(options.imported.config)
+        except ConfigError as exc:
+            errors.append(exc)
     # Each source speaks Unsloth's names on its own, so a flag still overrides a pasted model_name.
-    data, alias_errors = config_aliases.normalise(base or {})
+    from_body, alias_errors = config_aliases.normalise(base or {})
     errors.extend(alias_errors)
+    deep_update(data, from_body)
     if options.config_file:
         try:
             from_file, alias_errors = config_aliases.normalise(load_config_file(options.config_file))
@@ -257,3 +278,20 @@ def parse_cell_body(body: str) -> dict[str, Any]:
         return parse_yaml(body, "cell")
     except ConfigError:
         raise
+
+
+def read_cell_body(body: str) -> tuple[dict[str, Any], Any]:
+    """A cell body as config data: YAML, or an Unsloth notebook's cells pasted as Python (then also the import).
+
+    YAML comes first: a body that reads as a mapping is a config. Anything else that parses as Python calling
+    Unsloth or TRL (from_pretrained, get_peft_model, SFTTrainer, ...) is imported as ``--from`` would.
+    """
+    try:
+        return parse_cell_body(body), None
+    except ConfigError:
+        from unsloth_nb.importer import import_code, looks_like_notebook_code
+
+        if not looks_like_notebook_code(body):
+            raise
+        imported = import_code(body, "the pasted notebook cells")
+        return imported.config, imported

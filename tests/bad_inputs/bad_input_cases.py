@@ -302,4 +302,20 @@ CASES: tuple[BadInput, ...] = (
         files={"broken.yaml": "train:\n  lr: [2e-4\n  epochs: 1\n"},
         panel=False,
     ),
+    BadInput(
+        "notebook-cell-not-python",
+        ("--from", "{tmp}/broken.ipynb"),
+        ("cell 2, line 2", "not Python that can be read"),
+        files={
+            "broken.ipynb": '{"cells": [{"cell_type": "markdown", "source": "# hi"}, '
+            '{"cell_type": "code", "source": "!pip install unsloth\\nmodel = FastLanguageModel.from_pretrained(\\n"}]}'
+        },
+        panel=False,
+    ),
+    BadInput(
+        "greedy-with-a-sampling-filter",
+        ("--temperature", "0", "--top-k", "20"),
+        ("generate.temperature", "greedily", "top_k"),
+        panel=False,
+    ),
 )

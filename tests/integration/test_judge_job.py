@@ -71,6 +71,7 @@ def test_a_judged_job_reports_and_a_rerun_makes_no_calls(
         # the base answers are the base model's: the same greedy answers as a fresh load of it, no adapter
         from unsloth import FastLanguageModel
 
+        from unsloth_nb.engine.generation import judge_settings
         from unsloth_nb.evaluate.answers import generate_batch
         from unsloth_nb.evaluate.holdout import HeldOut as Held
 
@@ -79,7 +80,7 @@ def test_a_judged_job_reports_and_a_rerun_makes_no_calls(
         )
         FastLanguageModel.for_inference(base)
         items = Held.load(job.folder.path).items[:4]
-        fresh = generate_batch(base, tokenizer, [item.messages for item in items], 12)
+        fresh = generate_batch(base, tokenizer, [item.messages for item in items], judge_settings("greedy", 12, None))
         assert fresh == [pair.base for pair in answers.pairs[:4]]
 
         # the job view shows the result: a win/tie/loss bar and the table

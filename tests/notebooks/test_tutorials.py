@@ -203,3 +203,21 @@ def test_evaluate_tutorial_judges_the_fine_tune_and_reruns_from_the_cache(tmp_pa
     assert "<table" in table and "outcome" in table
     again = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "job.evaluate()")))
     assert "requests sent: 0" in again and "cost: $0.0000" in again
+
+
+def test_from_unsloth_notebook_tutorial_pastes_imports_and_generates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    notebook = execute("05_from_unsloth_notebook.ipynb", tmp_path, monkeypatch)
+
+    assert errors(notebook) == []
+    (job,) = list_jobs()
+    assert job.state == "succeeded"
+    pasted = cell_with(notebook, "%%unsloth_train")
+    said = "".join(o.get("text", "") for o in outputs(pasted))
+    assert "Imported the pasted notebook cells." in said and "Not yet supported: Hub dataset ids" in said
+    assert displayed(pasted, WIDGET_VIEW), "the live view is missing"
+    yaml_text = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "import_file(")))
+    assert "chat_template: llama-3.1" in yaml_text and "# -- Hub dataset ids" in yaml_text
+    plan = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "--from my_unsloth_notebook.ipynb")))
+    assert "Plan: unsloth/Llama-3.2-3B-Instruct" in plan
+    chat = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "job.chat(")))
+    assert "temperature=1.5, min_p=0.1" in chat and "sampled:" in chat and "greedy: " in chat

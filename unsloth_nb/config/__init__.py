@@ -1,6 +1,6 @@
 """TrainConfig and its sections: one validated source of truth for a job.
 
-One module per section (``sections``, ``runpod``, ``judge``), the schema machinery in ``schema``, files in
+One module per section (``sections``, ``runpod``, ``judge``, ``generate``), the schema machinery in ``schema``, files in
 ``files``. A new section is a module with a dataclass of :func:`knob` fields plus one field of TrainConfig.
 """
 
@@ -11,6 +11,9 @@ from unsloth_nb.config.files import (
     expand_dotted,
     load_config_file,
     parse_yaml,
+)
+from unsloth_nb.config.generate import (
+    GenerateConfig,
 )
 from unsloth_nb.config.judge import (
     DEFAULT_JUDGE_MODEL,
@@ -49,6 +52,7 @@ __all__ = [
     "SECRET_KEY_PATTERN",
     "DatasetConfig",
     "FieldSpec",
+    "GenerateConfig",
     "HubConfig",
     "JudgeConfig",
     "LoraConfig",

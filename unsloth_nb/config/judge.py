@@ -52,7 +52,15 @@ class JudgeConfig:
     )
     max_questions: int | None = knob(None, "Judge at most this many held-out questions.", flag="--judge-max-questions", minimum=1)
     max_new_tokens: int = knob(
-        256, "Longest answer generated per question (greedy decoding).", flag="--judge-max-new-tokens", minimum=1, maximum=8192
+        256, "Longest answer generated per question.", flag="--judge-max-new-tokens", minimum=1, maximum=8192
+    )
+    decoding: str = knob(
+        "greedy",
+        "How the judged answers are generated: greedy (default: both models give their most likely answer, so the "
+        "comparison is not decided by one sample's luck) or generate (the generate: section's sampling). "
+        "generate.enable_thinking applies either way.",
+        flag="--judge-decoding",
+        choices=("greedy", "generate"),
     )
     batch_size: int = knob(8, "Questions answered together in one generate call.", flag="--judge-batch-size", minimum=1)
     max_cost_usd: float | None = knob(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from unsloth_nb.config.files import deep_update, expand_dotted, load_config_file, parse_yaml
+from unsloth_nb.config.generate import GenerateConfig
 from unsloth_nb.config.judge import JudgeConfig
 from unsloth_nb.config.runpod import RunPodConfig
 from unsloth_nb.config.schema import _build, _lookup, _section_problems, field_specs, knob, sections_enable
@@ -38,6 +39,7 @@ class TrainConfig:
     hub: HubConfig = field(default_factory=HubConfig)
     runpod: RunPodConfig = field(default_factory=RunPodConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
     placement: str = knob(
         "auto",
         "Where to train: auto (decided by the plan), local (this machine) or runpod.",

@@ -6,13 +6,14 @@ and the worker's smoke check all use.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.errors import BackendError
 
 if TYPE_CHECKING:
-    from unsloth_nb.config import TrainConfig
+    from unsloth_nb.config import GenerateConfig, TrainConfig
     from unsloth_nb.engine import EngineHooks
 
 ADAPTER_DIR = "adapter"
@@ -88,14 +89,19 @@ def load_for_inference(adapter_dir: Path, max_seq_length: int = 2048, load_in_4b
     return model, tokenizer
 
 
-def generate(model: Any, tokenizer: Any, question: str, max_new_tokens: int = 64) -> str:
-    """Greedy answer to one user turn (or plain-text continuation without a chat template), without the prompt.
+def generate(model: Any, tokenizer: Any, question: str, max_new_tokens: int = 64, settings: GenerateConfig | None = None) -> str:
+    """The answer to one user turn (or plain-text continuation without a chat template), without the prompt.
 
-    A model fresh from training is switched to inference mode first (KV cache on, eval);
-    call ``FastLanguageModel.for_training(model)`` to train it further.
+    ``settings`` is the job's ``generate:`` section (sampling, length, enable_thinking); without it the answer is
+    greedy and ``max_new_tokens`` long at most. A model fresh from training is switched to inference mode first
+    (KV cache on, eval); call ``FastLanguageModel.for_training(model)`` to train it further.
     """
     import torch
 
+    from unsloth_nb.engine.generation import GREEDY, sampling_kwargs, template_kwargs
+
+    if settings is None:
+        settings = dataclasses.replace(GREEDY, max_new_tokens=max_new_tokens)
     if getattr(model, "training", False):
         from unsloth import FastLanguageModel
 
@@ -103,7 +109,11 @@ def generate(model: Any, tokenizer: Any, question: str, max_new_tokens: int = 64
 
     if getattr(tokenizer, "chat_template", None):
         encoded = tokenizer.apply_chat_template(
-            [{"role": "user", "content": question}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+            [{"role": "user", "content": question}],
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
+            **template_kwargs(tokenizer, settings),
         )
     else:  # a base model trained on plain text: the question is the prompt
         encoded = tokenizer(question, return_tensors="pt")
@@ -111,8 +121,7 @@ def generate(model: Any, tokenizer: Any, question: str, max_new_tokens: int = 64
     with torch.no_grad():
         output = model.generate(
             **encoded,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
+            **sampling_kwargs(settings),
             pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
         )
     new_tokens = output[0, encoded["input_ids"].shape[1] :]

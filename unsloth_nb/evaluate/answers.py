@@ -1,6 +1,7 @@
 """Answers from the fine-tuned model and from its base, to the same prompts, with the same decoding.
 
-Greedy decoding, ``max_new_tokens`` capped, prompts batched (left padding, so every row's answer starts right
+Greedy decoding unless ``judge.decoding: generate`` (a fair comparison: neither model is judged on one
+sample's luck), ``generate.enable_thinking`` honoured where the template has it, ``max_new_tokens`` capped, prompts batched (left padding, so every row's answer starts right
 after its prompt). The base model's answers come from the same loaded model with the LoRA adapter switched
 off (PEFT's ``disable_adapter()`` context): no second copy of the weights is loaded. Runs where the model is,
 the kernel or the pod; the answers are written to ``evaluation/answers.jsonl`` in the output folder, the
@@ -17,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from unsloth_nb.config.generate import GenerateConfig
 from unsloth_nb.errors import UnslothNbError
 from unsloth_nb.evaluate.holdout import EvalItem
 
@@ -105,12 +107,15 @@ def _inference_mode(model: Any) -> None:
             model.eval()
 
 
-def generate_batch(model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
-    """Greedy answers to a batch of conversations, prompts left-padded, special tokens stripped."""
+def generate_batch(model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], settings: GenerateConfig) -> list[str]:
+    """Answers to a batch of conversations (greedy for the judge by default), prompts left-padded, special tokens stripped."""
     import torch
 
+    from unsloth_nb.engine.generation import sampling_kwargs, template_kwargs
+
     if getattr(tokenizer, "chat_template", None):
-        texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+        extra = template_kwargs(tokenizer, settings)
+        texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False, **extra) for c in conversations]
         add_special = False
     else:  # a base model without a chat template: the last user turn is the prompt
         texts = [c[-1]["content"] for c in conversations]
@@ -125,9 +130,7 @@ def generate_batch(model: Any, tokenizer: Any, conversations: list[list[dict[str
         tokenizer.padding_side = pad_side
     encoded = {key: value.to(model.device) for key, value in encoded.items()}
     with torch.no_grad():
-        output = model.generate(
-            **encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id, use_cache=True
-        )
+        output = model.generate(**encoded, **sampling_kwargs(settings), pad_token_id=tokenizer.pad_token_id, use_cache=True)
     start = encoded["input_ids"].shape[1]
     return [tokenizer.decode(row[start:], skip_special_tokens=True).strip() for row in output]
 
@@ -137,7 +140,7 @@ def answer_both(
     tokenizer: Any,
     items: list[EvalItem],
     *,
-    max_new_tokens: int,
+    settings: GenerateConfig,
     batch_size: int,
     should_stop: Callable[[], bool] = lambda: False,
     progress: Callable[[int, int], None] | None = None,
@@ -153,16 +156,16 @@ def answer_both(
         if should_stop():
             raise UnslothNbError("stopped while generating the evaluation answers")
         batch = conversations[start : start + batch_size]
-        finetuned += generate_batch(model, tokenizer, batch, max_new_tokens)
+        finetuned += generate_batch(model, tokenizer, batch, settings)
         with adapter_off(model):
-            base += generate_batch(model, tokenizer, batch, max_new_tokens)
+            base += generate_batch(model, tokenizer, batch, settings)
         if progress is not None:
             progress(len(finetuned) + len(base), total)
     pairs = [
         AnswerPair(item.id, item.question, item.reference, base=b, finetuned=f)
         for item, b, f in zip(items, base, finetuned, strict=True)
     ]
-    return AnswerSet(pairs, max_new_tokens, batch_size, time.perf_counter() - started)
+    return AnswerSet(pairs, settings.max_new_tokens, batch_size, time.perf_counter() - started)
 
 
 __all__ = ["ANSWERS_FILE", "AnswerPair", "AnswerSet", "adapter_off", "answer_both", "generate_batch"]

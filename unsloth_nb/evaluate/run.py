@@ -21,7 +21,7 @@ from unsloth_nb.evaluate.judging import judge_answers
 from unsloth_nb.evaluate.report import EvaluationReport
 
 if TYPE_CHECKING:
-    from unsloth_nb.config import JudgeConfig, TrainConfig
+    from unsloth_nb.config import GenerateConfig, JudgeConfig, TrainConfig
     from unsloth_nb.data import PreparedDataset
     from unsloth_nb.jobrun.job import Job
     from unsloth_nb.llm import LLMClient
@@ -114,19 +114,29 @@ def answers_for(
     load_model: Callable[[], tuple[Any, Any]] | None,
     emit: Emit = _no_emit,
     should_stop: Callable[[], bool] = lambda: False,
+    generate: GenerateConfig | None = None,
 ) -> AnswerSet:
-    """The answers file when it fits these questions and cap; else generate (needs the model) and save."""
+    """The answers file when it fits these questions and cap; else generate (needs the model) and save.
+
+    Greedy unless ``judge.decoding`` is ``generate`` (then the ``generate:`` section samples them).
+    """
+    from unsloth_nb.engine.generation import judge_settings, thinking_note
+
     existing = AnswerSet.load(output_dir)
     if existing is not None and existing.matches(heldout.items, judge.max_new_tokens):
         return existing
     if load_model is None:
         raise EvaluationError("no answers were generated for this job and its model is not available here")
     model, tokenizer = load_model()
+    settings = judge_settings(judge.decoding, judge.max_new_tokens, generate)
+    note = thinking_note(tokenizer, settings)
+    if note:  # said once in the job's log rather than silently dropped
+        emit("log", level="info", message=note, source="evaluation")
     answers = answer_both(
         model,
         tokenizer,
         heldout.items,
-        max_new_tokens=judge.max_new_tokens,
+        settings=settings,
         batch_size=judge.batch_size,
         should_stop=should_stop,
         progress=lambda done, total: emit("evaluation", stage="answers", done=done, total=total),
@@ -240,7 +250,7 @@ def evaluate_job(
     if not heldout.items:
         raise EvaluationError("no held-out questions to judge (all were near-duplicates of training prompts, or none were given)")
     output_dir = Path(job.record.output_dir) if job.record.output_dir else job.folder.outputs
-    answers = answers_for(heldout, judge, output_dir, _model_loader(job, config))
+    answers = answers_for(heldout, judge, output_dir, _model_loader(job, config), generate=config.generate)
     report = judge_and_report(
         answers,
         heldout,

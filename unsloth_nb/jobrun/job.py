@@ -214,6 +214,16 @@ class Job:
         with _live_lock:
             return self in _live_jobs
 
+    # ------------------------------------------------------------------ asking the model
+    def chat(self, message: str, **generate: Any) -> str:
+        """The fine-tuned model's answer, sampled as the job's ``generate:`` section says.
+
+        Keywords override that section for this answer: ``job.chat("Hi", temperature=0, max_new_tokens=256)``.
+        """
+        from unsloth_nb.engine.chat import chat
+
+        return chat(self, message, **generate)
+
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, **kwargs: Any) -> Any:
         """Judge this job's fine-tune against its base (see ``unsloth_nb.evaluate.evaluate_job``); returns the report."""

@@ -52,7 +52,15 @@ class AnswersPhase:
         heldout = limit_questions(heldout, ctx.config.judge)
         model, tokenizer = ctx.shared.get("model"), ctx.shared.get("tokenizer")
         loader = (lambda: (model, tokenizer)) if model is not None else None
-        answers = answers_for(heldout, ctx.config.judge, ctx.output_dir, loader, ctx.hooks.emit, ctx.hooks.should_stop)
+        answers = answers_for(
+            heldout,
+            ctx.config.judge,
+            ctx.output_dir,
+            loader,
+            ctx.hooks.emit,
+            ctx.hooks.should_stop,
+            generate=ctx.config.generate,
+        )
         path = ctx.output_dir / ANSWERS_FILE
         artifact = Artifact("answers", ANSWERS_FILE, kind="file", bytes=path.stat().st_size)
         ctx.hooks.emit("artifact", name="answers", path=ANSWERS_FILE, bytes=artifact.bytes, kind="file")

@@ -217,12 +217,18 @@ def _split(line: str) -> list[str]:
 
 def _parse(argv: list[str], cell: str | None) -> tuple[Any, TrainOptions, list[UnslothNbError]]:
     """The config and options, and every mistake in the flags and the cell body (checked with the data later)."""
-    from unsloth_nb.flags import parse_cell_body, read_train_args
+    from unsloth_nb.flags import read_cell_body, read_train_args
 
     with use_wording(MAGIC):
         try:
-            base = parse_cell_body(cell) if cell is not None else None
-            return read_train_args(argv, base=base)
+            base, pasted = read_cell_body(cell) if cell is not None else (None, None)
+            config, options, mistakes = read_train_args(argv, base=base)
+            for imported in (options.imported, pasted):
+                if imported is not None:  # the knobs not carried over, said before the plan
+                    print(imported.report())
+            if pasted is not None:
+                options.imported = pasted
+            return config, options, mistakes
         except UnslothNbError as exc:
             raise UsageError(exc.render(MAGIC)) from None
         except SystemExit:  # argparse's own exits (e.g. --version-like actions) must not end the kernel

@@ -64,8 +64,6 @@ MAX_LOG_LINES = 200
 IDLE_REFRESH = 1.0
 #: A single log message is cut at this many characters (a 10 MB repr must not reach the page).
 MAX_MESSAGE_CHARS = 2000
-#: Longest answer Try it asks for.
-TRY_IT_TOKENS = 64
 
 _STATE_COLOURS = {"succeeded": "#1a7f37", "failed": "#cf222e", "cancelled": "#9a6700"}
 _BAR_STYLES = {"succeeded": "success", "failed": "danger", "cancelled": "warning"}
@@ -118,6 +116,8 @@ class JobView:
         self.chart: LossChart = LossChart(title=f"{_short_model(job.config.model.name)} · job {job.id}")
         self.resumed: list[JobView] = []
         self.answers: list[dict[str, str]] = []
+        #: Said beside Try it's answers: generate.enable_thinking set for a template without the switch.
+        self.note: str | None = None
         self._context = contextvars.copy_context()
         self._stop_requested = False
         self._lock = threading.RLock()
@@ -508,17 +508,26 @@ class JobView:
             return False
         return self.job.model is not None or (self.job.adapter_path is not None and self.job.adapter_path.exists())
 
-    def ask(self, question: str, *, max_new_tokens: int = TRY_IT_TOKENS) -> dict[str, str]:
-        """Answers of the fine-tuned model and, with its adapter switched off, of the base model."""
+    def ask(self, question: str, *, max_new_tokens: int | None = None) -> dict[str, str]:
+        """Answers of the fine-tuned model and, with its adapter switched off, of the base model.
+
+        Sampled as the job's ``generate:`` section says (the notebooks' settings by default), so Try it answers
+        as the user's own notebook cell would.
+        """
+        from unsloth_nb.engine.generation import thinking_note
         from unsloth_nb.engine.save import generate
 
+        settings = self.job.config.generate
+        if max_new_tokens is not None:
+            settings = dataclasses.replace(settings, max_new_tokens=max_new_tokens)
         with self._model_lock:
             model, tokenizer = self._model()
-            answers = {"fine-tuned": generate(model, tokenizer, question, max_new_tokens=max_new_tokens)}
+            answers = {"fine-tuned": generate(model, tokenizer, question, settings=settings)}
             disable = getattr(model, "disable_adapter", None)
             if disable is not None:
                 with disable():
-                    answers["base model"] = generate(model, tokenizer, question, max_new_tokens=max_new_tokens)
+                    answers["base model"] = generate(model, tokenizer, question, settings=settings)
+            self.note = thinking_note(tokenizer, settings)
         self.answers.append({"question": question, **answers})
         return answers
 
@@ -685,7 +694,8 @@ class _TryIt:
         except Exception as exc:
             self.answers.value = _message_html(f"Could not answer: {type(exc).__name__}: {exc}", True)
         else:
-            self.answers.value = _answers_html(question, answers)
+            note = self.view.note
+            self.answers.value = (_message_html(note, False) if note else "") + _answers_html(question, answers)
         finally:
             self.ask_button.disabled = False
 

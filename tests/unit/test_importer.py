@@ -1,0 +1,201 @@
+"""Importing Unsloth's own notebooks: `unsloth-nb import`, `--from FILE`, and notebook cells pasted into a cell.
+
+The 7 notebooks of issue 17 are vendored, outputs stripped, in tests/data/unsloth_notebooks (LGPL-3.0, see its
+README). Each import must equal the hand port written beside them (hand_ports/*.yaml, our names for what the
+notebook's executed cells ask for) and the config it writes must pass ``plan`` offline.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+import unsloth_nb
+from unsloth_nb.cli import main
+from unsloth_nb.config import TrainConfig
+from unsloth_nb.demo import demo_dataset_path
+from unsloth_nb.errors import ConfigError
+from unsloth_nb.flags import read_train_args
+from unsloth_nb.importer import import_code, import_file, looks_like_notebook_code, pending
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "data" / "unsloth_notebooks"
+NAMES = sorted(path.stem for path in NOTEBOOKS.glob("*.ipynb"))
+DEMO = demo_dataset_path()
+
+
+def notebook(name: str) -> Path:
+    return NOTEBOOKS / f"{name}.ipynb"
+
+
+def hand_port(name: str) -> dict:
+    return yaml.safe_load((NOTEBOOKS / "hand_ports" / f"{name}.yaml").read_text())
+
+
+def test_the_seven_notebooks_of_issue_17_are_vendored_without_outputs() -> None:
+    assert len(NAMES) == 7
+    assert "LESSER GENERAL PUBLIC LICENSE" in (NOTEBOOKS / "LICENSE").read_text()
+    for name in NAMES:
+        cells = json.loads(notebook(name).read_text())["cells"]
+        assert all(not cell.get("outputs") for cell in cells if cell["cell_type"] == "code"), name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_imported_notebook_matches_its_hand_port_and_plans(name: str, tmp_path: Path) -> None:
+    result = import_file(notebook(name))
+
+    assert result.intended() == hand_port(name)
+    written = tmp_path / "config.yaml"
+    written.write_text(result.to_yaml())
+    data = yaml.safe_load(written.read_text())
+    assert data == result.config  # the not-yet-supported fields stay comments until they exist
+    # Hub dataset ids and mixing are not readable here yet (and this test is offline): a local file stands in.
+    plan = unsloth_nb.plan(str(written), dataset=str(DEMO))
+    assert plan.model == hand_port(name)["model"]["name"]
+    assert plan.placement == "runpod"  # 3B to 14B models: a GPU is rented, the CPU is never proposed
+
+
+def test_each_knob_not_mapped_is_reported_with_its_cell_and_line() -> None:
+    mistral = import_file(notebook("Mistral_v0.3_(7B)-Conversational"))
+    qwen = import_file(notebook("Qwen3_(14B)-Reasoning-Conversational"))
+    ollama = import_file(notebook("Llama3_(8B)-Ollama"))
+
+    assert any(str(n).startswith("cell 11, line 3: map_eos_token = True") for n in mistral.unmapped)
+    assert any(str(n).startswith("cell 33, line 7: padding_free = False") for n in qwen.unmapped)
+    assert any(str(n).startswith("cell 40, line 4: enable_thinking = True not kept") for n in qwen.unmapped)
+    assert any("2 datasets are mixed in code" in str(n) for n in qwen.unmapped)
+    assert any(str(n).startswith("cell 16, line 3: to_sharegpt(") for n in ollama.unmapped)
+    report = mistral.report()
+    assert "4 knobs not mapped" in report and "cell 11, line 3" in report
+    # what the notebook offers under `if False:` is said, not silently dropped, and not turned on
+    assert any("cell 33, line 6" in str(n) and "save.merged_4bit: true" in str(n) for n in mistral.offered)
+    assert "merged_4bit" not in json.dumps(mistral.intended())
+
+
+def test_a_value_we_fix_is_accepted_when_it_matches_and_refused_with_the_reason_when_not() -> None:
+    result = import_code(
+        'model, tokenizer = FastLanguageModel.from_pretrained(model_name = "unsloth/Llama-3.2-1B-Instruct")\n'
+        'model = FastLanguageModel.get_peft_model(model, r = 8, bias = "all", loftq_config = None)\n'
+    )
+
+    assert result.config == {"model": {"name": "unsloth/Llama-3.2-1B-Instruct"}, "lora": {"r": 8}}
+    assert [str(n) for n in result.unmapped] == [
+        "line 2: bias = \"all\": unsloth-nb trains LoRA with bias='none' (Unsloth's optimised path); "
+        "remove bias or set it to 'none'"
+    ]
+    assert any("loftq_config = None" in str(n) for n in result.handled)
+
+
+def test_constants_resolve_across_cells_and_computed_values_are_reported_not_guessed() -> None:
+    result = import_code(
+        "max_seq_length = 1024\nrank = 4 * 2\n"
+        "model, tokenizer = FastLanguageModel.from_pretrained(model_name = 'm/x', max_seq_length = max_seq_length)\n"
+        "model = FastLanguageModel.get_peft_model(model, r = rank, lora_alpha = rank * 2)\n"
+        "trainer = SFTTrainer(model = model, args = SFTConfig(learning_rate = lr_from_somewhere, fp16 = not is_bf16()))\n"
+    )
+
+    assert result.config["train"] == {"max_seq_length": 1024, "train_on_responses_only": False}  # no masking call
+    assert result.config["lora"] == {"r": 8, "alpha": 16}
+    notes = [str(n) for n in result.unmapped]
+    assert "line 5: learning_rate = lr_from_somewhere: computed when the notebook runs; set train.lr by hand" in notes
+    assert any(n.startswith("line 5: fp16 = not is_bf16(): unsloth-nb picks the precision") for n in notes)
+
+
+def test_an_active_gguf_export_goes_live_once_the_field_is_supported(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = import_file(notebook("Llama3_(8B)-Ollama"))
+    assert "gguf" not in before.config.get("save", {}) and "save.gguf" in before.pending
+    assert "# -- GGUF export" in before.to_yaml() and "#   gguf: [q8_0]" in before.to_yaml()
+
+    monkeypatch.delitem(pending.NOT_YET_SUPPORTED, "save.gguf")  # what the lead does once the export lands
+    after = import_file(notebook("Llama3_(8B)-Ollama"))
+    assert after.config["save"]["gguf"] == ["q8_0"] and "save.gguf" not in after.pending
+
+
+def test_a_local_load_dataset_becomes_the_dataset_path() -> None:
+    result = import_code(f'dataset = load_dataset("json", data_files = "{DEMO}", split = "train")\n')
+    assert result.config == {"dataset": {"path": str(DEMO), "split": "train"}}
+    assert result.pending == {}
+
+
+def test_a_cell_that_is_not_python_is_refused_with_its_cell_and_line(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.ipynb"
+    cells = [{"cell_type": "markdown", "source": "# hi"}, {"cell_type": "code", "source": "!pip install unsloth\nx = (\n"}]
+    broken.write_text(json.dumps({"cells": cells}))
+
+    with pytest.raises(ConfigError, match=r"cell 2, line 2: not Python"):
+        import_file(broken)
+    text = tmp_path / "notes.txt"
+    text.write_text("")
+    with pytest.raises(ConfigError, match=r"expected a notebook \(\.ipynb\) or a Python script"):
+        import_file(text)
+
+
+def test_unsloth_nb_import_writes_the_config_and_reports_what_it_could_not_map(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "phi4.yaml"
+
+    assert main(["import", str(notebook("Phi_4-Conversational")), "-o", str(out)]) == 0
+
+    said = capsys.readouterr().err
+    assert "2 knobs not mapped" in said and "cell 32, line 15" in said and "Not yet supported: Hub dataset ids" in said
+    config = TrainConfig.from_dict({**yaml.safe_load(out.read_text()), "dataset": str(DEMO)})
+    assert (config.model.name, config.lora.r, config.train.max_steps) == ("unsloth/Phi-4", 16, 30)
+    assert (config.generate.temperature, config.generate.min_p, config.generate.max_new_tokens) == (1.5, 0.1, 64)
+    assert main(["import", str(tmp_path / "missing.ipynb")]) == 2
+
+
+def test_from_flag_is_the_lowest_layer_under_the_cell_body_and_flags() -> None:
+    config, options, errors = read_train_args(
+        ["--from", str(notebook("Gemma3_(4B)")), "--dataset", str(DEMO), "--max-steps", "5"], base={"lora": {"r": 4}}
+    )
+
+    assert errors == []
+    assert (config.model.name, config.model.chat_template) == ("unsloth/gemma-3-4b-it", "gemma-3")
+    assert (config.lora.r, config.lora.alpha, config.train.max_steps) == (4, 8, 5)
+    assert (config.generate.top_k, config.generate.top_p) == (64, 0.95)
+    assert options.imported is not None and options.imported.source == "Gemma3_(4B).ipynb"
+
+
+def test_notebook_cells_pasted_into_the_cell_magic_are_imported(tmp_path: Path) -> None:
+    cells = json.loads(notebook("Llama3.2_(1B_and_3B)-Conversational").read_text())["cells"]
+    pasted = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    assert looks_like_notebook_code(pasted) and not looks_like_notebook_code("model: x\ndataset: y\n")
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "unsloth_nb")
+
+    with capture_output() as captured:
+        result = shell.run_cell(f"%%unsloth_train --dataset {DEMO} --dry-run\n{pasted}")
+
+    assert result.success, captured.stdout + captured.stderr
+    assert "Imported the pasted notebook cells" in captured.stdout
+    assert "Plan: unsloth/Llama-3.2-3B-Instruct" in captured.stdout
+
+
+def test_a_python_script_imports_like_the_notebook_with_lines_for_places(tmp_path: Path) -> None:
+    cells = json.loads(notebook("Phi_4-Conversational").read_text())["cells"]
+    script = tmp_path / "phi4.py"
+    script.write_text("\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code"))
+
+    from_script, from_notebook = import_file(script), import_file(notebook("Phi_4-Conversational"))
+
+    assert from_script.intended() == from_notebook.intended()
+    assert all(str(note).startswith("line ") for note in from_script.unmapped)
+    assert len(from_script.unmapped) == len(from_notebook.unmapped)
+
+
+def test_a_token_in_the_notebook_is_never_copied_into_the_config_or_the_notes() -> None:
+    secret = "-".join(("hf", "not", "a", "real", "token"))
+    result = import_code(
+        f'model, tokenizer = FastLanguageModel.from_pretrained(model_name = "m/x", token = "{secret}")\n'
+        f'args = SFTConfig(hub_token = "{secret}", push_to_hub = True)\n'
+        f'model.push_to_hub("me/lora", token = "{secret}")\n'
+    )
+
+    assert secret not in result.to_yaml() and secret not in result.report()
+    assert result.config["hub"] == {"repo_id": "me/lora"}
+    assert any(str(n).startswith("line 2: hub_token: secrets never go in a config") for n in result.handled)
