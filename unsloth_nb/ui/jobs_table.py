@@ -117,7 +117,7 @@ class JobTable:
 
     def row_dicts(self) -> list[dict[str, str]]:
         from unsloth_nb.ui.console import format_seconds
-        from unsloth_nb.ui.view import _short_model
+        from unsloth_nb.ui.view_html import short_model
 
         now = time.time()
         out = []
@@ -136,7 +136,7 @@ class JobTable:
                     "id": record.id,
                     "state": record.state_label(),
                     "where": record.placement + (f" ({record.gpu})" if record.gpu else ""),
-                    "model": _short(_short_model(record.model), _MODEL_CHARS),
+                    "model": _short(short_model(record.model), _MODEL_CHARS),
                     "dataset": _short(Path(record.dataset).name if record.dataset else "", 24),
                     "started": _started(record.created, now),
                     "took": format_seconds(end - record.created),

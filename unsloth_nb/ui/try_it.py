@@ -1,0 +1,130 @@
+"""Try it: ask the trained model a question from the job view, with the base model's answer beside it.
+
+:class:`Asker` is the model side (the model trained in this kernel, or the saved adapter loaded once);
+:class:`TryIt` is the widget side, whose input, button and answer widgets are made only when it is
+first offered (a job that ended with a model), so a running job's view opens none of them.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import html
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from unsloth_nb.jobrun.job import Job
+from unsloth_nb.ui.view_html import answers_html, message_html, show
+
+#: Longest answer Try it asks for.
+TRY_IT_TOKENS = 64
+
+
+class Asker:
+    """Answers from the fine-tuned model and, with its adapter switched off, from the base model."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.answers: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+        self._loaded: tuple[Any, Any] | None = None
+
+    def available(self, state: str) -> bool:
+        """A model to ask: the one trained in this kernel, or a saved adapter on disk."""
+        if state not in ("succeeded", "cancelled"):
+            return False
+        return self.job.model is not None or (self.job.adapter_path is not None and self.job.adapter_path.exists())
+
+    def ask(self, question: str, *, max_new_tokens: int = TRY_IT_TOKENS) -> dict[str, str]:
+        from unsloth_nb.engine.save import generate
+
+        with self._lock:
+            model, tokenizer = self._model()
+            answers = {"fine-tuned": generate(model, tokenizer, question, max_new_tokens=max_new_tokens)}
+            disable = getattr(model, "disable_adapter", None)
+            if disable is not None:
+                with disable():
+                    answers["base model"] = generate(model, tokenizer, question, max_new_tokens=max_new_tokens)
+        self.answers.append({"question": question, **answers})
+        return answers
+
+    def _model(self) -> tuple[Any, Any]:
+        if self.job.model is not None:
+            return self.job.model, self.job.tokenizer
+        if self._loaded is None:
+            from unsloth_nb.engine.save import load_for_inference
+
+            adapter = self.job.adapter_path
+            if adapter is None or not adapter.exists():
+                raise FileNotFoundError(f"job {self.job.id} has no saved adapter to load")
+            self._loaded = load_for_inference(adapter, max_seq_length=self.job.config.train.max_seq_length)
+        return self._loaded
+
+
+class TryIt:
+    """Ask the trained model a question from the job view.
+
+    Its input, button and answer widgets are made when it is first offered (a job that
+    ended with a model), so a running job's view opens none of them.
+    """
+
+    def __init__(self, ask: Callable[[str], dict[str, str]]) -> None:
+        import ipywidgets as widgets
+
+        self._ask = ask
+        self.box = widgets.VBox(layout=widgets.Layout(display="none"))
+        self.box.add_class("unsloth-nb-try-it")
+        self.question: Any = None
+        self.ask_button: Any = None
+        self.answers: Any = None
+        self._thread: threading.Thread | None = None
+
+    def offer(self, available: bool) -> None:
+        if available and self.question is None:
+            self._build()
+        show(self.box, available)
+
+    def _build(self) -> None:
+        import ipywidgets as widgets
+
+        self.question = widgets.Text(
+            placeholder="Ask the fine-tuned model a question…", layout=widgets.Layout(flex="1 1 auto", width="auto")
+        )
+        self.ask_button = widgets.Button(
+            description="Ask", icon="comment", tooltip="Answer with the fine-tuned and the base model"
+        )
+        self.answers = widgets.HTML()
+        self.ask_button.on_click(lambda _button: self.submit())
+        title = widgets.HTML("<b style='font-size:12px'>Try it</b>")
+        self.box.children = (title, widgets.HBox([self.question, self.ask_button]), self.answers)
+
+    def submit(self) -> threading.Thread | None:
+        """Answer in a thread, so the kernel (and this button) stay responsive."""
+        if self.question is None:
+            return None
+        question = self.question.value.strip()
+        if not question or (self._thread is not None and self._thread.is_alive()):
+            return None
+        self.ask_button.disabled = True
+        self.answers.value = f"<i style='font-size:12px'>Thinking about {html.escape(question)} …</i>"
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._answer, question), daemon=True, name="unsloth-nb-try-it")
+        self._thread.start()
+        return self._thread
+
+    def _answer(self, question: str) -> None:
+        try:
+            answers = self._ask(question)
+        except Exception as exc:
+            self.answers.value = message_html(f"Could not answer: {type(exc).__name__}: {exc}", True)
+        else:
+            self.answers.value = answers_html(question, answers)
+        finally:
+            self.ask_button.disabled = False
+
+    def close(self) -> None:
+        for child in self.box.children:
+            for widget in getattr(child, "children", ()):
+                widget.close()
+            child.close()
+        self.box.close()
