@@ -131,15 +131,20 @@ class TrainingPanel(PanelForm):
 
     # ------------------------------------------------------------------ start / stop
     def start(self, *, yes: bool = False) -> Job | None:
-        """What Start does: check everything, confirm a rental, start the job and show its view.
+        """What Start does: check everything, confirm what costs money, start the job and show its view.
 
         Returns the Job, or None when something needs fixing first (the form says
-        what) or a RunPod rental waits for confirmation: only when its estimated
+        what) or spending waits for confirmation: a RunPod rental whose estimated
         cost (capped by runpod.max_cost_usd) is above runpod.confirm_above_usd or
-        unknown (``yes=True`` never asks).
+        unknown, and a judge whose estimated cost (an upper bound, capped by
+        judge.max_cost_usd) is above judge.confirm_above_usd or unknown. Both are
+        asked in one question, before anything starts; ``yes=True`` never asks, and
+        a confirmed judge is not asked about again after training.
         """
+        from unsloth_nb.evaluate.judging import planned_questions, start_question
         from unsloth_nb.jobrun.controller import confirm_and_start
         from unsloth_nb.jobrun.preflight import prepare
+        from unsloth_nb.planning.rental import rental_question
         from unsloth_nb.ui.view import JobView
 
         if self.job is not None and not self.job.done:
@@ -162,9 +167,15 @@ class TrainingPanel(PanelForm):
         self.last_plan = prepared.plan
         self.plan_html.value = _plan_html(prepared.plan)
         notes: list[str] = []
+        judging = None if yes else start_question(config.judge, planned_questions(config.judge, prepared.heldout))
+        if judging is not None:
+            renting = rental_question(prepared.plan, prepared.config)
+            self._ask_first([q for q in (renting, judging) if q], spend="Rent and start" if renting else "Start")
+            return None
+        prepared.judge_yes = yes  # what was confirmed here is not asked again after training
 
         def ask(_prepared: Prepared, question: str) -> bool:
-            self._ask_to_rent(question)  # Rent runs Start again with yes=True
+            self._ask_first([question], spend="Rent and start")  # it runs Start again with yes=True
             return False
 
         job = confirm_and_start(prepared, confirm=None if yes else ask, say=notes.append, context=self._context)
@@ -196,22 +207,21 @@ class TrainingPanel(PanelForm):
             self._refresh_start()
             self._say(f"Job {event.job_id} {state}.", error=state == "failed")
 
-    def _ask_to_rent(self, question: str) -> None:
-        """Show ``question`` with Rent / Cancel; Rent runs Start again with the rental confirmed."""
+    def _ask_first(self, questions: list[str], *, spend: str) -> None:
+        """Show what would cost money, with ``spend`` / Cancel; ``spend`` runs Start again with it confirmed."""
         import ipywidgets as widgets
 
-        rent = widgets.Button(
-            description="Rent and start", button_style="warning", icon="play", tooltip="Rent the GPU and start the job"
-        )
-        cancel = widgets.Button(description="Cancel", tooltip="Do not rent; nothing starts")
-        rent.on_click(lambda _b: self.start(yes=True))
-        cancel.on_click(lambda _b: self._cancel_rental())
-        self.confirm_box.children = (widgets.HTML(f"<b>{html.escape(question)}</b>&nbsp;"), rent, cancel)
+        go = widgets.Button(description=spend, button_style="warning", icon="play", tooltip="Spend it and start the job")
+        cancel = widgets.Button(description="Cancel", tooltip="Nothing starts and nothing is spent")
+        go.on_click(lambda _b: self.start(yes=True))
+        cancel.on_click(lambda _b: self._cancel_spending())
+        text = "<br>".join(f"<b>{html.escape(question)}</b>" for question in questions)
+        self.confirm_box.children = (widgets.HTML(text + "&nbsp;"), go, cancel)
         no_null_tooltips(self.confirm_box)
 
-    def _cancel_rental(self) -> None:
+    def _cancel_spending(self) -> None:
         self.confirm_box.children = ()
-        self._say("Not started: the rental was not confirmed.")
+        self._say("Not started: the spending was not confirmed.")
 
     def ask_secrets(self) -> list[str]:
         """Ask for the keys this job needs that the environment lacks, through a password prompt.

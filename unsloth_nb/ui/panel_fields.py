@@ -77,7 +77,9 @@ ADVANCED_FIELDS = (
     "judge.base_url",
     "judge.eval_path",
     "judge.holdout",
+    "judge.max_new_tokens",
     "judge.max_cost_usd",
+    "judge.confirm_above_usd",
 )
 
 #: Folder (under the base folder) that uploaded datasets are written to.
