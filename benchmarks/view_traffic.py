@@ -43,6 +43,7 @@ class MeasuringComm:
         state = (kwargs.get("data") or {}).get("state") or {}
         self.model = str(state.get("_model_name", "?")).removesuffix("Model")
         self.updates: Counter[str] = Counter()
+        self.update_bytes: Counter[str] = Counter()
         self.sent.append(("open", self._size({"state": kwargs.get("data", {})}, None)))
 
     def _size(self, data: Any, buffers: Any) -> int:
@@ -60,10 +61,12 @@ class MeasuringComm:
 
     def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
         kind = "plotly.js" if isinstance(data, dict) and data.get("content", {}).get("type") == "plotly" else "update"
+        size = self._size(data, buffers)
         if isinstance(data, dict):
-            keys = sorted((data.get("state") or {}).keys()) or [str((data.get("content") or {}).get("type", "?"))]
-            self.updates[",".join(keys)] += 1
-        self.sent.append((kind, self._size(data, buffers)))
+            keys = ",".join(sorted((data.get("state") or {}).keys()) or [str((data.get("content") or {}).get("type", "?"))])
+            self.updates[keys] += 1
+            self.update_bytes[keys] += size
+        self.sent.append((kind, size))
 
 
 def main() -> int:
@@ -126,10 +129,15 @@ def main() -> int:
         opens = Counter(c.model for c in opened)
         print("opened: " + ", ".join(f"{name} {n}" for name, n in opens.most_common()))
         updates: Counter[str] = Counter()
+        update_bytes: Counter[str] = Counter()
         for c in opened:
             for keys, n in c.updates.items():
                 updates[f"{c.model}[{keys}]"] += n
-        print("updates: " + ", ".join(f"{name} {n}" for name, n in updates.most_common()))
+                update_bytes[f"{c.model}[{keys}]"] += c.update_bytes[keys]
+        print(
+            f"opens: {sizes['open'] / 1e3:.0f} kB; updates: "
+            + ", ".join(f"{name} {n} ({update_bytes[name] / 1e3:.0f} kB)" for name, n in updates.most_common())
+        )
     ok = total_msgs <= MAX_MESSAGES and total_bytes <= MAX_BYTES_WITHOUT_PLOTLY
     print(
         "result: " + json.dumps({"messages": total_msgs, "bytes": total_bytes, "plotly_js_bytes": sizes["plotly.js"], "ok": ok})

@@ -100,8 +100,8 @@ def test_a_finished_job_replays_its_whole_history(comms: list[RecordingComm]) ->
     view = JobView(job)
 
     assert view.state == "succeeded"
-    assert (view.progress.value, view.progress.max, view.progress.bar_style) == (40, 40, "success")
     status = view.status_html.value
+    assert 'class="unsloth-nb-progress success" data-progress="40/40"' in status and "width:100.0%" in status
     assert "succeeded" in status and "step 40/40" in status and "loss 0.0750" in status
     assert view.stop_button.layout.display == "none", "a finished job has no Stop"
     assert view.chart.snapshot()["steps"] == 40
@@ -191,7 +191,7 @@ def test_stop_button_cancels_a_running_job(comms: list[RecordingComm], tiny_mode
     assert job.state == "cancelled"
     view.flush()
     assert view.stop_button.layout.display == "none"
-    assert view.progress.bar_style == "warning"
+    assert 'class="unsloth-nb-progress warning"' in view.status_html.value
     assert "Stopped: stopped by the user" in view.message_html.value
 
 
@@ -258,7 +258,7 @@ def test_the_summary_and_status_line_report_eval_loss_memory_and_tokens(comms: l
     assert summary["final loss"] == "0.3000" and summary["min loss"] == "0.3000 (step 10)"
     assert summary["eval loss"] == "0.4321" and summary["tokens seen"] == "12,345"
     assert summary["peak GPU memory (reserved)"] == "2.50 GB"
-    assert view.summary_html.layout.display is None and "12,345" in view.summary_html.value
+    assert view.summary_html in view.widget.children and "12,345" in view.summary_html.value
     view.close()
 
 
@@ -268,9 +268,9 @@ def test_a_failed_job_without_steps_has_no_chart_no_stop_and_no_summary(comms: l
     job.log.emit("status", state="failed", previous="planning", reason="the dataset has no rows")
     view = JobView(job)
 
-    assert view._ui().chart.layout.display == "none", "no empty chart for a job that logged nothing"
+    assert view._ui().chart is None, "no empty chart for a job that logged nothing"
     assert view.stop_button.layout.display == "none"
-    assert view.summary() == [] and view.summary_html.layout.display == "none"
+    assert view.summary() == [] and view.summary_html is None
     assert "<svg" not in view.static_html() and "LossChart" not in view.static_html()
     assert "Error: the dataset has no rows" in view.message_html.value
     view.close()
@@ -327,7 +327,7 @@ def test_resume_continues_a_stopped_job_and_try_it_answers_beside_the_base_model
     job.wait(timeout=240)
     view.flush()
     assert job.state == "cancelled"
-    assert view.can_resume() and view.resume_button.layout.display is None, "Resume offered after a stop"
+    assert view.can_resume() and view.resume_button in view._ui().top.children, "Resume offered after a stop"
     stopped_at = job.global_step
 
     view.resume_button.click()
@@ -341,7 +341,7 @@ def test_resume_continues_a_stopped_job_and_try_it_answers_beside_the_base_model
 
     second = view.resumed[-1]
     second.flush()
-    assert second.try_it.box.layout.display is None, "Try it is offered once a model exists"
+    assert second.try_it is not None and second.try_it.box in second.widget.children, "Try it is offered once a model exists"
     second.try_it.question.value = "Who won Super Bowl LIX?"
     thread = second.try_it.submit()
     assert thread is not None

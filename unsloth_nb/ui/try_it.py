@@ -2,7 +2,7 @@
 
 :class:`Asker` is the model side (the model trained in this kernel, or the saved adapter loaded once);
 :class:`TryIt` is the widget side, whose input, button and answer widgets are made only when it is
-first offered (a job that ended with a model), so a running job's view opens none of them.
+first needed (a job that ended with a model), so a running job's view opens none of them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from unsloth_nb.jobrun.job import Job
-from unsloth_nb.ui.view_html import answers_html, message_html, show
+from unsloth_nb.ui.view_html import answers_html, message_html
 
 #: Longest answer Try it asks for.
 TRY_IT_TOKENS = 64
@@ -62,31 +62,13 @@ class Asker:
 
 
 class TryIt:
-    """Ask the trained model a question from the job view.
-
-    Its input, button and answer widgets are made when it is first offered (a job that
-    ended with a model), so a running job's view opens none of them.
-    """
+    """Ask the trained model a question from the job view: made only once a job ended with a model to ask."""
 
     def __init__(self, ask: Callable[[str], dict[str, str]]) -> None:
         import ipywidgets as widgets
 
         self._ask = ask
-        self.box = widgets.VBox(layout=widgets.Layout(display="none"))
-        self.box.add_class("unsloth-nb-try-it")
-        self.question: Any = None
-        self.ask_button: Any = None
-        self.answers: Any = None
         self._thread: threading.Thread | None = None
-
-    def offer(self, available: bool) -> None:
-        if available and self.question is None:
-            self._build()
-        show(self.box, available)
-
-    def _build(self) -> None:
-        import ipywidgets as widgets
-
         self.question = widgets.Text(
             placeholder="Ask the fine-tuned model a question…", layout=widgets.Layout(flex="1 1 auto", width="auto")
         )
@@ -96,12 +78,11 @@ class TryIt:
         self.answers = widgets.HTML()
         self.ask_button.on_click(lambda _button: self.submit())
         title = widgets.HTML("<b style='font-size:12px'>Try it</b>")
-        self.box.children = (title, widgets.HBox([self.question, self.ask_button]), self.answers)
+        self.row = widgets.HBox([self.question, self.ask_button])
+        self.box = widgets.VBox([title, self.row, self.answers], _dom_classes=("unsloth-nb-try-it",))
 
     def submit(self) -> threading.Thread | None:
         """Answer in a thread, so the kernel (and this button) stay responsive."""
-        if self.question is None:
-            return None
         question = self.question.value.strip()
         if not question or (self._thread is not None and self._thread.is_alive()):
             return None

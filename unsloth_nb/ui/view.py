@@ -10,8 +10,11 @@ Why it is built this way:
 * **Events are folded, widgets are pushed later.** A subscriber runs on the
   writer's thread (the training thread), so it only updates plain Python state
   under a lock. A flusher thread copies that state into the widgets at most once
-  per ``interval`` (0.25 s: at most 4 updates a second however fast a trainer
+  per ``interval`` (0.5 s: at most 2 updates a second however fast a trainer
   logs), and only values that changed leave the kernel.
+* **Few widgets, the rest when needed.** The status line, progress bar and outcome are
+  one HTML value; the chart appears with the first logged step; the summary, the
+  judge's panel, Resume and Try it are made when the job ended (:mod:`.view_widgets`).
 * **The log is a bounded window, sent only when open.** ``Output.append_stdout``
   resends every line ever written on each call (O(n²) bytes over a run). Here the
   log is the last ``max_log_lines`` lines in one HTML widget, pushed only while the
@@ -34,7 +37,6 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,37 +48,19 @@ from unsloth_nb.ui.final_render import await_final
 from unsloth_nb.ui.job_facts import MAX_LOG_LINES, JobFacts
 from unsloth_nb.ui.resume import last_checkpoint, resume_job
 from unsloth_nb.ui.try_it import TRY_IT_TOKENS, Asker, TryIt
-from unsloth_nb.ui.view_html import BAR_STYLES, log_html, message_html, short_model, show, status_html, summary_html
+from unsloth_nb.ui.view_html import header_html, log_html, message_html, short_model, status_html, summary_html
+from unsloth_nb.ui.view_widgets import Frame, ViewWidgets
 
 if TYPE_CHECKING:
     from unsloth_nb.ui.chart import LossChart
 
 __all__ = ["MAX_LOG_LINES", "UPDATE_INTERVAL", "JobTable", "JobView", "widgets_can_render"]
 
-#: Seconds between two widget updates (≤ 4 per second).
-UPDATE_INTERVAL = 0.25
-#: While a job runs, the elapsed time and ETA refresh this often even without events.
-IDLE_REFRESH = 1.0
-
-
-@dataclass
-class _Widgets:
-    """The ipywidgets of one view (built on first display)."""
-
-    box: Any
-    status: Any
-    progress: Any
-    counter: Any
-    stop: Any
-    resume: Any
-    message: Any
-    summary: Any
-    chart: Any
-    try_it: TryIt
-    log: Any
-    log_box: Any
-    controls: Any
-    evaluation: Any = None
+#: Seconds between two widget updates (≤ 2 per second).
+UPDATE_INTERVAL = 0.5
+#: While a job runs, the elapsed time and ETA refresh this often even without events. Every refresh is
+#: one message (~1.3 kB with its envelope): each second would be 4.7 MB an hour of training for a clock.
+IDLE_REFRESH = 5.0
 
 
 class JobView(JobFacts):
@@ -98,7 +82,7 @@ class JobView(JobFacts):
         self._context = contextvars.copy_context()
         self._flush_lock = threading.Lock()
         self._closing = threading.Event()
-        self._widgets: _Widgets | None = None
+        self._widgets: ViewWidgets | None = None
         self._flusher: threading.Thread | None = None
         self._handles: list[Any] = []
         self._final_shown = False
@@ -120,11 +104,10 @@ class JobView(JobFacts):
 
     @property
     def status_html(self) -> Any:
-        return self._ui().status
+        """The status line, progress bar and outcome: one HTML widget."""
+        return self._ui().header
 
-    @property
-    def progress(self) -> Any:
-        return self._ui().progress
+    message_html = status_html
 
     @property
     def stop_button(self) -> Any:
@@ -132,6 +115,7 @@ class JobView(JobFacts):
 
     @property
     def resume_button(self) -> Any:
+        """Resume, once a stopped or failed job with a checkpoint offers it (None before)."""
         return self._ui().resume
 
     @property
@@ -143,18 +127,16 @@ class JobView(JobFacts):
         return self._ui().log_box
 
     @property
-    def message_html(self) -> Any:
-        return self._ui().message
-
-    @property
     def summary_html(self) -> Any:
+        """The end-of-run summary (None until the job ended with a logged step)."""
         return self._ui().summary
 
     @property
-    def try_it(self) -> Any:
+    def try_it(self) -> TryIt | None:
+        """Try it, once the job ended with a model to ask (None before)."""
         return self._ui().try_it
 
-    def _ui(self) -> _Widgets:
+    def _ui(self) -> ViewWidgets:
         with self._lock:
             built = self._widgets
             if built is None:
@@ -169,38 +151,8 @@ class JobView(JobFacts):
                 self._start_flusher()
         return built
 
-    def _build(self) -> _Widgets:
-        import ipywidgets as widgets
-
-        status = widgets.HTML()
-        progress = widgets.IntProgress(value=0, min=0, max=1, layout=widgets.Layout(flex="1 1 auto", width="auto"))
-        counter = widgets.Label()
-        stop = widgets.Button(description="Stop", icon="stop", button_style="danger", tooltip="Stop after saving a checkpoint")
-        stop.on_click(lambda _button: self.stop())
-        resume = widgets.Button(
-            description="Resume",
-            icon="play",
-            button_style="primary",
-            tooltip="Continue training from the last checkpoint, as a new job",
-            layout=widgets.Layout(display="none"),
-        )
-        resume.on_click(lambda _button: self._on_resume())
-        message = widgets.HTML()
-        summary = widgets.HTML(layout=widgets.Layout(display="none"))
-        chart = self.chart.widget
-        chart_box = widgets.VBox([chart], layout=widgets.Layout(display="none", width="100%"))
-        try_it = TryIt(self.ask)
-        log = widgets.HTML()
-        log_box = widgets.Accordion(children=[log], titles=("Log",), selected_index=None)
-        # Folded, the log costs nothing on the wire; opening it sends the window once.
-        log_box.observe(lambda change: self._send_log(log) if change["new"] == 0 else None, names="selected_index")
-        controls = widgets.HBox([progress, counter, stop, resume], layout=widgets.Layout(align_items="center"))
-        evaluation = widgets.HTML()
-        box = widgets.VBox([status, controls, message, summary, chart_box, evaluation, try_it.box, log_box])
-        box.add_class("unsloth-nb-job")
-        return _Widgets(
-            box, status, progress, counter, stop, resume, message, summary, chart_box, try_it, log, log_box, controls, evaluation
-        )
+    def _build(self) -> ViewWidgets:
+        return ViewWidgets(self.chart, on_stop=self.stop, on_resume=self._on_resume, on_log_open=self._send_log, ask=self.ask)
 
     def flush(self) -> None:
         """Copy the folded state into the widgets now (unchanged values send nothing)."""
@@ -209,52 +161,33 @@ class JobView(JobFacts):
             if ui is not None:
                 self._push(ui)
 
-    def _push(self, ui: _Widgets) -> None:
+    def _push(self, ui: ViewWidgets) -> None:
+        log_open = ui.log_open
         with self._lock:
             self._dirty.clear()
             fig = self.figures
-            status = status_html(self.parts())
-            total = fig.total_steps or 0
-            step = fig.step
             done = fig.state in TERMINAL_STATES
-            if fig.state == "succeeded" and not total:
-                total = step = max(step, 1)
-            counter = f"{step:,}/{total:,}" if total else (f"{step:,}" if step else "")
-            outcome = self.outcome()
-            summary = self.summary()
-            log_text = "\n".join(self.log_lines)
-            failed = fig.state == "failed"
-            stopping = self._stop_requested
-        ui.status.value = status
-        with ui.progress.hold_sync():
-            ui.progress.max = max(total, 1)
-            ui.progress.value = min(step, max(total, 1))
-            ui.progress.bar_style = BAR_STYLES.get(fig.state, "")
-        ui.counter.value = counter
-        ui.message.value = message_html(outcome, failed)
-        if summary:
-            ui.summary.value = summary_html(summary)
-            show(ui.summary, True)
-        # No chart until a step is logged; none at all for a job that ended without one.
-        show(ui.chart, self.chart.has_metrics)
-        if ui.log_box.selected_index == 0:
-            ui.log.value = log_html(log_text)
-        if ui.evaluation is not None:
-            ui.evaluation.value = self.evaluation_html()
+            frame = Frame(
+                header=header_html(self.parts(), fig.step, fig.total_steps or 0, self.outcome()),
+                done=done,
+                failed=fig.state == "failed",
+                stopping=self._stop_requested,
+                summary=self.summary(),
+                has_metrics=self.chart.has_metrics,
+                evaluation=self.evaluation_html(),
+                log_text="\n".join(self.log_lines) if log_open else None,
+            )
         if done:
-            show(ui.stop, False)  # a finished job has nothing to stop
-            show(ui.resume, self.can_resume())
-            ui.try_it.offer(self.can_try())
-            if failed and ui.log_box.selected_index is None:
-                ui.log_box.selected_index = 0  # show what went wrong
-        elif stopping:
-            ui.stop.disabled = True
-            ui.stop.description = "Stopping…"
+            frame.can_resume, frame.can_try = self.can_resume(), self.can_try()
+        ui.push(frame)
 
-    def _send_log(self, log: Any) -> None:
+    def _send_log(self) -> None:
+        ui = self._widgets
+        if ui is None:
+            return
         with self._lock:
             text = "\n".join(self.log_lines)
-        log.value = log_html(text)
+        ui.log.value = log_html(text)
 
     def _start_flusher(self) -> None:
         context = contextvars.copy_context()
@@ -333,10 +266,11 @@ class JobView(JobFacts):
             job = self.resume()
         except Exception as exc:  # shown where the click was, not as a traceback in the log
             ui.resume.disabled = False
-            ui.message.value = message_html(f"Could not resume: {exc}", True)
+            ui.header.value += message_html(f"Could not resume: {exc}", True)
             return
         ui.resume.description = f"Resumed as {job.id}"
-        ui.box.children = (*ui.box.children, self.resumed[-1].widget)
+        ui.after.append(self.resumed[-1].widget)
+        ui.arrange()
 
     def can_try(self) -> bool:
         """A model to ask: the one trained in this kernel, or a saved adapter on disk."""
@@ -357,11 +291,7 @@ class JobView(JobFacts):
         with self._flush_lock:
             ui, self._widgets = self._widgets, None
         if ui is not None:
-            ui.try_it.close()
-            for widget in (ui.status, ui.progress, ui.counter, ui.stop, ui.resume, ui.message, ui.summary, ui.log):
-                widget.close()
-            for widget in (ui.log_box, ui.controls, ui.chart, ui.box):
-                widget.close()
+            ui.close()
 
     # ------------------------------------------------------------------ display
     def display(self) -> None:

@@ -110,3 +110,25 @@ def answers_html(question: str, answers: dict[str, str]) -> str:
         f'<div class="unsloth-nb-answers"><div style="font-size:12px;margin:2px 0">Q: {html.escape(question)}</div>'
         f'<div style="display:flex;gap:16px">{columns}</div></div>'
     )
+
+
+def progress_html(step: int, total: int, state: str) -> str:
+    """A progress bar and its step counter, drawn in HTML: one widget message with the status, not two more widgets."""
+    if state == "succeeded" and not total:
+        total = step = max(step, 1)
+    colour = STATE_COLOURS.get(state, "#2f81f7")
+    fraction = min(step / total, 1.0) if total else 0.0
+    counter = f"{step:,}/{total:,}" if total else (f"{step:,}" if step else "")
+    return (
+        f'<div class="unsloth-nb-progress {BAR_STYLES.get(state, "running")}" data-progress="{step}/{total}"'
+        ' style="display:flex;align-items:center;gap:8px;margin:3px 0">'
+        '<div style="flex:1 1 auto;height:10px;border-radius:5px;background:var(--jp-layout-color3,#ddd);overflow:hidden">'
+        f'<div style="width:{fraction * 100:.1f}%;height:100%;background:{colour}"></div></div>'
+        f'<span style="font-size:12px;white-space:nowrap">{counter}</span></div>'
+    )
+
+
+def header_html(parts: list[str], step: int, total: int, outcome: str) -> str:
+    """The top of a live view: status line, progress bar and outcome, sent as one value."""
+    state = parts[0]
+    return status_html(parts) + progress_html(step, total, state) + message_html(outcome, state == "failed")
