@@ -353,7 +353,7 @@ def test_resume_continues_a_stopped_job_and_try_it_answers_beside_the_base_model
 
 
 # ---------------------------------------------------------------------- the job list and comparing runs
-def test_job_table_is_aligned_unwrapped_and_says_how_far_each_job_got(comms: list[RecordingComm]) -> None:
+def test_job_table_is_aligned_fits_a_cell_and_says_how_far_each_job_got(comms: list[RecordingComm]) -> None:
     from unsloth_nb.jobrun.store import list_jobs
 
     done = recorded_job(steps=12)
@@ -376,8 +376,13 @@ def test_job_table_is_aligned_unwrapped_and_says_how_far_each_job_got(comms: lis
     assert done_line[end - len("0.2500") : end] == "0.2500", "numbers end under the end of their header"
     assert all(len(line.split("  ")[0]) == len(done.id) for line in text[1:3]), "ids on one line"
     html_table = table._repr_html_()
-    assert html_table.count("white-space:nowrap") >= len(table.columns) * 2, "no cell wraps"
-    assert "text-align:right" in html_table.split("</thead>")[0], "numeric headers align like their cells"
+    head = html_table.split("</thead>")[0]
+    assert head.count("<th class=") == 7, "a notebook cell gets seven columns; the rest is under Show"
+    assert "<th class='num'>final loss</th>" in head and ".num { text-align: right" in head, "numbers align like headers"
+    done_row = next(row for row in html_table.split("<tr>") if done.id in row)
+    assert "<td class='id'>" + done.id + "<div class='sub'>" in done_row, "the id on one line, how long it took below"
+    assert "<td class='wrap model'>" in done_row and "<td class='wrap result'>adapter" in done_row, "long text wraps"
+    assert "white-space: nowrap" in head and "td.wrap { white-space: normal" in head
 
     bundle = table._repr_mimebundle_()
     assert WIDGET_VIEW in bundle and "<table" in bundle["text/html"]
