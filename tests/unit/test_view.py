@@ -420,3 +420,32 @@ def test_compare_is_a_public_function_that_overlays_jobs() -> None:
     smoothed_traces = [t for t in figure.data if t.showlegend is not False]
     assert [list(t.x)[-1] for t in smoothed_traces] == [20, 40]
     assert "20 steps" in view.text() and "40 steps" in view.text()
+
+
+def test_a_running_jobs_view_opens_few_widgets_and_the_end_adds_the_rest(comms: list[RecordingComm]) -> None:
+    """Widget traffic (issue 16): each widget opens three comms, so a running job's view keeps to a handful."""
+
+    def opened() -> list[str]:
+        return [str(c.opened_with.get("data", {}).get("state", {}).get("_model_name")) for c in comms]
+
+    running = JobView(recorded_job(steps=5, end=None), interval=3600.0)
+    running.widget  # noqa: B018  (displayed)
+    kinds = opened()
+    assert len(kinds) <= 18, f"{len(kinds)} comms for a running job's view: {kinds}"
+    assert {"IntProgressModel", "LabelModel", "TextModel"}.isdisjoint(kinds), kinds
+    assert running.summary_html is None and running.try_it is None and running.resume_button is None
+    status = running.status_html.value
+    assert "step 5/5" in status and 'data-progress="5/5"' in status, "the progress bar rides in the status line"
+    running.close()
+
+    done = JobView(recorded_job(steps=10))
+    done.widget  # noqa: B018
+    assert done.summary_html is not None and "final loss" in done.summary_html.value
+    todo, null = [done.widget], []
+    while todo:
+        widget = todo.pop()
+        if widget.has_trait("tooltip") and widget.tooltip is None:
+            null.append(type(widget).__name__)
+        todo.extend(getattr(widget, "children", ()) or ())
+    assert null == [], f"widgets that would show a 'null' tooltip: {null}"
+    done.close()

@@ -310,13 +310,17 @@ function render({ model, el }) {
       box.title = "select to compare";
       box.addEventListener("change", update);
       checks.push([box, row.id]);
-      tr.insertCell().append(box);
+      const pick = tr.insertCell();
+      pick.className = "pick";
+      pick.append(box);
       const show = document.createElement("button");
       show.textContent = "Show";
       show.className = "unsloth-nb-show jupyter-button";
       show.title = "draw this job's view below";
       show.addEventListener("click", () => model.send({ type: "show", id: row.id }));
-      tr.insertCell().append(show);
+      const open = tr.insertCell();
+      open.className = "pick";
+      open.append(show);
       for (const [key, , numeric, sub, wraps] of columns) {
         const td = tr.insertCell();
         td.textContent = row[key];
@@ -366,6 +370,8 @@ _TABLE_CSS = """
   max-width: 100%; }
 .unsloth-nb-jobs-table th, .unsloth-nb-jobs-table td { padding: 2px 6px; white-space: nowrap; text-align: left;
   vertical-align: top; }
+.unsloth-nb-jobs-table td.pick { vertical-align: middle; padding: 0 2px; }
+.unsloth-nb-jobs-table td.pick button { margin: 0; }
 .unsloth-nb-jobs-table td.wrap { white-space: normal; overflow-wrap: anywhere; min-width: 7em; max-width: 16em; }
 .unsloth-nb-jobs-table th { border-bottom: 1px solid var(--jp-border-color1, #ccc); font-weight: 600; }
 .unsloth-nb-jobs-table tbody tr { border-bottom: 1px solid var(--jp-border-color3, #eee); }

@@ -70,16 +70,16 @@ class TryIt:
         self._ask = ask
         self._thread: threading.Thread | None = None
         self.question = widgets.Text(
-            placeholder="Ask the fine-tuned model a question…", layout=widgets.Layout(flex="1 1 auto", width="auto")
+            placeholder="Ask the fine-tuned model a question…", layout=widgets.Layout(flex="1 1 auto", width="auto"), tooltip=""
         )
         self.ask_button = widgets.Button(
             description="Ask", icon="comment", tooltip="Answer with the fine-tuned and the base model"
         )
-        self.answers = widgets.HTML()
+        self.answers = widgets.HTML(tooltip="")
         self.ask_button.on_click(lambda _button: self.submit())
-        title = widgets.HTML("<b style='font-size:12px'>Try it</b>")
-        self.row = widgets.HBox([self.question, self.ask_button])
-        self.box = widgets.VBox([title, self.row, self.answers], _dom_classes=("unsloth-nb-try-it",))
+        title = widgets.HTML("<b style='font-size:12px'>Try it</b>", tooltip="")
+        self.row = widgets.HBox([self.question, self.ask_button], tooltip="")
+        self.box = widgets.VBox([title, self.row, self.answers], _dom_classes=("unsloth-nb-try-it",), tooltip="")
 
     def submit(self) -> threading.Thread | None:
         """Answer in a thread, so the kernel (and this button) stay responsive."""

@@ -5,7 +5,8 @@ value is one message with a Jupyter envelope (~1 kB), so the view keeps the runn
 few: one HTML for the status line, progress bar and outcome (a bar drawn in HTML costs nothing
 more when the status line is sent anyway), Stop, the chart once a step is logged, and the folded
 Log. What only a finished job needs (the summary, the judge's panel, Resume, Try it) is made when
-it is first needed, so a running job opens none of it.
+it is first needed, so a running job opens none of it. Every widget is made with a tooltip string:
+one left at None reads "null" on hover, and setting it afterwards would cost a message each.
 """
 
 from __future__ import annotations
@@ -54,14 +55,14 @@ class ViewWidgets:
         self._chart_source = chart
         self._on_resume = on_resume
         self._ask = ask
-        self.header = widgets.HTML(layout=widgets.Layout(flex="1 1 auto", width="auto"))
+        self.header = widgets.HTML(layout=widgets.Layout(flex="1 1 auto", width="auto"), tooltip="")
         self.stop = widgets.Button(
             description="Stop", icon="stop", button_style="danger", tooltip="Stop after saving a checkpoint"
         )
         self.stop.on_click(lambda _button: on_stop())
-        self.top = widgets.HBox([self.header, self.stop], layout=widgets.Layout(align_items="center"))
-        self.log = widgets.HTML()
-        self.log_box = widgets.Accordion(children=[self.log], titles=("Log",), selected_index=None)
+        self.top = widgets.HBox([self.header, self.stop], layout=widgets.Layout(align_items="center"), tooltip="")
+        self.log = widgets.HTML(tooltip="")
+        self.log_box = widgets.Accordion(children=[self.log], titles=("Log",), selected_index=None, tooltip="")
         # Folded, the log costs nothing on the wire; opening it sends the window once.
         self.log_box.observe(lambda change: on_log_open() if change["new"] == 0 else None, names="selected_index")
         self.chart: Any = None
@@ -70,7 +71,7 @@ class ViewWidgets:
         self.resume: Any = None
         self.try_it: TryIt | None = None
         self.after: list[Any] = []  # views of jobs resumed from this one
-        self.box = widgets.VBox([self.top, self.log_box], _dom_classes=("unsloth-nb-job",))
+        self.box = widgets.VBox([self.top, self.log_box], _dom_classes=("unsloth-nb-job",), tooltip="")
 
     @property
     def log_open(self) -> bool:
@@ -88,11 +89,11 @@ class ViewWidgets:
             self.chart = self._chart_source.widget
         if frame.summary:
             if self.summary is None:
-                self.summary = widgets.HTML()
+                self.summary = widgets.HTML(tooltip="")
             self.summary.value = summary_html(frame.summary)
         if frame.evaluation:
             if self.evaluation is None:
-                self.evaluation = widgets.HTML()
+                self.evaluation = widgets.HTML(tooltip="")
             self.evaluation.value = frame.evaluation
         if frame.done:
             show(self.stop, False)  # a finished job has nothing to stop
