@@ -40,6 +40,10 @@ class MeasuringComm:
         self.session = Session(key=b"benchmark-key")
         self.parent = self.session.msg("execute_request", content={"code": "%unsloth_train"})
         self.sent: list[tuple[str, int]] = []
+        state = (kwargs.get("data") or {}).get("state") or {}
+        self.model = str(state.get("_model_name", "?")).removesuffix("Model")
+        self.updates: Counter[str] = Counter()
+        self.update_bytes: Counter[str] = Counter()
         self.sent.append(("open", self._size({"state": kwargs.get("data", {})}, None)))
 
     def _size(self, data: Any, buffers: Any) -> int:
@@ -57,13 +61,19 @@ class MeasuringComm:
 
     def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
         kind = "plotly.js" if isinstance(data, dict) and data.get("content", {}).get("type") == "plotly" else "update"
-        self.sent.append((kind, self._size(data, buffers)))
+        size = self._size(data, buffers)
+        if isinstance(data, dict):
+            keys = ",".join(sorted((data.get("state") or {}).keys()) or [str((data.get("content") or {}).get("type", "?"))])
+            self.updates[keys] += 1
+            self.update_bytes[keys] += size
+        self.sent.append((kind, size))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smollm2", action="store_true", help="train SmolLM2-135M-Instruct (as the issue did)")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--breakdown", action="store_true", help="list the widgets opened and what each update changed")
     args = parser.parse_args()
     offline()
     import comm
@@ -115,6 +125,19 @@ def main() -> int:
     print(f"| bytes on the wire without plotly.js | {total_bytes / 1e3:.0f} kB | ≤ {MAX_BYTES_WITHOUT_PLOTLY / 1e3:.0f} kB |")
     print(f"| plotly.js, once per page | {counts['plotly.js']} message, {sizes['plotly.js'] / 1e6:.2f} MB | – |")
     print(f"| widgets opened | {counts['open']} | – |")
+    if args.breakdown:
+        opens = Counter(c.model for c in opened)
+        print("opened: " + ", ".join(f"{name} {n}" for name, n in opens.most_common()))
+        updates: Counter[str] = Counter()
+        update_bytes: Counter[str] = Counter()
+        for c in opened:
+            for keys, n in c.updates.items():
+                updates[f"{c.model}[{keys}]"] += n
+                update_bytes[f"{c.model}[{keys}]"] += c.update_bytes[keys]
+        print(
+            f"opens: {sizes['open'] / 1e3:.0f} kB; updates: "
+            + ", ".join(f"{name} {n} ({update_bytes[name] / 1e3:.0f} kB)" for name, n in updates.most_common())
+        )
     ok = total_msgs <= MAX_MESSAGES and total_bytes <= MAX_BYTES_WITHOUT_PLOTLY
     print(
         "result: " + json.dumps({"messages": total_msgs, "bytes": total_bytes, "plotly_js_bytes": sizes["plotly.js"], "ok": ok})

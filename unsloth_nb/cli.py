@@ -32,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runpod": cmd_runpod,
         "eval": cmd_eval,
         "import": cmd_import,
+        "autoload": _cmd_autoload,
     }
     if not args or args[0] in ("-h", "--help"):
         print(_usage(commands))
@@ -71,7 +72,14 @@ def _usage(commands: dict[str, Any]) -> str:
         "  runpod   RunPod pods: gpus, list, stop, terminate, cleanup, train, emulator\n"
         "  eval     judge a finished job's fine-tune against its base: unsloth-nb eval ID [--yes] [--json]\n"
         "  import   turn an Unsloth notebook or script into a config: unsloth-nb import NOTEBOOK.ipynb [-o config.yaml]\n"
+        "  autoload load the notebook magics in every new kernel: unsloth-nb autoload [on|off|status]\n"
     )
+
+
+def _cmd_autoload(argv: list[str]) -> int:
+    from unsloth_nb.ui.autoload import cmd_autoload
+
+    return cmd_autoload(argv)
 
 
 # ---------------------------------------------------------------------- eval

@@ -80,6 +80,24 @@ READ_VIEW_JS = """
 """
 
 
+#: The jobs table's right edge against its cell's output area (issue 16: the last columns were cut off).
+TABLE_FITS_JS = """
+(cell) => {
+  const table = cell.querySelector('table.unsloth-nb-jobs');
+  const area = cell.querySelector('.jp-OutputArea-output');
+  if (!table || !area) return null;
+  return {table: table.getBoundingClientRect().right, cell: area.getBoundingClientRect().right,
+          columns: table.querySelectorAll('thead th').length};
+}
+"""
+
+
+def assert_table_fits(cell: Locator) -> None:
+    edges = cell.evaluate(TABLE_FITS_JS)
+    assert edges is not None, "no jobs table in the cell"
+    assert edges["table"] <= edges["cell"] + 1, f"the jobs table is wider than its cell: {edges}"
+
+
 def read_view(view: Locator) -> dict[str, Any]:
     return view.evaluate(READ_VIEW_JS)
 
@@ -146,6 +164,7 @@ def test_quickstart_trains_draws_and_stops(lab: Lab, lab_server: LabServer, page
     job_list.evaluate("cell => cell.scrollIntoView({block: 'start'})")
     lab.screenshot("03-quickstart-job-list-and-redraw")
     lab.screenshot("06-jobs-table", job_list.locator(".jp-Cell-outputArea"))
+    assert_table_fits(job_list)
 
     # A clean training cell: our view and nothing else, and no library text outside the folded Log.
     train_cell = lab.page.locator(".jp-CodeCell").filter(has_text="%unsloth_train").first
@@ -226,6 +245,7 @@ def test_quickstart_trains_draws_and_stops(lab: Lab, lab_server: LabServer, page
     rows = table_cell.locator(".unsloth-nb-jobs-table tbody tr")
     rows.first.wait_for(timeout=START_MS)
     assert rows.count() == 2
+    assert_table_fits(table_cell)
     rows.locator("input[type=checkbox]").nth(0).check()
     rows.locator("input[type=checkbox]").nth(1).check()
     table_cell.locator("button.unsloth-nb-compare").click()

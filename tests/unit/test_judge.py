@@ -217,3 +217,17 @@ def test_a_failed_answers_phase_is_reported_and_the_judge_stands_down(tmp_path: 
     assert [d["stage"] for d in failed] == ["failed"]  # said once, by the answers phase
     assert any(k == "log" and "the adapter is kept" in str(d["message"]) for k, d in hooks.events)
     assert [d["phase"] for k, d in hooks.events if k == "result"] == ["answers", "judge"]
+
+
+def test_the_question_before_start_uses_the_upper_bound_and_the_threshold() -> None:
+    from unsloth_nb.evaluate.judging import preflight_estimate, start_question
+
+    judge = TrainConfig.from_dict({"model": "m", "dataset": "d.jsonl", "judge": {"model": "gpt-5-mini"}}).judge
+    questions = [(fact[0], fact[1]) for fact in FACTS]
+    bound = preflight_estimate(judge, questions)
+    assert bound is not None and bound > 0
+    assert start_question(dataclasses.replace(judge, confirm_above_usd=bound * 2), questions) is None
+    asked = start_question(dataclasses.replace(judge, confirm_above_usd=bound / 2), questions)
+    assert asked is not None and f"judge {2 * len(questions)} requests" in asked and f"at most ${bound:.2f}" in asked
+    assert "unknown" in (start_question(dataclasses.replace(judge, model="some-unpriced-model"), questions) or "")
+    assert start_question(dataclasses.replace(judge, confirm_above_usd=0), []) is None  # nothing to judge

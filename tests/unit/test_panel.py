@@ -341,3 +341,68 @@ def null_tooltips(*roots: object) -> list[str]:
             null.append(f"{type(widget).__name__}({getattr(widget, 'description', '')!r})")
         todo.extend(getattr(widget, "children", ()) or ())
     return null
+
+
+def test_the_judges_cost_is_asked_before_start_not_after_training(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unsloth_nb.testing import fake_llm as behaviours
+    from unsloth_nb.testing.fake_openai import FakeOpenAI
+
+    monkeypatch.setenv("OPENAI_API_KEY", FakeOpenAI.api_key)
+    with FakeOpenAI(behaviours.picks_first()) as fake:
+        panel = TrainingPanel(
+            model=str(tiny_model),
+            dataset=str(DEMO),
+            base_dir=tmp_path,
+            placement="local",
+            train__max_steps=2,
+            train__warmup_steps=1,
+            train__max_seq_length=512,
+        )
+        panel.fields["judge.enabled"].widget.value = True
+        panel.fields["judge.base_url"].widget.value = fake.base_url
+        panel.fields["judge.eval_path"].widget.value = str(DEMO.with_name("superbowl_eval.jsonl"))
+        panel.fields["judge.max_new_tokens"].widget.value = "4"
+        panel.fields["judge.confirm_above_usd"].widget.value = "0"  # always ask, whatever the estimate
+
+        assert panel.start() is None  # asked first: nothing started
+        question = panel.confirm_box.children[0].value
+        assert "After training, judge " in question and " requests with " in question and "(estimated at most $" in question
+        buttons = [w.description for w in panel.confirm_box.children[1:]]
+        assert buttons == ["Start", "Cancel"] and "Rent" not in question
+        assert job_folders() == []
+        panel.confirm_box.children[-1].click()  # Cancel
+        assert panel.confirm_box.children == () and "not confirmed" in panel.message_html.value
+        assert job_folders() == [] and fake.calls == 0
+
+        assert panel.start() is None
+        panel.confirm_box.children[1].click()  # Start: the estimate was accepted before training
+        job = panel.job
+        assert job is not None
+        job.wait(timeout=600)
+        assert job.state == "succeeded", job.error
+        stages = [e.data.get("stage") for e in job.events(kinds={"evaluation"})]
+        assert "done" in stages and "failed" not in stages  # not stopped by the judge's question after training
+        assert fake.calls > 0 and job.evaluation is not None
+
+
+def test_a_rental_and_a_judge_are_asked_about_in_one_question(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNPOD_API_KEY", "rp_not_a_real_key_for_tests")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-a-real-key-for-tests")
+    panel = TrainingPanel(
+        model="unsloth/Llama-3.3-70B-Instruct",
+        dataset=str(DEMO),
+        base_dir=tmp_path,
+        placement="runpod",
+        runpod__confirm_above_usd=0,
+        judge__eval_path=str(DEMO.with_name("superbowl_eval.jsonl")),
+        judge__confirm_above_usd=0,
+    )
+
+    assert panel.start() is None
+
+    question = panel.confirm_box.children[0].value
+    assert "Rent a RunPod GPU for this job (estimated $" in question and "After training, judge " in question
+    assert [w.description for w in panel.confirm_box.children[1:]] == ["Rent and start", "Cancel"]
+    assert job_folders() == []

@@ -100,8 +100,8 @@ def test_a_finished_job_replays_its_whole_history(comms: list[RecordingComm]) ->
     view = JobView(job)
 
     assert view.state == "succeeded"
-    assert (view.progress.value, view.progress.max, view.progress.bar_style) == (40, 40, "success")
     status = view.status_html.value
+    assert 'class="unsloth-nb-progress success" data-progress="40/40"' in status and "width:100.0%" in status
     assert "succeeded" in status and "step 40/40" in status and "loss 0.0750" in status
     assert view.stop_button.layout.display == "none", "a finished job has no Stop"
     assert view.chart.snapshot()["steps"] == 40
@@ -191,7 +191,7 @@ def test_stop_button_cancels_a_running_job(comms: list[RecordingComm], tiny_mode
     assert job.state == "cancelled"
     view.flush()
     assert view.stop_button.layout.display == "none"
-    assert view.progress.bar_style == "warning"
+    assert 'class="unsloth-nb-progress warning"' in view.status_html.value
     assert "Stopped: stopped by the user" in view.message_html.value
 
 
@@ -258,7 +258,7 @@ def test_the_summary_and_status_line_report_eval_loss_memory_and_tokens(comms: l
     assert summary["final loss"] == "0.3000" and summary["min loss"] == "0.3000 (step 10)"
     assert summary["eval loss"] == "0.4321" and summary["tokens seen"] == "12,345"
     assert summary["peak GPU memory (reserved)"] == "2.50 GB"
-    assert view.summary_html.layout.display is None and "12,345" in view.summary_html.value
+    assert view.summary_html in view.widget.children and "12,345" in view.summary_html.value
     view.close()
 
 
@@ -268,9 +268,9 @@ def test_a_failed_job_without_steps_has_no_chart_no_stop_and_no_summary(comms: l
     job.log.emit("status", state="failed", previous="planning", reason="the dataset has no rows")
     view = JobView(job)
 
-    assert view._ui().chart.layout.display == "none", "no empty chart for a job that logged nothing"
+    assert view._ui().chart is None, "no empty chart for a job that logged nothing"
     assert view.stop_button.layout.display == "none"
-    assert view.summary() == [] and view.summary_html.layout.display == "none"
+    assert view.summary() == [] and view.summary_html is None
     assert "<svg" not in view.static_html() and "LossChart" not in view.static_html()
     assert "Error: the dataset has no rows" in view.message_html.value
     view.close()
@@ -327,7 +327,7 @@ def test_resume_continues_a_stopped_job_and_try_it_answers_beside_the_base_model
     job.wait(timeout=240)
     view.flush()
     assert job.state == "cancelled"
-    assert view.can_resume() and view.resume_button.layout.display is None, "Resume offered after a stop"
+    assert view.can_resume() and view.resume_button in view._ui().top.children, "Resume offered after a stop"
     stopped_at = job.global_step
 
     view.resume_button.click()
@@ -341,7 +341,7 @@ def test_resume_continues_a_stopped_job_and_try_it_answers_beside_the_base_model
 
     second = view.resumed[-1]
     second.flush()
-    assert second.try_it.box.layout.display is None, "Try it is offered once a model exists"
+    assert second.try_it is not None and second.try_it.box in second.widget.children, "Try it is offered once a model exists"
     second.try_it.question.value = "Who won Super Bowl LIX?"
     thread = second.try_it.submit()
     assert thread is not None
@@ -353,7 +353,7 @@ def test_resume_continues_a_stopped_job_and_try_it_answers_beside_the_base_model
 
 
 # ---------------------------------------------------------------------- the job list and comparing runs
-def test_job_table_is_aligned_unwrapped_and_says_how_far_each_job_got(comms: list[RecordingComm]) -> None:
+def test_job_table_is_aligned_fits_a_cell_and_says_how_far_each_job_got(comms: list[RecordingComm]) -> None:
     from unsloth_nb.jobrun.store import list_jobs
 
     done = recorded_job(steps=12)
@@ -376,8 +376,13 @@ def test_job_table_is_aligned_unwrapped_and_says_how_far_each_job_got(comms: lis
     assert done_line[end - len("0.2500") : end] == "0.2500", "numbers end under the end of their header"
     assert all(len(line.split("  ")[0]) == len(done.id) for line in text[1:3]), "ids on one line"
     html_table = table._repr_html_()
-    assert html_table.count("white-space:nowrap") >= len(table.columns) * 2, "no cell wraps"
-    assert "text-align:right" in html_table.split("</thead>")[0], "numeric headers align like their cells"
+    head = html_table.split("</thead>")[0]
+    assert head.count("<th class=") == 7, "a notebook cell gets seven columns; the rest is under Show"
+    assert "<th class='num'>final loss</th>" in head and ".num { text-align: right" in head, "numbers align like headers"
+    done_row = next(row for row in html_table.split("<tr>") if done.id in row)
+    assert "<td class='id'>" + done.id + "<div class='sub'>" in done_row, "the id on one line, how long it took below"
+    assert "<td class='wrap model'>" in done_row and "<td class='wrap result'>adapter" in done_row, "long text wraps"
+    assert "white-space: nowrap" in head and "td.wrap { white-space: normal" in head
 
     bundle = table._repr_mimebundle_()
     assert WIDGET_VIEW in bundle and "<table" in bundle["text/html"]
@@ -415,3 +420,32 @@ def test_compare_is_a_public_function_that_overlays_jobs() -> None:
     smoothed_traces = [t for t in figure.data if t.showlegend is not False]
     assert [list(t.x)[-1] for t in smoothed_traces] == [20, 40]
     assert "20 steps" in view.text() and "40 steps" in view.text()
+
+
+def test_a_running_jobs_view_opens_few_widgets_and_the_end_adds_the_rest(comms: list[RecordingComm]) -> None:
+    """Widget traffic (issue 16): each widget opens three comms, so a running job's view keeps to a handful."""
+
+    def opened() -> list[str]:
+        return [str(c.opened_with.get("data", {}).get("state", {}).get("_model_name")) for c in comms]
+
+    running = JobView(recorded_job(steps=5, end=None), interval=3600.0)
+    running.widget  # noqa: B018  (displayed)
+    kinds = opened()
+    assert len(kinds) <= 18, f"{len(kinds)} comms for a running job's view: {kinds}"
+    assert {"IntProgressModel", "LabelModel", "TextModel"}.isdisjoint(kinds), kinds
+    assert running.summary_html is None and running.try_it is None and running.resume_button is None
+    status = running.status_html.value
+    assert "step 5/5" in status and 'data-progress="5/5"' in status, "the progress bar rides in the status line"
+    running.close()
+
+    done = JobView(recorded_job(steps=10))
+    done.widget  # noqa: B018
+    assert done.summary_html is not None and "final loss" in done.summary_html.value
+    todo, null = [done.widget], []
+    while todo:
+        widget = todo.pop()
+        if widget.has_trait("tooltip") and widget.tooltip is None:
+            null.append(type(widget).__name__)
+        todo.extend(getattr(widget, "children", ()) or ())
+    assert null == [], f"widgets that would show a 'null' tooltip: {null}"
+    done.close()

@@ -91,8 +91,11 @@ def estimate_usd(client: LLMClient, requests: list[ChatRequest]) -> tuple[float 
     return (None if unknown else total), uncached
 
 
-def judge_question(estimate: float | None, uncached: int, judge: JudgeConfig) -> str | None:
-    """The question to ask before judging, or None: the rental rule, with judge.* knobs."""
+def judge_question(estimate: float | None, uncached: int, judge: JudgeConfig, *, bound: bool = False) -> str | None:
+    """The question to ask before judging, or None: the rental rule, with judge.* knobs.
+
+    ``bound``: the estimate is an upper bound made before training (no answers yet), asked about at the start.
+    """
     if uncached == 0:
         return None
     cap = judge.max_cost_usd
@@ -101,12 +104,13 @@ def judge_question(estimate: float | None, uncached: int, judge: JudgeConfig) ->
     if not (threshold == 0 or figure is None or figure > threshold):
         return None
     what = (
-        f"estimated ${estimate:.2f}"
+        f"estimated {'at most ' if bound else ''}${estimate:.2f}"
         if estimate is not None
         else "estimated cost unknown (no price for this model; set judge.prices)"
     )
     budget = f"; judge.max_cost_usd stops it at ${cap:.2f}" if cap is not None else ""
-    return f"Judge {uncached} requests with {judge.provider}:{judge.model} ({what}{budget})?"
+    when = "After training, judge" if bound else "Judge"
+    return f"{when} {uncached} requests with {judge.provider}:{judge.model} ({what}{budget})?"
 
 
 def confirm_or_raise(question: str | None, *, yes: bool, confirm: Callable[[str], bool] | None) -> None:
@@ -120,8 +124,8 @@ def confirm_or_raise(question: str | None, *, yes: bool, confirm: Callable[[str]
         raise JudgeDeclined("judging declined; nothing was sent to the judge")
 
 
-def preflight_line(judge: JudgeConfig, questions: list[tuple[str, str | None]]) -> str:
-    """The plan's line about the judge, before anything runs: requests and an upper-bound estimate.
+def preflight_estimate(judge: JudgeConfig, questions: list[tuple[str, str | None]]) -> float | None:
+    """An upper bound of the judge's cost before anything runs (None when a price is unknown).
 
     Answers are not written yet, so each is counted at ``max_new_tokens``; replies at the client's expected
     length. What the judge's cache already holds is not known here either: the figure is an upper bound.
@@ -136,11 +140,36 @@ def preflight_line(judge: JudgeConfig, questions: list[tuple[str, str | None]]) 
         prompt = judge_prompt(rubric, question, answer, answer, reference)
         cost = prices.cost(judge.model, Usage(len(prompt) // 4 + 8, 300))
         total = None if cost is None or total is None else total + 2 * cost
+    return total
+
+
+def preflight_line(judge: JudgeConfig, questions: list[tuple[str, str | None]]) -> str:
+    """The plan's line about the judge, before anything runs: requests and an upper-bound estimate."""
+    total = preflight_estimate(judge, questions)
     what = f"estimated at most ${total:.2f}" if total is not None else "cost unknown (no price for this model; set judge.prices)"
     return (
         f"judge: {len(questions)} held-out questions, {2 * len(questions)} requests to {judge.provider}:{judge.model} "
         f"on this machine, {what}; asks first above judge.confirm_above_usd (${judge.confirm_above_usd:.2f})."
     )
+
+
+def planned_questions(judge: JudgeConfig, heldout: Any) -> list[tuple[str, str | None]]:
+    """(question, reference) of the held-out rows the judge will see (``judge.max_questions`` of them at most)."""
+    if heldout is None:
+        return []
+    items = heldout.items[: judge.max_questions] if judge.max_questions else heldout.items
+    return [(item.question, item.reference) for item in items]
+
+
+def start_question(judge: JudgeConfig, questions: list[tuple[str, str | None]]) -> str | None:
+    """The question a front end that can ask asks before starting a job that ends with judging, or None.
+
+    The rule is the judging's own (:func:`judge_question`) applied to the upper bound, so a job whose
+    start was confirmed (or needed no confirming) is not stopped by the judge's question later.
+    """
+    if not judge.enabled or not questions:
+        return None
+    return judge_question(preflight_estimate(judge, questions), 2 * len(questions), judge, bound=True)
 
 
 # ---------------------------------------------------------------------------- same family
@@ -327,5 +356,8 @@ __all__ = [
     "judge_params",
     "judge_question",
     "model_family",
+    "planned_questions",
+    "preflight_estimate",
     "same_family_warning",
+    "start_question",
 ]

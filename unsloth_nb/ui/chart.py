@@ -254,7 +254,7 @@ class LossChart:
             if self._widget is None:
                 if self._closed:
                     raise RuntimeError("this LossChart is closed; make a new one")
-                widget = _widget_class()(spec=self._spec)
+                widget = _widget_class()(spec=self._spec, layout={"width": "100%"}, tooltip="")
                 widget.on_msg(self._on_front_end_msg)
                 self._widget = widget
                 if _claim_first_plotly_push():

@@ -220,8 +220,8 @@ def _events(job: Job) -> list[Event]:
 
 
 def _label(job: Job) -> str:
-    from unsloth_nb.ui.view import _short_model
+    from unsloth_nb.ui.view_html import short_model
 
     config = job.config
     extra = f" lr {config.train.lr:g}" if getattr(config.train, "lr", None) is not None else ""
-    return f"{job.id} · {_short_model(job.config.model.name)}{extra}"
+    return f"{job.id} · {short_model(job.config.model.name)}{extra}"

@@ -1,9 +1,14 @@
 """``%unsloth_jobs``: the jobs recorded on this machine as one clean table.
 
-Every cell stays on one line (ids, dates and model names never wrap), numbers are
-right-aligned under right-aligned headers, the result is short (``adapter``,
+Numbers are right-aligned under right-aligned headers, the result is short (``adapter``,
 ``stopped at step 50``, the first words of an error), and each row says how far the
 job got: steps, final loss and eval loss, read from the tail of its event log.
+
+In a notebook the table fits the cell's width: seven columns (:data:`CELL_COLUMNS`), each
+with a small second line for a detail (how long the job took under its id, which holds
+its start time; where it ran under its state; the dataset under the model), and the model
+and result wrap instead of pushing the last columns out of sight. Everything else is one
+**Show** away. A terminal gets every column (:data:`COLUMNS`) as aligned text.
 
 In a notebook the table is a small widget: each row has a **Show** button (the job's
 view appears under the table) and a checkbox; **Compare selected** overlays the
@@ -23,7 +28,7 @@ from typing import Any
 
 from unsloth_nb.jobrun.store import JobRecord
 
-__all__ = ["COLUMNS", "JobTable", "job_facts"]
+__all__ = ["CELL_COLUMNS", "COLUMNS", "JobTable", "job_facts"]
 
 #: (key, header, numeric)
 COLUMNS: tuple[tuple[str, str, bool], ...] = (
@@ -38,6 +43,16 @@ COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("final_loss", "final loss", True),
     ("eval_loss", "eval loss", True),
     ("result", "result", False),
+)
+#: What a notebook cell shows: (key, header, numeric, key of the small second line, wraps).
+CELL_COLUMNS: tuple[tuple[str, str, bool, str, bool], ...] = (
+    ("id", "job", False, "took", False),
+    ("state", "state", False, "where", False),
+    ("model", "model", False, "dataset", True),
+    ("steps", "steps", True, "", False),
+    ("final_loss", "final loss", True, "", False),
+    ("eval_loss", "eval loss", True, "", False),
+    ("result", "result", False, "", True),
 )
 _STATE_COLOURS = {"succeeded": "#1a7f37", "failed": "#cf222e", "cancelled": "#9a6700"}
 #: Bytes read from the end of a job's events.jsonl for its last step and losses.
@@ -117,7 +132,7 @@ class JobTable:
 
     def row_dicts(self) -> list[dict[str, str]]:
         from unsloth_nb.ui.console import format_seconds
-        from unsloth_nb.ui.view import _short_model
+        from unsloth_nb.ui.view_html import short_model
 
         now = time.time()
         out = []
@@ -136,7 +151,7 @@ class JobTable:
                     "id": record.id,
                     "state": record.state_label(),
                     "where": record.placement + (f" ({record.gpu})" if record.gpu else ""),
-                    "model": _short(_short_model(record.model), _MODEL_CHARS),
+                    "model": _short(short_model(record.model), _MODEL_CHARS),
                     "dataset": _short(Path(record.dataset).name if record.dataset else "", 24),
                     "started": _started(record.created, now),
                     "took": format_seconds(end - record.created),
@@ -176,30 +191,33 @@ class JobTable:
         )
 
     def _repr_html_(self) -> str:
+        """The static table a saved or converted notebook keeps: the cell's columns, as the widget draws them."""
         if not self.records:
             return "<p>No jobs yet. Start one with <code>%unsloth_train</code> or <code>unsloth_nb.train(...)</code>.</p>"
-        cell = "padding:2px 10px;white-space:nowrap;"
-        head = "".join(
-            f"<th style='{cell}text-align:{'right' if num else 'left'}'>{html.escape(h)}</th>" for _, h, num in COLUMNS
-        )
+        head = "".join(f"<th class='{'num' if num else ''}'>{html.escape(h)}</th>" for _, h, num, _, _ in CELL_COLUMNS)
         body = []
         for row in self.row_dicts():
             cells = []
-            for key, _, num in COLUMNS:
-                value = html.escape(row[key])
-                style = cell + ("text-align:right;font-variant-numeric:tabular-nums;" if num else "text-align:left;")
-                if key == "id":
-                    value = f"<code>{value}</code>"
-                if key == "state":
-                    style += f"color:{_STATE_COLOURS.get(row['state'], 'inherit')};"
-                cells.append(f"<td style='{style}'>{value}</td>")
+            for key, _, num, sub, wraps in CELL_COLUMNS:
+                classes = " ".join(
+                    c
+                    for c in (
+                        "num" if num else "",
+                        "wrap" if wraps else "",
+                        key,
+                        f"state-{row['state']}" if key == "state" else "",
+                    )
+                    if c
+                )
+                detail = f"<div class='sub'>{html.escape(row[sub])}</div>" if sub and row.get(sub) else ""
+                cells.append(f"<td class='{classes}'>{html.escape(row[key])}{detail}</td>")
             body.append("<tr>" + "".join(cells) + "</tr>")
         more = self._more()
         foot = f"<p>{html.escape(more)}</p>" if more else ""
         hint = "<p style='font-size:11px'>Show one with <code>unsloth_nb.load_job(ID).show()</code> or <code>%unsloth_jobs ID</code>.</p>"
         return (
-            "<table class='unsloth-nb-jobs' style='border-collapse:collapse;font-size:12px'>"
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{foot}{hint}"
+            f"<style>{_TABLE_CSS}</style><div class='unsloth-nb-jobs-table'><table class='unsloth-nb-jobs'>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>{foot}{hint}"
         )
 
     # -------------------------------------------------------------- the widget
@@ -209,7 +227,7 @@ class JobTable:
         if self._widget is None:
             import ipywidgets as widgets
 
-            table = _table_widget_class()(columns=[[k, h, n] for k, h, n in COLUMNS], rows=self.row_dicts(), more=self._more())
+            table = _table_widget_class()(columns=[list(c) for c in CELL_COLUMNS], rows=self.row_dicts(), more=self._more())
             table.on_msg(self._on_msg)
             self._output = widgets.Output()
             self._widget = widgets.VBox([table, self._output])
@@ -267,7 +285,6 @@ function render({ model, el }) {
   const root = document.createElement("div");
   root.className = "unsloth-nb-jobs-table";
   el.style.maxWidth = "100%";
-  el.style.overflowX = "auto";
   el.append(root);
   function draw() {
     const columns = model.get("columns");
@@ -293,19 +310,30 @@ function render({ model, el }) {
       box.title = "select to compare";
       box.addEventListener("change", update);
       checks.push([box, row.id]);
-      tr.insertCell().append(box);
+      const pick = tr.insertCell();
+      pick.className = "pick";
+      pick.append(box);
       const show = document.createElement("button");
       show.textContent = "Show";
       show.className = "unsloth-nb-show jupyter-button";
       show.title = "draw this job's view below";
       show.addEventListener("click", () => model.send({ type: "show", id: row.id }));
-      tr.insertCell().append(show);
-      for (const [key, , numeric] of columns) {
+      const open = tr.insertCell();
+      open.className = "pick";
+      open.append(show);
+      for (const [key, , numeric, sub, wraps] of columns) {
         const td = tr.insertCell();
         td.textContent = row[key];
-        if (numeric) td.className = "num";
-        if (key === "state") td.className = "state-" + row.state;
-        if (key === "id") td.className = "id";
+        td.classList.add(key);
+        if (numeric) td.classList.add("num");
+        if (wraps) td.classList.add("wrap");
+        if (key === "state") td.classList.add("state-" + row.state);
+        if (sub && row[sub]) {
+          const detail = document.createElement("div");
+          detail.className = "sub";
+          detail.textContent = row[sub];
+          td.append(detail);
+        }
       }
     }
     const bar = document.createElement("div");
@@ -337,13 +365,20 @@ export default { render };
 """
 
 _TABLE_CSS = """
-.unsloth-nb-jobs-table { overflow-x: auto; max-width: 100%; }
-.unsloth-nb-jobs-table table { border-collapse: collapse; font-size: 11px; font-family: var(--jp-ui-font-family, sans-serif); }
-.unsloth-nb-jobs-table th, .unsloth-nb-jobs-table td { padding: 2px 7px; white-space: nowrap; text-align: left; }
+.unsloth-nb-jobs-table { max-width: 100%; }
+.unsloth-nb-jobs-table table { border-collapse: collapse; font-size: 11px; font-family: var(--jp-ui-font-family, sans-serif);
+  max-width: 100%; }
+.unsloth-nb-jobs-table th, .unsloth-nb-jobs-table td { padding: 2px 6px; white-space: nowrap; text-align: left;
+  vertical-align: top; }
+.unsloth-nb-jobs-table td.pick { vertical-align: middle; padding: 0 2px; }
+.unsloth-nb-jobs-table td.pick button { margin: 0; }
+.unsloth-nb-jobs-table td.wrap { white-space: normal; overflow-wrap: anywhere; min-width: 7em; max-width: 16em; }
 .unsloth-nb-jobs-table th { border-bottom: 1px solid var(--jp-border-color1, #ccc); font-weight: 600; }
+.unsloth-nb-jobs-table tbody tr { border-bottom: 1px solid var(--jp-border-color3, #eee); }
 .unsloth-nb-jobs-table tbody tr:hover { background: var(--jp-layout-color2, #f3f3f3); }
 .unsloth-nb-jobs-table .num { text-align: right; font-variant-numeric: tabular-nums; }
-.unsloth-nb-jobs-table .id { font-family: var(--jp-code-font-family, monospace); }
+.unsloth-nb-jobs-table td.id { font-family: var(--jp-code-font-family, monospace); }
+.unsloth-nb-jobs-table .sub { font-size: 10px; color: var(--jp-ui-font-color2, #666); font-family: var(--jp-ui-font-family, sans-serif); }
 .unsloth-nb-jobs-table .state-succeeded { color: #1a7f37; }
 .unsloth-nb-jobs-table .state-failed { color: #cf222e; }
 .unsloth-nb-jobs-table .state-cancelled { color: #9a6700; }
