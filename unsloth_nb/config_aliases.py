@@ -194,14 +194,20 @@ def normalise(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[ConfigError
     return out, errors
 
 
+def _is_our_field(path: str) -> bool:
+    from unsloth_nb.config.schema import field_specs
+
+    return any(spec.path == path for spec in field_specs())
+
+
 def _collect(
     where: str, name: str, value: Any, section: str, moved: list[tuple[str, str, Any]], errors: list[ConfigError]
 ) -> bool:
     """Note an Unsloth/TRL name for moving, or check a fixed one; False when ``name`` is not theirs (or is ours here)."""
     target = ALIASES.get(name)
     if target is not None:
-        if target == f"{section}.{name}":
-            return False  # our own name, in our own section
+        if target == f"{section}.{name}" or (section and _is_our_field(f"{section}.{name}")):
+            return False  # our own name, in our own section (dataset.revision is not model.revision)
         if section and section != target.split(".")[0] and section != CALL_SECTION.get(name):
             # not where Unsloth or TRL take it (lora: {learning_rate: ...}): say where it goes
             errors.append(ConfigError(where, f"unknown field; did you mean {target}?"))

@@ -22,8 +22,9 @@ from unsloth_nb.data.formats import (
 )
 from unsloth_nb.data.lengths import _long_row_stats, _token_stats, estimate_tokens, keep_if_fits
 from unsloth_nb.data.normalise import _normalise_record
-from unsloth_nb.data.readers import _records, _resolve
+from unsloth_nb.data.readers import _records
 from unsloth_nb.data.records import DatasetPreview, DatasetSummary, PreparedDataset, TokenCounter, _Part
+from unsloth_nb.data.sources import source_for
 from unsloth_nb.errors import ConfigError, DatasetError, UnslothNbError, set_field
 
 EVAL_SPLIT_SEED = 3407
@@ -62,7 +63,7 @@ def inspect_dataset(
     """
     config = config_or_path if isinstance(config_or_path, DatasetConfig) else DatasetConfig(path=str(config_or_path))
     try:
-        train, evaluation = _read_config(config, max_seq_length, count_tokens, base_dir)
+        train, evaluation = _read_config(config, max_seq_length, count_tokens, base_dir, sample=True)
     except UnslothNbError as exc:
         return DatasetPreview(config.path, None, [], [], None, list(getattr(exc, "problems", [])), str(exc))
     problems = train.problems + (evaluation.problems if evaluation else [])
@@ -78,13 +79,25 @@ def inspect_dataset(
 
 # ====================================================================== reading a config
 def _read_config(
-    config: DatasetConfig, max_seq_length: int, count_tokens: TokenCounter | None, base_dir: str | None
+    config: DatasetConfig,
+    max_seq_length: int,
+    count_tokens: TokenCounter | None,
+    base_dir: str | None,
+    sample: bool = False,
 ) -> tuple[_Part, _Part | None]:
     _check_column_mapping(config.columns)
-    train = _read_part(config.path, config, max_seq_length, count_tokens, base_dir, config.max_rows)
+    if config.mix:
+        from unsloth_nb.data.mix import read_mix
+
+        def read(source: str) -> _Part:
+            return _read_part(source, config, max_seq_length, count_tokens, base_dir, None, sample)
+
+        train = read_mix(config, read, max_seq_length)
+    else:
+        train = _read_part(config.path, config, max_seq_length, count_tokens, base_dir, config.max_rows, sample)
     evaluation = None
     if config.eval_path:
-        evaluation = _read_part(config.eval_path, config, max_seq_length, count_tokens, base_dir, None)
+        evaluation = _read_part(config.eval_path, config, max_seq_length, count_tokens, base_dir, None, sample)
     return train, evaluation
 
 
@@ -130,6 +143,7 @@ def _assemble(
         eval_rows=len(evaluation.rows) if evaluation else 0,
         tokens_counted_with="tokenizer" if exact_counts else "estimate",
         columns=columns,
+        sources=[line for part in parts for line in part.source_lines()],
         **_token_stats(train),
         **long_stats,
     )
@@ -150,16 +164,25 @@ def _read_part(
     count_tokens: TokenCounter | None,
     base_dir: str | None,
     limit: int | None,
+    sample: bool = False,
 ) -> _Part:
-    """Normalise the rows of one file, keeping the first ``limit`` valid ones."""
-    path = _resolve(path_text, base_dir)
+    """Normalise the rows of one source, keeping the first ``limit`` valid ones.
+
+    ``sample`` reads only the start of a remote source (a preview); a local file is read whole either way.
+    """
+    source = source_for(
+        path_text, config_name=config.config_name, split=config.split, revision=config.revision, base_dir=base_dir
+    )
+    files = source.sample() if sample else source.open_full()
     part = _Part(display=path_text)
+    if source.kind != "local":
+        part.source_line = source.describe().line() + (" (a sample of its first rows read here)" if sample else "")
     forced = None if config.format == "auto" else config.format
     part.format = forced
     names = dict(config.columns)
     guess = not names
     count = count_tokens or estimate_tokens
-    for record in _records(path, path_text, config.split):
+    for record in (record for file in files for record in _records(file.path, file.display, config.split)):
         part.records += 1
         if record.problem is not None:
             part.problems.append(f"{record.origin}: {record.problem}")
