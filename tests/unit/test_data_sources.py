@@ -54,7 +54,7 @@ def test_a_hub_id_is_read_like_a_file_with_its_rows_named_by_hub_path(hub: Loopb
     assert len(prepared.train) == len(read_jsonl(SUPERBOWL_TRAIN))
     assert prepared.origins[0] == "hf://datasets/org/superbowl/data/train-00000-of-00001.jsonl:1"
     assert any(
-        "Hub dataset" in line and f"{len(superbowl):,}" in line.replace(",", ",") or "kB" in line
+        ("Hub dataset" in line and f"{len(superbowl):,}" in line.replace(",", ",")) or "kB" in line
         for line in prepared.summary.sources
     )
 
