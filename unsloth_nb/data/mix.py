@@ -55,6 +55,8 @@ def read_mix(config: DatasetConfig, read: Callable[[str], _Part], max_seq_length
         mixed.problems += part.problems
         mixed.long_dropped += part.long_dropped
         mixed.unknown_format = mixed.unknown_format or part.unknown_format
+        mixed.pinned.update(part.pinned)
+        mixed.info += part.info
         for ours, theirs in part.columns.items():
             mixed.columns.setdefault(ours, theirs)
         if part.rows:  # the trainer's cuts among the rows drawn, in proportion

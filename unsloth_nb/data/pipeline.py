@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from os import PathLike
+from typing import Any
 
 from unsloth_nb.config import DatasetConfig
 from unsloth_nb.data.formats import (
@@ -24,7 +25,7 @@ from unsloth_nb.data.lengths import _long_row_stats, _token_stats, estimate_toke
 from unsloth_nb.data.normalise import _normalise_record
 from unsloth_nb.data.readers import _records
 from unsloth_nb.data.records import DatasetPreview, DatasetSummary, PreparedDataset, TokenCounter, _Part
-from unsloth_nb.data.sources import source_for
+from unsloth_nb.data.sources import source_for, source_from_json
 from unsloth_nb.errors import ConfigError, DatasetError, UnslothNbError, set_field
 
 EVAL_SPLIT_SEED = 3407
@@ -37,15 +38,23 @@ def prepare_dataset(
     count_tokens: TokenCounter | None = None,
     base_dir: str | None = None,
     seed: int = EVAL_SPLIT_SEED,
+    *,
+    sample: bool = False,
+    pinned: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> PreparedDataset:
     """Read, detect, validate and normalise; raise DatasetError listing `file:line: problem`.
 
     ``count_tokens`` (when given) applies the exact length limit at once, as
     :func:`check_lengths` would; ``base_dir`` is where relative paths start
     (default: the current directory); ``seed`` fixes which rows eval_split holds out.
+    ``sample`` reads only the first rows of remote sources (see :mod:`unsloth_nb.data.remote`);
+    ``pinned`` maps a source as written to the JSON of the source to read instead (the
+    revision another process resolved).
     """
-    train, evaluation = _read_config(config, max_seq_length, count_tokens, base_dir)
-    return _assemble(config, train, evaluation, config.skip_invalid, count_tokens is not None, seed, max_seq_length)
+    train, evaluation = _read_config(config, max_seq_length, count_tokens, base_dir, sample, pinned)
+    prepared = _assemble(config, train, evaluation, config.skip_invalid, count_tokens is not None, seed, max_seq_length)
+    prepared.pinned = {**train.pinned, **(evaluation.pinned if evaluation else {})}
+    return prepared
 
 
 def inspect_dataset(
@@ -84,20 +93,20 @@ def _read_config(
     count_tokens: TokenCounter | None,
     base_dir: str | None,
     sample: bool = False,
+    pinned: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[_Part, _Part | None]:
     _check_column_mapping(config.columns)
+
+    def read(source: str, limit: int | None = None) -> _Part:
+        return _read_part(source, config, max_seq_length, count_tokens, base_dir, limit, sample, pinned)
+
     if config.mix:
         from unsloth_nb.data.mix import read_mix
 
-        def read(source: str) -> _Part:
-            return _read_part(source, config, max_seq_length, count_tokens, base_dir, None, sample)
-
         train = read_mix(config, read, max_seq_length)
     else:
-        train = _read_part(config.path, config, max_seq_length, count_tokens, base_dir, config.max_rows, sample)
-    evaluation = None
-    if config.eval_path:
-        evaluation = _read_part(config.eval_path, config, max_seq_length, count_tokens, base_dir, None, sample)
+        train = read(config.path, config.max_rows)
+    evaluation = read(config.eval_path) if config.eval_path else None
     return train, evaluation
 
 
@@ -165,18 +174,31 @@ def _read_part(
     base_dir: str | None,
     limit: int | None,
     sample: bool = False,
+    pinned: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> _Part:
     """Normalise the rows of one source, keeping the first ``limit`` valid ones.
 
     ``sample`` reads only the start of a remote source (a preview); a local file is read whole either way.
     """
-    source = source_for(
-        path_text, config_name=config.config_name, split=config.split, revision=config.revision, base_dir=base_dir
-    )
+    if pinned and path_text in pinned:
+        source = source_from_json(dict(pinned[path_text]))
+    else:
+        source = source_for(
+            path_text, config_name=config.config_name, split=config.split, revision=config.revision, base_dir=base_dir
+        )
     files = source.sample() if sample else source.open_full()
     part = _Part(display=path_text)
     if source.kind != "local":
-        part.source_line = source.describe().line() + (" (a sample of its first rows read here)" if sample else "")
+        info = source.describe()
+        seen = (pinned or {}).get(path_text, {}).get("version")
+        if seen and info.version != seen:
+            raise DatasetError(
+                f"{path_text} changed since the job was planned (version {str(seen)[:12]}, now {info.version[:12]})",
+                hint="Start the job again to check and plan the new data.",
+            )
+        part.info.append(info)
+        part.source_line = info.line() + (" (a sample of its first rows read here)" if sample else "")
+        part.pinned[path_text] = {**source.to_json(), "version": info.version}
     forced = None if config.format == "auto" else config.format
     part.format = forced
     names = dict(config.columns)

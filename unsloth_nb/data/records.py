@@ -75,6 +75,10 @@ class PreparedDataset:
     skipped_problems: list[str] = field(default_factory=list)
     origins: list[str] = field(default_factory=list)
     eval_origins: list[str] = field(default_factory=list)
+    # Remote sources validated from a sample, to be read in full where training runs (see data/remote.py);
+    # None when the rows above are the whole dataset.
+    reference: dict[str, Any] | None = None
+    pinned: dict[str, dict[str, Any]] = field(default_factory=dict)  # source text -> the source's JSON, as read here
 
     @property
     def kind(self) -> str:
@@ -180,6 +184,8 @@ class _Part:
     tokens_cut: int = 0
     long_dropped: list[str] = field(default_factory=list)  # `origin: why` of rows dropped for their length
     source_line: str = ""  # a remote source's description (files, bytes, rows, revision)
+    pinned: dict[str, dict[str, Any]] = field(default_factory=dict)  # source text -> its JSON (revision resolved)
+    info: list[Any] = field(default_factory=list)  # the remote sources' SourceInfo
     mix_lines: list[str] = field(default_factory=list)  # a mix: each source's rows kept of its rows
 
     def source_lines(self) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 from unsloth_nb.data.sources.base import SAMPLE_BYTES, DataSource, SourceFile, SourceInfo, cache_root
 from unsloth_nb.data.sources.hub import HUB_ID, HubSource
 from unsloth_nb.data.sources.local import LocalSource
-from unsloth_nb.data.sources.s3 import S3Source, VolumeSource
+from unsloth_nb.data.sources.s3 import S3_SECRETS, S3Source, VolumeSource
 from unsloth_nb.errors import DatasetError
 
 REMOTE_PREFIXES = ("s3://", "hf://", "volume://")
@@ -59,6 +59,16 @@ def is_remote(text: str, base_dir: str | None = None) -> bool:
     return str(text).startswith(REMOTE_PREFIXES) or is_hub_id(str(text), base_dir)
 
 
+def secrets_for(paths: list[str]) -> tuple[str, ...]:
+    """The environment variables a process reading these sources may need (optional: public data needs none)."""
+    names: list[str] = []
+    for path in paths:
+        text = str(path)
+        if text.startswith(("s3://", "volume://")):
+            names += [name for name in S3_SECRETS if name not in names]
+    return tuple(names)
+
+
 def source_from_json(data: dict[str, Any]) -> DataSource:
     """Rebuild a source from :meth:`DataSource.to_json` (credentials come from this process's environment)."""
     kind = data.get("kind")
@@ -80,6 +90,7 @@ def source_from_json(data: dict[str, Any]) -> DataSource:
 
 __all__ = [
     "REMOTE_PREFIXES",
+    "S3_SECRETS",
     "SAMPLE_BYTES",
     "DataSource",
     "HubSource",
@@ -91,6 +102,7 @@ __all__ = [
     "cache_root",
     "is_hub_id",
     "is_remote",
+    "secrets_for",
     "source_for",
     "source_from_json",
 ]

@@ -34,6 +34,9 @@ from unsloth_nb.data.sources.base import (
 )
 from unsloth_nb.errors import DatasetError
 
+#: What a process reading S3 needs from the environment; a pod receives them in the job request only.
+S3_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
 CREDENTIAL_HINT = (
     "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment; "
     "for a RunPod network volume, its S3 API key pair (user_... and rps_...)."
@@ -96,7 +99,10 @@ class S3Source:
         return [self._download(o) for o in self._list()]
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "bucket": self.bucket, "key": self.key, "endpoint": self.endpoint, "region": self.region}
+        """The endpoint and region this process uses go along (a pod must reach the same store); the keys never do."""
+        endpoint = self.endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+        region = self.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+        return {"kind": self.kind, "bucket": self.bucket, "key": self.key, "endpoint": endpoint, "region": region}
 
     # ------------------------------------------------------------------ talking to the store
     def _name(self, key: str) -> str:
