@@ -29,7 +29,7 @@ from unsloth_nb.data.sources.base import (
     cut_at_last_line,
     data_file_suffix,
 )
-from unsloth_nb.errors import DatasetError
+from unsloth_nb.errors import DatasetError, set_field
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _SPLIT_NAME = re.compile(r"^(train|test|validation|valid|dev|eval)(?:[-_.]|$)", re.IGNORECASE)
@@ -109,6 +109,8 @@ class HubSource:
         if self._files is None:
             from huggingface_hub import HfApi
 
+            _follow_offline_setting()
+
             try:
                 info = HfApi(endpoint=_endpoint()).dataset_info(
                     self.repo_id, revision=self.revision, files_metadata=True, token=self._token()
@@ -134,7 +136,7 @@ class HubSource:
             if not data:
                 raise DatasetError(
                     f"{self.display} has no config {self.config_name!r}",
-                    hint=f"Its configs (folders): {', '.join(configs) or 'none'}. Set dataset.config_name (--dataset-config).",
+                    hint=f"Its configs (folders): {', '.join(configs) or 'none'}. {set_field('dataset.config_name')}.",
                 )
         if not data:
             raise DatasetError(
@@ -150,7 +152,7 @@ class HubSource:
             return data  # no file names a split: the repo is one train split
         raise DatasetError(
             f"{self.display} has no split {self.split!r}; its splits are: {', '.join(named) or 'train'}",
-            hint="Choose one with dataset.split (--split).",
+            hint=f"Choose one: {set_field('dataset.split')}.",
         )
 
     def _file_display(self, name: str) -> str:
@@ -188,6 +190,15 @@ class HubSource:
         data = response.content[:SAMPLE_BYTES]
         complete = response.status_code == 200 or (size is not None and len(data) >= size)
         return data, complete
+
+
+def _follow_offline_setting() -> None:
+    """``HF_HUB_OFFLINE`` as it is now: huggingface_hub reads it once at import, before a notebook can change it."""
+    from huggingface_hub import constants
+
+    value = os.environ.get("HF_HUB_OFFLINE")
+    if value is not None:
+        constants.HF_HUB_OFFLINE = value.strip().upper() in ("1", "ON", "YES", "TRUE")
 
 
 def _endpoint() -> str:
@@ -242,7 +253,8 @@ def _hub_error(exc: Exception, source: HubSource) -> DatasetError:
         )
     if isinstance(exc, RevisionNotFoundError):
         return DatasetError(
-            f"{where} has no revision {source.revision!r}", hint="Set dataset.revision to a branch, tag or commit of it."
+            f"{where} has no revision {source.revision!r}",
+            hint=f"{set_field('dataset.revision')} to a branch, tag or commit of it.",
         )
     if isinstance(exc, RemoteEntryNotFoundError):
         return DatasetError(f"{where}: a file listed by the Hub could not be read ({exc})")
@@ -253,6 +265,8 @@ def _hub_error(exc: Exception, source: HubSource) -> DatasetError:
             else "Check the name, and that the account of HF_TOKEN can read it."
         )
         return DatasetError(f"{where} not found (or private)", hint=hint)
+    if type(exc).__name__ == "OfflineModeIsEnabled":
+        return DatasetError(f"{where} cannot be read: HF_HUB_OFFLINE is set", hint="Unset HF_HUB_OFFLINE to read Hub datasets.")
     return DatasetError(f"{where} could not be read: {type(exc).__name__}: {exc}")
 
 
