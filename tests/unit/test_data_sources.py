@@ -276,3 +276,26 @@ def test_text_and_conversations_cannot_be_mixed(tmp_path: Path) -> None:
     (tmp_path / "text.jsonl").write_bytes(WIKISQL_TRAIN.read_bytes())
     with pytest.raises(DatasetError, match="plain text and conversations cannot be mixed"):
         prepare_dataset(DatasetConfig(mix=["qa.jsonl=1", "text.jsonl=1"]), 512, base_dir=str(tmp_path))
+
+
+def test_the_panel_preview_shows_the_source_type_and_says_it_checked_a_sample(hub: LoopbackHub) -> None:
+    from unsloth_nb.ui.panel import _preview_html
+
+    hub.add_dataset("org/qa", {"train.jsonl": jsonl(qa_rows(5))})
+    shown = _preview_html(inspect_dataset(DatasetConfig(path="org/qa"), n=3))
+    assert "hf://datasets/org/qa: Hub dataset" in shown
+    assert "every row of the sample (the rest is checked where training runs) can be trained on" in shown
+    assert "q 2?" in shown  # the sample's rows are previewed
+
+
+def test_a_pod_plan_proposes_s3_or_a_volume_for_a_large_local_dataset(tmp_path: Path) -> None:
+    from unsloth_nb.data.remote import upload_advice
+
+    small = tmp_path / "small.jsonl"
+    small.write_bytes(jsonl(qa_rows(3)))
+    assert upload_advice(DatasetConfig(path="small.jsonl"), str(tmp_path)) is None
+    with (tmp_path / "big.jsonl").open("wb") as handle:
+        handle.truncate(2_000_000_000)  # sparse: 2 GB on paper, nothing on disk
+    advice = upload_advice(DatasetConfig(path="big.jsonl"), str(tmp_path))
+    assert advice is not None and "2.0 GB" in advice and "about 13 min at 20 Mbit/s" in advice and "s3://" in advice
+    assert upload_advice(DatasetConfig(path="s3://bucket/big.jsonl"), str(tmp_path)) is None

@@ -28,6 +28,11 @@ from unsloth_nb.errors import DatasetError
 
 REFERENCE_VERSION = 1
 
+#: A local dataset above this size makes a pod job's plan propose S3 or a network volume. At a home
+#: connection's 20 Mbit/s upstream, 1 GB takes about 7 minutes to upload while the rented GPU waits.
+PROPOSE_REMOTE_ABOVE_BYTES = 1_000_000_000
+ASSUMED_UPLOAD_BITS_PER_S = 20_000_000
+
 
 def can_read_remotely(config: DatasetConfig, base_dir: str | None) -> bool:
     """Every source of ``config`` is remote (a pod can reach it), so none need travel from here."""
@@ -84,4 +89,24 @@ def _estimate_whole(prepared: PreparedDataset, config: DatasetConfig) -> None:
     summary.sources.append(
         f"rows and tokens estimated from a sample of {sampled:,} rows ({how}); every row is read and checked "
         "where training runs, before the first step"
+    )
+
+
+def upload_advice(config: DatasetConfig, base_dir: str | None) -> str | None:
+    """For a pod job: a plan line proposing S3 or a network volume when the local dataset is large, else None."""
+    from unsloth_nb.data.sources import LocalSource
+
+    paths = [config.path] if config.path else [entry.rpartition("=")[0] or entry for entry in config.mix]
+    local = [path for path in paths if path and not is_remote(path, base_dir)]
+    try:
+        size = sum(LocalSource(path, base_dir).describe().bytes or 0 for path in local)
+    except DatasetError:
+        return None
+    if size <= PROPOSE_REMOTE_ABOVE_BYTES:
+        return None
+    seconds = size * 8 / ASSUMED_UPLOAD_BITS_PER_S
+    return (
+        f"The dataset is {size / 1e9:.1f} GB: uploading it from here takes about {seconds / 60:.0f} min at "
+        f"{ASSUMED_UPLOAD_BITS_PER_S / 1e6:.0f} Mbit/s while the pod bills. Put it on S3 (s3://bucket/key), the Hub "
+        "(org/name) or a RunPod network volume (volume://<id>/path) and the pod reads it itself."
     )

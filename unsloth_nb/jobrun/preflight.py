@@ -24,7 +24,7 @@ from unsloth_nb.backends.registry import backend_names, get_backend
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.credentials import get_secret, has_secret
 from unsloth_nb.data import PreparedDataset, prepare_dataset
-from unsloth_nb.data.remote import can_read_remotely, prepare_from_sample
+from unsloth_nb.data.remote import can_read_remotely, prepare_from_sample, upload_advice
 from unsloth_nb.errors import MissingSecretError, Problems, UnslothNbError
 from unsloth_nb.jobrun.checks import clamp_to_model, preflight_problems
 from unsloth_nb.phases.runner import phases_for, secrets_of
@@ -119,6 +119,10 @@ def prepare(
     if dataset is not None and dataset.reference is not None and (placement is None or get_backend(placement).in_process):
         # Training runs in this process: read every row here now (the cache keeps it for a rerun).
         dataset = found.attempt(prepare_dataset, config.dataset, config.train.max_seq_length, base_dir=str(base))
+    if job_plan is not None and placement is not None and not get_backend(placement).in_process:
+        advice = upload_advice(config.dataset, str(base))
+        if advice:
+            job_plan.reasons.append(advice)
     if "model.name" not in bad_fields:
         source = Problems()
         source.attempt(check_model_source, config, placement)
