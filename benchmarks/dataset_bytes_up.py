@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import offline  # noqa: E402
+from benchmarks.common import offline
 
 TARGET_REMOTE_BYTES = 4096
 

@@ -203,3 +203,15 @@ def test_evaluate_tutorial_judges_the_fine_tune_and_reruns_from_the_cache(tmp_pa
     assert "<table" in table and "outcome" in table
     again = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "job.evaluate()")))
     assert "requests sent: 0" in again and "cost: $0.0000" in again
+
+
+def test_hub_datasets_notebook_trains_from_a_dataset_id_and_mixes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    notebook = execute("05_hub_datasets.ipynb", tmp_path, monkeypatch)
+
+    assert errors(notebook) == []
+    assert [job.state for job in list_jobs()] == ["succeeded"]
+    waited = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "await job")))
+    assert waited.startswith("succeeded")
+    assert "hf://datasets/demo/superbowl-qa: Hub dataset" in waited
+    mixed = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "format_summary(mixed.summary)")))
+    assert "mix: demo/superbowl-qa:" in mixed and "mix: extra.jsonl:" in mixed
