@@ -31,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": cmd_demo,
         "runpod": cmd_runpod,
         "eval": cmd_eval,
+        "data": cmd_data,
     }
     if not args or args[0] in ("-h", "--help"):
         print(_usage(commands))
@@ -69,6 +70,7 @@ def _usage(commands: dict[str, Any]) -> str:
         "  demo     fine-tune SmolLM2-135M on Super Bowl LIX Q&A on this CPU, offline (~3 min)\n"
         "  runpod   RunPod pods: gpus, list, stop, terminate, cleanup, train, emulator\n"
         "  eval     judge a finished job's fine-tune against its base: unsloth-nb eval ID [--yes] [--json]\n"
+        "  data     a dataset where it lives: describe SOURCE | upload FILE s3://...|volume://... (resumable)\n"
     )
 
 
@@ -325,6 +327,13 @@ def cmd_demo(argv: list[str]) -> int:
 
 
 # ---------------------------------------------------------------------- runpod
+def cmd_data(argv: list[str]) -> int:
+    """``unsloth-nb data describe|upload``: see unsloth_nb/data/cli.py."""
+    from unsloth_nb.data.cli import main as data_main
+
+    return data_main(argv)
+
+
 def cmd_runpod(argv: list[str]) -> int:
     if argv and argv[0] == "train":
         return cmd_train(argv[1:], force_runpod=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -299,3 +300,57 @@ def test_a_pod_plan_proposes_s3_or_a_volume_for_a_large_local_dataset(tmp_path: 
     advice = upload_advice(DatasetConfig(path="big.jsonl"), str(tmp_path))
     assert advice is not None and "2.0 GB" in advice and "about 13 min at 20 Mbit/s" in advice and "s3://" in advice
     assert upload_advice(DatasetConfig(path="s3://bucket/big.jsonl"), str(tmp_path)) is None
+
+
+# ====================================================================== uploads
+def test_an_interrupted_multipart_upload_resumes_sending_only_the_missing_parts(loopback_s3: LoopbackS3, tmp_path: Path) -> None:
+    from unsloth_nb.data.sources.upload import MIN_PART_BYTES, upload_file
+
+    rows = qa_rows(300_000)  # about 13 MB of JSON Lines: two parts of 8 MiB
+    local = tmp_path / "big.jsonl"
+    local.write_bytes(jsonl(rows))
+    loopback_s3.client().create_bucket(Bucket="data")
+    seen: list[tuple[int, int]] = []
+
+    def cut_after_first_part(done: int, total: int) -> None:
+        seen.append((done, total))
+        if done >= MIN_PART_BYTES:
+            raise KeyboardInterrupt  # the user's Ctrl+C, mid-upload
+
+    with pytest.raises(KeyboardInterrupt):
+        upload_file(local, "s3://data/uploads/", progress=cut_after_first_part)
+    assert seen[-1] == (MIN_PART_BYTES, local.stat().st_size)
+    resumed = upload_file(local, "s3://data/uploads/", progress=lambda done, total: seen.append((done, total)))
+    assert (resumed.parts, resumed.parts_sent, resumed.resumed) == (2, 1, True)
+    assert seen[-1] == (local.stat().st_size, local.stat().st_size)
+    assert loopback_s3.client().get_object(Bucket="data", Key="uploads/big.jsonl")["Body"].read() == local.read_bytes()
+    assert S3Source.parse("s3://data/uploads/big.jsonl").describe().bytes == local.stat().st_size
+
+
+def test_an_upload_to_a_missing_bucket_names_it(loopback_s3: LoopbackS3, tmp_path: Path) -> None:
+    from unsloth_nb.data.sources.upload import part_size_for, upload_file
+
+    local = tmp_path / "qa.jsonl"
+    local.write_bytes(jsonl(qa_rows(3)))
+    with pytest.raises(DatasetError, match="the bucket 'nowhere' does not exist"):
+        upload_file(local, "s3://nowhere/qa.jsonl")
+    assert part_size_for(100 * 1024**3) == math.ceil(100 * 1024**3 / 10_000)  # 100 GiB: parts grow to stay under 10,000
+    with pytest.raises(DatasetError, match="500 MB"):
+        part_size_for(10, 600 * 1000 * 1000)
+
+
+def test_the_data_command_describes_a_remote_source_and_uploads_a_file(
+    loopback_s3: LoopbackS3, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from unsloth_nb import cli
+
+    local = tmp_path / "qa.jsonl"
+    local.write_bytes(jsonl(qa_rows(4)))
+    loopback_s3.client().create_bucket(Bucket="data")
+    assert cli.main(["data", "upload", str(local), "s3://data/sets/"]) == 0
+    assert "uploaded" in capsys.readouterr().out
+    assert cli.main(["data", "describe", "s3://data/sets/qa.jsonl"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("s3://data/sets/qa.jsonl: S3,") and "4 rows" in out and "s3://data/sets/qa.jsonl:1:" in out
+    assert cli.main(["data", "describe", "s3://data/none.jsonl"]) == 2
+    assert "no such object" in capsys.readouterr().err

@@ -32,8 +32,11 @@ class LoopbackS3:
     _server: Any = field(default=None, repr=False)
 
     def __enter__(self) -> LoopbackS3:
+        import logging
+
         from moto.server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
         port = _free_port()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._server.start()
