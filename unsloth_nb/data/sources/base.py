@@ -79,8 +79,15 @@ def _size(count: int) -> str:
 class DataSource(Protocol):
     """Local file, Hub dataset, S3 object or prefix, network volume: one way to ask each."""
 
-    kind: str
-    display: str
+    @property
+    def kind(self) -> str:
+        """local, hub, s3 or volume."""
+        ...
+
+    @property
+    def display(self) -> str:
+        """The source as problems name it."""
+        ...
 
     def describe(self) -> SourceInfo:
         """Files, sizes, rows (when the store says) and version, without reading rows."""
