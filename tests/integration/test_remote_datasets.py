@@ -77,6 +77,25 @@ def test_a_pod_job_trains_from_s3_read_on_the_pod(
     assert uploaded_dataset(job)["bytes"] < MAX_REFERENCE_BYTES
     assert any("dataset read here: 40 training" in line for line in worker_logs(job))
     assert "loopback-secret-key" not in json.dumps(uploaded_dataset(job))
+    # The S3 keys reached the pod in the authenticated job request only: never in a RunPod API call (pod env).
+    assert "loopback-secret-key" not in repr(runpod_emulator.api_calls)
+
+
+def test_a_pod_job_reads_a_network_volume_path_through_the_volumes_s3_api(
+    runpod_emulator: RunPodEmulator,
+    tiny_model: Path,
+    loopback_s3: LoopbackS3,
+    rows_bytes: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RUNPOD_VOLUME_DATACENTER", "EU-RO-1")
+    monkeypatch.setenv("UNSLOTH_NB_RUNPOD_S3_ENDPOINT", loopback_s3.url)  # s3api-eu-ro-1.runpod.io, on loopback
+    loopback_s3.put("vol123", "datasets/superbowl.jsonl", rows_bytes)  # the bucket is the volume id
+    job = pod_job(tiny_model, "volume://vol123/datasets/superbowl.jsonl")
+    job.wait(timeout=280)
+    assert job.state == "succeeded", job.error
+    assert uploaded_dataset(job)["bytes"] < MAX_REFERENCE_BYTES
+    assert any("dataset read here: 40 training" in line for line in worker_logs(job))
 
 
 def test_a_broken_row_past_the_sample_fails_the_pod_job_before_training_naming_its_s3_line(

@@ -354,3 +354,14 @@ def test_the_data_command_describes_a_remote_source_and_uploads_a_file(
     assert out.startswith("s3://data/sets/qa.jsonl: S3,") and "4 rows" in out and "s3://data/sets/qa.jsonl:1:" in out
     assert cli.main(["data", "describe", "s3://data/none.jsonl"]) == 2
     assert "no such object" in capsys.readouterr().err
+
+
+def test_the_mix_flag_and_a_yaml_list_read_the_same(tmp_path: Path) -> None:
+    from unsloth_nb.config.files import parse_yaml
+    from unsloth_nb.flags import read_train_args
+
+    config, _, mistakes = read_train_args(["--model", "m/x", "--dataset-mix", "a.jsonl=75%,org/chat=25%", "--dataset-seed", "7"])
+    assert mistakes == [] and config.dataset.mix == ["a.jsonl=75%", "org/chat=25%"] and config.dataset.seed == 7
+    text = "model: m/x\ndataset:\n  - {path: a.jsonl, weight: 75%}\n  - {path: org/chat, weight: 25%}\n"
+    from_yaml = TrainConfig.from_dict(parse_yaml(text, "cell"))
+    assert from_yaml.dataset.mix == config.dataset.mix and from_yaml.dataset.path == ""
