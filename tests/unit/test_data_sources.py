@@ -365,3 +365,19 @@ def test_the_mix_flag_and_a_yaml_list_read_the_same(tmp_path: Path) -> None:
     text = "model: m/x\ndataset:\n  - {path: a.jsonl, weight: 75%}\n  - {path: org/chat, weight: 25%}\n"
     from_yaml = TrainConfig.from_dict(parse_yaml(text, "cell"))
     assert from_yaml.dataset.mix == config.dataset.mix and from_yaml.dataset.path == ""
+
+
+def test_a_wrong_s3_key_is_refused_naming_the_variables_to_fix(loopback_s3: LoopbackS3, monkeypatch: pytest.MonkeyPatch) -> None:
+    loopback_s3.put("data", "qa.jsonl", jsonl(qa_rows(3)))
+    access, secret = loopback_s3.check_keys()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", access)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret[:-2] + "xx")
+    with pytest.raises(DatasetError, match=r"the S3 credentials were refused \(SignatureDoesNotMatch\)") as caught:
+        prepare_dataset(DatasetConfig(path="s3://data/qa.jsonl"), 512)
+    assert "AWS_SECRET_ACCESS_KEY" in str(caught.value) and secret not in str(caught.value)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIANOSUCHKEY0000000")
+    with pytest.raises(DatasetError, match=r"refused \(InvalidAccessKeyId\)"):
+        prepare_dataset(DatasetConfig(path="s3://data/qa.jsonl"), 512)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", access)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    assert len(prepare_dataset(DatasetConfig(path="s3://data/qa.jsonl"), 512).train) == 3

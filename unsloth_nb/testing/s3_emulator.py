@@ -9,6 +9,7 @@ the volume id). moto is a test dependency (the ``test`` extra), imported only he
 
 from __future__ import annotations
 
+import json
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,10 +79,34 @@ class LoopbackS3:
         client.put_object(Bucket=bucket, Key=key, Body=data)
 
     def reset(self) -> None:
-        """Forget every bucket (moto's own reset route), so tests sharing the server start empty."""
+        """Forget every bucket and stop checking keys (moto's own routes), so tests sharing the server start alike."""
         import requests
 
+        requests.post(f"{self.url}/moto-api/reset-auth", data=b"inf", timeout=10).raise_for_status()
         requests.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
+
+    def check_keys(self) -> tuple[str, str]:
+        """From now on every request must be signed by a key moto knows; returns one that may use S3.
+
+        A wrong secret is then refused with ``SignatureDoesNotMatch`` and an unknown key with
+        ``InvalidAccessKeyId``, as AWS does. :meth:`reset` turns the checks off again.
+        """
+        import boto3
+        import requests
+
+        iam = boto3.session.Session().client(
+            "iam",
+            endpoint_url=self.url,
+            aws_access_key_id=TEST_ACCESS_KEY,
+            aws_secret_access_key=TEST_SECRET_KEY,
+            region_name=TEST_REGION,
+        )
+        iam.create_user(UserName="reader")
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        iam.put_user_policy(UserName="reader", PolicyName="s3", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+        requests.post(f"{self.url}/moto-api/reset-auth", data=b"0", timeout=10).raise_for_status()
+        return str(key["AccessKeyId"]), str(key["SecretAccessKey"])
 
 
 __all__ = ["TEST_ACCESS_KEY", "TEST_REGION", "TEST_SECRET_KEY", "LoopbackS3"]

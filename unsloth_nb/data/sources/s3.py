@@ -123,6 +123,8 @@ class S3Source:
                 head = client.head_object(Bucket=self.bucket, Key=self.key)
                 objects = [_Object(self.key, int(head["ContentLength"]), str(head.get("ETag", "")).strip('"'))]
             except Exception as exc:
+                if _code(exc) in ("403", "Forbidden"):
+                    raise self._error(self._why_forbidden(client), self.key) from None
                 if _code(exc) not in ("404", "NoSuchKey", "NotFound"):
                     raise self._error(exc, self.key) from None
         if not objects:
@@ -144,6 +146,14 @@ class S3Source:
                 raise DatasetError(f"{self.display}: no such object")
         self._objects = sorted(objects, key=lambda o: o.key)
         return self._objects
+
+    def _why_forbidden(self, client: Any) -> Exception:
+        """A HEAD refused with 403 has no body; a one-byte GET says why (a wrong secret, an unknown key, a policy)."""
+        try:
+            client.get_object(Bucket=self.bucket, Key=self.key, Range="bytes=0-0")
+        except Exception as exc:
+            return exc
+        return PermissionError("403 on HEAD")  # pragma: no cover - HEAD refused but GET allowed
 
     def _download(self, obj: _Object) -> SourceFile:
         target = cache_path(self.kind, f"{obj.etag}:{obj.size}", f"{self.bucket}/{obj.key}")
