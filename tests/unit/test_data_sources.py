@@ -381,3 +381,21 @@ def test_a_wrong_s3_key_is_refused_naming_the_variables_to_fix(loopback_s3: Loop
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", access)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
     assert len(prepare_dataset(DatasetConfig(path="s3://data/qa.jsonl"), 512).train) == 3
+
+
+# ====================================================================== the reference a pod reads
+def test_the_reference_is_stable_and_a_changed_source_is_refused_where_it_is_read(loopback_s3: LoopbackS3) -> None:
+    from unsloth_nb.data.remote import prepare_from_sample, read_reference
+    from unsloth_nb.worker.protocol import pack_dataset, unpack_prepared
+
+    loopback_s3.put("data", "qa.jsonl", jsonl(qa_rows(30)))
+    config = DatasetConfig(path="s3://data/qa.jsonl")
+    sent = pack_dataset(prepare_from_sample(config, 512))
+    assert pack_dataset(prepare_from_sample(config, 512)) == sent  # what a reattaching process compares
+    assert len(sent) < 4096 and b"loopback-secret-key" not in sent
+    reference = unpack_prepared(sent).reference
+    assert reference is not None and len(read_reference(reference).train) == 30  # the pod's full read
+    loopback_s3.put("data", "qa.jsonl", jsonl(qa_rows(31)))
+    assert pack_dataset(prepare_from_sample(config, 512)) != sent
+    with pytest.raises(DatasetError, match="s3://data/qa.jsonl changed since the job was planned"):
+        read_reference(reference)
