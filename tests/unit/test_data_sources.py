@@ -397,5 +397,5 @@ def test_the_reference_is_stable_and_a_changed_source_is_refused_where_it_is_rea
     assert reference is not None and len(read_reference(reference).train) == 30  # the pod's full read
     loopback_s3.put("data", "qa.jsonl", jsonl(qa_rows(31)))
     assert pack_dataset(prepare_from_sample(config, 512)) != sent
-    with pytest.raises(DatasetError, match="s3://data/qa.jsonl changed since the job was planned"):
+    with pytest.raises(DatasetError, match=r"s3://data/qa\.jsonl changed since the job was planned"):
         read_reference(reference)
