@@ -21,9 +21,20 @@ from fixtures import superbowl_records, vocab_texts
 from unsloth_nb.testing.hub_emulator import LoopbackHub
 from unsloth_nb.testing.loopback import LOOPBACK_ENV
 from unsloth_nb.testing.pytest_runpod import runpod_emulator  # noqa: F401  (fixture)
+from unsloth_nb.testing.s3_emulator import LoopbackS3
 
 # Real secrets of the person running the tests must never reach a test job.
-SECRET_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "RUNPOD_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY")
+SECRET_VARIABLES = (
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "RUNPOD_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "OPENAI_API_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -116,3 +127,20 @@ def loopback_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackHub]:
         monkeypatch.setenv("HF_HUB_OFFLINE", "0")
         monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
         yield hub
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[LoopbackS3]:
+    """One loopback S3 server (moto) for the session; tests take :func:`loopback_s3`."""
+    with LoopbackS3() as server:
+        yield server
+
+
+@pytest.fixture
+def loopback_s3(s3_server: LoopbackS3, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[LoopbackS3]:
+    """The session's S3 server, emptied, with this process's boto3 pointed at it (credentials included)."""
+    s3_server.reset()
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("UNSLOTH_NB_DATA_CACHE", str(tmp_path / "data-cache"))
+    yield s3_server

@@ -33,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "eval": cmd_eval,
         "import": cmd_import,
         "autoload": _cmd_autoload,
+        "data": cmd_data,
     }
     if not args or args[0] in ("-h", "--help"):
         print(_usage(commands))
@@ -73,6 +74,7 @@ def _usage(commands: dict[str, Any]) -> str:
         "  eval     judge a finished job's fine-tune against its base: unsloth-nb eval ID [--yes] [--json]\n"
         "  import   turn an Unsloth notebook or script into a config: unsloth-nb import NOTEBOOK.ipynb [-o config.yaml]\n"
         "  autoload load the notebook magics in every new kernel: unsloth-nb autoload [on|off|status]\n"
+        "  data     a dataset where it lives: describe SOURCE | upload FILE s3://...|volume://... (resumable)\n"
     )
 
 
@@ -367,6 +369,13 @@ def cmd_demo(argv: list[str]) -> int:
 
 
 # ---------------------------------------------------------------------- runpod
+def cmd_data(argv: list[str]) -> int:
+    """``unsloth-nb data describe|upload``: see unsloth_nb/data/cli.py."""
+    from unsloth_nb.data.cli import main as data_main
+
+    return data_main(argv)
+
+
 def cmd_runpod(argv: list[str]) -> int:
     if argv and argv[0] == "train":
         return cmd_train(argv[1:], force_runpod=True)

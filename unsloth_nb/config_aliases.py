@@ -208,7 +208,7 @@ def _collect(
     target = ALIASES.get(name)
     if target is not None:
         if target == f"{section}.{name}" or (section and f"{section}.{name}" in _our_paths()):
-            return False  # our own name, in our own section (judge.max_new_tokens is the judge's, not generate's)
+            return False  # our own name, in our own section (judge.max_new_tokens is the judge's, not generate's; dataset.revision is not model.revision)
         if section and section != target.split(".")[0] and section != CALL_SECTION.get(name):
             # not where Unsloth or TRL take it (lora: {learning_rate: ...}): say where it goes
             errors.append(ConfigError(where, f"unknown field; did you mean {target}?"))

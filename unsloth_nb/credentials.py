@@ -12,7 +12,14 @@ import sys
 
 from unsloth_nb.errors import MissingSecretError
 
-KNOWN_SECRETS = ("HF_TOKEN", "RUNPOD_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY")
+KNOWN_SECRETS = (
+    "HF_TOKEN",
+    "RUNPOD_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "OPENAI_API_KEY",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+)
 
 
 def get_secret(variable: str, purpose: str, *, prompt: bool = False) -> str:

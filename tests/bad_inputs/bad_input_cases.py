@@ -70,6 +70,15 @@ def dataset_case(name: str, *says: str, flags: tuple[str, ...] = ()) -> BadInput
     return BadInput(f"data-{stem}", ("--dataset", f"{{bad}}/{name}", *flags), common, says_in=says_in)
 
 
+#: Remote cases read the loopback Hub and S3 that remote_stores.py starts ({hub}, {s3} in places).
+HUB_ENV: Mapping[str, str | None] = {"HF_ENDPOINT": "{hub}", "HF_HUB_OFFLINE": "0"}
+S3_ENV: Mapping[str, str | None] = {
+    "AWS_ENDPOINT_URL": "{s3}",
+    "AWS_ACCESS_KEY_ID": "loopback-access-key",
+    "AWS_SECRET_ACCESS_KEY": "loopback-secret-key",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
 #: A value shaped like nothing real; built by joining so the source never holds a token-like string.
 FAKE_CONFIG_SECRET = "-".join(("not", "a", "real", "value", "unslothnb", "test"))
 
@@ -99,6 +108,46 @@ CASES: tuple[BadInput, ...] = (
     dataset_case("not_rows.json", "not_rows.json", "expected a JSON array of rows"),
     dataset_case("not_parquet.parquet", "not_parquet.parquet", "not a readable Parquet file"),
     dataset_case("notes.txt", "notes.txt: unknown file type '.txt'", "Use a .jsonl"),
+    # ---------------------------------------------------------------- remote sources (bad_inputs/remote_stores.py)
+    BadInput(
+        "hub-dataset-does-not-exist",
+        ("--dataset", "nobody/no-such-dataset"),
+        ("Hub dataset nobody/no-such-dataset not found", "HF_TOKEN"),
+        env=HUB_ENV,
+    ),
+    BadInput(
+        "hub-dataset-private-without-token",
+        ("--dataset", "acme/private-qa"),
+        ("Hub dataset acme/private-qa not found (or private)", "set HF_TOKEN"),
+        env={**HUB_ENV, "HF_TOKEN": None, "HUGGING_FACE_HUB_TOKEN": None},
+    ),
+    BadInput(
+        "hub-dataset-bad-split",
+        ("--dataset", "acme/qa", "--split", "validaton"),
+        ("hf://datasets/acme/qa has no split 'validaton'; its splits are: test, train",),
+        env=HUB_ENV,
+        panel=False,  # the form has no Split field
+        says_in={"cli": ("--split",), "magic": ("--split",)},
+    ),
+    BadInput(
+        "s3-object-broken-row-12345",
+        ("--dataset", "s3://acme-data/broken.jsonl"),
+        ("s3://acme-data/broken.jsonl:12345: not valid JSON",),
+        env=S3_ENV,
+        says_in={"cli": ("--skip-invalid",), "magic": ("--skip-invalid",), "panel": ("tick “Skip invalid”",)},
+    ),
+    BadInput(
+        "s3-bucket-does-not-exist",
+        ("--dataset", "s3://no-such-bucket/train.jsonl"),
+        ("s3://no-such-bucket/train.jsonl", "the bucket 'no-such-bucket' does not exist"),
+        env=S3_ENV,
+    ),
+    BadInput(
+        "s3-without-credentials",
+        ("--dataset", "s3://acme-data/broken.jsonl"),
+        ("no S3 credentials found", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+        env={**S3_ENV, "AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None},
+    ),
     BadInput(
         "data-path-does-not-exist",
         ("--dataset", "{tmp}/no/such/train.jsonl"),

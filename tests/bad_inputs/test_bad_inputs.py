@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 from bad_input_cases import BAD_DATA, CASES, MODEL_2K, BadInput, fill
+from remote_stores import remote_places
 
 from unsloth_nb import cli
 from unsloth_nb.demo import demo_dataset_path
@@ -40,7 +41,8 @@ MAX_MESSAGE_LINES = 8
 
 
 def places_for(tmp: Path) -> dict[str, str]:
-    return {"bad": str(BAD_DATA), "model": str(MODEL_2K), "good": str(demo_dataset_path()), "tmp": str(tmp)}
+    places = {"bad": str(BAD_DATA), "model": str(MODEL_2K), "good": str(demo_dataset_path()), "tmp": str(tmp)}
+    return {**places, **remote_places()}
 
 
 def write_files(case: BadInput, tmp: Path) -> None:

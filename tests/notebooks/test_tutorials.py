@@ -206,7 +206,7 @@ def test_evaluate_tutorial_judges_the_fine_tune_and_reruns_from_the_cache(tmp_pa
 
 
 def test_from_unsloth_notebook_tutorial_pastes_imports_and_generates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    notebook = execute("05_from_unsloth_notebook.ipynb", tmp_path, monkeypatch)
+    notebook = execute("06_from_unsloth_notebook.ipynb", tmp_path, monkeypatch)
 
     assert errors(notebook) == []
     (job,) = list_jobs()
@@ -221,3 +221,15 @@ def test_from_unsloth_notebook_tutorial_pastes_imports_and_generates(tmp_path: P
     assert "Plan: unsloth/Llama-3.2-3B-Instruct" in plan
     chat = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "job.chat(")))
     assert "temperature=1.5, min_p=0.1" in chat and "sampled:" in chat and "greedy: " in chat
+
+
+def test_hub_datasets_notebook_trains_from_a_dataset_id_and_mixes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    notebook = execute("05_hub_datasets.ipynb", tmp_path, monkeypatch)
+
+    assert errors(notebook) == []
+    assert [job.state for job in list_jobs()] == ["succeeded"]
+    waited = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "await job")))
+    assert waited.startswith("succeeded")
+    assert "hf://datasets/demo/superbowl-qa: Hub dataset" in waited
+    mixed = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "format_summary(mixed.summary)")))
+    assert "mix: demo/superbowl-qa:" in mixed and "mix: extra.jsonl:" in mixed

@@ -140,6 +140,8 @@ def _build(cls: type, data: dict[str, Any], prefix: str, errors: list[ConfigErro
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             if isinstance(value, str) and name in ("model", "dataset"):
                 value = {"name" if name == "model" else "path": value}
+            if isinstance(value, (list, tuple)) and name == "dataset":
+                value = {"mix": value}  # dataset: [a.jsonl=75%, {path: org/chat, weight: 25%}]
             if value is None:
                 value = {}
             if not isinstance(value, Mapping):
@@ -147,6 +149,10 @@ def _build(cls: type, data: dict[str, Any], prefix: str, errors: list[ConfigErro
                 continue
             kwargs[name] = _build(hint, dict(value), f"{path}.", errors, explicit)
             continue
+        if path == "dataset.mix":
+            from unsloth_nb.config.dataset_mix import entries_from
+
+            value = entries_from(value)  # a file's [{path:, weight:}] mappings read as SOURCE=WEIGHT
         try:
             kwargs[name] = coerce(value, hint, path)
         except ConfigError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from unsloth_nb.config.schema import DEFAULT_TARGET_MODULES, knob
+from unsloth_nb.errors import ConfigError
 
 
 @dataclass
@@ -40,8 +41,40 @@ class ModelConfig:
 class DatasetConfig:
     """Where the training rows come from and how to read them."""
 
-    path: str = knob("", "Dataset file (.jsonl, .json, .csv, .parquet) or a saved `datasets` folder.", flag="--dataset")
-    split: str = knob("train", "Split to use when the path is a `datasets` folder with several splits.", flag="--split")
+    path: str = knob(
+        "",
+        "Dataset file (.jsonl, .json, .csv, .parquet), a saved `datasets` folder, a Hub dataset id (org/name or "
+        "hf://datasets/org/name), s3://bucket/key (or a prefix of shards), or volume://<network volume id>/path.",
+        flag="--dataset",
+    )
+    split: str = knob("train", "Split to use: of a Hub dataset, or of a `datasets` folder with several splits.", flag="--split")
+    config_name: str | None = knob(
+        None, "Hub dataset config (subset), as load_dataset's second argument.", flag="--dataset-config"
+    )
+    revision: str | None = knob(None, "Hub dataset revision (branch, tag or commit).", flag="--dataset-revision")
+    mix: list[str] = knob(
+        [],
+        "Mix several datasets by weight instead of one path: entries `SOURCE=WEIGHT` (a weight such as 3 or 0.75, or "
+        "a percentage), or in a file `dataset: [{path: a.jsonl, weight: 3}, {path: org/chat, weight: 1}]`. All rows "
+        "of the scarcest source are kept and the others sampled to match the weights.",
+        flag="--dataset-mix",
+    )
+    seed: int = knob(3407, "Seed for sampling and shuffling a dataset mix.", flag="--dataset-seed")
+
+    def section_problems(self) -> list[ConfigError]:
+        """A mix and a single path exclude each other; each mix entry must read as SOURCE=WEIGHT."""
+        if not self.mix:
+            return []
+        if self.path.strip():
+            return [ConfigError("dataset.mix", "give either dataset.path or dataset.mix (a list of datasets), not both")]
+        from unsloth_nb.config.dataset_mix import parse_mix
+
+        try:
+            parse_mix(self.mix)
+        except ConfigError as exc:
+            return [exc]
+        return []
+
     format: str = knob(
         "auto",
         "Row format; auto detects it from the columns.",

@@ -168,7 +168,7 @@ class TrainConfig:
                     "or a local folder",
                 )
             )
-        if not self.dataset.path.strip():
+        if not self.dataset.path.strip() and not self.dataset.mix:
             errors.append(
                 ConfigError(
                     "dataset.path",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from os import PathLike
+from typing import Any
 
 from unsloth_nb.config import DatasetConfig
 from unsloth_nb.data.formats import (
@@ -22,8 +23,9 @@ from unsloth_nb.data.formats import (
 )
 from unsloth_nb.data.lengths import _long_row_stats, _token_stats, estimate_tokens, keep_if_fits
 from unsloth_nb.data.normalise import _normalise_record
-from unsloth_nb.data.readers import _records, _resolve
+from unsloth_nb.data.readers import _records
 from unsloth_nb.data.records import DatasetPreview, DatasetSummary, PreparedDataset, TokenCounter, _Part
+from unsloth_nb.data.sources import source_for, source_from_json
 from unsloth_nb.errors import ConfigError, DatasetError, UnslothNbError, set_field
 
 EVAL_SPLIT_SEED = 3407
@@ -36,15 +38,23 @@ def prepare_dataset(
     count_tokens: TokenCounter | None = None,
     base_dir: str | None = None,
     seed: int = EVAL_SPLIT_SEED,
+    *,
+    sample: bool = False,
+    pinned: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> PreparedDataset:
     """Read, detect, validate and normalise; raise DatasetError listing `file:line: problem`.
 
     ``count_tokens`` (when given) applies the exact length limit at once, as
     :func:`check_lengths` would; ``base_dir`` is where relative paths start
     (default: the current directory); ``seed`` fixes which rows eval_split holds out.
+    ``sample`` reads only the first rows of remote sources (see :mod:`unsloth_nb.data.remote`);
+    ``pinned`` maps a source as written to the JSON of the source to read instead (the
+    revision another process resolved).
     """
-    train, evaluation = _read_config(config, max_seq_length, count_tokens, base_dir)
-    return _assemble(config, train, evaluation, config.skip_invalid, count_tokens is not None, seed, max_seq_length)
+    train, evaluation = _read_config(config, max_seq_length, count_tokens, base_dir, sample, pinned)
+    prepared = _assemble(config, train, evaluation, config.skip_invalid, count_tokens is not None, seed, max_seq_length)
+    prepared.pinned = {**train.pinned, **(evaluation.pinned if evaluation else {})}
+    return prepared
 
 
 def inspect_dataset(
@@ -62,7 +72,7 @@ def inspect_dataset(
     """
     config = config_or_path if isinstance(config_or_path, DatasetConfig) else DatasetConfig(path=str(config_or_path))
     try:
-        train, evaluation = _read_config(config, max_seq_length, count_tokens, base_dir)
+        train, evaluation = _read_config(config, max_seq_length, count_tokens, base_dir, sample=True)
     except UnslothNbError as exc:
         return DatasetPreview(config.path, None, [], [], None, list(getattr(exc, "problems", [])), str(exc))
     problems = train.problems + (evaluation.problems if evaluation else [])
@@ -78,13 +88,25 @@ def inspect_dataset(
 
 # ====================================================================== reading a config
 def _read_config(
-    config: DatasetConfig, max_seq_length: int, count_tokens: TokenCounter | None, base_dir: str | None
+    config: DatasetConfig,
+    max_seq_length: int,
+    count_tokens: TokenCounter | None,
+    base_dir: str | None,
+    sample: bool = False,
+    pinned: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[_Part, _Part | None]:
     _check_column_mapping(config.columns)
-    train = _read_part(config.path, config, max_seq_length, count_tokens, base_dir, config.max_rows)
-    evaluation = None
-    if config.eval_path:
-        evaluation = _read_part(config.eval_path, config, max_seq_length, count_tokens, base_dir, None)
+
+    def read(source: str, limit: int | None = None) -> _Part:
+        return _read_part(source, config, max_seq_length, count_tokens, base_dir, limit, sample, pinned)
+
+    if config.mix:
+        from unsloth_nb.data.mix import read_mix
+
+        train = read_mix(config, read, max_seq_length)
+    else:
+        train = read(config.path, config.max_rows)
+    evaluation = read(config.eval_path) if config.eval_path else None
     return train, evaluation
 
 
@@ -130,6 +152,7 @@ def _assemble(
         eval_rows=len(evaluation.rows) if evaluation else 0,
         tokens_counted_with="tokenizer" if exact_counts else "estimate",
         columns=columns,
+        sources=[line for part in parts for line in part.source_lines()],
         **_token_stats(train),
         **long_stats,
     )
@@ -150,16 +173,38 @@ def _read_part(
     count_tokens: TokenCounter | None,
     base_dir: str | None,
     limit: int | None,
+    sample: bool = False,
+    pinned: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> _Part:
-    """Normalise the rows of one file, keeping the first ``limit`` valid ones."""
-    path = _resolve(path_text, base_dir)
+    """Normalise the rows of one source, keeping the first ``limit`` valid ones.
+
+    ``sample`` reads only the start of a remote source (a preview); a local file is read whole either way.
+    """
+    if pinned and path_text in pinned:
+        source = source_from_json(dict(pinned[path_text]))
+    else:
+        source = source_for(
+            path_text, config_name=config.config_name, split=config.split, revision=config.revision, base_dir=base_dir
+        )
+    files = source.sample() if sample else source.open_full()
     part = _Part(display=path_text)
+    if source.kind != "local":
+        info = source.describe()
+        seen = (pinned or {}).get(path_text, {}).get("version")
+        if seen and info.version != seen:
+            raise DatasetError(
+                f"{path_text} changed since the job was planned (version {str(seen)[:12]}, now {info.version[:12]})",
+                hint="Start the job again to check and plan the new data.",
+            )
+        part.info.append(info)
+        part.source_line = info.line() + (" (a sample of its first rows read here)" if sample else "")
+        part.pinned[path_text] = {**source.to_json(), "version": info.version}
     forced = None if config.format == "auto" else config.format
     part.format = forced
     names = dict(config.columns)
     guess = not names
     count = count_tokens or estimate_tokens
-    for record in _records(path, path_text, config.split):
+    for record in (record for file in files for record in _records(file.path, file.display, config.split)):
         part.records += 1
         if record.problem is not None:
             part.problems.append(f"{record.origin}: {record.problem}")

@@ -46,6 +46,7 @@ class DatasetSummary:
     long_dropped: int = 0  # rows dropped for their length (long_rows: drop, or an answer cut off entirely)
     max_seq_length: int = 0
     long_rows: str = ""  # the dataset.long_rows policy applied
+    sources: list[str] = field(default_factory=list)  # where remote rows came from, and a mix's row counts
 
     def to_event(self) -> dict[str, Any]:
         return {
@@ -60,6 +61,7 @@ class DatasetSummary:
             "truncated_rows": self.truncated_rows,
             "tokens_cut": self.tokens_cut,
             "long_dropped": self.long_dropped,
+            "sources": list(self.sources),
         }
 
 
@@ -73,6 +75,10 @@ class PreparedDataset:
     skipped_problems: list[str] = field(default_factory=list)
     origins: list[str] = field(default_factory=list)
     eval_origins: list[str] = field(default_factory=list)
+    # Remote sources validated from a sample, to be read in full where training runs (see data/remote.py);
+    # None when the rows above are the whole dataset.
+    reference: dict[str, Any] | None = None
+    pinned: dict[str, dict[str, Any]] = field(default_factory=dict)  # source text -> the source's JSON, as read here
 
     @property
     def kind(self) -> str:
@@ -129,9 +135,9 @@ def format_summary(summary: DatasetSummary) -> str:
         f"longest {summary.longest_tokens:,} tokens",
         f"{summary.skipped:,} skipped",
     ]
-    line = f"{summary.source}: " + ", ".join(parts)
+    lines = [f"{summary.source}: " + ", ".join(parts), *summary.sources]
     long_rows = long_rows_line(summary)
-    return f"{line}\n{long_rows}" if long_rows else line
+    return "\n".join([*lines, long_rows] if long_rows else lines)
 
 
 def long_rows_line(summary: DatasetSummary) -> str:
@@ -177,3 +183,10 @@ class _Part:
     truncated: int = 0  # rows kept over max_seq_length (the trainer cuts them)
     tokens_cut: int = 0
     long_dropped: list[str] = field(default_factory=list)  # `origin: why` of rows dropped for their length
+    source_line: str = ""  # a remote source's description (files, bytes, rows, revision)
+    pinned: dict[str, dict[str, Any]] = field(default_factory=dict)  # source text -> its JSON (revision resolved)
+    info: list[Any] = field(default_factory=list)  # the remote sources' SourceInfo
+    mix_lines: list[str] = field(default_factory=list)  # a mix: each source's rows kept of its rows
+
+    def source_lines(self) -> list[str]:
+        return ([self.source_line] if self.source_line else []) + self.mix_lines

@@ -78,6 +78,7 @@ PAYLOAD_KEYS: dict[str, frozenset[str]] = {
             "truncated_rows",
             "tokens_cut",
             "long_dropped",
+            "sources",  # where remote rows came from, and a dataset mix's row counts
             # the end of training: what the run took and used
             "train_runtime",
             "global_step",

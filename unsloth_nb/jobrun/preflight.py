@@ -24,6 +24,7 @@ from unsloth_nb.backends.registry import backend_names, get_backend
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.credentials import get_secret, has_secret
 from unsloth_nb.data import PreparedDataset, prepare_dataset
+from unsloth_nb.data.remote import can_read_remotely, prepare_from_sample, upload_advice
 from unsloth_nb.errors import MissingSecretError, Problems, UnslothNbError
 from unsloth_nb.jobrun.checks import clamp_to_model, preflight_problems
 from unsloth_nb.phases.runner import phases_for, secrets_of
@@ -81,8 +82,11 @@ def prepare(
     bad_fields = {error.field or "" for error in found.found}
     config = clamp_to_model(config) if "model.name" not in bad_fields else config
     dataset = None
+    remote = can_read_remotely(config.dataset, str(base)) and not config.judge.enabled
     if not any(field.startswith("dataset.") for field in bad_fields):
-        dataset = found.attempt(prepare_dataset, config.dataset, config.train.max_seq_length, base_dir=str(base))
+        # Remote sources: a sample is checked here; where training runs decides who reads them in full (below).
+        read = prepare_from_sample if remote else prepare_dataset
+        dataset = found.attempt(read, config.dataset, config.train.max_seq_length, base_dir=str(base))
     heldout = None
     if dataset is not None and config.judge.enabled and not any(f.startswith("judge.") for f in bad_fields):
         from unsloth_nb.evaluate.run import prepare_heldout
@@ -112,6 +116,13 @@ def prepare(
     placement: str | None = job_plan.placement if job_plan is not None else config.placement
     if placement not in backend_names():
         placement = None  # ``auto`` and no plan: not placed, so no placement's rules or keys apply
+    if dataset is not None and dataset.reference is not None and (placement is None or get_backend(placement).in_process):
+        # Training runs in this process: read every row here now (the cache keeps it for a rerun).
+        dataset = found.attempt(prepare_dataset, config.dataset, config.train.max_seq_length, base_dir=str(base))
+    if job_plan is not None and placement is not None and not get_backend(placement).in_process:
+        advice = upload_advice(config.dataset, str(base))
+        if advice:
+            job_plan.reasons.append(advice)
     if "model.name" not in bad_fields:
         source = Problems()
         source.attempt(check_model_source, config, placement)

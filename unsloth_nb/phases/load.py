@@ -24,8 +24,13 @@ class LoadPhase:
         return True
 
     def needs(self, config: TrainConfig) -> PhaseNeeds:
-        # Gated base models download only with a token; one that is set goes along.
-        return PhaseNeeds(optional_secrets=("HF_TOKEN",))
+        # Gated base models (and private Hub datasets) download only with a token; one that is set goes along,
+        # as do the S3 keys when the dataset is read from S3 or a network volume where training runs.
+        from unsloth_nb.data.sources import secrets_for
+
+        dataset = config.dataset
+        sources = [dataset.path, dataset.eval_path or "", *(entry.rpartition("=")[0] or entry for entry in dataset.mix)]
+        return PhaseNeeds(optional_secrets=("HF_TOKEN", *secrets_for(sources)))
 
     def run(self, ctx: PhaseContext) -> PhaseResult:
         from unsloth_nb.engine.model import load_model

@@ -50,6 +50,9 @@ class LoopbackHub:
     files: dict[str, dict[str, bytes]] = field(default_factory=dict)
     commits: list[HubCommit] = field(default_factory=list)
     authorization: set[str] = field(default_factory=set)
+    gated: set[str] = field(default_factory=set)  # dataset repos that answer GatedRepo to every read without the token
+    cards: dict[str, dict[str, Any]] = field(default_factory=dict)  # dataset repo -> its card's metadata (cardData)
+    reads: list[str] = field(default_factory=list)  # "GET|HEAD path [Range]" of every file served
     unexpected: list[str] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -72,6 +75,26 @@ class LoopbackHub:
         with self._lock:
             count = sum(1 for c in self.commits if c.repo_id == repo_id)
         return hashlib.sha1(f"{repo_id}:{count}".encode()).hexdigest()
+
+    def add_dataset(
+        self,
+        repo_id: str,
+        files: dict[str, bytes],
+        *,
+        private: bool = False,
+        gated: bool = False,
+        card: dict[str, Any] | None = None,
+    ) -> None:
+        """A dataset repo, as ``huggingface_hub`` and ``datasets`` see it under ``/api/datasets`` and ``/datasets``."""
+        key = dataset_key(repo_id)
+        with self._lock:
+            self.files[key] = dict(files)
+            self.private[key] = private
+            if gated:
+                self.gated.add(key)
+            if card is not None:
+                self.cards[key] = card
+            self.commits.append(HubCommit(key, "initial dataset", sorted(files), []))
 
     def folders(self, repo_id: str) -> set[str]:
         """Top-level folders of a repo, e.g. {"checkpoint-6"}."""
@@ -111,9 +134,16 @@ def _handler(hub: LoopbackHub) -> type[LoopbackHandler]:
 
         def _read(self, head: bool) -> None:
             parts = self._parts()
+            if len(parts) == 4 and parts[:2] == ["api", "datasets"]:
+                parts = [*parts, "revision", "main"]  # dataset_info without a revision asks /api/datasets/org/name
+            if len(parts) >= 5 and parts[:2] == ["api", "datasets"] and parts[4] in ("tree", "revision"):
+                parts = ["api", "models", *parts[2:4], parts[4], *parts[5:]]
+                parts[2:4] = ["datasets/" + parts[2], parts[3]]  # the repo key "datasets/org/name" below
+            elif len(parts) >= 6 and parts[0] == "datasets" and parts[3] == "resolve":
+                parts = ["datasets/" + parts[1], *parts[2:]]
             if len(parts) >= 5 and parts[:2] == ["api", "models"] and parts[4] in ("tree", "revision"):
                 repo = "/".join(parts[2:4])
-                if not self._exists(repo) or not self._authorized(repo=repo):
+                if not self._exists(repo) or not self._authorized(repo=repo) or not self._revision(repo, parts[5:6]):
                     return
                 if parts[4] == "revision":
                     self._json(self._info(repo), head=head)
@@ -124,14 +154,18 @@ def _handler(hub: LoopbackHub) -> type[LoopbackHandler]:
                     self._json(self._tree(repo, prefix, recursive), head=head)
             elif len(parts) >= 5 and parts[2] == "resolve":
                 repo, path = "/".join(parts[:2]), "/".join(parts[4:])
-                if not self._exists(repo) or not self._authorized(repo=repo):
+                if not self._exists(repo) or not self._authorized(repo=repo) or not self._revision(repo, parts[3:4]):
                     return
                 data = hub.files[repo].get(path)
                 if data is None:
                     self._json({"error": f"{path} not found"}, status=404, head=head, error_code="EntryNotFound")
                     return
                 etag = f'"{hashlib.sha1(data).hexdigest()}"'
-                self.send_bytes(200, data, "application/octet-stream", {"ETag": etag, "X-Repo-Commit": hub.sha(repo)}, head=head)
+                headers = {"ETag": etag, "X-Repo-Commit": hub.sha(repo)}
+                wanted = self.headers.get("Range", "")
+                hub.reads.append(f"{self.command} {repo}/{path} {wanted}".rstrip())
+                status, data = _ranged(data, wanted, headers)
+                self.send_bytes(status, data, "application/octet-stream", headers, head=head)
             elif parts == ["api", "agent-harnesses"]:  # the client's own once-a-day lookup, not part of any upload
                 self._json({"error": "not here"}, status=404)
             else:
@@ -178,9 +212,14 @@ def _handler(hub: LoopbackHub) -> type[LoopbackHandler]:
 
         def _info(self, repo: str) -> dict[str, Any]:
             files = hub.files[repo]
+            name = repo.removeprefix("datasets/")
+            extra: dict[str, Any] = {"cardData": hub.cards[repo]} if repo in hub.cards else {}
+            if repo.startswith("datasets/"):
+                extra["gated"] = "auto" if repo in hub.gated else False
             return {
-                "id": repo,
-                "modelId": repo,
+                **extra,
+                "id": name,
+                "modelId": name,
                 "sha": hub.sha(repo),
                 "private": hub.private.get(repo, False),
                 "siblings": [{"rfilename": path, "size": len(data)} for path, data in sorted(files.items())],
@@ -215,9 +254,20 @@ def _handler(hub: LoopbackHub) -> type[LoopbackHandler]:
             self._json({"error": f"Repository {repo} not found"}, status=404, error_code="RepoNotFound")
             return False
 
+        def _revision(self, repo: str, given: list[str]) -> bool:
+            """Dataset repos answer "main" and their current commit; any other revision is not there."""
+            revision = given[0] if given else "main"
+            if not repo.startswith("datasets/") or revision in (*_REVISIONS, hub.sha(repo)):
+                return True
+            self._json({"error": f"Invalid rev id: {revision}"}, status=404, error_code="RevisionNotFound")
+            return False
+
         def _authorized(self, *, write: bool = False, repo: str | None = None) -> bool:
             given = self.headers.get("Authorization", "")
             hub.authorization.add(given)
+            if repo in hub.gated and not (hub.token is not None and given == f"Bearer {hub.token}"):
+                self._json({"error": "Access to this dataset is restricted"}, status=403, error_code="GatedRepo")
+                return False
             needs_token = write or (repo is not None and hub.private.get(repo, False))
             if not needs_token or hub.token is None or given == f"Bearer {hub.token}":
                 return True
@@ -234,4 +284,22 @@ def _handler(hub: LoopbackHub) -> type[LoopbackHandler]:
     return Handler
 
 
-__all__ = ["HubCommit", "LoopbackHub"]
+def dataset_key(repo_id: str) -> str:
+    """Where a dataset repo's files live in :attr:`LoopbackHub.files` (apart from a model of the same name)."""
+    return f"datasets/{repo_id}"
+
+
+def _ranged(data: bytes, wanted: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    """``Range: bytes=a-b`` (or ``a-``, ``-n``) as the Hub's storage answers it: 206 with the slice."""
+    if not wanted.startswith("bytes="):
+        return 200, data
+    first, _, last = wanted.removeprefix("bytes=").split(",")[0].partition("-")
+    if not first:
+        start, end = max(0, len(data) - int(last or 0)), len(data) - 1
+    else:
+        start, end = int(first), min(len(data) - 1, int(last) if last else len(data) - 1)
+    headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+    return 206, data[start : end + 1]
+
+
+__all__ = ["HubCommit", "LoopbackHub", "dataset_key"]

@@ -21,6 +21,10 @@ LOOPBACK_ENV = {
     "UNSLOTH_NB_RUNPOD_PROXY_TEMPLATE": CLOSED_LOOPBACK + "/{pod_id}-{port}",
     "OPENAI_BASE_URL": CLOSED_LOOPBACK + "/v1",
     "ANTHROPIC_BASE_URL": CLOSED_LOOPBACK,
+    "AWS_ENDPOINT_URL": CLOSED_LOOPBACK,  # boto3: S3 (and every AWS service) on the closed port unless a test moves it
+    "AWS_EC2_METADATA_DISABLED": "true",  # no instance-metadata credential lookup
+    "AWS_CONFIG_FILE": "/nonexistent/unsloth-nb/aws-config",  # the user's profiles are not read by tests
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/unsloth-nb/aws-credentials",
     "UNSLOTH_DISABLE_STATISTICS": "1",
     "WANDB_DISABLED": "true",
     "DO_NOT_TRACK": "1",

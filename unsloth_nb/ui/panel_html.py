@@ -49,8 +49,10 @@ def preview_html(preview: DatasetPreview, *, skip_invalid: bool = True) -> str:
         if not skip_invalid:  # nothing is skipped unless the box is ticked: the bad rows stop the job instead
             summary = summary.replace(f", {preview.summary.skipped:,} skipped", "")
         parts.append(f"<div style='font-size:12px'>{html.escape(summary)}</div>")
+    sampled = preview.summary is not None and any("a sample of its first rows" in line for line in preview.summary.sources)
     if preview.ok:
-        parts.append("<div style='color:#1a7f37'>✓ every row can be trained on</div>")
+        where = " of the sample (the rest is checked where training runs)" if sampled else ""
+        parts.append(f"<div style='color:#1a7f37'>✓ every row{where} can be trained on</div>")
     else:
         shown = preview.problems[:5]
         more = len(preview.problems) - len(shown)

@@ -285,13 +285,13 @@ class JobHost:
             fetch = self._hub_checkpoint_to_fetch(config, hub_checkpoint, resume)
             self.cancel_event.clear()
             self.finished_at = None
-            self._emit(
-                "log",
-                level="info",
-                message=f"dataset received: {len(dataset.train)} training and {len(dataset.eval or [])} eval rows "
-                f"({spec.dataset_bytes} bytes, sha256 verified)",
-                source="worker",
+            received = (
+                f"dataset reference received ({spec.dataset_bytes} bytes, sha256 verified): its rows are read here"
+                if dataset.reference is not None
+                else f"dataset received: {len(dataset.train)} training and {len(dataset.eval or [])} eval rows "
+                f"({spec.dataset_bytes} bytes, sha256 verified)"
             )
+            self._emit("log", level="info", message=received, source="worker")
             self._report_boot()
             if resume is not None and fetch is None:
                 self._emit("log", level="info", message=f"resuming from {resume.relative_to(self.output_dir)}", source="worker")
@@ -398,6 +398,8 @@ class JobHost:
         try:
             from unsloth_nb.phases.runner import run_model_phases
 
+            if dataset.reference is not None:
+                dataset = self._read_dataset_here(dataset.reference)
             if fetch is not None and config.hub.checkpoint_repo_id:  # start() checked the repo is there
                 resume = self._fetch_hub_checkpoint(config.hub.checkpoint_repo_id, fetch)
             result = run_model_phases(
@@ -424,6 +426,25 @@ class JobHost:
         else:
             loss = f", final loss {loss_value:.4f}" if isinstance(loss_value, float) else ""
             self._finish("succeeded", f"trained {step} steps{loss}")
+
+    def _read_dataset_here(self, reference: dict[str, Any]) -> PreparedDataset:
+        """Read a remote dataset in full on this machine (Hub, S3, the network volume's mount) and validate every row.
+
+        A bad row fails the job here with its ``file:line``, before the model loads.
+        """
+        from unsloth_nb.data.remote import read_reference
+
+        started = time.monotonic()
+        self._emit("log", level="info", message="reading the dataset in full where training runs", source="worker")
+        dataset = read_reference(reference)
+        self._emit(
+            "log",
+            level="info",
+            message=f"dataset read here: {len(dataset.train)} training and {len(dataset.eval or [])} eval rows "
+            f"in {time.monotonic() - started:.1f} s",
+            source="worker",
+        )
+        return dataset
 
     def _fetch_hub_checkpoint(self, repo_id: str, name: str) -> Path:
         """Download the repo's checkpoint: ``name``, or a newer one that replaced it meanwhile.

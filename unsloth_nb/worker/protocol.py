@@ -78,6 +78,10 @@ def pack_dataset(prepared: PreparedDataset) -> bytes:
         "eval": len(eval_rows),
         "summary": dataclasses.asdict(prepared.summary),
     }
+    if prepared.reference is not None:
+        # Sources the pod reads itself (data/remote.py): only the reference travels, never a row.
+        header.update(train=0, eval=0, reference=prepared.reference)
+        return (json.dumps(header, ensure_ascii=False) + "\n").encode("utf-8")
     lines = [json.dumps(header, ensure_ascii=False)]
     lines += _row_lines("train", prepared.train, prepared.origins)
     lines += _row_lines("eval", eval_rows, prepared.eval_origins)
@@ -131,7 +135,10 @@ def unpack_prepared(data: bytes) -> PreparedDataset:
             f"header announces {header.get('train')} train and {header.get('eval')} eval rows, "
             f"found {len(train)} and {len(evaluation)} (truncated upload?)"
         )
-    if not train:
+    reference = header.get("reference")
+    if reference is not None and not isinstance(reference, dict):
+        raise PackError("line 1: the dataset reference must be a JSON object")
+    if not train and reference is None:
         raise PackError("packed dataset has no training rows")
     return PreparedDataset(
         train=train,
@@ -139,6 +146,7 @@ def unpack_prepared(data: bytes) -> PreparedDataset:
         summary=_summary(header.get("summary"), train, evaluation),
         origins=train_origins,
         eval_origins=eval_origins,
+        reference=reference,
     )
 
 

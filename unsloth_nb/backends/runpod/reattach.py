@@ -109,6 +109,7 @@ def reload_inputs(ctx: JobContext, say: Callable[[str], None]) -> str | None:
     since it was sent (a new pod must train on the same rows).
     """
     from unsloth_nb.data import prepare_dataset
+    from unsloth_nb.data.remote import can_read_remotely, prepare_from_sample
     from unsloth_nb.errors import UnslothNbError
     from unsloth_nb.planning.planner import plan
 
@@ -118,8 +119,10 @@ def reload_inputs(ctx: JobContext, say: Callable[[str], None]) -> str | None:
         base_dir = str(folder.read_json(INPUTS_FILE).get("base_dir") or "") or None
     except (OSError, ValueError):
         return "this process reattached to the job and the job folder does not say which dataset was sent"
+    # Remote sources were sent as a reference (their revision, ETags and sizes): compare that, not their rows.
+    read = prepare_from_sample if can_read_remotely(config.dataset, base_dir) and not config.judge.enabled else prepare_dataset
     try:
-        dataset = prepare_dataset(config.dataset, config.train.max_seq_length, base_dir=base_dir)
+        dataset = read(config.dataset, config.train.max_seq_length, base_dir=base_dir)
     except UnslothNbError as exc:
         return f"this process reattached to the job and cannot read its dataset again ({exc})"
     if hashlib.sha256(pack_dataset(dataset)).hexdigest() != sent.get("sha256"):
