@@ -1,0 +1,77 @@
+"""``placement: serverless`` against the emulated RunPod serverless side, through the unmodified ``runpod`` SDK.
+
+The endpoint's workers are local processes running the template's start command (the boot unpacks our
+package from the request and serves it with the SDK's own ``runpod.serverless.start`` worker loop), so
+our real handler runs inside the real SDK; the client submits, streams and cancels with the SDK's
+``Endpoint``. Every test ends with no endpoint, no template and no worker left.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import unsloth_nb
+from unsloth_nb.testing.runpod_emulator import RunPodEmulator
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture
+def serverless(runpod_emulator: RunPodEmulator, monkeypatch: pytest.MonkeyPatch) -> RunPodEmulator:
+    """The emulator with its job API (api.runpod.ai's stand-in) wired in; checks that nothing is left at the end."""
+    monkeypatch.setenv("RUNPOD_ENDPOINT_BASE_URL", runpod_emulator.serverless_url)
+    yield runpod_emulator
+    state = runpod_emulator.serverless
+    deadline = time.monotonic() + 15
+    while state.active_workers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert state.active_workers() == [], "serverless workers still billing"
+    assert state.endpoints == {}, "endpoints left behind"
+    assert state.templates == {}, "templates left behind"
+
+
+@pytest.fixture
+def dataset_file(tmp_path: Path, superbowl_rows: list[dict]) -> Path:
+    path = tmp_path / "superbowl.jsonl"
+    rows = [{"prompt": r["prompt"], "completion": r["completion"][:160]} for r in superbowl_rows]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def serverless_job(model: Path, dataset: Path, **overrides: Any) -> unsloth_nb.Job:
+    train = {"max_steps": 4, "batch_size": 2, "grad_accum": 1, "max_seq_length": 512, "warmup_steps": 0}
+    train.update(overrides.pop("train", {}))
+    return unsloth_nb.train(
+        model=str(model), dataset=str(dataset), placement="serverless", train=train, lora={"r": 8, "alpha": 8}, **overrides
+    )
+
+
+def test_tiny_job_trains_on_an_emulated_serverless_endpoint(
+    serverless: RunPodEmulator, tiny_model: Path, dataset_file: Path
+) -> None:
+    job = serverless_job(tiny_model, dataset_file)
+    job.wait(timeout=280)
+
+    assert job.state == "succeeded", job.error
+    events = job.events()
+    assert [e.seq for e in events] == list(range(len(events)))
+    losses = [e.data["loss"] for e in events if e.kind == "metrics" and "loss" in e.data]
+    assert len(losses) == 4  # every step's loss reached the job's log (and so the chart)
+    states = [e["state"] for e in events if e.kind == "status"]
+    assert states[:4] == ["created", "planning", "provisioning", "starting"]
+    assert "training" in states and states[-1] == "succeeded"
+    assert (job.adapter_path / "adapter_config.json").exists()
+    # The request asked for an execution timeout of its own, not the platform's 600 s default.
+    requests = list(serverless.serverless.requests.values())
+    assert len(requests) == 1 and requests[0].status == "COMPLETED"
+    assert requests[0].execution_timeout_s >= 600
+    # The worker's raw stream is kept, as a pod's is.
+    mirror = job.folder.path / "pods" / f"{requests[0].id}.events.jsonl"
+    assert mirror.exists()
+    cost = [e for e in events if e.kind == "cost"]
+    assert cost and cost[-1].data["source"] == "serverless"
