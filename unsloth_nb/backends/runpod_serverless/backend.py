@@ -11,6 +11,8 @@ pod's (so the chart, the CLI printer and ``pods/<request id>.events.jsonl`` work
 Every path out of :meth:`ServerlessJob.run` deletes the endpoint (or scales it to 0 with
 ``serverless.keep_endpoint``) and its template in a ``finally``, and waits until RunPod no longer lists
 it: deleting an endpoint ends its workers, so nothing is left billing. Stop maps to ``/cancel``.
+A request that fails without an error from our handler lost its worker; it is sent again once
+(from step 0: checkpoints are on the lost worker's disk).
 A ``/run`` answer lost on the way is never resubmitted blindly: ``/health`` says whether the request
 was queued (then ``/purge-queue`` removes it and it is sent again) or already running (then the job
 fails and the endpoint, with that request, is deleted).
@@ -54,6 +56,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FINAL_STATUSES = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
+#: How many new requests one job sends after losing the worker that ran it.
+MAX_RESUBMITS = 1
 ENDPOINT_URL_ENV = "RUNPOD_ENDPOINT_BASE_URL"
 #: Endpoints this process created and has not deleted yet (ended at interpreter exit).
 _LIVE: dict[str, tuple[EndpointsApi, EndpointInfo]] = {}
@@ -168,10 +172,19 @@ class ServerlessJob:
                 raise JobCancelledError(self.ctx.stop_reason)
             self.ctx.set_state("starting")
             sdk = _sdk_endpoint(endpoint.id)
-            job = self._submit(sdk, run_request(body, timeout))
-            self.request_id = job.job_id
-            self._say(f"request {job.job_id} queued on endpoint {endpoint.id}")
-            status = self._follow(sdk, job)
+            for attempt in range(MAX_RESUBMITS + 1):
+                job = self._submit(sdk, run_request(body, timeout))
+                self.request_id = job.job_id
+                self.relay.from_start()  # a new request numbers its events from 0 (steps charted already are skipped)
+                self._say(f"request {job.job_id} queued on endpoint {endpoint.id}")
+                status = self._follow(sdk, job)
+                if not self._worker_lost(status) or attempt == MAX_RESUBMITS or self.ctx.stop_requested:
+                    break
+                self._say(
+                    f"the worker running request {job.job_id} was lost at step {self.relay.last_step}; a new request "
+                    "starts the job again from step 0 (checkpoints stay on a lost worker's disk)",
+                    level="warning",
+                )
             return self._finish(status, timeout)
         finally:
             self.relay.close()
@@ -229,6 +242,10 @@ class ServerlessJob:
         for chunk in output if isinstance(output, list) else []:
             self._take(chunk)  # the aggregated stream: anything /stream lost is copied now, in order
         return dict(status)
+
+    def _worker_lost(self, status: dict[str, Any]) -> bool:
+        """A FAILED request whose handler reported no error: the worker died under it (a crash, an eviction)."""
+        return status.get("status") == "FAILED" and self.result is None and self.relay.remote_error is None
 
     def _take(self, chunk: Any) -> None:
         if not isinstance(chunk, dict):

@@ -38,7 +38,7 @@ TIMEOUT_MARGIN_S = 600.0
 FALLBACK_TIMEOUT_S = 4 * 3600.0
 BOOT_ENV = "UNSLOTH_NB_SERVERLESS_BOOT"
 STAGE0_ENV = "UNSLOTH_NB_STAGE0"
-START_CMD = "exec python -c \"import base64,gzip,os;exec(gzip.decompress(base64.b64decode(os.environ['%s'])))\"" % BOOT_ENV
+START_CMD = f"exec python -c \"import base64,gzip,os;exec(gzip.decompress(base64.b64decode(os.environ['{BOOT_ENV}'])))\""
 
 
 def _packed(text: str) -> str:

@@ -14,8 +14,8 @@ else the endpoint's ``executionTimeoutMs``, else 600 s) is TIMED_OUT and its wor
 then killed if it has not within a grace. Billing: every second a worker process exists.
 
 Fault knobs (:class:`ServerlessFaults`): the cold-start delay, a worker killed a given time after it
-took a request, ``/run`` answered 429 a number of times (a throttled queue), and ``/run`` answers lost
-after the request was queued.
+took a request, ``/run`` answered 429 a number of times (a throttled queue), ``/run`` answers lost
+after the request was queued, and an execution timeout imposed on every request.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class ServerlessFaults:
     kill_worker_after_s: float | None = None  # kill a worker this long after it took a request (once)
     throttled_runs: int = 0  # /run answers 429 this many times
     lost_runs: int = 0  # /run queues the request, then drops the connection unanswered, this many times
+    execution_timeout_s: float | None = None  # every request's execution timeout, whatever it asked for
 
     def update(self, changes: Mapping[str, Any]) -> None:
         for name, value in changes.items():
@@ -449,28 +450,29 @@ class Serverless:
         to_start: list[Worker] = []
         with self.lock:
             for request in self.requests.values():
-                if request.status == "IN_PROGRESS" and request.started is not None:
-                    if time.time() - request.started > request.execution_timeout_s:
-                        request.error = f"execution timeout of {request.execution_timeout_s:.0f} s exceeded"
-                        self._finish(request, "TIMED_OUT")
+                running = request.status == "IN_PROGRESS" and request.started is not None
+                limit = self.faults.execution_timeout_s or request.execution_timeout_s
+                if running and time.time() - (request.started or 0.0) > limit:
+                    request.error = f"execution timeout of {request.execution_timeout_s:.0f} s exceeded"
+                    self._finish(request, "TIMED_OUT")
             for worker in self.workers.values():
                 if worker.ended is not None:
                     continue
                 busy = self.requests.get(worker.request_id or "")
-                if busy is not None and busy.status in FINAL and busy.stop_sent is not None:
-                    if now - busy.stop_sent > STOP_GRACE_S:
-                        to_end.append(worker)  # told to stop and did not: killed, as RunPod does
-                        continue
+                told = busy is not None and busy.status in FINAL and busy.stop_sent is not None
+                if told and busy is not None and now - (busy.stop_sent or now) > STOP_GRACE_S:
+                    to_end.append(worker)  # told to stop and did not: killed, as RunPod does
+                    continue
                 if worker.process is not None and worker.process.poll() is not None:
                     to_end.append(worker)  # the container died (a crash, a kill)
                     continue
                 knob = self.faults.kill_worker_after_s
-                if knob is not None and busy is not None and not worker.killed_once and busy.started is not None:
-                    if time.time() - busy.started >= knob:
-                        worker.killed_once = True
-                        self.faults.kill_worker_after_s = None
-                        to_end.append(worker)
-                        continue
+                armed = knob is not None and busy is not None and busy.started is not None and not worker.killed_once
+                if armed and busy is not None and knob is not None and time.time() - (busy.started or 0.0) >= knob:
+                    worker.killed_once = True
+                    self.faults.kill_worker_after_s = None
+                    to_end.append(worker)
+                    continue
             for endpoint in self.endpoints.values():
                 workers = [
                     w for w in self.workers.values() if w.endpoint_id == endpoint.id and w.ended is None and w not in to_end
