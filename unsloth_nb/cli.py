@@ -31,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": cmd_demo,
         "runpod": cmd_runpod,
         "eval": cmd_eval,
+        "serve": cmd_serve,
     }
     if not args or args[0] in ("-h", "--help"):
         print(_usage(commands))
@@ -69,7 +70,14 @@ def _usage(commands: dict[str, Any]) -> str:
         "  demo     fine-tune SmolLM2-135M on Super Bowl LIX Q&A on this CPU, offline (~3 min)\n"
         "  runpod   RunPod pods: gpus, list, stop, terminate, cleanup, train, emulator\n"
         "  eval     judge a finished job's fine-tune against its base: unsloth-nb eval ID [--yes] [--json]\n"
+        "  serve    serve a job's adapter on a RunPod serverless vLLM endpoint: unsloth-nb serve ID [--stop] [--yes]\n"
     )
+
+
+def cmd_serve(argv: list[str]) -> int:
+    from unsloth_nb.backends.runpod_serverless.serve_cli import main as serve_main
+
+    return serve_main(argv)
 
 
 # ---------------------------------------------------------------------- eval

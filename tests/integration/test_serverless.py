@@ -143,3 +143,31 @@ def test_a_throttled_queue_and_a_lost_run_answer_never_run_the_job_twice(
     statuses = sorted(r.status for r in serverless.serverless.requests.values())
     assert statuses == ["CANCELLED", "COMPLETED"]  # the request whose answer was lost was purged, never run
     assert sum(1 for r in serverless.serverless.requests.values() if r.started is not None) == 1
+
+
+def test_serve_answers_through_the_openai_sdk_with_the_adapter_applied_and_stop_leaves_nothing(
+    serverless: RunPodEmulator, tiny_model: Path, dataset_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train = {"max_steps": 30, "batch_size": 2, "grad_accum": 1, "max_seq_length": 512, "warmup_steps": 0, "lr": 2e-3}
+    job = unsloth_nb.train(
+        model=str(tiny_model), dataset=str(dataset_file), placement="local", train=train, lora={"r": 8, "alpha": 16}
+    )
+    job.wait(timeout=280)
+    assert job.adapter_path is not None
+
+    served = job.serve(adapter=str(job.adapter_path), gpu_ids=["NVIDIA RTX A5000"], wait_s=120)
+    printed = capsys.readouterr().out
+    assert served.base_url.startswith(serverless.serverless_url) and served.base_url.endswith("/openai/v1")
+    assert served.base_url in printed and "from openai import OpenAI" in printed
+    template = serverless.serverless.templates[served.template_id]
+    assert template.env["ENABLE_LORA"] == "true" and int(template.env["MAX_LORA_RANK"]) >= 8
+    assert "HF_TOKEN" not in template.env or template.env["HF_TOKEN"] == "{{ RUNPOD_SECRET_HF_TOKEN }}"
+
+    question = "Who won Super Bowl LIX?"
+    tuned, base = job.chat(question, max_tokens=24), job.chat(question, base=True, max_tokens=24)
+    # One endpoint, two models: the adapter changes the answer. (The tiny random model's fine-tune learns the
+    # chat template's end marker first, so it answers "" where its base rambles newlines: different, as asserted.)
+    assert base and tuned != base, (tuned, base)
+
+    assert job.stop_serving()
+    assert not job.stop_serving()

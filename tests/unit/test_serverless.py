@@ -34,7 +34,9 @@ def empty_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def config_for(**sections: object) -> TrainConfig:
-    return TrainConfig.from_dict({"model": "unsloth/Llama-3.1-8B-Instruct", "dataset": "support.jsonl", "placement": "serverless", **sections})
+    return TrainConfig.from_dict(
+        {"model": "unsloth/Llama-3.1-8B-Instruct", "dataset": "support.jsonl", "placement": "serverless", **sections}
+    )
 
 
 def test_the_plan_shows_the_pool_the_price_per_second_the_cold_start_and_the_timeout() -> None:
@@ -63,7 +65,7 @@ def test_the_default_execution_timeout_is_twice_the_estimate_plus_ten_minutes() 
 
 
 def test_a_timeout_beyond_runpods_seven_days_is_refused() -> None:
-    with pytest.raises((ConfigError, InputErrors), match="serverless.execution_timeout"):
+    with pytest.raises((ConfigError, InputErrors), match=r"serverless\.execution_timeout"):
         config_for(serverless={"execution_timeout": "8d"})
 
 
@@ -77,7 +79,11 @@ def test_the_endpoint_scales_from_zero_and_the_request_carries_its_timeout_and_t
 
 
 def test_no_secret_travels_in_the_template_or_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    secrets = {"HF_TOKEN": "hf_secret_value_0123456789", "RUNPOD_API_KEY": "rpa_SECRET0123456789", "OPENAI_API_KEY": "sk-secret0123"}
+    secrets = {
+        "HF_TOKEN": "hf_secret_value_0123456789",
+        "RUNPOD_API_KEY": "rpa_SECRET0123456789",
+        "OPENAI_API_KEY": "sk-secret0123",
+    }
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
     config = config_for()

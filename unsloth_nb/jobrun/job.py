@@ -228,6 +228,28 @@ class Job:
 
         return EvaluationReport.load(self.folder.path)
 
+    # ------------------------------------------------------------------ serving
+    def serve(self, **kwargs: Any) -> Any:
+        """Serve this job's adapter on a RunPod serverless vLLM endpoint; prints its OpenAI-compatible base URL.
+
+        See ``unsloth_nb.backends.runpod_serverless.serve.serve`` for the options; ``stop_serving()`` deletes it.
+        """
+        from unsloth_nb.backends.runpod_serverless.serve import serve
+
+        return serve(self, **kwargs)
+
+    def chat(self, message: str, *, base: bool = False, max_tokens: int = 128) -> str:
+        """An answer from the served fine-tune (``base=True``: from its base model on the same endpoint)."""
+        from unsloth_nb.backends.runpod_serverless.serve import chat
+
+        return chat(self, message, base=base, max_tokens=max_tokens)
+
+    def stop_serving(self) -> bool:
+        """Delete the endpoint ``serve()`` created; False when nothing was served."""
+        from unsloth_nb.backends.runpod_serverless.serve import stop_serving
+
+        return stop_serving(self)
+
     # ------------------------------------------------------------------ display
     def show(self) -> None:
         """Display the job's live view (status, progress, chart, Stop) in a notebook.

@@ -270,6 +270,9 @@ class Serverless:
                 if request.endpoint_id == endpoint_id and request.status not in FINAL:
                     self._finish(request, "CANCELLED")
             doomed = [w for w in self.workers.values() if w.endpoint_id == endpoint_id and w.ended is None]
+        from unsloth_nb.testing.runpod_emulator.serverless_vllm import forget
+
+        forget(endpoint_id)
         for worker in doomed:
             self._end_worker(worker)
         return True

@@ -10,7 +10,7 @@ Point the ``runpod`` SDK's ``Endpoint`` at it with ``runpod.endpoint_url_base`` 
 
 Worker routes, as the SDK's worker loop calls them (URLs from the worker's env, see :mod:`.serverless`):
 ``GET job-take/{worker}``, ``POST job-stream/{worker}/{id}``, ``POST job-done/{worker}/{id}``,
-``GET job-stop/{worker}``, ``GET ping/{worker}``.
+``GET job-stop/{worker}``, ``GET ping/{worker}``. A vLLM endpoint's ``openai/v1/...`` routes: :mod:`.serverless_vllm`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 from unsloth_nb.testing.loopback_http import LoopbackHandler, LoopbackServer
+from unsloth_nb.testing.runpod_emulator import serverless_vllm
 from unsloth_nb.testing.runpod_emulator.serverless import FINAL, Serverless
 
 #: How long the worker's job-take and job-stop long-polls are held open when there is nothing.
@@ -67,6 +68,9 @@ class JobApiHandler(LoopbackHandler):
             return
         if endpoint_id not in serverless.endpoints:
             self.send_json(404, {"error": f"endpoint {endpoint_id} not found"})
+            return
+        if action == "openai":  # a vLLM worker's OpenAI-compatible routes
+            serverless_vllm.answer(self, serverless, endpoint_id, rest, method, raw)
             return
         try:
             if action in ("run", "runsync") and method == "POST":
