@@ -171,3 +171,22 @@ def test_serve_answers_through_the_openai_sdk_with_the_adapter_applied_and_stop_
 
     assert job.stop_serving()
     assert not job.stop_serving()
+
+
+def test_endpoints_are_listed_and_removed_by_the_runpod_cli(serverless: RunPodEmulator, capsys: pytest.CaptureFixture[str]) -> None:
+    from unsloth_nb.backends.runpod_serverless.endpoints import EndpointsApi
+    from unsloth_nb.cli import main
+
+    api = EndpointsApi()
+    template = api.create_template({"name": "unsloth-nb-old-job-tpl", "imageName": "x", "isServerless": True})
+    left = api.create_endpoint({"name": "unsloth-nb-old-job", "templateId": template, "gpuTypeIds": ["NVIDIA RTX A5000"]})
+    other = api.create_template({"name": "someone-else", "imageName": "x", "isServerless": True})
+    theirs = api.create_endpoint({"name": "someone-else", "templateId": other, "gpuTypeIds": ["NVIDIA RTX A5000"]})
+
+    assert main(["runpod", "endpoints", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert left.id in listed and theirs.id not in listed
+    assert main(["runpod", "cleanup", "--yes"]) == 0
+    assert left.id not in serverless.serverless.endpoints and theirs.id in serverless.serverless.endpoints
+    assert template not in serverless.serverless.templates
+    assert main(["runpod", "endpoints", "delete", theirs.id]) == 0

@@ -64,6 +64,12 @@ _LIVE: dict[str, tuple[EndpointsApi, EndpointInfo]] = {}
 _LIVE_LOCK = threading.Lock()
 
 
+def live_endpoint_ids() -> set[str]:
+    """Endpoints that a job in this process is using now."""
+    with _LIVE_LOCK:
+        return set(_LIVE)
+
+
 class ServerlessBackend:
     """``Backend`` for ``placement: serverless``."""
 
