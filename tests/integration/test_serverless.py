@@ -173,7 +173,9 @@ def test_serve_answers_through_the_openai_sdk_with_the_adapter_applied_and_stop_
     assert not job.stop_serving()
 
 
-def test_endpoints_are_listed_and_removed_by_the_runpod_cli(serverless: RunPodEmulator, capsys: pytest.CaptureFixture[str]) -> None:
+def test_endpoints_are_listed_and_removed_by_the_runpod_cli(
+    serverless: RunPodEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
     from unsloth_nb.backends.runpod_serverless.endpoints import EndpointsApi
     from unsloth_nb.cli import main
 
@@ -190,3 +192,20 @@ def test_endpoints_are_listed_and_removed_by_the_runpod_cli(serverless: RunPodEm
     assert left.id not in serverless.serverless.endpoints and theirs.id in serverless.serverless.endpoints
     assert template not in serverless.serverless.templates
     assert main(["runpod", "endpoints", "delete", theirs.id]) == 0
+
+
+def test_a_job_taken_over_after_its_process_died_has_its_endpoint_deleted(serverless: RunPodEmulator) -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from unsloth_nb.backends.runpod_serverless.backend import ServerlessBackend
+    from unsloth_nb.backends.runpod_serverless.endpoints import EndpointsApi
+    from unsloth_nb.errors import BackendError
+
+    api = EndpointsApi()
+    template = api.create_template({"name": "unsloth-nb-job-9-tpl", "imageName": "x", "isServerless": True})
+    endpoint = api.create_endpoint({"name": "unsloth-nb-job-9", "templateId": template, "gpuTypeIds": ["NVIDIA RTX A5000"]})
+
+    with pytest.raises(BackendError, match=f"endpoint {endpoint.id} was deleted"):
+        asyncio.run(ServerlessBackend().reattach(SimpleNamespace(job_id="job-9")))  # type: ignore[arg-type]
+    assert serverless.serverless.endpoints == {}

@@ -122,3 +122,10 @@ def test_the_handler_refuses_a_remote_source_it_cannot_open_yet() -> None:
     body = {"unsloth_nb": 1, "job_id": "job-1", "config": {}, "source": {"kind": "hub", "id": "me/data"}}
     (answer,) = list(handle({"id": "r1", "input": body}))
     assert "remote data sources" in answer["error"]
+
+
+def test_a_job_whose_phases_need_a_secret_is_refused_with_what_to_do() -> None:
+    from unsloth_nb.errors import PlanError
+
+    with pytest.raises(PlanError, match="HF_TOKEN"):
+        plan(config_for(hub={"repo_id": "me/adapter"}), ROWS_1000, CPU_ONLY)

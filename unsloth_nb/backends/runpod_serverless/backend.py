@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import unsloth_nb.backends.runpod_serverless.placement as placement
 from unsloth_nb.backends.base import JobContext, PlacementInputs, SecretNeed
 from unsloth_nb.backends.runpod.client import api_key
-from unsloth_nb.backends.runpod_serverless.endpoints import EndpointInfo, EndpointsApi, remove
+from unsloth_nb.backends.runpod_serverless.endpoints import EndpointInfo, EndpointsApi, endpoint_name, remove
 from unsloth_nb.backends.runpod_serverless.request import (
     endpoint_body,
     execution_timeout,
@@ -127,10 +127,16 @@ class ServerlessBackend:
             raise
 
     async def reattach(self, ctx: JobContext) -> PhaseResult:
-        raise BackendError(
-            "a serverless job cannot be followed after its process ended (not built yet); "
-            "its endpoint unsloth-nb-" + ctx.job_id + " can be deleted in RunPod's console"
-        )
+        """Not followed after its process died (not built): its endpoint is deleted, so nothing runs on unwatched."""
+        name = endpoint_name(ctx.job_id)
+        deleted = ""
+        with contextlib.suppress(Exception):
+            api = EndpointsApi()
+            for endpoint in api.endpoints():
+                if endpoint.name == name:
+                    remove(api, endpoint)
+                    deleted = f"; its endpoint {endpoint.id} was deleted, ending the request"
+        raise BackendError(f"a serverless job cannot be followed after the process that started it ended{deleted}")
 
 
 class ServerlessJob:
@@ -287,6 +293,12 @@ class ServerlessJob:
         self.ctx.set_state("downloading")
         self._write_artifacts()
         result = PhaseResult.from_json(self.result["result"])
+        missing = [n for n, a in result.artifacts.items() if not a.url and not a.local_path(self.ctx.output_dir).exists()]
+        if missing:
+            raise BackendError(
+                f"{', '.join(missing)} did not come back: too large for a serverless result "
+                "(see the worker's warning in the log); use placement: runpod for this job"
+            )
         if self.result.get("state") == "cancelled":
             result.stopped = True
         return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from unsloth_nb.backends.base import PlacementInputs, SecretNeed
+from unsloth_nb.errors import PlanError
 
 if TYPE_CHECKING:
     from unsloth_nb.config import TrainConfig
@@ -24,6 +25,16 @@ def place(inputs: PlacementInputs, *, chosen: bool) -> str | None:
     """Only when named: ``placement: auto`` keeps choosing pods (the serverless path is new and unmeasured)."""
     if not chosen:
         return None
+    from unsloth_nb.phases.runner import phases_for, secrets_of
+
+    required, _optional = secrets_of(inputs.config, phases_for(inputs.config, runs_on="model"))
+    if required:
+        names = ", ".join(sorted(required))
+        raise PlanError(
+            f"placement: serverless cannot give the worker {names} yet (a secret must not ride in a request's input, "
+            "and RunPod secrets are not wired up): use placement: runpod for this job, or drop what needs it "
+            "(a Hub push needs HF_TOKEN)."
+        )
     inputs.reasons.append(
         "placement is serverless, so the job runs as one request on a RunPod serverless endpoint made for it "
         "(workers min 0; deleted when the job ends)."
@@ -54,18 +65,13 @@ def notes(config: TrainConfig) -> list[tuple[str, bool]]:
             False,
         ),
         (
-            "Stop cancels the serverless request: what was trained is not kept unless the job pushes to the Hub.",
+            "Stop cancels the serverless request: what was trained is not kept. The adapter comes back in the "
+            "request's result (up to 64 MB zipped; an r=16 LoRA of an 8B model is 80-170 MB, so larger jobs fail at the end).",
             False,
         ),
     ]
-    if config.train.save_steps and not config.hub.checkpoint_repo_id:
-        lines.append(
-            (
-                "Checkpoints stay on the serverless worker's disk: a worker lost mid-job starts again from step 0 "
-                "(set hub.repo_id with hub.push_checkpoints to keep them).",
-                True,
-            )
-        )
+    if config.train.save_steps:
+        lines.append(("Checkpoints stay on the serverless worker's disk: a worker lost mid-job starts again from step 0.", True))
     return lines
 
 
