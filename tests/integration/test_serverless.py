@@ -53,8 +53,10 @@ def serverless_job(model: Path, dataset: Path, **overrides: Any) -> unsloth_nb.J
 
 
 def test_tiny_job_trains_on_an_emulated_serverless_endpoint(
-    serverless: RunPodEmulator, tiny_model: Path, dataset_file: Path
+    serverless: RunPodEmulator, tiny_model: Path, dataset_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    secret = "hf_test_secret_value_0123456789"
+    monkeypatch.setenv("HF_TOKEN", secret)
     job = serverless_job(tiny_model, dataset_file)
     job.wait(timeout=280)
 
@@ -76,6 +78,10 @@ def test_tiny_job_trains_on_an_emulated_serverless_endpoint(
     assert mirror.exists()
     cost = [e for e in events if e.kind == "cost"]
     assert cost and cost[-1].data["source"] == "serverless"
+    # No secret in what RunPod keeps: the template's env and the request's input, as the emulator recorded them.
+    assert secret not in json.dumps([t.to_json() for t in serverless.serverless.template_history])
+    assert secret not in json.dumps(requests[0].input)
+    assert all(secret not in line for line in job.folder.path.joinpath("events.jsonl").read_text().splitlines())
 
 
 def wait_for_a_step(job: unsloth_nb.Job, timeout: float = 240) -> None:

@@ -188,6 +188,8 @@ class Serverless:
         self.endpoints: dict[str, Endpoint] = {}
         self.requests: dict[str, Request] = {}
         self.workers: dict[str, Worker] = {}
+        #: Every template ever created, deleted ones too: what RunPod was told (the secrets test reads it).
+        self.template_history: list[Template] = []
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self._closing = threading.Event()
@@ -212,6 +214,7 @@ class Serverless:
             template.container_disk_gb = int(body.get("containerDiskInGb") or 20)
             template.is_serverless = bool(body.get("isServerless", False))
             self.templates[template.id] = template
+            self.template_history.append(template)
             return template
 
     def delete_template(self, template_id: str) -> bool:
