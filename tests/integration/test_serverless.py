@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 import unsloth_nb
-from unsloth_nb.errors import JobFailedError
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 
 pytestmark = pytest.mark.timeout(300)
@@ -82,73 +81,6 @@ def test_tiny_job_trains_on_an_emulated_serverless_endpoint(
     assert secret not in json.dumps([t.to_json() for t in serverless.serverless.template_history])
     assert secret not in json.dumps(requests[0].input)
     assert all(secret not in line for line in job.folder.path.joinpath("events.jsonl").read_text().splitlines())
-
-
-def wait_for_a_step(job: unsloth_nb.Job, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while not any(e.kind == "metrics" for e in job.events()):
-        assert not job.done, job.error
-        assert time.monotonic() < deadline, f"no training step within {timeout} s"
-        time.sleep(0.2)
-
-
-def test_stop_cancels_the_request_and_deletes_the_endpoint(
-    serverless: RunPodEmulator, tiny_model: Path, dataset_file: Path
-) -> None:
-    job = serverless_job(tiny_model, dataset_file, train={"max_steps": 500})
-    wait_for_a_step(job)
-    stopped_at = time.monotonic()
-    job.cancel()
-    job.wait(timeout=60)
-
-    assert job.state == "cancelled"
-    assert time.monotonic() - stopped_at < 30
-    (request,) = serverless.serverless.requests.values()
-    assert request.status == "CANCELLED"
-    assert "cancelling the serverless request" in " ".join(str(e.data.get("message")) for e in job.events(kinds={"log"}))
-
-
-def test_a_request_past_its_execution_timeout_fails_the_job_with_the_setting_to_change(
-    serverless: RunPodEmulator, tiny_model: Path, dataset_file: Path
-) -> None:
-    serverless.serverless.faults.execution_timeout_s = 3.0
-    job = serverless_job(tiny_model, dataset_file, train={"max_steps": 500})
-    with pytest.raises(JobFailedError):
-        job.wait(timeout=240)
-
-    assert job.state == "failed"
-    assert "serverless.execution_timeout" in (job.error or "")
-    (request,) = serverless.serverless.requests.values()
-    assert request.status == "TIMED_OUT"
-
-
-def test_a_worker_killed_mid_job_is_replaced_by_a_new_request(
-    serverless: RunPodEmulator, tiny_model: Path, dataset_file: Path
-) -> None:
-    serverless.serverless.faults.kill_worker_after_s = 8.0
-    job = serverless_job(tiny_model, dataset_file, train={"max_steps": 6})
-    job.wait(timeout=280)
-
-    assert job.state == "succeeded", job.error
-    statuses = sorted(r.status for r in serverless.serverless.requests.values())
-    assert statuses == ["COMPLETED", "FAILED"]
-    steps = [e.data["step"] for e in job.events(kinds={"metrics"}) if "loss" in e.data]
-    assert steps == sorted(set(steps)) and steps[-1] == 6  # steps trained again are not charted twice
-    assert any("was lost at step" in str(e.data.get("message")) for e in job.events(kinds={"log"}))
-
-
-def test_a_throttled_queue_and_a_lost_run_answer_never_run_the_job_twice(
-    serverless: RunPodEmulator, tiny_model: Path, dataset_file: Path
-) -> None:
-    serverless.serverless.faults.throttled_runs = 2
-    serverless.serverless.faults.lost_runs = 1
-    job = serverless_job(tiny_model, dataset_file)
-    job.wait(timeout=280)
-
-    assert job.state == "succeeded", job.error
-    statuses = sorted(r.status for r in serverless.serverless.requests.values())
-    assert statuses == ["CANCELLED", "COMPLETED"]  # the request whose answer was lost was purged, never run
-    assert sum(1 for r in serverless.serverless.requests.values() if r.started is not None) == 1
 
 
 def test_serve_answers_through_the_openai_sdk_with_the_adapter_applied_and_stop_leaves_nothing(
