@@ -97,6 +97,7 @@ def test_serve_answers_through_the_openai_sdk_with_the_adapter_applied_and_stop_
     printed = capsys.readouterr().out
     assert served.base_url.startswith(serverless.serverless_url) and served.base_url.endswith("/openai/v1")
     assert served.base_url in printed and "from openai import OpenAI" in printed
+    assert "/s while a worker runs" in printed and "stays up 60 s after the last request" in printed  # said first
     template = serverless.serverless.templates[served.template_id]
     assert template.env["ENABLE_LORA"] == "true" and int(template.env["MAX_LORA_RANK"]) >= 8
     assert "HF_TOKEN" not in template.env or template.env["HF_TOKEN"] == "{{ RUNPOD_SECRET_HF_TOKEN }}"
@@ -107,7 +108,11 @@ def test_serve_answers_through_the_openai_sdk_with_the_adapter_applied_and_stop_
     # chat template's end marker first, so it answers "" where its base rambles newlines: different, as asserted.)
     assert base and tuned != base, (tuned, base)
 
-    assert job.stop_serving()
+    from unsloth_nb.cli import main
+
+    assert main(["serve", job.id, "--stop"]) == 0
+    assert main(["serve", job.id, "--stop"]) == 0
+    assert capsys.readouterr().out.splitlines()[-2:] == [f"endpoint of {job.id} deleted", f"{job.id} is not served"]
     assert not job.stop_serving()
 
 

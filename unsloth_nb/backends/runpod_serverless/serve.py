@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.backends.runpod.client import api_key
 from unsloth_nb.backends.runpod_serverless.endpoints import EndpointInfo, EndpointsApi, remove
-from unsloth_nb.errors import BackendError, ConfigError
+from unsloth_nb.errors import BackendError, ConfigError, JobCancelledError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,6 +38,8 @@ DEFAULT_IDLE_TIMEOUT_S = 60
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 SERVE_JSON = "serve.json"
 DEFAULT_BASE = "https://api.runpod.ai/v2"
+#: A 24-48 GB pool: room for a 7-8B base in 16 bit with its LoRA, at the lowest serverless prices.
+DEFAULT_GPUS = ("NVIDIA RTX A5000", "NVIDIA GeForce RTX 4090", "NVIDIA RTX A6000")
 
 
 @dataclass
@@ -79,11 +81,13 @@ def serve(
     idle_timeout: int = DEFAULT_IDLE_TIMEOUT_S,
     gpu_ids: list[str] | None = None,
     wait_s: float = 900.0,
+    yes: bool = False,
     say: Callable[[str], None] = print,
 ) -> Served:
     """Create (or find) the endpoint for ``job``'s adapter, wait until it answers, and say how to call it.
 
-    ``adapter``: where vLLM loads it from (a Hub repo id; default the job's ``hub.repo_id``).
+    ``adapter``: where vLLM loads it from (a Hub repo id; default the job's ``hub.repo_id``). The $/s and the
+    idle timeout are said first; above ``runpod.confirm_above_usd`` for an hour of use it asks, unless ``yes``.
     """
     existing = _read(job)
     if existing is not None:
@@ -91,6 +95,15 @@ def serve(
     repo = adapter or job.config.hub.repo_id
     if not repo:
         raise ConfigError("hub.repo_id", "serving loads the adapter from the Hub: push it there (hub.repo_id) or pass adapter=")
+    gpu_ids = gpu_ids or list(DEFAULT_GPUS)
+    price = _usd_per_hour(gpu_ids[0])
+    say(serve_plan(job, idle_timeout, price))
+    if (
+        not yes
+        and (price or 0.0) > job.config.runpod.confirm_above_usd
+        and not _confirm(f"An hour of use costs ~${price:.2f}. Create the endpoint?")
+    ):
+        raise JobCancelledError("not served: the endpoint was not created")
     api = EndpointsApi()
     name = f"unsloth-nb-serve-{job.id}"
     env = {
@@ -111,7 +124,7 @@ def serve(
         {
             "name": name,
             "templateId": template_id,
-            "gpuTypeIds": gpu_ids or ["NVIDIA RTX A5000", "NVIDIA GeForce RTX 4090", "NVIDIA RTX A6000"],
+            "gpuTypeIds": gpu_ids,
             "workersMin": 0,
             "workersMax": 1,
             "idleTimeout": idle_timeout,
@@ -171,6 +184,20 @@ def _wait_until_it_answers(served: Served, wait_s: float) -> None:
             last = exc
             time.sleep(2.0)
     raise BackendError(f"the vLLM endpoint {served.endpoint_id} did not answer within {wait_s:.0f} s ({last})")
+
+
+def _usd_per_hour(gpu_id: str) -> float | None:
+    from unsloth_nb.planning.gpu_catalog import GPU_CATALOG
+
+    return next((g.secure_usd_per_hour for g in GPU_CATALOG if g.gpu_type_id == gpu_id), None)
+
+
+def _confirm(question: str) -> bool:
+    import sys
+
+    if not sys.stdin or not sys.stdin.isatty():
+        return False
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
 def _read(job: Job) -> Served | None:
