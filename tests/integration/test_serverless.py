@@ -152,3 +152,14 @@ def test_a_job_taken_over_after_its_process_died_has_its_endpoint_deleted(server
     with pytest.raises(BackendError, match=f"endpoint {endpoint.id} was deleted"):
         asyncio.run(ServerlessBackend().reattach(SimpleNamespace(job_id="job-9")))  # type: ignore[arg-type]
     assert serverless.serverless.endpoints == {}
+
+
+def test_the_budget_running_out_cancels_the_request(serverless: RunPodEmulator, tiny_model: Path, dataset_file: Path) -> None:
+    job = serverless_job(tiny_model, dataset_file, train={"max_steps": 500}, runpod={"max_cost_usd": 0.0001})
+    job.wait(timeout=120)
+
+    assert job.state == "cancelled"
+    reason = job.events(kinds={"status"})[-1].get("reason") or ""
+    assert "runpod.max_cost_usd" in reason and "$0.0001" in reason
+    (request,) = serverless.serverless.requests.values()
+    assert request.status == "CANCELLED"

@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 FINAL_STATUSES = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
 #: How many new requests one job sends after losing the worker that ran it.
 MAX_RESUBMITS = 1
+#: How long RunPod's job API may stay silent before the request is cancelled (its endpoint is deleted after).
+UNREACHABLE_LIMIT_S = 600.0
 ENDPOINT_URL_ENV = "RUNPOD_ENDPOINT_BASE_URL"
 #: Endpoints this process created and has not deleted yet (ended at interpreter exit).
 _LIVE: dict[str, tuple[EndpointsApi, EndpointInfo]] = {}
@@ -232,7 +234,11 @@ class ServerlessJob:
 
     def _follow(self, sdk: Any, job: Any) -> dict[str, Any]:
         cancelled = False
+        started = time.monotonic()
+        last_answer = started
         while True:
+            if not cancelled and (why := self._limit_reached(time.monotonic() - started, time.monotonic() - last_answer)):
+                self._stop(why)
             if self.ctx.stop_requested and not cancelled:
                 cancelled = True
                 self._say("Stop: cancelling the serverless request")
@@ -240,10 +246,11 @@ class ServerlessJob:
                     job.cancel()
             try:
                 answer = job.rp_client.get(f"{job.endpoint_id}/stream/{job.job_id}")
-            except Exception as exc:
+            except Exception as exc:  # a dropped poll is retried; /status replays what it missed
                 log.info("stream poll failed: %s", exc)
                 time.sleep(self.poll_seconds)
                 continue
+            last_answer = time.monotonic()
             for chunk in answer.get("stream") or []:
                 self._take(chunk.get("output") if isinstance(chunk, dict) else None)
             if answer.get("status") in FINAL_STATUSES:
@@ -254,6 +261,23 @@ class ServerlessJob:
         for chunk in output if isinstance(output, list) else []:
             self._take(chunk)  # the aggregated stream: anything /stream lost is copied now, in order
         return dict(status)
+
+    def _limit_reached(self, running_s: float, silent_s: float) -> str | None:
+        """Why the request must be cancelled now (the runpod section's limits, a silent API), or None."""
+        limits = self.config.runpod
+        usd_per_hour = self.ctx.plan.usd_per_hour if self.ctx.plan is not None else None
+        if running_s > limits.max_runtime:
+            return f"runpod.max_runtime of {limits.max_runtime:.0f} s reached"
+        if limits.max_cost_usd and usd_per_hour and running_s * usd_per_hour / 3600 > limits.max_cost_usd:
+            return f"runpod.max_cost_usd of ${limits.max_cost_usd:g} reached"
+        if silent_s > UNREACHABLE_LIMIT_S:
+            return f"RunPod's job API did not answer for {silent_s:.0f} s"
+        return None
+
+    def _stop(self, why: str) -> None:
+        self._say(f"{why}: stopping the job", level="warning")
+        self.ctx.stop_reasons.append(why)
+        self.ctx.stop_event.set()
 
     def _worker_lost(self, status: dict[str, Any]) -> bool:
         """A FAILED request whose handler reported no error: the worker died under it (a crash, an eviction)."""
