@@ -34,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "import": cmd_import,
         "autoload": _cmd_autoload,
         "data": cmd_data,
+        "serve": cmd_serve,
     }
     if not args or args[0] in ("-h", "--help"):
         print(_usage(commands))
@@ -75,6 +76,7 @@ def _usage(commands: dict[str, Any]) -> str:
         "  import   turn an Unsloth notebook or script into a config: unsloth-nb import NOTEBOOK.ipynb [-o config.yaml]\n"
         "  autoload load the notebook magics in every new kernel: unsloth-nb autoload [on|off|status]\n"
         "  data     a dataset where it lives: describe SOURCE | upload FILE s3://...|volume://... (resumable)\n"
+        "  serve    serve a job's adapter on a RunPod serverless vLLM endpoint: unsloth-nb serve ID [--stop] [--yes]\n"
     )
 
 
@@ -82,6 +84,12 @@ def _cmd_autoload(argv: list[str]) -> int:
     from unsloth_nb.ui.autoload import cmd_autoload
 
     return cmd_autoload(argv)
+
+
+def cmd_serve(argv: list[str]) -> int:
+    from unsloth_nb.backends.runpod_serverless.serve_cli import main as serve_main
+
+    return serve_main(argv)
 
 
 # ---------------------------------------------------------------------- eval

@@ -103,7 +103,7 @@ def fault(request: pytest.FixtureRequest, runpod_emulator: RunPodEmulator) -> It
     record = FaultRecord(request.node.name)
     yield FaultRecorder(record, runpod_emulator)
     # Torn down before the emulator, so its ledger is still there to read.
-    record.pods_left = len(runpod_emulator.ledger.running_pods())
+    record.pods_left = len(runpod_emulator.ledger.running_pods()) + len(runpod_emulator.serverless.active_workers())
     record.passed = request.node.stash.get(_PASSED, False)
     _RECORDS.append(record)
 

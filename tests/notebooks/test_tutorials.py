@@ -167,15 +167,18 @@ def collect_until_idle(client: Any, last: str, timeout: float = 300.0) -> list[t
             return streams
 
 
-def test_runpod_notebook_trains_on_an_emulated_pod_and_leaves_nothing_running(
+def test_runpod_notebook_trains_on_an_emulated_pod_and_serverless_serves_and_leaves_nothing_running(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("RUNPOD_API_KEY", raising=False)  # the notebook must say it uses the emulator
     notebook = execute("03_runpod.ipynb", tmp_path, monkeypatch)
 
     assert errors(notebook) == []
-    (job,) = list_jobs()
+    jobs = {job.placement: job for job in list_jobs()}
+    assert sorted(jobs) == ["runpod", "serverless"]
+    job = jobs["runpod"]
     assert (job.state, job.placement) == ("succeeded", "runpod") and job.pod_id
+    assert jobs["serverless"].state == "succeeded"
     said = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "RunPodEmulator(")))
     assert "uses the RunPod EMULATOR" in said and "nothing is billed" in said
     assert displayed(cell_with(notebook, "%unsloth_train"), WIDGET_VIEW), "the live view is missing"
@@ -185,6 +188,9 @@ def test_runpod_notebook_trains_on_an_emulated_pod_and_leaves_nothing_running(
     assert "no pods" in listing
     bill = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "emulator.ledger")))
     assert "emulated pods still running: none" in bill
+    assert "serverless workers still running: none" in bill
+    serving = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "job.serve(")))
+    assert "/openai/v1" in serving and "fine-tune:" in serving and "base:" in serving
 
 
 def test_evaluate_tutorial_judges_the_fine_tune_and_reruns_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 _BUILTIN: dict[str, str] = {
     "local": "unsloth_nb.backends.local:LocalBackend",
     "runpod": "unsloth_nb.backends.runpod.backend:RunPodBackend",
+    "serverless": "unsloth_nb.backends.runpod_serverless.backend:ServerlessBackend",
 }
 
 _order: list[str] = list(_BUILTIN)

@@ -41,6 +41,9 @@ from unsloth_nb.config.sections import (
     SaveConfig,
     TrainArgs,
 )
+from unsloth_nb.config.serverless import (
+    ServerlessConfig,
+)
 from unsloth_nb.config.train_config import (
     TrainConfig,
 )
@@ -60,6 +63,7 @@ __all__ = [
     "Placement",
     "RunPodConfig",
     "SaveConfig",
+    "ServerlessConfig",
     "TrainArgs",
     "TrainConfig",
     "coerce",

@@ -23,7 +23,7 @@ DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "
 #: live in the environment so that saved configs and notebooks never hold them.
 SECRET_KEY_PATTERN = re.compile(r"(token|api_key|apikey|secret|password)$", re.IGNORECASE)
 
-Placement = Literal["auto", "local", "runpod"]
+Placement = Literal["auto", "local", "runpod", "serverless"]
 
 
 def knob(
@@ -194,7 +194,7 @@ def _lookup(data: Mapping[str, Any], path: str) -> Any:
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d)?\s*$", re.IGNORECASE)
 _DURATION_UNITS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
-_DURATION_FIELDS = {"runpod.max_runtime", "runpod.ready_timeout"}
+_DURATION_FIELDS = {"runpod.max_runtime", "runpod.ready_timeout", "serverless.execution_timeout"}
 
 
 def coerce(value: Any, hint: Any, path: str) -> Any:

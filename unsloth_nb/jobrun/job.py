@@ -215,13 +215,25 @@ class Job:
             return self in _live_jobs
 
     # ------------------------------------------------------------------ asking the model
-    def chat(self, message: str, **generate: Any) -> str:
+    def chat(self, message: str, *, base: bool = False, **generate: Any) -> str:
         """The fine-tuned model's answer, sampled as the job's ``generate:`` section says.
 
         Keywords override that section for this answer: ``job.chat("Hi", temperature=0, max_new_tokens=256)``.
+        While ``serve()`` runs an endpoint for this job the answer comes from there (``base=True``: from its base
+        model on the same endpoint); otherwise from the model in this kernel or the saved adapter.
         """
-        from unsloth_nb.engine.chat import chat
+        from unsloth_nb.backends.runpod_serverless.serve import chat as served_chat
+        from unsloth_nb.backends.runpod_serverless.serve import is_served
+        from unsloth_nb.engine.chat import chat, chat_settings
 
+        if is_served(self):
+            settings = chat_settings(self.config.generate, generate)
+            return served_chat(self, message, base=base, max_tokens=settings.max_new_tokens)
+        if base:
+            raise UnslothNbError(
+                "base=True asks the base model of a served endpoint: call job.serve() first "
+                "(in a notebook, Try it in the job view answers with the base model beside the fine-tune)"
+            )
         return chat(self, message, **generate)
 
     # ------------------------------------------------------------------ evaluation
@@ -237,6 +249,22 @@ class Job:
         from unsloth_nb.evaluate.report import EvaluationReport
 
         return EvaluationReport.load(self.folder.path)
+
+    # ------------------------------------------------------------------ serving
+    def serve(self, **kwargs: Any) -> Any:
+        """Serve this job's adapter on a RunPod serverless vLLM endpoint; prints its OpenAI-compatible base URL.
+
+        See ``unsloth_nb.backends.runpod_serverless.serve.serve`` for the options; ``stop_serving()`` deletes it.
+        """
+        from unsloth_nb.backends.runpod_serverless.serve import serve
+
+        return serve(self, **kwargs)
+
+    def stop_serving(self) -> bool:
+        """Delete the endpoint ``serve()`` created; False when nothing was served."""
+        from unsloth_nb.backends.runpod_serverless.serve import stop_serving
+
+        return stop_serving(self)
 
     # ------------------------------------------------------------------ display
     def show(self) -> None:

@@ -8,7 +8,8 @@ Kinds:
 
 - ``openai``: OpenAI's API (``OPENAI_API_KEY``); ``base_url`` may point elsewhere (a proxy, the test fake).
 - ``openai-compatible``: any server that speaks OpenAI's chat completions (vLLM, a RunPod serverless endpoint,
-  a local server); needs ``base_url``; uses ``OPENAI_API_KEY`` when set, else no key.
+  a local server); needs ``base_url``; uses ``OPENAI_API_KEY`` when set, else no key (``RUNPOD_API_KEY`` first
+  for a RunPod serverless endpoint's ``.../v2/<endpoint>/openai/v1``).
 - ``anthropic``: Anthropic's Messages API (``ANTHROPIC_API_KEY``).
 """
 
@@ -185,7 +186,9 @@ def make_provider(name: str, *, base_url: str | None = None, api_key: str | None
         if name == "openai-compatible" and not base_url:
             raise LLMError("an openai-compatible judge needs judge.base_url (e.g. http://localhost:8000/v1)")
         if api_key is None and name == "openai-compatible":
-            api_key = os.environ.get("OPENAI_API_KEY") or None
+            # A RunPod serverless endpoint (``unsloth-nb serve``) takes the account's RunPod key.
+            runpod = "/openai/v1" in str(base_url) and "/v2/" in str(base_url)
+            api_key = (os.environ.get("RUNPOD_API_KEY") if runpod else None) or os.environ.get("OPENAI_API_KEY") or None
         return OpenAIProvider(name, base_url=base_url, api_key=api_key)
     raise LLMError(f"unknown provider {name!r}; use one of: {', '.join(PROVIDERS)}")
 

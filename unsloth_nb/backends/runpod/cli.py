@@ -25,6 +25,8 @@ commands:
   stop POD_ID          stop a pod (GPU billing ends; its disk still bills)
   terminate POD_ID...  terminate pods and wait until RunPod no longer lists them
   cleanup [--yes]      terminate every unsloth-nb-* pod that no live job on this machine owns
+                       (and delete unsloth-nb serverless endpoints no live job here uses)
+  endpoints list|delete  unsloth-nb's serverless endpoints
   train [flags]        unsloth-nb train on a RunPod pod (same flags as train)
   emulator             run a RunPod emulator on 127.0.0.1 (no account needed)
 
@@ -45,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stop": cmd_stop,
         "terminate": cmd_terminate,
         "cleanup": cmd_cleanup,
+        "endpoints": cmd_endpoints,
     }
     command = commands.get(args[0])
     if command is None:
@@ -272,6 +275,7 @@ def cmd_cleanup(argv: list[str]) -> int:
         parser.add_argument("--dry-run", action="store_true", help="only show what would be terminated")
 
     args = _parse("cleanup", argv, configure)
+    _cleanup_endpoints(yes=args.yes, dry_run=args.dry_run)
     client = _client()
     pods = orphaned_pods(client)
     settled = _settle_jobs_without_pods(client, dry_run=args.dry_run)
@@ -294,6 +298,18 @@ def cmd_cleanup(argv: list[str]) -> int:
     code = _terminate_all(client, [p.id for p in pods], ended)
     _close_their_jobs([p for p in pods if p.id in ended])
     return code
+
+
+def cmd_endpoints(argv: list[str]) -> int:
+    from unsloth_nb.backends.runpod_serverless.endpoints_cli import main as endpoints_main
+
+    return endpoints_main(argv)
+
+
+def _cleanup_endpoints(*, yes: bool, dry_run: bool) -> None:
+    from unsloth_nb.backends.runpod_serverless.endpoints_cli import cleanup
+
+    cleanup(yes=yes, dry_run=dry_run)
 
 
 def _settle_jobs_without_pods(client: Any, dry_run: bool) -> list[str]:

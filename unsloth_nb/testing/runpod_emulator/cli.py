@@ -132,6 +132,7 @@ def export_lines(emulator: RunPodEmulator, api_key: str | None) -> list[str]:
     values = {
         "RUNPOD_API_BASE_URL": emulator.api_base_url,
         "UNSLOTH_NB_RUNPOD_PROXY_TEMPLATE": emulator.proxy_url_template,
+        "RUNPOD_ENDPOINT_BASE_URL": emulator.serverless_url,
         "NO_PROXY": "127.0.0.1,localhost",
         "RUNPOD_API_KEY": api_key or ANY_KEY,
     }

@@ -41,6 +41,7 @@ from unsloth_nb.testing.runpod_emulator.pods import (
     pod_as_rest,
     status_stamp,
 )
+from unsloth_nb.testing.runpod_emulator.serverless import Serverless
 
 OUT_OF_STOCK = "There are no longer any instances available with the requested specifications. Please refresh and try again."
 NO_GPUS_TO_RESUME = "There are not enough free GPUs on the host machine to start this pod."
@@ -87,6 +88,7 @@ class Cloud:
         self.workdir = workdir
         self._bin = workdir / "bin"
         containers.write_shims(self._bin)
+        self.serverless = Serverless(workdir, self.extra_env, stop_grace_s)
         self._pods: dict[str, Pod] = {}
         self._dying: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.RLock()
@@ -265,6 +267,7 @@ class Cloud:
     def shutdown(self) -> None:
         """Kill every container and stop all billing; used when the emulator stops."""
         self._closing.set()
+        self.serverless.shutdown()
         with self._lock:
             for pod in list(self._pods.values()):
                 if pod.desired_status == "RUNNING":

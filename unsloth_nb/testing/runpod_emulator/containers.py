@@ -106,15 +106,19 @@ def start_argv(docker_args: str) -> list[str]:
     return ["bash", "-c", docker_args]
 
 
-def container_env(pod: Pod, api_base_url: str, bin_dir: Path, pub_key: str, extra_env: Mapping[str, str]) -> dict[str, str]:
-    """The full environment of ``pod``'s container (its ports must already be allocated)."""
+def container_env_base(home: Path, bin_dir: Path, extra_env: Mapping[str, str]) -> dict[str, str]:
+    """What every container starts with (a pod's or a serverless worker's): the image's env, a home, the shims."""
     env = {name: os.environ[name] for name in _INHERITED if name in os.environ}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '/usr/local/bin:/usr/bin:/bin')}"
     env.setdefault("LANG", "C.UTF-8")
-    env.update(
-        {"HOME": str(pod.home), "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost", "PYTHONUNBUFFERED": "1"}
-    )
+    env.update({"HOME": str(home), "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost", "PYTHONUNBUFFERED": "1"})
     env.update(extra_env)
+    return env
+
+
+def container_env(pod: Pod, api_base_url: str, bin_dir: Path, pub_key: str, extra_env: Mapping[str, str]) -> dict[str, str]:
+    """The full environment of ``pod``'s container (its ports must already be allocated)."""
+    env = container_env_base(pod.home, bin_dir, extra_env)
     env.update(pod.env)
     env.update(
         {

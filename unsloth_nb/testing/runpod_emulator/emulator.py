@@ -31,6 +31,8 @@ from unsloth_nb.testing.runpod_emulator.http_api import ApiCall, ApiServer
 from unsloth_nb.testing.runpod_emulator.ledger import Ledger
 from unsloth_nb.testing.runpod_emulator.pods import PodInfo
 from unsloth_nb.testing.runpod_emulator.proxy import ProxyServer
+from unsloth_nb.testing.runpod_emulator.serverless import Serverless
+from unsloth_nb.testing.runpod_emulator.serverless_api import JobApiServer
 
 
 class RunPodEmulator:
@@ -80,6 +82,7 @@ class RunPodEmulator:
         self.api_key = api_key
         self._api: ApiServer | None = None
         self._proxy: ProxyServer | None = None
+        self._jobs: JobApiServer | None = None
         self._threads: list[threading.Thread] = []
 
     # ---- lifecycle --------------------------------------------------------------------
@@ -90,8 +93,10 @@ class RunPodEmulator:
             return self
         self._api = ApiServer(self._port, self._cloud, self.api_key, self._closing)
         self._proxy = ProxyServer(self._proxy_port, self._cloud, self._proxy_timeout_s)
+        self._jobs = JobApiServer(0, self._cloud.serverless, self.api_key, self._closing)
         self._cloud.api_base_url = self.api_base_url
-        for name, server in (("api", self._api), ("proxy", self._proxy)):
+        self._cloud.serverless.api_base_url = self.serverless_url.removesuffix("/v2")
+        for name, server in (("api", self._api), ("proxy", self._proxy), ("jobs", self._jobs)):
             thread = threading.Thread(target=server.serve_forever, args=(0.05,), name=f"runpod-emulator-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -102,13 +107,13 @@ class RunPodEmulator:
         """Kill every pod's processes (billing stops), then close both servers. Safe to call twice."""
         self._closing.set()
         self._cloud.shutdown()
-        for server in (self._api, self._proxy):
+        for server in (self._api, self._proxy, self._jobs):
             if server is not None:
                 server.shutdown()
                 server.server_close()
         for thread in self._threads:
             thread.join(timeout=5)
-        self._api = self._proxy = None
+        self._api = self._proxy = self._jobs = None
         self._threads = []
         atexit.unregister(self.stop)
         if self._own_workdir:
@@ -138,6 +143,18 @@ class RunPodEmulator:
     def api_base_url(self) -> str:
         """The value for ``RUNPOD_API_BASE_URL`` (REST v2 lives under ``/v2``, GraphQL at ``/graphql``)."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def serverless_url(self) -> str:
+        """The serverless job API, standing in for ``https://api.runpod.ai/v2`` (``runpod.endpoint_url_base``)."""
+        if self._jobs is None:
+            raise _not_started()
+        return f"http://127.0.0.1:{self._jobs.server_address[1]}/v2"
+
+    @property
+    def serverless(self) -> Serverless:
+        """Templates, endpoints, requests and workers (fault knobs: ``.faults``; bill: ``.spans()``)."""
+        return self._cloud.serverless
 
     @property
     def graphql_url(self) -> str:

@@ -1,0 +1,138 @@
+"""The fault matrix's serverless rows: each fault injected into a real tiny job on the emulated serverless side.
+
+The endpoint's worker is a local process running the unmodified ``runpod`` SDK worker loop with our handler.
+Each row ends with no endpoint, template or worker left (the fixture checks; the summary's "pods left"
+counts serverless workers too) and, where the job succeeds, a dense event log.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import unsloth_nb
+from unsloth_nb.errors import JobFailedError
+from unsloth_nb.testing.runpod_emulator import RunPodEmulator
+
+from .conftest import FaultRecorder, train_settings
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
+
+
+@pytest.fixture
+def serverless(runpod_emulator: RunPodEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunPodEmulator]:
+    monkeypatch.setenv("RUNPOD_ENDPOINT_BASE_URL", runpod_emulator.serverless_url)
+    yield runpod_emulator
+    state = runpod_emulator.serverless
+    deadline = time.monotonic() + 15
+    while state.active_workers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert state.active_workers() == [], "serverless workers still billing"
+    assert state.endpoints == {} and state.templates == {}, "endpoints or templates left behind"
+
+
+def serverless_job(model: Path, dataset: Path, **train: Any) -> unsloth_nb.Job:
+    return unsloth_nb.train(
+        model=str(model), dataset=str(dataset), placement="serverless", train=train_settings(**train), lora={"r": 8, "alpha": 8}
+    )
+
+
+def assert_dense(job: unsloth_nb.Job) -> None:
+    events = job.events()
+    assert [e.seq for e in events] == list(range(len(events)))
+
+
+def assert_no_event_lost(job: unsloth_nb.Job, emulator: RunPodEmulator, fault: FaultRecorder) -> None:
+    """Every event the completed request's handler yielded (its aggregated output) reached the job, once, in order."""
+    for request in emulator.serverless.requests.values():
+        if request.status != "COMPLETED":
+            continue
+        sent = [e["seq"] for chunk in request.output for e in (chunk.get("events") or [])]
+        mirror = job.folder.path / "pods" / f"{request.id}.events.jsonl"
+        received = [json.loads(line)["seq"] for line in mirror.read_text(encoding="utf-8").splitlines()]
+        fault.record.events_lost += len(set(sent) - set(received))
+        fault.record.duplicates += len(received) - len(set(received))
+        assert received == sent
+
+
+def wait_for_a_step(job: unsloth_nb.Job, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(e.kind == "metrics" for e in job.events()):
+        assert not job.done, job.error
+        assert time.monotonic() < deadline, f"no training step within {timeout} s"
+        time.sleep(0.2)
+
+
+def test_serverless_stop_cancels_the_request_and_deletes_the_endpoint(
+    serverless: RunPodEmulator, fault: FaultRecorder, tiny_model: Path, dataset_file: Path
+) -> None:
+    fault.inject("serverless: Stop mid-training")
+    job = serverless_job(tiny_model, dataset_file, max_steps=500)
+    wait_for_a_step(job)
+    stopped_at = time.monotonic()
+    job.cancel()
+    job.wait(timeout=60)
+
+    assert job.state == "cancelled"
+    assert time.monotonic() - stopped_at < 30
+    (request,) = serverless.serverless.requests.values()
+    assert request.status == "CANCELLED"
+    assert "cancelling the serverless request" in " ".join(str(e.data.get("message")) for e in job.events(kinds={"log"}))
+
+
+def test_serverless_execution_timeout_fails_the_job_with_the_setting_to_change(
+    serverless: RunPodEmulator, fault: FaultRecorder, tiny_model: Path, dataset_file: Path
+) -> None:
+    serverless.serverless.faults.execution_timeout_s = 3.0
+    fault.inject("serverless: execution timeout")
+    job = serverless_job(tiny_model, dataset_file, max_steps=500)
+    with pytest.raises(JobFailedError):
+        job.wait(timeout=240)
+
+    assert job.state == "failed"
+    assert "serverless.execution_timeout" in (job.error or "")
+    (request,) = serverless.serverless.requests.values()
+    assert request.status == "TIMED_OUT"
+
+
+def test_serverless_worker_killed_mid_job_is_replaced_by_a_new_request(
+    serverless: RunPodEmulator, fault: FaultRecorder, tiny_model: Path, dataset_file: Path
+) -> None:
+    serverless.serverless.faults.kill_worker_after_s = 8.0
+    serverless.serverless.faults.cold_start_s = 1.0
+    fault.inject("serverless: worker killed mid-job")
+    fault.inject("serverless: cold start")
+    job = serverless_job(tiny_model, dataset_file, max_steps=6)
+    job.wait(timeout=280)
+
+    assert job.state == "succeeded", job.error
+    assert_dense(job)
+    assert_no_event_lost(job, serverless, fault)
+    statuses = sorted(r.status for r in serverless.serverless.requests.values())
+    assert statuses == ["COMPLETED", "FAILED"]
+    steps = [e.data["step"] for e in job.events(kinds={"metrics"}) if "loss" in e.data]
+    assert steps == sorted(set(steps)) and steps[-1] == 6  # steps trained again are not charted twice
+    assert any("was lost at step" in str(e.data.get("message")) for e in job.events(kinds={"log"}))
+
+
+def test_serverless_throttled_queue_and_lost_run_answer_never_run_the_job_twice(
+    serverless: RunPodEmulator, fault: FaultRecorder, tiny_model: Path, dataset_file: Path
+) -> None:
+    serverless.serverless.faults.throttled_runs = 2
+    serverless.serverless.faults.lost_runs = 1
+    fault.inject("serverless: /run throttled (429) twice")
+    fault.inject("serverless: /run answer lost")
+    job = serverless_job(tiny_model, dataset_file)
+    job.wait(timeout=280)
+
+    assert job.state == "succeeded", job.error
+    assert_dense(job)
+    assert_no_event_lost(job, serverless, fault)
+    statuses = sorted(r.status for r in serverless.serverless.requests.values())
+    assert statuses == ["CANCELLED", "COMPLETED"]  # the request whose answer was lost was purged, never run
+    assert sum(1 for r in serverless.serverless.requests.values() if r.started is not None) == 1

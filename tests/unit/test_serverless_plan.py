@@ -1,0 +1,131 @@
+"""``placement: serverless`` without the emulator: the plan, the config section, the request, the handler's refusals."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from unsloth_nb.backends.runpod_serverless.request import (
+    RUN_PAYLOAD_LIMIT,
+    boot_env,
+    endpoint_body,
+    execution_timeout,
+    job_input,
+    run_request,
+    template_body,
+)
+from unsloth_nb.config import TrainConfig
+from unsloth_nb.data import DatasetSummary, PreparedDataset
+from unsloth_nb.errors import ConfigError, InputErrors
+from unsloth_nb.planning.plan_text import format_plan
+from unsloth_nb.planning.planner import LocalHardware, plan
+from unsloth_nb.worker.serverless import handle
+
+CPU_ONLY = LocalHardware("cpu", "Test CPU", 16.0, 12.0, ram_gb=16.0, cpu_count=2)
+ROWS_1000 = DatasetSummary(source="support.jsonl", format="messages", rows=1000, tokens=400_000, longest_tokens=1500)
+
+
+@pytest.fixture(autouse=True)
+def empty_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+
+
+def config_for(**sections: object) -> TrainConfig:
+    return TrainConfig.from_dict(
+        {"model": "unsloth/Llama-3.1-8B-Instruct", "dataset": "support.jsonl", "placement": "serverless", **sections}
+    )
+
+
+def test_the_plan_shows_the_pool_the_price_per_second_the_cold_start_and_the_timeout() -> None:
+    result = plan(config_for(serverless={"execution_timeout": "3h", "workers_max": 2}), ROWS_1000, CPU_ONLY)
+    text = format_plan(result)
+
+    assert result.placement == "serverless" and result.device == "cuda"
+    assert text.splitlines()[0].startswith("Plan: unsloth/Llama-3.1-8B-Instruct on RunPod serverless (endpoint pool ")
+    assert "/s)" in text.splitlines()[0]  # $/s of the first GPU of the pool
+    assert "workers 0-2" in text and "cold start ~105 s" in text
+    assert "execution timeout requested: 10800 s" in text
+    assert result.estimated_cost_usd is not None
+
+
+def test_auto_placement_never_picks_serverless() -> None:
+    result = plan(config_for(placement="auto"), ROWS_1000, CPU_ONLY)
+    assert result.placement == "runpod"
+
+
+def test_the_default_execution_timeout_is_twice_the_estimate_plus_ten_minutes() -> None:
+    config = config_for()
+    result = plan(config, ROWS_1000, CPU_ONLY)
+    assert result.estimated_seconds is not None
+    assert execution_timeout(config, result) == max(600, 2 * result.estimated_seconds + 600)
+    assert execution_timeout(config_for(serverless={"execution_timeout": 7200}), result) == 7200
+
+
+def test_a_timeout_beyond_runpods_seven_days_is_refused() -> None:
+    with pytest.raises((ConfigError, InputErrors), match=r"serverless\.execution_timeout"):
+        config_for(serverless={"execution_timeout": "8d"})
+
+
+def test_the_endpoint_scales_from_zero_and_the_request_carries_its_timeout_and_ttl() -> None:
+    config = config_for(serverless={"workers_max": 2, "idle_timeout": 7})
+    endpoint = endpoint_body(config, "job-1", "tpl1", ["NVIDIA RTX A5000"], 3600)
+    assert endpoint["workersMin"] == 0 and endpoint["workersMax"] == 2 and endpoint["idleTimeout"] == 7
+    assert endpoint["executionTimeoutMs"] == 3_600_000 and endpoint["name"] == "unsloth-nb-job-1"
+    body = run_request({"x": 1}, 3600)
+    assert body["policy"] == {"executionTimeout": 3_600_000, "ttl": 7_200_000}
+
+
+def test_no_secret_travels_in_the_template_or_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    secrets = {
+        "HF_TOKEN": "hf_secret_value_0123456789",
+        "RUNPOD_API_KEY": "rpa_SECRET0123456789",
+        "OPENAI_API_KEY": "sk-secret0123",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    config = config_for()
+    dataset = PreparedDataset(
+        train=[{"prompt": "q", "completion": "a"}],
+        eval=[],
+        summary=DatasetSummary(source="x.jsonl", format="prompt_completion", rows=1, tokens=2, longest_tokens=2),
+    )
+    template = json.dumps(template_body(config, "job-1", 40))
+    request = json.dumps(run_request(job_input("job-1", config, dataset), 600))
+    for value in secrets.values():
+        assert value not in template and value not in request
+    assert len(request) < RUN_PAYLOAD_LIMIT / 10  # package + one row: a few hundred kB of the 10 MB
+    assert sum(len(v) for v in boot_env().values()) < 16_000
+
+
+def test_the_handler_refuses_what_is_not_an_unsloth_nb_request() -> None:
+    (answer,) = list(handle({"id": "r1", "input": {"prompt": "hi"}}))
+    assert "not an unsloth-nb request" in answer["error"]
+
+
+def test_the_handler_refuses_a_damaged_dataset() -> None:
+    body = {
+        "unsloth_nb": 1,
+        "job_id": "job-1",
+        "config": config_for().to_dict(),
+        "dataset": base64.b64encode(b"rows").decode(),
+        "dataset_sha256": "0" * 64,
+        "source": None,
+    }
+    (answer,) = list(handle({"id": "r1", "input": body}))
+    assert "sha256" in answer["error"]
+
+
+def test_the_handler_refuses_a_remote_source_it_cannot_open_yet() -> None:
+    body = {"unsloth_nb": 1, "job_id": "job-1", "config": {}, "source": {"kind": "hub", "id": "me/data"}}
+    (answer,) = list(handle({"id": "r1", "input": body}))
+    assert "remote data sources" in answer["error"]
+
+
+def test_a_job_whose_phases_need_a_secret_is_refused_with_what_to_do() -> None:
+    from unsloth_nb.errors import PlanError
+
+    with pytest.raises(PlanError, match="HF_TOKEN"):
+        plan(config_for(hub={"repo_id": "me/adapter"}), ROWS_1000, CPU_ONLY)

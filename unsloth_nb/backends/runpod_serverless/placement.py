@@ -1,0 +1,92 @@
+"""What the planner, the plan text and the views ask of ``placement: serverless`` (no SDK loaded here)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from unsloth_nb.backends.base import PlacementInputs, SecretNeed
+from unsloth_nb.errors import PlanError
+
+if TYPE_CHECKING:
+    from unsloth_nb.config import TrainConfig
+    from unsloth_nb.planning.planner import Plan
+
+#: Cold start of a fresh worker: image pulled and cached by RunPod (FlashBoot helps a warm one), then the boot
+#: installs what the image lacks (~75 s for the default image, see benchmarks/pod_install_time.py).
+COLD_START_S = 30.0
+INSTALL_S = 75.0
+DOWNLOAD_S_PER_GB = 2.0
+FINISH_S = 20.0
+#: How many of the planner's GPU candidates form the endpoint's pool, in its order.
+POOL_SIZE = 4
+
+
+def place(inputs: PlacementInputs, *, chosen: bool) -> str | None:
+    """Only when named: ``placement: auto`` keeps choosing pods (the serverless path is new and unmeasured)."""
+    if not chosen:
+        return None
+    from unsloth_nb.phases.runner import phases_for, secrets_of
+
+    required, _optional = secrets_of(inputs.config, phases_for(inputs.config, runs_on="model"))
+    if required:
+        names = ", ".join(sorted(required))
+        raise PlanError(
+            f"placement: serverless cannot give the worker {names} yet (a secret must not ride in a request's input, "
+            "and RunPod secrets are not wired up): use placement: runpod for this job, or drop what needs it "
+            "(a Hub push needs HF_TOKEN)."
+        )
+    inputs.reasons.append(
+        "placement is serverless, so the job runs as one request on a RunPod serverless endpoint made for it "
+        "(workers min 0; deleted when the job ends)."
+    )
+    return "cuda"
+
+
+def secrets(config: TrainConfig) -> list[SecretNeed]:
+    return [SecretNeed("RUNPOD_API_KEY", "to create a RunPod serverless endpoint for this job")]
+
+
+def startup_seconds(weights_gb: float) -> float:
+    return COLD_START_S + INSTALL_S + weights_gb * DOWNLOAD_S_PER_GB + FINISH_S
+
+
+def notes(config: TrainConfig) -> list[tuple[str, bool]]:
+    serverless = config.serverless
+    timeout = (
+        f"{serverless.execution_timeout:.0f} s (serverless.execution_timeout)"
+        if serverless.execution_timeout
+        else "twice the estimated time plus 10 min (set serverless.execution_timeout to choose)"
+    )
+    lines: list[tuple[str, bool]] = [
+        (
+            f"Serverless endpoint: workers 0-{serverless.workers_max}, idle timeout {serverless.idle_timeout} s, "
+            f"FlashBoot {'on' if serverless.flashboot else 'off'}; cold start ~{COLD_START_S + INSTALL_S:.0f} s "
+            f"(image cached, then the boot installs what it lacks); execution timeout requested: {timeout}.",
+            False,
+        ),
+        (
+            "Stop cancels the serverless request: what was trained is not kept. The adapter comes back in the "
+            "request's result (up to 64 MB zipped; an r=16 LoRA of an 8B model is 80-170 MB, so larger jobs fail at the end).",
+            False,
+        ),
+    ]
+    if config.train.save_steps:
+        lines.append(("Checkpoints stay on the serverless worker's disk: a worker lost mid-job starts again from step 0.", True))
+    return lines
+
+
+def pool(plan: Plan) -> list[str]:
+    return [gpu.gpu_type_id for gpu in plan.gpu_candidates[:POOL_SIZE]]
+
+
+def plan_target(plan: Plan) -> str:
+    ids = pool(plan)
+    if not ids:
+        return ""
+    per_second = f", ${plan.usd_per_hour / 3600:.5f}/s" if plan.usd_per_hour else ""
+    return f"endpoint pool {' > '.join(ids)}{per_second}"
+
+
+def where(plan: Plan) -> str:
+    ids = pool(plan)
+    return "serverless" + (f" ({ids[0]})" if ids else "")
