@@ -38,6 +38,11 @@ from unsloth_nb.config.sections import (
     SaveConfig,
     TrainArgs,
 )
+from unsloth_nb.config.teacher import (
+    DEFAULT_TEACHER_MODEL,
+    TEACHER_OPERATIONS,
+    TeacherConfig,
+)
 from unsloth_nb.config.train_config import (
     TrainConfig,
 )
@@ -45,8 +50,10 @@ from unsloth_nb.config.train_config import (
 __all__ = [
     "DEFAULT_JUDGE_MODEL",
     "DEFAULT_TARGET_MODULES",
+    "DEFAULT_TEACHER_MODEL",
     "JUDGE_PROVIDERS",
     "SECRET_KEY_PATTERN",
+    "TEACHER_OPERATIONS",
     "DatasetConfig",
     "FieldSpec",
     "HubConfig",
@@ -56,6 +63,7 @@ __all__ = [
     "Placement",
     "RunPodConfig",
     "SaveConfig",
+    "TeacherConfig",
     "TrainArgs",
     "TrainConfig",
     "coerce",

@@ -23,6 +23,7 @@ from unsloth_nb.config.judge import JudgeConfig
 from unsloth_nb.config.runpod import RunPodConfig
 from unsloth_nb.config.schema import _build, _lookup, _section_problems, field_specs, knob, sections_enable
 from unsloth_nb.config.sections import DatasetConfig, HubConfig, LoraConfig, ModelConfig, SaveConfig, TrainArgs
+from unsloth_nb.config.teacher import TeacherConfig
 from unsloth_nb.errors import ConfigError, raise_all, set_field
 
 
@@ -38,6 +39,7 @@ class TrainConfig:
     hub: HubConfig = field(default_factory=HubConfig)
     runpod: RunPodConfig = field(default_factory=RunPodConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
     placement: str = knob(
         "auto",
         "Where to train: auto (decided by the plan), local (this machine) or runpod.",

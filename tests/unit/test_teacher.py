@@ -1,0 +1,226 @@
+"""The teacher against the loopback fake Anthropic API, spoken to by the unmodified ``anthropic`` SDK."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from unsloth_nb.config import DatasetConfig, TrainConfig
+from unsloth_nb.data import prepare_dataset
+from unsloth_nb.enhance.run import (
+    CARD_FILE,
+    PROVENANCE_FILE,
+    TeacherError,
+    build_tasks,
+    enhance_rows,
+    make_client,
+    teacher_folder,
+)
+from unsloth_nb.testing import fake_llm
+from unsloth_nb.testing.fake_anthropic import FakeAnthropic
+from unsloth_nb.testing.fake_teacher import LEADS, drops_numbers, empties, refuses, teacher
+
+QA = [
+    ("Who won Super Bowl LIX?", "The Philadelphia Eagles won 40-22."),
+    ("Where was Super Bowl LIX played?", "At the Caesars Superdome in New Orleans."),
+    ("Who was the MVP of Super Bowl LIX?", "Jalen Hurts was the MVP."),
+    ("Who headlined the halftime show?", "Kendrick Lamar headlined it."),
+    ("How many yards did Patrick Mahomes throw for?", "Patrick Mahomes threw for 257 yards."),
+    ("When was Super Bowl LIX played?", "On February 9, 2025."),
+]
+
+
+def rows(n: int = len(QA)) -> list[dict]:
+    return [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in QA[:n]]
+
+
+def origins(n: int = len(QA)) -> list[str]:
+    return [f"qa.jsonl:{i + 1}" for i in range(n)]
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", FakeAnthropic.api_key)
+    monkeypatch.setenv("UNSLOTH_NB_LLM_CACHE", str(tmp_path / "cache"))
+    with FakeAnthropic(teacher()) as server:
+        yield server
+
+
+def teacher_config(fake: FakeAnthropic, **fields: object):
+    section = {"base_url": fake.base_url, "batch": "off", "poll_seconds": 0, **fields}
+    return TrainConfig.from_dict({"model": "m", "dataset": "d.jsonl", "teacher": section}).teacher
+
+
+def run(fake, folder: Path, n: int = len(QA), stop=lambda: False, heldout=(), **fields):
+    config = teacher_config(fake, **fields)
+    client = make_client(config, stop)
+    client.backoff_base = 0.01
+    return enhance_rows(rows(n), origins(n), config, folder, client=client, stop=stop, heldout_questions=heldout)
+
+
+def test_improve_and_paraphrase_write_a_valid_dataset_with_provenance_and_a_card(fake, tmp_path: Path):
+    outcome = run(fake, tmp_path / "job")
+    assert outcome.status == "complete"
+    assert fake.calls == 2 * len(QA)  # one improve and one paraphrase request per row
+    assert len(outcome.rows) == len(QA) * 3  # each row and its two paraphrases
+    assert outcome.counts["improved"] == len(QA) and outcome.counts["paraphrases"] == 2 * len(QA)
+    assert outcome.rows[0]["messages"][1]["content"].endswith("That is the complete answer.")
+    assert outcome.rows[1]["messages"][0]["content"] == LEADS[0] + QA[0][0]
+    # the written file passes the same validation as a user's file
+    prepared = prepare_dataset(DatasetConfig(path=str(outcome.path)), 512)
+    assert len(prepared.train) == len(QA) * 3
+    provenance = [json.loads(line) for line in (teacher_folder(tmp_path / "job") / PROVENANCE_FILE).read_text().splitlines()]
+    assert len(provenance) == len(outcome.rows)
+    assert provenance[0] == {
+        "source": "qa.jsonl:1",
+        "original_question": QA[0][0],
+        "original_answer": QA[0][1],
+        "model": "claude-sonnet-4-5",
+        "operation": "improve",
+    }
+    assert provenance[1]["operation"] == "paraphrase+improve"
+    card = json.loads((teacher_folder(tmp_path / "job") / CARD_FILE).read_text())
+    assert card["teacher"] == {"provider": "anthropic", "model": "claude-sonnet-4-5"}
+    assert len(card["prompts"]["improve"]["sha256_12"]) == 12
+    assert card["cost"]["usd"] > 0
+    assert FakeAnthropic.api_key not in json.dumps(card) + outcome.path.read_text()
+
+
+def test_a_rerun_sends_nothing_again(fake, tmp_path: Path):
+    run(fake, tmp_path / "a")
+    calls = fake.calls
+    again = run(fake, tmp_path / "b")
+    assert fake.calls == calls
+    assert again.spend["cache_hits"] == 2 * len(QA) and again.usd == 0
+    assert len(again.rows) == len(QA) * 3
+
+
+def test_a_run_killed_midway_resumes_without_repeating_a_finished_row(fake, tmp_path: Path):
+    """Stop after 5 answers (as Ctrl-C or a dead kernel would): the re-run asks only for the rest."""
+    answered = threading.Event()
+    done = {"n": 0}
+
+    def counting(call):
+        done["n"] += 1
+        if done["n"] >= 5:
+            answered.set()
+        return teacher()(call)
+
+    fake.reset(counting)
+    first = run(fake, tmp_path / "job", stop=answered.is_set, concurrency=1)
+    assert first.status == "stopped" and first.not_done > 0
+    asked_first = [json.dumps(body, sort_keys=True) for body in fake.requests]
+    fake.reset(teacher())
+    second = run(fake, tmp_path / "job", concurrency=1)
+    assert second.status == "complete"
+    asked_second = [json.dumps(body, sort_keys=True) for body in fake.requests]
+    assert not set(asked_first) & set(asked_second), "a finished request was sent again"
+    assert len(asked_first) + len(asked_second) == 2 * len(QA)
+
+
+def test_429_with_retry_after_and_500s_are_retried(fake, tmp_path: Path):
+    fake.reset(fake_llm.rate_limited(times=2, retry_after=0.2, then=fake_llm.server_error(times=4, then=teacher())))
+    outcome = run(fake, tmp_path / "job")
+    assert outcome.status == "complete"
+    assert outcome.spend["rate_limited"] >= 1 and outcome.spend["retries"] >= 2
+    assert len(outcome.rows) == len(QA) * 3
+
+
+def test_timeouts_are_retried(fake, tmp_path: Path):
+    fake.reset(fake_llm.slow(2.0, times=1, then=teacher()))
+    outcome = run(fake, tmp_path / "job", timeout=1.0, concurrency=1, operations=["improve"])
+    assert outcome.status == "complete" and outcome.spend["retries"] >= 1
+
+
+def test_a_teacher_that_is_down_fails_with_a_message(fake, tmp_path: Path):
+    fake.reset(fake_llm.server_error())
+    config = teacher_config(fake)
+    client = make_client(config)
+    client.backoff_base, client.max_attempts = 0.01, 2
+    with pytest.raises(TeacherError, match="unavailable"):
+        enhance_rows(rows(), origins(), config, tmp_path, client=client)
+
+
+def test_budget_reached_midway_stops_keeps_what_is_done_and_resumes(fake, tmp_path: Path):
+    config = teacher_config(fake, max_tokens=32)  # estimates near what the fake's short answers cost
+    tasks, _, _ = build_tasks(rows(), origins(), config)
+    estimate = make_client(config).estimate_usd(tasks[0].request)
+    capped = run(fake, tmp_path / "job", max_cost_usd=estimate * 4.5, concurrency=1, max_tokens=32)
+    sent = fake.calls
+    assert capped.status == "budget" and 0 < sent < 2 * len(QA) and capped.not_done == 2 * len(QA) - sent
+    assert "teacher.max_cost_usd" in capped.message
+    assert 0 < capped.usd <= estimate * 4.5  # the cap holds on actual usage
+    assert len(capped.rows) >= len(QA)  # every user row is kept; unfinished ones unchanged
+    fake.reset(teacher())
+    finished = run(fake, tmp_path / "job", max_tokens=32)
+    assert finished.status == "complete"
+    assert fake.calls == 2 * len(QA) - sent  # nothing already paid for is asked again
+    assert len(finished.rows) == len(QA) * 3
+
+
+def test_refusals_empty_answers_and_dropped_facts_are_rejected_and_counted(fake, tmp_path: Path):
+    fake.reset(refuses("MVP", then=empties("halftime", then=drops_numbers())))
+    outcome = run(fake, tmp_path / "job")
+    rejected = outcome.rejected
+    assert rejected["improve:refusal"] == 1 and rejected["paraphrase:refusal"] == 1
+    assert rejected["improve:empty"] == 1 and rejected["paraphrase:empty"] == 1
+    # numbers dropped: the three answers holding digits (40-22, 257, February 9, 2025) are rejected
+    assert rejected["improve:dropped_facts"] == 3
+    by_question = {r["messages"][0]["content"]: r["messages"][1]["content"] for r in outcome.rows}
+    assert by_question[QA[2][0]] == QA[2][1]  # a refusal leaves the user's answer
+    assert by_question[QA[0][0]] == QA[0][1]  # so does a rewrite that lost "40-22"
+
+
+def test_paraphrases_of_held_out_questions_never_reach_training(fake, tmp_path: Path):
+    heldout = [LEADS[0] + QA[1][0]]  # the judge holds out a question that is a paraphrase of training row 1
+    outcome = run(fake, tmp_path / "job", heldout=heldout)
+    questions = [r["messages"][0]["content"] for r in outcome.rows]
+    assert heldout[0] not in questions
+    assert outcome.counts["dropped_heldout"] >= 1
+
+
+def test_batch_mode_is_half_price_and_maps_results_back(fake, tmp_path: Path):
+    live = run(fake, tmp_path / "live")
+    fake.reset(teacher())
+    batched = run(fake, tmp_path / "batch", batch="on", prices={"claude-sonnet-4-6": "3/15"}, model="claude-sonnet-4-6")
+    assert fake.batches_created == 1 and fake.calls == 2 * len(QA)
+    assert [r["messages"] for r in batched.rows] == [r["messages"] for r in live.rows]
+    assert batched.usd == pytest.approx(live.usd / 2, rel=0.05)
+
+
+def test_a_batch_survives_a_restart_and_is_never_resubmitted(fake, tmp_path: Path):
+    fake.batch_polls_until_done = 3
+    stop = threading.Event()
+    calls = {"n": 0}
+
+    def stop_after_submit() -> bool:  # a kernel that dies while the batch is running
+        calls["n"] += 1
+        return fake.__dict__.get("batches_created", 0) >= 1 and calls["n"] > 1
+
+    first = run(fake, tmp_path / "job", batch="on", stop=stop_after_submit)
+    assert first.status == "stopped" and fake.batches_created == 1
+    assert json.loads((teacher_folder(tmp_path / "job") / "batch.json").read_text())["batch_id"]
+    second = run(fake, tmp_path / "job", batch="on", stop=stop.is_set)
+    assert second.status == "complete" and fake.batches_created == 1
+    assert len(second.rows) == len(QA) * 3
+    assert not (teacher_folder(tmp_path / "job") / "batch.json").exists()
+
+
+def test_an_expired_batch_resubmits_only_the_unfinished_rows(fake, tmp_path: Path):
+    fake.expire_next = 4
+    outcome = run(fake, tmp_path / "job", batch="on")
+    assert outcome.status == "complete"
+    assert fake.batches_created == 2 and fake.batch_requests == 2 * len(QA) + 4
+    assert fake.calls == 2 * len(QA)  # every request answered exactly once
+
+
+def test_the_teacher_section_is_checked():
+    with pytest.raises(Exception) as info:
+        TrainConfig.from_dict(
+            {"model": "m", "dataset": "d.jsonl", "teacher": {"operations": ["summarise"], "provider": "openai", "batch": "on"}}
+        )
+    text = str(info.value)
+    assert "teacher.operations" in text and "teacher.batch" in text
