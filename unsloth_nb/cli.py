@@ -31,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": cmd_demo,
         "runpod": cmd_runpod,
         "eval": cmd_eval,
+        "enhance": _lazy("unsloth_nb.teacher.cli", "cmd_enhance"),
     }
     if not args or args[0] in ("-h", "--help"):
         print(_usage(commands))
@@ -69,6 +70,7 @@ def _usage(commands: dict[str, Any]) -> str:
         "  demo     fine-tune SmolLM2-135M on Super Bowl LIX Q&A on this CPU, offline (~3 min)\n"
         "  runpod   RunPod pods: gpus, list, stop, terminate, cleanup, train, emulator\n"
         "  eval     judge a finished job's fine-tune against its base: unsloth-nb eval ID [--yes] [--json]\n"
+        "  enhance  improve and paraphrase a Q&A file with a teacher model: unsloth-nb enhance DATA [--out FILE]\n"
     )
 
 
@@ -138,6 +140,17 @@ def _eval_table(report: Any) -> str:
     lines = [f"{name:<{width}}  {value}" for name, value in rows]
     lines += [f"warning: {w}" for w in report.warnings]
     return "\n".join(lines)
+
+
+def _lazy(module: str, name: str) -> Callable[[list[str]], int]:
+    """A command that lives in its own module, imported when it runs."""
+
+    def command(argv: list[str]) -> int:
+        import importlib
+
+        return int(getattr(importlib.import_module(module), name)(argv))
+
+    return command
 
 
 # ---------------------------------------------------------------------- train

@@ -10,14 +10,13 @@ import pytest
 
 from unsloth_nb.config import DatasetConfig, TrainConfig
 from unsloth_nb.data import prepare_dataset
-from unsloth_nb.enhance.run import (
+from unsloth_nb.teacher.run import (
     CARD_FILE,
     PROVENANCE_FILE,
     TeacherError,
     build_tasks,
     enhance_rows,
     make_client,
-    teacher_folder,
 )
 from unsloth_nb.testing import fake_llm
 from unsloth_nb.testing.fake_anthropic import FakeAnthropic
@@ -72,7 +71,7 @@ def test_improve_and_paraphrase_write_a_valid_dataset_with_provenance_and_a_card
     # the written file passes the same validation as a user's file
     prepared = prepare_dataset(DatasetConfig(path=str(outcome.path)), 512)
     assert len(prepared.train) == len(QA) * 3
-    provenance = [json.loads(line) for line in (teacher_folder(tmp_path / "job") / PROVENANCE_FILE).read_text().splitlines()]
+    provenance = [json.loads(line) for line in ((tmp_path / "job") / PROVENANCE_FILE).read_text().splitlines()]
     assert len(provenance) == len(outcome.rows)
     assert provenance[0] == {
         "source": "qa.jsonl:1",
@@ -82,7 +81,7 @@ def test_improve_and_paraphrase_write_a_valid_dataset_with_provenance_and_a_card
         "operation": "improve",
     }
     assert provenance[1]["operation"] == "paraphrase+improve"
-    card = json.loads((teacher_folder(tmp_path / "job") / CARD_FILE).read_text())
+    card = json.loads(((tmp_path / "job") / CARD_FILE).read_text())
     assert card["teacher"] == {"provider": "anthropic", "model": "claude-sonnet-4-5"}
     assert len(card["prompts"]["improve"]["sha256_12"]) == 12
     assert card["cost"]["usd"] > 0
@@ -202,11 +201,11 @@ def test_a_batch_survives_a_restart_and_is_never_resubmitted(fake, tmp_path: Pat
 
     first = run(fake, tmp_path / "job", batch="on", stop=stop_after_submit)
     assert first.status == "stopped" and fake.batches_created == 1
-    assert json.loads((teacher_folder(tmp_path / "job") / "batch.json").read_text())["batch_id"]
+    assert json.loads(((tmp_path / "job") / "batch.json").read_text())["batch_id"]
     second = run(fake, tmp_path / "job", batch="on", stop=stop.is_set)
     assert second.status == "complete" and fake.batches_created == 1
     assert len(second.rows) == len(QA) * 3
-    assert not (teacher_folder(tmp_path / "job") / "batch.json").exists()
+    assert not ((tmp_path / "job") / "batch.json").exists()
 
 
 def test_an_expired_batch_resubmits_only_the_unfinished_rows(fake, tmp_path: Path):
@@ -224,3 +223,85 @@ def test_the_teacher_section_is_checked():
         )
     text = str(info.value)
     assert "teacher.operations" in text and "teacher.batch" in text
+
+
+# ---------------------------------------------------------------------------- standalone: API and CLI
+def write_qa(path: Path) -> Path:
+    path.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in QA), encoding="utf-8")
+    return path
+
+
+def test_unsloth_nb_enhance_writes_a_new_file_and_a_heldout_set_it_never_paraphrases(fake, tmp_path: Path):
+    import unsloth_nb
+
+    data = write_qa(tmp_path / "qa.jsonl")
+    before = data.read_text()
+    outcome = unsloth_nb.enhance(data, base_url=fake.base_url, batch="off", holdout=2, yes=True)
+    assert data.read_text() == before
+    assert outcome.path == tmp_path / "qa.enhanced.jsonl" and outcome.status == "complete"
+    heldout = [json.loads(line) for line in (tmp_path / "qa.enhanced.heldout.jsonl").read_text().splitlines()]
+    assert len(heldout) == 2 and heldout[0]["messages"][-1]["role"] == "assistant"
+    trained = {json.loads(line)["messages"][0]["content"] for line in outcome.path.read_text().splitlines()}
+    for row in heldout:
+        question = row["messages"][0]["content"]
+        assert not any(question in q for q in trained)
+    assert len(trained) == 3 * (len(QA) - 2)
+    assert (tmp_path / "qa.enhanced.teacher" / CARD_FILE).is_file()
+
+
+def test_the_estimate_above_the_threshold_is_asked_about_and_nothing_is_sent_without_yes(fake, tmp_path: Path):
+    import unsloth_nb
+
+    data = write_qa(tmp_path / "qa.jsonl")
+    with pytest.raises(TeacherError, match=r"teacher\.confirm_above_usd"):
+        unsloth_nb.enhance(data, base_url=fake.base_url, batch="off", confirm_above_usd=0)
+    asked: list[str] = []
+    with pytest.raises(TeacherError, match="declined"):
+        unsloth_nb.enhance(
+            data, base_url=fake.base_url, batch="off", confirm_above_usd=0, confirm=lambda q: asked.append(q) or False
+        )
+    assert fake.calls == 0
+    assert asked and "12 requests to anthropic:claude-sonnet-4-5" in asked[0] and "$" in asked[0]
+
+
+def test_the_cli_enhances_with_json_output_and_refuses_to_overwrite_the_input(
+    fake, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from unsloth_nb.cli import main
+
+    data = write_qa(tmp_path / "qa.jsonl")
+    out = tmp_path / "better.jsonl"
+    code = main(
+        [
+            "enhance",
+            str(data),
+            "--out",
+            str(out),
+            "--yes",
+            "--json",
+            "--teacher-base-url",
+            fake.base_url,
+            "--teacher-batch",
+            "off",
+            "--teacher-ops",
+            "improve",
+        ]
+    )
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "complete" and result["card"]["rows_out"] == len(QA) and out.is_file()
+    assert main(["enhance", str(data), "--out", str(data), "--yes"]) == 1
+    assert "never overwrites" in capsys.readouterr().err
+
+
+def test_the_cli_runs_offline_with_the_fake_teacher_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    from unsloth_nb.cli import main
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.setenv("UNSLOTH_NB_LLM_CACHE", str(tmp_path / "cache"))
+    data = write_qa(tmp_path / "qa.jsonl")
+    assert main(["enhance", str(data), "--fake", "--yes"]) == 0
+    captured = capsys.readouterr()
+    assert "offline fake teacher" in captured.err and "18 training rows" in captured.out

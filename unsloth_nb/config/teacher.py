@@ -88,7 +88,7 @@ class TeacherConfig:
     )
     prompts: str | None = knob(
         None,
-        "A folder with your own improve.md / paraphrase.md (copies of unsloth_nb/enhance/prompts/*.md, edited).",
+        "A folder with your own improve.md / paraphrase.md (copies of unsloth_nb/teacher/prompts/*.md, edited).",
         flag="--teacher-prompts",
     )
     out: str | None = knob(

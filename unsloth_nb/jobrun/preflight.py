@@ -92,14 +92,14 @@ def prepare(
             dataset, heldout = split
     teacher_ok = dataset is not None and config.teacher.enabled and not any(f.startswith("teacher.") for f in bad_fields)
     if teacher_ok and heldout is None and dataset is not None:
-        from unsloth_nb.enhance.preflight import teacher_holdout
+        from unsloth_nb.teacher.preflight import teacher_holdout
 
         split = found.attempt(teacher_holdout, config, dataset)
         if split is not None:
             dataset, heldout = split
     summary = dataset.summary if dataset is not None else None
     if summary is not None and teacher_ok:
-        from unsloth_nb.enhance.estimate import planned_summary
+        from unsloth_nb.teacher.estimate import planned_summary
 
         summary = planned_summary(config.teacher, summary)  # size training for the rows the teacher adds
     job_plan = None
@@ -122,7 +122,7 @@ def prepare(
         job_plan.reasons.append(heldout.describe() + ".")
         job_plan.reasons.append(preflight_line(config.judge, [(item.question, item.reference) for item in items]))
     if teacher_ok and job_plan is not None and dataset is not None:
-        from unsloth_nb.enhance.preflight import teacher_plan_lines
+        from unsloth_nb.teacher.preflight import teacher_plan_lines
 
         lines = found.attempt(teacher_plan_lines, config, dataset)
         if lines is not None:

@@ -39,9 +39,9 @@ class EnhancePhase:
         return PhaseNeeds(secrets=(variable,) if variable else (), runs_on="client", why=why if variable else "")
 
     def run(self, ctx: PhaseContext) -> PhaseResult:
-        from unsloth_nb.enhance.estimate import confirm_or_raise, estimate
-        from unsloth_nb.enhance.run import CARD_FILE, TeacherError, enhance_rows, teacher_folder
         from unsloth_nb.evaluate.in_job import folder_artifact
+        from unsloth_nb.teacher.estimate import confirm_or_raise, estimate
+        from unsloth_nb.teacher.run import CARD_FILE, TeacherError, enhance_rows, teacher_folder
 
         dataset = ctx.dataset
         if dataset is None:
@@ -57,7 +57,7 @@ class EnhancePhase:
             dataset.train,
             dataset.origins,
             teacher,
-            folder,
+            teacher_folder(folder),
             heldout_questions=questions,
             emit=ctx.hooks.emit,
             stop=ctx.hooks.should_stop,

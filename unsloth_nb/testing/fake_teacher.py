@@ -1,4 +1,4 @@
-"""Scripted teachers for the fake Anthropic/OpenAI servers: they read the prompts of ``unsloth_nb/enhance/prompts``.
+"""Scripted teachers for the fake Anthropic/OpenAI servers: they read the prompts of ``unsloth_nb/teacher/prompts``.
 
 - :func:`teacher`: improve -> the original answer plus one sentence, inside ``<answer>`` tags; paraphrase ->
   ``n`` rewordings (``Please tell me: <question>``, ``I would like to know: <question>`` ...) in ``<q>`` tags.

@@ -6,7 +6,7 @@ after Stop, Ctrl-C or a dead kernel, the same rows build the same requests, whic
 re-run sends nothing twice for rows already done. ``teacher/progress.json`` says how far a run got (for people;
 the cache is the truth).
 
-What is written (``folder/teacher/`` unless ``teacher.out`` names the dataset file):
+What is written (in the work folder, a job's ``teacher/``; ``teacher.out`` may name the dataset file elsewhere):
 
 - ``enhanced.jsonl``: the training rows, ``{"messages": [...]}``, each original row (answer improved when the
   teacher's rewrite passed the gates) followed by its accepted paraphrases. Read back through the same dataset
@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from unsloth_nb.data.records import Row
-from unsloth_nb.enhance.gates import improved_answer, paraphrases
-from unsloth_nb.enhance.prompts import Prompt, load_prompt
 from unsloth_nb.errors import UnslothNbError
 from unsloth_nb.llm.types import ChatRequest
+from unsloth_nb.teacher.gates import improved_answer, paraphrases
+from unsloth_nb.teacher.prompts import Prompt, load_prompt
 
 if TYPE_CHECKING:
     from unsloth_nb.config import TeacherConfig
@@ -151,8 +151,8 @@ def teacher_folder(folder: Path) -> Path:
     return Path(folder) / TEACHER_DIR
 
 
-def output_path(teacher: TeacherConfig, folder: Path) -> Path:
-    return Path(teacher.out).expanduser() if teacher.out else teacher_folder(folder) / ENHANCED_FILE
+def output_path(teacher: TeacherConfig, work_dir: Path) -> Path:
+    return Path(teacher.out).expanduser() if teacher.out else Path(work_dir) / ENHANCED_FILE
 
 
 # ---------------------------------------------------------------------------- running
@@ -219,24 +219,25 @@ def enhance_rows(
     rows: Sequence[Row],
     origins: Sequence[str],
     teacher: TeacherConfig,
-    folder: Path,
+    work_dir: Path,
     *,
     heldout_questions: Sequence[str] = (),
     client: LLMClient | None = None,
     emit: Emit = _no_emit,
     stop: Callable[[], bool] = lambda: False,
 ) -> EnhanceOutcome:
-    """Run the teacher over ``rows`` and write the enhanced set (see the module docstring); never raises for
-    a budget or a stop: the outcome's ``status`` says so and everything answered so far is cached."""
-    folder = Path(folder)
+    """Run the teacher over ``rows`` and write the enhanced set (see the module docstring) with its side files in
+    ``work_dir`` (a job's ``teacher/`` folder); never raises for a budget or a stop: the outcome's ``status`` says
+    so and everything answered so far is cached."""
+    work_dir = Path(work_dir)
     tasks, untouched, prompts = build_tasks(rows, origins, teacher)
     client = client or make_client(teacher, stop)
-    progress = _Progress(len(tasks), teacher_folder(folder) / PROGRESS_FILE, emit, client)
+    progress = _Progress(len(tasks), work_dir / PROGRESS_FILE, emit, client)
     requests = [task.request for task in tasks]
     if use_batch(teacher, len(requests)):
-        from unsloth_nb.enhance.batch import run_batch
+        from unsloth_nb.teacher.batch import run_batch
 
-        outcomes = run_batch(client, requests, teacher_folder(folder), poll_seconds=teacher.poll_seconds, stop=stop, emit=emit)
+        outcomes = run_batch(client, requests, work_dir, poll_seconds=teacher.poll_seconds, stop=stop, emit=emit)
     else:
         from unsloth_nb.llm.errors import LLMError
 
@@ -248,7 +249,7 @@ def enhance_rows(
     outcome = assemble(tasks, outcomes, untouched, teacher, heldout_questions)
     outcome.spend = client.spend.to_json()
     outcome.card = card(teacher, prompts, outcome, len(rows))
-    outcome.path = write(outcome, output_path(teacher, folder), teacher_folder(folder))
+    outcome.path = write(outcome, output_path(teacher, work_dir), work_dir)
     if outcome.status == "budget":
         outcome.message = (
             f"teacher.max_cost_usd (${teacher.max_cost_usd:.2f}) reached with {outcome.not_done} of {len(tasks)} requests not "

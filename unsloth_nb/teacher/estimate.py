@@ -59,8 +59,8 @@ def rows_after(teacher: TeacherConfig, rows: int) -> int:
 
 
 def estimate(teacher: TeacherConfig, rows: Sequence[Row], origins: Sequence[str] = ()) -> TeacherEstimate:
-    from unsloth_nb.enhance.run import build_tasks, use_batch
     from unsloth_nb.llm import DiskCache, PriceTable, Usage
+    from unsloth_nb.teacher.run import build_tasks, use_batch
 
     tasks, _, _ = build_tasks(rows, origins, teacher)
     cache = DiskCache()
@@ -86,7 +86,7 @@ def planned_summary(teacher: TeacherConfig, summary: DatasetSummary) -> DatasetS
 
 def confirm_or_raise(teacher: TeacherConfig, found: TeacherEstimate, *, yes: bool, confirm: Callable[[str], bool] | None) -> None:
     """Above ``teacher.confirm_above_usd`` (or unknown): ask through ``confirm``, or refuse without --yes."""
-    from unsloth_nb.enhance.run import TeacherError
+    from unsloth_nb.teacher.run import TeacherError
 
     if yes or not found.needs_confirmation(teacher):
         return

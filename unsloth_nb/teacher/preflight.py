@@ -25,8 +25,8 @@ def teacher_holdout(config: TrainConfig, dataset: PreparedDataset) -> tuple[Prep
 
 def teacher_plan_lines(config: TrainConfig, dataset: PreparedDataset) -> tuple[list[str], list[str]]:
     """(plan reasons: the estimate, warnings: a judge of the teacher's own family)."""
-    from unsloth_nb.enhance.estimate import estimate
-    from unsloth_nb.enhance.prompts import load_prompt
+    from unsloth_nb.teacher.estimate import estimate
+    from unsloth_nb.teacher.prompts import load_prompt
 
     for operation in config.teacher.operations:
         load_prompt(operation, config.teacher.prompts)  # a broken prompt file is a mistake to report now
