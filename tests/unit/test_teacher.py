@@ -144,17 +144,17 @@ def test_a_teacher_that_is_down_fails_with_a_message(fake, tmp_path: Path):
 
 
 def test_budget_reached_midway_stops_keeps_what_is_done_and_resumes(fake, tmp_path: Path):
-    config = teacher_config(fake, max_tokens=32)  # estimates near what the fake's short answers cost
+    config = teacher_config(fake, max_new_tokens=32)  # estimates near what the fake's short answers cost
     tasks, _, _ = build_tasks(rows(), origins(), config)
     estimate = make_client(config).estimate_usd(tasks[0].request)
-    capped = run(fake, tmp_path / "job", max_cost_usd=estimate * 4.5, concurrency=1, max_tokens=32)
+    capped = run(fake, tmp_path / "job", max_cost_usd=estimate * 4.5, concurrency=1, max_new_tokens=32)
     sent = fake.calls
     assert capped.status == "budget" and 0 < sent < 2 * len(QA) and capped.not_done == 2 * len(QA) - sent
     assert "teacher.max_cost_usd" in capped.message
     assert 0 < capped.usd <= estimate * 4.5  # the cap holds on actual usage
     assert len(capped.rows) >= len(QA)  # every user row is kept; unfinished ones unchanged
     fake.reset(teacher())
-    finished = run(fake, tmp_path / "job", max_tokens=32)
+    finished = run(fake, tmp_path / "job", max_new_tokens=32)
     assert finished.status == "complete"
     assert fake.calls == 2 * len(QA) - sent  # nothing already paid for is asked again
     assert len(finished.rows) == len(QA) * 3

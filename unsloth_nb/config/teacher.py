@@ -53,7 +53,9 @@ class TeacherConfig:
         flag="--teacher-holdout",
         minimum=0.0,
     )
-    max_tokens: int = knob(1024, "Longest teacher answer, in tokens.", flag="--teacher-max-tokens", minimum=16, maximum=16384)
+    max_new_tokens: int = knob(
+        1024, "Longest teacher answer, in tokens.", flag="--teacher-max-new-tokens", minimum=16, maximum=16384
+    )
     max_cost_usd: float | None = knob(
         None,
         "Stop calling the teacher at this spend (the rows done are kept and a re-run continues); a batch may overshoot by "

@@ -1,6 +1,6 @@
 """What the teacher will cost, before anything is sent: requests, tokens and dollars, shown like the RunPod plan.
 
-Tokens are a stated approximation: prompt characters / 4 in, and ``min(teacher.max_tokens, 400)`` out per
+Tokens are a stated approximation: prompt characters / 4 in, and ``min(teacher.max_new_tokens, 400)`` out per
 request (short Q&A answers and a few paraphrases rarely pass 400 tokens). Requests already in the disk cache are
 free. Batch mode is priced at the batch rate. The figure goes through the same ask-above-threshold rule as the
 judge's (``teacher.confirm_above_usd``); an unknown price (a model missing from the table) always asks.
@@ -65,7 +65,7 @@ def estimate(teacher: TeacherConfig, rows: Sequence[Row], origins: Sequence[str]
     tasks, _, _ = build_tasks(rows, origins, teacher)
     cache = DiskCache()
     uncached = [task.request for task in tasks if task.request not in cache]
-    out_each = min(teacher.max_tokens, 400)
+    out_each = min(teacher.max_new_tokens, 400)
     tokens_in = sum(request.prompt_chars() // CHARS_PER_TOKEN + 8 for request in uncached)
     tokens_out = out_each * len(uncached)
     batch = use_batch(teacher, len(tasks))

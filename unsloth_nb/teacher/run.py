@@ -99,7 +99,7 @@ def build_tasks(
 ) -> tuple[list[Task], list[Row], dict[str, Prompt]]:
     """(one task per row and operation, rows passed through untouched, the prompts used)."""
     prompts = {op: load_prompt(op, teacher.prompts) for op in teacher.operations}
-    params: dict[str, Any] = {"max_tokens": teacher.max_tokens}
+    params: dict[str, Any] = {"max_tokens": teacher.max_new_tokens}
     tasks: list[Task] = []
     untouched: list[Row] = []
     for index, row in enumerate(rows):
@@ -172,7 +172,7 @@ def make_client(teacher: TeacherConfig, stop: Callable[[], bool] | None = None, 
         concurrency=teacher.concurrency,
         timeout=teacher.timeout,
         max_cost_usd=teacher.max_cost_usd,
-        expected_output_tokens=min(teacher.max_tokens, 400),
+        expected_output_tokens=min(teacher.max_new_tokens, 400),
         stop=stop,
         cap_field="teacher.max_cost_usd",
     )

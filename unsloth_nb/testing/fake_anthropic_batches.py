@@ -35,6 +35,7 @@ class FakeBatch:
     cancel_requested: bool = False
     results: list[dict[str, Any]] = field(default_factory=list)
     ended_at: datetime | None = None
+    auth: str = ""  # the key the batch was created with (its requests are answered under it)
 
 
 def _state(server: FakeLLMServer) -> dict[str, Any]:
@@ -95,7 +96,7 @@ def _finish(server: FakeLLMServer, batch: FakeBatch) -> None:
             result = {"type": "expired"}
         else:
             system, prompt = prompt_of(params)
-            reply = server.answer(str(params.get("model", "")), prompt, system, params, "batch")
+            reply = server.answer(str(params.get("model", "")), prompt, system, params, batch.auth)
             if reply.status != 200:
                 result = {"type": "errored", "error": {"type": "error", "error": {"type": "api_error", "message": reply.error}}}
             else:
@@ -130,7 +131,8 @@ def create_batch(server: FakeLLMServer, handler: LoopbackHandler, body: dict[str
     with state["lock"]:
         server.__dict__["batches_created"] += 1
         server.__dict__["batch_requests"] += len(requests)
-        batch = FakeBatch(f"msgbatch_fake_{server.__dict__['batches_created']:04d}", list(requests), datetime.now(UTC))
+        auth = handler.headers.get("x-api-key") or handler.headers.get("Authorization", "").removeprefix("Bearer ")
+        batch = FakeBatch(f"msgbatch_fake_{server.__dict__['batches_created']:04d}", list(requests), datetime.now(UTC), auth=auth)
         state["batches"][batch.id] = batch
         payload = _batch_json(server, batch)
     handler.send_json(200, payload)
