@@ -305,3 +305,95 @@ def test_the_cli_runs_offline_with_the_fake_teacher_and_says_so(
     assert main(["enhance", str(data), "--fake", "--yes"]) == 0
     captured = capsys.readouterr()
     assert "offline fake teacher" in captured.err and "18 training rows" in captured.out
+
+
+# ---------------------------------------------------------------------------- generate from documents
+def tiny_pdf(path: Path, pages: list[list[str]]) -> Path:
+    """A real PDF built by hand (Helvetica text, one content stream per page) with a correct xref table."""
+    objects: list[bytes] = []
+    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(len(pages)))
+    font = 3 + 2 * len(pages)
+    objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
+    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode())
+    for i, lines in enumerate(pages):
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
+            f"/Resources << /Font << /F1 {font} 0 R >> >> >>".encode()
+        )
+        text = " ".join(f"({line}) Tj T*" for line in lines)
+        stream = f"BT /F1 11 Tf 14 TL 72 720 Td {text} ET".encode()
+        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    body = b"%PDF-1.4\n"
+    offsets = []
+    for number, obj in enumerate(objects, start=1):
+        offsets.append(len(body))
+        body += b"%d 0 obj\n" % number + obj + b"\nendobj\n"
+    xref = len(body)
+    body += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    body += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    body += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(body)
+    return path
+
+
+def test_generate_writes_grounded_rows_from_a_pdf_and_a_markdown_file_each_citing_its_chunk(fake, tmp_path: Path):
+    pytest.importorskip("pypdf")
+    from unsloth_nb.testing.fake_teacher import generator
+
+    pdf = tiny_pdf(
+        tmp_path / "report.pdf",
+        [
+            ["The Eagles beat the Chiefs 40-22 in Super Bowl LIX.", "Jalen Hurts was named MVP.", "He ran for 72 yards."],
+            [
+                "Kendrick Lamar headlined the halftime show.",
+                "The game was played in New Orleans.",
+                "It drew 127 million viewers.",
+            ],
+        ],
+    )
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Notes\n\nThe Caesars Superdome seats 73208 people.\n\nIt opened in 1975.\n", encoding="utf-8")
+    fake.reset(generator())
+    outcome = run(
+        fake,
+        tmp_path / "job",
+        n=2,
+        operations=["generate"],
+        documents=[str(pdf), str(notes)],
+        questions_per_chunk=2,
+        chunk_chars=200,
+    )
+    provenance = [json.loads(line) for line in (tmp_path / "job" / PROVENANCE_FILE).read_text().splitlines()]
+    generated = [(row, where) for row, where in zip(outcome.rows, provenance, strict=True) if where["operation"] == "generate"]
+    assert outcome.counts["generated"] == len(generated) >= 4
+    cites = {where["source"] for _, where in generated}
+    assert any(c.startswith("report.pdf#chunk") and "(p. 2)" in c for c in cites)
+    assert any(c.startswith("notes.md#chunk") for c in cites)
+    answers = " ".join(row["messages"][1]["content"] for row, _ in generated)
+    assert "40-22" in answers and "Kendrick Lamar" in answers and "73208" in answers
+    assert len(outcome.rows) == 2 + len(generated)  # the user's rows are kept as they were
+    prepare_dataset(DatasetConfig(path=str(outcome.path)), 512)
+
+
+def test_generated_answers_with_numbers_not_in_the_passage_are_rejected(fake, tmp_path: Path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("The stadium opened in 1975.", encoding="utf-8")
+    invented = "<qa><q>When did it open?</q><a>In 1975.</a></qa>\n<qa><q>How many seats?</q><a>About 80000.</a></qa>"
+    fake.reset(lambda call: fake_llm.Reply(invented))
+    outcome = run(fake, tmp_path / "job", n=0, operations=["generate"], documents=[str(notes)])
+    assert outcome.counts["generated"] == 1 and outcome.rejected == {"generate:ungrounded": 1}
+
+
+def test_documents_are_checked_before_anything_is_sent(fake, tmp_path: Path):
+    from unsloth_nb.errors import ConfigError
+
+    scan = tmp_path / "scan.pdf"
+    scan.write_bytes(b"not a pdf at all")
+    with pytest.raises(ConfigError, match="not a readable PDF"):
+        run(fake, tmp_path / "job", operations=["generate"], documents=[str(scan)])
+    with pytest.raises(ConfigError, match="no such file"):
+        run(fake, tmp_path / "job", operations=["generate"], documents=[str(tmp_path / "missing.md")])
+    with pytest.raises(Exception, match=r"teacher\.documents"):
+        teacher_config(fake, operations=["generate"])
+    assert fake.calls == 0

@@ -13,13 +13,14 @@ from unsloth_nb.errors import ConfigError
 #: Haiku is cheaper but rewrites less faithfully. The judge defaults to another family (gpt-5-mini).
 DEFAULT_TEACHER_MODEL = "claude-sonnet-4-5"
 TEACHER_PROVIDERS = ("anthropic", "openai", "openai-compatible")
-TEACHER_OPERATIONS = ("improve", "paraphrase")
+TEACHER_OPERATIONS = ("improve", "paraphrase", "generate")
 BATCH_MODES = ("auto", "on", "off")
 
 
 @dataclass
 class TeacherConfig:
-    """A teacher model rewrites answers (improve) and rewords questions (paraphrase) before training.
+    """A teacher model rewrites answers (improve), rewords questions (paraphrase) and writes Q&A from documents
+    (generate) before training.
 
     A ``teacher:`` section turns it on. It runs on this machine only: its key (ANTHROPIC_API_KEY, or
     OPENAI_API_KEY for an OpenAI provider) never goes to a pod. The user's file is never modified: the enhanced
@@ -47,6 +48,15 @@ class TeacherConfig:
     paraphrases: int = knob(
         2, "New wordings written per question by paraphrase.", flag="--teacher-paraphrases", minimum=1, maximum=10
     )
+    documents: list[str] = knob(
+        [],
+        "Documents (.txt, .md, .pdf) the teacher writes new Q&A rows from (generate), each row citing its chunk.",
+        flag="--teacher-documents",
+    )
+    questions_per_chunk: int = knob(
+        3, "Q&A pairs generate writes per document chunk.", flag="--teacher-questions-per-chunk", minimum=1, maximum=20
+    )
+    chunk_chars: int = knob(3000, "Longest document chunk, in characters.", flag="--teacher-chunk-chars", minimum=200)
     holdout: float = knob(
         0.0,
         "Rows split off as an evaluation set before augmentation when no judge: section does it; a fraction (<1) or a count.",
@@ -112,6 +122,14 @@ class TeacherConfig:
                     f"{', '.join(map(repr, unknown)) or 'none given'}: use one or more of {', '.join(TEACHER_OPERATIONS)}",
                 )
             )
+        if "generate" in self.operations and not self.documents:
+            errors.append(
+                ConfigError(
+                    "teacher.documents", "generate writes Q&A from documents: name .txt, .md or .pdf files in teacher.documents"
+                )
+            )
+        if self.documents and "generate" not in self.operations:
+            errors.append(ConfigError("teacher.operations", "teacher.documents are given: add generate to teacher.operations"))
         if self.provider == "openai-compatible" and not self.base_url:
             errors.append(
                 ConfigError(

@@ -51,9 +51,9 @@ def cmd_enhance(argv: list[str]) -> int:
     api_key = None
     if args.fake:
         from unsloth_nb.testing.fake_anthropic import FakeAnthropic
-        from unsloth_nb.testing.fake_teacher import teacher
+        from unsloth_nb.testing.fake_teacher import generator
 
-        fake = FakeAnthropic(teacher()).start()
+        fake = FakeAnthropic(generator()).start()
         fields.update(provider="anthropic", base_url=fake.base_url)
         api_key = FakeAnthropic.api_key
         print("unsloth-nb: using the offline fake teacher: answers are scripted, nothing is sent anywhere, $0", file=sys.stderr)

@@ -70,10 +70,10 @@ def estimate(teacher: TeacherConfig, rows: Sequence[Row], origins: Sequence[str]
     tokens_out = out_each * len(uncached)
     batch = use_batch(teacher, len(tasks))
     usd = PriceTable({**teacher.prices}).cost(teacher.model, Usage(tokens_in, tokens_out), batch=batch)
-    qa_rows = len({task.qa.index for task in tasks})
-    return TeacherEstimate(
-        len(tasks), len(uncached), tokens_in, tokens_out, usd, batch, len(rows) - qa_rows + rows_after(teacher, qa_rows)
-    )
+    qa_rows = len({task.qa.index for task in tasks if task.qa is not None})
+    generated = sum(teacher.questions_per_chunk for task in tasks if task.operation == "generate")
+    rows_out = len(rows) - qa_rows + rows_after(teacher, qa_rows) + generated
+    return TeacherEstimate(len(tasks), len(uncached), tokens_in, tokens_out, usd, batch, rows_out)
 
 
 def planned_summary(teacher: TeacherConfig, summary: DatasetSummary) -> DatasetSummary:

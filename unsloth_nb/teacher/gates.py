@@ -10,6 +10,8 @@ that fails adds nothing. Every rejection is counted by its reason (in the card a
   asked about a sports final or a product must keep.
 - ``unparsable``: a paraphrase reply without a single ``<q>`` line.
 - ``same_as_question``: a paraphrase equal to the question (after normalising case and punctuation).
+- ``ungrounded``: a generated answer with a number its document chunk does not hold; ``duplicate``: a generated
+  question already written for that chunk.
 """
 
 from __future__ import annotations
@@ -115,4 +117,39 @@ def paraphrases(reply: str, question: str, n: int) -> tuple[list[str], dict[str,
     return kept, rejected
 
 
-__all__ = ["dropped_facts", "improved_answer", "is_refusal", "key_facts", "paraphrases"]
+_PAIR = re.compile(r"<qa>\s*<q>\s*(.*?)\s*</q>\s*<a>\s*(.*?)\s*</a>\s*</qa>", re.S | re.I)
+
+
+def generated_pairs(reply: str, passage: str, n: int) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """Up to ``n`` (question, answer) pairs grounded in ``passage``: an answer whose numbers the passage does not
+    hold is ``ungrounded`` (the numbers are what a model invents first)."""
+    from unsloth_nb.evaluate.holdout import normalise
+
+    rejected: dict[str, int] = {}
+    if is_refusal(reply or ""):
+        return [], {"refusal": 1}
+    found = _PAIR.findall(reply or "")
+    if not found:
+        return [], {"empty" if not (reply or "").strip() else "unparsable": 1}
+    passage_numbers = {_normalise_number(x) for x in _NUMBER.findall(passage)}
+    kept: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for question, answer in found:
+        reason = None
+        if not question.strip() or not answer.strip():
+            reason = "empty"
+        elif is_refusal(answer):
+            reason = "refusal"
+        elif any(_normalise_number(x) not in passage_numbers for x in _NUMBER.findall(answer)):
+            reason = "ungrounded"
+        elif normalise(question) in seen:
+            reason = "duplicate"
+        if reason:
+            rejected[reason] = rejected.get(reason, 0) + 1
+        elif len(kept) < n:
+            seen.add(normalise(question))
+            kept.append((question.strip(), answer.strip()))
+    return kept, rejected
+
+
+__all__ = ["dropped_facts", "generated_pairs", "improved_answer", "is_refusal", "key_facts", "paraphrases"]

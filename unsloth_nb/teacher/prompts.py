@@ -15,7 +15,11 @@ from unsloth_nb.errors import ConfigError
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 #: Placeholders each operation's prompt must keep.
-REQUIRED: dict[str, tuple[str, ...]] = {"improve": ("{question}", "{answer}"), "paraphrase": ("{question}", "{n}")}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "improve": ("{question}", "{answer}"),
+    "paraphrase": ("{question}", "{n}"),
+    "generate": ("{chunk}", "{n}"),
+}
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from unsloth_nb.data.records import Row
 from unsloth_nb.errors import UnslothNbError
 from unsloth_nb.llm.types import ChatRequest
-from unsloth_nb.teacher.gates import improved_answer, paraphrases
+from unsloth_nb.teacher.documents import Chunk
+from unsloth_nb.teacher.gates import generated_pairs, improved_answer, paraphrases
 from unsloth_nb.teacher.prompts import Prompt, load_prompt
 
 if TYPE_CHECKING:
@@ -89,28 +90,38 @@ def qa_of(row: Row, index: int, origin: str = "") -> QA | None:
 # ---------------------------------------------------------------------------- requests
 @dataclass(frozen=True)
 class Task:
-    qa: QA
+    qa: QA | None  # the row improved or paraphrased (None for generate)
     operation: str
     request: ChatRequest
+    chunk: Chunk | None = None  # the document passage generate writes from
 
 
 def build_tasks(
     rows: Sequence[Row], origins: Sequence[str], teacher: TeacherConfig
 ) -> tuple[list[Task], list[Row], dict[str, Prompt]]:
-    """(one task per row and operation, rows passed through untouched, the prompts used)."""
+    """(one task per row and row operation, then one per document chunk; rows passed through untouched; prompts)."""
+    from unsloth_nb.teacher.documents import chunk_document
+
     prompts = {op: load_prompt(op, teacher.prompts) for op in teacher.operations}
     params: dict[str, Any] = {"max_tokens": teacher.max_new_tokens}
+    row_ops = [op for op in teacher.operations if op != "generate"]
     tasks: list[Task] = []
     untouched: list[Row] = []
     for index, row in enumerate(rows):
-        qa = qa_of(row, index, origins[index] if index < len(origins) else "")
+        qa = qa_of(row, index, origins[index] if index < len(origins) else "") if row_ops else None
         if qa is None:
             untouched.append(row)
             continue
-        for op in teacher.operations:
+        for op in row_ops:
             text = prompts[op].fill(question=qa.question, answer=qa.answer, n=teacher.paraphrases)
             request = ChatRequest.make(teacher.provider, teacher.model, text, params=params, tag=f"{op}:{index}")
             tasks.append(Task(qa, op, request))
+    if "generate" in teacher.operations:
+        for document in teacher.documents:
+            for chunk in chunk_document(document, teacher.chunk_chars):
+                text = prompts["generate"].fill(document=chunk.document, chunk=chunk.text, n=teacher.questions_per_chunk)
+                request = ChatRequest.make(teacher.provider, teacher.model, text, params=params, tag=f"generate:{chunk.cite}")
+                tasks.append(Task(None, "generate", request, chunk))
     return tasks, untouched, prompts
 
 
@@ -139,6 +150,8 @@ class EnhanceOutcome:
             f"teacher: {c.get('rows_in', 0)} rows -> {len(self.rows)} training rows "
             f"({c.get('improved', 0)} answers improved, {c.get('paraphrases', 0)} paraphrases added"
         )
+        if c.get("generated"):
+            text += f", {c['generated']} rows generated from documents"
         if c.get("dropped_heldout"):
             text += f", {c['dropped_heldout']} paraphrases of held-out questions dropped"
         text += f"; {rejected} outputs rejected); ${self.usd:.4f}"
@@ -278,11 +291,20 @@ def assemble(
     reworded: dict[int, list[str]] = {}
     qas: dict[int, Any] = {}
     rejected: dict[str, int] = {}
-    counts = {"rows_in": 0, "improved": 0, "paraphrases": 0, "dropped_heldout": 0, "passed_through": len(untouched)}
+    counts = {
+        "rows_in": 0,
+        "improved": 0,
+        "paraphrases": 0,
+        "generated": 0,
+        "dropped_heldout": 0,
+        "passed_through": len(untouched),
+    }
+    generated: list[tuple[Chunk, str, str]] = []
     not_done = 0
     status: RunStatus = "complete"
     for task, result in zip(tasks, outcomes, strict=True):
-        qas[task.qa.index] = task.qa
+        if task.qa is not None:
+            qas[task.qa.index] = task.qa
         if result.completion is None:
             not_done += 1
             if result.status == "budget":
@@ -291,6 +313,17 @@ def assemble(
                 status = "stopped"
             continue
         text = result.completion.text
+        if task.operation == "generate" and task.chunk is not None:
+            pairs, reasons = generated_pairs(text, task.chunk.text, teacher.questions_per_chunk)
+            for reason, n in reasons.items():
+                rejected[f"generate:{reason}"] = rejected.get(f"generate:{reason}", 0) + n
+            for question, answer in pairs:
+                if heldout is not None and heldout.match(question):
+                    counts["dropped_heldout"] += 1
+                else:
+                    generated.append((task.chunk, question, answer))
+            continue
+        assert task.qa is not None
         if task.operation == "improve":
             answer, reason = improved_answer(text, task.qa.answer)
             if answer is None:
@@ -321,6 +354,10 @@ def assemble(
             counts["paraphrases"] += 1
             out_rows.append(qa.row(question=question, answer=answer))
             provenance.append({**base, "operation": "paraphrase" + ("+improve" if index in improved else "")})
+    for chunk, question, answer in generated:
+        counts["generated"] += 1
+        out_rows.append({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]})
+        provenance.append({"source": chunk.cite, "operation": "generate", "model": teacher.model})
     return EnhanceOutcome(out_rows, provenance, status, counts, rejected, not_done=not_done)
 
 

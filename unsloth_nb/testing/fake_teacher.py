@@ -68,4 +68,27 @@ def drops_numbers(then: Behaviour | None = None) -> Behaviour:
     return behaviour
 
 
-__all__ = ["LEADS", "drops_numbers", "empties", "refuses", "teacher"]
+_PASSAGE = re.compile(r"\[The Start of Passage from (.*?)\]\n?(.*?)\n?\[The End of Passage\]", re.S)
+_SENTENCE = re.compile(r"[^.!?]+[.!?]")
+
+
+def generator() -> Behaviour:
+    """generate -> one pair per sentence of the passage (up to n): "What does <doc> say about <first words>?" and
+    the sentence itself as the answer, so every number is grounded."""
+    follow = teacher()
+
+    def behaviour(call: Call) -> Reply:
+        found = _PASSAGE.search(call.prompt)
+        if not found:
+            return follow(call)
+        match = _N_GEN.search(call.prompt)
+        n = int(match.group(1)) if match else 3
+        sentences = [s.strip() for s in _SENTENCE.findall(found.group(2))][:n]
+        pairs = [f"<qa><q>What is said about {' '.join(s.split()[:4])}?</q><a>{s}</a></qa>" for s in sentences]
+        return Reply("\n".join(pairs))
+
+    return behaviour
+
+
+_N_GEN = re.compile(r"Write (\d+) questions")
+__all__ = ["LEADS", "drops_numbers", "empties", "generator", "refuses", "teacher"]
