@@ -97,3 +97,42 @@ def test_a_teacher_and_judge_job_trains_on_the_enhanced_rows_with_one_cost_recor
         if path.is_file():
             text = path.read_text(errors="ignore")
             assert FakeAnthropic.api_key not in text and FakeOpenAI.api_key not in text
+
+
+@pytest.mark.timeout(400)
+def test_a_teacher_and_judge_job_on_an_emulated_pod_sends_the_enhanced_rows_and_never_the_teacher_key(
+    runpod_emulator: Any, tiny_model: Path, superbowl_rows: list[dict[str, Any]], tmp_path: Path, fakes
+) -> None:
+    import unsloth_nb
+
+    anthropic_fake, openai_fake = fakes
+    rows = [{"prompt": r["prompt"], "completion": r["completion"][:160]} for r in superbowl_rows]
+    data = write_rows(tmp_path / "qa.jsonl", rows)
+    job = unsloth_nb.train(
+        model=str(tiny_model),
+        dataset=str(data),
+        placement="runpod",
+        train={"max_steps": 2, "batch_size": 2, "grad_accum": 1, "max_seq_length": 512, "warmup_steps": 0},
+        lora={"r": 8, "alpha": 8},
+        teacher={"base_url": anthropic_fake.base_url, "batch": "off"},
+        judge={"base_url": openai_fake.base_url, "holdout": 3, "max_new_tokens": 8, "batch_size": 4},
+    )
+    envs: list[dict[str, str]] = []
+
+    def pod_env(event: Any) -> None:
+        if event.kind == "status" and event.data.get("state") == "uploading" and job.record.pod_id:
+            info = runpod_emulator.pod(job.record.pod_id)
+            if info is not None:
+                envs.append(dict(info.env))
+
+    job.log.subscribe(pod_env)
+    job.wait(timeout=360)
+    assert job.state == "succeeded", job.error
+    states = [e.data["state"] for e in job.events(kinds={"status"})]
+    assert states.index("enhancing") < states.index("provisioning") < states.index("training") < states.index("evaluating")
+    sent = [e.data["message"] for e in job.events(kinds={"log"}) if "dataset sent" in str(e.data.get("message"))]
+    assert sent and "27 rows" in sent[0]
+    assert anthropic_fake.calls == 18
+    assert envs and all(FakeAnthropic.api_key not in json.dumps(env) for env in envs)
+    costs = {e.data.get("source") for e in job.events(kinds={"cost"})}
+    assert "teacher" in costs and "judge" in costs
