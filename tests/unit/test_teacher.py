@@ -397,3 +397,24 @@ def test_documents_are_checked_before_anything_is_sent(fake, tmp_path: Path):
     with pytest.raises(Exception, match=r"teacher\.documents"):
         teacher_config(fake, operations=["generate"])
     assert fake.calls == 0
+
+
+def test_the_review_shows_before_and_after_of_each_kind_of_change(fake, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from unsloth_nb.cli import main
+    from unsloth_nb.teacher.review import review_files
+
+    outcome = run(fake, tmp_path / "job")
+    review = outcome.review(4)
+    assert [r.operation for r in review.rows] == ["improve", "paraphrase+improve", "improve", "paraphrase+improve"]
+    assert review.total_changed == len(QA) * 3
+    page = review._repr_html_()
+    assert "<del" not in page.split("</tr>")[1]  # an improve only adds here: nothing struck through
+    assert "<ins" in page and "That is the complete answer." in page
+    again = review_files(outcome.path, tmp_path / "job" / PROVENANCE_FILE, 4)
+    assert [r.after_answer for r in again.rows] == [r.after_answer for r in review.rows]
+    data = write_qa(tmp_path / "qa.jsonl")
+    assert (
+        main(["enhance", str(data), "--yes", "--review", "2", "--teacher-base-url", fake.base_url, "--teacher-batch", "off"]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "2 of 18 changed rows (before | after):" in printed and "| " + QA[0][1][:20] in printed

@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", "-o", help="where to write the enhanced rows (default: DATA's stem + .enhanced.jsonl)")
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask about the estimated cost")
     parser.add_argument("--json", action="store_true", help="print the dataset card and paths as one JSON object")
+    parser.add_argument("--review", type=int, default=0, metavar="N", help="print N before/after rows side by side at the end")
     parser.add_argument("--fake", action="store_true", help="use the offline fake teacher (scripted answers; no key, no cost)")
     for spec in field_specs(TrainConfig):
         if spec.path.startswith("teacher.") and spec.flag and spec.path not in ("teacher.enabled", "teacher.out"):
@@ -81,6 +82,8 @@ def cmd_enhance(argv: list[str]) -> int:
         print(f"wrote {outcome.path} (provenance and card in {side_folder(outcome.path)})")
         if outcome.message:
             print(outcome.message)
+        if args.review:
+            print(outcome.review(args.review))
     return 0 if outcome.status == "complete" else 130
 
 

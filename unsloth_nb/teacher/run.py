@@ -143,6 +143,12 @@ class EnhanceOutcome:
     def usd(self) -> float:
         return float(self.spend.get("usd", 0.0) or 0.0)
 
+    def review(self, n: int = 5) -> Any:
+        """Before/after of ``n`` changed rows (a diff-style table in a notebook; text in a terminal)."""
+        from unsloth_nb.teacher.review import review_rows
+
+        return review_rows(self.rows, self.provenance, n)
+
     def summary_line(self) -> str:
         c = self.counts
         rejected = sum(self.rejected.values())
