@@ -418,3 +418,23 @@ def test_the_review_shows_before_and_after_of_each_kind_of_change(fake, tmp_path
     )
     printed = capsys.readouterr().out
     assert "2 of 18 changed rows (before | after):" in printed and "| " + QA[0][1][:20] in printed
+
+
+def test_ctrl_c_sends_no_new_request_and_the_rerun_asks_only_for_the_rest(fake, tmp_path: Path):
+    """KeyboardInterrupt in the caller's thread (Ctrl-C in a terminal or a notebook): the requests in flight
+    finish and are cached, the queued ones are never sent, and the re-run sends exactly the missing ones."""
+    fake.reset(fake_llm.fixed_latency(0.1, teacher()))
+    config = teacher_config(fake, concurrency=2)
+    tasks, _, _ = build_tasks(rows(), origins(), config)
+    requests = [task.request for task in tasks]
+
+    def interrupt(index: int, outcome: object) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        make_client(config).run(requests, on_done=interrupt)
+    first = fake.calls
+    assert 1 <= first <= 4  # what was in flight when Ctrl-C came, not the 12 queued
+    fake.reset(teacher())
+    make_client(config).run(requests)
+    assert fake.calls == len(requests) - first

@@ -137,7 +137,9 @@ class LLMClient:
         self.max_cost_usd = max_cost_usd
         self.cap_field = cap_field  # the setting named when the cap stops a request
         self.expected_output_tokens = expected_output_tokens
-        self.stop = stop or (lambda: False)
+        user_stop = stop or (lambda: False)
+        self._interrupted = False  # Ctrl-C (or any error) in the caller's thread: queued requests are not sent
+        self.stop: Callable[[], bool] = lambda: self._interrupted or user_stop()
         self.spend = Spend()
         self._lock = threading.Lock()
         self._reserved = 0.0
@@ -185,8 +187,12 @@ class LLMClient:
         if pending:
             with ThreadPoolExecutor(max_workers=min(self.concurrency, len(pending)), thread_name_prefix="unsloth-nb-llm") as pool:
                 futures = [pool.submit(self._one, requests[i]) for i in pending]
-                for index, future in zip(pending, futures, strict=True):
-                    finish(index, future.result())
+                try:
+                    for index, future in zip(pending, futures, strict=True):
+                        finish(index, future.result())
+                except BaseException:  # Ctrl-C: the requests in flight finish (and are cached), no new one starts
+                    self._interrupted = True
+                    raise
         if self._fatal is not None:
             raise self._fatal
         if self._down is not None:
