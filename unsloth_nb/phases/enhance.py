@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from unsloth_nb.jobrun.lifecycle import ENHANCING
-from unsloth_nb.phases.base import PhaseContext, PhaseNeeds, PhaseResult
+from unsloth_nb.phases.base import MetricValue, PhaseContext, PhaseNeeds, PhaseResult
 
 if TYPE_CHECKING:
     from unsloth_nb.config import TrainConfig
@@ -66,7 +66,7 @@ class EnhancePhase:
         ctx.hooks.emit("log", level="info", message=outcome.summary_line(), source="teacher")
         if outcome.status == "budget":
             raise TeacherError(outcome.message)
-        metrics = {
+        metrics: dict[str, MetricValue] = {
             "teacher_usd": round(outcome.usd, 6),
             "teacher_rows": len(outcome.rows),
             "teacher_improved": outcome.counts.get("improved", 0),

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -112,13 +113,8 @@ def run_batch(
                 break
             state = {"custom_ids": wanted}
             _save_state(state_path, state)  # written first: a crash during create leaves a trace to clean up
-            batch = _sdk_call(
-                client,
-                lambda w=wanted: sdk.messages.batches.create(
-                    requests=[{"custom_id": cid, "params": _params(requests[by_id[cid]])} for cid in w]
-                ),
-                stop,
-            )
+            submission = [{"custom_id": cid, "params": _params(requests[by_id[cid]])} for cid in wanted]
+            batch = _sdk_call(client, functools.partial(sdk.messages.batches.create, requests=submission), stop)
             client.spend.requests_sent += 1
             batch_id = batch.id
             _save_state(state_path, {**state, "batch_id": batch_id, "submitted_at": time.time()})

@@ -321,8 +321,8 @@ def assemble(
         text = result.completion.text
         if task.operation == "generate" and task.chunk is not None:
             pairs, reasons = generated_pairs(text, task.chunk.text, teacher.questions_per_chunk)
-            for reason, n in reasons.items():
-                rejected[f"generate:{reason}"] = rejected.get(f"generate:{reason}", 0) + n
+            for why, n in reasons.items():
+                rejected[f"generate:{why}"] = rejected.get(f"generate:{why}", 0) + n
             for question, answer in pairs:
                 if heldout is not None and heldout.match(question):
                     counts["dropped_heldout"] += 1
@@ -331,11 +331,11 @@ def assemble(
             continue
         assert task.qa is not None
         if task.operation == "improve":
-            answer, reason = improved_answer(text, task.qa.answer)
-            if answer is None:
+            better, reason = improved_answer(text, task.qa.answer)
+            if better is None:
                 rejected[f"improve:{reason}"] = rejected.get(f"improve:{reason}", 0) + 1
             else:
-                improved[task.qa.index] = answer
+                improved[task.qa.index] = better
         else:
             found, reasons = paraphrases(text, task.qa.question, teacher.paraphrases)
             for reason, n in reasons.items():

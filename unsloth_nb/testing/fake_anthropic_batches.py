@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from unsloth_nb.testing.fake_llm import FakeLLMServer, count_tokens
@@ -103,7 +103,7 @@ def _finish(server: FakeLLMServer, batch: FakeBatch) -> None:
                 result = {"type": "succeeded", "message": message_body(server, params, reply.text)}
         batch.results.append({"custom_id": custom_id, "result": result})
     batch.status = "ended"
-    batch.ended_at = datetime.now(UTC)
+    batch.ended_at = datetime.now(timezone.utc)
 
 
 def count_tokens_route(server: FakeLLMServer, handler: LoopbackHandler, body: dict[str, Any]) -> None:
@@ -132,14 +132,16 @@ def create_batch(server: FakeLLMServer, handler: LoopbackHandler, body: dict[str
         server.__dict__["batches_created"] += 1
         server.__dict__["batch_requests"] += len(requests)
         auth = handler.headers.get("x-api-key") or handler.headers.get("Authorization", "").removeprefix("Bearer ")
-        batch = FakeBatch(f"msgbatch_fake_{server.__dict__['batches_created']:04d}", list(requests), datetime.now(UTC), auth=auth)
+        batch = FakeBatch(
+            f"msgbatch_fake_{server.__dict__['batches_created']:04d}", list(requests), datetime.now(timezone.utc), auth=auth
+        )
         state["batches"][batch.id] = batch
         payload = _batch_json(server, batch)
     handler.send_json(200, payload)
 
 
 def _batch_or_404(server: FakeLLMServer, handler: LoopbackHandler) -> FakeBatch | None:
-    batch = _state(server)["batches"].get(handler.path_params.get("batch_id", ""))
+    batch = _state(server)["batches"].get(getattr(handler, "path_params", {}).get("batch_id", ""))
     if batch is None:
         handler.send_json(404, {"type": "error", "error": {"type": "not_found_error", "message": "no such batch"}})
     return batch
