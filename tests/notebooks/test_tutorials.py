@@ -203,3 +203,21 @@ def test_evaluate_tutorial_judges_the_fine_tune_and_reruns_from_the_cache(tmp_pa
     assert "<table" in table and "outcome" in table
     again = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "job.evaluate()")))
     assert "requests sent: 0" in again and "cost: $0.0000" in again
+
+
+def test_teacher_tutorial_enhances_reviews_trains_and_judges_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("UNSLOTH_NB_LLM_CACHE", str(tmp_path / "llm-cache"))
+    notebook = execute("05_teacher.ipynb", tmp_path, monkeypatch)
+
+    assert errors(notebook) == []
+    note = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "teacher_settings()")))
+    assert "offline scripted teacher" in note and "offline judge" in note  # says so when no key is set
+    review = "".join(displayed(cell_with(notebook, "outcome.review("), "text/html"))
+    assert "<table" in review and "<ins" in review
+    assert (tmp_path / "notebooks" / "superbowl.enhanced.jsonl").is_file()
+    jobs = list_jobs()
+    assert [job.state for job in jobs] == ["succeeded"]
+    printed = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "await job")))
+    assert "trained on 600 rows" in printed and "win rate" in printed
