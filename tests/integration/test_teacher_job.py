@@ -136,3 +136,26 @@ def test_a_teacher_and_judge_job_on_an_emulated_pod_sends_the_enhanced_rows_and_
     assert envs and all(FakeAnthropic.api_key not in json.dumps(env) for env in envs)
     costs = {e.data.get("source") for e in job.events(kinds={"cost"})}
     assert "teacher" in costs and "judge" in costs
+
+
+def test_a_teacher_estimate_above_the_threshold_stops_the_job_before_any_request_unless_yes(
+    tiny_model: Path, superbowl_rows: list[dict[str, Any]], tmp_path: Path, fakes
+) -> None:
+    import unsloth_nb
+
+    anthropic_fake, _ = fakes
+    data = write_rows(tmp_path / "qa.jsonl", superbowl_rows)
+    options = {
+        "model": {"name": str(tiny_model), "load_in_4bit": False},
+        "dataset": str(data),
+        "placement": "local",
+        "train": {"max_steps": 1, "batch_size": 4, "grad_accum": 1, "warmup_steps": 0, "max_seq_length": 256},
+        "teacher": {"base_url": anthropic_fake.base_url, "batch": "off", "operations": ["improve"], "confirm_above_usd": 0},
+    }
+    job = unsloth_nb.train(options)
+    with pytest.raises(Exception, match=r"teacher\.confirm_above_usd"):
+        job.wait(timeout=300)
+    assert job.state == "failed" and "teacher.confirm_above_usd" in (job.error or "")
+    assert anthropic_fake.calls == 0
+    job = unsloth_nb.train(options, yes=True, wait=True)
+    assert job.state == "succeeded" and anthropic_fake.calls == 12
