@@ -202,10 +202,11 @@ def test_a_batch_survives_a_restart_and_is_never_resubmitted(fake, tmp_path: Pat
     first = run(fake, tmp_path / "job", batch="on", stop=stop_after_submit)
     assert first.status == "stopped" and fake.batches_created == 1
     assert json.loads(((tmp_path / "job") / "batch.json").read_text())["batch_id"]
-    second = run(fake, tmp_path / "job", batch="on", stop=stop.is_set)
+    second = run(fake, tmp_path / "new-job", batch="on", stop=stop.is_set)  # a new job, after the kernel restarted
     assert second.status == "complete" and fake.batches_created == 1
     assert len(second.rows) == len(QA) * 3
-    assert not ((tmp_path / "job") / "batch.json").exists()
+    assert fake.calls == 2 * len(QA)  # each request answered once, in the one batch
+    assert not list((tmp_path / "cache" / "batches").glob("*.json"))
 
 
 def test_an_expired_batch_resubmits_only_the_unfinished_rows(fake, tmp_path: Path):

@@ -1,8 +1,9 @@
 """Message Batches: the teacher's requests at half price, submitted once, polled, collected by ``custom_id``.
 
-- **Submit once.** Before the batch is created, ``teacher/batch.json`` is written with the ``custom_id`` of each
-  request; once created, its batch id is added. A run that finds a batch id there (a restarted kernel, Ctrl-C
-  while polling) polls that batch and never resubmits it.
+- **Submit once.** Before the batch is created, a record with the ``custom_id`` of each request is written in
+  ``batches/`` beside the disk cache; once created, its batch id is added (and a copy goes to the job folder's
+  ``teacher/batch.json``). A run that finds a recorded batch whose requests it still wants (a restarted kernel, a
+  new job on the same rows, Ctrl-C while polling) polls that batch and never resubmits it.
 - **Collect into the cache.** Each succeeded result is priced at the batch rate and stored in the same disk cache
   as live answers, so a later run of the same rows, live or batched, asks nothing again.
 - **Expiry.** Requests that come back ``expired`` (a batch not finished in 24 h), ``errored`` or ``canceled``
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from unsloth_nb.llm import LLMClient
 
 BATCH_FILE = "batch.json"
+BATCHES_DIR = "batches"
 MAX_ROUNDS = 3
 
 
@@ -81,6 +83,7 @@ def run_batch(
     """Answer ``requests`` through Message Batches; results in request order (see the module docstring)."""
     sdk = client.provider.sdk_client()  # type: ignore[attr-defined]
     state_path = Path(folder) / BATCH_FILE
+    records = client.cache.root / BATCHES_DIR  # beside the cache: a new job after a restart finds the batch too
     by_id: dict[str, int] = {}
     results: list[CallOutcome | None] = [None] * len(requests)
     for index, request in enumerate(requests):
@@ -95,8 +98,8 @@ def run_batch(
         wanted = [cid for cid, index in by_id.items() if results[index] is None]
         if not wanted or stop():
             break
-        state = _load_state(state_path)
-        if state.get("batch_id") and set(state.get("custom_ids", [])) <= set(by_id):
+        record, state = _recorded_batch(records, set(wanted))
+        if record is not None:
             batch_id = str(state["batch_id"])
             emit(
                 "log", level="info", source="teacher", message=f"teacher: collecting batch {batch_id} recorded by an earlier run"
@@ -112,12 +115,15 @@ def run_batch(
             if not wanted:
                 break
             state = {"custom_ids": wanted}
-            _save_state(state_path, state)  # written first: a crash during create leaves a trace to clean up
+            record = records / f"{custom_id(requests[by_id[wanted[0]]])}-{len(wanted)}.json"
+            _save_state(record, state)  # written first: a crash during create leaves a trace to clean up
             submission = [{"custom_id": cid, "params": _params(requests[by_id[cid]])} for cid in wanted]
             batch = _sdk_call(client, functools.partial(sdk.messages.batches.create, requests=submission), stop)
             client.spend.requests_sent += 1
             batch_id = batch.id
-            _save_state(state_path, {**state, "batch_id": batch_id, "submitted_at": time.time()})
+            state = {**state, "batch_id": batch_id, "submitted_at": time.time()}
+            _save_state(record, state)
+            _save_state(state_path, state)  # the job folder's copy, for people
             emit(
                 "log",
                 level="info",
@@ -128,6 +134,7 @@ def run_batch(
         if not ended:
             break  # stopped: the batch stays recorded and the next run collects it
         _collect(client, sdk, batch_id, requests, by_id, results, stop)
+        record.unlink(missing_ok=True)
         state_path.unlink(missing_ok=True)
     out: list[CallOutcome] = []
     for index, request in enumerate(requests):
@@ -211,6 +218,16 @@ def _collect(
         else:
             client.spend.usd += cost
         results[index] = CallOutcome(request, "ok", completion, attempts=1)
+
+
+def _recorded_batch(records: Path, wanted: set[str]) -> tuple[Path | None, dict[str, Any]]:
+    """A submitted batch whose requests are all among those still wanted (a run that was interrupted)."""
+    for path in sorted(records.glob("*.json")) if records.is_dir() else []:
+        state = _load_state(path)
+        ids = set(state.get("custom_ids") or [])
+        if state.get("batch_id") and ids and ids <= wanted:
+            return path, state
+    return None, {}
 
 
 def _load_state(path: Path) -> dict[str, Any]:
