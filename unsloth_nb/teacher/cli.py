@@ -49,19 +49,14 @@ def cmd_enhance(argv: list[str]) -> int:
             print(data.get("message", ""), file=sys.stderr)
 
     fake = None
-    api_key = None
     if args.fake:
-        from unsloth_nb.testing.fake_anthropic import FakeAnthropic
-        from unsloth_nb.testing.fake_teacher import generator
+        from unsloth_nb.teacher.offline import offline_teacher
 
-        fake = FakeAnthropic(generator()).start()
-        fields.update(provider="anthropic", base_url=fake.base_url)
-        api_key = FakeAnthropic.api_key
+        settings, fake = offline_teacher()
+        fields.update(settings)
         print("unsloth-nb: using the offline fake teacher: answers are scripted, nothing is sent anywhere, $0", file=sys.stderr)
     try:
-        outcome = enhance(
-            args.data, args.out, yes=args.yes, confirm=confirm if interactive else None, emit=emit, api_key=api_key, **fields
-        )
+        outcome = enhance(args.data, args.out, yes=args.yes, confirm=confirm if interactive else None, emit=emit, **fields)
     except TeacherError as exc:
         print(f"unsloth-nb: {exc}", file=sys.stderr)
         return 1

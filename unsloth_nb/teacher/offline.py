@@ -21,6 +21,17 @@ def teacher_settings() -> tuple[dict[str, Any], str, Any]:
         from unsloth_nb.config import DEFAULT_TEACHER_MODEL
 
         return {}, f"Teacher: Anthropic {DEFAULT_TEACHER_MODEL} (ANTHROPIC_API_KEY is set).", None
+    settings, server = offline_teacher()
+    note = (
+        "Teacher: no ANTHROPIC_API_KEY is set, so this uses the offline scripted teacher of the tests "
+        "(a loopback fake API that appends a sentence to each answer and rewords questions by a fixed phrase; not an LLM)."
+    )
+    return settings, note, server
+
+
+def offline_teacher() -> tuple[dict[str, Any], Any]:
+    """(the ``teacher:`` fields, the started fake server). Its own model name keeps its scripted answers apart
+    from a real model's in the shared cache."""
     from unsloth_nb.testing.fake_openai import FakeOpenAI
     from unsloth_nb.testing.fake_teacher import generator
 
@@ -30,12 +41,9 @@ def teacher_settings() -> tuple[dict[str, Any], str, Any]:
         "model": OFFLINE_MODEL,
         "base_url": server.base_url,
         "prices": {OFFLINE_MODEL: "0/0"},
+        "batch": "off",
     }
-    note = (
-        "Teacher: no ANTHROPIC_API_KEY is set, so this uses the offline scripted teacher of the tests "
-        "(a loopback fake API that appends a sentence to each answer and rewords questions by a fixed phrase; not an LLM)."
-    )
-    return settings, note, server
+    return settings, server
 
 
-__all__ = ["OFFLINE_MODEL", "teacher_settings"]
+__all__ = ["OFFLINE_MODEL", "offline_teacher", "teacher_settings"]

@@ -209,16 +209,20 @@ class _Progress:
     def __init__(self, total: int, path: Path, emit: Emit, client: LLMClient, every: float = 2.0) -> None:
         self.total, self.path, self.emit, self.client, self.every = total, path, emit, client, every
         self.done = 0
+        self.said = -1  # the count the last progress line gave
         self.started = time.monotonic()
         self.last = 0.0
         self.lock = threading.Lock()
 
     def step(self, force: bool = False) -> None:
         with self.lock:
+            if force and self.said == self.done:
+                return  # the last line already said it
             self.done += 0 if force else 1
             now = time.monotonic()
             if not force and now - self.last < self.every and self.done < self.total:
                 return
+            self.said = self.done
             self.last = now
             spend = self.client.spend
             rate = self.done / max(now - self.started, 1e-6)
