@@ -17,6 +17,7 @@ __all__ = [
     "UnslothNbError",
     "__version__",
     "compare",
+    "enhance",
     "jobs",
     "load_ipython_extension",
     "load_job",
@@ -35,6 +36,7 @@ _LAZY = {
     "jobs": ("unsloth_nb.api", "jobs"),
     "load_job": ("unsloth_nb.api", "load_job"),
     "compare": ("unsloth_nb.ui.compare", "compare"),
+    "enhance": ("unsloth_nb.teacher.standalone", "enhance"),
 }
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from unsloth_nb.config import TrainConfig
     from unsloth_nb.errors import UnslothNbError
     from unsloth_nb.jobrun.job import Job
+    from unsloth_nb.teacher.standalone import enhance
     from unsloth_nb.ui.compare import compare
     from unsloth_nb.ui.panel import TrainingPanel
 

@@ -44,14 +44,16 @@ def train(
     *,
     wait: bool = False,
     base_dir: str | Path | None = None,
+    yes: bool = False,
     **overrides: Any,
 ) -> Job:
     """Check, plan and start a fine-tuning job; returns its Job at once (or when done with ``wait``).
 
     Every user mistake (bad field, bad dataset row, missing key) raises an
-    UnslothNbError here, before anything starts.
+    UnslothNbError here, before anything starts. ``yes``: the teacher's and the judge's cost estimates are not
+    asked about (without it, an estimate above their ``confirm_above_usd`` stops that phase with a message).
     """
-    job = launch(as_config(config, **overrides), base_dir, confirm=None)
+    job = launch(as_config(config, **overrides), base_dir, confirm=None, judge_yes=yes)
     assert job is not None  # confirm=None: nothing to ask, so it starts
     return job.wait() if wait else job
 

@@ -35,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "autoload": _cmd_autoload,
         "data": cmd_data,
         "serve": cmd_serve,
+        "enhance": _lazy("unsloth_nb.teacher.cli", "cmd_enhance"),
     }
     if not args or args[0] in ("-h", "--help"):
         print(_usage(commands))
@@ -77,6 +78,7 @@ def _usage(commands: dict[str, Any]) -> str:
         "  autoload load the notebook magics in every new kernel: unsloth-nb autoload [on|off|status]\n"
         "  data     a dataset where it lives: describe SOURCE | upload FILE s3://...|volume://... (resumable)\n"
         "  serve    serve a job's adapter on a RunPod serverless vLLM endpoint: unsloth-nb serve ID [--stop] [--yes]\n"
+        "  enhance  improve and paraphrase a Q&A file with a teacher model: unsloth-nb enhance DATA [--out FILE]\n"
     )
 
 
@@ -186,6 +188,17 @@ def cmd_import(argv: list[str]) -> int:
         print(text, end="")
         print(result.report(), file=sys.stderr)
     return EXIT_OK
+
+
+def _lazy(module: str, name: str) -> Callable[[list[str]], int]:
+    """A command that lives in its own module, imported when it runs."""
+
+    def command(argv: list[str]) -> int:
+        import importlib
+
+        return int(getattr(importlib.import_module(module), name)(argv))
+
+    return command
 
 
 # ---------------------------------------------------------------------- train

@@ -141,7 +141,7 @@ FIXED: dict[str, Fixed] = {
 TEXT_FIELD = "dataset_text_field"
 
 #: The top-level names of our config (sections and placement).
-SECTIONS = ("model", "dataset", "lora", "train", "save", "hub", "runpod", "judge", "generate")
+SECTIONS = ("model", "dataset", "lora", "train", "save", "hub", "runpod", "judge", "generate", "teacher", "serverless")
 
 
 def their_names(path: str) -> list[str]:

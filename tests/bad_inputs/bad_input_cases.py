@@ -280,6 +280,41 @@ CASES: tuple[BadInput, ...] = (
         panel=False,
         never_says=(FAKE_CONFIG_SECRET,),
     ),
+    # ---------------------------------------------------------------- the teacher (a teacher flag turns it on)
+    BadInput(
+        "teacher-operation-unknown",
+        ("--teacher-ops", "improve,summarise"),
+        ("teacher.operations", "'summarise'", "improve, paraphrase"),
+        panel=False,
+    ),
+    BadInput(
+        "teacher-batch-without-anthropic",
+        ("--teacher-provider", "openai", "--teacher-batch", "on"),
+        ("teacher.batch", "Message Batches", "anthropic"),
+        panel=False,
+    ),
+    BadInput(
+        "teacher-without-an-anthropic-key",
+        ("--teacher",),
+        ("ANTHROPIC_API_KEY is not set", "export ANTHROPIC_API_KEY="),
+        env={"ANTHROPIC_API_KEY": None},
+        panel=False,
+    ),
+    BadInput(
+        "teacher-prompt-without-placeholders",
+        ("--teacher-prompts", "{tmp}"),
+        ("teacher.prompts", "improve", "{answer}"),
+        files={"improve.md": "Make this answer better: {question}\n"},
+        panel=False,
+    ),
+    BadInput(
+        "teacher-key-in-a-config-file",
+        ("--config", "{tmp}/teacher-key.yaml"),
+        ("teacher.api_key", "secrets are never part of a config", "ANTHROPIC_API_KEY"),
+        files={"teacher-key.yaml": f"teacher:\n  model: claude-sonnet-4-5\n  api_key: {FAKE_CONFIG_SECRET}\n"},
+        panel=False,
+        never_says=(FAKE_CONFIG_SECRET,),
+    ),
     # ---------------------------------------------------------------- terminal only
     BadInput(
         "unknown-flag",

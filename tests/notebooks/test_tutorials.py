@@ -239,3 +239,19 @@ def test_hub_datasets_notebook_trains_from_a_dataset_id_and_mixes(tmp_path: Path
     assert "hf://datasets/demo/superbowl-qa: Hub dataset" in waited
     mixed = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "format_summary(mixed.summary)")))
     assert "mix: demo/superbowl-qa:" in mixed and "mix: extra.jsonl:" in mixed
+def test_teacher_tutorial_enhances_reviews_trains_and_judges_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("UNSLOTH_NB_LLM_CACHE", str(tmp_path / "llm-cache"))
+    notebook = execute("07_teacher.ipynb", tmp_path, monkeypatch)
+
+    assert errors(notebook) == []
+    note = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "teacher_settings()")))
+    assert "offline scripted teacher" in note and "offline judge" in note  # says so when no key is set
+    review = "".join(displayed(cell_with(notebook, "outcome.review("), "text/html"))
+    assert "<table" in review and "<ins" in review
+    assert (tmp_path / "notebooks" / "superbowl.enhanced.jsonl").is_file()
+    jobs = list_jobs()
+    assert [job.state for job in jobs] == ["succeeded"]
+    printed = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "await job")))
+    assert "trained on 600 rows" in printed and "win rate" in printed

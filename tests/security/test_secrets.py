@@ -332,3 +332,44 @@ def test_the_judges_key_is_used_on_this_machine_and_stored_nowhere(
     assert files > 10
     findings += [f"CLI output: {leak}" for leak in leaks_in((out.out + out.err).encode())]
     assert findings == [], "secrets found:\n" + "\n".join(findings)
+
+
+def test_the_teachers_key_is_used_on_this_machine_and_stored_nowhere(
+    tiny_model: Path, tmp_path: Path, job_home: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A job with a teacher (live and batch requests) and a standalone ``unsloth-nb enhance``: the fake saw the key,
+    and no file (job folder, enhanced set, provenance, card, batch record, the cache) nor the terminal holds it."""
+    from unsloth_nb.llm import default_cache_dir
+    from unsloth_nb.testing.fake_anthropic import FakeAnthropic
+    from unsloth_nb.testing.fake_teacher import teacher
+
+    for variable, value in FAKE_SECRETS.items():
+        monkeypatch.setenv(variable, value)
+    with FakeAnthropic(teacher()) as fake:
+        flags = ["--model", str(tiny_model), "--dataset", str(demo_dataset_path()), "--max-steps", "1", "--batch-size", "2"]
+        flags += ["--grad-accum", "1", "--max-seq-length", "512", "--warmup-steps", "0", "--placement", "local"]
+        flags += ["--teacher-base-url", fake.base_url, "--teacher-ops", "improve", "--max-rows", "6", "--teacher-batch", "off"]
+        assert cli.main(["train", *flags, "--yes"]) == 0
+        data = tmp_path / "qa.jsonl"
+        data.write_text('{"question": "Who won Super Bowl LIX?", "answer": "The Eagles won 40-22."}\n', encoding="utf-8")
+        enhance = [
+            "enhance",
+            str(data),
+            "--yes",
+            "--teacher-base-url",
+            fake.base_url,
+            "--teacher-batch",
+            "on",
+            "--teacher-poll",
+            "0",
+        ]
+        assert cli.main(enhance) == 0
+        out = capfd.readouterr()
+    assert fake.calls >= 6
+    assert set(fake.auth_headers) == {FAKE_SECRETS["ANTHROPIC_API_KEY"]} and fake.batches_created == 1
+    (job,) = list_jobs()
+    assert (job_home / "jobs" / job.id / "teacher" / "enhanced.jsonl").is_file()
+    files, findings = scan([job_home, tmp_path, default_cache_dir()])
+    assert files > 10
+    findings += [f"CLI output: {leak}" for leak in leaks_in((out.out + out.err).encode())]
+    assert findings == [], "secrets found:\n" + "\n".join(findings)

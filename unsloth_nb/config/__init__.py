@@ -44,6 +44,11 @@ from unsloth_nb.config.sections import (
 from unsloth_nb.config.serverless import (
     ServerlessConfig,
 )
+from unsloth_nb.config.teacher import (
+    DEFAULT_TEACHER_MODEL,
+    TEACHER_OPERATIONS,
+    TeacherConfig,
+)
 from unsloth_nb.config.train_config import (
     TrainConfig,
 )
@@ -51,8 +56,10 @@ from unsloth_nb.config.train_config import (
 __all__ = [
     "DEFAULT_JUDGE_MODEL",
     "DEFAULT_TARGET_MODULES",
+    "DEFAULT_TEACHER_MODEL",
     "JUDGE_PROVIDERS",
     "SECRET_KEY_PATTERN",
+    "TEACHER_OPERATIONS",
     "DatasetConfig",
     "FieldSpec",
     "GenerateConfig",
@@ -64,6 +71,7 @@ __all__ = [
     "RunPodConfig",
     "SaveConfig",
     "ServerlessConfig",
+    "TeacherConfig",
     "TrainArgs",
     "TrainConfig",
     "coerce",

@@ -25,6 +25,7 @@ from unsloth_nb.config.runpod import RunPodConfig
 from unsloth_nb.config.schema import _build, _lookup, _section_problems, field_specs, knob, sections_enable
 from unsloth_nb.config.sections import DatasetConfig, HubConfig, LoraConfig, ModelConfig, SaveConfig, TrainArgs
 from unsloth_nb.config.serverless import ServerlessConfig
+from unsloth_nb.config.teacher import TeacherConfig
 from unsloth_nb.errors import ConfigError, raise_all, set_field
 
 
@@ -42,6 +43,7 @@ class TrainConfig:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     serverless: ServerlessConfig = field(default_factory=ServerlessConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
     placement: str = knob(
         "auto",
         "Where to train: auto (decided by the plan), local (this machine), runpod (a pod) or serverless (a RunPod serverless endpoint).",

@@ -238,6 +238,8 @@ class JobController:
                 ctx.emit("log", level="warning", message=warning, source="planner")
             before, after = client_phases(ctx.config)
             result = await self._on_client(before, PhaseResult())
+            if result.stopped:  # stopped while the teacher worked: nothing to train
+                return result
             result = result.merge(await get_backend(ctx.plan.placement).run(ctx))
             return await self._on_client(after, result)
 

@@ -94,15 +94,27 @@ def prepare(
         split = found.attempt(prepare_heldout, config, dataset, base)
         if split is not None:
             dataset, heldout = split
+    teacher_ok = dataset is not None and config.teacher.enabled and not any(f.startswith("teacher.") for f in bad_fields)
+    if teacher_ok and heldout is None and dataset is not None:
+        from unsloth_nb.teacher.preflight import teacher_holdout
+
+        split = found.attempt(teacher_holdout, config, dataset)
+        if split is not None:
+            dataset, heldout = split
+    summary = dataset.summary if dataset is not None else None
+    if summary is not None and teacher_ok:
+        from unsloth_nb.teacher.estimate import planned_summary
+
+        summary = planned_summary(config.teacher, summary)  # size training for the rows the teacher adds
     job_plan = None
     planning = Problems()
     if "model.name" not in bad_fields:
-        job_plan = planning.attempt(plan, config, dataset.summary if dataset is not None else None)
+        job_plan = planning.attempt(plan, config, summary)
     every = default_save_steps(job_plan) if job_plan is not None and config.train.save_steps is None else None
     if every is not None:
         # A paid pod can vanish: keep checkpoints unless the user chose, and say so in the plan.
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, save_steps=every))
-        job_plan = plan(config, dataset.summary if dataset is not None else None)
+        job_plan = plan(config, summary)
         job_plan.reasons.append(
             f"train.save_steps set to {every}: a checkpoint about every {POD_CHECKPOINT_EVERY_S / 60:.0f} min of "
             "training on the pod (set train.save_steps to choose)."
@@ -113,6 +125,13 @@ def prepare(
         items = heldout.items[: config.judge.max_questions] if config.judge.max_questions else heldout.items
         job_plan.reasons.append(heldout.describe() + ".")
         job_plan.reasons.append(preflight_line(config.judge, [(item.question, item.reference) for item in items]))
+    if teacher_ok and job_plan is not None and dataset is not None:
+        from unsloth_nb.teacher.preflight import teacher_plan_lines
+
+        lines = found.attempt(teacher_plan_lines, config, dataset)
+        if lines is not None:
+            job_plan.reasons += lines[0]
+            job_plan.warnings += lines[1]
     placement: str | None = job_plan.placement if job_plan is not None else config.placement
     if placement not in backend_names():
         placement = None  # ``auto`` and no plan: not placed, so no placement's rules or keys apply

@@ -123,6 +123,7 @@ class LLMClient:
         max_cost_usd: float | None = None,
         expected_output_tokens: int = 300,
         stop: Callable[[], bool] | None = None,
+        cap_field: str = "judge.max_cost_usd",
     ) -> None:
         self.provider = provider
         self.cache = cache if cache is not None else DiskCache()
@@ -134,8 +135,11 @@ class LLMClient:
         self.backoff_cap = backoff_cap
         self.down_after = max(1, down_after)
         self.max_cost_usd = max_cost_usd
+        self.cap_field = cap_field  # the setting named when the cap stops a request
         self.expected_output_tokens = expected_output_tokens
-        self.stop = stop or (lambda: False)
+        user_stop = stop or (lambda: False)
+        self._interrupted = False  # Ctrl-C (or any error) in the caller's thread: queued requests are not sent
+        self.stop: Callable[[], bool] = lambda: self._interrupted or user_stop()
         self.spend = Spend()
         self._lock = threading.Lock()
         self._reserved = 0.0
@@ -183,8 +187,12 @@ class LLMClient:
         if pending:
             with ThreadPoolExecutor(max_workers=min(self.concurrency, len(pending)), thread_name_prefix="unsloth-nb-llm") as pool:
                 futures = [pool.submit(self._one, requests[i]) for i in pending]
-                for index, future in zip(pending, futures, strict=True):
-                    finish(index, future.result())
+                try:
+                    for index, future in zip(pending, futures, strict=True):
+                        finish(index, future.result())
+                except BaseException:  # Ctrl-C: the requests in flight finish (and are cached), no new one starts
+                    self._interrupted = True
+                    raise
         if self._fatal is not None:
             raise self._fatal
         if self._down is not None:
@@ -202,7 +210,7 @@ class LLMClient:
         estimate = self.estimate_usd(request) or 0.0
         with self._lock:
             if self.max_cost_usd is not None and self.spend.usd + self._reserved + estimate > self.max_cost_usd:
-                return CallOutcome(request, "budget", error=f"judge.max_cost_usd (${self.max_cost_usd:.2f}) reached")
+                return CallOutcome(request, "budget", error=f"{self.cap_field} (${self.max_cost_usd:.2f}) reached")
             self._reserved += estimate
         try:
             return self._attempts(request)
@@ -238,6 +246,9 @@ class LLMClient:
                 with self._lock:
                     self._fatal = self._fatal or exc
                 return CallOutcome(request, "failed", error=str(exc), attempts=attempt)
+            except BaseException:  # our bug or the SDK's: free the permit, or every other sender waits forever
+                self._limiter.release()
+                raise
             self._limiter.release()
             self._limiter.success()
             cost = self.prices.cost(request.model, completion.usage)

@@ -50,6 +50,9 @@ def _register_built_in_extras() -> None:
     from unsloth_nb.phases.evaluation import register
 
     register()
+    from unsloth_nb.phases.enhance import register as register_enhance
+
+    register_enhance()  # the teacher's phase, before load (applies only with teacher:)
 
 
 _register_built_in_extras()

@@ -73,7 +73,11 @@ def messages(server: FakeLLMServer, handler: LoopbackHandler, body: dict[str, An
 
 
 class FakeAnthropic(FakeLLMServer):
-    routes: ClassVar[dict[tuple[str, str], Route]] = {("POST", "/v1/messages"): messages}
+    from unsloth_nb.testing import fake_anthropic_batches as _batches
+
+    routes: ClassVar[dict[tuple[str, str], Route]] = {("POST", "/v1/messages"): messages, **_batches.ROUTES}
+    pattern_routes: ClassVar[list[tuple[str, str, Route]]] = list(_batches.PATTERN_ROUTES)
+    del _batches
 
 
 __all__ = ["FakeAnthropic", "message_body", "prompt_of"]

@@ -186,6 +186,9 @@ class FakeLLMServer:
 
     api_key = "sk-fake-judge-key-for-tests"
     routes: ClassVar[dict[tuple[str, str], Route]] = {}
+    #: Routes with an id in the path (``/v1/messages/batches/{id}``): (method, regex); the named groups
+    #: reach the route as ``handler.path_params``.
+    pattern_routes: ClassVar[list[tuple[str, str, Route]]] = []
     path_prefix = ""
 
     def __init__(self, behaviour: Behaviour | None = None, *, port: int = 0) -> None:
@@ -247,6 +250,13 @@ def _handler_for(server: FakeLLMServer) -> type[LoopbackHandler]:
         def _route(self, method: str) -> None:
             path = self.path.split("?", 1)[0]
             route = type(server).routes.get((method, path))
+            self.path_params: dict[str, str] = {}
+            if route is None:
+                for verb, pattern, candidate in type(server).pattern_routes:
+                    found = re.fullmatch(pattern, path)
+                    if verb == method and found:
+                        route, self.path_params = candidate, found.groupdict()
+                        break
             raw = self.read_body()
             if route is None:
                 self.send_json(404, {"error": {"type": "not_found_error", "message": f"no route {method} {path}"}})

@@ -578,9 +578,14 @@ class PodJob:
         stopped = final == "cancelled" or self.stop_reason is not None
         # What the pod's phases reported (result events, copied into the job's log by the relay, also
         # by a process that died before this one reattached): each artifact by its path under output/.
+        from unsloth_nb.phases.runner import phases_for
+
+        # Only the pod's phases: a client phase before them (the teacher) wrote its files on this machine.
+        on_pod = {phase.name for phase in phases_for(self.ctx.config, runs_on="model")}
         result = PhaseResult()
         for event in self.ctx.log.read(kinds={RESULT}):
-            result = result.merge(PhaseResult.from_json(event.data))
+            if event.data.get("phase") in on_pod or event.data.get("phase") is None:
+                result = result.merge(PhaseResult.from_json(event.data))
         wanted = [a.path for name, a in result.artifacts.items() if name != "checkpoint"]
         fetched, total = download_outputs(self.worker, self.ctx.output_dir, wanted)
         result.artifacts = {n: a for n, a in result.artifacts.items() if a.path in fetched or n == "checkpoint"}
