@@ -46,10 +46,13 @@ def all_phases() -> list[Phase]:
 
 
 def _register_built_in_extras() -> None:
-    """The judge's phases: ``answers`` after ``save``, ``judge`` after it (each applies only with ``judge:``)."""
+    """The judge's phases (``answers`` after ``save``, ``judge`` after it; each applies only with ``judge:``),
+    then ``export`` (only with GGUF, Ollama, merged_4bit or a merged push)."""
     from unsloth_nb.phases.evaluation import register
+    from unsloth_nb.phases.export import ExportPhase
 
     register()
+    register_phase(ExportPhase(), after="answers")  # after the answers: a 4-bit merge changes the loaded model
 
 
 _register_built_in_extras()

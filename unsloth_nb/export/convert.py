@@ -1,0 +1,86 @@
+"""HF folder -> GGUF with llama.cpp's own converter, in a child process.
+
+A child, because the converter imports its own ``gguf`` (the one beside it, matching its llama.cpp)
+and may need gigabytes; a failure or a crash there must not take the kernel with it.
+
+``python -m unsloth_nb.export.convert LLAMA_CPP_DIR PRE_TOKENIZER -- ARGS`` is the child: it runs the
+converter's ``main()`` with ARGS. PRE_TOKENIZER (``-`` for none) is what to record when llama.cpp does
+not recognise the tokenizer: llama.cpp identifies a BPE pre-tokenizer by hashing how it splits a test
+string and refuses any hash it does not list. Our tiny test model's tokenizer and many custom ones are
+not listed; the user says which llama.cpp pre-tokenizer matches (``save.gguf_pretok``).
+"""
+
+from __future__ import annotations
+
+import runpy
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from unsloth_nb.errors import BackendError
+
+
+def convert_to_gguf(
+    model_dir: Path, out_file: Path, outtype: str, llama_cpp_dir: Path, pre_tokenizer: str | None = None
+) -> float:
+    """Write ``out_file`` (``outtype``: f16, bf16, f32 or q8_0) from a merged HF folder; returns seconds."""
+    command = [
+        sys.executable,
+        "-m",
+        "unsloth_nb.export.convert",
+        str(llama_cpp_dir),
+        pre_tokenizer or "-",
+        "--",
+        str(model_dir),
+        "--outtype",
+        outtype,
+        "--outfile",
+        str(out_file),
+    ]
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not out_file.is_file():
+        output = (done.stderr or "") + (done.stdout or "")
+        if "pre-tokenizer was not recognized" in output:
+            raise BackendError(
+                f"llama.cpp does not recognise this model's tokenizer, so it cannot tell how to split text as training "
+                f"did; set save.gguf_pretok to the llama.cpp pre-tokenizer that matches it (e.g. default, "
+                f"llama-bpe, qwen2), or export a model llama.cpp knows. The merged model is in {model_dir}."
+            )
+        tail = "\n".join(output.strip().splitlines()[-12:])
+        raise BackendError(f"llama.cpp's converter failed on {model_dir} (exit {done.returncode}):\n{tail}")
+    return time.monotonic() - started
+
+
+def _child(argv: list[str]) -> None:
+    llama_cpp_dir, pre_tokenizer, separator, *args = argv
+    if separator != "--":
+        raise SystemExit("usage: python -m unsloth_nb.export.convert LLAMA_CPP_DIR PRE_TOKENIZER -- ARGS")
+    root = Path(llama_cpp_dir)
+    # The converter's own gguf package first: it must match the converter, not whatever gguf is installed.
+    sys.path[:0] = [str(root / "gguf-py"), str(root)]
+    if pre_tokenizer != "-":
+        _fall_back_to(pre_tokenizer)
+    sys.argv = [str(root / "convert_hf_to_gguf.py"), *args]
+    runpy.run_path(str(root / "convert_hf_to_gguf.py"), run_name="__main__")
+
+
+def _fall_back_to(pre_tokenizer: str) -> None:
+    """Record ``pre_tokenizer`` where llama.cpp's converter would refuse an unknown tokenizer."""
+    from conversion.base import TextModel  # type: ignore[import-not-found]
+
+    known = TextModel.get_vocab_base_pre
+
+    def get_vocab_base_pre(self: object, tokenizer: object) -> str:
+        try:
+            return str(known(self, tokenizer))
+        except NotImplementedError:
+            print(f"unsloth-nb: unknown pre-tokenizer; recording {pre_tokenizer!r} (save.gguf_pretok)", file=sys.stderr)
+            return pre_tokenizer
+
+    TextModel.get_vocab_base_pre = get_vocab_base_pre
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1:])
