@@ -125,7 +125,7 @@ def test_an_unknown_tokenizer_is_refused_with_the_setting_that_fixes_it(tiny_mod
     from unsloth_nb.export.tools import converter_dir
 
     with pytest.raises(BackendError, match=r"save\.gguf_pretok"):
-        convert_to_gguf(tiny_model, tmp_path / "tiny.F16.gguf", "f16", converter_dir())
+        convert_to_gguf(tiny_model, {"f16": tmp_path / "tiny.F16.gguf"}, converter_dir())
     assert not (tmp_path / "tiny.F16.gguf").exists()
 
 

@@ -3,8 +3,8 @@
 A child, because the converter imports its own ``gguf`` (the one beside it, matching its llama.cpp)
 and may need gigabytes; a failure or a crash there must not take the kernel with it.
 
-``python -m unsloth_nb.export.convert LLAMA_CPP_DIR PRE_TOKENIZER -- ARGS`` is the child: it runs the
-converter's ``main()`` with ARGS. PRE_TOKENIZER (``-`` for none) is what to record when llama.cpp does
+``python -m unsloth_nb.export.convert LLAMA_CPP_DIR PRE_TOKENIZER MODEL_DIR TYPE=FILE...`` is the child: it
+runs the converter once per TYPE=FILE. PRE_TOKENIZER (``-`` for none) is what to record when llama.cpp does
 not recognise the tokenizer: llama.cpp identifies a BPE pre-tokenizer by hashing how it splits a test
 string and refuses any hash it does not list. Our tiny test model's tokenizer and many custom ones are
 not listed; the user says which llama.cpp pre-tokenizer matches (``save.gguf_pretok``).
@@ -21,26 +21,24 @@ from pathlib import Path
 from unsloth_nb.errors import BackendError
 
 
-def convert_to_gguf(
-    model_dir: Path, out_file: Path, outtype: str, llama_cpp_dir: Path, pre_tokenizer: str | None = None
-) -> float:
-    """Write ``out_file`` (``outtype``: f16, bf16, f32 or q8_0) from a merged HF folder; returns seconds."""
+def convert_to_gguf(model_dir: Path, outputs: dict[str, Path], llama_cpp_dir: Path, pre_tokenizer: str | None = None) -> float:
+    """Write each ``outputs[type]`` file (f16, bf16, f32 or q8_0) from a merged HF folder; returns seconds.
+
+    One child for all types: importing torch and transformers there costs more than a small model's conversion.
+    """
+    pairs = [f"{outtype}={path}" for outtype, path in outputs.items()]
     command = [
         sys.executable,
         "-m",
         "unsloth_nb.export.convert",
         str(llama_cpp_dir),
         pre_tokenizer or "-",
-        "--",
         str(model_dir),
-        "--outtype",
-        outtype,
-        "--outfile",
-        str(out_file),
+        *pairs,
     ]
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0 or not out_file.is_file():
+    if done.returncode != 0 or not all(path.is_file() for path in outputs.values()):
         output = (done.stderr or "") + (done.stdout or "")
         if "pre-tokenizer was not recognized" in output:
             raise BackendError(
@@ -54,21 +52,22 @@ def convert_to_gguf(
 
 
 def _child(argv: list[str]) -> None:
-    llama_cpp_dir, pre_tokenizer, separator, *args = argv
-    if separator != "--":
-        raise SystemExit("usage: python -m unsloth_nb.export.convert LLAMA_CPP_DIR PRE_TOKENIZER -- ARGS")
+    llama_cpp_dir, pre_tokenizer, model_dir, *pairs = argv
     root = Path(llama_cpp_dir)
     # The converter's own gguf package first: it must match the converter, not whatever gguf is installed.
     sys.path[:0] = [str(root / "gguf-py"), str(root)]
     if pre_tokenizer != "-":
         _fall_back_to(pre_tokenizer)
-    sys.argv = [str(root / "convert_hf_to_gguf.py"), *args]
-    runpy.run_path(str(root / "convert_hf_to_gguf.py"), run_name="__main__")
+    script = str(root / "convert_hf_to_gguf.py")
+    for pair in pairs:
+        outtype, _, outfile = pair.partition("=")
+        sys.argv = [script, model_dir, "--outtype", outtype, "--outfile", outfile]
+        runpy.run_path(script, run_name="__main__")
 
 
 def _fall_back_to(pre_tokenizer: str) -> None:
     """Record ``pre_tokenizer`` where llama.cpp's converter would refuse an unknown tokenizer."""
-    from conversion.base import TextModel  # type: ignore[import-not-found]
+    from conversion.base import TextModel
 
     known = TextModel.get_vocab_base_pre
 

@@ -49,7 +49,7 @@ def quantize_gguf(source: Path, target: Path, gguf_type: str, threads: int | Non
 
 
 def _child(source: str, target: str, gguf_type: str, threads: str) -> int:
-    import llama_cpp  # type: ignore[import-not-found,unused-ignore]
+    import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{FTYPE_NAMES[gguf_type]}")

@@ -101,15 +101,12 @@ def _write_gguf(
     llama_cpp_dir = converter_dir()
     folder = output_dir / GGUF_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    files: dict[str, Path] = {}
     # Quantised types are made from the f16 file; it stays only when asked for.
     direct = [t for t in types if t in GGUF_CONVERTER_TYPES] + (["f16"] if quantised and "f16" not in types else [])
-    for gguf_type in direct:
-        target = folder / gguf_file_name(config.model.name, gguf_type)
-        hooks.emit("log", level="info", message=f"Converting to GGUF {gguf_type} with llama.cpp.", source="export")
-        seconds = convert_to_gguf(merged_dir, target, gguf_type, llama_cpp_dir, config.save.gguf_pretok)
-        result.metrics[f"export_gguf_{gguf_type}_s"] = round(seconds, 2)
-        files[gguf_type] = target
+    files = {gguf_type: folder / gguf_file_name(config.model.name, gguf_type) for gguf_type in direct}
+    hooks.emit("log", level="info", message=f"Converting to GGUF {', '.join(direct)} with llama.cpp.", source="export")
+    seconds = convert_to_gguf(merged_dir, files, llama_cpp_dir, config.save.gguf_pretok)
+    result.metrics["export_gguf_convert_s"] = round(seconds, 2)  # all converter types, one process
     for gguf_type in quantised:
         target = folder / gguf_file_name(config.model.name, gguf_type)
         hooks.emit("log", level="info", message=f"Quantising the GGUF to {gguf_type}.", source="export")
