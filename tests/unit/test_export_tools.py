@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from pathlib import Path
 
@@ -60,3 +61,25 @@ def test_a_folder_without_the_converter_is_refused_with_what_to_set(tmp_path: Pa
 def test_gguf_files_are_named_as_the_hub_names_them() -> None:
     assert gguf_file_name("/cache/models/SmolLM2-135M-Instruct", "q4_k_m") == "SmolLM2-135M-Instruct.Q4_K_M.gguf"
     assert gguf_file_name("unsloth/Llama-3.2-1B-Instruct", "f16") == "Llama-3.2-1B-Instruct.F16.gguf"
+
+
+def test_byte_fallback_is_cleared_only_for_byte_level_bpe(tmp_path: Path) -> None:
+    from unsloth_nb.export.convert import clear_byte_fallback
+
+    def tokenizer(folder: str, pre: dict) -> Path:
+        path = tmp_path / folder
+        path.mkdir()
+        (path / "tokenizer.json").write_text(
+            json.dumps({"model": {"type": "BPE", "byte_fallback": True, "vocab": {"Ġa": 0}}, "pre_tokenizer": pre})
+        )
+        return path
+
+    gpt2_style = tokenizer("smollm2", {"type": "Sequence", "pretokenizers": [{"type": "ByteLevel", "add_prefix_space": False}]})
+    sentencepiece_style = tokenizer("llama2", {"type": "Metaspace", "replacement": "▁"})
+
+    assert clear_byte_fallback(gpt2_style) is True
+    saved = json.loads((gpt2_style / "tokenizer.json").read_text())
+    assert saved["model"] == {"type": "BPE", "byte_fallback": False, "vocab": {"Ġa": 0}}
+    assert clear_byte_fallback(gpt2_style) is False  # already off
+    assert clear_byte_fallback(sentencepiece_style) is False
+    assert json.loads((sentencepiece_style / "tokenizer.json").read_text())["model"]["byte_fallback"] is True

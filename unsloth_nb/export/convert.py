@@ -12,6 +12,7 @@ not listed; the user says which llama.cpp pre-tokenizer matches (``save.gguf_pre
 
 from __future__ import annotations
 
+import json
 import runpy
 import subprocess
 import sys
@@ -49,6 +50,30 @@ def convert_to_gguf(model_dir: Path, outputs: dict[str, Path], llama_cpp_dir: Pa
         tail = "\n".join(output.strip().splitlines()[-12:])
         raise BackendError(f"llama.cpp's converter failed on {model_dir} (exit {done.returncode}):\n{tail}")
     return time.monotonic() - started
+
+
+def clear_byte_fallback(model_dir: Path) -> bool:
+    """Turn off ``byte_fallback`` in a byte-level BPE ``tokenizer.json``; True when it changed the file.
+
+    A byte-level BPE tokenizer (GPT-2 style: SmolLM2, Llama 3, Qwen) maps every byte to a token of its own, so
+    falling back to ``<0xNN>`` byte tokens never happens and the flag changes no tokenization. But llama.cpp's
+    converter reads the flag as "a SentencePiece-style Llama tokenizer" and writes a vocabulary without merges,
+    which llama.cpp then crashes on. transformers sets the flag when it builds a tokenizer from a GGUF file
+    (our SmolLM2 folder is made that way), so a model trained from one exported as a broken GGUF until this.
+    """
+    path = Path(model_dir) / "tokenizer.json"
+    if not path.is_file():
+        return False
+    data = json.loads(path.read_text(encoding="utf-8"))
+    model = data.get("model") or {}
+    pre = data.get("pre_tokenizer") or {}
+    steps = (pre.get("pretokenizers") or [pre]) if isinstance(pre, dict) else []
+    byte_level = any(isinstance(step, dict) and step.get("type") == "ByteLevel" for step in steps)
+    if model.get("type") != "BPE" or not model.get("byte_fallback") or not byte_level:
+        return False
+    model["byte_fallback"] = False
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return True
 
 
 def _child(argv: list[str]) -> None:

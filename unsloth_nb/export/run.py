@@ -90,7 +90,7 @@ def _write_gguf(
     hooks: PhaseHooks,
     result: PhaseResult,
 ) -> None:
-    from unsloth_nb.export.convert import convert_to_gguf
+    from unsloth_nb.export.convert import clear_byte_fallback, convert_to_gguf
     from unsloth_nb.export.install import ensure_llama_cpp
     from unsloth_nb.export.quantize import quantize_gguf
     from unsloth_nb.export.tools import LLAMA_CPP_DIR_ENV, converter_dir
@@ -104,6 +104,13 @@ def _write_gguf(
     # Quantised types are made from the f16 file; it stays only when asked for.
     direct = [t for t in types if t in GGUF_CONVERTER_TYPES] + (["f16"] if quantised and "f16" not in types else [])
     files = {gguf_type: folder / gguf_file_name(config.model.name, gguf_type) for gguf_type in direct}
+    if clear_byte_fallback(merged_dir):
+        hooks.emit(
+            "log",
+            level="info",
+            message="tokenizer.json: byte_fallback off for llama.cpp (a byte-level BPE never uses it; tokens unchanged).",
+            source="export",
+        )
     hooks.emit("log", level="info", message=f"Converting to GGUF {', '.join(direct)} with llama.cpp.", source="export")
     seconds = convert_to_gguf(merged_dir, files, llama_cpp_dir, config.save.gguf_pretok)
     result.metrics["export_gguf_convert_s"] = round(seconds, 2)  # all converter types, one process
