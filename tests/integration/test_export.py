@@ -21,6 +21,7 @@ from unsloth_nb.export.gguf_file import read_gguf
 from unsloth_nb.jobrun.events import EventLog
 from unsloth_nb.phases.runner import run_model_phases
 from unsloth_nb.testing.hub_emulator import LoopbackHub
+from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 
 pytest.importorskip("llama_cpp", reason="the gguf extra (llama-cpp-python) is not installed")
 
@@ -172,3 +173,35 @@ def test_smollm2_gguf_loads_back_and_answers(tmp_path: Path, superbowl_rows: lis
     # A 135M model is fragile under quantisation: llama.cpp's own q8_0 and q4_k_m (and the converter's q8_0)
     # of this model turn its greedy answer to French phrases. They must still load and speak.
     assert len(answers["q8_0"].split()) >= 3 and len(answers["q4_k_m"].split()) >= 3
+
+
+def test_exports_made_on_a_pod_come_back_as_named_artifacts(
+    runpod_emulator: RunPodEmulator, tiny_model: Path, superbowl_rows: list[dict], tmp_path: Path
+) -> None:
+    import json
+
+    import unsloth_nb
+
+    dataset = tmp_path / "qa.jsonl"
+    dataset.write_text(
+        "".join(json.dumps({"question": r["prompt"], "answer": r["completion"][:80]}) + "\n" for r in superbowl_rows[:8])
+    )
+    job = unsloth_nb.train(
+        model=str(tiny_model),
+        dataset=str(dataset),
+        placement="runpod",
+        train={"max_steps": 2, "batch_size": 2, "grad_accum": 1, "max_seq_length": 256, "warmup_steps": 0},
+        lora={"r": 8, "alpha": 8},
+        save={"gguf": ["q4_k_m"], "ollama": True, "gguf_pretok": "default"},
+    )
+    job.wait(timeout=400)
+
+    assert job.state == "succeeded", job.error
+    states = [e["state"] for e in job.events() if e.kind == "status"]
+    assert states.index("exporting") < states.index("downloading")
+    q4 = Path(job.record.artifacts["gguf_q4_k_m"])
+    assert q4.is_file() and q4.is_relative_to(job.folder.path)
+    assert read_gguf(q4).tensors > 0
+    modelfile = Path(job.record.artifacts["ollama_modelfile"])
+    assert modelfile.read_text().startswith(f"FROM ./{q4.name}\n")
+    assert "gguf_f16" not in job.record.artifacts  # the quantiser's f16 input stays on the pod
