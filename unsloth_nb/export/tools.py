@@ -31,7 +31,7 @@ CONVERTER = "convert_hf_to_gguf.py"
 #: What the converter needs from llama.cpp's tree (paths relative to it).
 CONVERTER_PARTS = (CONVERTER, "conversion/", "gguf-py/", "LICENSE")
 INSTALL_HINT = (
-    "pip install 'unsloth-nb[gguf]' (it builds llama-cpp-python from PyPI's source; about 10 minutes on 2 cores; "
+    "pip install 'unsloth-nb[gguf]' (it compiles llama-cpp-python from PyPI's source, about 5 minutes on 2 idle cores; "
     'CMAKE_ARGS="-DLLAVA_BUILD=OFF" makes it shorter)'
 )
 
