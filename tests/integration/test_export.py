@@ -16,7 +16,6 @@ import pytest
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary, PreparedDataset
 from unsloth_nb.engine import LogHooks
-from unsloth_nb.errors import BackendError
 from unsloth_nb.export.gguf_file import read_gguf
 from unsloth_nb.jobrun.events import EventLog
 from unsloth_nb.phases.runner import run_model_phases
@@ -121,13 +120,28 @@ def test_tiny_model_exports_gguf_ollama_and_merged_pushes(
     assert out["usage"]["completion_tokens"] >= 1
 
 
-def test_an_unknown_tokenizer_is_refused_with_the_setting_that_fixes_it(tiny_model: Path, tmp_path: Path) -> None:
-    from unsloth_nb.export.convert import convert_to_gguf
-    from unsloth_nb.export.tools import converter_dir
+def test_an_unknown_tokenizer_is_refused_with_the_setting_that_fixes_it_and_the_adapter_is_kept(
+    tiny_model: Path, superbowl_rows: list[dict], tmp_path: Path
+) -> None:
+    config = TrainConfig.from_dict(
+        {
+            "model": str(tiny_model),
+            "dataset": "rows.jsonl",
+            "lora": {"r": 8, "gradient_checkpointing": "false"},
+            "train": {"max_steps": 1, "warmup_steps": 0, "batch_size": 4, "grad_accum": 1, "max_seq_length": 256},
+            "save": {"gguf": ["f16"]},
+        }
+    )
+    log = EventLog("export-refused")
 
-    with pytest.raises(BackendError, match=r"save\.gguf_pretok"):
-        convert_to_gguf(tiny_model, {"f16": tmp_path / "tiny.F16.gguf"}, converter_dir())
-    assert not (tmp_path / "tiny.F16.gguf").exists()
+    run = run_model_phases(config, conversations(superbowl_rows, 4), tmp_path, LogHooks(log))
+
+    assert "adapter" in run.result.artifacts and "gguf_f16" not in run.result.artifacts
+    error = str(run.result.metrics["export_error"])
+    assert "llama.cpp does not recognise this model's tokenizer" in error and "save.gguf_pretok" in error
+    warnings = [e.data["message"] for e in log.read(kinds={"log"}) if e.data.get("level") == "warning"]
+    assert any(m.startswith("Export failed (the adapter is saved)") for m in warnings)
+    assert not list((tmp_path / "gguf").glob("*.gguf")) and not (tmp_path / ".export").exists()
 
 
 @pytest.mark.slow

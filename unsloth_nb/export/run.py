@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.config.export import GGUF_CONVERTER_TYPES, gguf_types, push_repo_ids
 from unsloth_nb.engine.save import MERGED_DIR, folder_bytes
-from unsloth_nb.errors import BackendError
+from unsloth_nb.errors import BackendError, UnslothNbError
 from unsloth_nb.phases.base import Artifact, PhaseResult
 
 if TYPE_CHECKING:
@@ -39,9 +39,30 @@ def gguf_file_name(model_name: str, gguf_type: str) -> str:
 def export_outputs(
     model: Any, tokenizer: Any, config: TrainConfig, output_dir: Path, hooks: PhaseHooks, earlier: PhaseResult
 ) -> PhaseResult:
-    """Write and push what ``save:`` and ``hub.push`` ask for beyond the adapter; returns artifacts and timings."""
-    output_dir = Path(output_dir)
+    """Write and push what ``save:`` and ``hub.push`` ask for beyond the adapter; returns artifacts and timings.
+
+    A failure a user can fix (tools missing, a tokenizer llama.cpp does not know, a push refused) does not fail
+    the trained job: the adapter is saved, and on a pod it must still come back. What was exported before the
+    failure is kept; the failure is a warning in the log and ``export_error`` in the metrics.
+    """
     result = PhaseResult()
+    try:
+        _export(model, tokenizer, config, Path(output_dir), hooks, earlier, result)
+    except UnslothNbError as exc:
+        hooks.emit("log", level="warning", message=f"Export failed (the adapter is saved): {exc}", source="export")
+        result.metrics["export_error"] = str(exc)
+    return result
+
+
+def _export(
+    model: Any,
+    tokenizer: Any,
+    config: TrainConfig,
+    output_dir: Path,
+    hooks: PhaseHooks,
+    earlier: PhaseResult,
+    result: PhaseResult,
+) -> None:
     push_to = push_repo_ids(config.hub)
     types = gguf_types(config.save)
 
@@ -70,7 +91,6 @@ def export_outputs(
         if target == "adapter":
             continue  # the save phase pushes the adapter
         _push(target, repo_id, config, output_dir, merged_dir, hooks, result)
-    return result
 
 
 def _merge_16bit(model: Any, tokenizer: Any, target: Path, hooks: PhaseHooks, result: PhaseResult) -> Path:
