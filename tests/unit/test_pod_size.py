@@ -44,3 +44,11 @@ def test_a_disk_set_in_the_config_wins_and_the_plan_shows_the_pod() -> None:
     text = format_plan(plan(config(placement="runpod")))
     pod_line = next(line for line in text.splitlines() if line.strip().startswith("Pod"))
     assert "GB disk" in pod_line and "vCPUs" in pod_line and "GB RAM" in pod_line
+
+
+def test_a_gguf_export_needs_the_merge_the_f16_file_and_the_quantised_ones() -> None:
+    merged = pod_resources(config(save={"merged_16bit": True}), LLAMA_70B)
+    gguf = pod_resources(config(save={"gguf": ["q4_k_m"]}), LLAMA_70B)
+    # 141 GB merged (the converter reads it), 141 GB f16 GGUF to quantise from, ~42 GB of q4_k_m
+    assert gguf.container_disk_gb >= merged.container_disk_gb + 141 + 40
+    assert "GGUF export 185" in gguf.describe()

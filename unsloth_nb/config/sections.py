@@ -199,6 +199,29 @@ class SaveConfig:
     output_dir: str | None = knob(None, "Where adapters and checkpoints go (default: the job's own folder).", flag="--output-dir")
     adapter: bool = knob(True, "Save the LoRA adapter and tokenizer.", flag="--save-adapter")
     merged_16bit: bool = knob(False, "Also save the base model with the adapter merged, in 16 bit.", flag="--save-merged")
+    merged_4bit: bool = knob(
+        False,
+        "Also save the model merged into its 4-bit weights (a model loaded in 4 bit: GPU only; skipped on CPU, "
+        "where the base loads in 16 bit).",
+        flag="--save-merged-4bit",
+    )
+    gguf: list[str] = knob(
+        [],
+        "GGUF files to write with llama.cpp, e.g. [q4_k_m, q8_0, f16] (needs the gguf extra: pip install 'unsloth-nb[gguf]').",
+        flag="--save-gguf",
+    )
+    ollama: bool = knob(False, "Write an Ollama Modelfile beside the GGUF (chat template and stop tokens).", flag="--save-ollama")
+    gguf_pretok: str | None = knob(
+        None,
+        "llama.cpp pre-tokenizer name to record when llama.cpp does not recognise the tokenizer (e.g. default, "
+        "llama-bpe); default: refuse, since a wrong one splits text differently from training.",
+        flag="--gguf-pretok",
+    )
+
+    def section_problems(self) -> list[ConfigError]:
+        from unsloth_nb.config.export import save_problems
+
+        return save_problems(self)
 
 
 @dataclass
@@ -207,6 +230,12 @@ class HubConfig:
 
     repo_id: str | None = knob(None, "Hub repository to push the adapter to, e.g. me/my-lora.", flag="--hub-id")
     private: bool = knob(True, "Create the Hub repository as private.", flag="--hub-private")
+    push: list[str] = knob(
+        ["adapter"],
+        "What goes to the Hub: some of adapter, merged_16bit, merged_4bit, gguf. One goes to repo_id; with "
+        "several, the others go to <repo_id>-merged-16bit, -merged-4bit, -GGUF.",
+        flag="--hub-push",
+    )
     push_checkpoints: bool = knob(
         True,
         "On RunPod without a network volume, also push each checkpoint to the private repo <repo_id>-checkpoints, "

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unsloth_nb.config.export import hub_problems
 from unsloth_nb.config.files import deep_update, expand_dotted, load_config_file, parse_yaml
 from unsloth_nb.config.generate import GenerateConfig
 from unsloth_nb.config.judge import JudgeConfig
@@ -195,6 +196,7 @@ class TrainConfig:
         for _, section in self._sections():
             if section is not self and hasattr(section, "section_problems"):
                 errors += section.section_problems()
+        errors += hub_problems(self.hub, self.save)
         if not self.lora.target_modules:
             errors.append(
                 ConfigError(

@@ -57,6 +57,8 @@ def save_outputs(
     model: Any, tokenizer: Any, config: TrainConfig, output_dir: Path, hooks: EngineHooks, stopped: bool
 ) -> tuple[Path | None, Path | None]:
     """Write what the config asks for. A stopped run keeps its adapter but skips the merge and the push."""
+    from unsloth_nb.config.export import push_repo_ids
+
     adapter_dir = merged_dir = None
     if config.save.adapter or config.hub.repo_id or stopped:
         adapter_dir = save_adapter(model, tokenizer, output_dir, hooks)
@@ -66,8 +68,9 @@ def save_outputs(
         return adapter_dir, None
     if config.save.merged_16bit:
         merged_dir = save_merged(model, tokenizer, output_dir, hooks)
-    if config.hub.repo_id and adapter_dir is not None:
-        push_to_hub(adapter_dir, config.hub.repo_id, config.hub.private, hooks)
+    adapter_repo = push_repo_ids(config.hub).get("adapter")  # hub.push may leave the adapter out
+    if adapter_repo and adapter_dir is not None:
+        push_to_hub(adapter_dir, adapter_repo, config.hub.private, hooks)
     return adapter_dir, merged_dir
 
 

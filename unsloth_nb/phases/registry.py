@@ -46,13 +46,16 @@ def all_phases() -> list[Phase]:
 
 
 def _register_built_in_extras() -> None:
-    """The judge's phases: ``answers`` after ``save``, ``judge`` after it (each applies only with ``judge:``)."""
-    from unsloth_nb.phases.evaluation import register
-
-    register()
+    """The teacher's ``enhance`` before ``load`` (only with ``teacher:``), the judge's phases (``answers`` after
+    ``save``, ``judge`` after it; only with ``judge:``), then ``export`` (only with GGUF, Ollama, merged_4bit or a
+    merged push)."""
     from unsloth_nb.phases.enhance import register as register_enhance
+    from unsloth_nb.phases.evaluation import register as register_evaluation
+    from unsloth_nb.phases.export import ExportPhase
 
-    register_enhance()  # the teacher's phase, before load (applies only with teacher:)
+    register_enhance()
+    register_evaluation()
+    register_phase(ExportPhase(), after="answers")  # after the answers: a 4-bit merge changes the loaded model
 
 
 _register_built_in_extras()

@@ -20,8 +20,11 @@ class SavePhase:
         return True
 
     def needs(self, config: TrainConfig) -> PhaseNeeds:
-        if config.hub.repo_id:
-            return PhaseNeeds(secrets=("HF_TOKEN",), why=f"to push the adapter to the Hub repository {config.hub.repo_id}")
+        from unsloth_nb.config.export import push_repo_ids
+
+        adapter_repo = push_repo_ids(config.hub).get("adapter")
+        if adapter_repo:
+            return PhaseNeeds(secrets=("HF_TOKEN",), why=f"to push the adapter to the Hub repository {adapter_repo}")
         return PhaseNeeds()
 
     def run(self, ctx: PhaseContext) -> PhaseResult:

@@ -589,7 +589,10 @@ def secrets_needed(config: TrainConfig, placement: str) -> list[str]:
     name = config.model.name.strip().lower()
     reasons = []
     if config.hub.repo_id:
-        reasons.append(f"hub.repo_id ({config.hub.repo_id}) pushes the adapter to the Hub")
+        from unsloth_nb.config.export import push_repo_ids
+
+        pushes = ", ".join(f"{target} to {repo}" for target, repo in push_repo_ids(config.hub).items())
+        reasons.append(f"hub.repo_id pushes {pushes} on the Hub")
     if name.startswith(GATED_MODEL_PREFIXES):
         reasons.append(f"{config.model.name} is gated on the Hub (accept its licence there first)")
     if reasons:

@@ -77,7 +77,8 @@ def pod_resources(
 ) -> PodResources:
     """Disk, vCPUs and RAM for this job's pod; ``runpod.container_disk_gb``, when set, wins for the disk."""
     weights = weights_gb(size, config.model.name)
-    merged = size.params * 2.0 / 1e9 if config.save.merged_16bit else 0.0
+    merged = size.params * 2.0 / 1e9 if config.save.merged_16bit or config.save.gguf else 0.0
+    gguf = gguf_gb(config, size.params)
     adapter = lora_params(size, config.lora.r) * 4 / 1e9
     kept = 1
     if save_steps and total_steps:
@@ -87,6 +88,7 @@ def pod_resources(
         ("packages", PACKAGES_GB),
         ("model", weights),
         ("merged export", merged),
+        ("GGUF export", gguf),
         (f"{kept} checkpoint{'s' if kept != 1 else ''}", checkpoints),
         ("adapter", adapter),
         ("room", ROOM_GB),
@@ -102,3 +104,20 @@ def pod_resources(
         disk_parts=parts,
         disk_from_config=bool(chosen),
     )
+
+
+#: Bytes per parameter of a GGUF type, roughly (k-quants keep some tensors at higher precision).
+GGUF_BYTES_PER_PARAM = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 1.07, "q6_k": 0.82, "q5_k_m": 0.72, "q5_k_s": 0.69}
+
+
+def gguf_gb(config: TrainConfig, params: float) -> float:
+    """The GGUF files asked for, plus the f16 file the quantiser starts from and llama.cpp's build (~1 GB)."""
+    from unsloth_nb.config.export import gguf_types
+
+    types = gguf_types(config.save)
+    if not types:
+        return 0.0
+    per_param = sum(GGUF_BYTES_PER_PARAM.get(t, 0.6) for t in types)
+    if "f16" not in types and any(t not in GGUF_BYTES_PER_PARAM or t.startswith("q") for t in types):
+        per_param += 2.0
+    return params * per_param / 1e9 + 1.0
