@@ -218,8 +218,9 @@ def test_a_finished_job_is_evaluated_later_from_its_saved_adapter(
     """No judge: section at training time: ``evaluate_job`` loads the adapter (the plan placed it here) and judges
     the questions of an eval file; without one it says what to pass."""
     from unsloth_nb.api import as_config
-    from unsloth_nb.evaluate import EvaluationError, evaluate_job
+    from unsloth_nb.evaluate import EvaluationError
     from unsloth_nb.jobrun.controller import load_job, start_job
+    from unsloth_nb.jobrun.evaluation import evaluate_job
     from unsloth_nb.jobrun.preflight import prepare
 
     monkeypatch.setenv("OPENAI_API_KEY", FakeOpenAI.api_key)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextvars
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from unsloth_nb.config import TrainConfig
-    from unsloth_nb.data import PreparedDataset
+    from unsloth_nb.data import DatasetSummary, PreparedDataset
     from unsloth_nb.jobrun.events import Event, EventLog
     from unsloth_nb.jobrun.store import JobFolder, JobRecord
     from unsloth_nb.phases.base import PhaseResult
@@ -54,6 +55,9 @@ class JobContext:
     stop_reasons: list[str] = field(default_factory=list)  # why Stop was asked for, first one first
     #: In-process objects a backend that trains here hands back (the model and tokenizer); never serialised.
     shared: dict[str, Any] = field(default_factory=dict)
+    #: Plans the job again for the dataset read anew (a reattached job has no plan); the controller hands in the
+    #: planner, which sits above the backends (it asks them), so a backend never imports it.
+    plan_again: Callable[[DatasetSummary], Plan] | None = None
 
     @property
     def stop_requested(self) -> bool:

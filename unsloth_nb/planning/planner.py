@@ -61,7 +61,7 @@ from unsloth_nb.planning.model_size import (
     estimate_model_size,
     hub_cache_dir,
 )
-from unsloth_nb.planning.pod_size import PodResources, pod_resources
+from unsloth_nb.planning.pod_size import POD_CHECKPOINT_EVERY_S, PodResources, checkpoint_every, pod_resources
 from unsloth_nb.planning.spot import spot_note
 
 # Plan, plan and check_model_source are made here; the rest is re-exported from gpu_catalog, hardware,
@@ -116,7 +116,6 @@ GPU_STEP_OVERHEAD_S = 0.05
 
 #: Without train.save_steps, a job on a pod keeps a checkpoint about this often (in estimated
 #: training seconds), so a lost pod costs at most this much training; shorter jobs keep none.
-POD_CHECKPOINT_EVERY_S = 15 * 60.0
 
 
 # ---------------------------------------------------------------------- the plan
@@ -174,13 +173,9 @@ def default_save_steps(plan: Plan) -> int | None:
     None where nothing is rented (a local crash keeps the disk), when the speed is unknown, and
     when the whole run is shorter than one interval (a lost pod then costs little).
     """
-    if not get_backend(plan.placement).rents or not plan.tokens_per_second or not plan.tokens_per_step:
+    if not get_backend(plan.placement).rents:
         return None
-    seconds_per_step = plan.tokens_per_step / plan.tokens_per_second
-    every = max(1, round(POD_CHECKPOINT_EVERY_S / seconds_per_step))
-    if plan.total_steps is not None and every >= plan.total_steps:
-        return None
-    return every
+    return checkpoint_every(plan.tokens_per_step, plan.tokens_per_second, plan.total_steps)
 
 
 def plan(
