@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "unsloth_nb.config.*",
             "unsloth_nb.credentials",
             "unsloth_nb.latest_only",
+            "unsloth_nb.placements",
             "unsloth_nb.models",
             "unsloth_nb.jobrun.lifecycle",
             "unsloth_nb.jobrun.checkpoints",

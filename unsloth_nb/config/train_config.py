@@ -24,6 +24,7 @@ from unsloth_nb.config.runpod import RunPodConfig
 from unsloth_nb.config.schema import _build, _lookup, _section_problems, field_specs, knob, sections_enable
 from unsloth_nb.config.sections import DatasetConfig, HubConfig, LoraConfig, ModelConfig, SaveConfig, TrainArgs
 from unsloth_nb.errors import ConfigError, raise_all, set_field
+from unsloth_nb.placements import PLACEMENT_CHOICES
 
 
 @dataclass
@@ -40,9 +41,10 @@ class TrainConfig:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     placement: str = knob(
         "auto",
-        "Where to train: auto (decided by the plan), local (this machine) or runpod.",
+        "Where to train: auto (decided by the plan), local (this machine), runpod (a GPU pod), or another backend "
+        "named in unsloth_nb.placements.",
         flag="--placement",
-        choices=("auto", "local", "runpod"),
+        choices=PLACEMENT_CHOICES,
     )
 
     # ------------------------------------------------------------------ building
