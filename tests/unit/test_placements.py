@@ -17,5 +17,5 @@ def test_the_placement_choices_are_auto_and_every_built_in_backend() -> None:
 
 
 def test_a_placement_no_backend_answers_is_refused_with_the_choices() -> None:
-    with pytest.raises(ConfigError, match="placement.*not one of: auto, local, runpod"):
+    with pytest.raises(ConfigError, match=r"placement.*not one of: auto, local, runpod"):
         TrainConfig.from_dict({"model": "m", "dataset": "d.jsonl", "placement": "moon"})
