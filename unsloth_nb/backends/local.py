@@ -146,7 +146,8 @@ class LocalBackend:
             shared=ctx.shared,  # the trained model and tokenizer stay in this process, for job.model
             resume_from_checkpoint=_resume_target(ctx),
         )
-        with _responsive_kernel():
+        # The chart's and the view's work on each event runs on the log's delivery thread, not between steps.
+        with _responsive_kernel(), ctx.log.deliver_in_background():
             return run_phases(phase_ctx, phases_for(ctx.config, runs_on="model"))
 
 
