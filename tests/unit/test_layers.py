@@ -55,6 +55,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "unsloth_nb.planning.model_size",
             "unsloth_nb.planning.pod_size",
             "unsloth_nb.planning.spot",
+            "unsloth_nb.planning.durations",
             "unsloth_nb.worker.protocol",  # wire constants and the dataset packing both ends share
             # loopback LLM APIs: the offline judge (`unsloth-nb demo --judge` without a key) talks to one
             "unsloth_nb.testing.loopback_http",
