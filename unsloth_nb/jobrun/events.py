@@ -134,6 +134,9 @@ Subscriber = Callable[[Event], None]
 #: because that thread may be inside a subscriber waiting for a lock the emitting thread holds.
 DELIVERY_WAIT_S = 2.0
 
+#: How long the delivery thread lets events gather before handing them on (see deliver_in_background).
+BACKGROUND_DELAY_S = 0.05
+
 
 class EventLog:
     """Append-only, thread-safe event list with cursor reads, waits and subscribers.
@@ -315,6 +318,9 @@ class EventLog:
     def _deliver_until_idle(self) -> None:
         while True:
             self._wake.wait()
+            # Not at once: right after an emit the training thread runs Python (callbacks) and would wait for the
+            # GIL while subscribers run; a moment later it is back in torch kernels, which release it.
+            time.sleep(BACKGROUND_DELAY_S)
             self._wake.clear()
             self._drain()
             with self._cond:
