@@ -38,6 +38,12 @@ interval instead of the 1 ms the in-kernel backend sets while training (for note
 responsiveness, see kernel_responsiveness.py), rotated with (a) and (b) in the same run,
 so the cost of that choice is measured side by side rather than across two runs.
 
+Where (b)'s extra time goes in the training thread is measured in the same (b) runs: every
+event the training thread emits is timed in its parts (payload check, JSON serialisation + file
+write and flush, subscriber calls: the chart's and the view's, and the rest of ``emit``: the
+log's lock and the Event itself), summed per run and shown as a share of train(). Each of those
+is a wrapper around the real method, so the instrumented (b) is a little slower than a plain one.
+
 Target: b/a <= 1.01 for train() (median of the pairs). The machine may be shared; the
 spread shows how far to trust the median.
 """
@@ -55,7 +61,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +115,77 @@ class Setup:
         }
 
 
+#: The parts of EventLog.emit timed in the training thread, in the order the table shows them.
+PARTS = ("check_payload", "serialise + write + flush", "subscribers", "emit rest (lock, Event)")
+
+
+class EventCost:
+    """Seconds the training thread spends in each part of EventLog.emit, summed until :meth:`take`.
+
+    Installed once: wraps the module-level ``check_payload`` and ``EventLog``'s ``emit``, ``_store``
+    and ``_notify`` with timers that count only calls made on a job's training thread.
+    """
+
+    def __init__(self) -> None:
+        from unsloth_nb.jobrun import events
+
+        self.seconds: dict[str, float] = dict.fromkeys(PARTS, 0.0)
+        self.events = 0
+        self._local = threading.local()
+        self._timed_function(events, "check_payload", "check_payload")
+        self._timed_method(events.EventLog, "_store", "serialise + write + flush")
+        self._timed_method(events.EventLog, "_notify", "subscribers")
+        emit = events.EventLog.emit
+        cost = self
+
+        @functools.wraps(emit)
+        def timed_emit(log: Any, kind: str, /, **data: Any) -> Any:
+            if not cost._training():
+                return emit(log, kind, **data)
+            inner_before = sum(cost.seconds[p] for p in PARTS[:3])
+            started = time.perf_counter()
+            try:
+                return emit(log, kind, **data)
+            finally:
+                total = time.perf_counter() - started
+                inner = sum(cost.seconds[p] for p in PARTS[:3]) - inner_before
+                cost.seconds[PARTS[3]] += max(0.0, total - inner)
+                cost.events += 1
+
+        events.EventLog.emit = timed_emit  # type: ignore[method-assign]
+
+    @staticmethod
+    def _training() -> bool:
+        return threading.current_thread().name.startswith("unsloth-nb-train-")
+
+    def _timed(self, original: Callable[..., Any], part: str) -> Callable[..., Any]:
+        cost = self
+
+        @functools.wraps(original)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if not cost._training():
+                return original(*args, **kwargs)
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                cost.seconds[part] += time.perf_counter() - started
+
+        return timed
+
+    def _timed_function(self, module: Any, name: str, part: str) -> None:
+        setattr(module, name, self._timed(getattr(module, name), part))
+
+    def _timed_method(self, cls: type, name: str, part: str) -> None:
+        setattr(cls, name, self._timed(getattr(cls, name), part))
+
+    def take(self) -> tuple[int, dict[str, float]]:
+        taken = (self.events, dict(self.seconds))
+        self.events = 0
+        self.seconds = dict.fromkeys(PARTS, 0.0)
+        return taken
+
+
 @dataclass
 class Sample:
     end_to_end: float
@@ -117,6 +194,8 @@ class Sample:
     checkpoint: float  # of train_call: time inside Trainer._save_checkpoint
     steps: int
     final_loss: float | None  # the same on both sides when they did the same work
+    events: int = 0  # (b): events the training thread emitted
+    parts: dict[str, float] = field(default_factory=dict)  # (b): seconds in each part of emit (PARTS)
 
 
 class Timers:
@@ -232,7 +311,7 @@ def run_bare(setup: Setup, out: Path, timers: Timers) -> Sample:
 
 
 # ---------------------------------------------------------------------- (b) the unsloth-nb job
-def run_job(setup: Setup, out: Path, timers: Timers) -> Sample:
+def run_job(setup: Setup, out: Path, timers: Timers, cost: EventCost | None = None) -> Sample:
     """``unsloth_nb.train`` with the job view displayed, as ``%unsloth_train`` shows it."""
     import unsloth_nb
     from unsloth_nb.ui.view import JobView
@@ -249,17 +328,20 @@ def run_job(setup: Setup, out: Path, timers: Timers) -> Sample:
     train_call, checkpoint = timers.take()
     steps = job.global_step
     view.close()
-    return Sample(end - begin, states["saving"] - states["training"], train_call, checkpoint, steps, job.final_loss)
+    events, parts = cost.take() if cost is not None else (0, {})
+    return Sample(
+        end - begin, states["saving"] - states["training"], train_call, checkpoint, steps, job.final_loss, events, parts
+    )
 
 
-def run_job_default_switch_interval(setup: Setup, out: Path, timers: Timers) -> Sample:
+def run_job_default_switch_interval(setup: Setup, out: Path, timers: Timers, cost: EventCost | None = None) -> Sample:
     """(c): (b) with the in-kernel backend's 1 ms switch interval left out (Python's default 5 ms)."""
     import unsloth_nb.backends.local as local
 
     original = local._responsive_kernel
     local._responsive_kernel = contextlib.nullcontext  # type: ignore[assignment]
     try:
-        return run_job(setup, out, timers)
+        return run_job(setup, out, timers, cost)
     finally:
         local._responsive_kernel = original  # type: ignore[assignment]
 
@@ -306,11 +388,12 @@ def compare(
     say: Callable[[str], None],
     bare_main_thread: bool = False,
     switch_interval_too: bool = False,
+    cost: EventCost | None = None,
 ) -> Comparison:
     bare = run_bare if bare_main_thread else functools.partial(in_thread, run_bare)
-    runners: dict[str, Callable[[Setup, Path, Timers], Sample]] = {"a": bare, "b": run_job}
+    runners: dict[str, Callable[[Setup, Path, Timers], Sample]] = {"a": bare, "b": functools.partial(run_job, cost=cost)}
     if switch_interval_too:
-        runners["c"] = run_job_default_switch_interval
+        runners["c"] = functools.partial(run_job_default_switch_interval, cost=cost)
     sides = "".join(runners)
     counter = 0
 
@@ -388,6 +471,39 @@ def table_rows(result: Comparison) -> list[Row]:
     return rows
 
 
+def breakdown_rows(result: Comparison) -> list[Row]:
+    """(b)'s training-thread time in each part of emit, per run, and as a share of its train()."""
+    runs = [s for s in result.job if s.parts]
+    if not runs:
+        return []
+    label = f"{result.setup.label}, {result.setup.steps} steps"
+    rows = [
+        Row(
+            [
+                label,
+                part,
+                Spread([s.parts[part] * 1e3 for s in runs]).show(".1f", " ms"),
+                Spread([s.parts[part] / s.events * 1e6 for s in runs if s.events]).show(".0f", " us"),
+                Spread([s.parts[part] / s.train_call * 100 for s in runs]).show(".3f", " %"),
+            ]
+        )
+        for part in PARTS
+    ]
+    total = [sum(s.parts.values()) for s in runs]
+    rows.append(
+        Row(
+            [
+                label,
+                f"all of emit ({Spread([float(s.events) for s in runs]).show('.0f')} events per run)",
+                Spread([t * 1e3 for t in total]).show(".1f", " ms"),
+                Spread([t / s.events * 1e6 for t, s in zip(total, runs, strict=True) if s.events]).show(".0f", " us"),
+                Spread([t / s.train_call * 100 for t, s in zip(total, runs, strict=True)]).show(".3f", " %"),
+            ]
+        )
+    )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny model only, 1 pair of 3 steps (CI smoke)")
@@ -401,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--bare-main-thread", action="store_true", help="train (a) on the main thread instead of a worker thread")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--no-breakdown", action="store_true", help="(b) without the timers around the parts of EventLog.emit")
     args = parser.parse_args(argv)
     pairs = 1 if args.quick else args.pairs
 
@@ -414,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         with quiet():
             model = tiny_model(scratch_dir("tiny-llama"))
             timers = Timers()
+            cost = None if args.no_breakdown else EventCost()
         setups = (
             [] if args.no_tiny and not args.quick else [Setup("tiny Llama", model, 3 if args.quick else args.tiny_steps, rows=40)]
         )
@@ -422,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
 
             setups.append(Setup("SmolLM2-135M", smollm2_path(), args.smollm2_steps, rows=200))
         results = [
-            compare(setup, pairs, timers, scratch, say, args.bare_main_thread, args.switch_interval_too) for setup in setups
+            compare(setup, pairs, timers, scratch, say, args.bare_main_thread, args.switch_interval_too, cost) for setup in setups
         ]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -448,6 +566,14 @@ def main(argv: list[str] | None = None) -> int:
             f"Same final loss on both sides of every pair (same work): {'yes' if same else 'NO'}."
         ),
     )
+    parts = [row for result in results for row in breakdown_rows(result)]
+    if parts:
+        print_table(
+            "Where (b) spends its extra time in the training thread: each part of EventLog.emit, per run "
+            "(median (min-max) over the (b) runs)",
+            ["workload", "part", "per run", "per event", "of train()"],
+            parts,
+        )
     return finish(rows, args.strict)
 
 

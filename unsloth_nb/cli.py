@@ -97,7 +97,8 @@ def cmd_serve(argv: list[str]) -> int:
 # ---------------------------------------------------------------------- eval
 def cmd_eval(argv: list[str]) -> int:
     """Judge a job: a summary table (or one JSON object with --json); exit 1 when the judge failed."""
-    from unsloth_nb.evaluate import EvaluationError, evaluate_job
+    from unsloth_nb.evaluate import EvaluationError
+    from unsloth_nb.jobrun.evaluation import evaluate_job
 
     parser = argparse.ArgumentParser(prog="unsloth-nb eval", description="Judge a finished job's fine-tune against its base.")
     parser.add_argument("job_id")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,10 +27,24 @@ def demo_tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+def judged_job_config(model: Path, fake: FakeOpenAI, *, train: dict[str, Any], **judge: Any) -> Any:
+    """A local job on the tiny model and the demo rows, judged on the demo's eval file by ``fake``."""
+    from unsloth_nb.api import as_config
+
+    return as_config(
+        {
+            "model": {"name": str(model), "load_in_4bit": False},
+            "dataset": str(DEMO),
+            "train": {"batch_size": 4, "grad_accum": 1, "warmup_steps": 0, "max_seq_length": 512, **train},
+            "placement": "local",
+            "judge": {"base_url": fake.base_url, "eval_path": str(EVAL), **judge},
+        }
+    )
+
+
 def test_a_judged_job_reports_and_a_rerun_makes_no_calls(
     demo_tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from unsloth_nb.api import as_config
     from unsloth_nb.cli import main
     from unsloth_nb.evaluate.answers import AnswerSet
     from unsloth_nb.evaluate.holdout import HeldOut
@@ -38,15 +53,7 @@ def test_a_judged_job_reports_and_a_rerun_makes_no_calls(
 
     monkeypatch.setenv("OPENAI_API_KEY", FakeOpenAI.api_key)
     with FakeOpenAI(behaviours.picks_first()) as fake:
-        config = as_config(
-            {
-                "model": {"name": str(demo_tiny_model), "load_in_4bit": False},
-                "dataset": str(DEMO),
-                "train": {"max_steps": 3, "batch_size": 4, "grad_accum": 1, "warmup_steps": 0, "max_seq_length": 512, "lr": 1e-3},
-                "placement": "local",
-                "judge": {"base_url": fake.base_url, "eval_path": str(EVAL), "max_new_tokens": 12, "batch_size": 4},
-            }
-        )
+        config = judged_job_config(demo_tiny_model, fake, train={"max_steps": 3, "lr": 1e-3}, max_new_tokens=12, batch_size=4)
         prepared = prepare(config, tmp_path)
         assert prepared.heldout is not None and prepared.heldout.items
         assert len(prepared.heldout.items) + prepared.heldout.dropped_near_duplicates == 12
@@ -103,27 +110,12 @@ def test_a_judged_job_reports_and_a_rerun_makes_no_calls(
 def test_a_judge_that_is_down_keeps_the_trained_adapter(
     demo_tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from unsloth_nb.api import as_config
     from unsloth_nb.jobrun.controller import start_job
     from unsloth_nb.jobrun.preflight import prepare
 
     monkeypatch.setenv("OPENAI_API_KEY", FakeOpenAI.api_key)
     with FakeOpenAI(behaviours.server_error()) as fake:
-        config = as_config(
-            {
-                "model": {"name": str(demo_tiny_model), "load_in_4bit": False},
-                "dataset": str(DEMO),
-                "train": {"max_steps": 1, "batch_size": 4, "grad_accum": 1, "warmup_steps": 0, "max_seq_length": 512},
-                "placement": "local",
-                "judge": {
-                    "base_url": fake.base_url,
-                    "eval_path": str(EVAL),
-                    "max_questions": 2,
-                    "max_new_tokens": 4,
-                    "timeout": 2,
-                },
-            }
-        )
+        config = judged_job_config(demo_tiny_model, fake, train={"max_steps": 1}, max_questions=2, max_new_tokens=4, timeout=2)
         job = start_job(prepare(config, tmp_path)).wait(timeout=900)
         assert job.state == "succeeded"
         assert job.adapter_path is not None and (job.adapter_path / "adapter_config.json").is_file()
@@ -219,8 +211,9 @@ def test_a_finished_job_is_evaluated_later_from_its_saved_adapter(
     """No judge: section at training time: ``evaluate_job`` loads the adapter (the plan placed it here) and judges
     the questions of an eval file; without one it says what to pass."""
     from unsloth_nb.api import as_config
-    from unsloth_nb.evaluate import EvaluationError, evaluate_job
+    from unsloth_nb.evaluate import EvaluationError
     from unsloth_nb.jobrun.controller import load_job, start_job
+    from unsloth_nb.jobrun.evaluation import evaluate_job
     from unsloth_nb.jobrun.preflight import prepare
 
     monkeypatch.setenv("OPENAI_API_KEY", FakeOpenAI.api_key)

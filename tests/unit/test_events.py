@@ -116,3 +116,100 @@ def test_a_read_only_follower_sees_another_writers_events_and_never_writes(tmp_p
         follower.emit("log", level="info", message="no")
     writer.close()
     assert [e.seq for e in EventLog("job", path).read()] == [0, 1, 2]
+
+
+def test_background_delivery_keeps_seq_order_delivers_everything_and_leaves_the_writer_free() -> None:
+    """Events of a thread in deliver_in_background reach subscribers from another thread, in order, each once,
+    all of them by the time the block ends, also when other threads emit at the same time."""
+    import threading
+
+    from unsloth_nb.jobrun.events import EventLog
+
+    log = EventLog("j")
+    seen: list[int] = []
+    delivered_by: dict[int, str] = {}
+    at_exit: list[list[int]] = []
+    slow = threading.Event()
+    stuck = threading.Event()
+
+    def subscriber(event: Event) -> None:
+        delivered_by[event.seq] = threading.current_thread().name
+        if event.seq == 1:
+            stuck.set()
+            slow.wait(5)  # a subscriber stuck on the first event must not hold up the writer
+        seen.append(event.seq)
+
+    log.subscribe(subscriber)
+    writer_done = threading.Event()
+
+    def training() -> None:
+        with log.deliver_in_background():
+            for step in range(200):
+                log.emit("metrics", step=step, loss=1.0)
+                if step == 1:
+                    stuck.wait(5)  # the delivery thread is now inside the subscriber, stuck on seq 1
+            writer_done.set()
+            slow.set()
+        at_exit.append(list(seen))  # all delivered when the block ends
+
+    def other() -> None:
+        for _ in range(50):
+            log.emit("log", level="info", message="x", source="test")
+
+    trainer = threading.Thread(target=training, name="trainer")
+    trainer.start()
+    assert writer_done.wait(5), "the writer waited for a stuck subscriber"
+    helper = threading.Thread(target=other)
+    helper.start()
+    trainer.join(10)
+    helper.join(10)
+    log.emit("status", state="succeeded")  # from this thread: delivered before emit returns
+    assert seen == list(range(len(log))) and len(log) == 251
+    assert at_exit[0][:200] == list(range(200)) or at_exit[0] == sorted(at_exit[0])
+    assert set(range(200)) <= set(at_exit[0])
+    assert delivered_by[1].startswith("unsloth-nb-events-")  # not the writer: it went on while seq 1 was stuck
+
+
+def test_a_subscriber_that_joins_during_background_delivery_gets_each_event_once() -> None:
+    import threading
+
+    from unsloth_nb.jobrun.events import EventLog
+
+    log = EventLog("j")
+    early: list[int] = []
+    late: list[int] = []
+    log.subscribe(lambda e: early.append(e.seq))
+    joined = threading.Event()
+
+    def training() -> None:
+        with log.deliver_in_background():
+            for step in range(100):
+                log.emit("metrics", step=step)
+                if step == 50:
+                    joined.wait(5)
+
+    trainer = threading.Thread(target=training)
+    trainer.start()
+    while len(log) < 51:
+        pass
+    log.subscribe(lambda e: late.append(e.seq), replay=True)
+    joined.set()
+    trainer.join(10)
+    assert early == list(range(100)) and late == list(range(100))
+
+
+def test_a_subscriber_that_emits_gets_its_event_delivered_without_waiting() -> None:
+    import time
+
+    log = EventLog("j")
+    seen: list[int] = []
+
+    def echo(event: Event) -> None:
+        seen.append(event.seq)
+        if event.kind == "status":
+            log.emit("log", level="info", message="saw a status", source="test")
+
+    log.subscribe(echo)
+    started = time.monotonic()
+    log.emit("status", state="training")
+    assert seen == [0, 1] and time.monotonic() - started < 1.0

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import unsloth_nb
-from unsloth_nb.backends.base import JobContext, JobHooks, PlacementInputs, SecretNeed
+from unsloth_nb.backends.base import JobContext, JobHooks, PlacementInputs, PriceRequest, Pricing, SecretNeed
 from unsloth_nb.backends.registry import backend_names, register_backend, unregister_backend
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.jobrun import lifecycle
@@ -66,6 +66,9 @@ class ToyBackend:
 
     def plan_notes(self, config: TrainConfig) -> list[tuple[str, bool]]:
         return [("toy jobs cost nothing", False)]
+
+    def price(self, request: PriceRequest) -> Pricing:
+        return Pricing()
 
     def plan_target(self, plan: object) -> str:
         return "toy CPU"

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import contextvars
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from unsloth_nb.config import TrainConfig
-    from unsloth_nb.data import PreparedDataset
+    from unsloth_nb.data import DatasetSummary, PreparedDataset
     from unsloth_nb.jobrun.events import Event, EventLog
     from unsloth_nb.jobrun.store import JobFolder, JobRecord
     from unsloth_nb.phases.base import PhaseResult
+    from unsloth_nb.planning.gpu_catalog import GpuOption
     from unsloth_nb.planning.hardware import LocalHardware
     from unsloth_nb.planning.model_size import ModelSize
     from unsloth_nb.planning.planner import Plan
@@ -54,6 +56,9 @@ class JobContext:
     stop_reasons: list[str] = field(default_factory=list)  # why Stop was asked for, first one first
     #: In-process objects a backend that trains here hands back (the model and tokenizer); never serialised.
     shared: dict[str, Any] = field(default_factory=dict)
+    #: Plans the job again for the dataset read anew (a reattached job has no plan); the controller hands in the
+    #: planner, which sits above the backends (it asks them), so a backend never imports it.
+    plan_again: Callable[[DatasetSummary], Plan] | None = None
 
     @property
     def stop_requested(self) -> bool:
@@ -108,6 +113,51 @@ class PlacementInputs:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass
+class PriceRequest:
+    """What the planner knows when it asks a backend for its cost lines (machines to rent, their price).
+
+    ``step_seconds`` is the planner's rule of thumb for one optimizer step on a GPU type (by its id), so a
+    renting backend ranks its machines by the whole run's cost. Notes go into ``reasons``/``warnings``.
+    """
+
+    config: TrainConfig
+    size: ModelSize
+    gpu_need_gb: float
+    catalogue: list[GpuOption]
+    user_gpus: list[GpuOption]
+    steps: int | None
+    tokens_per_step: int
+    startup_seconds: float
+    step_seconds: Callable[[str], float]
+    reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Pricing:
+    """A backend's cost lines for one plan: the machines in the order to try, and how a price follows.
+
+    Empty (the default) for a placement that rents nothing: no GPU list, no price, no cost.
+    """
+
+    candidates: list[GpuOption] = field(default_factory=list)
+    cloud: str | None = None
+    gpu_choice: str | None = None  # why the first machine, and the runner-up, in one line
+    community: bool = False
+
+    def estimate(self, seconds: float | None, warnings: list[str]) -> tuple[float | None, float | None]:
+        """(usd per hour, estimated usd) for a run of ``seconds``; a warning when the first machine has no price."""
+        if not self.candidates:
+            return None, None
+        first = self.candidates[0]
+        usd_per_hour = first.usd_per_hour(self.cloud or "SECURE", self.community)
+        if usd_per_hour is None:
+            warnings.append(f"No price is known for {first.gpu_type_id} in the {self.cloud} cloud; the cost is not estimated.")
+            return None, None
+        return usd_per_hour, (max(round(seconds / 3600 * usd_per_hour, 2), 0.01) if seconds is not None else None)
+
+
 class Backend(Protocol):
     """One placement: how it is planned, described and priced, and how a job runs, reattaches and ends there.
 
@@ -144,6 +194,10 @@ class Backend(Protocol):
 
     def plan_notes(self, config: TrainConfig) -> list[tuple[str, bool]]:
         """Lines the plan adds for this placement, each with whether it is a warning."""
+        ...
+
+    def price(self, request: PriceRequest) -> Pricing:
+        """The plan's cost lines here: machines to rent in order and their price (``Pricing()`` when none)."""
         ...
 
     def plan_target(self, plan: Plan) -> str:

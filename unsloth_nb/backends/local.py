@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from unsloth_nb.backends.base import JobContext, JobHooks, PlacementInputs, SecretNeed
+from unsloth_nb.backends.base import JobContext, JobHooks, PlacementInputs, PriceRequest, Pricing, SecretNeed
 from unsloth_nb.errors import BackendError, JobCancelledError, PlanError
 from unsloth_nb.jobrun.runtime import run_in_thread
 from unsloth_nb.phases.base import PhaseContext, PhaseResult
@@ -112,6 +112,9 @@ class LocalBackend:
     def plan_notes(self, config: TrainConfig) -> list[tuple[str, bool]]:
         return []
 
+    def price(self, request: PriceRequest) -> Pricing:
+        return Pricing()  # this machine is already paid for
+
     def plan_target(self, plan: Plan) -> str:
         return f"{'GPU' if plan.device == 'cuda' else 'CPU'}: {plan.local.name}"
 
@@ -146,7 +149,8 @@ class LocalBackend:
             shared=ctx.shared,  # the trained model and tokenizer stay in this process, for job.model
             resume_from_checkpoint=_resume_target(ctx),
         )
-        with _responsive_kernel():
+        # The chart's and the view's work on each event runs on the log's delivery thread, not between steps.
+        with _responsive_kernel(), ctx.log.deliver_in_background():
             return run_phases(phase_ctx, phases_for(ctx.config, runs_on="model"))
 
 

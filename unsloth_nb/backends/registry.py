@@ -3,7 +3,7 @@
 A line here names the module and class of one backend; the module is imported the
 first time a job (or a plan) needs it, so each backend's own libraries load only
 then and ``import unsloth_nb`` stays light. Adding a placement is one folder under
-``backends/`` and one line in :data:`_BUILTIN`; a test or a plugin may also call
+``backends/`` and one line in :data:`unsloth_nb.placements.BUILTIN_BACKENDS`; a test or a plugin may also call
 :func:`register_backend` with an instance.
 """
 
@@ -14,16 +14,14 @@ import threading
 from typing import TYPE_CHECKING
 
 from unsloth_nb.errors import PlanError
+from unsloth_nb.placements import BUILTIN_BACKENDS
 
 if TYPE_CHECKING:
     from unsloth_nb.backends.base import Backend
 
-#: name -> "module:Class", in the order auto placement asks them (the first that accepts the job takes it).
-_BUILTIN: dict[str, str] = {
-    "local": "unsloth_nb.backends.local:LocalBackend",
-    "runpod": "unsloth_nb.backends.runpod.backend:RunPodBackend",
-    "serverless": "unsloth_nb.backends.runpod_serverless.backend:ServerlessBackend",
-}
+#: name -> "module:Class", in the order auto placement asks them (the table lives in unsloth_nb.placements,
+#: which config reads too).
+_BUILTIN: dict[str, str] = dict(BUILTIN_BACKENDS)
 
 _order: list[str] = list(_BUILTIN)
 _targets: dict[str, str | Backend] = dict(_BUILTIN)

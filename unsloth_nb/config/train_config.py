@@ -28,6 +28,7 @@ from unsloth_nb.config.sections import DatasetConfig, HubConfig, LoraConfig, Mod
 from unsloth_nb.config.serverless import ServerlessConfig
 from unsloth_nb.config.teacher import TeacherConfig
 from unsloth_nb.errors import ConfigError, raise_all, set_field
+from unsloth_nb.placements import PLACEMENT_CHOICES
 
 
 @dataclass
@@ -47,9 +48,10 @@ class TrainConfig:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     placement: str = knob(
         "auto",
-        "Where to train: auto (decided by the plan), local (this machine), runpod (a pod) or serverless (a RunPod serverless endpoint).",
+        "Where to train: auto (decided by the plan), local (this machine), runpod (a GPU pod), serverless (a RunPod "
+        "serverless endpoint), or another backend named in unsloth_nb.placements.",
         flag="--placement",
-        choices=("auto", "local", "runpod", "serverless"),
+        choices=PLACEMENT_CHOICES,
     )
 
     # ------------------------------------------------------------------ building

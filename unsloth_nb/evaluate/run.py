@@ -1,7 +1,7 @@
 """Evaluation as a whole: held-out questions -> both models' answers -> the judge -> the report in the job folder.
 
 Three ways in, one path: the job's last phases (``judge:`` in the config; :mod:`unsloth_nb.phases.evaluation`),
-``job.evaluate()`` and ``unsloth-nb eval <job-id>`` (:func:`evaluate_job`). What was done before is reused: the
+``job.evaluate()`` and ``unsloth-nb eval <job-id>`` (:func:`unsloth_nb.jobrun.evaluation.evaluate_job`). What was done before is reused: the
 held-out set recorded at the start, the answers file when it was made for the same questions and cap, and the
 judge's cache, so a re-run makes no API call for what was judged.
 """
@@ -9,7 +9,6 @@ judge's cache, so a re-run makes no API call for what was judged.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,6 @@ from unsloth_nb.evaluate.report import EvaluationReport
 if TYPE_CHECKING:
     from unsloth_nb.config import GenerateConfig, JudgeConfig, TrainConfig
     from unsloth_nb.data import PreparedDataset
-    from unsloth_nb.jobrun.job import Job
     from unsloth_nb.llm import LLMClient
 
 
@@ -207,106 +205,9 @@ def teacher_model_of(config: TrainConfig) -> str | None:
     return getattr(teacher, "model", None) if teacher is not None and getattr(teacher, "enabled", True) else None
 
 
-# ---------------------------------------------------------------------------- entry: a finished job
-def evaluate_job(
-    job: Job | str,
-    *,
-    yes: bool = False,
-    confirm: Callable[[str], bool] | None = None,
-    eval_path: str | None = None,
-    client: LLMClient | None = None,
-    prompt_for_key: bool = False,
-    **judge_overrides: Any,
-) -> EvaluationReport:
-    """Evaluate a job (a :class:`~unsloth_nb.jobrun.job.Job` or its id) against its base model.
-
-    ``judge_overrides`` replace ``judge.*`` fields (``model="claude-haiku-4-5", provider="anthropic"``). The
-    model comes from the job when it lives in this kernel, else the adapter is loaded here when the job's plan
-    placed it here; a RunPod job's answers come from its pod (the answers artifact). Raises EvaluationError when
-    the judge fails; the rows judged so far are in the report file either way.
-    """
-    from unsloth_nb.config import TrainConfig
-    from unsloth_nb.jobrun.controller import load_job
-
-    if isinstance(job, str):
-        job = load_job(job, reattach=False)
-    config: TrainConfig = job.config
-    overrides = dict(judge_overrides)
-    if eval_path:
-        overrides["eval_path"] = eval_path
-    judge = config.judge if not overrides else TrainConfig.from_dict(_with_judge(config, overrides)).judge
-    config = dataclasses.replace(config, judge=judge)
-    if judge.provider and prompt_for_key:
-        from unsloth_nb.credentials import get_secret
-        from unsloth_nb.llm import provider_secret
-
-        variable = provider_secret(judge.provider)
-        if variable:
-            get_secret(variable, f"for the {judge.provider} judge", prompt=True)
-    folder = job.folder.path
-    inputs = folder / "inputs.json"
-    base_dir = Path(json.loads(inputs.read_text())["base_dir"]) if inputs.is_file() else None
-    heldout = limit_questions(heldout_for(config, folder, base_dir), judge)
-    if not heldout.items:
-        raise EvaluationError("no held-out questions to judge (all were near-duplicates of training prompts, or none were given)")
-    output_dir = Path(job.record.output_dir) if job.record.output_dir else job.folder.outputs
-    answers = answers_for(heldout, judge, output_dir, _model_loader(job, config), generate=config.generate)
-    report = judge_and_report(
-        answers,
-        heldout,
-        judge,
-        folder,
-        job_id=job.id,
-        teacher_model=teacher_model_of(config),
-        yes=yes,
-        confirm=confirm,
-        client=client,
-    )
-    if report.error:
-        raise EvaluationError(f"evaluation stopped: {report.error} (report so far: {folder / 'evaluation.json'})")
-    return report
-
-
-def _with_judge(config: TrainConfig, overrides: dict[str, Any]) -> dict[str, Any]:
-    data = config.to_dict()
-    data["judge"] = {**data["judge"], **overrides, "enabled": True}
-    return data
-
-
-def _model_loader(job: Job, config: TrainConfig) -> Callable[[], tuple[Any, Any]] | None:
-    if getattr(job, "model", None) is not None:
-        return lambda: (job.model, job.tokenizer)
-    adapter = job.adapter_path
-    if adapter is None or not Path(adapter).is_dir():
-        return None
-    plan_file = job.folder.path / "plan.json"
-    placement = json.loads(plan_file.read_text()).get("placement") if plan_file.is_file() else job.placement
-    from unsloth_nb.backends.registry import get_backend
-
-    if placement is not None and not get_backend(placement).in_process:
-
-        def refuse() -> tuple[Any, Any]:
-            raise EvaluationError(
-                f"job {job.id} trained on {placement}: its plan says the model does not fit on this machine, and the "
-                "answers artifact (evaluation/answers.jsonl, generated on the pod) is missing"
-            )
-
-        return refuse
-
-    def load() -> tuple[Any, Any]:
-        from unsloth_nb.engine.save import load_for_inference
-
-        return load_for_inference(
-            Path(adapter), max_seq_length=config.train.max_seq_length, load_in_4bit=config.model.load_in_4bit
-        )
-
-    return load
-
-
 __all__ = [
     "EvaluationError",
     "answers_for",
-    "evaluate_job",
     "heldout_for",
     "judge_and_report",
     "limit_questions",

@@ -37,7 +37,7 @@ from unsloth_nb.jobrun.runtime import run_in_thread, submit
 from unsloth_nb.jobrun.store import JobFolder, JobRecord, jobs_root, new_job_id
 from unsloth_nb.phases.base import Phase, PhaseContext, PhaseResult
 from unsloth_nb.phases.runner import client_phases, run_phases
-from unsloth_nb.planning.planner import Plan
+from unsloth_nb.planning.planner import Plan, plan
 from unsloth_nb.planning.rental import rental_note, rental_question
 
 #: Asked before a rental that needs confirming: (the prepared job, the question) -> start now?
@@ -199,6 +199,7 @@ def _reattach(job: Job) -> None:
         set_state=job._set_state,
         record=job.record,
         shared=_evaluation_shared(job),
+        plan_again=lambda summary: plan(job.config, summary),
     )
     job.log.emit(
         "log",

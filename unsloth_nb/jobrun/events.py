@@ -9,9 +9,11 @@ after a reconnect or a kernel restart (the log reloads from its JSONL file).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,6 +131,13 @@ def check_payload(kind: str, data: dict[str, Any]) -> None:
 
 Subscriber = Callable[[Event], None]
 
+#: How long an emit waits for another thread that is delivering its event to the subscribers. Bounded,
+#: because that thread may be inside a subscriber waiting for a lock the emitting thread holds.
+DELIVERY_WAIT_S = 2.0
+
+#: How long the delivery thread lets events gather before handing them on (see deliver_in_background).
+BACKGROUND_DELAY_S = 0.05
+
 
 class EventLog:
     """Append-only, thread-safe event list with cursor reads, waits and subscribers.
@@ -137,6 +146,12 @@ class EventLog:
     ``seq`` of an event produced elsewhere, e.g. on a pod, refusing gaps and
     duplicates). When ``path`` is set every event is also appended to that JSONL
     file and flushed, so a crash loses at most the line being written.
+
+    Subscribers get every event once, in ``seq`` order, through one queue. Usually the
+    writer's thread delivers (the event and any still queued before it) before
+    ``emit`` returns. A thread inside :meth:`deliver_in_background` (the training
+    thread) only queues: a delivery thread calls the subscribers (a view's redraw
+    state, the chart) so their work and their locks stay off the training step.
     """
 
     def __init__(self, job_id: str, path: str | Path | None = None, *, read_only: bool = False) -> None:
@@ -146,15 +161,24 @@ class EventLog:
         self._events: list[Event] = []
         self._cond = threading.Condition()
         self._subscribers: list[Subscriber] = []
+        self._undelivered: deque[Event] = deque()  # stored, not yet handed to the subscribers (in seq order)
+        self._delivered = 0  # how many events the subscribers have had (the first ``_delivered`` seqs)
+        self._delivering = threading.RLock()  # one delivery at a time, so subscribers see seq order
+        self._background: set[int] = set()  # idents of threads whose events the delivery thread hands on
+        self._wake = threading.Event()
+        self._deliverer: threading.Thread | None = None
+        self._local = threading.local()  # .depth: how deep this thread is in delivering (a subscriber that emits)
         self._file = None
         if self.path is not None:
             if read_only:
                 if self.path.exists():
                     self._events = list(read_events_file(self.path))
+                    self._delivered = len(self._events)  # history: a subscriber gets it by replay, not delivery
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if self.path.exists():
                 self._events = list(read_events_file(self.path))
+                self._delivered = len(self._events)
                 _drop_torn_tail(self.path)
             self._file = self.path.open("a", encoding="utf-8")
 
@@ -166,7 +190,7 @@ class EventLog:
         with self._cond:
             event = Event(self.job_id, len(self._events), time.time(), kind, data)
             self._store(event)
-        self._notify(event)
+        self._deliver(event.seq)
         return event
 
     def append(self, event: Event) -> bool:
@@ -185,7 +209,7 @@ class EventLog:
             if event.job_id != self.job_id:
                 event = Event(self.job_id, event.seq, event.time, event.kind, event.data)
             self._store(event)
-        self._notify(event)
+        self._deliver(event.seq)
         return True
 
     def _check_writable(self) -> None:
@@ -208,17 +232,102 @@ class EventLog:
                 if event.seq != len(self._events):
                     break
                 self._events.append(event)
+                self._undelivered.append(event)
                 self._cond.notify_all()
-            self._notify(event)
+            self._deliver(event.seq)
             added += 1
         return added
 
     def _store(self, event: Event) -> None:
         self._events.append(event)
+        self._undelivered.append(event)
         if self._file is not None:
             self._file.write(event.to_json() + "\n")
             self._file.flush()
         self._cond.notify_all()
+
+    # ------------------------------------------------------------------ delivering to subscribers
+    def _deliver(self, seq: int) -> None:
+        """Hand queued events on: before returning, or (from a background-delivery thread) by the delivery thread."""
+        if threading.get_ident() in self._background:
+            self._wake.set()
+        else:
+            self._drain()
+            if not getattr(self._local, "depth", 0):  # inside a subscriber, the event before ours is still being delivered
+                self._wait_delivered(seq, DELIVERY_WAIT_S)
+
+    def _wait_delivered(self, seq: int, timeout: float) -> None:
+        """Until the subscribers have had ``seq`` (another thread may be delivering it), at most ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._delivered <= seq and (remaining := deadline - time.monotonic()) > 0:
+                self._cond.wait(remaining)
+
+    def _drain(self) -> None:
+        """Deliver what is queued, unless another thread is delivering: that one takes these events too.
+
+        Never waiting for the delivering thread matters: it may be inside a subscriber, waiting for a
+        lock (a view's) that this thread holds. The deliverer looks at the queue again after letting
+        go, so an event queued meanwhile is never stranded.
+        """
+        while True:
+            if not self._delivering.acquire(blocking=False):
+                return
+            self._local.depth = getattr(self._local, "depth", 0) + 1
+            try:
+                while True:
+                    with self._cond:
+                        if not self._undelivered:
+                            break
+                        event = self._undelivered.popleft()
+                    self._notify(event)
+                    with self._cond:
+                        self._delivered += 1
+                        self._cond.notify_all()
+            finally:
+                self._local.depth -= 1
+                self._delivering.release()
+            with self._cond:
+                if not self._undelivered:
+                    return
+
+    @contextlib.contextmanager
+    def deliver_in_background(self) -> Iterator[None]:
+        """While inside, this thread's events reach subscribers from a delivery thread; all are delivered on exit.
+
+        For the training thread: an emit then costs the check, the file line and the lock, and
+        not the subscribers' work (nor waits on their locks, which a view's redraw thread holds).
+        """
+        ident = threading.get_ident()
+        with self._cond:
+            self._background.add(ident)
+            if self._deliverer is None:
+                self._deliverer = threading.Thread(
+                    target=self._deliver_until_idle, name=f"unsloth-nb-events-{self.job_id}", daemon=True
+                )
+                self._deliverer.start()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._background.discard(ident)
+                last = len(self._events) - 1
+            self._wake.set()
+            self._drain()
+            self._wait_delivered(last, DELIVERY_WAIT_S)  # nothing this thread emitted is left for later
+
+    def _deliver_until_idle(self) -> None:
+        while True:
+            self._wake.wait()
+            # Not at once: right after an emit the training thread runs Python (callbacks) and would wait for the
+            # GIL while subscribers run; a moment later it is back in torch kernels, which release it.
+            time.sleep(BACKGROUND_DELAY_S)
+            self._wake.clear()
+            self._drain()
+            with self._cond:
+                if not self._background:
+                    self._deliverer = None
+                    return
 
     def _notify(self, event: Event) -> None:
         for subscriber in list(self._subscribers):
@@ -271,14 +380,17 @@ class EventLog:
     def subscribe(self, callback: Subscriber, replay: bool = True) -> Callable[[], None]:
         """Call ``callback`` for every new event (and, with ``replay``, every past one first).
 
-        Returns a function that unsubscribes. Callbacks run on the writer's thread and
-        must be quick; views throttle their own redraws.
+        Returns a function that unsubscribes. Callbacks run on the writer's thread (or the
+        delivery thread, see :meth:`deliver_in_background`), one event at a time in seq
+        order, and must be quick; views throttle their own redraws.
         """
-        with self._cond:
-            past = list(self._events) if replay else []
-            self._subscribers.append(callback)
-        for event in past:
-            callback(event)
+        with self._delivering:
+            self._drain()  # what is queued goes to the subscribers already there; the newcomer replays it
+            with self._cond:
+                past = list(self._events) if replay else []
+                self._subscribers.append(callback)
+            for event in past:
+                callback(event)
 
         def unsubscribe() -> None:
             if callback in self._subscribers:

@@ -238,8 +238,8 @@ class Job:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, **kwargs: Any) -> Any:
-        """Judge this job's fine-tune against its base (see ``unsloth_nb.evaluate.evaluate_job``); returns the report."""
-        from unsloth_nb.evaluate import evaluate_job
+        """Judge this job's fine-tune against its base (see ``unsloth_nb.jobrun.evaluation.evaluate_job``); returns the report."""
+        from unsloth_nb.jobrun.evaluation import evaluate_job
 
         return evaluate_job(self, **kwargs)
 

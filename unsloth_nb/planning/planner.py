@@ -28,12 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unsloth_nb.backends.base import PlacementInputs
+from unsloth_nb.backends.base import PlacementInputs, PriceRequest
 from unsloth_nb.backends.registry import backend_names, get_backend
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.data import DatasetSummary
 from unsloth_nb.errors import ConfigError, PlanError, set_field
 from unsloth_nb.planning.calibration import hardware_key
+from unsloth_nb.planning.durations import rough_duration
 from unsloth_nb.planning.gpu_catalog import (
     DEFAULT_TRAINING_TFLOPS,
     GPU_CATALOG,
@@ -61,7 +62,7 @@ from unsloth_nb.planning.model_size import (
     estimate_model_size,
     hub_cache_dir,
 )
-from unsloth_nb.planning.pod_size import PodResources, pod_resources
+from unsloth_nb.planning.pod_size import POD_CHECKPOINT_EVERY_S, PodResources, checkpoint_every, pod_resources
 from unsloth_nb.planning.spot import spot_note
 
 # Plan, plan and check_model_source are made here; the rest is re-exported from gpu_catalog, hardware,
@@ -116,7 +117,6 @@ GPU_STEP_OVERHEAD_S = 0.05
 
 #: Without train.save_steps, a job on a pod keeps a checkpoint about this often (in estimated
 #: training seconds), so a lost pod costs at most this much training; shorter jobs keep none.
-POD_CHECKPOINT_EVERY_S = 15 * 60.0
 
 
 # ---------------------------------------------------------------------- the plan
@@ -174,13 +174,9 @@ def default_save_steps(plan: Plan) -> int | None:
     None where nothing is rented (a local crash keeps the disk), when the speed is unknown, and
     when the whole run is shorter than one interval (a lost pod then costs little).
     """
-    if not get_backend(plan.placement).rents or not plan.tokens_per_second or not plan.tokens_per_step:
+    if not get_backend(plan.placement).rents:
         return None
-    seconds_per_step = plan.tokens_per_step / plan.tokens_per_second
-    every = max(1, round(POD_CHECKPOINT_EVERY_S / seconds_per_step))
-    if plan.total_steps is not None and every >= plan.total_steps:
-        return None
-    return every
+    return checkpoint_every(plan.tokens_per_step, plan.tokens_per_second, plan.total_steps)
 
 
 def plan(
@@ -218,15 +214,18 @@ def plan(
     need = gpu_need if device == "cuda" else cpu_need
 
     steps, tokens_per_step = _steps(config, dataset, reasons)
-    candidates: list[GpuOption] = []
-    cloud: str | None = None
-    gpu_choice: str | None = None
     startup = backend.startup_seconds(size.params * 2 / 1e9)
-    if backend.rents:
-        cloud = config.runpod.cloud_type
-        candidates, gpu_choice = _gpu_candidates(
-            config, size, gpu_need, catalogue, user_gpus, reasons, warnings, steps, tokens_per_step, startup
+    params = size.active_params or size.params
+
+    def gpu_step_seconds(gpu_type_id: str) -> float:
+        return prior_step_seconds(params, tokens_per_step, "cuda", config.model.load_in_4bit, None, gpu_type_id)
+
+    pricing = backend.price(
+        PriceRequest(
+            config, size, gpu_need, catalogue, user_gpus, steps, tokens_per_step, startup, gpu_step_seconds, reasons, warnings
         )
+    )
+    candidates, cloud, gpu_choice = pricing.candidates, pricing.cloud, pricing.gpu_choice
     for note, is_warning in backend.plan_notes(config):
         (warnings if is_warning else reasons).append(note)
     if dataset is not None and dataset.longest_tokens > train.max_seq_length:
@@ -250,14 +249,7 @@ def plan(
     training = steps * step_seconds if steps is not None else None
     seconds = startup + training if training is not None else None
 
-    usd_per_hour = None
-    cost = None
-    if backend.rents and candidates:
-        usd_per_hour = candidates[0].usd_per_hour(config.runpod.cloud_type, config.runpod.allow_community)
-        if usd_per_hour is None:
-            warnings.append(f"No price is known for {candidates[0].gpu_type_id} in the {cloud} cloud; the cost is not estimated.")
-        elif seconds is not None:
-            cost = max(round(seconds / 3600 * usd_per_hour, 2), 0.01)
+    usd_per_hour, cost = pricing.estimate(seconds, warnings)
     _check_limits(config, backend.rents, device, seconds, cost, warnings)
     if backend.rents and config.runpod.interruptible:
         per_step = tokens_per_step / speed if tokens_per_step and speed else None
@@ -416,100 +408,6 @@ def _squash(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
-def _gpu_candidates(
-    config: TrainConfig,
-    size: ModelSize,
-    need: float,
-    catalogue: list[GpuOption],
-    user_gpus: list[GpuOption],
-    reasons: list[str],
-    warnings: list[str],
-    steps: int | None,
-    tokens_per_step: int,
-    startup: float,
-) -> tuple[list[GpuOption], str | None]:
-    """RunPod GPUs in the order to try, and why the first one: the user's list as given, else
-    every card that fits, lowest estimated total cost (price x (start-up + training)) first.
-    Cards RunPod reports out of stock go last."""
-    cloud, community = config.runpod.cloud_type, config.runpod.allow_community
-    priced = {g.gpu_type_id: g for g in catalogue}
-    if user_gpus:
-        options = [priced.get(g.gpu_type_id, g) for g in user_gpus]
-        for option in options:
-            if not fits(need, option.memory_gb):
-                warnings.append(
-                    f"{option.gpu_type_id} has {option.memory_gb} GB; the job needs ~{need:.1f} GB "
-                    f"(+{1 - GPU_MEMORY_USABLE:.0%} headroom) and may run out of memory."
-                )
-        reasons.append("GPUs: runpod.gpus, in the order given.")
-        return _stocked_first(options), None
-
-    usable = [g for g in catalogue if fits(need, g.memory_gb) and g.usd_per_hour(cloud, community) is not None]
-    if not usable:
-        largest = max((g.memory_gb for g in catalogue), default=0)
-        hint = (
-            "set model.load_in_4bit: true (QLoRA needs about a quarter of the memory)"
-            if not config.model.load_in_4bit
-            else "use a smaller model or a shorter train.max_seq_length / batch_size"
-        )
-        raise PlanError(
-            f"No single RunPod GPU offered in the {cloud} cloud has the ~{need:.0f} GB this job needs "
-            f"(the largest has {largest} GB, of which {GPU_MEMORY_USABLE:.0%} is used); {hint}."
-        )
-    four_bit = config.model.load_in_4bit
-
-    def seconds_on(gpu: GpuOption) -> float:
-        step = prior_step_seconds(size.active_params or size.params, tokens_per_step, "cuda", four_bit, None, gpu.gpu_type_id)
-        return startup + (steps if steps is not None else 1) * step
-
-    def total_cost(gpu: GpuOption) -> float:
-        return (gpu.usd_per_hour(cloud, community) or 0.0) * seconds_on(gpu) / 3600
-
-    ranked = sorted(usable, key=lambda g: (round(total_cost(g), 4), seconds_on(g), g.memory_gb))
-    basis = "estimated total cost" if steps is not None else "cost per training step (steps unknown)"
-    reasons.append(
-        f"GPUs: every card with at least {need / GPU_MEMORY_USABLE:.0f} GB, lowest {basis} first "
-        f"({cloud} prices{', community as fallback' if community else ''}; price x (start-up + training))."
-    )
-    ordered = _stocked_first(ranked)
-    return ordered, _gpu_choice(ordered, total_cost, seconds_on, cloud, community, steps is not None)
-
-
-def _gpu_choice(
-    ordered: list[GpuOption],
-    total_cost: Any,
-    seconds_on: Any,
-    cloud: str,
-    community: bool,
-    whole_run: bool,
-) -> str:
-    """One line: the first card with its estimated cost, and the runner-up with why it lost."""
-
-    def said(gpu: GpuOption) -> str:
-        price = gpu.usd_per_hour(cloud, community) or 0.0
-        usd = total_cost(gpu)
-        run = f"~${usd:.3f}" if usd < 0.1 else f"~${usd:.2f}"
-        run = f"{run} for ~{rough_duration(seconds_on(gpu))}" if whole_run else "per step"
-        return f"{gpu.gpu_type_id} (${price:.2f}/h, {run})"
-
-    first = ordered[0]
-    text = f"{said(first)}: the lowest estimated total of the cards that fit"
-    if len(ordered) < 2:
-        return text + "."
-    second = ordered[1]
-    if not second.in_stock or not first.in_stock:
-        why = "it is out of stock" if not second.in_stock else "it costs more"
-    elif seconds_on(second) < seconds_on(first):
-        why = "it is faster but its higher price costs more in total" if whole_run else "it costs more per step"
-    else:
-        why = "it costs more in total" if whole_run else "it costs more per step"
-    return f"{text}; runner-up {said(second)}: {why}."
-
-
-def _stocked_first(options: list[GpuOption]) -> list[GpuOption]:
-    return [g for g in options if g.in_stock] + [g for g in options if not g.in_stock]
-
-
 def _steps(config: TrainConfig, dataset: DatasetSummary | None, reasons: list[str]) -> tuple[int | None, int]:
     """(optimizer steps, tokens per step), counting steps as transformers' Trainer does."""
     train = config.train
@@ -616,18 +514,3 @@ def _check_limits(
         )
     if not rents and device == "cpu" and seconds is not None and seconds > 2 * 3600:
         warnings.append(f"On this CPU the job takes roughly {rough_duration(seconds)}; placement: runpod would be faster.")
-
-
-def rough_duration(seconds: float) -> str:
-    """A duration as people say it (45 s, 12 min, 3 h 05 min, 2.5 days): plans are estimates, not clocks."""
-    seconds = max(0.0, float(seconds))
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    minutes = seconds / 60
-    if minutes < 90:
-        return f"{minutes:.0f} min"
-    hours = int(minutes // 60)
-    rest = round(minutes - hours * 60)
-    if hours >= 48:
-        return f"{seconds / 86400:.1f} days"
-    return f"{hours} h {rest:02d} min"

@@ -54,6 +54,24 @@ class PodResources:
         return f"{disk}, at least {self.min_vcpu} vCPUs and {self.min_memory_gb} GB RAM"
 
 
+#: A pod job without ``train.save_steps`` checkpoints about this often (a lost pod then costs at most this much).
+POD_CHECKPOINT_EVERY_S = 15 * 60.0
+
+
+def checkpoint_every(tokens_per_step: int | None, tokens_per_second: float | None, total_steps: int | None) -> int | None:
+    """Steps between checkpoints for about every POD_CHECKPOINT_EVERY_S of training on a rented machine.
+
+    None when the speed is unknown or the whole run is shorter than one interval (a lost pod then costs little).
+    Here, below the backends, so a renting backend sizes its disk by the same rule the planner states.
+    """
+    if not tokens_per_second or not tokens_per_step:
+        return None
+    every = max(1, round(POD_CHECKPOINT_EVERY_S / (tokens_per_step / tokens_per_second)))
+    if total_steps is not None and every >= total_steps:
+        return None
+    return every
+
+
 def weights_gb(size: ModelSize, model_name: str) -> float:
     """The base model's weights as downloaded: 16 bit, or about 0.6 byte a parameter for a 4-bit upload."""
     per_param = 0.6 if "4bit" in model_name.lower() else 2.0

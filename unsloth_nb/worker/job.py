@@ -505,11 +505,13 @@ class JobHost:
         assert self.log is not None
         found = self.log.wait(after, timeout=max(0.0, deadline - time.monotonic()))
         batch = found[:MAX_EVENTS_PER_POLL]
+        state = self.state  # before last_seq (see _set_state): an end state seen here has its status event counted
+        last_seq = self.log.last_seq
         return {
             "job_id": self.log.job_id,
             "events": [_event_dict(e) for e in batch],
-            "state": self.state,
-            "last_seq": self.log.last_seq,
+            "state": state,
+            "last_seq": last_seq,
             "more": len(found) > len(batch),
         }
 
@@ -560,11 +562,15 @@ class JobHost:
             previous = self.state
             if state == previous:
                 return
-            self.state = state
             data: dict[str, Any] = {"state": state, "previous": previous}
             if reason:
                 data["reason"] = reason
+            # The event first, then the state: events() reads the state before last_seq, so a poll that sees
+            # an end state also sees this event's seq and the client reads on to it. The other order let a
+            # poll land between the two, report "cancelled" with the old last_seq, and the client stop one
+            # event short (the fault matrix's sigterm row once counted "1 event lost").
             self._emit("status", **data)
+            self.state = state
 
     def _require_spec(self) -> JobSpec:
         if self.spec is None:

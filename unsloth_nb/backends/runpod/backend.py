@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import unsloth_nb.backends.runpod.placement as placement
-from unsloth_nb.backends.base import JobContext, PlacementInputs, SecretNeed
+from unsloth_nb.backends.base import JobContext, PlacementInputs, PriceRequest, Pricing, SecretNeed
 from unsloth_nb.backends.runpod.billing import Meter
 from unsloth_nb.backends.runpod.boot_link import PackageDelivery
 from unsloth_nb.backends.runpod.client import RunPodApiError, RunPodClient
@@ -158,6 +158,11 @@ class RunPodBackend:
 
     def plan_notes(self, config: TrainConfig) -> list[tuple[str, bool]]:
         return [lost_pod_policy(config)]
+
+    def price(self, request: PriceRequest) -> Pricing:
+        from unsloth_nb.backends.runpod import pricing
+
+        return pricing.price(request)
 
     def plan_target(self, plan: Plan) -> str:
         return placement.plan_target(plan)

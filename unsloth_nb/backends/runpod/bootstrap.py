@@ -42,7 +42,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import unsloth_nb
 from unsloth_nb.backends.runpod import stage0
 from unsloth_nb.worker.protocol import LAST_EXIT_ENV
 from unsloth_nb.worker.settings import BOOT_REPORT_ENV
@@ -171,7 +170,7 @@ done
 @functools.lru_cache(maxsize=1)
 def package_zip() -> bytes:
     """The ``unsloth_nb`` sources the pod needs, as a reproducible zip (same bytes for the same code)."""
-    root = Path(unsloth_nb.__file__).resolve().parent
+    root = Path(__file__).resolve().parents[2]  # the unsloth_nb package (not imported: it sits above the backends)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         for path in sorted(root.rglob("*")):

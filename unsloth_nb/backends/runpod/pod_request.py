@@ -23,7 +23,7 @@ from unsloth_nb.backends.runpod.bootstrap import START_COMMAND, boot_env
 from unsloth_nb.backends.runpod.client import PodSpec
 from unsloth_nb.backends.runpod.pods import WORKER_PORT, pod_name
 from unsloth_nb.credentials import get_secret, has_secret
-from unsloth_nb.planning.pod_size import PodResources, pod_resources
+from unsloth_nb.planning.pod_size import PodResources, checkpoint_every, pod_resources
 from unsloth_nb.worker.settings import DIR_ENV, PORT_ENV, TOKEN_ENV
 
 if TYPE_CHECKING:
@@ -91,9 +91,7 @@ def resources(config: TrainConfig, plan: Plan | None) -> PodResources:
         from unsloth_nb.planning.model_size import estimate_model_size
 
         return pod_resources(config, estimate_model_size(config.model.name, config.model.revision))
-    from unsloth_nb.planning.planner import default_save_steps
-
-    save_steps = config.train.save_steps or default_save_steps(plan)
+    save_steps = config.train.save_steps or checkpoint_every(plan.tokens_per_step, plan.tokens_per_second, plan.total_steps)
     return pod_resources(config, plan.size, total_steps=plan.total_steps, save_steps=save_steps)
 
 

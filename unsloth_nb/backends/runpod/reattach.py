@@ -111,7 +111,6 @@ def reload_inputs(ctx: JobContext, say: Callable[[str], None]) -> str | None:
     from unsloth_nb.data import prepare_dataset
     from unsloth_nb.data.remote import can_read_remotely, prepare_from_sample
     from unsloth_nb.errors import UnslothNbError
-    from unsloth_nb.planning.planner import plan
 
     config, folder = ctx.config, ctx.folder
     try:
@@ -128,7 +127,7 @@ def reload_inputs(ctx: JobContext, say: Callable[[str], None]) -> str | None:
     if hashlib.sha256(pack_dataset(dataset)).hexdigest() != sent.get("sha256"):
         return f"the dataset {config.dataset.path} changed since the job started, so a new pod cannot continue it"
     ctx.dataset = dataset
-    if ctx.plan is None:
-        ctx.plan = plan(config, dataset.summary)
+    if ctx.plan is None and ctx.plan_again is not None:
+        ctx.plan = ctx.plan_again(dataset.summary)
     say(f"read the dataset again ({len(dataset.train)} rows, as sent) to continue on a new pod")
     return None
