@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import unsloth_nb.backends.runpod_serverless.placement as placement
-from unsloth_nb.backends.base import JobContext, PlacementInputs, SecretNeed
+from unsloth_nb.backends.base import JobContext, PlacementInputs, PriceRequest, Pricing, SecretNeed
 from unsloth_nb.backends.runpod.client import api_key
 from unsloth_nb.backends.runpod_serverless.endpoints import EndpointInfo, EndpointsApi, endpoint_name, remove
 from unsloth_nb.backends.runpod_serverless.request import (
@@ -98,6 +98,12 @@ class ServerlessBackend:
 
     def plan_notes(self, config: TrainConfig) -> list[tuple[str, bool]]:
         return placement.notes(config)
+
+    def price(self, request: PriceRequest) -> Pricing:
+        """The GPU pool is ranked as for pods (the same catalogue); the per-second rate is the pool's."""
+        from unsloth_nb.backends.runpod import pricing
+
+        return pricing.price(request)
 
     def plan_target(self, plan: Plan) -> str:
         return placement.plan_target(plan)

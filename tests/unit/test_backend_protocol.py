@@ -1,0 +1,36 @@
+"""Every built-in backend answers the whole ``Backend`` protocol.
+
+The registry imports backends by name on first use, so a type checker never sees a backend that lacks a
+method the planner or controller calls (a serverless backend once lacked ``price`` and failed only at plan time).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from unsloth_nb.backends.base import Backend
+from unsloth_nb.backends.registry import get_backend
+from unsloth_nb.placements import BUILTIN_BACKENDS
+
+PROTOCOL_METHODS = sorted(
+    name for name, member in vars(Backend).items() if not name.startswith("_") and inspect.isfunction(member)
+)
+PROTOCOL_FIELDS = sorted(name for name in Backend.__annotations__ if not name.startswith("_"))
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_BACKENDS))
+def test_a_built_in_backend_has_every_method_and_field_of_the_protocol(name: str) -> None:
+    backend = get_backend(name)
+    missing = [m for m in PROTOCOL_METHODS if not callable(getattr(backend, m, None))]
+    missing += [f for f in PROTOCOL_FIELDS if not hasattr(backend, f)]
+    assert not missing, f"backend {name!r} lacks {', '.join(missing)}"
+    for method in PROTOCOL_METHODS:
+        wanted = inspect.signature(getattr(Backend, method))
+        got = inspect.signature(getattr(backend, method))
+        assert len(got.parameters) == len(wanted.parameters) - 1, f"{name}.{method}{got} differs from {wanted}"
+
+
+def test_the_protocol_is_read_whole() -> None:
+    assert {"price", "run", "reattach", "place", "secrets"} <= set(PROTOCOL_METHODS)
