@@ -118,10 +118,13 @@ def test_the_handler_refuses_a_damaged_dataset() -> None:
     assert "sha256" in answer["error"]
 
 
-def test_the_handler_refuses_a_remote_source_it_cannot_open_yet() -> None:
+def test_the_handler_refuses_a_source_that_is_not_a_dataset_reference() -> None:
     body = {"unsloth_nb": 1, "job_id": "job-1", "config": {}, "source": {"kind": "hub", "id": "me/data"}}
     (answer,) = list(handle({"id": "r1", "input": body}))
-    assert "remote data sources" in answer["error"]
+    assert "source must be a dataset reference" in answer["error"]
+    both = {**body, "source": {"version": 1, "dataset": {"path": "me/data"}}, "dataset": "cm93cw=="}
+    (answer,) = list(handle({"id": "r2", "input": both}))
+    assert "not both" in answer["error"]
 
 
 def test_a_job_whose_phases_need_a_secret_is_refused_with_what_to_do() -> None:
