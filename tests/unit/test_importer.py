@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fixtures import SUPERBOWL_TRAIN
+from fixtures import ALPACA_SEED, SUPERBOWL_TRAIN
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
@@ -57,8 +57,9 @@ def test_an_imported_notebook_matches_its_hand_port_and_plans(name: str, tmp_pat
     data = yaml.safe_load(written.read_text())
     assert data == result.config  # the not-yet-supported fields stay comments until they exist
     assert TrainConfig.from_dict(data).dataset.path or TrainConfig.from_dict(data).dataset.mix  # Hub ids, mixes: valid
-    # This test is offline (the notebooks' Hub datasets are not on the loopback Hub): a local file stands in.
-    plan = unsloth_nb.plan(str(written), dataset={"path": str(DEMO), "mix": []})
+    # This test is offline (the notebooks' Hub datasets are not on the loopback Hub): a local file stands in,
+    # replacing the imported path or mix (Qwen3's) as a flag does.
+    plan = unsloth_nb.plan(str(written), dataset=str(DEMO))
     assert plan.model == hand_port(name)["model"]["name"]
     assert plan.placement == "runpod"  # 3B to 14B models: a GPU is rented, the CPU is never proposed
 
@@ -196,6 +197,17 @@ def test_from_flag_is_the_lowest_layer_under_the_cell_body_and_flags() -> None:
     assert (config.lora.r, config.lora.alpha, config.train.max_steps) == (4, 8, 5)
     assert (config.generate.top_k, config.generate.top_p) == (64, 0.95)
     assert options.imported is not None and options.imported.source == "Gemma3_(4B).ipynb"
+
+
+def test_a_dataset_flag_replaces_an_imported_mix_and_a_mix_flag_replaces_a_path() -> None:
+    qwen = str(notebook("Qwen3_(14B)-Reasoning-Conversational"))
+    config, _options, errors = read_train_args(["--from", qwen, "--dataset", str(DEMO)])
+    assert errors == [] and (config.dataset.path, config.dataset.mix) == (str(DEMO), [])
+
+    mix = f"{DEMO}=3,{ALPACA_SEED}=1"
+    phi = str(notebook("Phi_4-Conversational"))
+    config, _options, errors = read_train_args(["--from", phi, "--dataset-mix", mix])
+    assert errors == [] and (config.dataset.path, config.dataset.mix) == ("", [f"{DEMO}=3", f"{ALPACA_SEED}=1"])
 
 
 def test_notebook_cells_pasted_into_the_cell_magic_are_imported(tmp_path: Path) -> None:
