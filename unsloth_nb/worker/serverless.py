@@ -157,7 +157,8 @@ class ServerlessRun:
         hooks = _Hooks(self)
         try:
             self._set_state("starting")
-            dataset = self.dataset if self.source is None else self._read_source(self.source)
+            dataset = self._read_source(self.source) if self.source is not None else self.dataset
+            assert dataset is not None  # __init__ unpacked the rows when no source was sent
             self.result = run_model_phases(self.config, dataset, self.output_dir, hooks).result
             self.state = "cancelled" if self.result.stopped or self.stop.is_set() else "succeeded"
         except BaseException as exc:
