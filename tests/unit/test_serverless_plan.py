@@ -51,6 +51,12 @@ def test_the_plan_shows_the_pool_the_price_per_second_the_cold_start_and_the_tim
     assert result.estimated_cost_usd is not None
 
 
+def test_the_plan_warns_that_a_serverless_worker_gets_no_s3_keys() -> None:
+    warning = "receives no S3 keys"
+    assert warning in format_plan(plan(config_for(dataset="s3://data/rows.jsonl"), ROWS_1000, CPU_ONLY))
+    assert warning not in format_plan(plan(config_for(dataset="org/rows"), ROWS_1000, CPU_ONLY))
+
+
 def test_auto_placement_never_picks_serverless() -> None:
     result = plan(config_for(placement="auto"), ROWS_1000, CPU_ONLY)
     assert result.placement == "runpod"
