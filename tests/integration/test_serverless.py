@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import unsloth_nb
+from unsloth_nb.testing.hub_emulator import LoopbackHub, dataset_key
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 
 pytestmark = pytest.mark.timeout(300)
@@ -81,6 +82,35 @@ def test_tiny_job_trains_on_an_emulated_serverless_endpoint(
     assert secret not in json.dumps([t.to_json() for t in serverless.serverless.template_history])
     assert secret not in json.dumps(requests[0].input)
     assert all(secret not in line for line in job.folder.path.joinpath("events.jsonl").read_text().splitlines())
+
+
+def test_a_serverless_job_reads_its_hub_dataset_on_the_worker_from_the_reference_it_is_sent(
+    serverless: RunPodEmulator,
+    tiny_model: Path,
+    dataset_file: Path,
+    loopback_hub: LoopbackHub,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("UNSLOTH_NB_DATA_CACHE", str(tmp_path / "data-cache"))
+    rows = dataset_file.read_bytes()
+    loopback_hub.add_dataset("org/superbowl", {"data/train-00000-of-00001.jsonl": rows})
+    job = serverless_job(tiny_model, "org/superbowl", train={"max_steps": 2})
+    job.wait(timeout=280)
+
+    assert job.state == "succeeded", job.error
+    (request,) = serverless.serverless.requests.values()
+    sent = request.input
+    assert sent["dataset"] is None and sent["dataset_sha256"] is None  # no rows in the request
+    pinned = sent["source"]["pinned"]["org/superbowl"]
+    assert pinned["kind"] == "hub" and pinned["repo_id"] == "org/superbowl"
+    assert pinned["revision"] == loopback_hub.sha(dataset_key("org/superbowl"))  # the commit preflight saw
+    logs = [str(e.data.get("message", "")) for e in job.events() if e.kind == "log"]
+    assert any("dataset read here: 40 training" in line for line in logs), logs
+    full_reads = [r for r in loopback_hub.reads if r.startswith("GET") and "bytes=" not in r]
+    assert full_reads == [f"GET {dataset_key('org/superbowl')}/data/train-00000-of-00001.jsonl"]  # by the worker only
+    assert len([e for e in job.events() if e.kind == "metrics" and "loss" in e.data]) == 2
 
 
 def test_serve_answers_through_the_openai_sdk_with_the_adapter_applied_and_stop_leaves_nothing(

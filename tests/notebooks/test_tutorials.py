@@ -193,7 +193,9 @@ def test_runpod_notebook_trains_on_an_emulated_pod_and_serverless_serves_and_lea
     assert "/openai/v1" in serving and "fine-tune:" in serving and "base:" in serving
 
 
-def test_evaluate_tutorial_judges_the_fine_tune_and_reruns_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_evaluate_tutorial_judges_the_fine_tune_and_reruns_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
         monkeypatch.delenv(variable, raising=False)
     notebook = execute("04_evaluate.ipynb", tmp_path, monkeypatch)
@@ -219,10 +221,10 @@ def test_from_unsloth_notebook_tutorial_pastes_imports_and_generates(tmp_path: P
     assert job.state == "succeeded"
     pasted = cell_with(notebook, "%%unsloth_train")
     said = "".join(o.get("text", "") for o in outputs(pasted))
-    assert "Imported the pasted notebook cells." in said and "Not yet supported: Hub dataset ids" in said
+    assert "Imported the pasted notebook cells." in said and "Not yet supported" not in said  # a Hub id is a field now
     assert displayed(pasted, WIDGET_VIEW), "the live view is missing"
     yaml_text = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "import_file(")))
-    assert "chat_template: llama-3.1" in yaml_text and "# -- Hub dataset ids" in yaml_text
+    assert "chat_template: llama-3.1" in yaml_text and "  path: mlabonne/FineTome-100k\n" in yaml_text
     plan = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "--from my_unsloth_notebook.ipynb")))
     assert "Plan: unsloth/Llama-3.2-3B-Instruct" in plan
     chat = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "job.chat(")))

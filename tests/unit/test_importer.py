@@ -12,16 +12,19 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fixtures import ALPACA_SEED, SUPERBOWL_TRAIN
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 import unsloth_nb
 from unsloth_nb.cli import main
 from unsloth_nb.config import TrainConfig
+from unsloth_nb.data import prepare_dataset
 from unsloth_nb.demo import demo_dataset_path
 from unsloth_nb.errors import ConfigError
 from unsloth_nb.flags import read_train_args
 from unsloth_nb.importer import import_code, import_file, looks_like_notebook_code, pending
+from unsloth_nb.testing.hub_emulator import LoopbackHub
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "data" / "unsloth_notebooks"
 NAMES = sorted(path.stem for path in NOTEBOOKS.glob("*.ipynb"))
@@ -53,7 +56,9 @@ def test_an_imported_notebook_matches_its_hand_port_and_plans(name: str, tmp_pat
     written.write_text(result.to_yaml())
     data = yaml.safe_load(written.read_text())
     assert data == result.config  # the not-yet-supported fields stay comments until they exist
-    # Hub dataset ids and mixing are not readable here yet (and this test is offline): a local file stands in.
+    assert TrainConfig.from_dict(data).dataset.path or TrainConfig.from_dict(data).dataset.mix  # Hub ids, mixes: valid
+    # This test is offline (the notebooks' Hub datasets are not on the loopback Hub): a local file stands in,
+    # replacing the imported path or mix (Qwen3's) as a flag does.
     plan = unsloth_nb.plan(str(written), dataset=str(DEMO))
     assert plan.model == hand_port(name)["model"]["name"]
     assert plan.placement == "runpod"  # 3B to 14B models: a GPU is rented, the CPU is never proposed
@@ -67,7 +72,8 @@ def test_each_knob_not_mapped_is_reported_with_its_cell_and_line() -> None:
     assert any(str(n).startswith("cell 11, line 3: map_eos_token = True") for n in mistral.unmapped)
     assert any(str(n).startswith("cell 33, line 7: padding_free = False") for n in qwen.unmapped)
     assert any(str(n).startswith("cell 40, line 4: enable_thinking = True not kept") for n in qwen.unmapped)
-    assert any("2 datasets are mixed in code" in str(n) for n in qwen.unmapped)
+    assert any("2 datasets are mixed in code" in str(n) and "weight 1" in str(n) for n in qwen.unmapped)
+    assert any("split differs between the mixed datasets" in str(n) and "cot" in str(n) for n in qwen.unmapped)
     assert any(str(n).startswith("cell 16, line 3: to_sharegpt(") for n in ollama.unmapped)
     report = mistral.report()
     assert "4 knobs not mapped" in report and "cell 11, line 3" in report
@@ -121,6 +127,36 @@ def test_a_local_load_dataset_becomes_the_dataset_path() -> None:
     assert result.pending == {}
 
 
+def test_a_hub_dataset_id_is_imported_live_and_reads_from_the_hub(
+    loopback_hub: LoopbackHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("UNSLOTH_NB_DATA_CACHE", str(tmp_path / "data-cache"))
+    loopback_hub.add_dataset("org/superbowl", {"qa/train-00000-of-00001.jsonl": SUPERBOWL_TRAIN.read_bytes()})
+
+    result = import_code('dataset = load_dataset("org/superbowl", "qa", split = "train[:12]")\n')
+
+    assert result.config == {"dataset": {"path": "org/superbowl", "config_name": "qa", "split": "train", "max_rows": 12}}
+    assert result.pending == {} and "Not yet supported" not in result.report() and "# --" not in result.to_yaml()
+    config = TrainConfig.from_dict({**yaml.safe_load(result.to_yaml()), "model": "m/x"})
+    prepared = prepare_dataset(config.dataset, 512)
+    assert len(prepared.train) == 12
+    assert prepared.origins[0] == "hf://datasets/org/superbowl/qa/train-00000-of-00001.jsonl:1"
+
+
+def test_datasets_mixed_in_code_become_a_mix_to_weigh() -> None:
+    result = import_code(
+        'a = load_dataset("org/reasoning", split = "train")\n'
+        'b = load_dataset("json", data_files = "chat.jsonl", split = "train[10%:]")\n'
+    )
+
+    assert result.config == {"dataset": {"mix": ["org/reasoning=1", "chat.jsonl=1"], "split": "train"}}
+    assert TrainConfig.from_dict({**result.config, "model": "m/x"}).dataset.mix == ["org/reasoning=1", "chat.jsonl=1"]
+    notes = [str(n) for n in result.unmapped]
+    assert any(n.startswith("line 1: 2 datasets are mixed in code") for n in notes)
+    assert "line 2: split = 'train[10%:]': a slice other than [:N] has no field; the whole split is read" in notes
+
+
 def test_a_cell_that_is_not_python_is_refused_with_its_cell_and_line(tmp_path: Path) -> None:
     broken = tmp_path / "broken.ipynb"
     cells = [{"cell_type": "markdown", "source": "# hi"}, {"cell_type": "code", "source": "!pip install unsloth\nx = (\n"}]
@@ -142,8 +178,10 @@ def test_unsloth_nb_import_writes_the_config_and_reports_what_it_could_not_map(
     assert main(["import", str(notebook("Phi_4-Conversational")), "-o", str(out)]) == 0
 
     said = capsys.readouterr().err
-    assert "2 knobs not mapped" in said and "cell 32, line 15" in said and "Not yet supported: Hub dataset ids" in said
-    config = TrainConfig.from_dict({**yaml.safe_load(out.read_text()), "dataset": str(DEMO)})
+    assert "2 knobs not mapped" in said and "cell 32, line 15" in said and "Not yet supported" not in said
+    written = yaml.safe_load(out.read_text())
+    assert written["dataset"] == {"path": "mlabonne/FineTome-100k", "split": "train"}  # a Hub id, read where it trains
+    config = TrainConfig.from_dict({**written, "dataset": str(DEMO)})
     assert (config.model.name, config.lora.r, config.train.max_steps) == ("unsloth/Phi-4", 16, 30)
     assert (config.generate.temperature, config.generate.min_p, config.generate.max_new_tokens) == (1.5, 0.1, 64)
     assert main(["import", str(tmp_path / "missing.ipynb")]) == 2
@@ -159,6 +197,17 @@ def test_from_flag_is_the_lowest_layer_under_the_cell_body_and_flags() -> None:
     assert (config.lora.r, config.lora.alpha, config.train.max_steps) == (4, 8, 5)
     assert (config.generate.top_k, config.generate.top_p) == (64, 0.95)
     assert options.imported is not None and options.imported.source == "Gemma3_(4B).ipynb"
+
+
+def test_a_dataset_flag_replaces_an_imported_mix_and_a_mix_flag_replaces_a_path() -> None:
+    qwen = str(notebook("Qwen3_(14B)-Reasoning-Conversational"))
+    config, _options, errors = read_train_args(["--from", qwen, "--dataset", str(DEMO)])
+    assert errors == [] and (config.dataset.path, config.dataset.mix) == (str(DEMO), [])
+
+    mix = f"{DEMO}=3,{ALPACA_SEED}=1"
+    phi = str(notebook("Phi_4-Conversational"))
+    config, _options, errors = read_train_args(["--from", phi, "--dataset-mix", mix])
+    assert errors == [] and (config.dataset.path, config.dataset.mix) == ("", [f"{DEMO}=3", f"{ALPACA_SEED}=1"])
 
 
 def test_notebook_cells_pasted_into_the_cell_magic_are_imported(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ the panel's methods are exactly what its buttons call.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -90,6 +91,30 @@ def test_field_errors_are_shown_at_their_fields(tmp_path: Path) -> None:
     assert panel.errors == {} and panel.fields["train.lr"].error.value == ""
     assert panel.fields["train.lr"].widget.layout.border is None
     assert not panel.start_button.disabled
+
+
+def test_the_generate_settings_are_advanced_fields_and_none_survives_the_form(tmp_path: Path) -> None:
+    imported = {"generate": {"max_new_tokens": 64, "temperature": None, "min_p": None}}  # a greedy notebook's import
+    panel = TrainingPanel(dataset=str(DEMO), config=imported, base_dir=tmp_path)
+    advanced = {row for box in panel.widget.children if hasattr(box, "titles") for row in box.children[0].children}
+    fields = [panel.fields[p] for p in ("generate.max_new_tokens", "generate.temperature", "generate.min_p")]
+    assert all(item.row in advanced for item in fields)
+    assert [item.row.children[0].value for item in fields] == ["Answer length (tokens)", "Answer temperature", "Answer min_p"]
+    assert [item.widget.value for item in fields] == ["64", "none", "none"]  # not emptied back to 1.5 and 0.1
+    panel.fields["model.name"].widget.value = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+    config = panel.config()
+    assert config is not None
+    assert (config.generate.max_new_tokens, config.generate.temperature, config.generate.min_p) == (64, None, None)
+
+    panel.fields["generate.temperature"].widget.value = "0.7"
+    panel.fields["generate.min_p"].widget.value = ""  # empty: the default
+    assert panel.config().generate == dataclasses.replace(config.generate, temperature=0.7, min_p=0.1)
+
+    panel.fields["generate.temperature"].widget.value = "hot"
+    assert panel.config() is None
+    assert "expected a number" in panel.fields["generate.temperature"].error.value
+    assert "- Answer temperature: expected a number" in panel.message_html.value  # the form's own label
 
 
 def test_preview_shows_format_rows_and_validation(tmp_path: Path) -> None:

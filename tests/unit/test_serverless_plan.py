@@ -51,6 +51,12 @@ def test_the_plan_shows_the_pool_the_price_per_second_the_cold_start_and_the_tim
     assert result.estimated_cost_usd is not None
 
 
+def test_the_plan_warns_that_a_serverless_worker_gets_no_s3_keys() -> None:
+    warning = "receives no S3 keys"
+    assert warning in format_plan(plan(config_for(dataset="s3://data/rows.jsonl"), ROWS_1000, CPU_ONLY))
+    assert warning not in format_plan(plan(config_for(dataset="org/rows"), ROWS_1000, CPU_ONLY))
+
+
 def test_auto_placement_never_picks_serverless() -> None:
     result = plan(config_for(placement="auto"), ROWS_1000, CPU_ONLY)
     assert result.placement == "runpod"
@@ -118,10 +124,13 @@ def test_the_handler_refuses_a_damaged_dataset() -> None:
     assert "sha256" in answer["error"]
 
 
-def test_the_handler_refuses_a_remote_source_it_cannot_open_yet() -> None:
+def test_the_handler_refuses_a_source_that_is_not_a_dataset_reference() -> None:
     body = {"unsloth_nb": 1, "job_id": "job-1", "config": {}, "source": {"kind": "hub", "id": "me/data"}}
     (answer,) = list(handle({"id": "r1", "input": body}))
-    assert "remote data sources" in answer["error"]
+    assert "source must be a dataset reference" in answer["error"]
+    both = {**body, "source": {"version": 1, "dataset": {"path": "me/data"}}, "dataset": "cm93cw=="}
+    (answer,) = list(handle({"id": "r2", "input": both}))
+    assert "not both" in answer["error"]
 
 
 def test_a_job_whose_phases_need_a_secret_is_refused_with_what_to_do() -> None:

@@ -80,9 +80,15 @@ def expand_dotted(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def deep_update(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Apply ``overrides`` onto ``base`` in place; strings for model/dataset replace their name/path."""
+    """Apply ``overrides`` onto ``base`` in place; strings for model/dataset replace their name/path.
+
+    A layer that names one dataset (``dataset.path``) replaces a lower layer's ``dataset.mix``, and a mix replaces
+    a path: ``--dataset local.jsonl`` over an imported notebook that mixes two Hub datasets trains on the file.
+    """
     for key, value in overrides.items():
         current = base.get(key)
+        if key == "dataset" and isinstance(current, dict):
+            _replace_dataset_choice(current, value)
         if isinstance(current, dict) and isinstance(value, Mapping) and key != "columns":
             deep_update(current, value)
         elif isinstance(current, dict) and isinstance(value, str) and key in ("model", "dataset"):
@@ -90,3 +96,11 @@ def deep_update(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str,
         else:
             base[key] = value
     return base
+
+
+def _replace_dataset_choice(current: dict[str, Any], value: Any) -> None:
+    """Drop the lower layer's path or mix when the upper layer gives the other (they exclude each other)."""
+    if isinstance(value, str) or (isinstance(value, Mapping) and value.get("path") and "mix" not in value):
+        current.pop("mix", None)
+    elif isinstance(value, Mapping) and value.get("mix") and "path" not in value:
+        current.pop("path", None)

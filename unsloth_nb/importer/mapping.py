@@ -6,6 +6,7 @@ user paste them into a cell body), so the importer and the config agree on what 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,8 @@ _TARGETS = {
     "finetune_mlp_modules": ("gate_proj", "up_proj", "down_proj"),
 }
 _LIST_FIELDS = {"save.gguf", "hub.push"}
+#: ``train``, ``train[:1000]``, ``train[10%:]``: the split name, and N of a leading ``[:N]`` slice.
+_SPLIT_SLICE = re.compile(r"^(\w+)\[(?::(\d+)|[^\]]*)\]$")
 
 
 @dataclass
@@ -86,7 +89,7 @@ class _Mapper:
         self.seen: set[str] = set()  # kinds of call met (active), for the notebook-wide conclusions
         self.generate_from: str | None = None
         self.template_from: str | None = None
-        self.datasets: list[tuple[str, dict[str, Any], str | None]] = []  # (where, source, feature) per load_dataset
+        self.datasets: list[tuple[str, dict[str, Any]]] = []  # (where, source) per load_dataset
 
     # ------------------------------------------------------------------ writing fields
     def put(self, path: str, value: Any, where: str, feature: str | None = None) -> None:
@@ -275,16 +278,32 @@ class _Mapper:
                 self.unmapped(call.where, f"data_files = {files.text}: give one file as dataset.path")
                 return
             source = {"path": files.value}
-            feature = None
         elif path is not None and path.known and isinstance(path.value, str):
-            source = {"path": path.value}
-            feature = "dataset.hub"
+            source = {"path": path.value}  # a Hub dataset id: dataset.path reads org/name from the Hub
+            for name, leaf, position in (("name", "config_name", 1), ("revision", "revision", None)):
+                value = call.kwarg(name, position)
+                if value is not None and value.known and value.value is not None:
+                    source[leaf] = value.value
+                elif value is not None:
+                    self.unmapped(call.where, f"{name} = {value.text}: computed when the notebook runs; set dataset.{leaf}")
         else:
             self.unmapped(call.where, f"load_dataset({path.text if path else ''}): the dataset is computed; set dataset.path")
             return
         if split is not None and split.known:
-            source["split"] = split.value
-        self.datasets.append((call.where, source, feature))
+            self.split(call.where, str(split.value), source)
+        self.datasets.append((call.where, source))
+
+    def split(self, where: str, text: str, source: dict[str, Any]) -> None:
+        """``train`` as it is; ``train[:1000]`` as split + max_rows; any other slice is reported, the split kept."""
+        match = _SPLIT_SLICE.match(text.replace(" ", ""))
+        if match is None:
+            source["split"] = text
+            return
+        source["split"] = match.group(1)
+        if match.group(2):
+            source["max_rows"] = int(match.group(2))
+        else:
+            self.unmapped(where, f"split = {text!r}: a slice other than [:N] has no field; the whole split is read")
 
     def _train_on_responses_only(self, call: Call) -> None:
         if not call.active:
@@ -429,20 +448,33 @@ class _Mapper:
                     break
 
     def dataset(self) -> None:
+        """One load_dataset: dataset.path and its fields. Several: dataset.mix, each source weighted 1 until edited."""
         datasets = self.datasets
         if not datasets:
             return
-        where, source, feature = datasets[0]
+        where, source = datasets[0]
         if len(datasets) == 1:
             for leaf, value in source.items():
-                self.put(f"dataset.{leaf}", value, where, feature)
+                self.put(f"dataset.{leaf}", value, where)
             return
-        self.put("dataset.sources", [source for _, source, _ in datasets], where, "dataset.mix")
+        self.put("dataset.mix", [f"{source['path']}=1" for _, source in datasets], where)
         self.unmapped(
             where,
-            f"{len(datasets)} datasets are mixed in code: give each source a weight "
-            "(dataset.sources[].weight) as the notebook's proportions say",
+            f"{len(datasets)} datasets are mixed in code: each is written with weight 1 in dataset.mix; "
+            "change the weights to the notebook's proportions (e.g. reasoning=75%, chat=25%)",
         )
+        first = source
+        for leaf in ("split", "config_name", "revision"):
+            values = {str(s.get(leaf, "train" if leaf == "split" else None)) for _, s in datasets}
+            if len(values) > 1:
+                given = ", ".join(f"{s['path']}: {s.get(leaf, '-')}" for _, s in datasets)
+                self.unmapped(
+                    where, f"{leaf} differs between the mixed datasets ({given}): dataset.{leaf} is one for the whole mix"
+                )
+            elif leaf in first:
+                self.put(f"dataset.{leaf}", first[leaf], where)
+        if any("max_rows" in s for _, s in datasets):
+            self.unmapped(where, "a [:N] split slice of a mixed dataset: dataset.max_rows limits the mixed rows instead")
 
 
 def _method(call: Call) -> str:

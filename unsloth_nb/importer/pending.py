@@ -1,16 +1,13 @@
 """Fields the importer maps but this version of unsloth-nb cannot run yet: the one list to edit when they land.
 
 Each entry is a feature the importer writes under the name it will have (issue 17 item 3 for exports and
-pushes, issue 14 for Hub dataset ids, issue 17 item 5 for mixing). Until then the emitted YAML carries them as
-comments and the report says "not yet supported", instead of a config that fails. Delete a line once its
-field exists on main; the importer then writes it live.
+pushes). Until then the emitted YAML carries them as comments and the report says "not yet supported", instead
+of a config that fails. Delete a line once its field exists on main; the importer then writes it live.
 """
 
 from __future__ import annotations
 
 NOT_YET_SUPPORTED: dict[str, str] = {
-    "dataset.hub": "Hub dataset ids (issue 14): give a local file with --dataset until then",
-    "dataset.mix": "mixing several datasets by weight (issue 17 item 5)",
     "save.gguf": "GGUF export (issue 17 item 3)",
     "save.ollama": "an Ollama Modelfile (issue 17 item 3)",
     "save.merged_4bit": "a merged 4-bit model (issue 17 item 3)",

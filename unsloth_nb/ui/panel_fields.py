@@ -61,6 +61,9 @@ ADVANCED_FIELDS = (
     "train.seed",
     "train.train_on_responses_only",
     "train.save_steps",
+    "generate.max_new_tokens",
+    "generate.temperature",
+    "generate.min_p",
     "save.output_dir",
     "save.merged_16bit",
     "hub.repo_id",
@@ -82,6 +85,13 @@ ADVANCED_FIELDS = (
     "judge.confirm_above_usd",
 )
 
+#: Advanced fields whose last name alone would be ambiguous (the judge has a max_new_tokens too).
+ADVANCED_LABELS: dict[str, str] = {
+    "generate.max_new_tokens": "Answer length (tokens)",
+    "generate.temperature": "Answer temperature",
+    "generate.min_p": "Answer min_p",
+}
+
 #: Folder (under the base folder) that uploaded datasets are written to.
 UPLOAD_FOLDER = "unsloth_nb_uploads"
 UPLOAD_TYPES = ".jsonl,.ndjson,.json,.csv,.tsv,.parquet,.pq"
@@ -98,7 +108,7 @@ INVALID_BORDER = f"2px solid {RED}"
 
 def field_label(path: str) -> str:
     """The label a field has in the form."""
-    return COMMON_FIELDS.get(path) or path.rsplit(".", 1)[-1].replace("_", " ").capitalize()
+    return COMMON_FIELDS.get(path) or ADVANCED_LABELS.get(path) or path.rsplit(".", 1)[-1].replace("_", " ").capitalize()
 
 
 class PanelWording(Wording):
@@ -160,7 +170,10 @@ def make_field(path: str, initial: dict[str, Any], suggestions: tuple[str, ...])
         widget = widgets.Dropdown(options=list(spec.choices), value=value if value in spec.choices else spec.choices[0])
     else:
         placeholder = "none" if spec.default in (None, [], {}) else as_text(spec.default)
-        widget = widgets.Text(value=as_text(value), placeholder=placeholder, continuous_update=False, layout=wide)
+        # None that is not the default (generate.temperature: none = the model's own) must show, or an empty box
+        # would bring the default back.
+        text = "none" if value is None and spec.optional and spec.default is not None else as_text(value)
+        widget = widgets.Text(value=text, placeholder=placeholder, continuous_update=False, layout=wide)
         if path == "dataset.path":
             widget.placeholder = "data.jsonl (.jsonl, .json, .csv, .parquet)"
             widget.layout = widgets.Layout(width="420px")

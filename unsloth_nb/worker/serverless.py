@@ -7,9 +7,13 @@ request's input and hands every request to :func:`handle`. The request's input (
     {"unsloth_nb": 1, "job_id", "config": {...}, "dataset": base64(pack_dataset), "dataset_sha256",
      "source": null | {...}, "artifact_limit_bytes", "package", "package_sha256"}
 
-``source`` is reserved for a remote data source's JSON description (Hub, S3, a network volume); a
-request that names one is refused until the worker can open it. The handler runs the job's model
-phases (the same code as in the kernel and on a pod) in a thread and yields what happens, in order:
+A dataset that lives on the Hub, S3 or a network volume travels as ``source`` instead of rows
+(``dataset`` and ``dataset_sha256`` are null): the reference preflight made
+(:func:`unsloth_nb.data.remote.prepare_from_sample`: the dataset config and each source's
+``to_json()`` with the revision and ETags seen there). The worker reads every row itself, as a
+pod's worker does, before the model loads; a bad row fails the request with its ``file:line``.
+The handler runs the job's model phases (the same code as in the kernel and on a pod) in a thread
+and yields what happens, in order:
 
 - ``{"events": [event, ...]}``: the job's events with a dense ``seq`` from 0, a batch at a time
   (each stream chunk stays far below RunPod's 1 MB);
@@ -31,14 +35,18 @@ import logging
 import os
 import tempfile
 import threading
+import time
 import traceback
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.jobrun.events import EventLog
 from unsloth_nb.worker.protocol import JOB_ID_PATTERN, PackError, unpack_prepared
+
+if TYPE_CHECKING:
+    from unsloth_nb.data.records import PreparedDataset
 
 logger = logging.getLogger("unsloth_nb.worker.serverless")
 
@@ -82,13 +90,16 @@ class ServerlessRun:
             self.config = TrainConfig.from_dict(body["config"])
         except UnslothNbError as exc:
             raise RequestError(str(exc)) from None
-        raw = _b64(body.get("dataset"), "dataset")
-        if hashlib.sha256(raw).hexdigest() != body.get("dataset_sha256"):
-            raise RequestError("the dataset's sha256 does not match dataset_sha256; send the request again")
-        try:
-            self.dataset = unpack_prepared(raw)
-        except PackError as exc:
-            raise RequestError(f"the dataset cannot be read: {exc}") from None
+        self.source: dict[str, Any] | None = body.get("source")
+        self.dataset: PreparedDataset | None = None
+        if self.source is None:
+            raw = _b64(body.get("dataset"), "dataset")
+            if hashlib.sha256(raw).hexdigest() != body.get("dataset_sha256"):
+                raise RequestError("the dataset's sha256 does not match dataset_sha256; send the request again")
+            try:
+                self.dataset = unpack_prepared(raw)
+            except PackError as exc:
+                raise RequestError(f"the dataset cannot be read: {exc}") from None
         self.artifact_limit = int(body.get("artifact_limit_bytes") or 0)
         self.log = EventLog(self.job_id)
         self.sent = -1
@@ -103,8 +114,11 @@ class ServerlessRun:
         body = job.get("input")
         if not isinstance(body, dict) or body.get("unsloth_nb") != INPUT_VERSION:
             raise RequestError(f"not an unsloth-nb request of input version {INPUT_VERSION}")
-        if body.get("source") is not None:
-            raise RequestError("remote data sources are not read by this worker yet; send the rows in 'dataset'")
+        source = body.get("source")
+        if source is not None and not (isinstance(source, dict) and isinstance(source.get("dataset"), dict)):
+            raise RequestError("source must be a dataset reference (an object with 'dataset'), or null")
+        if source is not None and body.get("dataset") is not None:
+            raise RequestError("give the rows in 'dataset' or a reference in 'source', not both")
         job_id = str(body.get("job_id") or "")
         if not JOB_ID_PATTERN.fullmatch(job_id):
             raise RequestError(f"job_id {job_id!r} is not a job id")
@@ -143,7 +157,9 @@ class ServerlessRun:
         hooks = _Hooks(self)
         try:
             self._set_state("starting")
-            self.result = run_model_phases(self.config, self.dataset, self.output_dir, hooks).result
+            dataset = self._read_source(self.source) if self.source is not None else self.dataset
+            assert dataset is not None  # __init__ unpacked the rows when no source was sent
+            self.result = run_model_phases(self.config, dataset, self.output_dir, hooks).result
             self.state = "cancelled" if self.result.stopped or self.stop.is_set() else "succeeded"
         except BaseException as exc:
             if isinstance(exc, UnslothNbError):
@@ -155,6 +171,22 @@ class ServerlessRun:
             self.state, self.failure = "failed", message
         finally:
             self._done.set()
+
+    def _read_source(self, reference: dict[str, Any]) -> PreparedDataset:
+        """Every row of a remote dataset, read and validated on this worker (the client only checked a sample)."""
+        from unsloth_nb.data.remote import read_reference
+
+        started = time.monotonic()
+        self.log.emit("log", level="info", source="worker", message="reading the dataset in full where training runs")
+        dataset = read_reference(reference)
+        self.log.emit(
+            "log",
+            level="info",
+            source="worker",
+            message=f"dataset read here: {len(dataset.train)} training and {len(dataset.eval or [])} eval rows "
+            f"in {time.monotonic() - started:.1f} s",
+        )
+        return dataset
 
     def _reason(self) -> str:
         step, loss = self.result.metrics.get("global_step", 0), self.result.metrics.get("final_loss")

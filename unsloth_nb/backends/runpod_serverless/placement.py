@@ -70,6 +70,15 @@ def notes(config: TrainConfig) -> list[tuple[str, bool]]:
             False,
         ),
     ]
+    remote = [config.dataset.path, *(entry.rpartition("=")[0] or entry for entry in config.dataset.mix)]
+    if any(str(path).startswith(("s3://", "volume://")) for path in remote):
+        lines.append(
+            (
+                "The worker reads the S3/volume dataset itself but receives no S3 keys (a secret never rides in a "
+                "request): only a public bucket is readable there. Use placement: runpod for private S3 or volume data.",
+                True,
+            )
+        )
     if config.train.save_steps:
         lines.append(("Checkpoints stay on the serverless worker's disk: a worker lost mid-job starts again from step 0.", True))
     return lines

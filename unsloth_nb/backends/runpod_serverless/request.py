@@ -93,16 +93,20 @@ def execution_timeout(config: TrainConfig, plan: Plan | None) -> float:
 
 
 def job_input(job_id: str, config: TrainConfig, dataset: PreparedDataset) -> dict[str, Any]:
-    """The request's input; a PlanError when it would pass RunPod's /run limit."""
-    packed = pack_dataset(dataset)
+    """The request's input; a PlanError when it would pass RunPod's /run limit.
+
+    A dataset on the Hub, S3 or a network volume (preflight checked a sample and made a reference) goes
+    as ``source``, never as rows: the worker reads it in full where it trains, as a pod does.
+    """
     package = package_zip()
+    packed = b"" if dataset.reference is not None else pack_dataset(dataset)
     body = {
         "unsloth_nb": INPUT_VERSION,
         "job_id": job_id,
         "config": config.to_dict(),
-        "dataset": base64.b64encode(packed).decode("ascii"),
-        "dataset_sha256": hashlib.sha256(packed).hexdigest(),
-        "source": None,  # a remote data source's JSON description goes here once workers can open one
+        "dataset": base64.b64encode(packed).decode("ascii") if packed else None,
+        "dataset_sha256": hashlib.sha256(packed).hexdigest() if packed else None,
+        "source": dataset.reference,
         "artifact_limit_bytes": ARTIFACT_LIMIT_BYTES,
         "package": base64.b64encode(package).decode("ascii"),
         "package_sha256": package_sha256(),
@@ -111,7 +115,8 @@ def job_input(job_id: str, config: TrainConfig, dataset: PreparedDataset) -> dic
     if size > RUN_PAYLOAD_LIMIT - 64 * 1024:
         raise PlanError(
             f"the serverless request would be {size / 1e6:.1f} MB, over RunPod's 10 MB /run limit: the dataset is "
-            f"{len(packed) / 1e6:.1f} MB packed. Use placement: runpod for this dataset."
+            f"{len(packed) / 1e6:.1f} MB packed. Put it on the Hub (org/name), S3 or a network volume so the worker "
+            "reads it itself, or use placement: runpod for this dataset."
         )
     return body
 
