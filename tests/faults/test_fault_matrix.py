@@ -78,6 +78,7 @@ def finish(job: unsloth_nb.Job, timeout: float = 240.0) -> unsloth_nb.Job:
 
 
 def assert_succeeded(job: unsloth_nb.Job, emulator: RunPodEmulator, fault: FaultRecorder) -> None:
+    assert fault.check_adapter(job), f"{job.state}: {job.error}"
     assert job.state == "succeeded", job.error
     assert job.adapter_path is not None and (job.adapter_path / "adapter_config.json").is_file()
     assert fault.check_events(job) == (0, 0)
