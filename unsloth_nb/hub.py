@@ -152,17 +152,20 @@ def push_finished(output: Path, repo_id: str) -> str:
     ``finished/result.json`` goes last in the same commit, so a reader that finds it finds
     the whole folder. Returns the folder's URL.
     """
-    from huggingface_hub import CommitOperationAdd
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
     api = hub_api(f"to keep finished outputs in {repo_id}")
     files = sorted(p for p in output.rglob("*") if p.is_file())
     marker = [p for p in files if p.relative_to(output).as_posix() == "result.json"]
-    operations = [
+    operations: list[Any] = [
         CommitOperationAdd(path_in_repo=f"{FINISHED_FOLDER}/{p.relative_to(output).as_posix()}", path_or_fileobj=str(p))
         for p in [*(p for p in files if p not in marker), *marker]
     ]
     try:
         api.create_repo(repo_id, private=True, exist_ok=True, repo_type="model")
+        # An earlier job of the same repo may have left a finished/ folder: replace it, never mix the two.
+        if any(entry.path == FINISHED_FOLDER for entry in api.list_repo_tree(repo_id, repo_type="model")):
+            operations.insert(0, CommitOperationDelete(path_in_repo=f"{FINISHED_FOLDER}/", is_folder=True))
         api.create_commit(
             repo_id, operations=operations, repo_type="model", commit_message="finished outputs nobody collected (unsloth-nb)"
         )

@@ -102,7 +102,11 @@ class WorkerService:
             idle = self.idle_seconds()
             if idle < self.idle_timeout:
                 continue
-            reason = self.keeper.before_ending(idle, self.idle_timeout)
+            try:
+                reason = self.keeper.before_ending(idle, self.idle_timeout)
+            except Exception:  # a bug here must not leave the pod billing forever: end it, as before keeping existed
+                logger.exception("keeping the finished outputs failed")
+                reason = f"no client request for {idle:.0f} s while no job was running (keeping the outputs failed)"
             if reason is not None:
                 self.shutdown(reason)
                 return

@@ -393,7 +393,7 @@ class PodJob:
             raise BackendError(f"pod {pod_id} was terminated while no process watched this job{where}")
         if pod is None:  # it ended itself after the job finished, or was evicted while nobody watched
             self.meter.end(rented.id)
-            kept = find_kept_outputs(self.config, ctx.folder.path, self._say)
+            kept = find_kept_outputs(self.config, ctx.folder.path, ctx.job_id, self._say)
             if kept is not None:
                 raise kept
             raise PodLostError(

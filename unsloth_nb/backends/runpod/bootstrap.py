@@ -93,6 +93,7 @@ end_pod() {
   # ask again, with a backoff, until the container is killed; each failure is a line in the pod log.
   local n=0 d=2 cap="${UNSLOTH_NB_WORKER_TERMINATE_RETRY_MAX:-60}"
   case "$cap" in ''|*[!0-9]*|0) cap=60 ;; esac
+  [ "$d" -le "$cap" ] || d=$cap
   while :; do
     n=$((n + 1))
     # REST v2 with the pod's own key (curl, else Python), then runpodctl (whatever API its version speaks).

@@ -39,8 +39,12 @@ class FinishedUnwatched(Exception):
         self.folder = folder
 
 
-def find_kept_outputs(config: TrainConfig, job_folder: Path, say: Callable[[str], None]) -> FinishedUnwatched | None:
-    """What the gone pod kept for this job on the Hub, downloaded; None when it kept nothing there."""
+def find_kept_outputs(config: TrainConfig, job_folder: Path, job_id: str, say: Callable[[str], None]) -> FinishedUnwatched | None:
+    """What the gone pod kept for this job on the Hub, downloaded; None when it kept nothing there.
+
+    The repo is per ``hub.repo_id``, not per job: a ``finished/`` another job of the same
+    repo left there is not this job's, so its ``result.json`` must name this job.
+    """
     from unsloth_nb.credentials import has_secret
     from unsloth_nb.hub import FINISHED_FOLDER, download_finished, kept_outputs_repo, repo_url
 
@@ -55,6 +59,13 @@ def find_kept_outputs(config: TrainConfig, job_folder: Path, say: Callable[[str]
         say(f"could not look for outputs the pod kept in {repo}: {exc}")
         return None
     if folder is None:
+        return None
+    try:
+        kept_for = json.loads((folder / "result.json").read_text(encoding="utf-8")).get("job_id")
+    except (OSError, ValueError):
+        kept_for = None
+    if kept_for != job_id:
+        shutil.rmtree(scratch, ignore_errors=True)
         return None
     return FinishedUnwatched(repo_url(repo, FINISHED_FOLDER), folder)
 
