@@ -393,9 +393,9 @@ class PodJob:
             raise BackendError(f"pod {pod_id} was terminated while no process watched this job{where}")
         if pod is None:  # it ended itself after the job finished, or was evicted while nobody watched
             self.meter.end(rented.id)
-            kept = find_kept_outputs(self.config, ctx.folder.path, ctx.job_id, self._say)
-            if kept is not None:
-                raise kept
+            finished = find_kept_outputs(self.config, ctx.folder.path, ctx.job_id, self._say)
+            if finished is not None:
+                raise finished
             raise PodLostError(
                 f"pod {pod_id} is gone: it ended or vanished while no process watched this job"
                 + volume_note(self.config, ctx.job_id)
@@ -700,6 +700,8 @@ class PodJob:
             self.client.terminate_pod(rented.id, timeout=self.timing.terminate_timeout, on_wait=self._api_notice)
         except RunPodApiError as exc:
             self._api_notice()
+            if self.client.unreachable_for() is not None:
+                self._ask_pod_to_end_itself(rented)
             return str(exc)
         except BaseException as exc:  # MissingSecretError, a bug: still say the pod may be billing
             return f"pod {rented.id} may still be running: {redact(str(exc))}"
@@ -708,6 +710,20 @@ class PodJob:
         self._write_pod_json(rented, terminated=True)
         self._say(f"pod {rented.id} terminated (confirmed: RunPod no longer lists it)")
         return None
+
+    def _ask_pod_to_end_itself(self, rented: RentedPod) -> None:
+        """RunPod's API does not answer this machine: ask the worker to end its own pod (its path to the API may work).
+
+        Whatever comes of it, the worker's own idle timeout ends the pod later, with retries.
+        """
+        worker = WorkerClient(rented.url, self.token, unreachable_after=10.0)
+        try:
+            worker.shutdown()
+            self._say(f"RunPod's API does not answer here; asked pod {rented.id}'s worker to end its own pod", level="warning")
+        except BackendError as exc:
+            self._say(f"could not ask pod {rented.id}'s worker to end its pod either ({exc})", level="warning")
+        finally:
+            worker.close()
 
     def end_now(self, reason: str) -> None:
         """Terminate the pods at once, from another thread, skipping the save and the download.

@@ -390,11 +390,6 @@ class PodApi(Protocol):
 
     def stop_pod(self, pod_id: str) -> None: ...
 
-    def unreachable_for(self) -> float | None:
-        """Seconds since the RunPod API last gave any answer, when its last call got none; else None."""
-        since = self.unreachable_since
-        return None if since is None else time.monotonic() - since
-
     def terminate_pod(self, pod_id: str) -> None: ...
 
 
