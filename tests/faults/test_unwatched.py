@@ -170,15 +170,18 @@ def test_outputs_nobody_collects_within_the_cap_are_given_up_loudly_and_the_pod_
 
 
 # ---------------------------------------------------------------------- kept on the Hub
-def test_a_job_finishing_unwatched_keeps_its_outputs_on_the_hub_and_load_job_fetches_them(
+@pytest.mark.parametrize("collector", ["load_job", "cleanup"])
+def test_a_job_finishing_unwatched_keeps_its_outputs_on_the_hub_and_a_collector_fetches_them(
     runpod_emulator: RunPodEmulator,
     fault: FaultRecorder,
     tiny_model: Path,
     dataset_file: Path,
     short_idle: float,
     hub: LoopbackHub,
+    collector: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    fault.inject("client killed; the pod finishes, keeps the adapter on the Hub and ends itself")
+    fault.inject(f"client killed; the pod finishes, keeps the adapter on the Hub and ends itself; {collector} fetches it")
     job_id, pod_id = kill_the_client_and_let_it_finish(runpod_emulator, tiny_model, dataset_file, hub={"repo_id": REPO})
     gone = wait_until_gone(runpod_emulator, pod_id, timeout=180)
     ended = finished_at(runpod_emulator, pod_id)
@@ -192,8 +195,15 @@ def test_a_job_finishing_unwatched_keeps_its_outputs_on_the_hub_and_load_job_fet
     said = pod_events(runpod_emulator, pod_id)
     fault.exempt[pod_id] = next(e.seq for e in said if "finished outputs kept at" in str(e.data.get("message")))
 
-    job = unsloth_nb.load_job(job_id)
-    job.wait(timeout=120)
+    if collector == "cleanup":
+        assert cli_main(["runpod", "cleanup", "--yes"]) == 0
+        out = capsys.readouterr().out
+        assert f"job {job_id} finished while nobody watched; its outputs were collected" in out, out
+        assert "marked failed" not in out
+        job = unsloth_nb.load_job(job_id, reattach=False)
+    else:
+        job = unsloth_nb.load_job(job_id)
+        job.wait(timeout=120)
 
     assert fault.check_adapter(job)
     assert job.state == "succeeded", job.error
