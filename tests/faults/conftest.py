@@ -69,6 +69,7 @@ class FaultRecord:
     passed: bool = False
     adapters_checked: int = 0
     adapters_lost: int = 0
+    adapters_given_up: int = 0  # let go on purpose: nobody collected them within runpod.keep_uncollected, as priced
     billed_unwatched_s: float | None = None
 
 
@@ -98,6 +99,10 @@ class FaultRecorder:
         if not kept:
             self.record.adapters_lost += 1
         return kept
+
+    def gave_up_adapter(self) -> None:
+        """An adapter the pod let go by the rule the plan priced (nobody collected it within the cap): shown, not lost."""
+        self.record.adapters_given_up += 1
 
     def billed_unwatched(self, seconds: float) -> None:
         """Pod-seconds billed after the job finished with nobody watching (the worst case a scenario adds)."""
@@ -150,7 +155,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(
             f"  {r.test}: {', '.join(r.injected) or '-'} -> {verdict} "
             f"(pods left {r.pods_left}, events lost {r.events_lost}, duplicated {r.duplicates}, "
-            f"adapters lost {r.adapters_lost}{billed})"
+            f"adapters lost {r.adapters_lost}{f', given up past the cap {r.adapters_given_up}' if r.adapters_given_up else ''}"
+            f"{billed})"
         )
     terminalreporter.write_line(
         f"faults: {injected} injected, {survived} survived, pods left: {pods_left}, events lost: {lost}, "

@@ -158,6 +158,7 @@ def test_outputs_nobody_collects_within_the_cap_are_given_up_loudly_and_the_pod_
     ended = finished_at(runpod_emulator, pod_id)
     said = [str(e.data.get("message")) for e in pod_events(runpod_emulator, pod_id) if e.kind == "log"]
     assert any("they end with this pod" in m for m in said), said[-5:]
+    fault.gave_up_adapter()
     # idle timeout + the cap + the watcher's poll and the termination, no more
     assert gone - ended < short_idle + 3 + 10, f"billed {gone - ended:.0f} s after the job ended"
     fault.billed_unwatched(gone - ended)
