@@ -135,3 +135,62 @@ def download_checkpoint(repo_id: str, name: str, into: Path) -> Path:
     fetched.rename(target)
     shutil.rmtree(partial, ignore_errors=True)
     return target
+
+
+#: Where a pod keeps a finished job's outputs that no client collected: a folder of the private checkpoint repo.
+FINISHED_FOLDER = "finished"
+
+
+def kept_outputs_repo(repo_id: str) -> str:
+    """The private repo a pod keeps uncollected outputs in: the job's checkpoint repo, whatever push_checkpoints says."""
+    return f"{repo_id}-checkpoints"
+
+
+def push_finished(output: Path, repo_id: str) -> str:
+    """Put ``output`` (adapter, result, events; no checkpoints) under ``finished/`` of the private repo in one commit.
+
+    ``finished/result.json`` goes last in the same commit, so a reader that finds it finds
+    the whole folder. Returns the folder's URL.
+    """
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    api = hub_api(f"to keep finished outputs in {repo_id}")
+    files = sorted(p for p in output.rglob("*") if p.is_file())
+    marker = [p for p in files if p.relative_to(output).as_posix() == "result.json"]
+    operations: list[Any] = [
+        CommitOperationAdd(path_in_repo=f"{FINISHED_FOLDER}/{p.relative_to(output).as_posix()}", path_or_fileobj=str(p))
+        for p in [*(p for p in files if p not in marker), *marker]
+    ]
+    try:
+        api.create_repo(repo_id, private=True, exist_ok=True, repo_type="model")
+        # An earlier job of the same repo may have left a finished/ folder: replace it, never mix the two.
+        if any(entry.path == FINISHED_FOLDER for entry in api.list_repo_tree(repo_id, repo_type="model")):
+            operations.insert(0, CommitOperationDelete(path_in_repo=f"{FINISHED_FOLDER}/", is_folder=True))
+        api.create_commit(
+            repo_id, operations=operations, repo_type="model", commit_message="finished outputs nobody collected (unsloth-nb)"
+        )
+    except Exception as exc:
+        raise BackendError(f"keeping the finished outputs in {repo_id} on {hub_endpoint()} failed: {exc}") from exc
+    return repo_url(repo_id, FINISHED_FOLDER)
+
+
+def download_finished(repo_id: str, into: Path) -> Path | None:
+    """Fetch ``finished/`` from the repo into ``into``; None when the repo holds no complete one (no result.json)."""
+    api = hub_api(f"to fetch the finished outputs kept in {repo_id}")
+    try:
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(
+            repo_id,
+            repo_type="model",
+            allow_patterns=[f"{FINISHED_FOLDER}/*", f"{FINISHED_FOLDER}/**"],
+            local_dir=str(into),
+            token=api.token,
+            endpoint=api.endpoint,
+        )
+    except Exception as exc:
+        if type(exc).__name__ == "RepositoryNotFoundError":
+            return None
+        raise BackendError(f"downloading the finished outputs from {repo_id} on {hub_endpoint()} failed: {exc}") from exc
+    folder = into / FINISHED_FOLDER
+    return folder if (folder / "result.json").is_file() else None

@@ -10,11 +10,15 @@ records it through the ``fault`` fixture:
   received (``pods/<pod_id>.events.jsonl`` in the job folder: dense seq, same
   events) and against the job's log (every copied event once; steps trained again
   after a resume charted once);
+- ``fault.check_adapter(job)`` where training finished: the adapter must be on this
+  machine (or, with ``kept_at``, at the place the pod recorded it kept it);
+- ``fault.billed_unwatched(seconds)`` the pod-seconds billed after a job finished
+  while nobody watched (printed beside the test, in dollars at the H100 price);
 - at teardown the emulator's ledger gives the pods left billing.
 
 A fault counts as survived when its test passed and no pod was left. At the end of
 the run one line sums it up, e.g. ``faults: 16 injected, 16 survived, pods left: 0,
-events lost: 0``.
+events lost: 0, adapters lost: 0``.
 
 :class:`FlakyNetwork` sits between the client and the emulator's pod proxy (the
 client is pointed at it through ``UNSLOTH_NB_RUNPOD_PROXY_TEMPLATE``) and fails
@@ -63,6 +67,14 @@ class FaultRecord:
     duplicates: int = 0
     pods_left: int = 0
     passed: bool = False
+    adapters_checked: int = 0
+    adapters_lost: int = 0
+    adapters_given_up: int = 0  # let go on purpose: nobody collected them within runpod.keep_uncollected, as priced
+    billed_unwatched_s: float | None = None
+
+
+#: What the billing figures are priced at: an H100 SXM (NVIDIA H100 80GB HBM3), secure cloud, $/h.
+H100_USD_PER_HOUR = 2.99
 
 
 _RECORDS: list[FaultRecord] = []
@@ -78,6 +90,23 @@ class FaultRecorder:
 
     def inject(self, name: str) -> None:
         self.record.injected.append(name)
+
+    def check_adapter(self, job: unsloth_nb.Job, kept_at: Path | None = None) -> bool:
+        """Whether the trained adapter is on this machine (or at ``kept_at``); a missing one counts as lost."""
+        self.record.adapters_checked += 1
+        folders = [p for p in (job.adapter_path, kept_at) if p is not None]
+        kept = any((folder / "adapter_config.json").is_file() for folder in folders)
+        if not kept:
+            self.record.adapters_lost += 1
+        return kept
+
+    def gave_up_adapter(self) -> None:
+        """An adapter the pod let go by the rule the plan priced (nobody collected it within the cap): shown, not lost."""
+        self.record.adapters_given_up += 1
+
+    def billed_unwatched(self, seconds: float) -> None:
+        """Pod-seconds billed after the job finished with nobody watching (the worst case a scenario adds)."""
+        self.record.billed_unwatched_s = max(seconds, self.record.billed_unwatched_s or 0.0)
 
     def check_events(self, job: unsloth_nb.Job) -> tuple[int, int]:
         """(lost, duplicated) events between the job's pods and the client; recorded and returned."""
@@ -112,17 +141,27 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not _RECORDS:
         return
     injected = sum(len(r.injected) for r in _RECORDS)
-    survived = sum(len(r.injected) for r in _RECORDS if r.passed and r.pods_left == 0)
+    survived = sum(len(r.injected) for r in _RECORDS if r.passed and r.pods_left == 0 and r.adapters_lost == 0)
     pods_left = sum(r.pods_left for r in _RECORDS)
     lost = sum(r.events_lost for r in _RECORDS)
+    adapters_lost = sum(r.adapters_lost for r in _RECORDS)
     terminalreporter.write_sep("-", "fault matrix")
     for r in _RECORDS:
-        verdict = "survived" if r.passed and r.pods_left == 0 else "NOT survived"
+        verdict = "survived" if r.passed and r.pods_left == 0 and r.adapters_lost == 0 else "NOT survived"
+        billed = ""
+        if r.billed_unwatched_s is not None:
+            usd = r.billed_unwatched_s * H100_USD_PER_HOUR / 3600
+            billed = f", billed unwatched {r.billed_unwatched_s:.0f} pod-s = ${usd:.3f} at H100 ${H100_USD_PER_HOUR}/h"
         terminalreporter.write_line(
             f"  {r.test}: {', '.join(r.injected) or '-'} -> {verdict} "
-            f"(pods left {r.pods_left}, events lost {r.events_lost}, duplicated {r.duplicates})"
+            f"(pods left {r.pods_left}, events lost {r.events_lost}, duplicated {r.duplicates}, "
+            f"adapters lost {r.adapters_lost}{f', given up past the cap {r.adapters_given_up}' if r.adapters_given_up else ''}"
+            f"{billed})"
         )
-    terminalreporter.write_line(f"faults: {injected} injected, {survived} survived, pods left: {pods_left}, events lost: {lost}")
+    terminalreporter.write_line(
+        f"faults: {injected} injected, {survived} survived, pods left: {pods_left}, events lost: {lost}, "
+        f"adapters lost: {adapters_lost}"
+    )
 
 
 # ---------------------------------------------------------------------- measuring lost events

@@ -78,6 +78,7 @@ def finish(job: unsloth_nb.Job, timeout: float = 240.0) -> unsloth_nb.Job:
 
 
 def assert_succeeded(job: unsloth_nb.Job, emulator: RunPodEmulator, fault: FaultRecorder) -> None:
+    assert fault.check_adapter(job), f"{job.state}: {job.error}"
     assert job.state == "succeeded", job.error
     assert job.adapter_path is not None and (job.adapter_path / "adapter_config.json").is_file()
     assert fault.check_events(job) == (0, 0)
@@ -487,7 +488,9 @@ def test_an_orphan_probed_by_new_jobs_still_ends_on_its_idle_timeout(
     idle_timeout = 20.0
     monkeypatch.setitem(runpod_emulator.pod_env, "UNSLOTH_NB_WORKER_IDLE_TIMEOUT", f"{idle_timeout:g}")
     fault.inject("orphan probed by 10 new jobs during its idle timeout")
-    job_id = start_and_kill_client(tiny_model, dataset_file, max_steps=3, until="training")
+    # Its outputs have nowhere to go, so it waits runpod.keep_uncollected (5 s here) for a collector: probes are none.
+    keep = 5.0
+    job_id = start_and_kill_client(tiny_model, dataset_file, max_steps=3, until="training", runpod={"keep_uncollected": keep})
     record = JobFolder.open(job_id).load_record()
     assert record.pod_id and not record.owner_alive()
 
@@ -521,5 +524,5 @@ def test_an_orphan_probed_by_new_jobs_still_ends_on_its_idle_timeout(
     probes_while_idle = sum(1 for state in answers if state in ("succeeded", "failed", "cancelled"))
     assert probes_while_idle >= 10, answers
     assert runpod_emulator.ledger.running_pods() == [], "the probed orphan is still billing"
-    # it ended on its idle timeout (plus the poll and the termination), not a probe's idle timeout later
-    assert ended_after < idle_timeout + 15, f"ended {ended_after:.0f} s after its job finished"
+    # it ended on its idle timeout and the wait for a collector (plus the poll and the termination), not a probe later
+    assert ended_after < idle_timeout + keep + 15, f"ended {ended_after:.0f} s after its job finished"

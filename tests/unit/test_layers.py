@@ -101,6 +101,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "unsloth_nb.ui",
             "unsloth_nb.ui.*",
             "unsloth_nb.backends.runpod.cli",  # `unsloth-nb runpod ...`
+            "unsloth_nb.backends.runpod.collect",  # `runpod cleanup` takes finished jobs over (load_job)
             "unsloth_nb.teacher.cli",  # `unsloth-nb enhance ...`
             "unsloth_nb.backends.runpod_serverless.serve_cli",  # `unsloth-nb serve ...`
             "unsloth_nb.importer",  # `unsloth-nb import`, `--from`: notebooks -> configs, checked by planning them
@@ -114,6 +115,7 @@ LAYERS: list[tuple[str, list[str]]] = [
 #: Entry-point modules that sit inside a lower package (they must win over that package's pattern).
 ENTRY_OVERRIDES = {
     "unsloth_nb.backends.runpod.cli",
+    "unsloth_nb.backends.runpod.collect",
     "unsloth_nb.backends.runpod_serverless.serve_cli",
     "unsloth_nb.teacher.cli",
 }

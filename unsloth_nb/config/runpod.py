@@ -65,6 +65,14 @@ class RunPodConfig:
         "then continues on a new pod from its last checkpoint. Uses RunPod's GraphQL API (REST v2 has no spot pods).",
         flag="--interruptible",
     )
+    keep_uncollected: float = knob(
+        60 * 60.0,
+        "When a job finishes while no client follows it and its outputs have nowhere to go (no network volume, no "
+        "hub.repo_id with HF_TOKEN), how much longer the pod waits for `load_job` or `runpod cleanup` to collect them "
+        "after its idle timeout, before it ends itself and they are lost (seconds or 1h; the plan shows the cost).",
+        flag="--keep-uncollected",
+        minimum=0.0,
+    )
     ready_timeout: float = knob(
         20 * 60.0,
         "How long a pod may take to become ready before the next GPU is tried (seconds or 20m).",

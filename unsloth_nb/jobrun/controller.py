@@ -281,7 +281,7 @@ class JobController:
             if ctx.stop_requested or result.stopped:
                 final, reason = "cancelled", result.stop_reason or "stopped by the user; checkpoint and adapter saved"
             else:
-                final = "succeeded"
+                final, reason = "succeeded", result.note
         except JobCancelledError as exc:
             final, reason = "cancelled", redact(str(exc))
         except UnslothNbError as exc:

@@ -29,7 +29,8 @@ PAYLOAD_KEYS: dict[str, frozenset[str]] = {
         {"step", "loss", "learning_rate", "grad_norm", "epoch", "tokens_per_second", "eval_loss", "num_tokens", "memory_gb"}
     ),  # memory_gb: peak so far (reserved GPU memory, or the process's RAM on a CPU)
     "progress": frozenset({"step", "total_steps", "eta_seconds", "elapsed_seconds"}),
-    "log": frozenset({"level", "message", "source"}),
+    # kept_at: where a pod kept outputs nobody collected; api_unreachable_s: how long RunPod's API gave no answer (0: back)
+    "log": frozenset({"level", "message", "source", "kept_at", "api_unreachable_s"}),
     "checkpoint": frozenset({"step", "path", "url"}),  # url: the copy pushed to the Hub
     "artifact": frozenset({"name", "path", "bytes", "kind", "url"}),
     "cost": frozenset({"usd_so_far", "usd_per_hour", "gpu", "source"}),

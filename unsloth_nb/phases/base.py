@@ -48,6 +48,8 @@ class PhaseResult:
     metrics: dict[str, MetricValue] = field(default_factory=dict)
     stopped: bool = False
     stop_reason: str | None = None
+    #: How a job that succeeded got there, when it is worth saying (e.g. it finished while nobody watched).
+    note: str | None = None
 
     def merge(self, other: PhaseResult) -> PhaseResult:
         """Later phases win on name clashes; a stop anywhere stops the whole."""
@@ -56,6 +58,7 @@ class PhaseResult:
             metrics={**self.metrics, **other.metrics},
             stopped=self.stopped or other.stopped,
             stop_reason=self.stop_reason or other.stop_reason,
+            note=self.note or other.note,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -64,6 +67,7 @@ class PhaseResult:
             "metrics": dict(self.metrics),
             "stopped": self.stopped,
             "stop_reason": self.stop_reason,
+            **({"note": self.note} if self.note else {}),
         }
 
     @classmethod
@@ -73,6 +77,7 @@ class PhaseResult:
             metrics=dict(raw.get("metrics") or {}),
             stopped=bool(raw.get("stopped", False)),
             stop_reason=raw.get("stop_reason"),
+            note=raw.get("note"),
         )
 
 

@@ -64,6 +64,7 @@ from unsloth_nb.planning.model_size import (
 )
 from unsloth_nb.planning.pod_size import POD_CHECKPOINT_EVERY_S, PodResources, checkpoint_every, pod_resources
 from unsloth_nb.planning.spot import spot_note
+from unsloth_nb.planning.unwatched import unwatched_note
 
 # Plan, plan and check_model_source are made here; the rest is re-exported from gpu_catalog, hardware,
 # model_size, memory and plan_text so that ``from unsloth_nb.planning.planner import ...`` keeps working.
@@ -251,6 +252,9 @@ def plan(
 
     usd_per_hour, cost = pricing.estimate(seconds, warnings)
     _check_limits(config, backend.rents, device, seconds, cost, warnings)
+    if backend.rents:
+        note, is_warning = unwatched_note(config, usd_per_hour)
+        (warnings if is_warning else reasons).append(note)
     if backend.rents and config.runpod.interruptible:
         per_step = tokens_per_step / speed if tokens_per_step and speed else None
         reasons.append(

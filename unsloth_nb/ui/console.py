@@ -49,6 +49,7 @@ class JobStatus:
         self.min_loss: tuple[float, int] | None = None  # (loss, step)
         self.train_runtime: float | None = None
         self.stop_request: str | None = None  # why a stop was asked for ("stop requested: …" log line)
+        self.api_unreachable_s: float | None = None  # RunPod's API gave no answer for this long (None: it answers)
         self.started = time.time()
         self.first_time: float | None = None  # of the job's first event: when it really started
         self.last_time: float | None = None
@@ -80,6 +81,8 @@ class JobStatus:
             self.memory_kind = data.get("memory", self.memory_kind)
             self.train_runtime = data.get("train_runtime", self.train_runtime)
             self.num_tokens = data.get("num_tokens", self.num_tokens)
+        elif event.kind == "log" and data.get("api_unreachable_s") is not None:
+            self.api_unreachable_s = float(data["api_unreachable_s"]) or None
         elif (
             event.kind == "log"
             and data.get("source") == "controller"
@@ -100,6 +103,8 @@ class JobStatus:
     def progress_parts(self, elapsed: float | None) -> list[str]:
         """Step, loss, speed, elapsed, ETA and cost: the part every status line shares."""
         parts = []
+        if self.api_unreachable_s is not None and self.state not in ("succeeded", "failed", "cancelled"):
+            parts.append(f"RunPod API unreachable for {self.api_unreachable_s:.0f} s; the pod's state is unknown")
         if self.total_steps:
             parts.append(f"step {self.step:,}/{self.total_steps:,}")
         elif self.step:

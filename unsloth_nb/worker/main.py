@@ -2,8 +2,8 @@
 
 Exits, and what each does to the pod (on RunPod, ``RUNPOD_POD_ID`` set):
 
-- ``POST /shutdown`` or the idle timeout: terminate the pod, then exit 0 (3 if the
-  terminate call failed, so a start command can fall back to ``runpodctl remove pod``);
+- ``POST /shutdown`` or the idle timeout: terminate the pod, retrying with backoff (and an
+  error event each time) for as long as it takes, then exit 0;
 - a fatal error (no token, unusable work folder, port taken, a crash of the server loop):
   terminate the pod, exit 1 or 2, so a crash never becomes a billing restart loop;
 - SIGTERM / SIGINT: exit 128+signal without touching the pod, because whoever sent

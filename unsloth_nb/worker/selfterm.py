@@ -10,7 +10,15 @@ already gone) with ``Authorization: Bearer <key>``, the pod-scoped
 
 REST v1 is gone (2026-11-15) and GraphQL retires in early 2027. While GraphQL is
 still served, a pod whose REST calls all failed tries GraphQL's ``podTerminate``
-once more before giving up; the start-up script has its own fallbacks after that.
+once more in each round.
+
+It never gives up (:func:`terminate_until_gone`): a pod that could not end itself
+bills at its full GPU price until a person notices, so the worker keeps trying,
+with a backoff capped at ``UNSLOTH_NB_WORKER_TERMINATE_RETRY_MAX`` seconds (60 by
+default), for as long as it runs, and says so on every failure. Exiting instead
+would not stop the bill: RunPod restarts a container whose command ends, and a
+running or restarting pod bills the GPU; only a stopped pod bills less (its volume
+disk), and only the API can stop it.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 logger = logging.getLogger("unsloth_nb.worker")
@@ -30,6 +39,9 @@ DEFAULT_API_BASE_URL = "https://api.runpod.io"
 REQUEST_TIMEOUT_S = 30.0
 #: Pauses between attempts; a failed terminate means a pod that keeps billing, so it retries.
 RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0)
+#: The longest pause between two rounds of :func:`terminate_until_gone` (env overrides, for tests and impatient users).
+RETRY_MAX_ENV = "UNSLOTH_NB_WORKER_TERMINATE_RETRY_MAX"
+DEFAULT_RETRY_MAX_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -76,8 +88,52 @@ def terminate_this_pod(identity: PodIdentity | None = None, retry_delays: tuple[
         time.sleep(delay)
     if _send_graphql_terminate(identity):  # while RunPod still serves GraphQL
         return True
-    logger.error("could not terminate pod %s; it may still be billing", identity.pod_id)
+    logger.error("could not terminate pod %s this round; it may still be billing", identity.pod_id)
     return False
+
+
+def retry_max_seconds(environ: dict[str, str] | None = None) -> float:
+    """The cap on the pause between termination rounds: the env value when it is a positive number, else 60 s."""
+    raw = (os.environ if environ is None else environ).get(RETRY_MAX_ENV, "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_RETRY_MAX_S
+    except ValueError:
+        return DEFAULT_RETRY_MAX_S
+    return value if value > 0 else DEFAULT_RETRY_MAX_S
+
+
+def terminate_until_gone(
+    identity: PodIdentity,
+    on_failure: Callable[[int, float], None] | None = None,
+    *,
+    max_delay: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Terminate this pod, retrying for as long as this process lives; True once RunPod said it is going.
+
+    Each failed round (REST v2 with its own short retries, then GraphQL) calls
+    ``on_failure(attempt, next_delay)`` so the failure lands in the job's events
+    and the log; the pause doubles from 1 s up to ``max_delay``. A rejected key is
+    retried too: giving up would leave a pod billing silently, and a key RunPod
+    refused a moment ago may be accepted again (an outage answering 401 has been
+    seen). Returns False at once only outside RunPod, where there is nothing to end.
+    """
+    if not identity.on_runpod:
+        return terminate_this_pod(identity, retry_delays=())
+    cap = max_delay if max_delay is not None else retry_max_seconds()
+    delay, attempt = 1.0, 0
+    while True:
+        attempt += 1
+        if terminate_this_pod(identity, retry_delays=(1.0, 2.0)):
+            return True
+        wait = min(delay, cap)
+        if on_failure is not None:
+            try:
+                on_failure(attempt, wait)
+            except Exception:  # reporting must never stop the retrying
+                logger.exception("reporting a failed terminate failed")
+        sleep(wait)
+        delay = min(delay * 2, cap)
 
 
 def _headers(identity: PodIdentity) -> dict[str, str]:

@@ -113,6 +113,7 @@ class WorkerHandler(BaseHTTPRequestHandler):
             "/job/dataset": {"GET": self._dataset_status, "PUT": self._dataset_chunk},
             "/job/start": {"POST": self._start},
             "/job/cancel": {"POST": self._cancel},
+            "/job/collected": {"POST": self._collected},
             "/events": {"GET": self._events},
             "/artifacts": {"GET": self._artifacts},
             "/artifacts.tar": {"GET": self._artifacts_tar},
@@ -175,6 +176,10 @@ class WorkerHandler(BaseHTTPRequestHandler):
     def _cancel(self) -> None:
         self._read_body(MAX_JSON_BYTES)
         self._send_json(200, self.server.service.host.cancel())
+
+    def _collected(self) -> None:
+        self._read_body(MAX_JSON_BYTES)
+        self._send_json(200, self.server.service.keeper.mark_collected())
 
     def _events(self) -> None:
         after = _int(self.query.get("after", "-1"), "after")

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from unsloth_nb.worker.artifacts import INLINE_HASH_BYTES, iter_artifacts
 from unsloth_nb.worker.job import JobHost
+from unsloth_nb.worker.keep import OutputKeeper
 from unsloth_nb.worker.scrub import Redactor
-from unsloth_nb.worker.selfterm import PodIdentity, terminate_this_pod
+from unsloth_nb.worker.selfterm import PodIdentity, terminate_until_gone
 
 logger = logging.getLogger("unsloth_nb.worker")
 
@@ -40,6 +41,7 @@ class WorkerService:
         self.idle_timeout = idle_timeout
         self.host = JobHost(work_dir, redactor)
         self.hashes = self.host.hashes
+        self.keeper = OutputKeeper(self.host)  # finished outputs nobody collected are kept before the pod ends
         self.exit_code = 0
         self.stop_serving: Callable[[], None] = lambda: None
         self._activity_lock = threading.Lock()
@@ -90,12 +92,23 @@ class WorkerService:
             return time.monotonic() - since
 
     def watch_idle(self, poll_s: float | None = None) -> None:
-        """Run in a thread: end the pod once it has been idle for ``idle_timeout`` seconds."""
+        """Run in a thread: end the pod once it has been idle for ``idle_timeout`` seconds.
+
+        Finished outputs that no client collected are kept first (:mod:`.keep`); while
+        they have nowhere to go, the pod waits for a collector up to ``runpod.keep_uncollected``.
+        """
         poll = poll_s if poll_s is not None else min(5.0, max(self.idle_timeout / 4, 0.2))
         while not self._shutdown_started.wait(poll):
             idle = self.idle_seconds()
-            if idle >= self.idle_timeout:
-                self.shutdown(f"no client request for {idle:.0f} s while no job was running")
+            if idle < self.idle_timeout:
+                continue
+            try:
+                reason = self.keeper.before_ending(idle, self.idle_timeout)
+            except Exception:  # a bug here must not leave the pod billing forever: end it, as before keeping existed
+                logger.exception("keeping the finished outputs failed")
+                reason = f"no client request for {idle:.0f} s while no job was running (keeping the outputs failed)"
+            if reason is not None:
+                self.shutdown(reason)
                 return
 
     # ------------------------------------------------------------------ artifacts
@@ -131,9 +144,19 @@ class WorkerService:
         self.host.cancel_event.set()
         if self.host.log is not None:
             self.host.log.emit("log", level="info", message=f"worker shutting down: {reason}", source="worker")
-        if self.pod.on_runpod and not terminate_this_pod(self.pod):
-            self.exit_code = 3
+        if self.pod.on_runpod:
+            terminate_until_gone(self.pod, self._termination_failed)  # returns only once RunPod took the order
         self.stop_serving()
+
+    def _termination_failed(self, attempt: int, retry_in: float) -> None:
+        """Every failed round is an event, so a client that comes back (or a person reading the log) sees it."""
+        message = (
+            f"could not terminate pod {self.pod.pod_id} (attempt {attempt}): the RunPod API did not take the order; "
+            f"retrying in {retry_in:.0f} s, for as long as this pod runs (it bills until it ends)"
+        )
+        logger.error(message)
+        if self.host.log is not None:
+            self.host.log.emit("log", level="error", message=message, source="worker")
 
     def close(self) -> None:
         self.host.close()

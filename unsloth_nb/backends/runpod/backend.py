@@ -87,6 +87,7 @@ from unsloth_nb.backends.runpod.reattach import (
     reload_inputs,
     rented_from,
 )
+from unsloth_nb.backends.runpod.unwatched import FinishedUnwatched, find_kept_outputs, take_kept_outputs, volume_note
 from unsloth_nb.backends.worker_link.checkpoints import CheckpointKeeper
 from unsloth_nb.backends.worker_link.client import WorkerClient, WorkerRefusedError, WorkerUnreachableError
 from unsloth_nb.backends.worker_link.relay import EventRelay
@@ -214,6 +215,8 @@ class PodJob:
         self.worker: WorkerClient | None = None
         self.stop_reason: str | None = None
         self._resumes = 0
+        self.unwatched_note: str | None = None  # set when reattaching finds the job already finished
+        self._api_said_at: float | None = None  # when "RunPod API unreachable" was last said
         self._terminating = threading.Lock()
         self._abort = threading.Event()  # set by end_now: the pods are being terminated from outside
         self.keeper: CheckpointKeeper | None = None
@@ -233,7 +236,16 @@ class PodJob:
         return self._guarded(body)
 
     def reattach(self) -> PhaseResult:
-        return self._guarded(lambda: self._collect(self._follow(self._adopt)))
+        def body() -> PhaseResult:
+            try:
+                return self._collect(self._follow(self._adopt))
+            except FinishedUnwatched as kept:  # the pod ended itself after keeping the outputs
+                assert self.pod is not None
+                result = take_kept_outputs(self.ctx, self.relay, self.pod.id, kept)
+                self._say(result.note or "")
+                return result
+
+        return self._guarded(body)
 
     def _guarded(self, body: Callable[[], PhaseResult]) -> PhaseResult:
         failure: BaseException | None = None
@@ -384,9 +396,15 @@ class PodJob:
             kept = newest_checkpoint(ctx.output_dir / "checkpoints")
             where = f"; the newest checkpoint copied here is {kept}" if kept else ""
             raise BackendError(f"pod {pod_id} was terminated while no process watched this job{where}")
-        if pod is None:  # evicted or failed while nobody watched: a lost pod like any other
+        if pod is None:  # it ended itself after the job finished, or was evicted while nobody watched
             self.meter.end(rented.id)
-            raise PodLostError(f"pod {pod_id} is gone: it vanished while no process watched this job")
+            finished = find_kept_outputs(self.config, ctx.folder.path, ctx.job_id, self._say)
+            if finished is not None:
+                raise finished
+            raise PodLostError(
+                f"pod {pod_id} is gone: it ended or vanished while no process watched this job"
+                + volume_note(self.config, ctx.job_id)
+            )
         if not pod.running:
             raise PodLostError(f"pod {pod_id} is {pod.desired_status}: {pod.last_status_change or 'stopped'}")
         self.token = pod.env.get(TOKEN_ENV, "")
@@ -405,6 +423,11 @@ class PodJob:
             f"reattached to pod {pod_id}: its worker is {state.state}; continuing after event {self.relay.cursor} "
             f"of {state.last_seq}"
         )
+        if state.state in REMOTE_END_STATES:
+            self.unwatched_note = (
+                f"trained ({state.state}) while no process watched; its outputs were collected from pod {pod_id}, "
+                "which was then terminated"
+            )
 
     # ------------------------------------------------------------------ job and events
     def _send_job(self, resume_from: Path | None = None, hub_checkpoint: str | None = None) -> None:
@@ -466,8 +489,15 @@ class PodJob:
                 if isinstance(exc, WorkerRefusedError) and exc.status not in (404, 410):
                     raise
                 check_alive(self.client, pod.id)  # a pod that is gone says so at once
+                self._api_notice()
                 silent_since = silent_since or time.monotonic()
                 if time.monotonic() - silent_since > self.timing.unreachable_limit:
+                    unreachable = self.client.unreachable_for()
+                    if unreachable is not None:  # nobody can know whether the pod runs: say so, not "running"
+                        raise WorkerUnreachableError(
+                            f"pod {pod.id}'s worker has not answered for {self.timing.unreachable_limit:.0f} s and "
+                            f"the RunPod API was unreachable for {unreachable:.0f} s; the pod's state is unknown ({exc})"
+                        ) from None
                     raise WorkerUnreachableError(
                         f"pod {pod.id} is running but its worker has not answered for "
                         f"{self.timing.unreachable_limit:.0f} s ({exc})"
@@ -593,6 +623,8 @@ class PodJob:
                 result = result.merge(PhaseResult.from_json(event.data))
         wanted = [a.path for name, a in result.artifacts.items() if name != "checkpoint"]
         fetched, total = download_outputs(self.worker, self.ctx.output_dir, wanted)
+        with contextlib.suppress(BackendError):  # safe here now: the pod need not keep them before it ends
+            self.worker.mark_collected()
         result.artifacts = {n: a for n, a in result.artifacts.items() if a.path in fetched or n == "checkpoint"}
         if stopped:
             checkpoint = fetch_latest_checkpoint(self.worker, self.ctx.output_dir)
@@ -606,6 +638,7 @@ class PodJob:
         result.metrics.setdefault("final_loss", self.relay.last_loss)
         result.stopped = stopped
         result.stop_reason = f"{self.stop_reason or 'stopped'}; checkpoint and adapter saved" if stopped else None
+        result.note = self.unwatched_note
         return result
 
     # ------------------------------------------------------------------ limits and cost
@@ -617,6 +650,30 @@ class PodJob:
         else:
             self.stop_reason = self.meter.limit_reached(self.pod)
         return self.stop_reason is not None
+
+    def _api_notice(self) -> None:
+        """While RunPod's API gives no answer, say so (every API_NOTICE_EVERY s), and when it answers again.
+
+        The event carries ``api_unreachable_s`` (0 once it answers) so the status line of the
+        view and the CLI shows the state instead of claiming anything about the pod.
+        """
+        unreachable = self.client.unreachable_for()
+        now = time.monotonic()
+        if unreachable is None:
+            if self._api_said_at is not None:
+                self._api_said_at = None
+                self.ctx.emit("log", level="info", message="RunPod API reachable again", source="runpod", api_unreachable_s=0)
+            return
+        if self._api_said_at is not None and now - self._api_said_at < API_NOTICE_EVERY:
+            return
+        self._api_said_at = now
+        self.ctx.emit(
+            "log",
+            level="warning",
+            message=f"RunPod API unreachable for {unreachable:.0f} s; the pod's state is unknown",
+            source="runpod",
+            api_unreachable_s=round(unreachable, 1),
+        )
 
     def _say(self, message: str, level: str = "info") -> None:
         self.ctx.emit("log", level=level, message=message, source="runpod")
@@ -650,15 +707,33 @@ class PodJob:
     def _end_pod(self, rented: RentedPod) -> str | None:
         """Terminate one pod and wait until RunPod no longer lists it; returns what went wrong, if anything."""
         try:
-            self.client.terminate_pod(rented.id, timeout=self.timing.terminate_timeout)
+            self.client.terminate_pod(rented.id, timeout=self.timing.terminate_timeout, on_wait=self._api_notice)
         except RunPodApiError as exc:
+            self._api_notice()
+            if self.client.unreachable_for() is not None:
+                self._ask_pod_to_end_itself(rented)
             return str(exc)
         except BaseException as exc:  # MissingSecretError, a bug: still say the pod may be billing
             return f"pod {rented.id} may still be running: {redact(str(exc))}"
+        self._api_notice()
         self.meter.end(rented.id)
         self._write_pod_json(rented, terminated=True)
         self._say(f"pod {rented.id} terminated (confirmed: RunPod no longer lists it)")
         return None
+
+    def _ask_pod_to_end_itself(self, rented: RentedPod) -> None:
+        """RunPod's API does not answer this machine: ask the worker to end its own pod (its path to the API may work).
+
+        Whatever comes of it, the worker's own idle timeout ends the pod later, with retries.
+        """
+        worker = WorkerClient(rented.url, self.token, unreachable_after=10.0)
+        try:
+            worker.shutdown()
+            self._say(f"RunPod's API does not answer here; asked pod {rented.id}'s worker to end its own pod", level="warning")
+        except BackendError as exc:
+            self._say(f"could not ask pod {rented.id}'s worker to end its pod either ({exc})", level="warning")
+        finally:
+            worker.close()
 
     def end_now(self, reason: str) -> None:
         """Terminate the pods at once, from another thread, skipping the save and the download.
@@ -675,6 +750,9 @@ class PodJob:
             self._say(problem, level="error")
             print(f"unsloth-nb: {problem}", file=sys.stderr)
 
+
+#: How often, at most, the job's log repeats that RunPod's API gives no answer.
+API_NOTICE_EVERY = 10.0
 
 _live: set[PodJob] = set()
 _live_lock = threading.Lock()

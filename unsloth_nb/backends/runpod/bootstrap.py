@@ -18,9 +18,12 @@ can be read back through RunPod's API and console. The script:
    client resumes from the newest checkpoint or fails the job with those lines;
 4. when the worker exits on its own, makes sure the pod ends (the worker has already
    tried; REST v2's ``DELETE /v2/pods/$RUNPOD_POD_ID`` with the pod-scoped key, by
-   curl or else Python, then ``runpodctl remove pod``, are the fallbacks) and then
-   sleeps, never exiting: RunPod restarts a container whose command ends, and a
-   restart loop bills forever.
+   curl or else Python, then ``runpodctl remove pod``, are the fallbacks), asking
+   again with a backoff capped at ``UNSLOTH_NB_WORKER_TERMINATE_RETRY_MAX`` seconds
+   (60 by default) and a line in the pod log each time, until the container is
+   killed. It never exits and never only sleeps: RunPod restarts a container whose
+   command ends (a restart loop bills the GPU), and a pod whose every terminate
+   failed must keep saying so and keep trying, not sit billing in silence.
 
 Environment variables rather than the command line because RunPod (and the SDK)
 mangle quotes in ``dockerArgs``: base64 has none, and the start command itself is
@@ -52,13 +55,13 @@ BOOT_ENV = "UNSLOTH_NB_BOOT"
 #: How often the script starts a worker again that died of a signal (each restart resumes from a checkpoint).
 MAX_WORKER_RESTARTS = 3
 
-#: Fixed, with no job data in it: it unpacks UNSLOTH_NB_BOOT and runs it; failing that, ends the pod
-#: (REST v2 DELETE with the pod's own key, else runpodctl) and idles.
+#: Fixed, with no job data in it: it unpacks UNSLOTH_NB_BOOT and runs it; failing that, asks every
+#: minute for the pod's end (REST v2 DELETE with the pod's own key, else runpodctl) until the container dies.
 START_COMMAND = (
     'bash -c \'printf %s "$UNSLOTH_NB_BOOT" | base64 -d | gzip -dc > /tmp/unsloth-nb-boot.sh '
-    '&& exec bash /tmp/unsloth-nb-boot.sh; curl -s -m 30 -X DELETE -H "Authorization: Bearer $RUNPOD_API_KEY" '
+    '&& exec bash /tmp/unsloth-nb-boot.sh; while :; do curl -s -m 30 -X DELETE -H "Authorization: Bearer $RUNPOD_API_KEY" '
     '"${RUNPOD_API_BASE_URL:-https://api.runpod.io}/v2/pods/$RUNPOD_POD_ID" || runpodctl remove pod "$RUNPOD_POD_ID"; '
-    "exec sleep infinity'"
+    "sleep 60; done'"
 )
 
 #: Used when the installed distribution's metadata cannot be read (running from a source tree).
@@ -85,16 +88,22 @@ child=""
 
 end_pod() {
   say "$1; ending this pod so that it stops billing"
-  if [ -n "${RUNPOD_POD_ID:-}" ]; then
-    for attempt in 1 2 3 4 5; do
-      # REST v2 with the pod's own key (curl, else Python), then runpodctl (whatever API its version speaks).
-      rest_delete && break
-      runpodctl remove pod "$RUNPOD_POD_ID" && break
-      sleep $((attempt * 3))
-    done
-  fi
-  # Never exit: RunPod would restart this container, and a restart loop bills.
-  exec sleep infinity
+  # Never exit (RunPod would restart this container, and a restart loop bills) and never only sleep:
+  # ask again, with a backoff, until the container is killed; each failure is a line in the pod log.
+  local n=0 d=2 cap="${UNSLOTH_NB_WORKER_TERMINATE_RETRY_MAX:-60}"
+  case "$cap" in ''|*[!0-9]*|0) cap=60 ;; esac
+  [ "$d" -le "$cap" ] || d=$cap
+  while :; do
+    n=$((n + 1))
+    # REST v2 with the pod's own key (curl, else Python), then runpodctl (whatever API its version speaks).
+    if rest_delete || runpodctl remove pod "$RUNPOD_POD_ID" >/dev/null 2>&1; then
+      say "asked RunPod to end pod ${RUNPOD_POD_ID:-?} (try $n); asking again every $cap s until it ends"; d=$cap
+    else
+      say "could not end pod ${RUNPOD_POD_ID:-?} (try $n); retrying in $d s; it bills until it ends"
+    fi
+    sleep "$d" & wait $!
+    d=$((d * 2)); [ "$d" -le "$cap" ] || d=$cap
+  done
 }
 
 rest_delete() {
@@ -151,8 +160,7 @@ while :; do
   wait "$child" || code=$?
   child=""
   if [ "$code" -eq 0 ]; then
-    say "the worker finished and asked RunPod to end this pod"
-    exec sleep infinity
+    end_pod "the worker finished and RunPod took the order to end this pod"
   fi
   # Killed by a signal nobody here sent (the OOM killer, a segfault): start it again, a few times,
   # so the client can read why from its log and resume the job from its newest checkpoint.

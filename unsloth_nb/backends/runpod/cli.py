@@ -278,9 +278,11 @@ def cmd_cleanup(argv: list[str]) -> int:
     _cleanup_endpoints(yes=args.yes, dry_run=args.dry_run)
     client = _client()
     pods = orphaned_pods(client)
+    collected = [] if args.dry_run else _collect_finished(pods)
+    pods = [p for p in pods if p.id not in collected]
     settled = _settle_jobs_without_pods(client, dry_run=args.dry_run)
     if not pods:
-        if not settled:
+        if not settled and not collected:
             print("nothing to clean up: every unsloth-nb pod belongs to a live job (or there are none)")
         return EXIT_OK
     rows = [[p.id, p.name, p.desired_status, p.gpu_label, _usd(p.cost_per_hr)] for p in pods]
@@ -312,6 +314,23 @@ def _cleanup_endpoints(*, yes: bool, dry_run: bool) -> None:
     cleanup(yes=yes, dry_run=dry_run)
 
 
+def _collect_finished(pods: list[Any]) -> list[str]:
+    """Pods whose job (of this machine, owner gone) finished: take the job over, which collects and ends them."""
+    from unsloth_nb.backends.runpod.collect import finished_on_pod, take_over
+    from unsloth_nb.backends.runpod.pods import job_id_of
+    from unsloth_nb.jobrun.store import list_jobs
+
+    unowned = {r.id for r in list_jobs() if r.placement == "runpod" and r.owner_gone}
+    collected: list[str] = []
+    for pod in pods:
+        job_id = job_id_of(pod.name)
+        if job_id in unowned and finished_on_pod(pod):
+            print(f"pod {pod.id} holds the finished job {job_id}: collecting its outputs before ending it")
+            take_over(job_id, print)
+            collected.append(pod.id)  # the takeover ended the pod, whatever became of the job
+    return collected
+
+
 def _settle_jobs_without_pods(client: Any, dry_run: bool) -> list[str]:
     """Jobs here whose process died and whose pod RunPod no longer lists: over, though their record says otherwise.
 
@@ -320,6 +339,7 @@ def _settle_jobs_without_pods(client: Any, dry_run: bool) -> list[str]:
     unwatched pod, or it was lost) and what was not copied here went with it. Returns
     their ids.
     """
+    from unsloth_nb.backends.runpod.collect import kept_on_hub, take_over
     from unsloth_nb.jobrun.controller import end_unowned_job
     from unsloth_nb.jobrun.store import list_jobs
 
@@ -331,6 +351,9 @@ def _settle_jobs_without_pods(client: Any, dry_run: bool) -> list[str]:
     for record in stale:
         if record.pod_id in listed:
             continue  # its pod is still there: the pod step below ends it and closes the job
+        if not dry_run and kept_on_hub(record) and take_over(record.id, print):
+            settled.append(record.id)  # it finished unwatched and kept its outputs: fetched, succeeded
+            continue
         reason = (
             f"its process ended before the job did, and its pod {record.pod_id} ended while nobody watched "
             "(a worker ends an unwatched pod after its idle timeout, or the pod was lost); "

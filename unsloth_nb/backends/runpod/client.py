@@ -360,6 +360,7 @@ class Failure:
     retry_after: float | None = None
     maybe_done: bool = False  # the server may have acted (timeout, lost answer, 5xx): check before redoing a create
     status: int | None = None
+    no_answer: bool = False  # no HTTP answer at all (connection refused or dropped, a timeout): the API is unreachable
 
 
 class AttemptFailed(Exception):
@@ -426,6 +427,8 @@ class RunPodClient:
         self._graphql: PodApi | None = None
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
+        #: Since when (monotonic) no call got any HTTP answer; None while RunPod answers (even with an error).
+        self.unreachable_since: float | None = None
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -448,9 +451,15 @@ class RunPodClient:
         attempt = 0
         while True:
             try:
-                return fn(self.api)
+                answer = fn(self.api)
+                self.unreachable_since = None
+                return answer
             except AttemptFailed as exc:
                 failure = exc.failure
+            if not failure.no_answer:
+                self.unreachable_since = None  # RunPod answered, if only with an error
+            elif self.unreachable_since is None:
+                self.unreachable_since = time.monotonic()
             self._raise_for(what, failure)
             attempt += 1
             if recover is not None and failure.maybe_done:
@@ -566,13 +575,28 @@ class RunPodClient:
         except PodGoneError:
             raise PodGoneError(f"there is no pod {pod_id} to stop") from None
 
-    def terminate_pod(self, pod_id: str, *, timeout: float = 120.0, poll: float = 2.0, resend_every: float = 6.0) -> None:
+    def unreachable_for(self) -> float | None:
+        """Seconds since the RunPod API last gave any answer, when its last call got none; else None."""
+        since = self.unreachable_since
+        return None if since is None else time.monotonic() - since
+
+    def terminate_pod(
+        self,
+        pod_id: str,
+        *,
+        timeout: float = 120.0,
+        poll: float = 2.0,
+        resend_every: float = 6.0,
+        on_wait: Callable[[], None] | None = None,
+    ) -> None:
         """Terminate ``pod_id`` and return once RunPod no longer lists it.
 
         A terminate can "succeed" without effect (the SDK discards RunPod's answer; a
         host can miss the order), so success is only believed once the pod's lookup
         says it is gone; the terminate is re-sent every few polls while it is not.
-        "Not found" counts as done. Raises PodNotGoneError after ``timeout`` seconds.
+        "Not found" counts as done. Raises PodNotGoneError after ``timeout`` seconds; when no
+        call was answered, it says the API was unreachable, never that the pod is still listed.
+        ``on_wait`` is called after each look-up that did not confirm the end (to say why).
         """
         deadline = time.monotonic() + timeout
         next_send = 0.0
@@ -591,7 +615,16 @@ class RunPodClient:
                     return
             except RunPodApiError as exc:
                 log.warning("could not confirm pod %s is gone: %s", pod_id, exc)
+            if on_wait is not None:
+                on_wait()
             if time.monotonic() >= deadline:
+                unreachable = self.unreachable_for()
+                if unreachable is not None:
+                    raise PodNotGoneError(
+                        f"could not confirm that pod {pod_id} ended: the RunPod API was unreachable for {unreachable:.0f} s; "
+                        "the pod's state is unknown and it may still be billing. Run `unsloth-nb runpod cleanup` once "
+                        "https://uptime.runpod.io shows the API up, or check https://www.runpod.io/console/pods"
+                    )
                 raise PodNotGoneError(
                     f"pod {pod_id} is still listed {timeout:.0f} s after it was terminated; it may still be billing. "
                     f"Run `unsloth-nb runpod terminate {pod_id}` or remove it at https://www.runpod.io/console/pods"

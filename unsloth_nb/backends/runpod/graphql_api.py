@@ -124,7 +124,7 @@ def _classify(exc: BaseException, seen: list[_Response]) -> Failure:
         return Failure("stock", "RunPod does not offer this GPU type")
     if isinstance(exc, (requests.exceptions.Timeout, requests.exceptions.ConnectionError)):
         # A read timeout or a dropped connection may come after the server acted.
-        return Failure("transient", f"network error ({type(exc).__name__})", retry_after, maybe_done=True)
+        return Failure("transient", f"network error ({type(exc).__name__})", retry_after, maybe_done=True, no_answer=True)
     if isinstance(exc, (KeyError, ValueError, TypeError)):
         # KeyError('data') / JSON decode error: the SDK got an answer without data (429, 5xx, an HTML error page).
         if status == 401:
@@ -134,7 +134,7 @@ def _classify(exc: BaseException, seen: list[_Response]) -> Failure:
             return Failure("transient", f"RunPod answered {what}", retry_after, maybe_done=status != 429)
         return Failure("fatal", f"RunPod answered HTTP {status} without data")
     if isinstance(exc, requests.exceptions.RequestException):
-        return Failure("transient", f"network error ({type(exc).__name__})", retry_after, maybe_done=True)
+        return Failure("transient", f"network error ({type(exc).__name__})", retry_after, maybe_done=True, no_answer=True)
     raise exc
 
 

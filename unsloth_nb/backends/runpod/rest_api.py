@@ -103,7 +103,9 @@ class RestApi:
             response = self._session.request(method, url, params=params, headers=headers, timeout=self._timeout, **payload)
         except requests.RequestException as exc:
             # A read timeout or a dropped connection may come after the server acted.
-            raise AttemptFailed(Failure("transient", f"network error ({type(exc).__name__})", maybe_done=True)) from None
+            raise AttemptFailed(
+                Failure("transient", f"network error ({type(exc).__name__})", maybe_done=True, no_answer=True)
+            ) from None
         if response.status_code < 400:
             if response.status_code == 204 or not response.content:
                 return None

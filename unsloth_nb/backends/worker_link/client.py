@@ -223,6 +223,10 @@ class WorkerClient:
     def cancel(self) -> JobStatus:
         return JobStatus.from_json(self._json("POST", "/job/cancel"))
 
+    def mark_collected(self) -> None:
+        """Tell the worker its outputs are safe here, so it need not keep them anywhere before its pod ends."""
+        self._json("POST", "/job/collected")
+
     def shutdown(self) -> None:
         self._request("POST", "/shutdown", retry_for=5.0)
 

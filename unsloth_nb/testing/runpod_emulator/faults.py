@@ -32,6 +32,8 @@ ANY_OPERATION = "*"
 DIE_AS = ("exited", "terminated")
 #: How a lookup of a pod that does not exist answers: each API's usual way, or forced to one of the others.
 GONE_AS = ("usual", "null", "404", "error")
+#: Who cannot reach the API while ``unreachable_from`` is set: nobody, pods (their own scoped keys), clients, or all.
+UNREACHABLE_FROM = ("", "pods", "clients", "all")
 
 
 @dataclass
@@ -65,6 +67,9 @@ class Faults:
     insufficient_balance: int = 0
     #: How looking up a pod that does not exist answers: "usual" (GraphQL null, REST 404), or "null", "404", "error".
     lookup_gone_as: str = "usual"
+    #: "pods", "clients" or "all": every API call from them is dropped unanswered, as an outage or a cut network
+    #: looks (a connection closed with no byte of answer); "" answers everyone. Not consumed.
+    unreachable_from: str = ""
 
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -120,6 +125,10 @@ class Faults:
                     if value not in GONE_AS:
                         raise ValueError(f"lookup_gone_as must be one of {GONE_AS}")
                     self.lookup_gone_as = value
+                elif name == "unreachable_from":
+                    if value not in UNREACHABLE_FROM:
+                        raise ValueError(f"unreachable_from must be one of {UNREACHABLE_FROM}")
+                    self.unreachable_from = value
                 elif name == "die_after_s":
                     self.die_after_s = None if value is None else float(value)
                 else:
@@ -150,4 +159,10 @@ class Faults:
                 "silent_terminate_failures": self.silent_terminate_failures,
                 "insufficient_balance": self.insufficient_balance,
                 "lookup_gone_as": self.lookup_gone_as,
+                "unreachable_from": self.unreachable_from,
             }
+
+    def unreachable(self, from_pod: bool) -> bool:
+        """Whether a call from a pod (or from a client) finds the API unreachable right now."""
+        who = self.unreachable_from
+        return who == "all" or who == ("pods" if from_pod else "clients")

@@ -163,7 +163,7 @@ class ApiHandler(LoopbackHandler):
         key = header[7:].strip() if header[:7].lower() == "bearer " else query_key
         from_pod = bool(key) and cloud.pod_for_key(key) is not None
         self.server.calls.append(ApiCall(time.time(), tuple(operations), from_pod, "graphql", len(body)))
-        if self._injected_failure(operations):
+        if self._injected_failure(operations, from_pod=from_pod):
             return
         authorised, scoped_pod_id = self._authenticate(query_key)
         if not authorised:
@@ -220,7 +220,7 @@ class ApiHandler(LoopbackHandler):
         key = header[7:].strip() if header[:7].lower() == "bearer " else ""
         scoped = cloud.pod_for_key(key) if key else None
         self.server.calls.append(ApiCall(time.time(), (where.operation,), scoped is not None, "rest", len(raw)))
-        if self._injected_failure([where.operation], rest=True):
+        if self._injected_failure([where.operation], rest=True, from_pod=scoped is not None):
             return
         authorised, scoped_pod_id = self._authenticate("")
         if not authorised:
@@ -244,9 +244,12 @@ class ApiHandler(LoopbackHandler):
     def _send_problem(self, problem: Problem, headers: dict[str, str] | None = None) -> None:
         self.send_bytes(problem.status, json.dumps(problem.body()).encode(), PROBLEM_JSON, headers)
 
-    def _injected_failure(self, operations: list[str], rest: bool = False) -> bool:
+    def _injected_failure(self, operations: list[str], rest: bool = False, from_pod: bool = False) -> bool:
         """Apply the fault knobs that fire before the query runs; True when the call was answered (or dropped)."""
         faults = self.server.cloud.faults
+        if faults.unreachable(from_pod):
+            self._drop_connection()
+            return True
         delay = faults.delay_for(operations)
         if delay > 0 and self.server.closing.wait(delay):
             return True
