@@ -221,12 +221,22 @@ def test_from_unsloth_notebook_tutorial_pastes_imports_and_generates(tmp_path: P
     assert job.state == "succeeded"
     pasted = cell_with(notebook, "%%unsloth_train")
     said = "".join(o.get("text", "") for o in outputs(pasted))
-    assert "Imported the pasted notebook cells." in said and "Not yet supported" not in said  # a Hub id is a field now
+    assert "Imported the pasted notebook cells." in said
+    assert "3 save/export option(s) the notebook offers but does not run" in said  # its `if False:` cells
+    assert not [name for name in job.artifacts if name.startswith(("gguf", "merged"))]  # listed, not turned on
     assert displayed(pasted, WIDGET_VIEW), "the live view is missing"
     yaml_text = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "import_file(")))
     assert "chat_template: llama-3.1" in yaml_text and "  path: mlabonne/FineTome-100k\n" in yaml_text
     plan = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "--from my_unsloth_notebook.ipynb")))
     assert "Plan: unsloth/Llama-3.2-3B-Instruct" in plan
+    assert "save.gguf: [q4_k_m], hub.repo_id: HF_USERNAME/llama_finetune, hub.push: [gguf]" in yaml_text
+    exported = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "exported = import_file(")))
+    assert "save: {'output_dir': 'outputs', 'gguf': ['q4_k_m']}" in exported
+    assert "hub:  {'repo_id': 'HF_USERNAME/llama_finetune', 'push': ['gguf']}" in exported
+    gguf_plan = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "--from my_gguf_notebook.ipynb")))
+    assert "Plan: unsloth/Llama-3.2-3B-Instruct" in gguf_plan and "GGUF export 9" in gguf_plan
+    assert "pushes gguf to HF_USERNAME/llama_finetune on the Hub" in gguf_plan
+    assert all("YOUR_HF_TOKEN" not in str(outputs(c)) for c in notebook.cells)  # the token argument is never copied
     chat = "".join(o.get("text", "") for o in outputs(cell_with(notebook, "job.chat(")))
     assert "temperature=1.5, min_p=0.1" in chat and "sampled:" in chat and "greedy: " in chat
 

@@ -23,7 +23,7 @@ from unsloth_nb.data import prepare_dataset
 from unsloth_nb.demo import demo_dataset_path
 from unsloth_nb.errors import ConfigError
 from unsloth_nb.flags import read_train_args
-from unsloth_nb.importer import import_code, import_file, looks_like_notebook_code, pending
+from unsloth_nb.importer import import_code, import_file, looks_like_notebook_code
 from unsloth_nb.testing.hub_emulator import LoopbackHub
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "data" / "unsloth_notebooks"
@@ -51,11 +51,11 @@ def test_the_seven_notebooks_of_issue_17_are_vendored_without_outputs() -> None:
 def test_an_imported_notebook_matches_its_hand_port_and_plans(name: str, tmp_path: Path) -> None:
     result = import_file(notebook(name))
 
-    assert result.intended() == hand_port(name)
+    assert result.config == hand_port(name)
     written = tmp_path / "config.yaml"
     written.write_text(result.to_yaml())
     data = yaml.safe_load(written.read_text())
-    assert data == result.config  # the not-yet-supported fields stay comments until they exist
+    assert data == result.config  # exports included: every field is live
     assert TrainConfig.from_dict(data).dataset.path or TrainConfig.from_dict(data).dataset.mix  # Hub ids, mixes: valid
     # This test is offline (the notebooks' Hub datasets are not on the loopback Hub): a local file stands in,
     # replacing the imported path or mix (Qwen3's) as a flag does.
@@ -79,7 +79,7 @@ def test_each_knob_not_mapped_is_reported_with_its_cell_and_line() -> None:
     assert "4 knobs not mapped" in report and "cell 11, line 3" in report
     # what the notebook offers under `if False:` is said, not silently dropped, and not turned on
     assert any("cell 33, line 6" in str(n) and "save.merged_4bit: true" in str(n) for n in mistral.offered)
-    assert "merged_4bit" not in json.dumps(mistral.intended())
+    assert "merged_4bit" not in json.dumps(mistral.config)
 
 
 def test_a_value_we_fix_is_accepted_when_it_matches_and_refused_with_the_reason_when_not() -> None:
@@ -111,20 +111,73 @@ def test_constants_resolve_across_cells_and_computed_values_are_reported_not_gue
     assert any(n.startswith("line 5: fp16 = not is_bf16(): unsloth-nb picks the precision") for n in notes)
 
 
-def test_an_active_gguf_export_goes_live_once_the_field_is_supported(monkeypatch: pytest.MonkeyPatch) -> None:
-    before = import_file(notebook("Llama3_(8B)-Ollama"))
-    assert "gguf" not in before.config.get("save", {}) and "save.gguf" in before.pending
-    assert "# -- GGUF export" in before.to_yaml() and "#   gguf: [q8_0]" in before.to_yaml()
+def test_the_ollama_notebooks_gguf_export_and_modelfile_are_live_fields() -> None:
+    result = import_file(notebook("Llama3_(8B)-Ollama"))
 
-    monkeypatch.delitem(pending.NOT_YET_SUPPORTED, "save.gguf")  # what the lead does once the export lands
-    after = import_file(notebook("Llama3_(8B)-Ollama"))
-    assert after.config["save"]["gguf"] == ["q8_0"] and "save.gguf" not in after.pending
+    assert result.config["save"] == {"output_dir": "outputs", "gguf": ["q8_0"], "ollama": True}
+    assert "gguf: [q8_0]" in result.to_yaml() and "# -- " not in result.to_yaml()
+    config = TrainConfig.from_dict({**yaml.safe_load(result.to_yaml()), "dataset": str(DEMO)})
+    assert (config.save.gguf, config.save.ollama, config.problems()) == (["q8_0"], True, [])
+    # the notebook's other GGUF cells are under `if False:`: offered, not turned on
+    assert any("cell 42, line 12" in str(n) and "save.gguf: [q4_k_m]" in str(n) for n in result.offered)
+
+
+def test_active_export_and_push_calls_become_save_and_hub_push_fields() -> None:
+    result = import_code(
+        'model, tokenizer = FastLanguageModel.from_pretrained(model_name = "unsloth/Llama-3.2-1B-Instruct")\n'
+        'model.save_pretrained_merged("model", tokenizer, save_method = "merged_16bit")\n'
+        'model.push_to_hub_merged("me/m4", tokenizer, save_method = "merged_4bit", token = "hf_x")\n'
+        'model.push_to_hub_merged("me/m4", tokenizer, save_method = "lora")\n'
+        'model.save_pretrained_gguf("model", tokenizer, quantization_method = ["q4_k_m", "not_quantized"])\n'
+        'model.push_to_hub_gguf("me/m4", tokenizer, quantization_method = "Q8_0")\n'
+        'model.save_pretrained_gguf("model", tokenizer)\n'
+    )
+
+    assert result.config["save"] == {
+        "merged_16bit": True,
+        "merged_4bit": True,
+        "gguf": ["q4_k_m", "not_quantized", "q8_0"],  # Unsloth's names are accepted as they are
+    }
+    assert result.config["hub"] == {"repo_id": "me/m4", "push": ["merged_4bit", "adapter", "gguf"]}
+    assert "hf_x" not in result.to_yaml() and "hf_x" not in json.dumps([str(n) for n in result.handled])
+    config = TrainConfig.from_dict({**yaml.safe_load(result.to_yaml()), "dataset": str(DEMO)})
+    assert config.problems() == []
+    assert sorted(config.hub.push) == ["adapter", "gguf", "merged_4bit"]
+
+
+def test_an_export_we_cannot_write_is_reported_and_left_out_so_the_config_still_plans(tmp_path: Path) -> None:
+    result = import_code(
+        'model, tokenizer = FastLanguageModel.from_pretrained(model_name = "unsloth/Llama-3.2-1B-Instruct")\n'
+        'model.save_pretrained_gguf("model", tokenizer, quantization_method = ["q4_k_m", "iq2_xxs"])\n'
+        'model.save_pretrained_gguf("model", tokenizer, quantization_method = method)\n'
+        'model.push_to_hub_merged("me/m", tokenizer, save_method = "mxfp4")\n'
+        "print(tokenizer._ollama_modelfile)\n"
+    )
+
+    assert result.config["save"] == {"gguf": ["q4_k_m"], "ollama": True}
+    assert "hub" not in result.config
+    notes = [str(n) for n in result.unmapped]
+    assert any(n.startswith("line 2: quantization_method 'iq2_xxs': not a GGUF type") for n in notes)
+    assert "line 3: quantization_method = method: computed when the notebook runs; set save.gguf" in notes
+    assert any(n.startswith("line 4: save_method = 'mxfp4': unsloth-nb saves lora") for n in notes)
+    written = tmp_path / "config.yaml"
+    written.write_text(result.to_yaml())
+    assert unsloth_nb.plan(str(written), dataset=str(DEMO)).model == "unsloth/Llama-3.2-1B-Instruct"
+
+
+def test_a_modelfile_read_without_a_gguf_export_is_reported_not_written() -> None:
+    result = import_code(
+        'model, tokenizer = FastLanguageModel.from_pretrained(model_name = "unsloth/Llama-3.2-1B-Instruct")\n'
+        "print(tokenizer._ollama_modelfile)\n"
+    )
+
+    assert "save" not in result.config
+    assert any(str(n).startswith("line 2: the Ollama Modelfile needs a GGUF file") for n in result.unmapped)
 
 
 def test_a_local_load_dataset_becomes_the_dataset_path() -> None:
     result = import_code(f'dataset = load_dataset("json", data_files = "{DEMO}", split = "train")\n')
     assert result.config == {"dataset": {"path": str(DEMO), "split": "train"}}
-    assert result.pending == {}
 
 
 def test_a_hub_dataset_id_is_imported_live_and_reads_from_the_hub(
@@ -137,7 +190,6 @@ def test_a_hub_dataset_id_is_imported_live_and_reads_from_the_hub(
     result = import_code('dataset = load_dataset("org/superbowl", "qa", split = "train[:12]")\n')
 
     assert result.config == {"dataset": {"path": "org/superbowl", "config_name": "qa", "split": "train", "max_rows": 12}}
-    assert result.pending == {} and "Not yet supported" not in result.report() and "# --" not in result.to_yaml()
     config = TrainConfig.from_dict({**yaml.safe_load(result.to_yaml()), "model": "m/x"})
     prepared = prepare_dataset(config.dataset, 512)
     assert len(prepared.train) == 12
@@ -178,7 +230,7 @@ def test_unsloth_nb_import_writes_the_config_and_reports_what_it_could_not_map(
     assert main(["import", str(notebook("Phi_4-Conversational")), "-o", str(out)]) == 0
 
     said = capsys.readouterr().err
-    assert "2 knobs not mapped" in said and "cell 32, line 15" in said and "Not yet supported" not in said
+    assert "2 knobs not mapped" in said and "cell 32, line 15" in said
     written = yaml.safe_load(out.read_text())
     assert written["dataset"] == {"path": "mlabonne/FineTome-100k", "split": "train"}  # a Hub id, read where it trains
     config = TrainConfig.from_dict({**written, "dataset": str(DEMO)})
@@ -232,7 +284,7 @@ def test_a_python_script_imports_like_the_notebook_with_lines_for_places(tmp_pat
 
     from_script, from_notebook = import_file(script), import_file(notebook("Phi_4-Conversational"))
 
-    assert from_script.intended() == from_notebook.intended()
+    assert from_script.config == from_notebook.config
     assert all(str(note).startswith("line ") for note in from_script.unmapped)
     assert len(from_script.unmapped) == len(from_notebook.unmapped)
 
@@ -246,5 +298,5 @@ def test_a_token_in_the_notebook_is_never_copied_into_the_config_or_the_notes() 
     )
 
     assert secret not in result.to_yaml() and secret not in result.report()
-    assert result.config["hub"] == {"repo_id": "me/lora"}
+    assert result.config["hub"] == {"repo_id": "me/lora", "push": ["adapter"]}
     assert any(str(n).startswith("line 2: hub_token: secrets never go in a config") for n in result.handled)

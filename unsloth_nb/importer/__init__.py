@@ -1,8 +1,8 @@
 """Import an Unsloth notebook or script: ``unsloth-nb import NOTEBOOK``, ``%unsloth_train --from FILE``, or pasted cells.
 
 The cells are parsed, never run (:mod:`.scan`); the calls that matter become our config fields (:mod:`.mapping`),
-and every knob that could not be mapped is reported with its cell and line. Fields that this version cannot run
-yet are written as comments (:mod:`.pending`).
+and every knob that could not be mapped is reported with its cell and line. Exports (GGUF, Ollama, merged models,
+``hub.push``) are live fields; the ones the notebook only offers under ``if False:`` are listed, not turned on.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 
 from unsloth_nb.importer.cells import Cell, cells_of_text, read_cells
 from unsloth_nb.importer.mapping import Mapped, Note, map_scan
-from unsloth_nb.importer.pending import NOT_YET_SUPPORTED
 from unsloth_nb.importer.scan import scan_cells
 
 #: Calls whose presence makes pasted text an Unsloth notebook rather than a YAML body gone wrong.
@@ -26,31 +25,16 @@ class ImportResult:
 
     source: str
     config: dict[str, Any]
-    pending: dict[str, dict[str, Any]] = field(default_factory=dict)
     unmapped: list[Note] = field(default_factory=list)
     handled: list[Note] = field(default_factory=list)
     offered: list[Note] = field(default_factory=list)
 
-    def intended(self) -> dict[str, Any]:
-        """The config including the fields not yet supported: what the notebook asks for, in our names."""
-        from unsloth_nb.config import deep_update
-
-        data = _copy(self.config)
-        for fragment in self.pending.values():
-            deep_update(data, _copy(fragment))
-        return data
-
     def to_yaml(self) -> str:
-        """A config file: the fields that run, the not-yet-supported ones as comments, then the notes."""
+        """A config file: the fields, then the notes (not mapped, offered under `if False:`, handled) as comments."""
         lines = [f"# Imported from {self.source} by unsloth-nb (its cells were read, never run)."]
         if "dataset" not in self.config:
             lines.append("# No dataset this version can read was found: give one with --dataset FILE (or a dataset: line).")
         lines.append(_dump(self.config))
-        if self.pending:
-            lines += ["", "# Not yet supported by this version of unsloth-nb (written as the fields they will be):"]
-            for feature, fragment in self.pending.items():
-                lines.append(f"# -- {NOT_YET_SUPPORTED[feature]}:")
-                lines += [f"# {line}" for line in _dump(fragment).splitlines()]
         for title, notes in (
             ("Not mapped (edit the config if they matter)", self.unmapped),
             ("Offered by the notebook but not run (inside `if False:`)", self.offered),
@@ -61,13 +45,11 @@ class ImportResult:
         return "\n".join(lines) + "\n"
 
     def report(self) -> str:
-        """What to tell the user after an import: the knobs not mapped and the fields not yet supported."""
+        """What to tell the user after an import: the knobs not mapped and the options offered but not run."""
         lines = [f"Imported {self.source}."]
         if self.unmapped:
             lines.append(f"{len(self.unmapped)} knob{'s' if len(self.unmapped) != 1 else ''} not mapped:")
             lines += [f"  {note}" for note in self.unmapped]
-        for feature, fragment in self.pending.items():
-            lines.append(f"Not yet supported: {NOT_YET_SUPPORTED[feature]} ({_flat(fragment)})")
         if self.offered:
             lines.append(f"{len(self.offered)} save/export option(s) the notebook offers but does not run (see the YAML).")
         return "\n".join(lines)
@@ -104,7 +86,7 @@ def looks_like_notebook_code(text: str) -> bool:
 
 def _result(source: str, cells: list[Cell]) -> ImportResult:
     mapped: Mapped = map_scan(scan_cells(cells))
-    return ImportResult(source, mapped.config, mapped.pending, mapped.unmapped, mapped.handled, mapped.offered)
+    return ImportResult(source, mapped.config, mapped.unmapped, mapped.handled, mapped.offered)
 
 
 def _dump(data: dict[str, Any]) -> str:
@@ -135,22 +117,6 @@ def _dump(data: dict[str, Any]) -> str:
 
     _Dumper.add_representer(list, flow_list)
     return yaml.dump(ordered(data, ""), Dumper=_Dumper, sort_keys=False, width=120).rstrip()
-
-
-def _copy(data: dict[str, Any]) -> dict[str, Any]:
-    import copy
-
-    return copy.deepcopy(data)
-
-
-def _flat(data: dict[str, Any], prefix: str = "") -> str:
-    parts = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            parts.append(_flat(value, f"{prefix}{key}."))
-        else:
-            parts.append(f"{prefix}{key}: {value}")
-    return ", ".join(parts)
 
 
 __all__ = ["ImportResult", "Note", "import_code", "import_file", "looks_like_notebook_code"]

@@ -13,7 +13,6 @@ from typing import Any
 from unsloth_nb import config_aliases
 from unsloth_nb.config.schema import SECRET_KEY_PATTERN
 from unsloth_nb.config_aliases import ALIASES, FIXED, TEXT_FIELD
-from unsloth_nb.importer.pending import supported
 from unsloth_nb.importer.scan import Call, Scan, Value
 
 
@@ -62,7 +61,6 @@ class Mapped:
     """What the importer made of a notebook."""
 
     config: dict[str, Any] = field(default_factory=dict)
-    pending: dict[str, dict[str, Any]] = field(default_factory=dict)  # feature -> data it will set
     unmapped: list[Note] = field(default_factory=list)
     handled: list[Note] = field(default_factory=list)
     offered: list[Note] = field(default_factory=list)
@@ -76,7 +74,7 @@ def map_scan(scan: Scan) -> Mapped:
     for attribute in scan.attributes:
         if attribute.name == "_ollama_modelfile":
             if attribute.active:
-                mapper.put("save.ollama", True, attribute.where, "save.ollama")
+                mapper.put("save.ollama", True, attribute.where)
             else:
                 mapper.offer(attribute, "save.ollama: true")
     mapper.finish(scan)
@@ -92,10 +90,9 @@ class _Mapper:
         self.datasets: list[tuple[str, dict[str, Any]]] = []  # (where, source) per load_dataset
 
     # ------------------------------------------------------------------ writing fields
-    def put(self, path: str, value: Any, where: str, feature: str | None = None) -> None:
-        """Write ``value`` at ``path`` (live, or pending until ``feature`` is supported); a second value is reported."""
-        live = feature is None or supported(feature)
-        root = self.out.config if live else self.out.pending.setdefault(feature or "", {})
+    def put(self, path: str, value: Any, where: str) -> None:
+        """Write ``value`` at ``path``; a list field gathers every call's items, a second scalar value is reported."""
+        root = self.out.config
         section, leaf = path.split(".", 1) if "." in path else ("", path)
         node = root.setdefault(section, {}) if section else root
         if path in _LIST_FIELDS:
@@ -379,41 +376,51 @@ class _Mapper:
             self.offer(call, f"hub.repo_id: {repo.value if repo and repo.known else '...'}, hub.push: [adapter]")
             return
         self.hub(call, repo)
-        self.put("hub.push", ["adapter"], call.where, "hub.push")
+        self.put("hub.push", ["adapter"], call.where)
 
     def _save_pretrained_merged(self, call: Call) -> None:
-        method = _method(call)
-        target = {"merged_16bit": "save.merged_16bit", "merged_4bit": "save.merged_4bit"}.get(method)
-        if target is None:
+        method = self.merge_method(call)
+        if method is None:
+            return
+        if method == "lora":  # Unsloth saves the adapter alone: what save.adapter (on by default) does
             if call.active:
-                self.unmapped(call.where, f"save_method = {method!r}: unsloth-nb merges to merged_16bit or merged_4bit")
+                self.handled(call.where, "save_method = 'lora': the adapter is saved as adapter/ (save.adapter: true)")
+            else:
+                self.offer(call, "save.adapter: true (the default)")
             return
         if not call.active:
-            self.offer(call, f"{target}: true")
+            self.offer(call, f"save.{method}: true")
             return
-        self.put(target, True, call.where, None if target == "save.merged_16bit" else "save.merged_4bit")
+        self.put(f"save.{method}", True, call.where)
 
     def _push_to_hub_merged(self, call: Call) -> None:
-        method = _method(call)
+        method = self.merge_method(call)
+        if method is None:
+            return
+        target = "adapter" if method == "lora" else method
         repo = call.kwarg("repo_id", 0)
         if not call.active:
-            self.offer(
-                call, f"save.{method}: true, hub.repo_id: {repo.value if repo and repo.known else '...'}, hub.push: [{method}]"
-            )
+            saved = "" if method == "lora" else f"save.{method}: true, "
+            self.offer(call, f"{saved}hub.repo_id: {repo.value if repo and repo.known else '...'}, hub.push: [{target}]")
             return
-        self._save_pretrained_merged(call)
+        if method != "lora":
+            self.put(f"save.{method}", True, call.where)
         self.hub(call, repo)
-        self.put("hub.push", [method], call.where, "hub.push")
+        self.put("hub.push", [target], call.where)
 
     def _save_pretrained_gguf(self, call: Call) -> None:
-        methods = _quantizations(call)
+        methods = self.quantizations(call)
+        if not methods:
+            return
         if not call.active:
             self.offer(call, f"save.gguf: [{', '.join(methods)}]")
             return
-        self.put("save.gguf", methods, call.where, "save.gguf")
+        self.put("save.gguf", methods, call.where)
 
     def _push_to_hub_gguf(self, call: Call) -> None:
-        methods = _quantizations(call)
+        methods = self.quantizations(call)
+        if not methods:
+            return
         repo = call.kwarg("repo_id", 0)
         if not call.active:
             self.offer(
@@ -421,9 +428,46 @@ class _Mapper:
                 f"save.gguf: [{', '.join(methods)}], hub.repo_id: {repo.value if repo and repo.known else '...'}, hub.push: [gguf]",
             )
             return
-        self.put("save.gguf", methods, call.where, "save.gguf")
+        self.put("save.gguf", methods, call.where)
         self.hub(call, repo)
-        self.put("hub.push", ["gguf"], call.where, "hub.push")
+        self.put("hub.push", ["gguf"], call.where)
+
+    def merge_method(self, call: Call) -> str | None:
+        """Unsloth's save_method (merged_16bit when not given), or None with a note when we have no such target."""
+        value = call.kwarg("save_method", 2)
+        if value is None:
+            return "merged_16bit"
+        if value.known and value.value in ("merged_16bit", "merged_4bit", "lora"):
+            return str(value.value)
+        if call.active:
+            given = repr(value.value) if value.known else value.text
+            self.unmapped(call.where, f"save_method = {given}: unsloth-nb saves lora (the adapter), merged_16bit or merged_4bit")
+        return None
+
+    def quantizations(self, call: Call) -> list[str]:
+        """Unsloth's quantization_method, one name or a list (fast_quantized, i.e. q8_0, when not given).
+
+        A type we do not write is reported and left out, so that the imported config still plans.
+        """
+        from unsloth_nb.config.export import GGUF_TYPE_ALIASES, GGUF_TYPES
+
+        value = call.kwarg("quantization_method", 2)
+        if value is None:
+            return ["q8_0"]
+        items = value.value if value.known and isinstance(value.value, list) else [value.value]
+        if not value.known or not all(isinstance(item, str) for item in items):
+            if call.active:
+                self.unmapped(call.where, f"quantization_method = {value.text}: computed when the notebook runs; set save.gguf")
+            return []
+        names = [item.strip().lower() for item in items]
+        unknown = [n for n in names if GGUF_TYPE_ALIASES.get(n, n) not in GGUF_TYPES]
+        if unknown and call.active:
+            self.unmapped(
+                call.where,
+                f"quantization_method {', '.join(map(repr, unknown))}: not a GGUF type unsloth-nb writes "
+                f"(choose from {', '.join(GGUF_TYPES)})",
+            )
+        return [n for n in names if n not in unknown]
 
     def hub(self, call: Call, repo: Value | None) -> None:
         if repo is None or not repo.known:
@@ -436,6 +480,16 @@ class _Mapper:
     # ------------------------------------------------------------------ conclusions
     def finish(self, scan: Scan) -> None:
         self.dataset()
+        save = self.out.config.get("save", {})
+        if save.get("ollama") and not save.get("gguf"):  # a Modelfile points at a GGUF: without one it cannot be run
+            del save["ollama"]
+            if not save:
+                del self.out.config["save"]
+            self.unmapped(
+                self.out.origin.get("save.ollama", "notebook"),
+                "the Ollama Modelfile needs a GGUF file, and no GGUF export runs: set save.gguf (e.g. [q8_0]) "
+                "and save.ollama: true",
+            )
         if "trainer" in self.seen and "train_on_responses_only" not in self.seen:
             self.put("train.train_on_responses_only", False, "notebook")  # it trains on whole rows, so must we
             self.handled(
@@ -475,20 +529,6 @@ class _Mapper:
                 self.put(f"dataset.{leaf}", first[leaf], where)
         if any("max_rows" in s for _, s in datasets):
             self.unmapped(where, "a [:N] split slice of a mixed dataset: dataset.max_rows limits the mixed rows instead")
-
-
-def _method(call: Call) -> str:
-    value = call.kwarg("save_method", 2)
-    return str(value.value) if value is not None and value.known else "merged_16bit"
-
-
-def _quantizations(call: Call) -> list[str]:
-    """Unsloth's quantization_method: one name or a list; q8_0 when not given (Unsloth's default)."""
-    value = call.kwarg("quantization_method", 2)
-    if value is None or not value.known:
-        return ["q8_0"]
-    items = value.value if isinstance(value.value, list) else [value.value]
-    return [str(item).lower() for item in items]
 
 
 def _alpaca_like(text: str) -> bool:
