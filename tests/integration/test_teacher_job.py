@@ -91,6 +91,11 @@ def test_a_teacher_and_judge_job_trains_on_the_enhanced_rows_with_one_cost_recor
     assert {"teacher", "judge"} <= costs
     metrics = job.record.result["metrics"]
     assert metrics["teacher_usd"] > 0 and metrics["teacher_rows"] == 27
+    from unsloth_nb.jobrun.store import JobFolder
+
+    kept = JobFolder.open(job.id).load_record().costs  # job.json keeps each part of the one ledger
+    assert set(kept) == {"teacher", "judge"} and kept["teacher"] == pytest.approx(metrics["teacher_usd"])
+    assert kept["judge"] == pytest.approx(metrics["judge_usd"])
     assert "enhanced_dataset" in job.record.artifacts
     assert anthropic_fake.calls == 18 and openai_fake.calls > 0
     for path in job.folder.path.rglob("*"):
