@@ -129,6 +129,14 @@ def planned_summary(teacher: TeacherConfig, summary: DatasetSummary) -> DatasetS
     return dataclasses.replace(summary, rows=rows_after(teacher, summary.rows), tokens=int(summary.tokens * factor))
 
 
+def start_question(teacher: TeacherConfig, rows: Sequence[Row], origins: Sequence[str] = ()) -> str | None:
+    """The question a front end asks before starting a job whose teacher's estimate is above the threshold, or None."""
+    if not teacher.enabled:
+        return None
+    found = estimate(teacher, rows, origins)
+    return found.line(teacher) + " Enhance?" if found.needs_confirmation(teacher) else None
+
+
 def confirm_or_raise(teacher: TeacherConfig, found: TeacherEstimate, *, yes: bool, confirm: Callable[[str], bool] | None) -> None:
     """Above ``teacher.confirm_above_usd`` (or unknown): ask through ``confirm``, or refuse without --yes."""
     from unsloth_nb.teacher.run import TeacherError
@@ -155,4 +163,5 @@ __all__ = [
     "estimate",
     "planned_summary",
     "rows_after",
+    "start_question",
 ]

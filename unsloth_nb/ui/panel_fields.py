@@ -80,6 +80,14 @@ ADVANCED_FIELDS = (
     "judge.max_new_tokens",
     "judge.max_cost_usd",
     "judge.confirm_above_usd",
+    "teacher.enabled",
+    "teacher.provider",
+    "teacher.model",
+    "teacher.base_url",
+    "teacher.operations",
+    "teacher.paraphrases",
+    "teacher.max_cost_usd",
+    "teacher.confirm_above_usd",
 )
 
 #: Folder (under the base folder) that uploaded datasets are written to.
