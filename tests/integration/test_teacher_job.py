@@ -55,6 +55,9 @@ def test_preflight_plans_for_the_enhanced_rows_and_shows_the_teacher_estimate(
     assert len(prepared.dataset.train) == 9 and len(prepared.heldout.items) + prepared.heldout.dropped_near_duplicates == 3
     line = next(r for r in prepared.plan.reasons if r.startswith("Teacher:"))
     assert "18 requests to anthropic:claude-sonnet-4-5" in line and "~27 training rows after it" in line
+    assert "Anthropic's token counting on 8 of 18 requests" in line  # the key is set: the provider counted
+    whole = next(r for r in prepared.plan.reasons if r.startswith("Estimated cost of the whole job: ~$"))
+    assert " = teacher ~$" in whole and " + judge ~$" in whole and "GPU" not in whole  # local: no GPU bill
     assert not any("same family" in w for w in prepared.plan.warnings)
     assert fakes[0].calls == 0  # an estimate sends nothing
 

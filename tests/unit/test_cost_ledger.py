@@ -99,3 +99,15 @@ def test_a_teacher_only_local_job_gives_no_gpu_name_in_its_closing_line() -> Non
         id, state, adapter_path, error = "job-1", "cancelled", None, None
 
     assert closing_line(Ended(), status) == "job job-1 cancelled. Final cost: $0.25 = teacher $0.25."
+
+
+def test_the_plans_whole_job_figure_sums_the_parts_and_says_an_unknown_one() -> None:
+    from unsloth_nb.jobrun.costs import estimate_line
+
+    assert estimate_line({"gpu": 0.30}) is None  # one part: its own line says it
+    assert estimate_line({"teacher": 0.10, "gpu": 0.30, "judge": 0.02}) == (
+        f"Estimated cost of the whole job: ~{SPLIT[:5]} = teacher ~$0.10 + GPU ~$0.30 + judge ~$0.02 "
+        "(the judge's part is an upper bound)."
+    )
+    unknown = estimate_line({"teacher": None, "gpu": 0.30})
+    assert unknown == "Estimated cost of the whole job: more than ~$0.30 (a price is unknown) = teacher unknown + GPU ~$0.30."

@@ -70,4 +70,20 @@ class CostLedger:
         return f"{usd(self.total)} = {split}"
 
 
-__all__ = ["PARTS", "CostLedger", "part_of", "usd"]
+def estimate_line(parts: dict[str, float | None]) -> str | None:
+    """The plan's whole-job figure from each part's estimate (None: that part's price is unknown), in the ledger's
+    form; nothing when a single part spends (its own line already says it)."""
+    given = [part for part in PARTS if part in parts]
+    if len(given) < 2:
+        return None
+    known = [parts[part] for part in given if parts[part] is not None]
+    total = sum(value for value in known if value is not None)
+    split = " + ".join(
+        f"{_LABELS[part]} " + (f"~{usd(value)}" if (value := parts[part]) is not None else "unknown") for part in given
+    )
+    figure = f"~{usd(total)}" if len(known) == len(given) else f"more than ~{usd(total)} (a price is unknown)"
+    bound = " (the judge's part is an upper bound)" if "judge" in given else ""
+    return f"Estimated cost of the whole job: {figure} = {split}{bound}."
+
+
+__all__ = ["PARTS", "CostLedger", "estimate_line", "part_of", "usd"]
