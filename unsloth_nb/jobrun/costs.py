@@ -19,7 +19,7 @@ _LABELS = {"teacher": "teacher", "gpu": "GPU", "judge": "judge"}
 
 def part_of(source: object) -> str:
     """The ledger part a ``cost`` event's ``source`` pays for (no source, a pod, serverless: the GPU)."""
-    return source if source in ("teacher", "judge") else "gpu"  # type: ignore[return-value]
+    return str(source) if source in ("teacher", "judge") else "gpu"
 
 
 def usd(value: float) -> str:
