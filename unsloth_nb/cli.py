@@ -79,6 +79,7 @@ def _usage(commands: dict[str, Any]) -> str:
         "  data     a dataset where it lives: describe SOURCE | upload FILE s3://...|volume://... (resumable)\n"
         "  serve    serve a job's adapter on a RunPod serverless vLLM endpoint: unsloth-nb serve ID [--stop] [--yes]\n"
         "  enhance  improve and paraphrase a Q&A file with a teacher model: unsloth-nb enhance DATA [--out FILE]\n"
+        "           (also: unsloth-nb data enhance)\n"
     )
 
 
@@ -392,7 +393,7 @@ def cmd_demo(argv: list[str]) -> int:
 
 # ---------------------------------------------------------------------- runpod
 def cmd_data(argv: list[str]) -> int:
-    """``unsloth-nb data describe|upload``: see unsloth_nb/data/cli.py."""
+    """``unsloth-nb data describe|upload|enhance``: see unsloth_nb/data/cli.py."""
     from unsloth_nb.data.cli import main as data_main
 
     return data_main(argv)

@@ -55,6 +55,9 @@ def test_preflight_plans_for_the_enhanced_rows_and_shows_the_teacher_estimate(
     assert len(prepared.dataset.train) == 9 and len(prepared.heldout.items) + prepared.heldout.dropped_near_duplicates == 3
     line = next(r for r in prepared.plan.reasons if r.startswith("Teacher:"))
     assert "18 requests to anthropic:claude-sonnet-4-5" in line and "~27 training rows after it" in line
+    assert "Anthropic's token counting on 8 of 18 requests" in line  # the key is set: the provider counted
+    whole = next(r for r in prepared.plan.reasons if r.startswith("Estimated cost of the whole job: ~$"))
+    assert " = teacher ~$" in whole and " + judge ~$" in whole and "GPU" not in whole  # local: no GPU bill
     assert not any("same family" in w for w in prepared.plan.warnings)
     assert fakes[0].calls == 0  # an estimate sends nothing
 
@@ -91,6 +94,11 @@ def test_a_teacher_and_judge_job_trains_on_the_enhanced_rows_with_one_cost_recor
     assert {"teacher", "judge"} <= costs
     metrics = job.record.result["metrics"]
     assert metrics["teacher_usd"] > 0 and metrics["teacher_rows"] == 27
+    from unsloth_nb.jobrun.store import JobFolder
+
+    kept = JobFolder.open(job.id).load_record().costs  # job.json keeps each part of the one ledger
+    assert set(kept) == {"teacher", "judge"} and kept["teacher"] == pytest.approx(metrics["teacher_usd"])
+    assert kept["judge"] == pytest.approx(metrics["judge_usd"])
     assert "enhanced_dataset" in job.record.artifacts
     assert anthropic_fake.calls == 18 and openai_fake.calls > 0
     for path in job.folder.path.rglob("*"):

@@ -4,7 +4,8 @@
   files, bytes, rows (when the store says) and version, then the first rows of a sample
   through the usual checks;
 - ``unsloth-nb data upload FILE s3://bucket/key|volume://<id>/path [--part-size-mb N]``:
-  a multipart upload with a progress line, resumed where it stopped when run again.
+  a multipart upload with a progress line, resumed where it stopped when run again;
+- ``unsloth-nb data enhance DATA …``: ``unsloth-nb enhance`` (the teacher), same flags, output and exit codes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ class _Refused(UnslothNbError):
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["enhance"]:  # the teacher's own parser reads its flags (every teacher: field is one)
+        from unsloth_nb.teacher.cli import cmd_enhance
+
+        return cmd_enhance(argv[1:], prog="unsloth-nb data enhance")
     parser = argparse.ArgumentParser(prog="unsloth-nb data", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     describe = commands.add_parser("describe", help="files, size, rows and version of a source, and a sample's rows")
@@ -32,6 +37,7 @@ def main(argv: list[str]) -> int:
     upload.add_argument("file")
     upload.add_argument("target", help="s3://bucket/key (or a prefix ending in /) or volume://<volume id>/path")
     upload.add_argument("--part-size-mb", type=float, default=None, help="part size in MB (default: 8 MiB or more)")
+    commands.add_parser("enhance", help="improve and paraphrase a Q&A file with a teacher model (= unsloth-nb enhance)")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

@@ -31,6 +31,7 @@ from unsloth_nb.config import TrainConfig
 from unsloth_nb.credentials import has_secret, redact
 from unsloth_nb.engine.quiet import capture_job_output
 from unsloth_nb.errors import BackendError, JobCancelledError, JobNotFoundError, UnslothNbError
+from unsloth_nb.jobrun.costs import CostLedger
 from unsloth_nb.jobrun.job import Job, find_live_job, job_ended, live_jobs
 from unsloth_nb.jobrun.preflight import Prepared, ask_for_secrets, prepare
 from unsloth_nb.jobrun.runtime import run_in_thread, submit
@@ -295,6 +296,7 @@ class JobController:
             ctx.emit("log", level="error", message=redact(traceback.format_exc()), source="controller")
             self._fail(message, type(exc).__name__)
         finally:
+            job.record.costs = CostLedger.from_events(job.log.read(kinds={"cost"})).to_json()
             job._set_state(final, reason)
             job.log.close()
             job_ended(job)

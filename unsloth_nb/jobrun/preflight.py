@@ -119,6 +119,7 @@ def prepare(
             f"train.save_steps set to {every}: a checkpoint about every {POD_CHECKPOINT_EVERY_S / 60:.0f} min of "
             "training on the pod (set train.save_steps to choose)."
         )
+    spend: dict[str, float | None] = {}  # the teacher's estimate, for the plan's whole-job figure
     if heldout is not None and job_plan is not None:
         from unsloth_nb.evaluate.judging import preflight_line
 
@@ -132,6 +133,13 @@ def prepare(
         if lines is not None:
             job_plan.reasons += lines[0]
             job_plan.warnings += lines[1]
+            spend["teacher"] = lines[2]
+    if job_plan is not None:
+        from unsloth_nb.jobrun.plan_costs import whole_job_line
+
+        line = whole_job_line(config, job_plan, heldout, spend)
+        if line:
+            job_plan.reasons.append(line)
     placement: str | None = job_plan.placement if job_plan is not None else config.placement
     if placement not in backend_names():
         placement = None  # ``auto`` and no plan: not placed, so no placement's rules or keys apply

@@ -78,6 +78,7 @@ class JobRecord:
     pod_id: str | None = None
     gpu: str | None = None
     output_dir: str | None = None  # where adapters and checkpoints land (a reattaching process needs it)
+    costs: dict[str, float] = field(default_factory=dict)  # the cost ledger's parts: teacher, gpu, judge (USD)
 
     @property
     def terminal(self) -> bool:

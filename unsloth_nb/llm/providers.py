@@ -153,6 +153,22 @@ class AnthropicProvider:
                 self._client = anthropic.Anthropic(api_key=self.api_key, base_url=self.base_url, max_retries=0)
             return self._client
 
+    def count_tokens(self, request: ChatRequest, timeout: float) -> int:
+        """The request's input tokens by Anthropic's own count (``messages.count_tokens``: free, nothing generated)."""
+        import anthropic
+
+        kwargs: dict[str, Any] = {"system": request.system} if request.system else {}
+        try:
+            counted = self.sdk_client().messages.count_tokens(
+                model=request.model,
+                messages=[{"role": role, "content": content} for role, content in request.messages],
+                timeout=timeout,
+                **kwargs,
+            )
+        except anthropic.AnthropicError as exc:
+            raise _classify(exc, anthropic, self.name) from None
+        return int(counted.input_tokens)
+
     def complete(self, request: ChatRequest, timeout: float) -> Completion:
         import anthropic
 

@@ -5,7 +5,8 @@ rows preflight prepared (after the judge's held-out split, so nothing held out i
 asks about the estimate above ``teacher.confirm_above_usd`` (the front end's ``--yes`` covers it, as it covers the
 judge's), runs the teacher, reads the enhanced file back through the dataset validation a user's file gets, and
 hands the new rows to the backend (``ctx.dataset``), local or pod alike. A cap reached fails the job before any
-training, with the rows done kept and cached; a Stop ends it there.
+training, with the rows done kept and cached; a Stop ends it there. With ``hub.repo_id`` the enhanced set and its
+card are pushed to the dataset repo of that id (``teacher/hub_push.py``) before training starts.
 """
 
 from __future__ import annotations
@@ -35,8 +36,14 @@ class EnhancePhase:
 
         teacher = config.teacher
         variable = provider_secret(teacher.provider)
-        why = f"for the {teacher.provider} teacher ({teacher.model})"
-        return PhaseNeeds(secrets=(variable,) if variable else (), runs_on="client", why=why if variable else "")
+        why = f"for the {teacher.provider} teacher ({teacher.model})" if variable else ""
+        secrets = (variable,) if variable else ()
+        if config.hub.repo_id:  # the enhanced set goes to the dataset repo of the same id, from this machine
+            secrets, why = (
+                (*secrets, "HF_TOKEN"),
+                (why + "; " if why else "") + f"to push the enhanced dataset to {config.hub.repo_id}",
+            )
+        return PhaseNeeds(secrets=secrets, runs_on="client", why=why)
 
     def run(self, ctx: PhaseContext) -> PhaseResult:
         from unsloth_nb.evaluate.in_job import folder_artifact
@@ -78,13 +85,32 @@ class EnhancePhase:
         assert outcome.path is not None
         ctx.dataset = enhanced_dataset(ctx.config, dataset, outcome.path)
         ctx.hooks.emit("summary", **ctx.dataset.summary.to_event())
+        enhanced = folder_artifact("enhanced_dataset", outcome.path, ctx.output_dir)
+        if ctx.config.hub.repo_id:
+            enhanced = dataclasses.replace(enhanced, url=push_to_hub(ctx, outcome.path, outcome.card))
         return PhaseResult(
             artifacts={
-                "enhanced_dataset": folder_artifact("enhanced_dataset", outcome.path, ctx.output_dir),
+                "enhanced_dataset": enhanced,
                 "dataset_card": folder_artifact("dataset_card", teacher_folder(folder) / CARD_FILE, ctx.output_dir),
             },
             metrics=metrics,
         )
+
+
+def push_to_hub(ctx: PhaseContext, rows: Path, card: dict[str, object]) -> str | None:
+    """``hub.repo_id`` as a dataset repo beside the adapter; a failed push is a warning, never a lost training run."""
+    from unsloth_nb.errors import UnslothNbError
+    from unsloth_nb.teacher.hub_push import push_enhanced
+
+    hub = ctx.config.hub
+    assert hub.repo_id is not None
+    try:
+        url = push_enhanced(rows, card, hub.repo_id, hub.private)
+    except UnslothNbError as exc:
+        ctx.hooks.emit("log", level="warning", source="teacher", message=f"{exc}; the enhanced rows are kept at {rows}")
+        return None
+    ctx.hooks.emit("log", level="info", source="teacher", message=f"enhanced dataset pushed to {url}")
+    return url
 
 
 def enhanced_dataset(config: TrainConfig, original: PreparedDataset, path: Path) -> PreparedDataset:

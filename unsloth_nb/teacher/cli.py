@@ -15,14 +15,16 @@ from typing import Any
 from unsloth_nb.errors import UnslothNbError
 
 
-def _parser() -> argparse.ArgumentParser:
+def enhance_parser(prog: str = "unsloth-nb enhance", *, short_out: bool = True) -> argparse.ArgumentParser:
+    """The flags of ``unsloth-nb enhance`` (also read by ``%unsloth_enhance`` and ``unsloth-nb data enhance``).
+    ``short_out=False`` leaves ``-o`` free: in a magic it names the variable, as in ``%unsloth_train -o job``."""
     from unsloth_nb.config import TrainConfig, field_specs
 
-    parser = argparse.ArgumentParser(
-        prog="unsloth-nb enhance", description="Improve and paraphrase a Q&A dataset with a teacher model."
-    )
+    parser = argparse.ArgumentParser(prog=prog, description="Improve and paraphrase a Q&A dataset with a teacher model.")
     parser.add_argument("data", help="the dataset file to enhance (never modified)")
-    parser.add_argument("--out", "-o", help="where to write the enhanced rows (default: DATA's stem + .enhanced.jsonl)")
+    parser.add_argument(
+        "--out", *(["-o"] if short_out else []), help="where to write the enhanced rows (default: DATA's stem + .enhanced.jsonl)"
+    )
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask about the estimated cost")
     parser.add_argument("--json", action="store_true", help="print the dataset card and paths as one JSON object")
     parser.add_argument("--review", type=int, default=0, metavar="N", help="print N before/after rows side by side at the end")
@@ -33,12 +35,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_enhance(argv: list[str]) -> int:
+def teacher_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``teacher:`` fields the flags gave (those left out keep their defaults)."""
+    return {k[3:]: v for k, v in vars(args).items() if k.startswith("t__") and v is not None}
+
+
+def cmd_enhance(argv: list[str], prog: str = "unsloth-nb enhance") -> int:
     from unsloth_nb.teacher.run import TeacherError
     from unsloth_nb.teacher.standalone import enhance, side_folder
 
-    args = _parser().parse_args(argv)
-    fields: dict[str, Any] = {k[3:]: v for k, v in vars(args).items() if k.startswith("t__") and v is not None}
+    args = enhance_parser(prog).parse_args(argv)
+    fields = teacher_fields(args)
     interactive = sys.stdin.isatty() and not args.json
 
     def confirm(question: str) -> bool:
@@ -82,4 +89,4 @@ def cmd_enhance(argv: list[str]) -> int:
     return 0 if outcome.status == "complete" else 130
 
 
-__all__ = ["cmd_enhance"]
+__all__ = ["cmd_enhance", "enhance_parser", "teacher_fields"]

@@ -23,14 +23,16 @@ def teacher_holdout(config: TrainConfig, dataset: PreparedDataset) -> tuple[Prep
     return dataclasses.replace(dataset, train=train, origins=origins, summary=summary), heldout
 
 
-def teacher_plan_lines(config: TrainConfig, dataset: PreparedDataset) -> tuple[list[str], list[str]]:
-    """(plan reasons: the estimate, warnings: a judge of the teacher's own family)."""
+def teacher_plan_lines(config: TrainConfig, dataset: PreparedDataset) -> tuple[list[str], list[str], float | None]:
+    """(plan reasons: the estimate, warnings: a judge of the teacher's own family, the estimated dollars capped by
+    teacher.max_cost_usd, for the plan's whole-job figure)."""
     from unsloth_nb.teacher.estimate import estimate
     from unsloth_nb.teacher.prompts import load_prompt
 
     for operation in config.teacher.operations:
         load_prompt(operation, config.teacher.prompts)  # a broken prompt file is a mistake to report now
-    reasons = [estimate(config.teacher, dataset.train, dataset.origins).line(config.teacher)]
+    found = estimate(config.teacher, dataset.train, dataset.origins)
+    reasons = [found.line(config.teacher)]
     warnings: list[str] = []
     if config.judge.enabled:
         from unsloth_nb.evaluate.judging import same_family_warning
@@ -38,7 +40,7 @@ def teacher_plan_lines(config: TrainConfig, dataset: PreparedDataset) -> tuple[l
         warning = same_family_warning(config.judge.model, config.teacher.model)
         if warning:
             warnings.append(warning)
-    return reasons, warnings
+    return reasons, warnings, found.capped_usd(config.teacher)
 
 
 __all__ = ["teacher_holdout", "teacher_plan_lines"]

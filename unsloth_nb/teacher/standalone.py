@@ -64,7 +64,7 @@ def enhance(
         rows, origins, heldout = split_holdout(rows, origins, teacher.holdout, 3407)
         questions = [item.question for item in heldout.items]
         _write_heldout(out_path.with_name(f"{out_path.stem}.heldout.jsonl"), heldout)
-    found = estimate(teacher, rows, origins)
+    found = estimate(teacher, rows, origins, api_key=api_key)
     say = emit or (lambda kind, **data: None)
     say("log", level="info", source="teacher", message=found.line(teacher))
     confirm_or_raise(teacher, found, yes=yes, confirm=confirm)

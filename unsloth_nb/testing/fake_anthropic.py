@@ -79,5 +79,10 @@ class FakeAnthropic(FakeLLMServer):
     pattern_routes: ClassVar[list[tuple[str, str, Route]]] = list(_batches.PATTERN_ROUTES)
     del _batches
 
+    def __init__(self, behaviour: Any = None, *, port: int = 0) -> None:
+        super().__init__(behaviour, port=port)
+        self.token_counts = 0  # count_tokens requests (free, so not in ``calls``)
+        self.chars_per_token = 4  # the fake tokenizer's ratio for count_tokens
+
 
 __all__ = ["FakeAnthropic", "message_body", "prompt_of"]

@@ -1,6 +1,7 @@
 """Token counting and Message Batches for the fake Anthropic API, as Anthropic publishes them.
 
-- ``POST /v1/messages/count_tokens`` -> ``{"input_tokens": n}`` (free; not counted in ``server.calls``).
+- ``POST /v1/messages/count_tokens`` -> ``{"input_tokens": n}`` (free; not counted in ``server.calls``, but in
+  ``server.token_counts``; ``server.chars_per_token`` sets the fake tokenizer's ratio, 4 by default).
 - ``POST /v1/messages/batches`` with ``{"requests": [{"custom_id", "params"}]}`` -> a ``message_batch`` object.
 - ``GET /v1/messages/batches/{id}`` -> the batch; it ends on the ``batch_polls_until_done``-th retrieve, and only
   then are its requests answered (each through the server's behaviour, so ``server.calls`` counts them).
@@ -115,7 +116,10 @@ def count_tokens_route(server: FakeLLMServer, handler: LoopbackHandler, body: di
         )
         return
     text = _text(body.get("system") or "") + "".join(_text(m.get("content")) for m in body["messages"])
-    handler.send_json(200, {"input_tokens": count_tokens(text)})
+    with server._lock:
+        server.token_counts = getattr(server, "token_counts", 0) + 1
+    per_token = getattr(server, "chars_per_token", 4)  # a test sets another ratio to tell a count from a guess
+    handler.send_json(200, {"input_tokens": count_tokens(text) if per_token == 4 else max(1, len(text) // per_token)})
 
 
 def create_batch(server: FakeLLMServer, handler: LoopbackHandler, body: dict[str, Any]) -> None:

@@ -118,11 +118,12 @@ def _handler(hub: LoopbackHub) -> type[LoopbackHandler]:
                 self._create(json.loads(body))
             elif parts == ["api", "validate-yaml"]:  # the model card's metadata
                 self._json({"errors": [], "warnings": []})
-            elif len(parts) >= 5 and parts[:2] == ["api", "models"] and parts[4] == "preupload":
+            elif len(parts) >= 5 and parts[:2] in (["api", "models"], ["api", "datasets"]) and parts[4] == "preupload":
                 paths = [f["path"] for f in json.loads(body)["files"]]
                 self._json({"files": [{"path": p, "uploadMode": "regular", "shouldIgnore": False} for p in paths]})
-            elif len(parts) >= 5 and parts[:2] == ["api", "models"] and parts[4] == "commit":
-                self._commit("/".join(parts[2:4]), body)
+            elif len(parts) >= 5 and parts[:2] in (["api", "models"], ["api", "datasets"]) and parts[4] == "commit":
+                repo = "/".join(parts[2:4])
+                self._commit(dataset_key(repo) if parts[1] == "datasets" else repo, body)
             else:
                 self._unexpected()
 
@@ -174,11 +175,14 @@ def _handler(hub: LoopbackHub) -> type[LoopbackHandler]:
         # -------------------------------------------------------------- the Hub's answers
         def _create(self, request: dict[str, Any]) -> None:
             repo = f"{request.get('organization') or 'me'}/{request['name']}"
+            if request.get("type") == "dataset":  # a dataset repo lives apart from a model of the same name
+                repo = dataset_key(repo)
             with hub._lock:
                 hub.created.append(request)
                 hub.files.setdefault(repo, {})
                 hub.private.setdefault(repo, request.get("visibility", "public") == "private" or bool(request.get("private")))
-            self._json({"url": f"{hub.url}/{repo}", "name": repo, "id": repo})
+            name = repo.removeprefix("datasets/")
+            self._json({"url": f"{hub.url}/{repo}", "name": name, "id": name})
 
         def _commit(self, repo: str, body: bytes) -> None:
             if not self._exists(repo):

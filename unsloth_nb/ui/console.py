@@ -10,6 +10,7 @@ import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
 
+from unsloth_nb.jobrun.costs import CostLedger
 from unsloth_nb.jobrun.events import Event
 from unsloth_nb.jobrun.lifecycle import AFTER_TRAINING_STATES
 
@@ -38,7 +39,7 @@ class JobStatus:
         self.learning_rate: float | None = None
         self.tokens_per_second: float | None = None
         self.eta_seconds: float | None = None
-        self.usd_so_far: float | None = None
+        self.costs = CostLedger()  # teacher, GPU and judge dollars, each from its own events
         self.usd_per_hour: float | None = None
         self.gpu: str | None = None
         self.error: str | None = None
@@ -94,7 +95,7 @@ class JobStatus:
             self.total_steps = data.get("total_steps", self.total_steps)
             self.eta_seconds = data.get("eta_seconds", self.eta_seconds)
         elif event.kind == "cost":
-            self.usd_so_far = data.get("usd_so_far", self.usd_so_far)
+            self.costs.add(data)
             self.usd_per_hour = data.get("usd_per_hour", self.usd_per_hour)
             self.gpu = data.get("gpu", self.gpu)
         elif event.kind == "error":
@@ -123,9 +124,14 @@ class JobStatus:
         parts.append(f"elapsed {format_seconds(elapsed)}")
         if self.eta_seconds is not None and self.state == "training":
             parts.append(f"ETA {format_seconds(self.eta_seconds)}")
-        if self.usd_so_far is not None:
-            parts.append(f"${self.usd_so_far:.2f} so far")
+        if not self.costs.empty:
+            parts.append(f"{self.costs.text()} so far")
         return parts
+
+    @property
+    def usd_so_far(self) -> float | None:
+        """The job's whole spend so far (teacher + GPU + judge), or None before any cost event."""
+        return None if self.costs.empty else self.costs.total
 
     def elapsed(self) -> float:
         """From the job's first event to now, or to its last event once it has ended."""
@@ -286,8 +292,8 @@ def follow_in_terminal(job: Job, *, json_lines: bool = False, quiet: bool = Fals
 
 def closing_line(job: Job, status: JobStatus, *, json_lines: bool = False) -> str:
     """The last line a job prints: how it ended, where the adapter is, and (RunPod) what it cost in the end."""
-    cost = f" Final cost: ${status.usd_so_far:.2f}" if status.usd_so_far is not None else ""
-    if cost and status.gpu:
+    cost = f" Final cost: {status.costs.text()}" if not status.costs.empty else ""
+    if cost and status.gpu and "gpu" in status.costs.parts:
         cost += f" ({status.gpu})"
     if cost:
         cost += "."

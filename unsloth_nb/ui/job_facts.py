@@ -172,6 +172,8 @@ class JobFacts:
             if fig.memory_gb is not None:
                 label = "peak GPU memory (reserved)" if (fig.memory_kind or "").startswith("GPU") else "peak RAM"
                 items.append((label, f"{fig.memory_gb:.2f} GB"))
+            if not fig.costs.empty:
+                items.append(("cost", fig.costs.text()))
             return items
 
     def evaluation_html(self) -> str:

@@ -1,4 +1,4 @@
-"""``%unsloth_train``, ``%%unsloth_train`` and ``%unsloth_jobs``.
+"""``%unsloth_train``, ``%%unsloth_train`` and ``%unsloth_jobs`` (``%unsloth_enhance`` lives in enhance_magic.py).
 
 The line takes the flags of ``unsloth-nb train``, parsed by the same code
 (:func:`unsloth_nb.flags.read_train_args`); a cell body is YAML of a TrainConfig
@@ -302,6 +302,9 @@ def show_unsloth_error(shell: Any, etype: type, value: BaseException, tb: Any, t
 def register(ip: Any) -> None:
     """Register the magics and the short error display for UnslothNbError."""
     ip.register_magics(UnslothMagics)
+    from unsloth_nb.ui.enhance_magic import EnhanceMagics
+
+    ip.register_magics(EnhanceMagics)
     if getattr(ip, _HANDLER_ATTR, None) is None:
         previous_types = tuple(t for t in ip.custom_exceptions if not issubclass(t, UnslothNbError))
         previous_handler = ip.CustomTB if previous_types else None
@@ -315,6 +318,9 @@ def unregister(ip: Any) -> None:
         for name in names:
             ip.magics_manager.magics[kind].pop(name, None)
     ip.magics_manager.registry.pop(UnslothMagics.__name__, None)
+    for kind in ("line", "cell"):
+        ip.magics_manager.magics[kind].pop("unsloth_enhance", None)
+    ip.magics_manager.registry.pop("EnhanceMagics", None)
     previous = getattr(ip, _HANDLER_ATTR, None)
     if previous is not None:
         types, handler = previous

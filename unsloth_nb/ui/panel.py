@@ -2,8 +2,8 @@
 
 The form itself (fields, values, problems at their fields, preview, plan) is :class:`~unsloth_nb.ui.panel_form.PanelForm`;
 this module is the start flow on top of it. Start runs the same start flow (``jobrun.controller``) as the magic,
-asks first where money would be spent (a rental above ``runpod.confirm_above_usd``, a judge whose estimate is
-above ``judge.confirm_above_usd``) and shows the same :class:`~unsloth_nb.ui.view.JobView`.
+asks first where money would be spent (a rental above ``runpod.confirm_above_usd``, a teacher or a judge whose
+estimate is above ``teacher.confirm_above_usd`` / ``judge.confirm_above_usd``) and shows the same :class:`~unsloth_nb.ui.view.JobView`.
 
 Secrets never enter a widget: widget state is saved into the notebook file. Keys
 are read from the environment when a job needs them; a missing one is named,
@@ -145,6 +145,7 @@ class TrainingPanel(PanelForm):
         from unsloth_nb.jobrun.controller import confirm_and_start
         from unsloth_nb.jobrun.preflight import prepare
         from unsloth_nb.planning.rental import rental_question
+        from unsloth_nb.teacher.estimate import start_question as teacher_question
         from unsloth_nb.ui.view import JobView
 
         if self.job is not None and not self.job.done:
@@ -168,9 +169,10 @@ class TrainingPanel(PanelForm):
         self.plan_html.value = _plan_html(prepared.plan)
         notes: list[str] = []
         judging = None if yes else start_question(config.judge, planned_questions(config.judge, prepared.heldout))
-        if judging is not None:
+        teaching = None if yes else teacher_question(config.teacher, prepared.dataset.train, prepared.dataset.origins)
+        if judging is not None or teaching is not None:
             renting = rental_question(prepared.plan, prepared.config)
-            self._ask_first([q for q in (renting, judging) if q], spend="Rent and start" if renting else "Start")
+            self._ask_first([q for q in (teaching, renting, judging) if q], spend="Rent and start" if renting else "Start")
             return None
         prepared.judge_yes = yes  # what was confirmed here is not asked again after training
 

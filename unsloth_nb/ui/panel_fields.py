@@ -83,6 +83,14 @@ ADVANCED_FIELDS = (
     "judge.max_new_tokens",
     "judge.max_cost_usd",
     "judge.confirm_above_usd",
+    "teacher.enabled",
+    "teacher.provider",
+    "teacher.model",
+    "teacher.base_url",
+    "teacher.operations",
+    "teacher.paraphrases",
+    "teacher.max_cost_usd",
+    "teacher.confirm_above_usd",
 )
 
 #: Advanced fields whose last name alone would be ambiguous (the judge has a max_new_tokens too).
