@@ -103,6 +103,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "unsloth_nb.backends.runpod.cli",  # `unsloth-nb runpod ...`
             "unsloth_nb.backends.runpod.collect",  # `runpod cleanup` takes finished jobs over (load_job)
             "unsloth_nb.teacher.cli",  # `unsloth-nb enhance ...`
+            "unsloth_nb.data.cli",  # `unsloth-nb data describe|upload|enhance`
             "unsloth_nb.backends.runpod_serverless.serve_cli",  # `unsloth-nb serve ...`
             "unsloth_nb.importer",  # `unsloth-nb import`, `--from`: notebooks -> configs, checked by planning them
             "unsloth_nb.importer.*",
@@ -118,6 +119,7 @@ ENTRY_OVERRIDES = {
     "unsloth_nb.backends.runpod.collect",
     "unsloth_nb.backends.runpod_serverless.serve_cli",
     "unsloth_nb.teacher.cli",
+    "unsloth_nb.data.cli",
 }
 
 

@@ -117,8 +117,8 @@ def count_tokens_route(server: FakeLLMServer, handler: LoopbackHandler, body: di
         return
     text = _text(body.get("system") or "") + "".join(_text(m.get("content")) for m in body["messages"])
     with server._lock:
-        server.token_counts = getattr(server, "token_counts", 0) + 1
-    per_token = getattr(server, "chars_per_token", 4)  # a test sets another ratio to tell a count from a guess
+        server.token_counts += 1
+    per_token = server.chars_per_token  # a test sets another ratio to tell a count from a guess
     handler.send_json(200, {"input_tokens": count_tokens(text) if per_token == 4 else max(1, len(text) // per_token)})
 
 

@@ -184,6 +184,11 @@ class FakeLLMServer:
     ``requests`` keeps each request body, for tests that look at what the SDK sent.
     """
 
+    #: count_tokens requests (free, so not in ``calls``) and the fake tokenizer's characters per token; only the
+    #: Anthropic fake answers count_tokens, the others keep these defaults.
+    token_counts: int = 0
+    chars_per_token: int = 4
+
     api_key = "sk-fake-judge-key-for-tests"
     routes: ClassVar[dict[tuple[str, str], Route]] = {}
     #: Routes with an id in the path (``/v1/messages/batches/{id}``): (method, regex); the named groups
