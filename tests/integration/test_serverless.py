@@ -77,6 +77,7 @@ def test_tiny_job_trains_on_an_emulated_serverless_endpoint(
     assert mirror.exists()
     cost = [e for e in events if e.kind == "cost"]
     assert cost and cost[-1].data["source"] == "serverless"
+    assert job.plan is not None and cost[-1].data["usd_per_hour"] == job.plan.usd_per_hour  # a flex worker's rate
     # No secret in what RunPod keeps: the template's env and the request's input, as the emulator recorded them.
     assert secret not in json.dumps([t.to_json() for t in serverless.serverless.template_history])
     assert secret not in json.dumps(requests[0].input)
@@ -97,7 +98,7 @@ def test_serve_answers_through_the_openai_sdk_with_the_adapter_applied_and_stop_
     printed = capsys.readouterr().out
     assert served.base_url.startswith(serverless.serverless_url) and served.base_url.endswith("/openai/v1")
     assert served.base_url in printed and "from openai import OpenAI" in printed
-    assert "/s while a worker runs" in printed and "stays up 60 s after the last request" in printed  # said first
+    assert "~$0.00019/s while a worker runs" in printed and "stays up 60 s after the last request" in printed  # said first
     template = serverless.serverless.templates[served.template_id]
     assert template.env["ENABLE_LORA"] == "true" and int(template.env["MAX_LORA_RANK"]) >= 8
     assert "HF_TOKEN" not in template.env or template.env["HF_TOKEN"] == "{{ RUNPOD_SECRET_HF_TOKEN }}"

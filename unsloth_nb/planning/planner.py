@@ -211,6 +211,9 @@ def plan(
 
     placement, device = _place(PlacementInputs(config, size, local, gpu_need, cpu_need, reasons, warnings))
     backend = get_backend(placement)
+    reprice = getattr(backend, "priced_catalogue", None)  # serverless workers bill at their own $/s, not a pod's
+    if backend.rents and reprice is not None:
+        catalogue = reprice(catalogue)
     four_bit = config.model.load_in_4bit and device == "cuda"
     method = "QLoRA (4-bit)" if four_bit else "LoRA (16-bit)"
     if config.model.load_in_4bit and device == "cpu":

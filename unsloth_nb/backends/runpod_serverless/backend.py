@@ -37,6 +37,7 @@ import unsloth_nb.backends.runpod_serverless.placement as placement
 from unsloth_nb.backends.base import JobContext, PlacementInputs, SecretNeed
 from unsloth_nb.backends.runpod.client import api_key
 from unsloth_nb.backends.runpod_serverless.endpoints import EndpointInfo, EndpointsApi, endpoint_name, remove
+from unsloth_nb.backends.runpod_serverless.prices import serverless_catalogue
 from unsloth_nb.backends.runpod_serverless.request import (
     endpoint_body,
     execution_timeout,
@@ -51,6 +52,7 @@ from unsloth_nb.phases.base import PhaseResult
 
 if TYPE_CHECKING:
     from unsloth_nb.config import TrainConfig
+    from unsloth_nb.planning.gpu_catalog import GpuOption
     from unsloth_nb.planning.planner import Plan
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,10 @@ class ServerlessBackend:
 
     def may_have_model_path(self, config: TrainConfig) -> bool:
         return False
+
+    def priced_catalogue(self, catalogue: list[GpuOption]) -> list[GpuOption]:
+        """The planner's GPUs at serverless flex rates (higher than a pod's), so its cost and choice use them."""
+        return serverless_catalogue(catalogue)
 
     def plan_notes(self, config: TrainConfig) -> list[tuple[str, bool]]:
         return placement.notes(config)

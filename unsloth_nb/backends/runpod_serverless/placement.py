@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from unsloth_nb.backends.base import PlacementInputs, SecretNeed
+from unsloth_nb.backends.runpod_serverless.prices import PRICE_SOURCE
 from unsloth_nb.errors import PlanError
 
 if TYPE_CHECKING:
@@ -65,6 +66,11 @@ def notes(config: TrainConfig) -> list[tuple[str, bool]]:
             False,
         ),
         (
+            f"Prices: flex workers' $/s from {PRICE_SOURCE}; a serverless worker costs more per hour than a pod "
+            "with the same card, billed from its cold start to the end of its idle timeout.",
+            False,
+        ),
+        (
             "Stop cancels the serverless request: what was trained is not kept. The adapter comes back in the "
             "request's result (up to 64 MB zipped; an r=16 LoRA of an 8B model is 80-170 MB, so larger jobs fail at the end).",
             False,
@@ -83,7 +89,7 @@ def plan_target(plan: Plan) -> str:
     ids = pool(plan)
     if not ids:
         return ""
-    per_second = f", ${plan.usd_per_hour / 3600:.5f}/s" if plan.usd_per_hour else ""
+    per_second = f", ${plan.usd_per_hour / 3600:.5f}/s flex" if plan.usd_per_hour else ", no serverless price known"
     return f"endpoint pool {' > '.join(ids)}{per_second}"
 
 

@@ -192,9 +192,10 @@ def _wait_until_it_answers(served: Served, wait_s: float) -> None:
 
 
 def _usd_per_hour(gpu_id: str) -> float | None:
-    from unsloth_nb.planning.gpu_catalog import GPU_CATALOG
+    """A flex worker's rate (RunPod's serverless table, not a pod's price)."""
+    from unsloth_nb.backends.runpod_serverless.prices import usd_per_hour
 
-    return next((g.secure_usd_per_hour for g in GPU_CATALOG if g.gpu_type_id == gpu_id), None)
+    return usd_per_hour(gpu_id)
 
 
 def _confirm(question: str) -> bool:
