@@ -159,3 +159,40 @@ def test_a_gpu_named_by_the_user_without_a_serverless_price_says_so() -> None:
     assert result.usd_per_hour is None and result.estimated_cost_usd is None
     assert "no serverless price known" in format_plan(result).splitlines()[0]
     assert any("No price is known for NVIDIA GeForce RTX 5090" in w for w in result.warnings)
+
+
+def test_a_checkpoint_store_travels_as_a_description_and_its_keys_as_runpod_secret_references(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA_SECRET_ID_0123")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws_secret_value_0123456789")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://store.example")
+    config = config_for(serverless={"checkpoint_store": "s3://ckpts/runs"}, train={"save_steps": 50})
+    dataset = PreparedDataset(
+        train=[{"prompt": "q", "completion": "a"}],
+        eval=[],
+        summary=DatasetSummary(source="x.jsonl", format="prompt_completion", rows=1, tokens=2, longest_tokens=2),
+    )
+    template = template_body(config, "job-1", 40)
+    body = job_input("job-1", config, dataset)
+
+    assert body["checkpoint_store"] == {
+        "kind": "s3",
+        "bucket": "ckpts",
+        "key": "runs",
+        "endpoint": "https://store.example",
+        "region": None,
+    }
+    assert template["env"]["AWS_ACCESS_KEY_ID"] == "{{ RUNPOD_SECRET_AWS_ACCESS_KEY_ID }}"
+    sent = json.dumps(template) + json.dumps(body)
+    assert "aws_secret_value_0123456789" not in sent and "AKIA_SECRET_ID_0123" not in sent
+    text = format_plan(plan(config, ROWS_1000, CPU_ONLY))
+    assert "uploaded to s3://ckpts/runs" in text and "starts again from step 0" not in text
+    # Without a store, the plan keeps warning that a lost worker's checkpoints are lost with it.
+    assert "starts again from step 0" in format_plan(plan(config_for(train={"save_steps": 50}), ROWS_1000, CPU_ONLY))
+    assert "AWS_ACCESS_KEY_ID" not in template_body(config_for(), "job-1", 40)["env"]
+
+
+def test_a_checkpoint_store_that_is_not_s3_or_a_volume_is_refused() -> None:
+    with pytest.raises((ConfigError, InputErrors), match=r"serverless\.checkpoint_store"):
+        config_for(serverless={"checkpoint_store": "/tmp/checkpoints"})

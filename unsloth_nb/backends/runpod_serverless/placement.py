@@ -76,8 +76,23 @@ def notes(config: TrainConfig) -> list[tuple[str, bool]]:
             False,
         ),
     ]
-    if config.train.save_steps:
-        lines.append(("Checkpoints stay on the serverless worker's disk: a worker lost mid-job starts again from step 0.", True))
+    if serverless.checkpoint_store:
+        lines.append(
+            (
+                f"Checkpoints: each one is uploaded to {serverless.checkpoint_store} as it is saved (the worker reads the "
+                "store's keys from RunPod secrets AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); a request replacing a "
+                "lost worker resumes from the newest.",
+                False,
+            )
+        )
+    elif config.train.save_steps:
+        lines.append(
+            (
+                "Checkpoints stay on the serverless worker's disk: a worker lost mid-job starts again from step 0 "
+                "(set serverless.checkpoint_store to s3://... or volume://... to keep them).",
+                True,
+            )
+        )
     return lines
 
 
