@@ -152,6 +152,11 @@ def chat(job: Job, message: str, *, base: bool = False, max_tokens: int = 128) -
     return _ask(served, served.base_model if base else served.adapter_name, message, max_tokens)
 
 
+def served_endpoint(job: Job) -> Served | None:
+    """The endpoint ``serve()`` recorded for this job, or None."""
+    return _read(job)
+
+
 def is_served(job: Job) -> bool:
     """Whether ``serve()`` recorded an endpoint for this job (``stop_serving()`` removes the record)."""
     return _read(job) is not None

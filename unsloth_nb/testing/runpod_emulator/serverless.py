@@ -197,6 +197,8 @@ class Serverless:
         #: The account's secrets (RunPod console, Secrets): ``{{ RUNPOD_SECRET_<name> }}`` in a template's env
         #: becomes the value when a worker starts; tests set them here.
         self.secrets: dict[str, str] = {}
+        #: The ``model`` of every chat completion a vLLM endpoint answered, in order (tests count them).
+        self.chat_requests: list[str] = []
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self._closing = threading.Event()
