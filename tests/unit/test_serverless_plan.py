@@ -196,3 +196,26 @@ def test_a_checkpoint_store_travels_as_a_description_and_its_keys_as_runpod_secr
 def test_a_checkpoint_store_that_is_not_s3_or_a_volume_is_refused() -> None:
     with pytest.raises((ConfigError, InputErrors), match=r"serverless\.checkpoint_store"):
         config_for(serverless={"checkpoint_store": "/tmp/checkpoints"})
+
+
+def test_a_volume_store_is_reached_through_runpods_s3_api_of_its_data_centre(monkeypatch: pytest.MonkeyPatch) -> None:
+    from unsloth_nb.backends.runpod_serverless.store import store_description
+    from unsloth_nb.errors import DatasetError
+
+    monkeypatch.delenv("UNSLOTH_NB_RUNPOD_S3_ENDPOINT", raising=False)
+    monkeypatch.delenv("RUNPOD_VOLUME_DATACENTER", raising=False)
+    config = config_for(serverless={"checkpoint_store": "volume://vol123/ckpts"})
+    with pytest.raises(DatasetError, match="RUNPOD_VOLUME_DATACENTER"):
+        store_description(config)
+    from unsloth_nb.errors import PlanError
+
+    with pytest.raises(PlanError, match=r"(?s)serverless\.checkpoint_store: .*RUNPOD_VOLUME_DATACENTER"):
+        plan(config, ROWS_1000, CPU_ONLY)  # said before anything is created
+    monkeypatch.setenv("RUNPOD_VOLUME_DATACENTER", "EU-RO-1")
+    assert store_description(config) == {
+        "kind": "volume",
+        "bucket": "vol123",
+        "key": "ckpts",
+        "endpoint": "https://s3api-eu-ro-1.runpod.io/",
+        "region": "EU-RO-1",
+    }

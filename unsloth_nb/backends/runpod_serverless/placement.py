@@ -36,6 +36,13 @@ def place(inputs: PlacementInputs, *, chosen: bool) -> str | None:
             "and RunPod secrets are not wired up): use placement: runpod for this job, or drop what needs it "
             "(a Hub push needs HF_TOKEN)."
         )
+    from unsloth_nb.backends.runpod_serverless.store import store_description
+    from unsloth_nb.errors import UnslothNbError
+
+    try:
+        store_description(inputs.config)  # a store the worker could not reach is said now, not after the cold start
+    except UnslothNbError as exc:
+        raise PlanError(f"serverless.checkpoint_store: {exc}") from None
     inputs.reasons.append(
         "placement is serverless, so the job runs as one request on a RunPod serverless endpoint made for it "
         "(workers min 0; deleted when the job ends)."
