@@ -155,9 +155,8 @@ def test_serverless_worker_killed_after_a_checkpoint_resumes_from_the_store(
         lora={"r": 8, "alpha": 8},
         serverless={"checkpoint_store": "s3://ckpts/runs"},
     )
-    marker = f"runs/{job.id}/checkpoints/checkpoint-4/.complete"
     deadline = time.monotonic() + 240
-    while not _has(loopback_s3, "ckpts", marker):
+    while not _complete_checkpoints(loopback_s3, f"runs/{job.id}/checkpoints/"):
         assert not job.done, job.error
         assert time.monotonic() < deadline, "no checkpoint reached the store"
         time.sleep(0.2)
@@ -179,12 +178,15 @@ def test_serverless_worker_killed_after_a_checkpoint_resumes_from_the_store(
     assert "resuming from checkpoint-" in logs and f"in s3://ckpts/runs/{job.id}/checkpoints" in logs
     steps = [e.data["step"] for e in job.events(kinds={"metrics"}) if "loss" in e.data]
     assert steps == sorted(set(steps)) and steps[-1] == 60
+    # The store keeps the newest two complete checkpoints, not one per save.
+    kept = _complete_checkpoints(loopback_s3, f"runs/{job.id}/checkpoints/")
+    assert [key.split("/")[3] for key in sorted(kept)] == ["checkpoint-56", "checkpoint-60"]
     # The template named the secrets; their values never reached RunPod's template or the request.
     template = serverless.serverless.template_history[-1]
     assert template.env["AWS_SECRET_ACCESS_KEY"] == "{{ RUNPOD_SECRET_AWS_SECRET_ACCESS_KEY }}"
     assert TEST_SECRET_KEY not in json.dumps([r.input for r in requests])
 
 
-def _has(s3: Any, bucket: str, key: str) -> bool:
-    listing = s3.client().list_objects_v2(Bucket=bucket, Prefix=key)
-    return bool(listing.get("Contents"))
+def _complete_checkpoints(s3: Any, prefix: str) -> list[str]:
+    listing = s3.client().list_objects_v2(Bucket="ckpts", Prefix=prefix)
+    return [item["Key"] for item in listing.get("Contents") or [] if item["Key"].endswith("/.complete")]

@@ -51,3 +51,15 @@ def test_a_checkpoint_whose_upload_did_not_finish_is_never_resumed_from(loopback
 def test_no_store_described_means_no_store() -> None:
     assert CheckpointStore.from_json(None, "job-7") is None
     assert CheckpointStore.from_json({"kind": "s3", "bucket": ""}, "job-7") is None
+
+
+def test_only_the_newest_complete_checkpoints_are_kept(loopback_s3: LoopbackS3, tmp_path: Path) -> None:
+    store = store_for(loopback_s3)
+    for step in (2, 4, 6, 8):
+        store.upload(checkpoint(tmp_path, step))
+        store.prune(keep=2)
+
+    listing = loopback_s3.client().list_objects_v2(Bucket="ckpts", Prefix="runs/job-7/checkpoints/")
+    folders = {item["Key"].split("/")[3] for item in listing["Contents"]}
+    assert folders == {"checkpoint-6", "checkpoint-8"}
+    assert store.newest() == "checkpoint-8"

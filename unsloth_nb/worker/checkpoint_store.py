@@ -4,7 +4,8 @@ A serverless worker's disk dies with it. When the job names ``serverless.checkpo
 or ``volume://<volume id>/prefix``, the latter through RunPod's S3 API), each checkpoint the trainer saves is
 uploaded under ``<prefix>/<job id>/checkpoints/checkpoint-<step>/`` before training goes on, and a ``.complete``
 object is written last: a checkpoint whose upload the worker did not finish is never resumed from. A new
-request for the same job downloads the newest complete one and resumes there.
+request for the same job downloads the newest complete one and resumes there. Only the newest :data:`KEEP`
+complete checkpoints stay in the store.
 
 The store's description (kind, bucket, key, endpoint, region) travels in the request; its keys never do: the
 worker reads them from its environment, which RunPod fills from the account's secrets
@@ -20,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 COMPLETE = ".complete"
+#: Complete checkpoints kept in the store; older ones are deleted after a newer one is complete (a long job
+#: saving every 15 minutes would otherwise pile up its optimizer state for hours).
+KEEP = 2
 _STEP = re.compile(r"checkpoint-(\d+)$")
 
 
@@ -60,13 +64,39 @@ class CheckpointStore:
 
     def newest(self) -> str | None:
         """The name of the newest completely uploaded checkpoint, or None."""
-        complete = [key for key in self._keys(f"{self.prefix}/") if key.endswith(f"/{COMPLETE}")]
+        steps = self._complete_steps(self._keys(f"{self.prefix}/"))
+        return f"checkpoint-{steps[-1]}" if steps else None
+
+    def prune(self, keep: int = KEEP) -> int:
+        """Delete every checkpoint older than the newest ``keep`` complete ones (marker first); how many went.
+
+        One object at a time: RunPod's volume S3 API has no DeleteObjects.
+        """
+        keys = self._keys(f"{self.prefix}/")
+        steps = self._complete_steps(keys)
+        if len(steps) <= keep:
+            return 0
+        oldest_kept = steps[-keep]
+        client = self._client()
+        gone = 0
+        for step in (s for s in steps if s < oldest_kept):
+            base = f"{self.prefix}/checkpoint-{step}/"
+            client.delete_object(Bucket=self.bucket, Key=base + COMPLETE)  # no longer resumable before it is partial
+            for key in keys:
+                if key.startswith(base) and key != base + COMPLETE:
+                    client.delete_object(Bucket=self.bucket, Key=key)
+            gone += 1
+        return gone
+
+    @staticmethod
+    def _complete_steps(keys: list[str]) -> list[int]:
         steps = []
-        for key in complete:
-            match = _STEP.search(key.removesuffix(f"/{COMPLETE}"))
-            if match:
-                steps.append(int(match.group(1)))
-        return f"checkpoint-{max(steps)}" if steps else None
+        for key in keys:
+            if key.endswith(f"/{COMPLETE}"):
+                match = _STEP.search(key.removesuffix(f"/{COMPLETE}"))
+                if match:
+                    steps.append(int(match.group(1)))
+        return sorted(steps)
 
     def download(self, name: str, into: Path) -> Path:
         """Fetch checkpoint ``name`` into ``into/name`` (replacing what is there); its folder."""

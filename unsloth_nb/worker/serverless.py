@@ -189,6 +189,7 @@ class ServerlessRun:
         started = time.monotonic()
         try:
             sent = self.store.upload(Path(path))
+            self.store.prune()
         except Exception as exc:  # the store is a safety net: training goes on without it
             self.log.emit(
                 "log", level="warning", source="worker", message=f"{Path(path).name} not kept in {self.store.display}: {exc}"
