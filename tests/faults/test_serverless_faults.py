@@ -136,3 +136,57 @@ def test_serverless_throttled_queue_and_lost_run_answer_never_run_the_job_twice(
     statuses = sorted(r.status for r in serverless.serverless.requests.values())
     assert statuses == ["CANCELLED", "COMPLETED"]  # the request whose answer was lost was purged, never run
     assert sum(1 for r in serverless.serverless.requests.values() if r.started is not None) == 1
+
+
+def test_serverless_worker_killed_after_a_checkpoint_resumes_from_the_store(
+    serverless: RunPodEmulator, fault: FaultRecorder, tiny_model: Path, dataset_file: Path, loopback_s3: Any
+) -> None:
+    from unsloth_nb.testing.s3_emulator import TEST_ACCESS_KEY, TEST_SECRET_KEY
+
+    loopback_s3.client().create_bucket(Bucket="ckpts")
+    # The worker's keys come from the account's RunPod secrets; its environment inherits no AWS_* from here.
+    serverless.serverless.secrets.update({"AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": TEST_SECRET_KEY})
+    fault.inject("serverless: worker killed after a checkpoint reached the store")
+    job = unsloth_nb.train(
+        model=str(tiny_model),
+        dataset=str(dataset_file),
+        placement="serverless",
+        train=train_settings(max_steps=60, save_steps=4),
+        lora={"r": 8, "alpha": 8},
+        serverless={"checkpoint_store": "s3://ckpts/runs"},
+    )
+    deadline = time.monotonic() + 240
+    while not _complete_checkpoints(loopback_s3, f"runs/{job.id}/checkpoints/"):
+        assert not job.done, job.error
+        assert time.monotonic() < deadline, "no checkpoint reached the store"
+        time.sleep(0.2)
+    serverless.serverless.faults.kill_worker_after_s = 0.0  # the worker dies now, mid-training
+    job.wait(timeout=280)
+
+    assert job.state == "succeeded", job.error
+    assert_dense(job)
+    assert_no_event_lost(job, serverless, fault)
+    requests = sorted(serverless.serverless.requests.values(), key=lambda r: r.status)
+    assert [r.status for r in requests] == ["COMPLETED", "FAILED"]
+    # The replacement request resumed from a stored checkpoint: it never trained steps 1-4 again.
+    mirror = job.folder.path / "pods" / f"{requests[0].id}.events.jsonl"
+    resumed = [json.loads(line) for line in mirror.read_text(encoding="utf-8").splitlines()]
+    first_step = min(e["data"]["step"] for e in resumed if e["kind"] == "metrics" and "loss" in e["data"])
+    assert first_step > 4, first_step
+    logs = " ".join(str(e.data.get("message")) for e in job.events(kinds={"log"}))
+    assert "resumes from the newest checkpoint in s3://ckpts/runs" in logs
+    assert "resuming from checkpoint-" in logs and f"in s3://ckpts/runs/{job.id}/checkpoints" in logs
+    steps = [e.data["step"] for e in job.events(kinds={"metrics"}) if "loss" in e.data]
+    assert steps == sorted(set(steps)) and steps[-1] == 60
+    # The store keeps the newest two complete checkpoints, not one per save.
+    kept = _complete_checkpoints(loopback_s3, f"runs/{job.id}/checkpoints/")
+    assert [key.split("/")[3] for key in sorted(kept)] == ["checkpoint-56", "checkpoint-60"]
+    # The template named the secrets; their values never reached RunPod's template or the request.
+    template = serverless.serverless.template_history[-1]
+    assert template.env["AWS_SECRET_ACCESS_KEY"] == "{{ RUNPOD_SECRET_AWS_SECRET_ACCESS_KEY }}"
+    assert TEST_SECRET_KEY not in json.dumps([r.input for r in requests])
+
+
+def _complete_checkpoints(s3: Any, prefix: str) -> list[str]:
+    listing = s3.client().list_objects_v2(Bucket="ckpts", Prefix=prefix)
+    return [item["Key"] for item in listing.get("Contents") or [] if item["Key"].endswith("/.complete")]

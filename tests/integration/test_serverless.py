@@ -78,6 +78,7 @@ def test_tiny_job_trains_on_an_emulated_serverless_endpoint(
     assert mirror.exists()
     cost = [e for e in events if e.kind == "cost"]
     assert cost and cost[-1].data["source"] == "serverless"
+    assert job.plan is not None and cost[-1].data["usd_per_hour"] == job.plan.usd_per_hour  # a flex worker's rate
     # No secret in what RunPod keeps: the template's env and the request's input, as the emulator recorded them.
     assert secret not in json.dumps([t.to_json() for t in serverless.serverless.template_history])
     assert secret not in json.dumps(requests[0].input)
@@ -127,7 +128,7 @@ def test_serve_answers_through_the_openai_sdk_with_the_adapter_applied_and_stop_
     printed = capsys.readouterr().out
     assert served.base_url.startswith(serverless.serverless_url) and served.base_url.endswith("/openai/v1")
     assert served.base_url in printed and "from openai import OpenAI" in printed
-    assert "/s while a worker runs" in printed and "stays up 60 s after the last request" in printed  # said first
+    assert "~$0.00019/s while a worker runs" in printed and "stays up 60 s after the last request" in printed  # said first
     template = serverless.serverless.templates[served.template_id]
     assert template.env["ENABLE_LORA"] == "true" and int(template.env["MAX_LORA_RANK"]) >= 8
     assert "HF_TOKEN" not in template.env or template.env["HF_TOKEN"] == "{{ RUNPOD_SECRET_HF_TOKEN }}"
@@ -193,3 +194,33 @@ def test_the_budget_running_out_cancels_the_request(serverless: RunPodEmulator, 
     assert "runpod.max_cost_usd" in reason and "$0.0001" in reason
     (request,) = serverless.serverless.requests.values()
     assert request.status == "CANCELLED"
+
+
+def test_the_judge_takes_both_models_answers_from_the_served_endpoint(
+    serverless: RunPodEmulator, tiny_model: Path, dataset_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unsloth_nb.evaluate.answers import AnswerSet
+    from unsloth_nb.testing import fake_llm as behaviours
+    from unsloth_nb.testing.fake_openai import FakeOpenAI
+
+    evals = Path(unsloth_nb.__file__).parent / "demo_data" / "superbowl_eval.jsonl"
+    train = {"max_steps": 4, "batch_size": 2, "grad_accum": 1, "max_seq_length": 512, "warmup_steps": 0, "lr": 2e-3}
+    job = unsloth_nb.train(model=str(tiny_model), dataset=str(dataset_file), placement="local", train=train, lora={"r": 8})
+    job.wait(timeout=280)
+    assert job.adapter_path is not None
+    served = job.serve(adapter=str(job.adapter_path), gpu_ids=["NVIDIA RTX A5000"], wait_s=120, say=lambda _text: None)
+    asked_before = len(serverless.serverless.chat_requests)
+
+    monkeypatch.setenv("OPENAI_API_KEY", FakeOpenAI.api_key)
+    with FakeOpenAI(behaviours.picks_first()) as fake:
+        report = job.evaluate(eval_path=str(evals), base_url=fake.base_url, max_questions=2, max_new_tokens=6)
+    assert len(report.rows) == 2 and fake.calls == 4  # two questions, each judged in both orders
+
+    # Both models' answers came from the endpoint: fine-tune then base, per question, and nothing else.
+    asked = serverless.serverless.chat_requests[asked_before:]
+    assert asked == [served.adapter_name, served.base_model] * 2
+    answers = AnswerSet.load(Path(job.record.output_dir) if job.record.output_dir else job.folder.outputs)
+    assert answers is not None and len(answers.pairs) == 2
+    first = answers.pairs[0]
+    assert first.finetuned == job.chat(first.question, temperature=0, max_new_tokens=6)  # the same endpoint, greedy
+    assert job.stop_serving()

@@ -45,7 +45,7 @@ def test_the_plan_shows_the_pool_the_price_per_second_the_cold_start_and_the_tim
 
     assert result.placement == "serverless" and result.device == "cuda"
     assert text.splitlines()[0].startswith("Plan: unsloth/Llama-3.1-8B-Instruct on RunPod serverless (endpoint pool ")
-    assert "/s)" in text.splitlines()[0]  # $/s of the first GPU of the pool
+    assert "/s flex)" in text.splitlines()[0]  # $/s of the first GPU of the pool, at serverless (flex) rates
     assert "workers 0-2" in text and "cold start ~105 s" in text
     assert "execution timeout requested: 10800 s" in text
     assert result.estimated_cost_usd is not None
@@ -138,3 +138,93 @@ def test_a_job_whose_phases_need_a_secret_is_refused_with_what_to_do() -> None:
 
     with pytest.raises(PlanError, match="HF_TOKEN"):
         plan(config_for(hub={"repo_id": "me/adapter"}), ROWS_1000, CPU_ONLY)
+
+
+def test_a_serverless_plan_is_priced_at_runpods_serverless_rates_not_a_pods() -> None:
+    from unsloth_nb.backends.runpod_serverless.prices import PRICE_SOURCE, usd_per_hour, usd_per_second
+
+    serverless = plan(config_for(), ROWS_1000, CPU_ONLY)
+    pod = plan(config_for(placement="runpod"), ROWS_1000, CPU_ONLY)
+    first = serverless.gpu_candidates[0].gpu_type_id
+
+    assert serverless.usd_per_hour == usd_per_hour(first)
+    assert pod.usd_per_hour is not None and serverless.usd_per_hour is not None
+    # The same card costs more as a flex worker than as a secure pod (e.g. an A100 80GB: $2.74/h against $1.64/h).
+    a100 = next(g for g in pod.gpu_candidates if g.gpu_type_id == "NVIDIA A100 80GB PCIe")
+    assert usd_per_second("NVIDIA A100 80GB PCIe") == 0.00076
+    assert (usd_per_hour("NVIDIA A100 80GB PCIe") or 0) > (a100.secure_usd_per_hour or 0)
+    # Only pools RunPod prices for serverless are proposed for the endpoint.
+    assert {g.gpu_type_id for g in serverless.gpu_candidates} <= {
+        g.gpu_type_id for g in pod.gpu_candidates if usd_per_hour(g.gpu_type_id) is not None
+    }
+    assert "NVIDIA GeForce RTX 5090" not in {g.gpu_type_id for g in serverless.gpu_candidates}
+    text = format_plan(serverless)
+    assert f"${serverless.usd_per_hour / 3600:.5f}/s flex" in text.splitlines()[0]
+    assert PRICE_SOURCE in text  # where the rates come from, since nothing reads them live
+
+
+def test_a_gpu_named_by_the_user_without_a_serverless_price_says_so() -> None:
+    result = plan(config_for(runpod={"gpus": ["NVIDIA GeForce RTX 5090"]}), ROWS_1000, CPU_ONLY)
+    assert result.usd_per_hour is None and result.estimated_cost_usd is None
+    assert "no serverless price known" in format_plan(result).splitlines()[0]
+    assert any("No price is known for NVIDIA GeForce RTX 5090" in w for w in result.warnings)
+
+
+def test_a_checkpoint_store_travels_as_a_description_and_its_keys_as_runpod_secret_references(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA_SECRET_ID_0123")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws_secret_value_0123456789")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://store.example")
+    config = config_for(serverless={"checkpoint_store": "s3://ckpts/runs"}, train={"save_steps": 50})
+    dataset = PreparedDataset(
+        train=[{"prompt": "q", "completion": "a"}],
+        eval=[],
+        summary=DatasetSummary(source="x.jsonl", format="prompt_completion", rows=1, tokens=2, longest_tokens=2),
+    )
+    template = template_body(config, "job-1", 40)
+    body = job_input("job-1", config, dataset)
+
+    assert body["checkpoint_store"] == {
+        "kind": "s3",
+        "bucket": "ckpts",
+        "key": "runs",
+        "endpoint": "https://store.example",
+        "region": None,
+    }
+    assert template["env"]["AWS_ACCESS_KEY_ID"] == "{{ RUNPOD_SECRET_AWS_ACCESS_KEY_ID }}"
+    sent = json.dumps(template) + json.dumps(body)
+    assert "aws_secret_value_0123456789" not in sent and "AKIA_SECRET_ID_0123" not in sent
+    text = format_plan(plan(config, ROWS_1000, CPU_ONLY))
+    assert "uploaded to s3://ckpts/runs" in text and "starts again from step 0" not in text
+    # Without a store, the plan keeps warning that a lost worker's checkpoints are lost with it.
+    assert "starts again from step 0" in format_plan(plan(config_for(train={"save_steps": 50}), ROWS_1000, CPU_ONLY))
+    assert "AWS_ACCESS_KEY_ID" not in template_body(config_for(), "job-1", 40)["env"]
+
+
+def test_a_checkpoint_store_that_is_not_s3_or_a_volume_is_refused() -> None:
+    with pytest.raises((ConfigError, InputErrors), match=r"serverless\.checkpoint_store"):
+        config_for(serverless={"checkpoint_store": "/tmp/checkpoints"})
+
+
+def test_a_volume_store_is_reached_through_runpods_s3_api_of_its_data_centre(monkeypatch: pytest.MonkeyPatch) -> None:
+    from unsloth_nb.backends.runpod_serverless.store import store_description
+    from unsloth_nb.errors import DatasetError
+
+    monkeypatch.delenv("UNSLOTH_NB_RUNPOD_S3_ENDPOINT", raising=False)
+    monkeypatch.delenv("RUNPOD_VOLUME_DATACENTER", raising=False)
+    config = config_for(serverless={"checkpoint_store": "volume://vol123/ckpts"})
+    with pytest.raises(DatasetError, match="RUNPOD_VOLUME_DATACENTER"):
+        store_description(config)
+    from unsloth_nb.errors import PlanError
+
+    with pytest.raises(PlanError, match=r"(?s)serverless\.checkpoint_store: .*RUNPOD_VOLUME_DATACENTER"):
+        plan(config, ROWS_1000, CPU_ONLY)  # said before anything is created
+    monkeypatch.setenv("RUNPOD_VOLUME_DATACENTER", "EU-RO-1")
+    assert store_description(config) == {
+        "kind": "volume",
+        "bucket": "vol123",
+        "key": "ckpts",
+        "endpoint": "https://s3api-eu-ro-1.runpod.io/",
+        "region": "EU-RO-1",
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from unsloth_nb.config.schema import knob
+from unsloth_nb.errors import ConfigError
 
 #: RunPod's longest execution timeout and TTL for one request (docs serverless/endpoints/send-requests: 7 days).
 MAX_EXECUTION_TIMEOUT_S = 7 * 24 * 3600
@@ -45,3 +46,22 @@ class ServerlessConfig:
         "Keep the endpoint (0 workers, nothing billing) after the job instead of deleting it.",
         flag="--keep-endpoint",
     )
+    checkpoint_store: str | None = knob(
+        None,
+        "Where the worker keeps each checkpoint (s3://bucket/prefix, or volume://<network volume id>/prefix through "
+        "RunPod's S3 API), so a request that replaces a lost worker resumes from the newest. The worker reads the "
+        "store's keys from RunPod secrets named AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.",
+        flag="--serverless-checkpoints",
+    )
+
+    def section_problems(self) -> list[ConfigError]:
+        """A store is named by its scheme; anything else would be silently unused."""
+        store = (self.checkpoint_store or "").strip()
+        if store and not store.startswith(("s3://", "volume://")):
+            return [
+                ConfigError(
+                    "serverless.checkpoint_store",
+                    f"{store!r} is not a store: use s3://bucket/prefix or volume://<volume id>/prefix",
+                )
+            ]
+        return []

@@ -40,7 +40,8 @@ def evaluate_job(
 ) -> EvaluationReport:
     """Evaluate a job (a :class:`~unsloth_nb.jobrun.job.Job` or its id) against its base model.
 
-    ``judge_overrides`` replace ``judge.*`` fields (``model="claude-haiku-4-5", provider="anthropic"``). The
+    ``judge_overrides`` replace ``judge.*`` fields (``model="claude-haiku-4-5", provider="anthropic"``). While
+    ``job.serve()`` runs an endpoint for the job, both models' answers come from it; else the
     model comes from the job when it lives in this kernel, else the adapter is loaded here when the job's plan
     placed it here; a RunPod job's answers come from its pod (the answers artifact). Raises EvaluationError when
     the judge fails; the rows judged so far are in the report file either way.
@@ -70,7 +71,16 @@ def evaluate_job(
     if not heldout.items:
         raise EvaluationError("no held-out questions to judge (all were near-duplicates of training prompts, or none were given)")
     output_dir = Path(job.record.output_dir) if job.record.output_dir else job.folder.outputs
-    answers = answers_for(heldout, judge, output_dir, _model_loader(job, config), generate=config.generate)
+    from unsloth_nb.backends.runpod_serverless.serve import served_endpoint
+
+    served = served_endpoint(job)
+    if served is not None:  # job.serve() runs: the endpoint answers for both models, nothing loads here
+        from unsloth_nb.backends.runpod.client import api_key
+        from unsloth_nb.evaluate.served import answers_from_endpoint
+
+        answers = answers_from_endpoint(served, heldout, judge, output_dir, generate=config.generate, api_key=api_key())
+    else:
+        answers = answers_for(heldout, judge, output_dir, _model_loader(job, config), generate=config.generate)
     report = judge_and_report(
         answers,
         heldout,

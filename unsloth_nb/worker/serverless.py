@@ -5,7 +5,10 @@ request's input and hands every request to :func:`handle`. The request's input (
 :func:`unsloth_nb.backends.runpod_serverless.request.job_input`)::
 
     {"unsloth_nb": 1, "job_id", "config": {...}, "dataset": base64(pack_dataset), "dataset_sha256",
-     "source": null | {...}, "artifact_limit_bytes", "package", "package_sha256"}
+     "source": null | {...}, "checkpoint_store": null | {...}, "artifact_limit_bytes", "package", "package_sha256"}
+
+``checkpoint_store`` (see :mod:`unsloth_nb.worker.checkpoint_store`): each checkpoint is uploaded there as it
+is saved, and a request that finds one there resumes from the newest instead of step 0.
 
 A dataset that lives on the Hub, S3 or a network volume travels as ``source`` instead of rows
 (``dataset`` and ``dataset_sha256`` are null): the reference preflight made
@@ -43,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.jobrun.events import EventLog
+from unsloth_nb.worker.checkpoint_store import CheckpointStore
 from unsloth_nb.worker.protocol import JOB_ID_PATTERN, PackError, unpack_prepared
 
 if TYPE_CHECKING:
@@ -101,6 +105,7 @@ class ServerlessRun:
             except PackError as exc:
                 raise RequestError(f"the dataset cannot be read: {exc}") from None
         self.artifact_limit = int(body.get("artifact_limit_bytes") or 0)
+        self.store = CheckpointStore.from_json(body.get("checkpoint_store"), self.job_id)
         self.log = EventLog(self.job_id)
         self.sent = -1
         self.stop = threading.Event()
@@ -159,7 +164,8 @@ class ServerlessRun:
             self._set_state("starting")
             dataset = self._read_source(self.source) if self.source is not None else self.dataset
             assert dataset is not None  # __init__ unpacked the rows when no source was sent
-            self.result = run_model_phases(self.config, dataset, self.output_dir, hooks).result
+            resume = self._restore()
+            self.result = run_model_phases(self.config, dataset, self.output_dir, hooks, resume).result
             self.state = "cancelled" if self.result.stopped or self.stop.is_set() else "succeeded"
         except BaseException as exc:
             if isinstance(exc, UnslothNbError):
@@ -187,6 +193,45 @@ class ServerlessRun:
             f"in {time.monotonic() - started:.1f} s",
         )
         return dataset
+
+    def _restore(self) -> str | None:
+        """The newest checkpoint a lost worker left in the job's store, downloaded here; None to start at step 0."""
+        if self.store is None:
+            return None
+        from unsloth_nb.engine.sft import checkpoint_dir
+
+        name = self.store.newest()
+        if name is None:
+            return None
+        started = time.monotonic()
+        path = self.store.download(name, checkpoint_dir(self.output_dir))
+        self.log.emit(
+            "log",
+            level="info",
+            source="worker",
+            message=f"resuming from {name} in {self.store.display} (downloaded in {time.monotonic() - started:.1f} s)",
+        )
+        return str(path)
+
+    def keep_checkpoint(self, path: str) -> None:
+        """Upload a checkpoint the trainer just saved, before training goes on; a failure is said, not fatal."""
+        if self.store is None:
+            return
+        started = time.monotonic()
+        try:
+            sent = self.store.upload(Path(path))
+            self.store.prune()
+        except Exception as exc:  # the store is a safety net: training goes on without it
+            self.log.emit(
+                "log", level="warning", source="worker", message=f"{Path(path).name} not kept in {self.store.display}: {exc}"
+            )
+            return
+        self.log.emit(
+            "log",
+            level="info",
+            source="worker",
+            message=f"{Path(path).name} kept in {self.store.display} ({sent / 1e6:.1f} MB in {time.monotonic() - started:.1f} s)",
+        )
 
     def _reason(self) -> str:
         step, loss = self.result.metrics.get("global_step", 0), self.result.metrics.get("final_loss")
@@ -248,9 +293,12 @@ class _Hooks:
         self.run = run
 
     def emit(self, kind: str, /, **data: Any) -> None:
-        if kind in ("artifact", "checkpoint") and isinstance(data.get("path"), str):
-            data = {**data, "path": _relative(data["path"], self.run.output_dir)}
+        path = data.get("path")
+        if kind in ("artifact", "checkpoint") and isinstance(path, str):
+            data = {**data, "path": _relative(path, self.run.output_dir)}
         self.run.log.emit(kind, **data)
+        if kind == "checkpoint" and isinstance(path, str):
+            self.run.keep_checkpoint(path)
 
     def should_stop(self) -> bool:
         return self.run.stop.is_set()

@@ -11,8 +11,8 @@ pod's (so the chart, the CLI printer and ``pods/<request id>.events.jsonl`` work
 Every path out of :meth:`ServerlessJob.run` deletes the endpoint (or scales it to 0 with
 ``serverless.keep_endpoint``) and its template in a ``finally``, and waits until RunPod no longer lists
 it: deleting an endpoint ends its workers, so nothing is left billing. Stop maps to ``/cancel``.
-A request that fails without an error from our handler lost its worker; it is sent again once
-(from step 0: checkpoints are on the lost worker's disk).
+A request that fails without an error from our handler lost its worker; it is sent again once: it resumes
+from the newest checkpoint in ``serverless.checkpoint_store`` when the job names one, else from step 0.
 A ``/run`` answer lost on the way is never resubmitted blindly: ``/health`` says whether the request
 was queued (then ``/purge-queue`` removes it and it is sent again) or already running (then the job
 fails and the endpoint, with that request, is deleted).
@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import io
 import logging
@@ -37,6 +38,7 @@ import unsloth_nb.backends.runpod_serverless.placement as placement
 from unsloth_nb.backends.base import JobContext, PlacementInputs, PriceRequest, Pricing, SecretNeed
 from unsloth_nb.backends.runpod.client import api_key
 from unsloth_nb.backends.runpod_serverless.endpoints import EndpointInfo, EndpointsApi, endpoint_name, remove
+from unsloth_nb.backends.runpod_serverless.prices import serverless_catalogue
 from unsloth_nb.backends.runpod_serverless.request import (
     endpoint_body,
     execution_timeout,
@@ -100,10 +102,13 @@ class ServerlessBackend:
         return placement.notes(config)
 
     def price(self, request: PriceRequest) -> Pricing:
-        """The GPU pool is ranked as for pods (the same catalogue); the per-second rate is the pool's."""
+        """GPUs ranked as for pods, but at serverless flex rates (higher than a pod's), the user's named GPUs too."""
         from unsloth_nb.backends.runpod import pricing
 
-        return pricing.price(request)
+        flex = dataclasses.replace(
+            request, catalogue=serverless_catalogue(request.catalogue), user_gpus=serverless_catalogue(request.user_gpus)
+        )
+        return pricing.price(flex)
 
     def plan_target(self, plan: Plan) -> str:
         return placement.plan_target(plan)
@@ -200,9 +205,14 @@ class ServerlessJob:
                 status = self._follow(sdk, job)
                 if not self._worker_lost(status) or attempt == MAX_RESUBMITS or self.ctx.stop_requested:
                     break
+                store = config.serverless.checkpoint_store
+                again = (
+                    f"resumes from the newest checkpoint in {store}"
+                    if store
+                    else "starts the job again from step 0 (checkpoints stay on a lost worker's disk)"
+                )
                 self._say(
-                    f"the worker running request {job.job_id} was lost at step {self.relay.last_step}; a new request "
-                    "starts the job again from step 0 (checkpoints stay on a lost worker's disk)",
+                    f"the worker running request {job.job_id} was lost at step {self.relay.last_step}; a new request {again}",
                     level="warning",
                 )
             return self._finish(status, timeout)

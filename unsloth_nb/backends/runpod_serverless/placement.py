@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from unsloth_nb.backends.base import PlacementInputs, SecretNeed
+from unsloth_nb.backends.runpod_serverless.prices import PRICE_SOURCE
 from unsloth_nb.errors import PlanError
 
 if TYPE_CHECKING:
@@ -35,6 +36,13 @@ def place(inputs: PlacementInputs, *, chosen: bool) -> str | None:
             "and RunPod secrets are not wired up): use placement: runpod for this job, or drop what needs it "
             "(a Hub push needs HF_TOKEN)."
         )
+    from unsloth_nb.backends.runpod_serverless.store import store_description
+    from unsloth_nb.errors import UnslothNbError
+
+    try:
+        store_description(inputs.config)  # a store the worker could not reach is said now, not after the cold start
+    except UnslothNbError as exc:
+        raise PlanError(f"serverless.checkpoint_store: {exc}") from None
     inputs.reasons.append(
         "placement is serverless, so the job runs as one request on a RunPod serverless endpoint made for it "
         "(workers min 0; deleted when the job ends)."
@@ -65,6 +73,11 @@ def notes(config: TrainConfig) -> list[tuple[str, bool]]:
             False,
         ),
         (
+            f"Prices: flex workers' $/s from {PRICE_SOURCE}; a serverless worker costs more per hour than a pod "
+            "with the same card, billed from its cold start to the end of its idle timeout.",
+            False,
+        ),
+        (
             "Stop cancels the serverless request: what was trained is not kept. The adapter comes back in the "
             "request's result (up to 64 MB zipped; an r=16 LoRA of an 8B model is 80-170 MB, so larger jobs fail at the end).",
             False,
@@ -79,8 +92,23 @@ def notes(config: TrainConfig) -> list[tuple[str, bool]]:
                 True,
             )
         )
-    if config.train.save_steps:
-        lines.append(("Checkpoints stay on the serverless worker's disk: a worker lost mid-job starts again from step 0.", True))
+    if serverless.checkpoint_store:
+        lines.append(
+            (
+                f"Checkpoints: each one is uploaded to {serverless.checkpoint_store} as it is saved (the worker reads the "
+                "store's keys from RunPod secrets AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); a request replacing a "
+                "lost worker resumes from the newest.",
+                False,
+            )
+        )
+    elif config.train.save_steps:
+        lines.append(
+            (
+                "Checkpoints stay on the serverless worker's disk: a worker lost mid-job starts again from step 0 "
+                "(set serverless.checkpoint_store to s3://... or volume://... to keep them).",
+                True,
+            )
+        )
     return lines
 
 
@@ -92,7 +120,7 @@ def plan_target(plan: Plan) -> str:
     ids = pool(plan)
     if not ids:
         return ""
-    per_second = f", ${plan.usd_per_hour / 3600:.5f}/s" if plan.usd_per_hour else ""
+    per_second = f", ${plan.usd_per_hour / 3600:.5f}/s flex" if plan.usd_per_hour else ", no serverless price known"
     return f"endpoint pool {' > '.join(ids)}{per_second}"
 
 

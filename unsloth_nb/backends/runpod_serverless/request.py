@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from unsloth_nb.backends.runpod.bootstrap import package_sha256, package_zip, stage0_source, training_requirements
 from unsloth_nb.backends.runpod_serverless.endpoints import endpoint_name
+from unsloth_nb.backends.runpod_serverless.store import store_description, store_env
 from unsloth_nb.config.serverless import MAX_EXECUTION_TIMEOUT_S
 from unsloth_nb.errors import PlanError
 from unsloth_nb.worker.protocol import pack_dataset
@@ -60,7 +61,7 @@ def template_body(config: TrainConfig, job_id: str, disk_gb: int | None) -> dict
         "name": f"{endpoint_name(job_id)}-tpl",
         "imageName": config.runpod.image,
         "dockerStartCmd": ["bash", "-c", START_CMD],
-        "env": boot_env(),
+        "env": {**boot_env(), **store_env(config)},
         "containerDiskInGb": int(disk_gb or config.runpod.container_disk_gb or 40),
         "isServerless": True,
     }
@@ -107,6 +108,7 @@ def job_input(job_id: str, config: TrainConfig, dataset: PreparedDataset) -> dic
         "dataset": base64.b64encode(packed).decode("ascii") if packed else None,
         "dataset_sha256": hashlib.sha256(packed).hexdigest() if packed else None,
         "source": dataset.reference,
+        "checkpoint_store": store_description(config),
         "artifact_limit_bytes": ARTIFACT_LIMIT_BYTES,
         "package": base64.b64encode(package).decode("ascii"),
         "package_sha256": package_sha256(),

@@ -152,6 +152,11 @@ def chat(job: Job, message: str, *, base: bool = False, max_tokens: int = 128) -
     return _ask(served, served.base_model if base else served.adapter_name, message, max_tokens)
 
 
+def served_endpoint(job: Job) -> Served | None:
+    """The endpoint ``serve()`` recorded for this job, or None."""
+    return _read(job)
+
+
 def is_served(job: Job) -> bool:
     """Whether ``serve()`` recorded an endpoint for this job (``stop_serving()`` removes the record)."""
     return _read(job) is not None
@@ -192,9 +197,10 @@ def _wait_until_it_answers(served: Served, wait_s: float) -> None:
 
 
 def _usd_per_hour(gpu_id: str) -> float | None:
-    from unsloth_nb.planning.gpu_catalog import GPU_CATALOG
+    """A flex worker's rate (RunPod's serverless table, not a pod's price)."""
+    from unsloth_nb.backends.runpod_serverless.prices import usd_per_hour
 
-    return next((g.secure_usd_per_hour for g in GPU_CATALOG if g.gpu_type_id == gpu_id), None)
+    return usd_per_hour(gpu_id)
 
 
 def _confirm(question: str) -> bool:

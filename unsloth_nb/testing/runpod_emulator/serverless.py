@@ -16,11 +16,15 @@ then killed if it has not within a grace. Billing: every second a worker process
 Fault knobs (:class:`ServerlessFaults`): the cold-start delay, a worker killed a given time after it
 took a request, ``/run`` answered 429 a number of times (a throttled queue), ``/run`` answers lost
 after the request was queued, and an execution timeout imposed on every request.
+
+Secrets: ``{{ RUNPOD_SECRET_<name> }}`` in a template's env is replaced by the account secret of that name
+(:attr:`Serverless.secrets`) in the worker's environment, as RunPod does; the template keeps the reference.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
 import subprocess
 import threading
@@ -190,6 +194,11 @@ class Serverless:
         self.workers: dict[str, Worker] = {}
         #: Every template ever created, deleted ones too: what RunPod was told (the secrets test reads it).
         self.template_history: list[Template] = []
+        #: The account's secrets (RunPod console, Secrets): ``{{ RUNPOD_SECRET_<name> }}`` in a template's env
+        #: becomes the value when a worker starts; tests set them here.
+        self.secrets: dict[str, str] = {}
+        #: The ``model`` of every chat completion a vLLM endpoint answered, in order (tests count them).
+        self.chat_requests: list[str] = []
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self._closing = threading.Event()
@@ -515,7 +524,7 @@ class Serverless:
             home = self.workdir / "serverless" / worker.id
             home.mkdir(parents=True, exist_ok=True)
             env = container_env_base(home, self.workdir / "bin", self.extra_env)
-            env.update(template.env)
+            env.update({name: _resolve_secrets(value, self.secrets) for name, value in template.env.items()})
             env.update(self._webhooks(endpoint.id, worker.id))
             log_path = self.workdir / "logs" / f"{worker.id}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -573,6 +582,14 @@ class Serverless:
             workers = [w for w in self.workers.values() if w.ended is None]
         for worker in workers:
             self._end_worker(worker)
+
+
+_SECRET_REF = re.compile(r"\{\{\s*RUNPOD_SECRET_([A-Za-z0-9_]+)\s*\}\}")
+
+
+def _resolve_secrets(value: str, known: Mapping[str, str]) -> str:
+    """RunPod's secret references resolved as a worker starts; an unknown one stays as written."""
+    return _SECRET_REF.sub(lambda m: known.get(m.group(1), m.group(0)), value)
 
 
 def start_argv_list(start_cmd: list[str]) -> list[str]:

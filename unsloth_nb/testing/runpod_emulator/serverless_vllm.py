@@ -45,6 +45,7 @@ def answer(handler: JobApiHandler, serverless: Serverless, endpoint_id: str, res
         )
         return
     model, tokenizer, lora = _model(serverless, endpoint_id, env, loras)
+    serverless.chat_requests.append(str(body["model"]))
     text = _generate(model, tokenizer, body, use_adapter=body["model"] != env["MODEL_NAME"] and lora is not None)
     handler.send_json(
         200,
