@@ -20,6 +20,14 @@ worker is counted. Measured:
 
     .venv/bin/python benchmarks/runpod_overhead.py           # 400 steps
     .venv/bin/python benchmarks/runpod_overhead.py --quick   # 10 steps (CI smoke)
+    .venv/bin/python benchmarks/runpod_overhead.py --sources 100 [--only-sources]
+
+``--sources MB`` adds a second table: client bytes up for a whole pod job (2 steps) whose
+dataset is a local file of MB megabytes, then the same bytes on the loopback Hub, then
+the same on the loopback S3 server, each counted by the relay in front of the pod proxy
+in the job's upload phase (the dataset or its reference, and the job request with its config
+and secrets), and over the whole job (the pod's package, event polling and the adapter
+requests included). A remote source keeps the upload phase within 8 kB: the pod reads the rows itself.
 
 Targets: <= 6 control-plane calls per job-minute while training; event latency p99 <= 1 s;
 <= 60 paid pod-seconds outside training beyond the image pull; create request <= 8 KB. Here the pod's "boot"
@@ -47,6 +55,8 @@ TARGET_CALLS_PER_MINUTE = 6.0
 TARGET_LATENCY_P99_S = 1.0
 TARGET_IDLE_POD_SECONDS = 60.0
 TARGET_CREATE_BYTES = 8 * 1024
+#: The upload phase's bytes up (the dataset, or a reference to it, and the job request) for a remote source.
+TARGET_REMOTE_UPLOAD_BYTES = 8 * 1024
 CREATE_OPERATIONS = ("podFindAndDeployOnDemand", "podRentInterruptable")
 API_LATENCY_S = 0.1
 FAKE_API_KEY = "rpa_" + "BENCHMARK0EMULATOR0KEY".ljust(38, "0")  # built, so no token-shaped literal is committed
@@ -214,6 +224,77 @@ def run_job(model: Path, steps: int, image_pull_s: float) -> dict[str, Any]:
         }
 
 
+def source_bytes_up(model: Path, megabytes: float) -> list[Row]:
+    """Whole-job client bytes up for the same rows as a local file, a Hub dataset and an S3 object."""
+    import huggingface_hub.constants
+    from dataset_bytes_up import build_rows
+
+    import unsloth_nb
+    from unsloth_nb.testing.hub_emulator import LoopbackHub
+    from unsloth_nb.testing.runpod_emulator import RunPodEmulator
+    from unsloth_nb.testing.s3_emulator import LoopbackS3
+
+    scratch = scratch_dir("bytes-up")
+    scratch.mkdir(parents=True, exist_ok=True)
+    local = scratch / f"qa-{megabytes:g}mb.jsonl"
+    if not local.exists():
+        build_rows(local, megabytes)
+    data = local.read_bytes()
+    os.environ["UNSLOTH_NB_DATA_CACHE"] = str(scratch / "data-cache")
+    os.environ["HF_HUB_CACHE"] = str(scratch / "hf-cache")
+    train = {"max_steps": 2, "batch_size": 2, "grad_accum": 1, "max_seq_length": 256, "warmup_steps": 0}
+    results: list[tuple[str, int, int, float]] = []
+    with (
+        LoopbackHub() as hub,
+        LoopbackS3() as s3,
+        RunPodEmulator(
+            start_delay=0.2, api_key=FAKE_API_KEY, workdir=scratch_dir("bytes-up-emulator"), stop_grace_s=2.0
+        ) as emulator,
+    ):
+        relay = CountingRelay(emulator.proxy_port)
+        os.environ.update(
+            {
+                "RUNPOD_API_BASE_URL": emulator.api_base_url,
+                "RUNPOD_API_KEY": FAKE_API_KEY,
+                "UNSLOTH_NB_RUNPOD_PROXY_TEMPLATE": f"http://127.0.0.1:{relay.port}/{{pod_id}}-{{port}}",
+                "HF_ENDPOINT": hub.url,
+                "HF_HUB_OFFLINE": "0",
+                **s3.env,
+            }
+        )
+        huggingface_hub.constants.HF_HUB_OFFLINE = False  # read at import
+        hub.add_dataset("bench/qa", {"data/train-00000-of-00001.jsonl": data})
+        s3.put("bench", "qa.jsonl", data)
+        for label, dataset in (
+            ("local file", str(local)),
+            ("Hub dataset id", "bench/qa"),
+            ("s3:// object", "s3://bench/qa.jsonl"),
+        ):
+            before, _ = relay.counts()
+            watch = Watch(relay)
+            job = unsloth_nb.train(model=str(model), dataset=dataset, placement="runpod", train=train, lora={"r": 8, "alpha": 8})
+            job.log.subscribe(watch, replay=True)
+            job.wait(timeout=3600)
+            after, _ = relay.counts()
+            uploading = sum(u for state, _, u, _ in watch.spans() if state == "uploading")
+            results.append((label, after - before, uploading, 0.0))
+        relay.close()
+    rows = []
+    for label, up, uploading, _ in results:
+        remote = label != "local file"
+        rows.append(
+            Row(
+                [
+                    f"{label} ({len(data) / 1e6:.1f} MB of rows)",
+                    f"{uploading:,} B (whole job {up:,} B)",
+                    f"<= {TARGET_REMOTE_UPLOAD_BYTES:,} B" if remote else "-",
+                ],
+                ok=not remote or uploading <= TARGET_REMOTE_UPLOAD_BYTES,
+            )
+        )
+    return rows
+
+
 def job_dataset(config: dict[str, Any]) -> Any:
     """The prepared dataset the client packs and uploads (to compare with what went over the wire)."""
     from unsloth_nb.api import as_config
@@ -229,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=400, help="training steps (default 400)")
     parser.add_argument("--image-pull", type=float, default=3.0, help="emulated image pull, seconds (default 3)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--sources", type=float, default=None, metavar="MB", help="also: bytes up per dataset source")
+    parser.add_argument("--only-sources", action="store_true", help="with --sources: skip the main job")
     args = parser.parse_args(argv)
     steps = 10 if args.quick else args.steps
     image_pull = 0.5 if args.quick else args.image_pull
@@ -237,6 +320,15 @@ def main(argv: list[str] | None = None) -> int:
 
     offline()
     model = tiny_model(scratch_dir("tiny-llama"), trains_here=False)
+    source_rows: list[Row] = []
+    if args.sources:
+        source_rows = print_table(
+            "Client bytes up for a pod job (2 steps, emulator) by dataset source",
+            ["source", "upload phase bytes up", "target"],
+            source_bytes_up(model, args.sources),
+        )
+        if args.only_sources:
+            return finish(source_rows, args.strict)
     result = run_job(model, steps, image_pull)
     job, watch = result["job"], result["watch"]
     if job.state != "succeeded":
@@ -353,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{result['connections']} connections through the pod proxy. Worker training span {training_s:.1f} s."
         ),
     )
-    return finish(rows, args.strict)
+    return finish([*source_rows, *rows], args.strict)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def _usage(commands: dict[str, Any]) -> str:
         "  plan     show where a job would run, the memory it needs and what it would cost\n"
         "  jobs     list jobs, or show one: unsloth-nb jobs [list|show ID]\n"
         "  demo     fine-tune SmolLM2-135M on Super Bowl LIX Q&A on this CPU, offline (~3 min)\n"
-        "  runpod   RunPod pods: gpus, list, stop, terminate, cleanup, train, emulator\n"
+        "  runpod   RunPod pods: gpus, list, stop, terminate, cleanup, train, emulator; endpoints; volume\n"
         "  eval     judge a finished job's fine-tune against its base: unsloth-nb eval ID [--yes] [--json]\n"
         "  import   turn an Unsloth notebook or script into a config: unsloth-nb import NOTEBOOK.ipynb [-o config.yaml]\n"
         "  autoload load the notebook magics in every new kernel: unsloth-nb autoload [on|off|status]\n"

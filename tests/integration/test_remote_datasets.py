@@ -81,7 +81,7 @@ def test_a_pod_job_trains_from_s3_read_on_the_pod(
     assert "loopback-secret-key" not in repr(runpod_emulator.api_calls)
 
 
-def test_a_pod_job_reads_a_network_volume_path_through_the_volumes_s3_api(
+def test_a_pod_job_on_a_volume_runpod_does_not_have_is_refused_before_anything_is_rented(
     runpod_emulator: RunPodEmulator,
     tiny_model: Path,
     loopback_s3: LoopbackS3,
@@ -90,12 +90,11 @@ def test_a_pod_job_reads_a_network_volume_path_through_the_volumes_s3_api(
 ) -> None:
     monkeypatch.setenv("RUNPOD_VOLUME_DATACENTER", "EU-RO-1")
     monkeypatch.setenv("UNSLOTH_NB_RUNPOD_S3_ENDPOINT", loopback_s3.url)  # s3api-eu-ro-1.runpod.io, on loopback
-    loopback_s3.put("vol123", "datasets/superbowl.jsonl", rows_bytes)  # the bucket is the volume id
+    loopback_s3.put("vol123", "datasets/superbowl.jsonl", rows_bytes)  # readable through S3, but no such volume
     job = pod_job(tiny_model, "volume://vol123/datasets/superbowl.jsonl")
-    job.wait(timeout=280)
-    assert job.state == "succeeded", job.error
-    assert uploaded_dataset(job)["bytes"] < MAX_REFERENCE_BYTES
-    assert any("dataset read here: 40 training" in line for line in worker_logs(job))
+    with pytest.raises(JobFailedError, match="RunPod has no network volume vol123; `unsloth-nb runpod volume list`"):
+        job.wait(timeout=280)
+    assert runpod_emulator.pods == {}
 
 
 def test_a_broken_row_past_the_sample_fails_the_pod_job_before_training_naming_its_s3_line(
@@ -114,3 +113,33 @@ def test_a_broken_row_past_the_sample_fails_the_pod_job_before_training_naming_i
     states = [e["state"] for e in job.events() if e.kind == "status"]
     assert "training" not in states
     assert uploaded_dataset(job)["bytes"] < MAX_REFERENCE_BYTES
+
+
+def test_a_pod_job_on_a_volume_dataset_mounts_the_volume_in_its_data_centre_and_reads_the_mount(
+    runpod_emulator: RunPodEmulator,
+    tiny_model: Path,
+    loopback_s3: LoopbackS3,
+    rows_bytes: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from unsloth_nb.backends.runpod.pod_request import job_secret_names
+    from unsloth_nb.backends.runpod.volumes import VolumesClient
+    from unsloth_nb.planning.plan_text import format_plan
+
+    runpod_emulator.volumes.attach_s3(loopback_s3.env)  # the volume's S3 API is the loopback S3 server
+    volume = VolumesClient().create("datasets", 10, "EU-RO-1")
+    monkeypatch.setenv("RUNPOD_VOLUME_DATACENTER", "EU-RO-1")
+    monkeypatch.setenv("UNSLOTH_NB_RUNPOD_S3_ENDPOINT", loopback_s3.url)  # s3api-eu-ro-1.runpod.io, on loopback
+    loopback_s3.put(volume.id, "datasets/superbowl.jsonl", rows_bytes)  # uploaded through the S3 API: on the mount too
+    job = pod_job(tiny_model, f"volume://{volume.id}/datasets/superbowl.jsonl")
+    seen: dict[str, Any] = {}
+    runpod_emulator.wait_for(lambda: seen.update(runpod_emulator.pods) or seen, timeout=120)  # before it is terminated
+    job.wait(timeout=280)
+    assert job.state == "succeeded", job.error
+    assert f"Placed in data centre EU-RO-1, where network volume {volume.id} is" in format_plan(job.plan)
+    (pod,) = seen.values()
+    assert (pod.network_volume_id, pod.data_center_ids) == (volume.id, ("EU-RO-1",))
+    assert any("dataset read here: 40 training" in line for line in worker_logs(job))
+    # No S3 key goes to the pod (its container has none either), so the rows came from the volume's mount.
+    required, optional = job_secret_names(job.config)
+    assert not [name for name in [*required, *optional] if name.startswith("AWS_")]

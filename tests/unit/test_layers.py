@@ -102,6 +102,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "unsloth_nb.ui.*",
             "unsloth_nb.backends.runpod.cli",  # `unsloth-nb runpod ...`
             "unsloth_nb.backends.runpod.collect",  # `runpod cleanup` takes finished jobs over (load_job)
+            "unsloth_nb.backends.runpod.volume_cli",  # `unsloth-nb runpod volume ...`
             "unsloth_nb.teacher.cli",  # `unsloth-nb enhance ...`
             "unsloth_nb.data.cli",  # `unsloth-nb data describe|upload|enhance`
             "unsloth_nb.backends.runpod_serverless.serve_cli",  # `unsloth-nb serve ...`
@@ -117,6 +118,7 @@ LAYERS: list[tuple[str, list[str]]] = [
 ENTRY_OVERRIDES = {
     "unsloth_nb.backends.runpod.cli",
     "unsloth_nb.backends.runpod.collect",
+    "unsloth_nb.backends.runpod.volume_cli",
     "unsloth_nb.backends.runpod_serverless.serve_cli",
     "unsloth_nb.teacher.cli",
     "unsloth_nb.data.cli",

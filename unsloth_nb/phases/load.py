@@ -30,6 +30,11 @@ class LoadPhase:
 
         dataset = config.dataset
         sources = [dataset.path, dataset.eval_path or "", *(entry.rpartition("=")[0] or entry for entry in dataset.mix)]
+        if config.placement == "runpod":  # the pod mounts one network volume, and reads that one's files there
+            from unsloth_nb.data.volume_ids import attached_volume
+
+            mounted = f"volume://{attached_volume(config)}/"
+            sources = [s for s in sources if not str(s).startswith(mounted)]
         return PhaseNeeds(optional_secrets=("HF_TOKEN", *secrets_for(sources)))
 
     def run(self, ctx: PhaseContext) -> PhaseResult:

@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 import unsloth_nb.backends.runpod.placement as placement
 from unsloth_nb.backends.base import JobContext, PlacementInputs, PriceRequest, Pricing, SecretNeed
+from unsloth_nb.backends.runpod import volume_placement
 from unsloth_nb.backends.runpod.billing import Meter
 from unsloth_nb.backends.runpod.boot_link import PackageDelivery
 from unsloth_nb.backends.runpod.client import RunPodApiError, RunPodClient
@@ -158,7 +159,7 @@ class RunPodBackend:
         return bool(config.runpod.volume_id)
 
     def plan_notes(self, config: TrainConfig) -> list[tuple[str, bool]]:
-        return [lost_pod_policy(config)]
+        return [lost_pod_policy(config), *volume_placement.plan_notes(config)]
 
     def price(self, request: PriceRequest) -> Pricing:
         from unsloth_nb.backends.runpod import pricing
@@ -297,7 +298,7 @@ class PodJob:
         if reused is not None:
             self.pod = reused
             return
-        spec = pod_spec(self.config, self.ctx.plan, self.ctx.job_id, self.token)
+        spec = volume_placement.place_on_volume(pod_spec(self.config, self.ctx.plan, self.ctx.job_id, self.token), self.config)
         self.pod = provision(
             self.client,
             spec,

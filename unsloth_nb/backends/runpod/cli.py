@@ -1,4 +1,4 @@
-"""``unsloth-nb runpod gpus|list|stop|terminate|cleanup``: the account's GPUs and pods from a terminal.
+"""``unsloth-nb runpod gpus|list|stop|terminate|cleanup|endpoints|volume``: the account's GPUs and pods from a terminal.
 
 ``runpod train`` and ``runpod emulator`` are dispatched by ``unsloth_nb.cli`` before
 this module is reached. Exit codes: 0 done, 1 RunPod or a pod failed, 2 bad input
@@ -27,6 +27,7 @@ commands:
   cleanup [--yes]      terminate every unsloth-nb-* pod that no live job on this machine owns
                        (and delete unsloth-nb serverless endpoints no live job here uses)
   endpoints list|delete  unsloth-nb's serverless endpoints
+  volume list|create|ls|upload  network volumes (upload: multipart, resumable, through the volume's S3 API)
   train [flags]        unsloth-nb train on a RunPod pod (same flags as train)
   emulator             run a RunPod emulator on 127.0.0.1 (no account needed)
 
@@ -48,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "terminate": cmd_terminate,
         "cleanup": cmd_cleanup,
         "endpoints": cmd_endpoints,
+        "volume": cmd_volume,
     }
     command = commands.get(args[0])
     if command is None:
@@ -306,6 +308,12 @@ def cmd_endpoints(argv: list[str]) -> int:
     from unsloth_nb.backends.runpod_serverless.endpoints_cli import main as endpoints_main
 
     return endpoints_main(argv)
+
+
+def cmd_volume(argv: list[str]) -> int:
+    from unsloth_nb.backends.runpod.volume_cli import main as volume_main
+
+    return volume_main(argv)
 
 
 def _cleanup_endpoints(*, yes: bool, dry_run: bool) -> None:

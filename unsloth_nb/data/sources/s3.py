@@ -230,12 +230,45 @@ class VolumeSource(S3Source):
     def _name(self, key: str) -> str:
         return f"volume://{self.bucket}/{key}"
 
-    def open_full(self) -> list[SourceFile]:
+    def _mounted(self) -> Path | None:
+        """The volume's mount on a pod that has it (``/workspace``, or ``UNSLOTH_NB_VOLUME_MOUNT``), else None."""
         mount = Path(os.environ.get("UNSLOTH_NB_VOLUME_MOUNT", "/workspace"))
+        if os.environ.get("RUNPOD_POD_ID") and (mount / self.key).exists():
+            return mount
+        return None
+
+    def _list(self) -> list[_Object]:
+        """On a pod with the mount: the files there, each with the ETag S3 gives it, so the version matches the plan's."""
+        mount = self._mounted()
+        if mount is None or self._objects is not None:
+            return super()._list()
         here = mount / self.key
-        if os.environ.get("RUNPOD_POD_ID") and here.exists():
-            if here.is_file():
-                return [SourceFile(here, self.display)]
-            files = sorted(p for p in here.rglob("*") if p.is_file() and data_file_suffix(p.name))
-            return [SourceFile(p, self._name(str(p.relative_to(mount)))) for p in files]
-        return super().open_full()
+        files = [here] if here.is_file() else sorted(p for p in here.rglob("*") if p.is_file() and data_file_suffix(p.name))
+        objects = [_Object(str(p.relative_to(mount)), p.stat().st_size, s3_etag(p)) for p in files]
+        self._objects = sorted(objects, key=lambda o: o.key)
+        return self._objects
+
+    def open_full(self) -> list[SourceFile]:
+        mount = self._mounted()
+        if mount is None:
+            return super().open_full()
+        return [SourceFile(mount / o.key, self._name(o.key)) for o in self._list()]
+
+
+def s3_etag(path: Path) -> str:
+    """The ETag S3 gives this file as our uploader (and the AWS CLI) sends it: MD5 of one PUT, else of its parts' MD5s.
+
+    The part size is the uploader's default (:func:`~unsloth_nb.data.sources.upload.part_size_for`);
+    a file uploaded in other parts gets another ETag, and the job then says the file changed.
+    """
+    from unsloth_nb.data.sources.upload import part_size_for
+
+    size = path.stat().st_size
+    chunk = part_size_for(size)
+    digests: list[bytes] = []
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digests.append(hashlib.md5(block, usedforsecurity=False).digest())
+    if size <= chunk:
+        return (digests[0] if digests else hashlib.md5(b"", usedforsecurity=False).digest()).hex()
+    return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"

@@ -89,6 +89,9 @@ class Cloud:
         self._bin = workdir / "bin"
         containers.write_shims(self._bin)
         self.serverless = Serverless(workdir, self.extra_env, stop_grace_s)
+        from unsloth_nb.testing.runpod_emulator.volumes import Volumes  # it imports rest_v2, which imports this
+
+        self.volumes = Volumes(workdir)
         self._pods: dict[str, Pod] = {}
         self._dying: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.RLock()
@@ -140,6 +143,11 @@ class Cloud:
             if pod.desired_status != "RUNNING" or not pod.container_up or local is None:
                 return None, 502
             return local, 0
+
+    def volume_in_use(self, volume_id: str) -> bool:
+        """Whether a pod that is not terminated mounts this network volume."""
+        with self._lock:
+            return any(pod.network_volume_id == volume_id for pod in self._pods.values())
 
     def spend_per_hour(self) -> float:
         with self._lock:
@@ -369,6 +377,7 @@ class Cloud:
     def _start_container(self, pod: Pod, generation: int) -> subprocess.Popen[bytes]:
         pod.local_ports = {port.container_port: containers.free_port() for port in pod.ports}
         env = containers.container_env(pod, self.api_base_url, self._bin, self.pub_key, self.extra_env)
+        env.update(self.volumes.container_env(pod))
         process = containers.spawn(pod, env)
         pod.process, pod.started_at = process, time.monotonic()
         pod.starts += 1

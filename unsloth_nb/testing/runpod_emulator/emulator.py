@@ -33,6 +33,7 @@ from unsloth_nb.testing.runpod_emulator.pods import PodInfo
 from unsloth_nb.testing.runpod_emulator.proxy import ProxyServer
 from unsloth_nb.testing.runpod_emulator.serverless import Serverless
 from unsloth_nb.testing.runpod_emulator.serverless_api import JobApiServer
+from unsloth_nb.testing.runpod_emulator.volumes import Volumes
 
 
 class RunPodEmulator:
@@ -155,6 +156,11 @@ class RunPodEmulator:
     def serverless(self) -> Serverless:
         """Templates, endpoints, requests and workers (fault knobs: ``.faults``; bill: ``.spans()``)."""
         return self._cloud.serverless
+
+    @property
+    def volumes(self) -> Volumes:
+        """Network volumes (``attach_s3(LoopbackS3.env)`` serves their S3 API from a loopback S3 server)."""
+        return self._cloud.volumes
 
     @property
     def graphql_url(self) -> str:

@@ -40,7 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 from graphql import DocumentNode, FieldNode, GraphQLError, OperationDefinitionNode, execute_sync, parse, validate
 
 from unsloth_nb.testing.loopback_http import LoopbackHandler, LoopbackServer
-from unsloth_nb.testing.runpod_emulator import serverless_rest
+from unsloth_nb.testing.runpod_emulator import serverless_rest, volumes
 from unsloth_nb.testing.runpod_emulator.cloud import Cloud
 from unsloth_nb.testing.runpod_emulator.pods import PodInfo
 from unsloth_nb.testing.runpod_emulator.resolvers import Root, Unauthorized
@@ -197,15 +197,15 @@ class ApiHandler(LoopbackHandler):
     def do_PATCH(self) -> None:
         url = urlsplit(self.path)
         raw = self.read_body()
-        if serverless_rest.answer(self, "PATCH", url.path, raw):
+        if serverless_rest.answer(self, "PATCH", url.path, raw) or volumes.answer(self, "PATCH", url.path, raw):
             return
         self._send_problem(Problem(405 if url.path.startswith("/v2/pods/") else 404, "this emulator does not edit pods"))
 
     # ---- REST v2 ----------------------------------------------------------------------
 
     def _rest(self, method: str, path: str, query: str, raw: bytes) -> None:
-        if serverless_rest.answer(self, method, path, raw):  # templates and endpoints
-            return
+        if serverless_rest.answer(self, method, path, raw) or volumes.answer(self, method, path, raw):
+            return  # templates and endpoints; network volumes
         try:
             body = parse_body(raw)
         except Problem as problem:
