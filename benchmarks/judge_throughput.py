@@ -68,6 +68,7 @@ def judge_rate(pairs: int, concurrency: int) -> tuple[float, int, float, int]:
 
 
 def generation_per_answer(questions: int) -> tuple[float, int]:
+    from unsloth_nb.engine.generation import judge_settings
     from unsloth_nb.evaluate.answers import answer_both
     from unsloth_nb.evaluate.holdout import EvalItem
 
@@ -77,8 +78,9 @@ def generation_per_answer(questions: int) -> tuple[float, int]:
     model, tokenizer = FastLanguageModel.from_pretrained(str(folder), max_seq_length=256, load_in_4bit=False, dtype=None)
     model = FastLanguageModel.get_peft_model(model, r=8, lora_alpha=8, target_modules=["q_proj", "v_proj"])
     items = [EvalItem(f"q{i}", [{"role": "user", "content": r["prompt"]}]) for i, r in enumerate(demo_records(questions))]
-    answer_both(model, tokenizer, items[:2], max_new_tokens=4, batch_size=2)  # warm-up
-    answers = answer_both(model, tokenizer, items, max_new_tokens=32, batch_size=8)
+    # the judge's decoding: greedy, as judged answers are by default
+    answer_both(model, tokenizer, items[:2], settings=judge_settings("greedy", 4, None), batch_size=2)  # warm-up
+    answers = answer_both(model, tokenizer, items, settings=judge_settings("greedy", 32, None), batch_size=8)
     return answers.seconds_per_answer, 2 * len(items)
 
 
