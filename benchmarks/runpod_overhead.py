@@ -21,6 +21,11 @@ worker is counted. Measured:
     .venv/bin/python benchmarks/runpod_overhead.py           # 400 steps
     .venv/bin/python benchmarks/runpod_overhead.py --quick   # 10 steps (CI smoke)
     .venv/bin/python benchmarks/runpod_overhead.py --sources 100 [--only-sources]
+    .venv/bin/python benchmarks/runpod_overhead.py --quick --serverless   # + pods against serverless
+
+``--serverless`` then runs the same job as a pod and as a serverless request with the same injected
+latencies, side by side (submit -> first loss, paid seconds outside training, bytes to start, left billing;
+the measurement itself is benchmarks/serverless_overhead.py).
 
 ``--sources MB`` adds a second table: client bytes up for a whole pod job (2 steps) whose
 dataset is a local file of MB megabytes, then the same bytes on the loopback Hub, then
@@ -312,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--sources", type=float, default=None, metavar="MB", help="also: bytes up per dataset source")
     parser.add_argument("--only-sources", action="store_true", help="with --sources: skip the main job")
+    parser.add_argument("--serverless", action="store_true", help="also: pods against serverless, side by side")
     args = parser.parse_args(argv)
     steps = 10 if args.quick else args.steps
     image_pull = 0.5 if args.quick else args.image_pull
@@ -445,7 +451,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{result['connections']} connections through the pod proxy. Worker training span {training_s:.1f} s."
         ),
     )
-    return finish([*source_rows, *rows], args.strict)
+    code = finish([*source_rows, *rows], args.strict)
+    if args.serverless:
+        import serverless_overhead
+
+        code = max(code, serverless_overhead.main(["--steps", str(steps), "--image-pull", str(args.image_pull)]))
+    return code
 
 
 if __name__ == "__main__":
