@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from unsloth_nb.config.llm_rules import endpoint_problems, holdout_problems, price_problems
 from unsloth_nb.config.schema import knob
 from unsloth_nb.errors import ConfigError
 
@@ -97,29 +97,11 @@ def _judge_problems(judge: JudgeConfig) -> list[ConfigError]:
     if not judge.enabled:
         return []
     errors: list[ConfigError] = []
-    if judge.provider == "openai-compatible" and not judge.base_url:
-        errors.append(
-            ConfigError("judge.base_url", "an openai-compatible judge needs the server's URL, e.g. http://localhost:8000/v1")
-        )
-    if judge.base_url is not None and not re.match(r"^https?://[^\s/]+", judge.base_url):
-        errors.append(ConfigError("judge.base_url", f"{judge.base_url!r} is not an http(s) URL"))
+    errors += endpoint_problems("judge", judge.provider, judge.base_url)
     if not judge.model.strip():
         errors.append(
             ConfigError("judge.model", "no judge model given; e.g. gpt-5-mini (openai) or claude-haiku-4-5 (anthropic)")
         )
-    if judge.holdout >= 1 and not float(judge.holdout).is_integer():
-        errors.append(ConfigError("judge.holdout", f"{judge.holdout:g} is neither a fraction below 1 nor a whole number of rows"))
-    if 0.5 < judge.holdout < 1:
-        errors.append(
-            ConfigError(
-                "judge.holdout", f"holding out {judge.holdout:.0%} of the rows leaves too few to train on; use at most 0.5"
-            )
-        )
-    from unsloth_nb.llm.prices import parse_price
-
-    for model, price in judge.prices.items():
-        try:
-            parse_price(price, f"judge.prices.{model}")
-        except ConfigError as exc:
-            errors.append(exc)
+    errors += holdout_problems("judge", judge.holdout)
+    errors += price_problems("judge", judge.prices)
     return errors

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from unsloth_nb.config.llm_rules import endpoint_problems, holdout_problems, price_problems
 from unsloth_nb.config.schema import knob
 from unsloth_nb.errors import ConfigError
 
@@ -130,14 +130,7 @@ class TeacherConfig:
             )
         if self.documents and "generate" not in self.operations:
             errors.append(ConfigError("teacher.operations", "teacher.documents are given: add generate to teacher.operations"))
-        if self.provider == "openai-compatible" and not self.base_url:
-            errors.append(
-                ConfigError(
-                    "teacher.base_url", "an openai-compatible teacher needs the server's URL, e.g. http://localhost:8000/v1"
-                )
-            )
-        if self.base_url is not None and not re.match(r"^https?://[^\s/]+", self.base_url):
-            errors.append(ConfigError("teacher.base_url", f"{self.base_url!r} is not an http(s) URL"))
+        errors += endpoint_problems("teacher", self.provider, self.base_url)
         if not self.model.strip():
             errors.append(ConfigError("teacher.model", f"no teacher model given; e.g. {DEFAULT_TEACHER_MODEL}"))
         if self.batch == "on" and self.provider != "anthropic":
@@ -147,23 +140,8 @@ class TeacherConfig:
                     "batch mode uses Anthropic's Message Batches: set teacher.provider to anthropic or batch to off",
                 )
             )
-        if self.holdout >= 1 and not float(self.holdout).is_integer():
-            errors.append(
-                ConfigError("teacher.holdout", f"{self.holdout:g} is neither a fraction below 1 nor a whole number of rows")
-            )
-        if 0.5 < self.holdout < 1:
-            errors.append(
-                ConfigError(
-                    "teacher.holdout", f"holding out {self.holdout:.0%} of the rows leaves too few to train on; use at most 0.5"
-                )
-            )
-        from unsloth_nb.llm.prices import parse_price
-
-        for model, price in self.prices.items():
-            try:
-                parse_price(price, f"teacher.prices.{model}")
-            except ConfigError as exc:
-                errors.append(exc)
+        errors += holdout_problems("teacher", self.holdout)
+        errors += price_problems("teacher", self.prices)
         return errors
 
 
