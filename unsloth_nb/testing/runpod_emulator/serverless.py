@@ -57,6 +57,9 @@ class ServerlessFaults:
 
     cold_start_s: float = 0.0  # from "a worker is needed" to its process starting (image pull, boot)
     kill_worker_after_s: float | None = None  # kill a worker this long after it took a request (once)
+    #: kill a worker once its request has streamed this many loss events (once): mid-training whatever the
+    #: machine's speed, where a time would race a fast tiny-model run to its end
+    kill_worker_after_losses: int | None = None
     throttled_runs: int = 0  # /run answers 429 this many times
     lost_runs: int = 0  # /run queues the request, then drops the connection unanswered, this many times
     execution_timeout_s: float | None = None  # every request's execution timeout, whatever it asked for
@@ -118,6 +121,7 @@ class Request:
     finished: float | None = None
     stream: list[dict[str, Any]] = field(default_factory=list)  # chunks not yet read by /stream
     chunks: int = 0
+    losses: int = 0  # loss events streamed so far
     output: Any = None
     error: Any = None
     stop_sent: float | None = None
@@ -393,8 +397,14 @@ class Serverless:
             request = self.requests.get(request_id)
             if request is None or request.status in FINAL:
                 return
-            request.stream.append({"output": chunk.get("output") if isinstance(chunk, dict) else chunk})
+            output = chunk.get("output") if isinstance(chunk, dict) else chunk
+            request.stream.append({"output": output})
             request.chunks += 1
+            events = output.get("events") if isinstance(output, dict) else None
+            for event in events if isinstance(events, list) else []:
+                data = event.get("data") if isinstance(event, dict) else None
+                if isinstance(data, dict) and event.get("kind") == "metrics" and "loss" in data:
+                    request.losses += 1
 
     def done(self, worker_id: str, request_id: str, result: Any) -> None:
         with self.lock:
@@ -486,6 +496,12 @@ class Serverless:
                 if armed and busy is not None and knob is not None and time.time() - (busy.started or 0.0) >= knob:
                     worker.killed_once = True
                     self.faults.kill_worker_after_s = None
+                    to_end.append(worker)
+                    continue
+                losses = self.faults.kill_worker_after_losses
+                if losses is not None and busy is not None and busy.losses >= losses and not worker.killed_once:
+                    worker.killed_once = True
+                    self.faults.kill_worker_after_losses = None
                     to_end.append(worker)
                     continue
             for endpoint in self.endpoints.values():
