@@ -55,6 +55,7 @@ import contextlib
 import functools
 import gc
 import io
+import os
 import shutil
 import sys
 import tempfile
@@ -192,6 +193,7 @@ class Sample:
     training_phase: float
     train_call: float
     checkpoint: float  # of train_call: time inside Trainer._save_checkpoint
+    train_cpu: float  # CPU seconds of the whole process (every thread) during trainer.train()
     steps: int
     final_loss: float | None  # the same on both sides when they did the same work
     events: int = 0  # (b): events the training thread emitted
@@ -199,36 +201,46 @@ class Sample:
 
 
 class Timers:
-    """Wall time of every SFTTrainer.train and Trainer._save_checkpoint call, for (a) and (b) alike."""
+    """Wall time of every SFTTrainer.train and Trainer._save_checkpoint call, for (a) and (b) alike,
+    and the process's CPU time (all threads: torch's, the view's, the controller's) during train().
+
+    CPU time is what a shared machine cannot inflate by descheduling us: on 2 busy cores the wall
+    time of one run swung 46-132 s while the work was the same, so the CPU ratio is the one to read
+    there; on a quiet machine the two agree.
+    """
 
     def __init__(self) -> None:
         self.train: list[float] = []
+        self.train_cpu: list[float] = []
         self.checkpoint: list[float] = []
         import transformers
         import trl
 
-        self._wrap(trl.SFTTrainer, "train", self.train)
-        self._wrap(transformers.Trainer, "_save_checkpoint", self.checkpoint)
+        self._wrap(trl.SFTTrainer, "train", self.train, self.train_cpu)
+        self._wrap(transformers.Trainer, "_save_checkpoint", self.checkpoint, None)
 
     @staticmethod
-    def _wrap(cls: type, name: str, sink: list[float]) -> None:
+    def _wrap(cls: type, name: str, sink: list[float], cpu_sink: list[float] | None) -> None:
         original = getattr(cls, name)
 
         @functools.wraps(original)
         def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             try:
                 return original(*args, **kwargs)
             finally:
                 sink.append(time.perf_counter() - started)
+                if cpu_sink is not None:
+                    cpu_sink.append(time.process_time() - cpu_started)
 
         setattr(cls, name, timed)
 
-    def take(self) -> tuple[float, float]:
-        train, checkpoint = sum(self.train), sum(self.checkpoint)
+    def take(self) -> tuple[float, float, float]:
+        train, checkpoint, cpu = sum(self.train), sum(self.checkpoint), sum(self.train_cpu)
         self.train.clear()
         self.checkpoint.clear()
-        return train, checkpoint
+        self.train_cpu.clear()
+        return train, checkpoint, cpu
 
 
 @contextlib.contextmanager
@@ -304,34 +316,42 @@ def run_bare(setup: Setup, out: Path, timers: Timers) -> Sample:
     model.save_pretrained(str(out / "adapter"))
     tokenizer.save_pretrained(str(out / "adapter"))
     end = time.time()
-    train_call, checkpoint = timers.take()
+    train_call, checkpoint, cpu = timers.take()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     final_loss = float(losses[-1]) if losses else None
-    return Sample(end - begin, phase_end - phase_start, train_call, checkpoint, trainer.state.global_step, final_loss)
+    return Sample(end - begin, phase_end - phase_start, train_call, checkpoint, cpu, trainer.state.global_step, final_loss)
 
 
 # ---------------------------------------------------------------------- (b) the unsloth-nb job
-def run_job(setup: Setup, out: Path, timers: Timers, cost: EventCost | None = None) -> Sample:
-    """``unsloth_nb.train`` with the job view displayed, as ``%unsloth_train`` shows it."""
+def run_job(setup: Setup, out: Path, timers: Timers, cost: EventCost | None = None, with_view: bool = True) -> Sample:
+    """``unsloth_nb.train`` with the job view displayed, as ``%unsloth_train`` shows it
+    (``with_view=False``: no view, as the CLI and the Python API run it)."""
     import unsloth_nb
     from unsloth_nb.ui.view import JobView
 
     begin = time.time()
     job = unsloth_nb.train(setup.job_config(out))
-    view = JobView(job)
-    view.widget  # noqa: B018  (the widgets exist and the flusher runs, as in a notebook)
+    view = JobView(job) if with_view else None
+    if view is not None:
+        view.widget  # noqa: B018  (the widgets exist and the flusher runs, as in a notebook)
     job.wait()
     end = time.time()
     states = {e.data["state"]: e.time for e in job.events(kinds={"status"})}
     if job.state != "succeeded":
         raise RuntimeError(f"job {job.id} ended {job.state}: {job.error}")
-    train_call, checkpoint = timers.take()
+    train_call, checkpoint, cpu = timers.take()
     steps = job.global_step
-    view.close()
+    if view is not None:
+        view.close()
     events, parts = cost.take() if cost is not None else (0, {})
     return Sample(
-        end - begin, states["saving"] - states["training"], train_call, checkpoint, steps, job.final_loss, events, parts
+        end - begin, states["saving"] - states["training"], train_call, checkpoint, cpu, steps, job.final_loss, events, parts
     )
+
+
+def run_job_without_view(setup: Setup, out: Path, timers: Timers, cost: EventCost | None = None) -> Sample:
+    """(d): (b) with no job view: what the view's widgets, flusher and chart timer cost is (b) - (d)."""
+    return run_job(setup, out, timers, cost, with_view=False)
 
 
 def run_job_default_switch_interval(setup: Setup, out: Path, timers: Timers, cost: EventCost | None = None) -> Sample:
@@ -353,6 +373,7 @@ class Comparison:
     bare: list[Sample]
     job: list[Sample]
     job_default_switch: list[Sample]
+    job_no_view: list[Sample] = field(default_factory=list)
 
     def ratios(self, attribute: str, job: list[Sample] | None = None) -> Spread:
         samples = self.job if job is None else job
@@ -389,11 +410,14 @@ def compare(
     bare_main_thread: bool = False,
     switch_interval_too: bool = False,
     cost: EventCost | None = None,
+    no_view_too: bool = False,
 ) -> Comparison:
     bare = run_bare if bare_main_thread else functools.partial(in_thread, run_bare)
     runners: dict[str, Callable[[Setup, Path, Timers], Sample]] = {"a": bare, "b": functools.partial(run_job, cost=cost)}
     if switch_interval_too:
         runners["c"] = functools.partial(run_job_default_switch_interval, cost=cost)
+    if no_view_too:
+        runners["d"] = functools.partial(run_job_without_view, cost=cost)
     sides = "".join(runners)
     counter = 0
 
@@ -414,60 +438,56 @@ def compare(
     say(f"{setup.label}: warm-up ({', '.join(sides)}; discarded)")
     for side in sides:
         once(side)
-    samples: dict[str, list[Sample]] = {side: [] for side in "abc"}
+    samples: dict[str, list[Sample]] = {side: [] for side in "abcd"}
     for pair in range(pairs):
         order = sides if pair % 2 == 0 else sides[::-1]
         for side in order:
             samples[side].append(once(side))
         a, b = samples["a"][-1], samples["b"][-1]
-        extra = (
-            f", c {samples['c'][-1].train_call:.2f} s -> {samples['c'][-1].train_call / a.train_call:.3f}" if "c" in sides else ""
+        extra = "".join(
+            f", {side} {samples[side][-1].train_call:.2f} s -> {samples[side][-1].train_call / a.train_call:.3f}"
+            for side in "cd"
+            if side in sides
         )
+        cpu = " ".join(f"{side} {samples[side][-1].train_cpu:.1f}" for side in sides)
         say(
             f"{setup.label}: pair {pair + 1}/{pairs} ({order}): train() a {a.train_call:.2f} s, b {b.train_call:.2f} s "
-            f"-> {b.train_call / a.train_call:.3f}{extra}; end to end {a.end_to_end:.2f} / {b.end_to_end:.2f} s"
+            f"-> {b.train_call / a.train_call:.3f}{extra}; cpu s {cpu}; end to end {a.end_to_end:.2f} / {b.end_to_end:.2f} s; "
+            f"load {os.getloadavg()[0]:.1f}"
         )
-    return Comparison(setup, samples["a"], samples["b"], samples["c"])
+    return Comparison(setup, samples["a"], samples["b"], samples["c"], samples["d"])
 
 
 def table_rows(result: Comparison) -> list[Row]:
+    label = f"{result.setup.label}, {result.setup.steps} steps"
     rows = []
-    names = {
-        "train_call": "trainer.train()",
-        "training_phase": "training phase (trainer built + train)",
-        "end_to_end": "end to end (load .. adapter saved)",
-    }
-    for attribute, name in names.items():
-        ratio = result.ratios(attribute)
-        target = attribute == "train_call"
+
+    def row(name: str, attribute: str, job: list[Sample], target: bool, unit: str = " s") -> None:
+        ratio = result.ratios(attribute, job)
         rows.append(
             Row(
                 [
-                    f"{result.setup.label}, {result.setup.steps} steps",
+                    label,
                     name,
-                    result.seconds(result.bare, attribute).show(".2f", " s"),
-                    result.seconds(result.job, attribute).show(".2f", " s"),
+                    result.seconds(result.bare, attribute).show(".2f", unit),
+                    result.seconds(job, attribute).show(".2f", unit),
                     ratio.show(".3f"),
                     f"<= {TARGET}" if target else "-",
                 ],
                 ok=(ratio.median <= TARGET) if target else None,
             )
         )
+
+    row("trainer.train(), wall", "train_call", result.job, True)
+    row("trainer.train(), CPU of all threads", "train_cpu", result.job, True, " cpu-s")
+    row("training phase (trainer built + train)", "training_phase", result.job, False)
+    row("end to end (load .. adapter saved)", "end_to_end", result.job, False)
     if result.job_default_switch:
-        ratio = result.ratios("train_call", result.job_default_switch)
-        rows.append(
-            Row(
-                [
-                    f"{result.setup.label}, {result.setup.steps} steps",
-                    "trainer.train(), (c) job with Python's 5 ms switch interval",
-                    result.seconds(result.bare, "train_call").show(".2f", " s"),
-                    result.seconds(result.job_default_switch, "train_call").show(".2f", " s"),
-                    ratio.show(".3f"),
-                    "-",
-                ],
-                ok=None,
-            )
-        )
+        row("trainer.train(), (c) job + view, Python's 5 ms switch interval", "train_call", result.job_default_switch, False)
+        row("  same, CPU of all threads", "train_cpu", result.job_default_switch, False, " cpu-s")
+    if result.job_no_view:
+        row("trainer.train(), (d) job without a view (CLI, API)", "train_call", result.job_no_view, False)
+        row("  same, CPU of all threads", "train_cpu", result.job_no_view, False, " cpu-s")
     return rows
 
 
@@ -515,6 +535,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--switch-interval-too", action="store_true", help="add (c): the job with Python's default 5 ms switch interval"
     )
+    parser.add_argument(
+        "--no-view-too", action="store_true", help="add (d): the job without a view (what the view costs is b - d)"
+    )
     parser.add_argument("--bare-main-thread", action="store_true", help="train (a) on the main thread instead of a worker thread")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--no-breakdown", action="store_true", help="(b) without the timers around the parts of EventLog.emit")
@@ -540,7 +563,8 @@ def main(argv: list[str] | None = None) -> int:
 
             setups.append(Setup("SmolLM2-135M", smollm2_path(), args.smollm2_steps, rows=200))
         results = [
-            compare(setup, pairs, timers, scratch, say, args.bare_main_thread, args.switch_interval_too, cost) for setup in setups
+            compare(setup, pairs, timers, scratch, say, args.bare_main_thread, args.switch_interval_too, cost, args.no_view_too)
+            for setup in setups
         ]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -555,13 +579,15 @@ def main(argv: list[str] | None = None) -> int:
         for a, b in zip(r.bare, r.job, strict=True)
     )
     checkpoint = Spread([s.checkpoint for r in results for s in r.job])
+    checkpoint_share = Spread([s.checkpoint / s.train_call * 100 for r in results for s in r.job])
     rows = print_table(
         f"unsloth-nb job (b) vs bare Unsloth + TRL (a): median (min-max) of {pairs} alternating pair(s), one warm process, "
         f"(a) on {'the main' if args.bare_main_thread else 'a worker'} thread",
-        ["workload", "span", "(a) bare", "(b) job + view", "b/a", "target"],
+        ["workload", "span", "(a) bare", "(b) job + view, or the variant named", "ratio to (a)", "target"],
         rows,
         note=(
-            f"(b) includes the final resumable checkpoint unsloth-nb saves inside train() ({checkpoint.show('.2f', ' s')}) "
+            f"(b) includes the final resumable checkpoint unsloth-nb saves inside train() ({checkpoint.show('.2f', ' s')}, "
+            f"{checkpoint_share.show('.1f', ' %')} of its train()) "
             f"and the view's widget traffic ({messages:,} messages, {wire / 1e6:.2f} MB on the wire over all (b) runs). "
             f"Same final loss on both sides of every pair (same work): {'yes' if same else 'NO'}."
         ),
