@@ -19,4 +19,9 @@ BUILTIN_BACKENDS: dict[str, str] = {
 #: What ``placement:`` accepts: ``auto`` (the plan decides) or a built-in backend's name.
 PLACEMENT_CHOICES: tuple[str, ...] = ("auto", *BUILTIN_BACKENDS)
 
-__all__ = ["BUILTIN_BACKENDS", "PLACEMENT_CHOICES"]
+#: Placements whose machine mounts the job's RunPod network volume, so files on it are read from the
+#: mount rather than fetched (and need no S3 keys). Asked by the load phase on the pod, whose
+#: package carries no ``backends/``; the RunPod backend's ``mounts_network_volume`` must agree (tested).
+MOUNTS_NETWORK_VOLUME: frozenset[str] = frozenset({"runpod"})
+
+__all__ = ["BUILTIN_BACKENDS", "MOUNTS_NETWORK_VOLUME", "PLACEMENT_CHOICES"]

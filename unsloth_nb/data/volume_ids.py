@@ -35,4 +35,11 @@ def attached_volume(config: TrainConfig) -> str | None:
     return ids[0] if ids else None
 
 
-__all__ = ["attached_volume", "dataset_volume_ids"]
+def mounted_volume(config: TrainConfig) -> str | None:
+    """The volume mounted where the job trains: :func:`attached_volume` on a placement that mounts one, else none."""
+    from unsloth_nb.placements import MOUNTS_NETWORK_VOLUME
+
+    return attached_volume(config) if config.placement in MOUNTS_NETWORK_VOLUME else None
+
+
+__all__ = ["attached_volume", "dataset_volume_ids", "mounted_volume"]

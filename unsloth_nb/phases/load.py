@@ -30,11 +30,11 @@ class LoadPhase:
 
         dataset = config.dataset
         sources = [dataset.path, dataset.eval_path or "", *(entry.rpartition("=")[0] or entry for entry in dataset.mix)]
-        if config.placement == "runpod":  # the pod mounts one network volume, and reads that one's files there
-            from unsloth_nb.data.volume_ids import attached_volume
+        from unsloth_nb.data.volume_ids import mounted_volume
 
-            mounted = f"volume://{attached_volume(config)}/"
-            sources = [s for s in sources if not str(s).startswith(mounted)]
+        volume = mounted_volume(config)  # a pod mounts one network volume, and reads that one's files there
+        if volume is not None:
+            sources = [s for s in sources if not str(s).startswith(f"volume://{volume}/")]
         return PhaseNeeds(optional_secrets=("HF_TOKEN", *secrets_for(sources)))
 
     def run(self, ctx: PhaseContext) -> PhaseResult:

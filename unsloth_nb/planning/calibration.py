@@ -210,6 +210,13 @@ def describe_errors(checks: list[EstimateCheck]) -> str:
 _UNFINISHED = object()
 
 
+def _trained_here(placement: Any) -> bool:
+    """Whether a job of this placement trained in this machine's process (a pod's speed says nothing of ours)."""
+    from unsloth_nb.backends.registry import backend_names, get_backend
+
+    return isinstance(placement, str) and placement in backend_names() and get_backend(placement).in_process
+
+
 def _observe(folder: Path) -> Observation | object | None:
     """An Observation, None when the job says nothing useful, or _UNFINISHED to look again later."""
     try:
@@ -218,7 +225,7 @@ def _observe(folder: Path) -> Observation | object | None:
         return _UNFINISHED
     if record.get("state") not in ("succeeded", "failed", "cancelled"):
         return _UNFINISHED
-    if record.get("state") != "succeeded" or record.get("placement") != "local" or not record.get("finished"):
+    if record.get("state") != "succeeded" or not _trained_here(record.get("placement")) or not record.get("finished"):
         return None
     try:
         plan = json.loads((folder / "plan.json").read_text(encoding="utf-8"))
