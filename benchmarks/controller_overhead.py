@@ -27,7 +27,13 @@ Reported per pair, as the ratio b/a:
 - train(): the ``trainer.train()`` call alone (timed by wrapping SFTTrainer.train, for both);
 - training phase: SFTTrainer built (tokenising) + train(); for (b), the job's ``training``
   status event to its ``saving`` event;
-- end to end: (a) load .. adapter saved; (b) ``unsloth_nb.train()`` called .. job ended.
+- end to end: (a) load .. adapter saved; (b) ``unsloth_nb.train()`` called .. job ended;
+- CPU: the process's CPU seconds (all threads) during train(), which another process on a shared
+  machine cannot stretch the way it stretches wall time;
+- median step: the median gap between two training steps' starts (the step, the optimizer, every
+  callback, ours included). A few steps slowed by someone else's burst do not move a median, so this
+  is the steadiest per-step figure on a shared machine; once-per-run costs (the final checkpoint)
+  are outside it and reported apart.
 
     .venv/bin/python benchmarks/controller_overhead.py              # tiny model 5 pairs, SmolLM2-135M 5 pairs x 20 steps
     .venv/bin/python benchmarks/controller_overhead.py --quick      # tiny model, 1 pair, 3 steps (CI smoke)
@@ -55,8 +61,11 @@ import contextlib
 import functools
 import gc
 import io
+import itertools
+import math
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -194,6 +203,7 @@ class Sample:
     train_call: float
     checkpoint: float  # of train_call: time inside Trainer._save_checkpoint
     train_cpu: float  # CPU seconds of the whole process (every thread) during trainer.train()
+    step: float  # median seconds from one training step's start to the next's (everything between, our callbacks too)
     steps: int
     final_loss: float | None  # the same on both sides when they did the same work
     events: int = 0  # (b): events the training thread emitted
@@ -213,11 +223,24 @@ class Timers:
         self.train: list[float] = []
         self.train_cpu: list[float] = []
         self.checkpoint: list[float] = []
+        self.step_starts: list[float] = []
         import transformers
         import trl
 
         self._wrap(trl.SFTTrainer, "train", self.train, self.train_cpu)
         self._wrap(transformers.Trainer, "_save_checkpoint", self.checkpoint, None)
+        self._mark(transformers.Trainer, "training_step", self.step_starts)
+
+    @staticmethod
+    def _mark(cls: type, name: str, sink: list[float]) -> None:
+        original = getattr(cls, name)
+
+        @functools.wraps(original)
+        def marked(*args: Any, **kwargs: Any) -> Any:
+            sink.append(time.perf_counter())
+            return original(*args, **kwargs)
+
+        setattr(cls, name, marked)
 
     @staticmethod
     def _wrap(cls: type, name: str, sink: list[float], cpu_sink: list[float] | None) -> None:
@@ -235,12 +258,17 @@ class Timers:
 
         setattr(cls, name, timed)
 
-    def take(self) -> tuple[float, float, float]:
+    def take(self) -> tuple[float, float, float, float]:
+        """train() wall, checkpoint wall, train() CPU, and the median step: the median of the gaps between
+        step starts, which a few steps slowed by another process on the machine do not move."""
         train, checkpoint, cpu = sum(self.train), sum(self.checkpoint), sum(self.train_cpu)
+        gaps = [b - a for a, b in itertools.pairwise(self.step_starts)]
+        step = statistics.median(gaps) if gaps else math.nan
         self.train.clear()
         self.checkpoint.clear()
         self.train_cpu.clear()
-        return train, checkpoint, cpu
+        self.step_starts.clear()
+        return train, checkpoint, cpu, step
 
 
 @contextlib.contextmanager
@@ -316,10 +344,10 @@ def run_bare(setup: Setup, out: Path, timers: Timers) -> Sample:
     model.save_pretrained(str(out / "adapter"))
     tokenizer.save_pretrained(str(out / "adapter"))
     end = time.time()
-    train_call, checkpoint, cpu = timers.take()
+    train_call, checkpoint, cpu, step = timers.take()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     final_loss = float(losses[-1]) if losses else None
-    return Sample(end - begin, phase_end - phase_start, train_call, checkpoint, cpu, trainer.state.global_step, final_loss)
+    return Sample(end - begin, phase_end - phase_start, train_call, checkpoint, cpu, step, trainer.state.global_step, final_loss)
 
 
 # ---------------------------------------------------------------------- (b) the unsloth-nb job
@@ -339,13 +367,22 @@ def run_job(setup: Setup, out: Path, timers: Timers, cost: EventCost | None = No
     states = {e.data["state"]: e.time for e in job.events(kinds={"status"})}
     if job.state != "succeeded":
         raise RuntimeError(f"job {job.id} ended {job.state}: {job.error}")
-    train_call, checkpoint, cpu = timers.take()
+    train_call, checkpoint, cpu, step = timers.take()
     steps = job.global_step
     if view is not None:
         view.close()
     events, parts = cost.take() if cost is not None else (0, {})
     return Sample(
-        end - begin, states["saving"] - states["training"], train_call, checkpoint, cpu, steps, job.final_loss, events, parts
+        end - begin,
+        states["saving"] - states["training"],
+        train_call,
+        checkpoint,
+        cpu,
+        step,
+        steps,
+        job.final_loss,
+        events,
+        parts,
     )
 
 
@@ -450,9 +487,10 @@ def compare(
             if side in sides
         )
         cpu = " ".join(f"{side} {samples[side][-1].train_cpu:.1f}" for side in sides)
+        step = " ".join(f"{side} {samples[side][-1].step:.3f}" for side in sides)
         say(
             f"{setup.label}: pair {pair + 1}/{pairs} ({order}): train() a {a.train_call:.2f} s, b {b.train_call:.2f} s "
-            f"-> {b.train_call / a.train_call:.3f}{extra}; cpu s {cpu}; end to end {a.end_to_end:.2f} / {b.end_to_end:.2f} s; "
+            f"-> {b.train_call / a.train_call:.3f}{extra}; cpu s {cpu}; median step s {step}; end to end {a.end_to_end:.2f} / {b.end_to_end:.2f} s; "
             f"load {os.getloadavg()[0]:.1f}"
         )
     return Comparison(setup, samples["a"], samples["b"], samples["c"], samples["d"])
@@ -462,15 +500,15 @@ def table_rows(result: Comparison) -> list[Row]:
     label = f"{result.setup.label}, {result.setup.steps} steps"
     rows = []
 
-    def row(name: str, attribute: str, job: list[Sample], target: bool, unit: str = " s") -> None:
+    def row(name: str, attribute: str, job: list[Sample], target: bool, unit: str = " s", fmt: str = ".2f") -> None:
         ratio = result.ratios(attribute, job)
         rows.append(
             Row(
                 [
                     label,
                     name,
-                    result.seconds(result.bare, attribute).show(".2f", unit),
-                    result.seconds(job, attribute).show(".2f", unit),
+                    result.seconds(result.bare, attribute).show(fmt, unit),
+                    result.seconds(job, attribute).show(fmt, unit),
                     ratio.show(".3f"),
                     f"<= {TARGET}" if target else "-",
                 ],
@@ -480,14 +518,17 @@ def table_rows(result: Comparison) -> list[Row]:
 
     row("trainer.train(), wall", "train_call", result.job, True)
     row("trainer.train(), CPU of all threads", "train_cpu", result.job, True, " cpu-s")
+    row("median step (start to next start)", "step", result.job, True, fmt=".3f")
     row("training phase (trainer built + train)", "training_phase", result.job, False)
     row("end to end (load .. adapter saved)", "end_to_end", result.job, False)
     if result.job_default_switch:
         row("trainer.train(), (c) job + view, Python's 5 ms switch interval", "train_call", result.job_default_switch, False)
         row("  same, CPU of all threads", "train_cpu", result.job_default_switch, False, " cpu-s")
+        row("  same, median step", "step", result.job_default_switch, False, fmt=".3f")
     if result.job_no_view:
         row("trainer.train(), (d) job without a view (CLI, API)", "train_call", result.job_no_view, False)
         row("  same, CPU of all threads", "train_cpu", result.job_no_view, False, " cpu-s")
+        row("  same, median step", "step", result.job_no_view, False, fmt=".3f")
     return rows
 
 
