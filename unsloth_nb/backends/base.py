@@ -145,6 +145,9 @@ class Pricing:
     cloud: str | None = None
     gpu_choice: str | None = None  # why the first machine, and the runner-up, in one line
     community: bool = False
+    #: One rate per machine, not a cloud to choose (serverless: "flex worker"); the plan then says the rate by this
+    #: name, per second and per hour, in one column, and never names a pod cloud.
+    rate_label: str | None = None
 
     def estimate(self, seconds: float | None, warnings: list[str]) -> tuple[float | None, float | None]:
         """(usd per hour, estimated usd) for a run of ``seconds``; a warning when the first machine has no price."""
