@@ -36,6 +36,18 @@ def test_volumes_are_listed_created_read_grown_and_deleted(runpod_emulator: RunP
         client.get(made.id)
 
 
+def test_a_create_whose_answer_is_lost_makes_one_volume_not_two(runpod_emulator: RunPodEmulator) -> None:
+    """A volume bills from its creation: the retry after a lost answer finds the one RunPod made, by name."""
+    client = volumes()
+    older = client.create("datasets", 10, "EU-RO-1")  # a volume of the same name from before is not taken for it
+    runpod_emulator.faults.lost_creates = 1  # RunPod creates it, then the connection closes with no answer
+    made = client.create("datasets", 20, "EU-RO-1")
+
+    assert runpod_emulator.faults.lost_creates == 0  # the answer really was lost
+    assert made.id != older.id and (made.name, made.size_gb, made.data_center) == ("datasets", 20, "EU-RO-1")
+    assert sorted(runpod_emulator.volumes.volumes) == sorted([older.id, made.id])
+
+
 def test_the_routes_need_the_account_key_and_speak_v2_field_names(runpod_emulator: RunPodEmulator) -> None:
     url = runpod_emulator.api_base_url + "/v2/network-volumes"
     answer = requests.post(url, json={"name": "v", "size": 10, "dataCenter": "EU-RO-1"}, timeout=10)

@@ -196,6 +196,9 @@ def answer(handler: ApiHandler, method: str, path: str, raw: bytes) -> bool:
     except Problem as problem:
         handler._send_problem(problem)
         return True
+    if method == "POST" and cloud.faults.take_count("lost_creates"):
+        handler._drop_connection()  # created, but the answer never comes: a retry must not make a second one
+        return True
     if status == 204:
         handler.send_response(204)
         handler.send_header("Content-Length", "0")
