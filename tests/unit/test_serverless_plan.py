@@ -273,3 +273,9 @@ def test_the_serverless_dry_run_shows_the_template_endpoint_and_request_not_a_po
     assert "/v2/pods" not in dry and "podFindAndDeployOnDemand" not in dry and "proxy.runpod.net" not in dry
     assert "1 output, " in dry and "\n   adapter  LoRA adapter" in dry
     assert runpod_emulator.api_calls == []
+
+
+def test_a_card_without_a_serverless_price_is_said_in_serverless_words() -> None:
+    result = plan(config_for(runpod={"gpus": ["NVIDIA GeForce RTX 5090"]}), ROWS_1000, CPU_ONLY)
+    assert "No price is known for NVIDIA GeForce RTX 5090 at serverless flex rates" in " ".join(result.warnings)
+    assert "cloud" not in " ".join(result.warnings)

@@ -156,7 +156,8 @@ class Pricing:
         first = self.candidates[0]
         usd_per_hour = first.usd_per_hour(self.cloud or "SECURE", self.community)
         if usd_per_hour is None:
-            warnings.append(f"No price is known for {first.gpu_type_id} in the {self.cloud} cloud; the cost is not estimated.")
+            where = f"at {self.rate_label} rates" if self.rate_label else f"in the {self.cloud} cloud"
+            warnings.append(f"No price is known for {first.gpu_type_id} {where}; the cost is not estimated.")
             return None, None
         return usd_per_hour, (max(round(seconds / 3600 * usd_per_hour, 2), 0.01) if seconds is not None else None)
 

@@ -55,7 +55,11 @@ def plan_notes(config: TrainConfig) -> list[tuple[str, bool]]:
         centre = volume_data_centre(volume)
     except UnslothNbError as exc:
         return [(f"Network volume {volume} ({why}): {exc}", True)]
-    note = f"Placed in data centre {centre}, where network volume {volume} is ({why}): the pod is rented there only."
+    note = (
+        f"Placed in data centre {centre}, where network volume {volume} is ({why}): the pod is rented there only. "
+        f"The GPU list below is not narrowed to the cards {centre} has (the RunPod API used here lists no GPUs per "
+        "data centre): a card it lacks is refused when the pod is created."
+    )
     return [(note, False)]
 
 
