@@ -79,9 +79,6 @@ LAYERS: list[tuple[str, list[str]]] = [
             "unsloth_nb.export.*",
             "unsloth_nb.worker",
             "unsloth_nb.worker.*",
-            # the pod's stage 0 install rules (standalone: it runs before our package is installed); the export
-            # phase installs llama.cpp on a pod under the same torch pins
-            "unsloth_nb.backends.runpod.stage0",
         ],
     ),
     ("backends: where phases run", ["unsloth_nb.backends", "unsloth_nb.backends.*"]),

@@ -743,3 +743,17 @@ def test_the_gpu_table_explains_its_stock_column() -> None:
     text = format_plan(plan(config_for(SIZES["70B"]), ROWS_1000, CPU_ONLY))
 
     assert "'-' = not known" in text and "indicative" in text
+
+
+def test_an_earlier_jobs_export_does_not_count_as_start_up(tmp_path: Path) -> None:
+    """The export has its own rule in the plan: a job that spent minutes on GGUF must not slow the next plan's start-up."""
+    model = model_folder(tmp_path, "SmolLM2-135M", SMOLLM2_135M).as_posix()
+    exporting = config_for(model, train={"max_steps": 40, "batch_size": 4, "grad_accum": 1, "max_seq_length": 256})
+    exporting.save.gguf = ["f16"]
+    made = plan(exporting, DEMO_ROWS, CPU_ONLY)
+    assert made.export_seconds
+    finished_job(made, "20261201-100000-aaaa", step_seconds=4.0, overhead=10.0 + made.export_seconds)
+
+    after = plan(demo_like(model), DEMO_ROWS, CPU_ONLY)  # no export this time
+
+    assert after.estimated_seconds == pytest.approx(10 + 40 * 4.0, rel=0.05)

@@ -17,15 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from unsloth_nb.backends.runpod import stage0
 from unsloth_nb.backends.runpod.bootstrap import (
     BOOT_ENV,
     START_COMMAND,
     _strip_comments,
     boot_script,
+    boot_value,
     package_sha256,
     package_zip,
     stage0_source,
+    training_requirements,
 )
 from unsloth_nb.backends.runpod.client import PodSpec, RunPodClient
 from unsloth_nb.backends.runpod.pod_request import (
@@ -36,6 +37,7 @@ from unsloth_nb.backends.runpod.pod_request import (
 )
 from unsloth_nb.config import TrainConfig
 from unsloth_nb.testing.runpod_emulator.containers import free_port
+from unsloth_nb.worker import pod_setup
 from unsloth_nb.worker.settings import PORT_ENV, TOKEN_ENV
 
 #: The create request's budget: RunPod documents no limit, and nobody else sends more than a few KB.
@@ -126,6 +128,64 @@ def test_the_graphql_create_request_is_a_few_kb_and_carries_the_cuda_floor_and_t
     assert f"containerDiskInGb: {spec.container_disk_gb}" in query and spec.container_disk_gb >= 40
 
 
+#: Room the create request keeps for what comes next (an env var, a longer image or GPU name): 2 KB of the 8 KB.
+HEADROOM_BYTES = 2 * 1024
+
+
+def _largest_spec() -> PodSpec:
+    """The biggest create request a real job makes: every section on, a network volume, spot, the longest names."""
+    cfg = TrainConfig.from_dict(
+        {
+            "model": "unsloth/Meta-Llama-3.1-405B-Instruct-bnb-4bit-with-a-long-fine-tune-suffix",
+            "dataset": "volume://abcdefghij/datasets/support-conversations-2026-12.jsonl",
+            "placement": "runpod",
+            "lora": {"r": 64, "alpha": 128},
+            "train": {"epochs": 3, "save_steps": 50, "max_seq_length": 8192},
+            "save": {"merged_16bit": True, "merged_4bit": True, "gguf": ["q4_k_m", "q8_0", "f16"], "ollama": True},
+            "hub": {"repo_id": "a-long-organisation-name/a-long-repository-name-for-this-lora", "push": ["adapter", "gguf"]},
+            "judge": {"enabled": True},
+            "generate": {"max_new_tokens": 512},
+            "runpod": {
+                "volume_id": "abcdefghij",
+                "interruptible": True,
+                "cloud_type": "ALL",
+                "allow_community": True,
+                "image": "runpod/pytorch:1.0.3-cu1281-torch291-ubuntu2404-with-a-longer-custom-tag",
+                "min_cuda_version": "12.8",
+                "container_disk_gb": 2000,
+            },
+        }
+    )
+    spec = pod_spec(cfg, None, "20261206-235959-zz99", "t" * 43)  # secrets.token_urlsafe(32) is 43 characters
+    spec.gpu_type_id = "NVIDIA RTX PRO 6000 Blackwell Server Edition MIG 1g.24gb"  # the catalogue's longest id
+    spec.data_center_ids, spec.gpu_count, spec.bid_per_gpu = ("EUR-IS-1",), 8, 12.3456
+    return spec
+
+
+@pytest.mark.parametrize("api", ["rest", "graphql"])
+@pytest.mark.parametrize("spot", [False, True])
+def test_the_largest_create_request_keeps_2_kb_of_its_8_kb(api: str, spot: bool) -> None:
+    """GraphQL's create was 8,103 of 8,192 bytes with the install inlined: one more env var broke every spot job."""
+    spec = _largest_spec()
+    spec.interruptible = spot
+    method, path, body = RunPodClient(api_key="unused", api=api).create_request(spec)
+    size = len(body.encode())
+    assert size <= MAX_CREATE_BYTES - HEADROOM_BYTES, f"{method} {path}: {size} bytes"
+    assert spec.network_volume_id == "abcdefghij" and "/workspace/unsloth-nb/" in body  # the volume's work folder
+    assert ("podRentInterruptable" in body) == spot
+    assert len(boot_value()) < 5000  # the boot script (stage 0 only; the install comes with the package)
+
+
+def test_the_package_carries_what_the_pod_installs() -> None:
+    import io
+    import zipfile
+
+    names = zipfile.ZipFile(io.BytesIO(package_zip())).namelist()
+    assert "unsloth_nb/worker/pod_setup.py" in names and "unsloth_nb/backends/runpod/stage0.py" not in names
+    wanted = zipfile.ZipFile(io.BytesIO(package_zip())).read(f"unsloth_nb/worker/{pod_setup.REQUIREMENTS_FILE}").decode()
+    assert wanted.split() == list(training_requirements()) and any(r.startswith("unsloth") for r in wanted.split())
+
+
 def test_a_spot_create_request_is_graphql_whichever_api_is_chosen() -> None:
     spec = _big_job_spec()
     spec.interruptible, spec.bid_per_gpu = True, 0.31
@@ -144,15 +204,19 @@ def test_the_boot_script_is_valid_bash_and_stage_0_is_valid_python(tmp_path: Pat
 
 
 def test_constraints_keep_the_image_torch_and_match_torchvision_and_xformers() -> None:
-    assert stage0.constraints_for({"torch": "2.9.1+cu128"}) == ["torch==2.9.1", "torchvision==0.24.1", "xformers==0.0.33.post2"]
-    assert stage0.constraints_for({"torch": "2.8.0+cu128", "torchvision": "0.23.0+cu128"}) == [
+    assert pod_setup.constraints_for({"torch": "2.9.1+cu128"}) == [
+        "torch==2.9.1",
+        "torchvision==0.24.1",
+        "xformers==0.0.33.post2",
+    ]
+    assert pod_setup.constraints_for({"torch": "2.8.0+cu128", "torchvision": "0.23.0+cu128"}) == [
         "torch==2.8.0",
         "torchvision==0.23.0",
         "xformers==0.0.32.post2",
     ]
-    assert stage0.constraints_for({"torch": "2.12.0", "xformers": "0.0.35"})[-1] == "xformers==0.0.35"
-    assert stage0.constraints_for({"torch": None}) == []
-    command = stage0.pip_command(["unsloth"], Path("/c.txt"))
+    assert pod_setup.constraints_for({"torch": "2.12.0", "xformers": "0.0.35"})[-1] == "xformers==0.0.35"
+    assert pod_setup.constraints_for({"torch": None}) == []
+    command = pod_setup.pip_command(["unsloth"], Path("/c.txt"))
     assert command[command.index("--constraint") + 1] == "/c.txt"
 
 
@@ -179,6 +243,7 @@ def start_stage0(tmp_path: Path, **env: str) -> tuple[subprocess.Popen[bytes], i
         "UNSLOTH_NB_EMULATOR_HOST": "127.0.0.1",
         **env,
     }
+    environment.pop("PYTHONPATH", None)  # the install step must come from the package sent, as on a pod
     process = subprocess.Popen([sys.executable, str(script), str(tmp_path / "boot")], env=environment, stdout=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -198,12 +263,14 @@ def test_stage_0_takes_the_package_only_with_the_token_and_its_checksum(tmp_path
         assert request(port, "GET", "/boot", token="wrong-token-0123456789")[0] == 401
         status, state = request(port, "GET", "/boot")
         assert status == 200 and state["stage"] == "boot" and state["package"] == "waiting"
-        assert state["install"] == "not needed" and state["facts"]["torch"]  # this machine has the training stack
+        assert state["install"] == "after the package" and state["facts"] == {}  # the install step comes with it
         assert request(port, "GET", "/health")[0] == 503  # the worker is not there yet
         data = package_zip()
         assert request(port, "PUT", "/boot/package?sha256=" + "0" * 64, data)[0] == 400
         status, state = request(port, "PUT", f"/boot/package?sha256={package_sha256()}", data)
         assert status == 200 and state["package"] == "received"
+        # The upload's answer carries the image's facts, read by the package's pod_setup.
+        assert state["install"] == "not needed" and state["facts"]["torch"]  # this machine has the training stack
         assert process.wait(timeout=30) == 0
     finally:
         process.kill()
@@ -231,25 +298,31 @@ def test_stage_0_installs_what_is_missing_in_the_background_and_reports_how_it_w
     script.write_text(stage0_source())
     env = {**os.environ, TOKEN_ENV: TOKEN, PORT_ENV: str(port), "UNSLOTH_NB_EMULATOR_HOST": "127.0.0.1"}
     env.pop("PYTHONPATH", None)
-    process = subprocess.Popen([str(python), str(script), str(tmp_path / "boot"), "unsloth>=2026.10.9"], env=env)
+    process = subprocess.Popen([str(python), str(script), str(tmp_path / "boot")], env=env, stdout=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
         state: dict = {}
         while time.monotonic() < deadline:
             try:
                 state = request(port, "GET", "/boot")[1]
-                if str(state.get("install", "")).startswith("failed"):
-                    break
+                break
             except OSError:
-                pass
+                time.sleep(0.1)
+        assert state["package"] == "waiting" and state["install"] == "after the package", state
+        status, state = request(port, "PUT", f"/boot/package?sha256={package_sha256()}", package_zip())
+        assert status == 200 and state["package"] == "received" and state["facts"]["torch"] is None
+        assert state["install"] == "running" or state["install"].startswith("failed"), state
+        while not state["install"].startswith("failed") and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert state["install"].startswith("failed") and state["package"] == "waiting", state
-        assert state["facts"]["torch"] is None
-        assert request(port, "PUT", f"/boot/package?sha256={package_sha256()}", package_zip())[0] == 200
-        assert process.wait(timeout=30) == 0
+            state = request(port, "GET", "/boot")[1]
+        assert state["install"].startswith("failed"), state
+        out, _ = process.communicate(timeout=30)
+        assert process.returncode == 0
     finally:
         process.kill()
     boot = tmp_path / "boot"
     assert "No module named pip" in (boot / "install.log").read_text()
+    # What it installs comes with the package: the client's own pins, none of them in the create request.
+    assert f"installing {' '.join(training_requirements())} (missing: " in out
     report = json.loads((boot / "boot.json").read_text())
     assert report["install"].startswith("failed") and report["problem"] is None

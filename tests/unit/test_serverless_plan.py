@@ -22,6 +22,7 @@ from unsloth_nb.data import DatasetSummary, PreparedDataset
 from unsloth_nb.errors import ConfigError, InputErrors
 from unsloth_nb.planning.plan_text import format_plan
 from unsloth_nb.planning.planner import LocalHardware, plan
+from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 from unsloth_nb.worker.serverless import handle
 
 CPU_ONLY = LocalHardware("cpu", "Test CPU", 16.0, 12.0, ram_gb=16.0, cpu_count=2)
@@ -228,3 +229,53 @@ def test_a_volume_store_is_reached_through_runpods_s3_api_of_its_data_centre(mon
         "endpoint": "https://s3api-eu-ro-1.runpod.io/",
         "region": "EU-RO-1",
     }
+
+
+def test_the_serverless_plan_speaks_of_flex_workers_per_second_not_of_pods_and_clouds() -> None:
+    result = plan(config_for(), ROWS_1000, CPU_ONLY)
+    text = format_plan(result)
+    rows = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ") and not line.startswith("    ")}
+
+    assert result.cloud_type is None and result.rate_label == "serverless flex"
+    assert result.usd_per_hour is not None
+    per_second = f"${result.usd_per_hour / 3600:.5f}/s = ${result.usd_per_hour:.2f}/h (serverless flex worker"
+    assert per_second in rows["Cost"] and "SECURE" not in text and "COMMUNITY" not in text
+    # One rate, one column: the flex rate per second with its hourly equivalent; no secure/community pair.
+    header = next(line for line in text.splitlines() if "gpuTypeId" in line)
+    assert "serverless flex $/s ($/h)" in header and "secure" not in header and "community" not in header
+    first = next(line for line in text.splitlines() if line.strip().startswith("1  "))
+    assert f"{result.usd_per_hour / 3600:.5f} ({result.usd_per_hour:.2f})" in first
+    # The worker's disk, not a pod; its idle timeout and cold start; what an unwatched request does.
+    assert "Worker" in rows and "Pod" not in rows and "container disk" in rows["Worker"] and "vCPUs" not in rows["Worker"]
+    assert "idle timeout 5 s" in text and "cold start ~105 s" in text and "Active (always-on) workers" in text
+    assert "If this process dies mid-job nothing follows the request" in text
+    assert "the pod waits for" not in text and "pod keeps its outputs" not in text
+
+
+def test_a_pod_plan_keeps_its_two_cloud_columns() -> None:
+    text = format_plan(plan(config_for(placement="runpod"), ROWS_1000, CPU_ONLY))
+    assert "secure $/h" in text and "community $/h" in text and "(SECURE)" in text and "flex" not in text
+
+
+def test_the_serverless_dry_run_shows_the_template_endpoint_and_request_not_a_pod(
+    runpod_emulator: RunPodEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from unsloth_nb import cli
+    from unsloth_nb.demo import demo_dataset_path
+
+    flags = ["--model", "unsloth/Llama-3.1-8B-Instruct", "--dataset", str(demo_dataset_path()), "--placement", "serverless"]
+    assert cli.main(["train", *flags, "--dry-run"]) == 0
+
+    out = capsys.readouterr().out
+    dry = out[out.index("Dry run") :]
+    assert f"POST {runpod_emulator.api_base_url}/v2/templates" in dry and "/v2/endpoints" in dry
+    assert "/<endpoint id>/run  one request" in dry and '"workersMin": 0' in dry and '"executionTimeout": ' in dry
+    assert "/v2/pods" not in dry and "podFindAndDeployOnDemand" not in dry and "proxy.runpod.net" not in dry
+    assert "1 output, " in dry and "\n   adapter  LoRA adapter" in dry
+    assert runpod_emulator.api_calls == []
+
+
+def test_a_card_without_a_serverless_price_is_said_in_serverless_words() -> None:
+    result = plan(config_for(runpod={"gpus": ["NVIDIA GeForce RTX 5090"]}), ROWS_1000, CPU_ONLY)
+    assert "No price is known for NVIDIA GeForce RTX 5090 at serverless flex rates" in " ".join(result.warnings)
+    assert "cloud" not in " ".join(result.warnings)

@@ -145,6 +145,9 @@ class Pricing:
     cloud: str | None = None
     gpu_choice: str | None = None  # why the first machine, and the runner-up, in one line
     community: bool = False
+    #: One rate per machine, not a cloud to choose (serverless: "flex worker"); the plan then says the rate by this
+    #: name, per second and per hour, in one column, and never names a pod cloud.
+    rate_label: str | None = None
 
     def estimate(self, seconds: float | None, warnings: list[str]) -> tuple[float | None, float | None]:
         """(usd per hour, estimated usd) for a run of ``seconds``; a warning when the first machine has no price."""
@@ -153,7 +156,8 @@ class Pricing:
         first = self.candidates[0]
         usd_per_hour = first.usd_per_hour(self.cloud or "SECURE", self.community)
         if usd_per_hour is None:
-            warnings.append(f"No price is known for {first.gpu_type_id} in the {self.cloud} cloud; the cost is not estimated.")
+            where = f"at {self.rate_label} rates" if self.rate_label else f"in the {self.cloud} cloud"
+            warnings.append(f"No price is known for {first.gpu_type_id} {where}; the cost is not estimated.")
             return None, None
         return usd_per_hour, (max(round(seconds / 3600 * usd_per_hour, 2), 0.01) if seconds is not None else None)
 

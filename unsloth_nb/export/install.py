@@ -39,7 +39,7 @@ def ensure_llama_cpp(hooks: PhaseHooks) -> str:
     hooks.emit(
         "log", level="info", message="Installing llama.cpp's tools for GGUF (compiled from PyPI; a few minutes).", source="export"
     )
-    from unsloth_nb.backends.runpod.stage0 import constraints_for, image_facts
+    from unsloth_nb.worker.pod_setup import constraints_for, image_facts
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="unsloth-nb-gguf-") as scratch:

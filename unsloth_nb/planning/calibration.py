@@ -237,7 +237,8 @@ def _observe(folder: Path) -> Observation | object | None:
     (first_step, first_time), (last_step, last_time) = steps[0], steps[-1]
     step_seconds = (last_time - first_time) / (last_step - first_step)
     elapsed = float(record["finished"]) - float(record["created"])
-    overhead = max(elapsed - last_step * step_seconds, 1.0)
+    # The export after training (GGUF, merges) has its own rule of thumb in the plan: leave it out of the start-up's.
+    overhead = max(elapsed - last_step * step_seconds - float(plan.get("export_seconds") or 0.0), 1.0)
     params = float((plan.get("size") or {}).get("active_params") or (plan.get("size") or {}).get("params") or 0)
     tokens_per_step = int(plan.get("tokens_per_step") or 0)
     local = plan.get("local") or {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from unsloth_nb.backends.registry import get_backend
+from unsloth_nb.planning.durations import rough_duration
 
 if TYPE_CHECKING:
     from unsloth_nb.planning.planner import Plan
@@ -34,18 +35,20 @@ def format_plan(plan: Plan, max_gpus: int = 5) -> str:
     else:
         rows.append(("Steps", "unknown (no dataset summary or train.max_steps)"))
     rows.append(("Time", plan.time_text(detail=True)))
+    if plan.outputs:
+        rows.append(("Outputs", _outputs(plan, backend.in_process)))
     if plan.estimate_errors:
         rows.append(("Past estimates", plan.estimate_errors))
     if backend.rents:
-        price = f"${plan.usd_per_hour:.2f}/h ({plan.cloud_type})" if plan.usd_per_hour is not None else "price unknown"
+        price = _rate(plan)
         cost = (
             f"~${plan.estimated_cost_usd:.2f} (rough) at {price}"
             if plan.estimated_cost_usd is not None
             else f"not estimated; {price}"
         )
         rows.append(("Cost", cost))
-        if plan.pod is not None:
-            rows.append(("Pod", plan.pod.describe()))
+        if plan.pod is not None:  # a serverless worker gets the disk; vCPUs and RAM come with its GPU
+            rows.append(("Worker", plan.pod.describe(host=False)) if plan.rate_label else ("Pod", plan.pod.describe()))
     else:
         rows.append(("Cost", f"none ({backend.name})"))
     if plan.gpu_choice:
@@ -56,18 +59,26 @@ def format_plan(plan: Plan, max_gpus: int = 5) -> str:
 
     if plan.gpu_candidates:
         lines.append("  RunPod GPUs, in the order they are tried:")
-        table = [("#", "gpuTypeId", "GB", "secure $/h", "community $/h", "stock")]
-        for i, gpu in enumerate(plan.gpu_candidates[:max_gpus], 1):
-            table.append(
-                (
-                    str(i),
-                    gpu.gpu_type_id,
-                    str(gpu.memory_gb),
-                    _price(gpu.secure_usd_per_hour),
-                    _price(gpu.community_usd_per_hour),
-                    gpu.stock or "-",
+        table: list[tuple[str, ...]]
+        if plan.rate_label:  # one rate per card (serverless flex workers carry it in the secure price's place)
+            table = [("#", "gpuTypeId", "GB", f"{plan.rate_label} $/s ($/h)", "stock")]
+            for i, gpu in enumerate(plan.gpu_candidates[:max_gpus], 1):
+                table.append(
+                    (str(i), gpu.gpu_type_id, str(gpu.memory_gb), _per_second(gpu.secure_usd_per_hour), gpu.stock or "-")
                 )
-            )
+        else:
+            table = [("#", "gpuTypeId", "GB", "secure $/h", "community $/h", "stock")]
+            for i, gpu in enumerate(plan.gpu_candidates[:max_gpus], 1):
+                table.append(
+                    (
+                        str(i),
+                        gpu.gpu_type_id,
+                        str(gpu.memory_gb),
+                        _price(gpu.secure_usd_per_hour),
+                        _price(gpu.community_usd_per_hour),
+                        gpu.stock or "-",
+                    )
+                )
         widths = [max(len(r[c]) for r in table) for c in range(len(table[0]))]
         for r in table:
             cells = [r[0].rjust(widths[0]), r[1].ljust(widths[1])] + [r[c].rjust(widths[c]) for c in range(2, len(r))]
@@ -91,6 +102,21 @@ STOCK_NOTE = (
 )
 
 
+def _outputs(plan: Plan, here: bool) -> str:
+    """What the job writes and how big, the export's time, and for a machine elsewhere what comes down from it."""
+    from unsloth_nb.planning.exports import DOWNLOAD_GB_PER_S
+
+    text = "; ".join(output.describe() for output in plan.outputs)
+    if plan.export_seconds:
+        text += f"; export ~{rough_duration(plan.export_seconds)} after training (rough)"
+    if not here:
+        total = sum(o.gb for o in plan.outputs if not o.skipped)
+        text += f"; all ~{total:.1f} GB come down to this machine" if total >= 0.1 else "; all come down to this machine"
+        if plan.download_seconds:
+            text += f" (~{rough_duration(plan.download_seconds)} at {DOWNLOAD_GB_PER_S * 8000:.0f} Mbit/s, billed)"
+    return text
+
+
 def _keys(needed: list[str]) -> str:
     """Each key the job needs, whether it is set here, and why."""
     if not needed:
@@ -103,6 +129,19 @@ def _keys(needed: list[str]) -> str:
         state = "set" if os.environ.get(name) else "not set in the environment"
         said.append(f"{name} ({state}) - {why}")
     return "; ".join(said)
+
+
+def _rate(plan: Plan) -> str:
+    """The first machine's price as the placement bills it: a pod's $/h in its cloud, a serverless worker's $/s."""
+    if plan.usd_per_hour is None:
+        return "price unknown"
+    if plan.rate_label:
+        return f"${plan.usd_per_hour / 3600:.5f}/s = ${plan.usd_per_hour:.2f}/h ({plan.rate_label} worker, per second it is up)"
+    return f"${plan.usd_per_hour:.2f}/h ({plan.cloud_type})"
+
+
+def _per_second(per_hour: float | None) -> str:
+    return f"{per_hour / 3600:.5f} ({per_hour:.2f})" if per_hour is not None else "-"
 
 
 def _price(value: float | None) -> str:

@@ -35,6 +35,7 @@ from unsloth_nb.data import DatasetSummary
 from unsloth_nb.errors import ConfigError, PlanError, set_field
 from unsloth_nb.planning.calibration import hardware_key
 from unsloth_nb.planning.durations import rough_duration
+from unsloth_nb.planning.exports import PlannedOutput, download_seconds, export_seconds, planned_outputs
 from unsloth_nb.planning.gpu_catalog import (
     DEFAULT_TRAINING_TFLOPS,
     GPU_CATALOG,
@@ -139,7 +140,8 @@ class Plan:
     estimated_cost_usd: float | None
     reasons: list[str]
     warnings: list[str]
-    cloud_type: str | None = None
+    cloud_type: str | None = None  # a pod's cloud (SECURE, COMMUNITY, ALL); None where the price has no cloud
+    rate_label: str | None = None  # the one rate a placement pays, by name ("serverless flex"), instead of a cloud
     startup_seconds: float | None = None
     tokens_per_second: float | None = None
     tokens_per_step: int | None = None
@@ -149,6 +151,11 @@ class Plan:
     estimate_errors: str | None = None  # how far the last jobs' estimates were from their real time
     needs_secrets: list[str] = dataclasses.field(default_factory=list)  # "HF_TOKEN: why", one per key
     gpu_choice: str | None = None  # RunPod: why the first card, and the runner-up
+    #: What the job writes (adapter, merged models, GGUF files, Modelfile), sizes and export times; a rented
+    #: machine's outputs all come down to this machine (``--dry-run`` lists each download from here).
+    outputs: list[PlannedOutput] = dataclasses.field(default_factory=list)
+    export_seconds: float | None = None  # merges, GGUF conversion and quantising after training (in estimated_seconds)
+    download_seconds: float | None = None  # a rented machine: bringing the exports down, billed (in estimated_seconds)
 
     def time_text(self, detail: bool = False) -> str:
         """The estimate as one phrase; the panel's summary and the full plan both use it, so they agree."""
@@ -157,6 +164,10 @@ class Plan:
         text = f"~{rough_duration(self.estimated_seconds)}"
         if self.training_seconds is not None and self.startup_seconds is not None:
             text += f" (~{rough_duration(self.startup_seconds)} start-up + ~{rough_duration(self.training_seconds)} training"
+            if self.export_seconds:
+                text += f" + ~{rough_duration(self.export_seconds)} export"
+            if self.download_seconds:
+                text += f" + ~{rough_duration(self.download_seconds)} download"
             text += f", ~{self.tokens_per_second or 0:,.0f} tokens/s)" if detail else ")"
         return text + (f"; {self.calibration}" if detail and self.calibration else "; rough" if detail else "")
 
@@ -216,6 +227,10 @@ def plan(
 
     steps, tokens_per_step = _steps(config, dataset, reasons)
     startup = backend.startup_seconds(size.params * 2 / 1e9)
+    outputs = planned_outputs(config, size, four_bit=four_bit)
+    exporting = export_seconds(outputs)
+    # What a machine elsewhere wrote comes down here before it is let go (billed); the adapter is in its start-up rule.
+    downloading = 0.0 if backend.in_process else download_seconds(outputs)
     params = size.active_params or size.params
 
     def gpu_step_seconds(gpu_type_id: str) -> float:
@@ -223,7 +238,17 @@ def plan(
 
     pricing = backend.price(
         PriceRequest(
-            config, size, gpu_need, catalogue, user_gpus, steps, tokens_per_step, startup, gpu_step_seconds, reasons, warnings
+            config,
+            size,
+            gpu_need,
+            catalogue,
+            user_gpus,
+            steps,
+            tokens_per_step,
+            startup + exporting + downloading,  # GPUs are ranked by the whole paid time
+            gpu_step_seconds,
+            reasons,
+            warnings,
         )
     )
     candidates, cloud, gpu_choice = pricing.candidates, pricing.cloud, pricing.gpu_choice
@@ -248,11 +273,11 @@ def plan(
             startup *= calibrated.overhead_factor
     speed = tokens_per_step / step_seconds
     training = steps * step_seconds if steps is not None else None
-    seconds = startup + training if training is not None else None
+    seconds = startup + training + exporting + downloading if training is not None else None
 
     usd_per_hour, cost = pricing.estimate(seconds, warnings)
     _check_limits(config, backend.rents, device, seconds, cost, warnings)
-    if backend.rents:
+    if backend.rents and not pricing.rate_label:  # a pod's fate; a per-worker rate (serverless) says its own in its notes
         note, is_warning = unwatched_note(config, usd_per_hour)
         (warnings if is_warning else reasons).append(note)
     if backend.rents and config.runpod.interruptible:
@@ -276,7 +301,8 @@ def plan(
         estimated_cost_usd=cost,
         reasons=reasons,
         warnings=warnings,
-        cloud_type=cloud,
+        cloud_type=None if pricing.rate_label else cloud,
+        rate_label=pricing.rate_label,
         startup_seconds=round(startup),
         tokens_per_second=round(speed, 1),
         tokens_per_step=tokens_per_step,
@@ -285,6 +311,9 @@ def plan(
         estimate_errors=_estimate_errors() if backend.in_process else None,
         needs_secrets=secrets_needed(config, placement),
         gpu_choice=gpu_choice,
+        outputs=outputs,
+        export_seconds=round(exporting) if exporting else None,
+        download_seconds=round(downloading) if downloading else None,
     )
     if backend.rents:  # a rented machine is created with a disk, vCPUs and RAM sized for this job
         save_steps = config.train.save_steps or default_save_steps(result)

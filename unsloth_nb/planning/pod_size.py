@@ -7,7 +7,8 @@ tokenizer of a big model. So the pod is sized from what it will hold:
 
 - disk: the packages pip adds to the image, the base model's weights as downloaded,
   every checkpoint the run keeps (LoRA weights and their optimizer state), the adapter,
-  the merged 16-bit export when asked for, and 10 GB of room;
+  the merged 16-bit export when asked for (or converted to GGUF), the GGUF files and the
+  4-bit merge asked for, and 10 GB of room;
 - vCPUs: 4 per GPU, as SkyPilot asks (tokenising and data loading feed the GPU);
 - RAM: RunPod's own 8 GB per GPU at least, and enough to hold the weights while they
   load, or the whole 16-bit model when it is merged for export.
@@ -45,13 +46,14 @@ class PodResources:
     disk_parts: tuple[tuple[str, float], ...] = ()  # (what, GB) behind the disk size
     disk_from_config: bool = False
 
-    def describe(self) -> str:
+    def describe(self, host: bool = True) -> str:
+        """The disk and what fills it; with ``host``, the least vCPUs and RAM asked of the machine too."""
+        disk = f"{self.container_disk_gb} GB {'disk' if host else 'container disk'}"
         if self.disk_from_config:
-            disk = f"{self.container_disk_gb} GB disk (runpod.container_disk_gb)"
+            disk += " (runpod.container_disk_gb)"
         else:
-            parts = ", ".join(f"{what} {gb:.0f}" for what, gb in self.disk_parts if gb >= 0.5)
-            disk = f"{self.container_disk_gb} GB disk ({parts})"
-        return f"{disk}, at least {self.min_vcpu} vCPUs and {self.min_memory_gb} GB RAM"
+            disk += " (" + ", ".join(f"{what} {gb:.0f}" for what, gb in self.disk_parts if gb >= 0.5) + ")"
+        return f"{disk}, at least {self.min_vcpu} vCPUs and {self.min_memory_gb} GB RAM" if host else disk
 
 
 #: A pod job without ``train.save_steps`` checkpoints about this often (a lost pod then costs at most this much).
@@ -95,8 +97,9 @@ def pod_resources(
 ) -> PodResources:
     """Disk, vCPUs and RAM for this job's pod; ``runpod.container_disk_gb``, when set, wins for the disk."""
     weights = weights_gb(size, config.model.name)
-    merged = size.params * 2.0 / 1e9 if config.save.merged_16bit or config.save.gguf else 0.0
+    merged = size.params * 2.0 / 1e9 if config.save.merged_16bit or config.save.gguf or "merged_16bit" in config.hub.push else 0.0
     gguf = gguf_gb(config, size.params)
+    merged_4bit = merged_4bit_gb(config, size.params)
     adapter = lora_params(size, config.lora.r) * 4 / 1e9
     kept = 1
     if save_steps and total_steps:
@@ -107,6 +110,7 @@ def pod_resources(
         ("model", weights),
         ("merged export", merged),
         ("GGUF export", gguf),
+        ("merged 4-bit export", merged_4bit),
         (f"{kept} checkpoint{'s' if kept != 1 else ''}", checkpoints),
         ("adapter", adapter),
         ("room", ROOM_GB),
@@ -124,18 +128,51 @@ def pod_resources(
     )
 
 
-#: Bytes per parameter of a GGUF type, roughly (k-quants keep some tensors at higher precision).
-GGUF_BYTES_PER_PARAM = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 1.07, "q6_k": 0.82, "q5_k_m": 0.72, "q5_k_s": 0.69}
+#: Bytes per parameter of a GGUF type. f16/q8_0 measured on SmolLM2-135M (270.9 MB and 144.8 MB for 134.5M
+#: parameters, ``benchmarks/gguf_export.py``); the k-quants from llama.cpp's quantize list for a 7B Llama
+#: (Q4_K_M 3.80 GB against F16 13.0 GB ...) scaled so f16 is 2 bytes. A small model keeps more of its tensors
+#: (the embeddings) at higher precision: SmolLM2's q4_k_m was 105.5 MB, 0.78 bytes a parameter.
+GGUF_BYTES_PER_PARAM = {
+    "f32": 4.0,
+    "f16": 2.0,
+    "bf16": 2.0,
+    "q8_0": 1.07,
+    "q6_k": 0.82,
+    "q5_k_m": 0.72,
+    "q5_k_s": 0.69,
+    "q5_1": 0.72,
+    "q5_0": 0.67,
+    "q4_k_m": 0.6,
+    "q4_k_s": 0.57,
+    "q4_1": 0.6,
+    "q4_0": 0.55,
+    "q3_k_l": 0.52,
+    "q3_k_m": 0.47,
+    "q3_k_s": 0.42,
+    "q2_k": 0.4,
+}
+#: bitsandbytes 4-bit weights plus the 16-bit embeddings and head: unsloth/Meta-Llama-3.1-8B-bnb-4bit is 5.7 GB.
+MERGED_4BIT_BYTES_PER_PARAM = 0.71
+#: llama.cpp's build (quantiser and converter) on a pod's disk.
+LLAMA_CPP_GB = 1.0
 
 
 def gguf_gb(config: TrainConfig, params: float) -> float:
-    """The GGUF files asked for, plus the f16 file the quantiser starts from and llama.cpp's build (~1 GB)."""
-    from unsloth_nb.config.export import gguf_types
+    """Disk the GGUF step needs: the files asked for, the f16 file the quantiser starts from, llama.cpp's build."""
+    from unsloth_nb.config.export import GGUF_CONVERTER_TYPES, gguf_types
 
     types = gguf_types(config.save)
     if not types:
         return 0.0
     per_param = sum(GGUF_BYTES_PER_PARAM.get(t, 0.6) for t in types)
-    if "f16" not in types and any(t not in GGUF_BYTES_PER_PARAM or t.startswith("q") for t in types):
-        per_param += 2.0
-    return params * per_param / 1e9 + 1.0
+    if "f16" not in types and any(t not in GGUF_CONVERTER_TYPES for t in types):
+        per_param += GGUF_BYTES_PER_PARAM["f16"]
+    return params * per_param / 1e9 + LLAMA_CPP_GB
+
+
+def merged_4bit_gb(config: TrainConfig, params: float) -> float:
+    """A 4-bit merged model (``save.merged_4bit`` or pushed), else 0."""
+    from unsloth_nb.config.export import push_repo_ids
+
+    wanted = config.save.merged_4bit or "merged_4bit" in push_repo_ids(config.hub)
+    return params * MERGED_4BIT_BYTES_PER_PARAM / 1e9 if wanted else 0.0

@@ -1,7 +1,7 @@
 """The pod's install, resolved offline of RunPod: pip's ``--dry-run --report`` for the default image.
 
 Stage 0 on a pod runs ``pip install`` of our requirements with constraints that keep
-the image's torch (:func:`unsloth_nb.backends.runpod.stage0.constraints_for`). This
+the image's torch (:func:`unsloth_nb.worker.pod_setup.constraints_for`). This
 runs the same command, with the same requirements and the same constraints for the
 torch the image's tag names, as a dry run against the package index for the image's
 Python and platform: what pip *would* install, with no wheel downloaded (the index
@@ -69,10 +69,10 @@ def pip_environment() -> dict[str, str]:
 
 def resolve_install(image: str | None = None, timeout: float = 300.0) -> InstallPlan:
     """Resolve the pod's install for ``image`` (default: the config's default image) with pip's dry run."""
-    from unsloth_nb.backends.runpod import stage0
     from unsloth_nb.backends.runpod.bootstrap import training_requirements
     from unsloth_nb.backends.runpod.pod_request import image_torch_and_python
     from unsloth_nb.config import RunPodConfig
+    from unsloth_nb.worker import pod_setup as stage0
 
     image = image or RunPodConfig().image
     named = image_torch_and_python(image)

@@ -327,9 +327,11 @@ class BootStatus:
     """
 
     package: str  # "waiting" until the client's package arrived, then "received"
-    install: str  # "not needed", "running", "done" or "failed (N)"
+    install: str  # "after the package", then "not needed", "running", "done" or "failed (N)"
     seconds: float = 0.0  # since stage 0 started
-    facts: dict[str, Any] = field(default_factory=dict)  # the image's torch and CUDA, the GPU and its driver
+    facts: dict[str, Any] = field(
+        default_factory=dict
+    )  # the image's torch and CUDA, the GPU and its driver (once the package is there)
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> BootStatus:

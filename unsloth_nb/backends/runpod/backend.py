@@ -164,7 +164,7 @@ class RunPodBackend:
     def price(self, request: PriceRequest) -> Pricing:
         from unsloth_nb.backends.runpod import pricing
 
-        return pricing.price(request)
+        return pricing.price(volume_placement.narrow_to_data_centre(request))  # a volume's pod gets its DC's cards only
 
     def plan_target(self, plan: Plan) -> str:
         return placement.plan_target(plan)

@@ -2,10 +2,11 @@
 
 The create request carries only a small boot script; its stage 0 (:mod:`.stage0`)
 answers ``GET /boot`` on the worker port with the job token, and waits for the
-package. Each readiness poll that finds no worker yet asks stage 0 where it stands:
-the first answer is reported as a job event (the image's torch and CUDA, the GPU and
-its driver), and a pod waiting for its package gets it, with its sha256, in one
-``PUT /boot/package``. Then stage 0 finishes the install and the worker starts.
+package. Each readiness poll that finds no worker yet asks stage 0 where it stands,
+and a pod waiting for its package gets it, with its sha256, in one ``PUT /boot/package``.
+The package's first step reads the image's torch and CUDA, the GPU and its driver;
+the answer to the upload carries them, and they are reported as a job event. Then
+stage 0 finishes the install and the worker starts.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import time
 from collections.abc import Callable
 
 from unsloth_nb.backends.runpod.bootstrap import package_sha256, package_zip
-from unsloth_nb.backends.runpod.stage0 import describe
 from unsloth_nb.backends.worker_link.client import WorkerClient, WorkerRefusedError, WorkerUnreachableError
+from unsloth_nb.worker.pod_setup import describe
+from unsloth_nb.worker.protocol import BootStatus
 
 #: How long a readiness poll waits for the worker right after the package arrived and nothing was left to install.
 WORKER_START_WAIT_S = 5.0
@@ -51,9 +53,7 @@ class PackageDelivery:
         state = worker.boot(timeout=10.0)
         if state is None:
             return False
-        if pod_id not in self._reported:
-            self._reported.add(pod_id)
-            self._say(f"pod {pod_id} is booting: {describe(state.facts)}; packages: {state.install}")
+        self._report(pod_id, state)
         if state.waiting_for_package and pod_id not in self._sent:
             data = package_zip()
             try:
@@ -69,5 +69,12 @@ class PackageDelivery:
                 return True
             self._sent.add(pod_id)
             self._say(f"unsloth-nb package sent to pod {pod_id} ({len(data) / 1e3:.0f} kB, sha256 checked there)")
+            self._report(pod_id, answer)
             return not answer.installing
         return False
+
+    def _report(self, pod_id: str, state: BootStatus) -> None:
+        """Once per pod, the image's torch and CUDA, as soon as stage 0 knows them (the package's first step)."""
+        if pod_id not in self._reported and state.facts:
+            self._reported.add(pod_id)
+            self._say(f"pod {pod_id} is booting: {describe(state.facts)}; packages: {state.install}")

@@ -5,12 +5,14 @@ environment variables, the job token, the worker port and ``UNSLOTH_NB_BOOT``,
 the boot script (gzip, base64). No job data and no user secret is in it: pod env
 can be read back through RunPod's API and console. The script:
 
-1. runs stage 0 (:mod:`.stage0`, embedded in the script): it logs the image's
-   torch and CUDA versions, starts ``pip install`` of what is missing with
-   constraints that keep the image's torch (and a torchvision and xformers built
-   for it), and serves the worker port with the job token until the client has sent
-   the ``unsloth_nb`` package (a zip with its sha256: :func:`package_zip`) and the
-   install is over; so the worker on the pod is always the client's own version;
+1. runs stage 0 (:mod:`.stage0`, embedded in the script): it serves the worker port
+   with the job token until the client has sent the ``unsloth_nb`` package (a zip with
+   its sha256: :func:`package_zip`), so the worker on the pod is always the client's own
+   version; then the package's :mod:`unsloth_nb.worker.pod_setup` logs the image's torch
+   and CUDA versions and starts ``pip install`` of what is missing, with constraints that
+   keep the image's torch (and a torchvision and xformers built for it), and stage 0
+   serves the port until that install is over. Only stage 0 rides in the request: with
+   the install inlined too, GraphQL's create request was 8.1 kB; now about 5.5 kB;
 2. runs ``python -m unsloth_nb.worker`` and waits for it;
 3. when the worker was killed by a signal nobody here sent (the OOM killer, a
    segfault in a CUDA kernel), starts it again, up to three times: the new worker
@@ -41,11 +43,14 @@ import functools
 import gzip
 import hashlib
 import io
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from unsloth_nb.backends.runpod import stage0
+from unsloth_nb.worker import pod_setup
+from unsloth_nb.worker.pod_setup import REQUIREMENTS_FILE
 from unsloth_nb.worker.protocol import LAST_EXIT_ENV
 from unsloth_nb.worker.settings import BOOT_REPORT_ENV
 
@@ -139,8 +144,8 @@ unset UNSLOTH_NB_BOOT
 mkdir -p "$BOOT" || end_pod "cannot create $BOOT"
 cat > "$BOOT/stage0.py" <<'UNSLOTH_NB_STAGE0'
 __STAGE0__UNSLOTH_NB_STAGE0
-# Stage 0: image facts, the pinned install, and the package over the worker port (see stage0.py).
-"$PY" "$BOOT/stage0.py" "$BOOT" __REQUIREMENTS__ &
+# Stage 0: the package over the worker port, then the package's pinned install (see stage0.py).
+"$PY" "$BOOT/stage0.py" "$BOOT" &
 child=$!
 code=0
 wait "$child" || code=$?
@@ -191,6 +196,11 @@ def package_zip() -> bytes:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             archive.writestr(info, path.read_bytes())
+        # What the pod installs: this client's own pins, read there by worker/pod_setup.py (not in the create request).
+        info = zipfile.ZipInfo(f"unsloth_nb/worker/{REQUIREMENTS_FILE}", date_time=(2020, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o644 << 16
+        archive.writestr(info, "".join(r + "\n" for r in training_requirements()))
     return buffer.getvalue()
 
 
@@ -218,7 +228,20 @@ def training_requirements() -> tuple[str, ...]:
 
 def stage0_source() -> str:
     """Stage 0's source as shipped: docstrings, comments and annotations dropped (it travels in env)."""
-    tree = ast.parse(Path(stage0.__file__).read_text(encoding="utf-8"))
+    return shipped_source(Path(stage0.__file__))
+
+
+def pod_setup_source() -> str:
+    """The install helpers as shipped in a serverless template's env (a pod gets them with the package)."""
+    return shipped_source(Path(pod_setup.__file__))
+
+
+def shipped_source(path: Path) -> str:
+    """A standalone module's source without docstrings, comments and function annotations, indented by one space.
+
+    It travels in env, where every byte counts; ``ast.unparse`` writes no multi-line string, so re-indenting is safe.
+    """
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         body: Any = getattr(node, "body", None)
         first = body[0] if isinstance(body, list) and body else None
@@ -228,7 +251,8 @@ def stage0_source() -> str:
             node.returns = None
             for arg in [*node.args.args, *node.args.kwonlyargs, *node.args.posonlyargs]:
                 arg.annotation = None
-    return ast.unparse(tree) + "\n"
+    source = ast.unparse(tree)
+    return re.sub(r"^(?:    )+", lambda found: " " * (len(found.group(0)) // 4), source, flags=re.MULTILINE) + "\n"
 
 
 def _strip_comments(script: str) -> str:
@@ -238,10 +262,8 @@ def _strip_comments(script: str) -> str:
 
 
 def boot_script() -> str:
-    requirements = " ".join(_shell_word(r) for r in training_requirements())
     return (
-        _SCRIPT.replace("__REQUIREMENTS__", requirements)
-        .replace("__MAX_RESTARTS__", str(MAX_WORKER_RESTARTS))
+        _SCRIPT.replace("__MAX_RESTARTS__", str(MAX_WORKER_RESTARTS))
         .replace("__LAST_EXIT__", LAST_EXIT_ENV)
         .replace("__BOOT_REPORT__", BOOT_REPORT_ENV)
         .replace("__STAGE0__", stage0_source())  # last: nothing may be replaced inside it
@@ -258,8 +280,3 @@ def boot_value() -> str:
 def boot_env() -> dict[str, str]:
     """The environment entry that carries the boot script to the pod (a few KB; the package follows over HTTP)."""
     return {BOOT_ENV: boot_value()}
-
-
-def _shell_word(text: str) -> str:
-    """Single-quote a requirement for bash (they hold ``<`` and ``>``)."""
-    return "'" + text.replace("'", "'\\''") + "'"

@@ -20,6 +20,7 @@ from unsloth_nb.credentials import redact
 
 if TYPE_CHECKING:
     from unsloth_nb.jobrun.preflight import Prepared
+    from unsloth_nb.planning.planner import Plan
 
 TOKEN_SHOWN = "<job token: 43 random characters, new for each job>"
 
@@ -28,8 +29,13 @@ def format_dry_run(prepared: Prepared, job_id: str | None = None) -> str:
     """The requests a job would send, as text; for a local job, a line saying nothing would be rented."""
     from unsloth_nb.backends.registry import get_backend
 
-    if not get_backend(prepared.plan.placement).rents:
+    backend = get_backend(prepared.plan.placement)
+    if not backend.rents:
         return "Dry run: this job would train on this machine; it sends no request to RunPod and rents nothing."
+    if backend.name == "serverless":
+        from unsloth_nb.backends.runpod_serverless.dry_run import serverless_requests
+
+        return "\n".join(serverless_requests(prepared, job_id or "JOB_ID"))
     return "\n".join(_runpod_requests(prepared, job_id or "JOB_ID"))
 
 
@@ -99,7 +105,23 @@ def _runpod_requests(prepared: Prepared, job_id: str) -> list[str]:
         f"9. PUT {worker}/job/dataset  {len(dataset)} bytes in chunks of at most 8 MiB, with Content-Range",
         f"10. POST {worker}/job/start  " + (json.dumps(start) if start else "(no body)"),
         f"11. GET {worker}/events?after=N&timeout=2  until training ends (each checkpoint: GET /artifacts?prefix=...)",
-        f"12. GET {worker}/artifacts?prefix=adapter&sha256=1, then GET {worker}/artifacts/<name> for each file",
+        *_downloads(plan, worker, 12),
         f"13. POST {worker}/shutdown, then {end}",
     ]
     return [redact(line) for line in lines]
+
+
+def download_lines(plan: Plan) -> list[str]:
+    """Each output the job brings to this machine, from the plan's list (adapter, merged models, GGUF files ...)."""
+    width = max((len(o.path) for o in plan.outputs), default=0)
+    return [f"   {o.path.ljust(width)}  {o.describe()}" for o in plan.outputs]
+
+
+def _downloads(plan: Plan, worker: str, number: int) -> list[str]:
+    fetched = [o for o in plan.outputs if not o.skipped]
+    total = sum(o.gb for o in fetched)
+    head = (
+        f"{number}. for each output: GET {worker}/artifacts?prefix=<output>&sha256=1, then GET {worker}/artifacts/<name> "
+        f"for each of its files; {len(fetched)} output{'s' if len(fetched) != 1 else ''}, ~{total:.1f} GB in all:"
+    )
+    return [head, *download_lines(plan)]

@@ -17,20 +17,26 @@ from unsloth_nb.planning.gpu_catalog import GpuOption
 from unsloth_nb.planning.memory import GPU_MEMORY_USABLE, fits
 
 
-def price(request: PriceRequest) -> Pricing:
-    """The GPUs in the order to try (and why the first), in the configured cloud; the hourly price is the first's."""
+def price(request: PriceRequest, rate_label: str | None = None) -> Pricing:
+    """The GPUs in the order to try (and why the first), in the configured cloud; the hourly price is the first's.
+
+    ``rate_label``: the catalogue carries one rate per card under that name (serverless flex workers), so the
+    plan speaks of it rather than of a pod's secure and community clouds.
+    """
     runpod = request.config.runpod
-    candidates, choice = _gpu_candidates(request)
-    return Pricing(candidates, runpod.cloud_type, choice, community=runpod.allow_community)
+    candidates, choice = _gpu_candidates(request, rate_label)
+    return Pricing(candidates, runpod.cloud_type, choice, community=runpod.allow_community, rate_label=rate_label)
 
 
-def _gpu_candidates(request: PriceRequest) -> tuple[list[GpuOption], str | None]:
+def _gpu_candidates(request: PriceRequest, rate_label: str | None = None) -> tuple[list[GpuOption], str | None]:
     """RunPod GPUs in the order to try, and why the first one: the user's list as given, else
     every card that fits, lowest estimated total cost (price x (start-up + training)) first.
     Cards RunPod reports out of stock go last."""
     config, need, catalogue, user_gpus = request.config, request.gpu_need_gb, request.catalogue, request.user_gpus
     reasons, warnings, steps, startup = request.reasons, request.warnings, request.steps, request.startup_seconds
     cloud, community = config.runpod.cloud_type, config.runpod.allow_community
+    if rate_label:  # one rate per card: the catalogue carries it in every cloud's place
+        community = False
     priced = {g.gpu_type_id: g for g in catalogue}
     if user_gpus:
         options = [priced.get(g.gpu_type_id, g) for g in user_gpus]
@@ -51,8 +57,9 @@ def _gpu_candidates(request: PriceRequest) -> tuple[list[GpuOption], str | None]
             if not config.model.load_in_4bit
             else "use a smaller model or a shorter train.max_seq_length / batch_size"
         )
+        offered = f"priced at {rate_label} rates" if rate_label else f"offered in the {cloud} cloud"
         raise PlanError(
-            f"No single RunPod GPU offered in the {cloud} cloud has the ~{need:.0f} GB this job needs "
+            f"No single RunPod GPU {offered} has the ~{need:.0f} GB this job needs "
             f"(the largest has {largest} GB, of which {GPU_MEMORY_USABLE:.0%} is used); {hint}."
         )
 
@@ -64,9 +71,10 @@ def _gpu_candidates(request: PriceRequest) -> tuple[list[GpuOption], str | None]
 
     ranked = sorted(usable, key=lambda g: (round(total_cost(g), 4), seconds_on(g), g.memory_gb))
     basis = "estimated total cost" if steps is not None else "cost per training step (steps unknown)"
+    prices = f"{rate_label} prices" if rate_label else f"{cloud} prices{', community as fallback' if community else ''}"
     reasons.append(
         f"GPUs: every card with at least {need / GPU_MEMORY_USABLE:.0f} GB, lowest {basis} first "
-        f"({cloud} prices{', community as fallback' if community else ''}; price x (start-up + training))."
+        f"({prices}; price x the paid time: start-up, training, export and download)."
     )
     ordered = _stocked_first(ranked)
     return ordered, _gpu_choice(ordered, total_cost, seconds_on, cloud, community, steps is not None)

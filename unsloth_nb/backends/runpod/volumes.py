@@ -59,8 +59,8 @@ class VolumesClient:
 
         self._client = RunPodClient(api_key, api="rest", **client_options)
 
-    def _request(self, what: str, method: str, path: str, body: Any = None) -> Any:
-        return self._client._call(what, lambda api: api._request(method, path, body=body))  # type: ignore[attr-defined]
+    def _request(self, what: str, method: str, path: str, body: Any = None, recover: Any = None) -> Any:
+        return self._client._call(what, lambda api: api._request(method, path, body=body), recover=recover)  # type: ignore[attr-defined]
 
     def list(self) -> list[NetworkVolume]:
         answer = self._request("list network volumes", "GET", PATH) or []
@@ -81,9 +81,26 @@ class VolumesClient:
         return NetworkVolume.from_api(raw or {})
 
     def create(self, name: str, size_gb: int, data_center: str, type: str = "STANDARD") -> NetworkVolume:
+        """Create one volume, exactly one even when RunPod's answer is lost: a volume bills by the GB-month from its
+        creation, so a retry first looks for the volume that create made (by name, among those not there before)."""
         body = {"name": name, "size": size_gb, "dataCenter": data_center.upper(), "type": type}
-        # Not retried blindly by a lookup: a repeated create costs one more (empty) volume at worst.
-        return NetworkVolume.from_api(self._request(f"create network volume {name}", "POST", PATH, body) or {})
+        before = {volume.id for volume in self.list() if volume.name == name}
+
+        def made_meanwhile() -> dict[str, Any] | None:
+            new = [v for v in self.list() if v.name == name and v.id not in before]
+            if not new:
+                return None
+            volume = new[0]
+            return {
+                "id": volume.id,
+                "name": volume.name,
+                "size": volume.size_gb,
+                "dataCenter": volume.data_center,
+                "type": volume.type,
+            }
+
+        answer = self._request(f"create network volume {name}", "POST", PATH, body, recover=made_meanwhile)
+        return NetworkVolume.from_api(answer or {})
 
     def update(self, volume_id: str, *, name: str | None = None, size_gb: int | None = None) -> NetworkVolume:
         body: dict[str, Any] = {}

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import dataclasses
 import hashlib
 import io
 import logging
@@ -37,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 import unsloth_nb.backends.runpod_serverless.placement as placement
 from unsloth_nb.backends.base import JobContext, PlacementInputs, PriceRequest, Pricing, SecretNeed
 from unsloth_nb.backends.runpod.client import api_key
+from unsloth_nb.backends.runpod_serverless import prices
 from unsloth_nb.backends.runpod_serverless.endpoints import EndpointInfo, EndpointsApi, endpoint_name, remove
-from unsloth_nb.backends.runpod_serverless.prices import serverless_catalogue
 from unsloth_nb.backends.runpod_serverless.request import (
     endpoint_body,
     execution_timeout,
@@ -102,13 +101,7 @@ class ServerlessBackend:
         return placement.notes(config)
 
     def price(self, request: PriceRequest) -> Pricing:
-        """GPUs ranked as for pods, but at serverless flex rates (higher than a pod's), the user's named GPUs too."""
-        from unsloth_nb.backends.runpod import pricing
-
-        flex = dataclasses.replace(
-            request, catalogue=serverless_catalogue(request.catalogue), user_gpus=serverless_catalogue(request.user_gpus)
-        )
-        return pricing.price(flex)
+        return prices.price(request)
 
     def plan_target(self, plan: Plan) -> str:
         return placement.plan_target(plan)

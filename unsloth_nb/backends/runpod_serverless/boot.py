@@ -1,7 +1,7 @@
 """The serverless worker's boot: installs what the image lacks, then serves requests with the ``runpod`` SDK.
 
-Its source travels in the template's env (``UNSLOTH_NB_SERVERLESS_BOOT``, gzip + base64), beside stage 0's
-(``UNSLOTH_NB_STAGE0``, :mod:`unsloth_nb.backends.runpod.stage0`), whose helpers it uses: the image's torch is read without
+Its source travels in the template's env (``UNSLOTH_NB_SERVERLESS_BOOT``, gzip + base64), beside the pod's
+install helpers (``UNSLOTH_NB_STAGE0``, :mod:`unsloth_nb.worker.pod_setup`), which it uses: the image's torch is read without
 importing it and pinned, so the install never replaces it. It uses the standard library and, once
 installed, the ``runpod`` SDK only; the ``unsloth_nb`` package comes with each request (``package``,
 checked against ``package_sha256``), is unpacked once per version under ``$HOME`` and put first on
@@ -21,7 +21,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-#: Stage 0's helpers (image facts, constraints, pip command), from its source in the template's env.
+#: The pod's install helpers (image facts, constraints, pip command), from their source in the template's env.
 _stage0 = {"__name__": "unsloth_nb_stage0"}
 exec(gzip.decompress(base64.b64decode(os.environ["UNSLOTH_NB_STAGE0"])).decode("utf-8"), _stage0)
 missing_modules, image_facts, describe = _stage0["missing_modules"], _stage0["image_facts"], _stage0["describe"]

@@ -74,7 +74,8 @@ def notes(config: TrainConfig) -> list[tuple[str, bool]]:
         ),
         (
             f"Prices: flex workers' $/s from {PRICE_SOURCE}; a serverless worker costs more per hour than a pod "
-            "with the same card, billed from its cold start to the end of its idle timeout.",
+            "with the same card, billed from its cold start to the end of its idle timeout. Active (always-on) "
+            "workers cost 20-30 % less per second but bill while idle too, so a job's endpoint has none (workers min 0).",
             False,
         ),
         (
@@ -82,7 +83,23 @@ def notes(config: TrainConfig) -> list[tuple[str, bool]]:
             "request's result (up to 64 MB zipped; an r=16 LoRA of an 8B model is 80-170 MB, so larger jobs fail at the end).",
             False,
         ),
+        (
+            "If this process dies mid-job nothing follows the request: it runs to its end (at most the execution "
+            "timeout) and bills meanwhile, and its outputs are not collected (`load_job` then deletes the endpoint).",
+            False,
+        ),
     ]
+    from unsloth_nb.config.export import exports_wanted
+
+    if exports_wanted(config.save, config.hub) or config.save.merged_16bit:
+        lines.append(
+            (
+                "Exports (merged models, GGUF files) come back in the same result, which holds at most 64 MB zipped: "
+                "any but the smallest model's exports exceed it and the job fails at the end. Use placement: runpod "
+                "to export, or push them to the Hub from a pod.",
+                True,
+            )
+        )
     remote = [config.dataset.path, *(entry.rpartition("=")[0] or entry for entry in config.dataset.mix)]
     if any(str(path).startswith(("s3://", "volume://")) for path in remote):
         lines.append(

@@ -16,7 +16,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from unsloth_nb.backends.base import PriceRequest, Pricing
 from unsloth_nb.planning.gpu_catalog import GpuOption
+
+#: What the plan calls the one rate a job's endpoint pays (``workersMin`` 0: flex workers, billed per second).
+RATE_LABEL = "serverless flex"
 
 PRICE_SOURCE = "RunPod's serverless price table (docs.runpod.io/serverless/pricing, read 2026-12; not fetched live)"
 
@@ -45,6 +49,14 @@ def usd_per_second(gpu_type_id: str, *, active: bool = False) -> float | None:
 def usd_per_hour(gpu_type_id: str, *, active: bool = False) -> float | None:
     rate = usd_per_second(gpu_type_id, active=active)
     return None if rate is None else round(rate * 3600, 4)
+
+
+def price(request: PriceRequest) -> Pricing:
+    """GPUs ranked as for pods, but at flex rates (higher than a pod's), the user's named GPUs too."""
+    from unsloth_nb.backends.runpod import pricing
+
+    flex = replace(request, catalogue=serverless_catalogue(request.catalogue), user_gpus=serverless_catalogue(request.user_gpus))
+    return pricing.price(flex, rate_label=RATE_LABEL)
 
 
 def serverless_catalogue(catalogue: list[GpuOption]) -> list[GpuOption]:

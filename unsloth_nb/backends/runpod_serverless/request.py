@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unsloth_nb.backends.runpod.bootstrap import package_sha256, package_zip, stage0_source, training_requirements
+from unsloth_nb.backends.runpod.bootstrap import package_sha256, package_zip, pod_setup_source, training_requirements
 from unsloth_nb.backends.runpod_serverless.endpoints import endpoint_name
 from unsloth_nb.backends.runpod_serverless.store import store_description, store_env
 from unsloth_nb.config.serverless import MAX_EXECUTION_TIMEOUT_S
@@ -51,7 +51,7 @@ def boot_env() -> dict[str, str]:
     source = Path(__file__).with_name("boot.py").read_text(encoding="utf-8")
     return {
         BOOT_ENV: _packed(source),
-        STAGE0_ENV: _packed(stage0_source()),
+        STAGE0_ENV: _packed(pod_setup_source()),
         "UNSLOTH_NB_REQUIREMENTS": json.dumps(list(training_requirements())),
     }
 

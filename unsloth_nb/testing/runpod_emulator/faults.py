@@ -53,7 +53,7 @@ class Faults:
     bad_gateway: dict[str, int] = field(default_factory=dict)
     #: operation -> seconds to wait before handling each call (not consumed; the SDK gives up after 30 s).
     slow_s: dict[str, float] = field(default_factory=dict)
-    #: The next N creates make the pod, then close the connection without an answer.
+    #: The next N creates make the pod (or network volume), then close the connection without an answer.
     lost_creates: int = 0
     #: The next N created pods never start their container: ``runtime`` stays null for good.
     never_ready: int = 0

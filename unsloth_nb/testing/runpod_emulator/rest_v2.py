@@ -184,7 +184,9 @@ class RestApi:
         if not isinstance(ports, list) or not isinstance(env, dict):
             raise Problem(422, "ports is a list of strings and env an object", [{"field": "ports/env", "message": "type"}])
         network = ((body.get("mounts") or {}).get("network") or [{}])[0]
-        self.cloud.volumes.check_placement(network.get("volumeId"), tuple(body.get("dataCenterIds") or ()))
+        self.cloud.volumes.check_placement(
+            network.get("volumeId"), tuple(body.get("dataCenterIds") or ()), str(gpu.get("id") or "")
+        )
         fields: dict[str, Any] = {
             "name": body["name"],
             "imageName": body["image"],

@@ -6,7 +6,11 @@ Shapes follow the RunPod reference (§2.10, §7.5): REST v2 renamed GraphQL's
 
 - ``GET /v2/network-volumes`` -> ``[Volume]``; ``POST`` ``{name, size, dataCenter, type?}`` -> 201 Volume;
 - ``GET /v2/network-volumes/{id}`` -> Volume or 404; ``PATCH`` ``{name?, size?}`` -> Volume
-  (a size can only grow: a smaller one is a 400); ``DELETE`` -> 204 (409 while a live pod mounts it).
+  (a size can only grow: a smaller one is a 400); ``DELETE`` -> 204 (409 while a live pod mounts it);
+- ``GET /v2/catalog/datacenters/{id}?include=GPU_AVAILABILITY`` -> the data centre with ``gpuAvailability``
+  ``[{gpuId, displayName, stockStatus}]`` (RunPod's "Get a data center"; the item fields as ``runpodctl
+  datacenter list`` prints them, not a v2 response seen). Every card is in every data centre unless a test
+  narrows one (:attr:`Volumes.data_centre_gpus`); a pod created there on another card is out of stock.
 
 A volume's files live in one folder of the emulator's work directory. A pod created
 with ``networkVolumeId`` gets ``UNSLOTH_NB_VOLUME_MOUNT`` pointing at that folder (the
@@ -73,6 +77,8 @@ class Volumes:
     def __init__(self, workdir: Path) -> None:
         self.root = workdir / "volumes"
         self.volumes: dict[str, NetworkVolume] = {}
+        #: data centre -> the gpuTypeIds it has; a data centre not named here has every card.
+        self.data_centre_gpus: dict[str, set[str]] = {}
         self._s3: dict[str, str] | None = None
         self._lock = threading.Lock()
 
@@ -128,8 +134,8 @@ class Volumes:
             env["RUNPOD_DC_ID"] = volume.data_center
         return env
 
-    def check_placement(self, volume_id: str | None, data_center_ids: tuple[str, ...]) -> None:
-        """A pod with a volume must be allowed in the volume's data centre (RunPod pins it there)."""
+    def check_placement(self, volume_id: str | None, data_center_ids: tuple[str, ...], gpu_type_id: str = "") -> None:
+        """A pod with a volume must be allowed in the volume's data centre (RunPod pins it there), on a card it has."""
         volume = self.volumes.get(volume_id or "")
         if volume is not None and data_center_ids and volume.data_center not in data_center_ids:
             raise Problem(
@@ -137,6 +143,31 @@ class Volumes:
                 f"network volume {volume.id} is in {volume.data_center}, not in dataCenterIds {list(data_center_ids)}",
                 [{"field": "dataCenterIds", "message": f"include {volume.data_center}"}],
             )
+        allowed = [self.data_centre_gpus[dc] for dc in data_center_ids if dc in self.data_centre_gpus]
+        if gpu_type_id and allowed and not any(gpu_type_id in gpus for gpus in allowed):
+            from unsloth_nb.testing.runpod_emulator.cloud import OUT_OF_STOCK
+
+            raise Problem(400, OUT_OF_STOCK)
+
+    def data_centre(self, centre: str, gpu_ids: list[str], with_gpus: bool) -> dict[str, Any]:
+        if centre not in DATA_CENTERS:
+            raise Problem(404, f"data center {centre} not found")
+        answer: dict[str, Any] = {
+            "id": centre,
+            "name": centre,
+            "region": "EUROPE" if centre.startswith("EU") else "NORTH_AMERICA",
+            "globalNetwork": False,
+            "networkVolumeTypes": list(TYPES),
+            "compliance": [],
+        }
+        if with_gpus:
+            have = self.data_centre_gpus.get(centre)
+            answer["gpuAvailability"] = [
+                {"gpuId": gpu, "displayName": gpu.removeprefix("NVIDIA "), "stockStatus": "High"}
+                for gpu in gpu_ids
+                if have is None or gpu in have
+            ]
+        return answer
 
     # ---- the API's operations ---------------------------------------------------------
     def create(self, body: dict[str, Any]) -> NetworkVolume:
@@ -184,6 +215,8 @@ class Volumes:
 def answer(handler: ApiHandler, method: str, path: str, raw: bytes) -> bool:
     """Answer a ``/v2/network-volumes`` request; False for any other path."""
     parts = [p for p in path.split("/")[2:] if p]
+    if parts[:2] == ["catalog", "datacenters"] and len(parts) == 3 and method == "GET":
+        return _data_centre(handler, parts[2])
     if not parts or parts[0] != _PATH:
         return False
     cloud = handler.server.cloud
@@ -196,12 +229,32 @@ def answer(handler: ApiHandler, method: str, path: str, raw: bytes) -> bool:
     except Problem as problem:
         handler._send_problem(problem)
         return True
+    if method == "POST" and cloud.faults.take_count("lost_creates"):
+        handler._drop_connection()  # created, but the answer never comes: a retry must not make a second one
+        return True
     if status == 204:
         handler.send_response(204)
         handler.send_header("Content-Length", "0")
         handler.end_headers()
     else:
         handler.send_json(status, result)
+    return True
+
+
+def _data_centre(handler: ApiHandler, centre: str) -> bool:
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    cloud = handler.server.cloud
+    authorised, _ = handler._authenticate("")
+    include = ",".join(parse_qs(urlsplit(handler.path).query).get("include", []))
+    try:
+        if not authorised:
+            raise Problem(401, "missing or invalid API key")
+        answer = cloud.volumes.data_centre(unquote(centre), sorted(cloud.gpus), "GPU_AVAILABILITY" in include)
+    except Problem as problem:
+        handler._send_problem(problem)
+        return True
+    handler.send_json(200, answer)
     return True
 
 
