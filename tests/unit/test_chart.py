@@ -512,7 +512,7 @@ def test_the_esm_store_detects_the_gap_asks_once_and_heals_from_the_snapshot(mak
     assert in_order["requests"] == [] and in_order["tables"] == chart.snapshot()["traces"]
 
 
-def test_a_stopped_run_is_smoothed_by_the_steps_it_ran():
+def test_a_stopped_run_keeps_the_smoothing_it_was_drawn_with():
     from unsloth_nb.ui.loss_series import LossHistory
 
     history = LossHistory()
@@ -521,7 +521,13 @@ def test_a_stopped_run_is_smoothed_by_the_steps_it_ran():
         history.ingest(metrics(step))
     assert history.smoothing == running_smoothing(2000, 8) < default_smoothing(2000), "while it runs: still young"
     history.ingest(Event("job", 9, 9.0, "status", {"state": "cancelled"}))
-    assert history.smoothing == default_smoothing(8), "stopped at step 8: an 8-step curve"
+    assert history.smoothing == running_smoothing(2000, 8) < default_smoothing(2000), "stopped at step 8: drawn as it was"
+    unplanned = LossHistory()
+    for step in range(1, 25):
+        unplanned.ingest(metrics(step))
+    assert unplanned.smoothing == SMOOTHING
+    unplanned.ingest(Event("job", 99, 99.0, "status", {"state": "succeeded"}))
+    assert unplanned.smoothing == default_smoothing(24), "no plan: the steps it ran decide, once it ended"
 
 
 def test_a_run_is_smoothed_for_its_planned_length_from_its_first_step(make_chart, front_ends, clock):

@@ -284,12 +284,14 @@ class LossHistory:
         event gives (``total_steps``), reached in a few doublings as the run grows (:func:`running_smoothing`).
 
         Not recomputed from every step: a default that moved with every step would redraw the
-        whole curve on every update. Once the run ended, the steps it really ran decide (a
-        2,000-step run stopped at step 8 is an 8-step curve).
+        whole curve on every update. The end changes nothing: a 2,000-step run stopped at step 8
+        keeps the light smoothing it was drawn with (not 0.995, and not a jump to another curve);
+        a finished run ends on its own length's. A run that never said its length is smoothed, once
+        ended, by the steps it ran.
         """
-        if self.ended and self.latest.get("step"):
-            return default_smoothing(min(self.total_steps or math.inf, self.latest["step"]))
-        return running_smoothing(self.total_steps, self.latest.get("step"))
+        step = self.latest.get("step")
+        total = self.total_steps or (step if self.ended else None)
+        return running_smoothing(total, step)
 
     def ingest(self, event: Event) -> bool:
         """Take one event (non-metrics events are ignored); True for a job's end, which seals the tables."""
