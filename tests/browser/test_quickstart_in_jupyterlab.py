@@ -250,6 +250,16 @@ def test_quickstart_trains_draws_and_stops(lab: Lab, lab_server: LabServer, page
     if running["state"] == "training" and running["lastStep"] < 16:
         assert running["smoothing"] < 0.5, f"a young 2,000-step run is smoothed lightly, not at 0.995: {running}"
     lab.screenshot("04-long-job-training", long_view)
+    # Read while it trains: the status line's step and the curve's last step agree (the page applies the two
+    # parts of one flush a few milliseconds apart, so a rare read between them is allowed).
+    seen = []
+    for _ in range(20):
+        view = read_view(long_view)
+        if view["state"] == "training":
+            seen.append((status_step(view), view["lastStep"]))
+        lab.page.wait_for_timeout(150)
+    agree = sum(status == chart for status, chart in seen)
+    assert agree >= 0.8 * len(seen), f"status line and chart disagree on the step: {seen}"
 
     long_view.locator("button", has_text="Stop").click()
     stopped = wait_for_view(lab, long_view, lambda v: v["state"] == "cancelled", CANCEL_MS, "the long job to read cancelled")

@@ -186,12 +186,13 @@ class JobView(JobFacts):
                 evaluation=self.evaluation_html(),
                 log_text="\n".join(self.log_lines) if log_open else None,
             )
+            # The chart's new rows go in the same flush as the status line, so the page never shows "step 3" above
+            # a curve at step 8; and at this view's pace (≤ 2 a second), not the chart's own 4. Sent under our lock:
+            # the writer thread, which feeds us first and the chart second, cannot put the chart ahead of the frame.
+            self.chart.flush()
         if done:
             frame.can_resume, frame.can_try = self.can_resume(), self.can_try()
         ui.push(frame)
-        # The chart's new rows go in the same flush as the status line, so the page never shows "step 3" above a
-        # curve at step 8; and at this view's pace (≤ 2 a second), not the chart's own 4.
-        self.chart.flush()
 
     def _send_log(self) -> None:
         ui = self._widgets
