@@ -34,7 +34,7 @@ for (const msg of messages) {{
   const result = store.apply(msg);
   if (result.kind === "reset") {{
     emaStates = {{}};
-    drawn = plotTraces(spec, store, smoothing(), emaStates).map((t) => ({{ x: t.x, y: t.y }}));
+    drawn = plotTraces(spec, store, smoothing(), emaStates).map((t) => ({{ x: t.x, y: t.y, mode: t.mode }}));
   }} else if (result.kind === "extend") {{
     const {{ update, indices }} = traceExtension(spec, store, result.added, smoothing(), emaStates);
     indices.forEach((index, k) => {{
@@ -48,7 +48,7 @@ console.log(JSON.stringify({{ drawn, smoothing: smoothing() }}));
 
 
 def draw_in_node(spec: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """``{"drawn": [{"x": [...], "y": [...]} per spec trace], "smoothing": s}`` as the page would draw them."""
+    """``{"drawn": [{"x": [...], "y": [...], "mode": ...} per spec trace], "smoothing": s}`` as the page draws them."""
     driver = _DRIVER.format(module=json.dumps(CHART_JS.as_uri()))
     proc = subprocess.run(
         ["node", "--input-type=module", "-e", driver],

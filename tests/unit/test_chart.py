@@ -580,3 +580,15 @@ def test_the_page_draws_the_live_chart_smoothed_as_python_does(make_chart, front
     assert raw["x"] == list(range(1, 151)) and smooth["x"] == raw["x"]
     assert smooth["y"][0] == pytest.approx(raw["y"][0]), "the smoothed line starts on the first raw point"
     assert smooth["y"] == pytest.approx(smoothed(raw["y"], chart.smoothing), rel=1e-9)
+
+
+@needs_node
+def test_a_first_step_alone_is_drawn_as_a_point_not_an_empty_chart(make_chart):
+    chart = make_chart()
+    chart.add(metrics(1))
+    first = draw_in_node(chart._spec, [chart.snapshot()])["drawn"]
+    assert first[0]["mode"] == first[1]["mode"] == "lines+markers", "one point draws no line: it gets a marker"
+    assert first[2]["mode"] == "markers", "eval points stay markers"
+    chart.add(metrics(2))
+    later = draw_in_node(chart._spec, [chart.snapshot()])["drawn"]
+    assert later[0]["mode"] == later[1]["mode"] == "lines", "two points: a plain line again"

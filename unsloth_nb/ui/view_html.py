@@ -75,7 +75,10 @@ def message_html(text: str, failed: bool) -> str:
     colour = "#cf222e" if failed else "inherit"
     # A long path wraps after a "/" rather than inside a name (<wbr> adds nothing when the text is copied).
     body = html.escape(text).replace("/", "/<wbr>")
-    return f'<pre style="white-space:pre-wrap;margin:4px 0;color:{colour};font-size:12px">{body}</pre>'
+    return (
+        f'<pre style="white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere;margin:4px 0;color:{colour};'
+        f'font-size:12px">{body}</pre>'
+    )
 
 
 def log_html(text: str) -> str:

@@ -158,6 +158,8 @@ export function plotTraces(spec, store, smoothing, emaStates) {
     const y = isSmooth ? smooth(raw, smoothing, store.width[table] || 1, (emaStates[i] = { biased: 0, n: 0 })) : raw.slice();
     const trace = { ...attrs, x: (data.x || []).slice(), y };
     if (!hasValue(raw)) trace.showlegend = false; // no "eval loss" entry for a run without evaluation
+    // One point draws no line: mark it, so a run's first step is not an empty chart.
+    if (trace.mode === "lines" && trace.x.length === 1) trace.mode = "lines+markers";
     return trace;
   });
 }
@@ -224,6 +226,7 @@ function createView(el, model, store, unanswered) {
   let userSmoothing = null; // set once the user moves the slider
   let logY = false;
   let emaStates = {}; // one EMA per smoothed trace, by trace index
+  let marked = false; // a one-point trace drawn with a marker: the next change redraws it as a line
   let hadValue = {};
   const smoothing = () => userSmoothing ?? store.smoothing ?? model.get("spec").layout?.meta?.smoothing ?? defaultSmoothing(maxStep(store));
   slider.addEventListener("input", () => {
@@ -268,6 +271,7 @@ function createView(el, model, store, unanswered) {
     const spec = model.get("spec");
     emaStates = {};
     const traces = plotTraces(spec, store, smoothing(), emaStates);
+    marked = traces.some((trace, i) => trace.mode !== spec.traces[i].mode);
     hadValue = {};
     spec.traces.forEach(({ table, column }, i) => (hadValue[i] = hasValue((store.tables[table] || {})[column])));
     // Plotly keeps (and mutates) the layout it is given: hand it a copy, not the model's.
@@ -284,7 +288,7 @@ function createView(el, model, store, unanswered) {
   }
 
   function extend(added) {
-    if (!drawn || maxStep(store) <= 10) return reset();
+    if (!drawn || marked || maxStep(store) <= 10) return reset();
     const spec = model.get("spec");
     // A trace getting its first value needs its legend entry: redraw once.
     const firstValue = spec.traces.some(({ table, column }, i) => !hadValue[i] && hasValue((added[table] || {})[column]));
