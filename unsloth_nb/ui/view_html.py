@@ -107,7 +107,7 @@ def summary_html(items: list[tuple[str, str]]) -> str:
 def answers_html(question: str, answers: dict[str, str]) -> str:
     columns = "".join(
         f'<div style="flex:1 1 0;min-width:200px"><div style="font-size:10px;color:#666">{html.escape(label)}</div>'
-        f'<pre style="white-space:pre-wrap;margin:2px 0;font-size:12px">'
+        f'<pre style="white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere;margin:2px 0;font-size:12px">'
         f"{html.escape(answer.strip()) or '<i>(an empty answer)</i>'}</pre></div>"
         for label, answer in answers.items()
     )
