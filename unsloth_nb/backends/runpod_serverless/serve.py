@@ -175,13 +175,11 @@ def stop_serving(job: Job) -> bool:
 def _ask(served: Served, model: str, message: str, max_tokens: int, timeout: float = 120.0) -> str:
     from openai import OpenAI
 
-    from unsloth_nb.engine.generation import clean_answer
-
     client = OpenAI(base_url=served.base_url, api_key=api_key(), max_retries=0, timeout=timeout)
     answer = client.chat.completions.create(
         model=model, messages=[{"role": "user", "content": message}], max_tokens=max_tokens, temperature=0
     )
-    return clean_answer(answer.choices[0].message.content or "")
+    return answer.choices[0].message.content or ""
 
 
 def _wait_until_it_answers(served: Served, wait_s: float) -> None:
