@@ -65,6 +65,7 @@ READ_VIEW_JS = """
     traces: plot ? plot.querySelectorAll('.scatterlayer g.trace').length : 0,
     traceNames: plot && plot.data ? plot.data.map((t) => t.name) : [],
     plottedPoints: plot && plot.data && plot.data[0] ? plot.data[0].x.length : 0,
+    lastStep: plot && plot.data && plot.data[0] && plot.data[0].x.length ? plot.data[0].x[plot.data[0].x.length - 1] : null,
     lineVertices: (path.match(/[ML]/g) || []).length,
     stopDisabled: stop ? stop.disabled : null,
     stopVisible: visible(stop),
@@ -96,6 +97,27 @@ def assert_table_fits(cell: Locator) -> None:
     edges = cell.evaluate(TABLE_FITS_JS)
     assert edges is not None, "no jobs table in the cell"
     assert edges["table"] <= edges["cell"] + 1, f"the jobs table is wider than its cell: {edges}"
+
+
+#: (first raw loss, first smoothed loss) of each job in a compare view: its two traces share a legend group.
+COMPARE_STARTS_JS = """
+(cell) => {
+  const plot = cell.querySelector('.js-plotly-plot');
+  const groups = {};
+  for (const trace of plot.data) {
+    if (trace.mode !== 'lines' || !trace.y.length) continue;
+    (groups[trace.legendgroup] ??= [])[trace.showlegend === false ? 0 : 1] = trace.y[0];
+  }
+  return Object.values(groups);
+}
+"""
+
+
+def status_step(view: dict[str, Any]) -> int | None:
+    """The step the status line reads ("step 8/2,000"), or None before one."""
+    if "step " not in view["status"]:
+        return None
+    return int(view["status"].split("step ", 1)[1].split("/", 1)[0].split(" ", 1)[0].replace(",", ""))
 
 
 def read_view(view: Locator) -> dict[str, Any]:
@@ -188,6 +210,8 @@ def test_quickstart_trains_draws_and_stops(lab: Lab, lab_server: LabServer, page
     try_it.locator(".unsloth-nb-answers").wait_for(timeout=START_MS)
     answers = try_it.inner_text()
     assert "fine-tuned" in answers and "base model" in answers, answers
+    # The generate: section samples the random test model's loose bytes: shown without U+FFFD, and said to be noise.
+    assert "\ufffd" not in answers and "random-weight test model" in answers, answers
     lab.screenshot("08-try-it", try_it)
 
     # The saved notebook shows the result, not the first frame.
@@ -219,7 +243,27 @@ def test_quickstart_trains_draws_and_stops(lab: Lab, lab_server: LabServer, page
         "the long job to start training",
     )
     assert "/2,000" in running["status"], running
+    # Status line and chart are sent in one flush: between two flushes both show the same step (issue 16, 04).
+    running = wait_for_view(
+        lab,
+        long_view,
+        lambda v: v["state"] != "training" or (status_step(v) == v["lastStep"] and v["lastStep"] >= 5),
+        START_MS,
+        "status = chart, a few steps in",
+    )
+    if running["state"] == "training" and running["lastStep"] < 16:
+        assert running["smoothing"] < 0.5, f"a young 2,000-step run is smoothed lightly, not at 0.995: {running}"
     lab.screenshot("04-long-job-training", long_view)
+    # Read while it trains: the status line's step and the curve's last step agree (the page applies the two
+    # parts of one flush a few milliseconds apart, so a rare read between them is allowed).
+    seen = []
+    for _ in range(20):
+        view = read_view(long_view)
+        if view["state"] == "training":
+            seen.append((status_step(view), view["lastStep"]))
+        lab.page.wait_for_timeout(150)
+    agree = sum(status == chart for status, chart in seen)
+    assert agree >= 0.8 * len(seen), f"status line and chart disagree on the step: {seen}"
 
     long_view.locator("button", has_text="Stop").click()
     stopped = wait_for_view(lab, long_view, lambda v: v["state"] == "cancelled", CANCEL_MS, "the long job to read cancelled")
@@ -240,6 +284,10 @@ def test_quickstart_trains_draws_and_stops(lab: Lab, lab_server: LabServer, page
         timeout=START_MS,
     )
     lab.screenshot("09-compare-view", compare_cell.locator(".jp-Cell-outputArea"))
+    starts = compare_cell.evaluate(COMPARE_STARTS_JS)
+    assert starts and all(abs(raw - smooth) < 1e-9 for raw, smooth in starts), (
+        f"a smoothed curve starts off its first raw point: {starts}"
+    )
     table_cell = lab.add_code_cell("%unsloth_jobs")
     lab.run_cell(table_cell)
     rows = table_cell.locator(".unsloth-nb-jobs-table tbody tr")

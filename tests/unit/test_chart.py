@@ -23,11 +23,12 @@ from typing import Any
 
 import comm
 import pytest
+from chart_page import draw_in_node, needs_node
 
 from unsloth_nb.jobrun.events import Event, EventLog
 from unsloth_nb.ui import chart as chart_module
 from unsloth_nb.ui.chart import FLUSH_INTERVAL, LossChart, static_figure, write_loss_html
-from unsloth_nb.ui.loss_series import SMOOTHING, default_smoothing, smoothed
+from unsloth_nb.ui.loss_series import SMOOTHING, default_smoothing, running_smoothing, smoothed
 
 CHART_JS = Path(chart_module.__file__).with_name("static") / "chart.js"
 
@@ -267,7 +268,7 @@ def test_the_default_smoothing_suits_the_run_length(make_chart, front_ends, cloc
     chart.add(metrics(1))
     clock.advance(FLUSH_INTERVAL)
     chart.tick()
-    assert front.chart_messages()[-1]["smoothing"] == 0.75, "the page learns the run's smoothing"
+    assert front.chart_messages()[-1]["smoothing"] == running_smoothing(40, 1), "the page learns the run's smoothing"
     chart.add(metrics(2))
     clock.advance(FLUSH_INTERVAL)
     chart.tick()
@@ -511,13 +512,83 @@ def test_the_esm_store_detects_the_gap_asks_once_and_heals_from_the_snapshot(mak
     assert in_order["requests"] == [] and in_order["tables"] == chart.snapshot()["traces"]
 
 
-def test_a_stopped_run_is_smoothed_by_the_steps_it_ran():
+def test_a_stopped_run_keeps_the_smoothing_it_was_drawn_with():
     from unsloth_nb.ui.loss_series import LossHistory
 
     history = LossHistory()
     history.ingest(Event("job", 0, 0.0, "progress", {"step": 1, "total_steps": 2000}))
     for step in range(1, 9):
         history.ingest(metrics(step))
-    assert history.smoothing == default_smoothing(2000), "while it runs: the planned length"
+    assert history.smoothing == running_smoothing(2000, 8) < default_smoothing(2000), "while it runs: still young"
     history.ingest(Event("job", 9, 9.0, "status", {"state": "cancelled"}))
-    assert history.smoothing == default_smoothing(8), "stopped at step 8: an 8-step curve"
+    assert history.smoothing == running_smoothing(2000, 8) < default_smoothing(2000), "stopped at step 8: drawn as it was"
+    unplanned = LossHistory()
+    for step in range(1, 25):
+        unplanned.ingest(metrics(step))
+    assert unplanned.smoothing == SMOOTHING
+    unplanned.ingest(Event("job", 99, 99.0, "status", {"state": "succeeded"}))
+    assert unplanned.smoothing == default_smoothing(24), "no plan: the steps it ran decide, once it ended"
+
+
+def test_a_run_is_smoothed_for_its_planned_length_from_its_first_step(make_chart, front_ends, clock):
+    """Issue 16, screenshot 04: a 2,000-step run drawn at 0.995 from step 1 showed at step 8 the mean of all
+    eight losses, far above the raw line. The planned length (the first progress event's total_steps) sets where
+    the smoothing goes; a young run gets there in a few doublings, and a short run has its own from the start."""
+    assert [running_smoothing(40, s) for s in (1, 16, 17, 33, 40)] == [0.375, 0.375, 0.688, 0.75, default_smoothing(40)]
+    assert running_smoothing(2000, 8) == running_smoothing(40, 8) and running_smoothing(2000, 1500) == default_smoothing(2000)
+    assert running_smoothing(None, 8) == SMOOTHING, "no plan yet"
+
+    def draw(total: int, steps: int) -> tuple[list[dict[str, Any]], float]:
+        chart = make_chart()
+        front = show(chart, front_ends)
+        for step in range(1, steps + 1):
+            chart.add(Event("job", 2 * step, float(step), "progress", {"step": step, "total_steps": total}))
+            chart.add(metrics(step, loss=6.25 - 0.01 * step))
+            clock.advance(FLUSH_INTERVAL)
+            chart.tick()
+        return front.chart_messages(), chart.smoothing
+
+    messages, smoothing = draw(40, 3)
+    assert "smoothing" in messages[1] and messages[1]["traces"]["train"]["x"] == [1], "the first step comes with it"
+    assert [m["smoothing"] for m in messages[1:] if "smoothing" in m] == [0.375], "light from the start"
+    losses = [6.25 - 0.01 * step for step in range(1, 9)]
+    messages, smoothing = draw(2000, 8)
+    assert smoothed(losses, smoothing)[-1] - losses[-1] < 0.01, "at step 8 the smoothed line is near the raw one"
+    assert smoothed(losses, 0.995)[-1] - losses[-1] > 0.03, "where 0.995 lagged 3.5 steps behind"
+
+    messages, smoothing = draw(2000, 2000)
+    changes = [m["smoothing"] for m in messages[1:] if m["type"] == "delta" and "smoothing" in m]
+    assert changes == sorted(changes) and len(changes) <= 8, f"a few redraws, not one per step: {changes}"
+    assert smoothing == default_smoothing(2000)
+
+
+@needs_node
+def test_the_page_draws_the_live_chart_smoothed_as_python_does(make_chart, front_ends, clock):
+    chart = make_chart()
+    front = show(chart, front_ends)
+    losses = []
+    for step in range(1, 151):
+        chart.add(Event("job", 2 * step, float(step), "progress", {"step": step, "total_steps": 150}))
+        chart.add(metrics(step))
+        losses.append(metrics(step).data["loss"])
+        clock.advance(FLUSH_INTERVAL / 3)
+        chart.tick()
+    chart.add(Event("job", 999, 999.0, "status", {"state": "succeeded"}))
+    page = draw_in_node(chart._spec, front.chart_messages())
+    assert page["smoothing"] == chart.smoothing
+    raw, smooth = page["drawn"][0], page["drawn"][1]
+    assert raw["x"] == list(range(1, 151)) and smooth["x"] == raw["x"]
+    assert smooth["y"][0] == pytest.approx(raw["y"][0]), "the smoothed line starts on the first raw point"
+    assert smooth["y"] == pytest.approx(smoothed(raw["y"], chart.smoothing), rel=1e-9)
+
+
+@needs_node
+def test_a_first_step_alone_is_drawn_as_a_point_not_an_empty_chart(make_chart):
+    chart = make_chart()
+    chart.add(metrics(1))
+    first = draw_in_node(chart._spec, [chart.snapshot()])["drawn"]
+    assert first[0]["mode"] == first[1]["mode"] == "lines+markers", "one point draws no line: it gets a marker"
+    assert first[2]["mode"] == "markers", "eval points stay markers"
+    chart.add(metrics(2))
+    later = draw_in_node(chart._spec, [chart.snapshot()])["drawn"]
+    assert later[0]["mode"] == later[1]["mode"] == "lines", "two points: a plain line again"

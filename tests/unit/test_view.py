@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chart_page import draw_in_node, needs_node
 from job_waiting import wait_for_state
 
 from unsloth_nb.config import TrainConfig
@@ -192,7 +193,7 @@ def test_stop_button_cancels_a_running_job(comms: list[RecordingComm], tiny_mode
     view.flush()
     assert view.stop_button.layout.display == "none"
     assert 'class="unsloth-nb-progress warning"' in view.status_html.value
-    assert "Stopped: stopped by the user" in view.message_html.value
+    assert "Stopped by the user" in view.message_html.value and "Stopped: stopped" not in view.message_html.value
 
 
 def test_job_table_lists_jobs_as_html_and_text() -> None:
@@ -347,7 +348,12 @@ def test_resume_continues_a_stopped_job_and_try_it_answers_beside_the_base_model
     assert thread is not None
     thread.join(timeout=120)
     assert set(second.answers[-1]) == {"question", "fine-tuned", "base model"}
-    assert "fine-tuned" in second.try_it.answers.value and "base model" in second.try_it.answers.value
+    shown = second.try_it.answers.value
+    assert "fine-tuned" in shown and "base model" in shown
+    # The generate: section's defaults sample the random test model's loose bytes: none reaches the page as U+FFFD,
+    # and the view says why the answers are noise.
+    assert all("\ufffd" not in answer for answer in second.answers[-1].values())
+    assert "\ufffd" not in shown and "random-weight test model" in shown
     second.close()
     view.close()
 
@@ -420,6 +426,62 @@ def test_compare_is_a_public_function_that_overlays_jobs() -> None:
     smoothed_traces = [t for t in figure.data if t.showlegend is not False]
     assert [list(t.x)[-1] for t in smoothed_traces] == [20, 40]
     assert "20 steps" in view.text() and "40 steps" in view.text()
+
+
+@needs_node
+def test_the_compare_page_smooths_each_job_from_its_own_first_point() -> None:
+    """Issue 16, screenshot 10: the second job's smoothed curve started at 6.16 above a raw 6.23 (the page carried
+    the first job's EMA into it). Each smoothed trace starts on its own first raw point, as Python draws it."""
+    from unsloth_nb.ui.compare import CompareView
+    from unsloth_nb.ui.loss_series import smoothed
+
+    view = CompareView([recorded_job(steps=20), recorded_job(steps=40), recorded_job(steps=7)])
+    spec, tables, widths = view.spec(), view.tables(), view.widths()
+    page = draw_in_node(spec, [view.snapshot()])
+    figure = view.figure()
+    smooth = [(i, trace) for i, trace in enumerate(spec["traces"]) if trace.get("smooth")]
+    assert len(smooth) == 3
+    for i, trace in smooth:
+        raw = tables[trace["table"]]["loss"]
+        drawn = page["drawn"][i]["y"]
+        assert drawn[0] == pytest.approx(raw[0]), f"{trace['name']} starts at {drawn[0]}, its first raw point is {raw[0]}"
+        assert drawn == pytest.approx(smoothed(raw, view.smoothing, widths[trace["table"]]), rel=1e-9)
+        assert list(figure.data[i].y) == pytest.approx(drawn, rel=1e-9), "the static figure draws the same curve"
+
+
+def test_the_status_line_and_the_chart_show_the_same_step(comms: list[RecordingComm]) -> None:
+    """Issue 16, screenshot 04: the status line said step 3 above a curve at step 8 (two throttles). Now the chart
+    sends only in the view's flush, right after the status line, so both show the step the events reached."""
+    job = recorded_job(steps=1, log_lines=0, end=None)
+    view = JobView(job, interval=3600.0)
+    view.widget  # noqa: B018  (displayed: the flusher takes the first change, then waits an hour)
+    job.log.emit("log", level="info", message="first change", source="engine")
+    deadline = time.monotonic() + 10
+    while view._dirty.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    chart_comm = next(c for c in comms if c.comm_id == view.chart.widget.comm.comm_id)
+
+    def chart_step() -> float:
+        for data, _ in reversed(chart_comm.sent):
+            content = (data or {}).get("content") or {}
+            x = (content.get("traces") or {}).get("train", {}).get("x")
+            if content.get("type") in ("snapshot", "delta") and x:
+                return x[-1]
+        raise AssertionError("no chart rows sent")
+
+    def status_step() -> int:
+        return int(view.status_html.value.split("step ", 1)[1].split("/", 1)[0])
+
+    for step in range(2, 41):
+        job.log.emit("progress", step=step, total_steps=40, eta_seconds=1.0)  # the engine's order: progress, then loss
+        job.log.emit("metrics", step=step, loss=3.0 / step, learning_rate=2e-4, tokens_per_second=250.0)
+        if step % 5 == 0:
+            sent = len(chart_comm.sent)
+            job.log.emit("metrics", step=step, grad_norm=0.5)  # more events: the chart still waits for the view
+            assert len(chart_comm.sent) == sent, "the chart sends nothing on its own"
+            view.flush()
+            assert status_step() == chart_step() == step
+    view.close()
 
 
 def test_a_running_jobs_view_opens_few_widgets_and_the_end_adds_the_rest(comms: list[RecordingComm]) -> None:

@@ -6,6 +6,7 @@ here, so a setting copied from a notebook means the same thing everywhere. No to
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from unsloth_nb.config.generate import GenerateConfig
@@ -69,6 +70,30 @@ def thinking_note(tokenizer: Any, settings: GenerateConfig) -> str | None:
     )
 
 
+#: Unicode categories a page or terminal cannot show as text: control, surrogate, private-use and unassigned.
+_UNSHOWABLE = frozenset({"Cc", "Cs", "Co", "Cn"})
+
+
+def clean_answer(text: str) -> str:
+    """What of a decoded answer can be shown: no replacement characters, no control characters, no edge blanks.
+
+    A byte-level tokenizer decodes a multi-byte character cut between tokens (an answer stopped by
+    ``max_new_tokens``, or a model sampling loose bytes) as U+FFFD; those and control characters other than
+    newline and tab would print as boxes or move the cursor, so they are dropped rather than shown.
+    """
+    kept = (
+        char
+        for char in text.replace("\r\n", "\n")
+        if char != "\ufffd" and (char in "\n\t" or unicodedata.category(char) not in _UNSHOWABLE)
+    )
+    return "".join(kept).strip()
+
+
+def decode_answer(tokenizer: Any, token_ids: Any) -> str:
+    """The text of generated tokens as every answer is shown: special tokens skipped, then :func:`clean_answer`."""
+    return clean_answer(tokenizer.decode(token_ids, skip_special_tokens=True))
+
+
 def openai_params(settings: GenerateConfig) -> dict[str, Any]:
     """The same settings as an OpenAI-compatible chat request body (vLLM reads min_p, top_k, chat_template_kwargs)."""
     body: dict[str, Any] = {"max_tokens": settings.max_new_tokens}
@@ -86,6 +111,8 @@ def openai_params(settings: GenerateConfig) -> dict[str, Any]:
 
 __all__ = [
     "GREEDY",
+    "clean_answer",
+    "decode_answer",
     "has_thinking_switch",
     "judge_settings",
     "openai_params",

@@ -101,7 +101,7 @@ def generate(model: Any, tokenizer: Any, question: str, max_new_tokens: int = 64
     """
     import torch
 
-    from unsloth_nb.engine.generation import GREEDY, sampling_kwargs, template_kwargs
+    from unsloth_nb.engine.generation import GREEDY, decode_answer, sampling_kwargs, template_kwargs
 
     if settings is None:
         settings = dataclasses.replace(GREEDY, max_new_tokens=max_new_tokens)
@@ -128,4 +128,4 @@ def generate(model: Any, tokenizer: Any, question: str, max_new_tokens: int = 64
             pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
         )
     new_tokens = output[0, encoded["input_ids"].shape[1] :]
-    return tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+    return decode_answer(tokenizer, new_tokens)

@@ -111,7 +111,7 @@ def generate_batch(model: Any, tokenizer: Any, conversations: list[list[dict[str
     """Answers to a batch of conversations (greedy for the judge by default), prompts left-padded, special tokens stripped."""
     import torch
 
-    from unsloth_nb.engine.generation import sampling_kwargs, template_kwargs
+    from unsloth_nb.engine.generation import decode_answer, sampling_kwargs, template_kwargs
 
     if getattr(tokenizer, "chat_template", None):
         extra = template_kwargs(tokenizer, settings)
@@ -132,7 +132,7 @@ def generate_batch(model: Any, tokenizer: Any, conversations: list[list[dict[str
     with torch.no_grad():
         output = model.generate(**encoded, **sampling_kwargs(settings), pad_token_id=tokenizer.pad_token_id, use_cache=True)
     start = encoded["input_ids"].shape[1]
-    return [tokenizer.decode(row[start:], skip_special_tokens=True).strip() for row in output]
+    return [decode_answer(tokenizer, row[start:]) for row in output]
 
 
 def answer_both(

@@ -80,6 +80,14 @@ def build_tiny_model(path: Path, vocab_texts: list[str] | None = None) -> Path:
     return path
 
 
+def is_tiny_model(path: str | Path) -> bool:
+    """Whether ``path`` is a folder this factory wrote: random weights, whose answers are noise by design."""
+    try:
+        return (Path(path) / FINGERPRINT_FILE).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _fingerprint(texts: list[str]) -> str:
     digest = hashlib.sha256(json.dumps([RECIPE_VERSION, texts]).encode()).hexdigest()
     return digest[:16]

@@ -18,7 +18,10 @@ copy of the history in Python and sends only what is new:
   history. Every message takes the next ``seq``, so a lost snapshot is a gap too.
 * **Throttled.** At most one message per ``interval`` (0.25 s): the add path
   flushes when due and a timer thread sends what is left, so updates are at most
-  4 per second however fast a trainer logs.
+  4 per second however fast a trainer logs. A chart inside a job view is made with
+  ``autosend=False`` and sent by the view's own flush, right after the status line,
+  so the two never show different steps (issue 16's screenshot 04: "step 3" above a
+  curve at step 8).
 * **Custom messages, not traits.** Data never enters a synced trait, so nothing
   grows in a saved widget state; the saved state is the small ESM and the spec.
 * **plotly.js from the plotly package.** The first chart in a kernel process
@@ -76,7 +79,9 @@ class LossChart:
 
     ``timer=False`` leaves trailing flushes to explicit :meth:`tick` / :meth:`flush`
     calls and ``clock`` replaces ``time.monotonic``: both exist so tests and
-    benchmarks can drive the throttle deterministically.
+    benchmarks can drive the throttle deterministically. ``autosend=False`` sends
+    only on :meth:`flush` (and on the page's requests): the owner paces the chart
+    together with whatever it shows beside it.
     """
 
     def __init__(
@@ -89,8 +94,10 @@ class LossChart:
         interval: float = FLUSH_INTERVAL,
         timer: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        autosend: bool = True,
     ) -> None:
         self.title = title
+        self.autosend = autosend
         self.interval = interval
         self._fixed_smoothing = smoothing
         self._spec = _figure_spec(title, height, smoothing)
@@ -114,7 +121,7 @@ class LossChart:
         """Take one event (non-metrics events are ignored, except a job's end, which flushes)."""
         with self._lock:
             ended = self._history.ingest(event)
-            if self._bulk:
+            if self._bulk or not self.autosend:
                 return
         if ended:
             self.flush()
@@ -127,6 +134,8 @@ class LossChart:
         with self._lock:
             for event in events:
                 ended = self._history.ingest(event) or ended
+        if not self.autosend:
+            return
         if ended:
             self.flush()
         else:
@@ -143,7 +152,8 @@ class LossChart:
                 self._unsubscribe = log.subscribe(self.add, replay=True)
             finally:
                 self._bulk = False
-        self.tick()
+        if self.autosend:
+            self.tick()
         return self
 
     def detach(self) -> None:
@@ -268,7 +278,11 @@ class LossChart:
         if kind == "resync":
             with self._lock:
                 self._need_snapshot = True
-            self.tick()
+            # Answered at once when nobody else paces the chart (a finished job's view flushes no more).
+            if self.autosend:
+                self.tick()
+            else:
+                self.flush()
         elif kind == "plotly":
             with self._lock:
                 if self._clock() - self._plotly_sent_at >= _PLOTLY_RESEND_SECONDS:

@@ -144,7 +144,9 @@ class JobFacts:
                 return f"Error: {self.figures.error or self.reason or 'the job failed'}"
             lines = []
             if self.figures.state == "cancelled":
-                lines.append(f"Stopped: {self.stop_reason()}")
+                reason = self.stop_reason()
+                # "Stopped by the user; …", not "Stopped: stopped by the user; …"
+                lines.append(reason[0].upper() + reason[1:] if reason.startswith("stopped ") else f"Stopped: {reason}")
             elif self._stop_requested and not self.ended:
                 lines.append("Stopping: saving a checkpoint and the adapter first …")
             for name, path in self.artifacts.items():

@@ -26,7 +26,7 @@ __all__ = ["HEIGHT", "PANELS"]
 HEIGHT = 460
 #: The small panels under the loss: (column of the train table, axis title, tick format, colour).
 PANELS: tuple[tuple[str, str, str, str], ...] = (
-    ("lr", "learning rate", ".0e", "#2ca02c"),
+    ("lr", "learning rate", "~g", "#2ca02c"),  # 0.0002, not 2e-4 beside a "0e+0"
     ("tps", "tokens/s", "~s", "#9467bd"),
     ("gn", "grad norm", ".2~g", "#8c564b"),
 )
@@ -76,7 +76,6 @@ def _figure_spec(title: str | None, height: int, smoothing: float | None = None)
             "title": {"text": "step", "standoff": 4},
             "zeroline": False,
             "tickformat": "d",
-            "rangemode": "tozero",
             "anchor": f"y{len(PANELS) + 1}" if PANELS else "y",
             "unifiedhovertitle": {"text": "step %{x:,}"},
         },

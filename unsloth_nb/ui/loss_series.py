@@ -15,7 +15,16 @@ from typing import Any
 from unsloth_nb.jobrun.events import Event
 from unsloth_nb.jobrun.lifecycle import TERMINAL_STATES
 
-__all__ = ["MAX_POINTS", "SMOOTHING", "TERMINAL_STATES", "LossHistory", "default_smoothing", "smoothed"]
+__all__ = [
+    "EARLY_HORIZON",
+    "MAX_POINTS",
+    "SMOOTHING",
+    "TERMINAL_STATES",
+    "LossHistory",
+    "default_smoothing",
+    "running_smoothing",
+    "smoothed",
+]
 
 #: Rows kept per table before neighbours are merged; what the browser draws at most.
 MAX_POINTS = 2000
@@ -23,6 +32,9 @@ MAX_POINTS = 2000
 #: EMA, as TensorBoard draws it); :func:`default_smoothing` picks one that suits the run.
 SMOOTHING = 0.6
 _SIGNIFICANT_DIGITS = 5
+#: Steps a young run is smoothed as if it were this long (at most its planned length): 0.375, a window of
+#: under two steps, so the smoothed line follows the first steps instead of averaging them all.
+EARLY_HORIZON = 16
 
 _MEAN = "mean"
 _LAST = "last"
@@ -43,6 +55,24 @@ def default_smoothing(total_steps: float | None) -> float:
     if not total_steps or total_steps <= 0:
         return SMOOTHING
     return round(min(max(1.0 - 10.0 / float(total_steps), 0.0), 0.995), 3)
+
+
+def running_smoothing(total_steps: float | None, steps_so_far: float | None) -> float:
+    """The smoothing of a run still going: a tenth of its planned length, reached as the run grows.
+
+    A 2,000-step run drawn at 0.995 from its first step shows, at step 8, the mean of all eight
+    losses, far above the raw line (issue 16's screenshot 04); any window longer than the steps
+    so far does. So a run is smoothed as if it were ``EARLY_HORIZON`` steps long, then the horizon
+    doubles each time the steps pass it, up to the planned length: the window stays about a tenth
+    of the steps drawn. A 40-step run goes 0.375 → 0.688 → 0.75 (its own), a 2,000-step one
+    0.375 → … → 0.99 → 0.995: seven redraws in a run, not one per step.
+    """
+    if not total_steps or total_steps <= 0:
+        return default_smoothing(None)
+    horizon = float(EARLY_HORIZON)
+    while steps_so_far and horizon < steps_so_far:
+        horizon *= 2
+    return default_smoothing(min(float(total_steps), horizon))
 
 
 def smoothed(values: list[Any], smoothing: float, width: int = 1) -> list[float | None]:
@@ -250,15 +280,18 @@ class LossHistory:
 
     @property
     def smoothing(self) -> float:
-        """What the chart smooths with by default: suited to the run's length once a progress event told it.
+        """What the chart smooths with by default: suited to the run's planned length, which the first progress
+        event gives (``total_steps``), reached in a few doublings as the run grows (:func:`running_smoothing`).
 
-        Not guessed from the steps so far: a default that moved with every step would
-        redraw the whole curve on every update. Once the run ended, the steps it really
-        ran decide (a 2,000-step run stopped at step 8 is an 8-step curve).
+        Not recomputed from every step: a default that moved with every step would redraw the
+        whole curve on every update. The end changes nothing: a 2,000-step run stopped at step 8
+        keeps the light smoothing it was drawn with (not 0.995, and not a jump to another curve);
+        a finished run ends on its own length's. A run that never said its length is smoothed, once
+        ended, by the steps it ran.
         """
-        if self.ended and self.latest.get("step"):
-            return default_smoothing(min(self.total_steps or math.inf, self.latest["step"]))
-        return default_smoothing(self.total_steps)
+        step = self.latest.get("step")
+        total = self.total_steps or (step if self.ended else None)
+        return running_smoothing(total, step)
 
     def ingest(self, event: Event) -> bool:
         """Take one event (non-metrics events are ignored); True for a job's end, which seals the tables."""

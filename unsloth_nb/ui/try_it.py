@@ -14,7 +14,14 @@ from collections.abc import Callable
 from typing import Any
 
 from unsloth_nb.jobrun.job import Job
+from unsloth_nb.testing.tiny_model import is_tiny_model
 from unsloth_nb.ui.view_html import answers_html, message_html
+
+#: Said above the answers of unsloth_nb's own test model, so its noise is not read as a broken fine-tune.
+TEST_MODEL_NOTE = (
+    "This is unsloth_nb's tiny random-weight test model (unsloth_nb.testing.tiny_model): it answers with noise "
+    "or nothing whatever it was trained on. Train a real model (SmolLM2, Llama, Qwen …) for real answers."
+)
 
 
 class Asker:
@@ -25,7 +32,8 @@ class Asker:
         self.answers: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Any] | None = None
-        #: Said beside the answers: generate.enable_thinking set for a template without the switch.
+        #: Said beside the answers: generate.enable_thinking set for a template without the switch, or the
+        #: model is the random-weight test model.
         self.note: str | None = None
 
     def available(self, state: str) -> bool:
@@ -51,7 +59,8 @@ class Asker:
             if disable is not None:
                 with disable():
                     answers["base model"] = generate(model, tokenizer, question, settings=settings)
-            self.note = thinking_note(tokenizer, settings)
+            notes = [thinking_note(tokenizer, settings), TEST_MODEL_NOTE if is_tiny_model(self.job.config.model.name) else None]
+            self.note = "\n".join(note for note in notes if note) or None
         self.answers.append({"question": question, **answers})
         return answers
 

@@ -11,7 +11,8 @@ Why it is built this way:
   writer's thread (the training thread), so it only updates plain Python state
   under a lock. A flusher thread copies that state into the widgets at most once
   per ``interval`` (0.5 s: at most 2 updates a second however fast a trainer
-  logs), and only values that changed leave the kernel.
+  logs), and only values that changed leave the kernel. The chart's new rows are
+  sent in the same flush, so the status line and the curve show the same step.
 * **Few widgets, the rest when needed.** The status line, progress bar and outcome are
   one HTML value; the chart appears with the first logged step; the summary, the
   judge's panel, Resume and Try it are made when the job ended (:mod:`.view_widgets`).
@@ -76,7 +77,8 @@ class JobView(JobFacts):
 
         super().__init__(job, max_log_lines=max_log_lines)
         self.interval = interval
-        self.chart: LossChart = LossChart(title=f"{short_model(job.config.model.name)} · job {job.id}")
+        # Sent by this view's flush, right after the status line: both show the same step (see _push).
+        self.chart: LossChart = LossChart(title=f"{short_model(job.config.model.name)} · job {job.id}", autosend=False)
         self.resumed: list[JobView] = []
         self.asker = Asker(job)
         self._context = contextvars.copy_context()
@@ -184,6 +186,10 @@ class JobView(JobFacts):
                 evaluation=self.evaluation_html(),
                 log_text="\n".join(self.log_lines) if log_open else None,
             )
+            # The chart's new rows go in the same flush as the status line, so the page never shows "step 3" above
+            # a curve at step 8; and at this view's pace (≤ 2 a second), not the chart's own 4. Sent under our lock:
+            # the writer thread, which feeds us first and the chart second, cannot put the chart ahead of the frame.
+            self.chart.flush()
         if done:
             frame.can_resume, frame.can_try = self.can_resume(), self.can_try()
         ui.push(frame)

@@ -73,7 +73,12 @@ def message_html(text: str, failed: bool) -> str:
     if not text:
         return ""
     colour = "#cf222e" if failed else "inherit"
-    return f'<pre style="white-space:pre-wrap;margin:4px 0;color:{colour};font-size:12px">{html.escape(text)}</pre>'
+    # A long path wraps after a "/" rather than inside a name (<wbr> adds nothing when the text is copied).
+    body = html.escape(text).replace("/", "/<wbr>")
+    return (
+        f'<pre style="white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere;margin:4px 0;color:{colour};'
+        f'font-size:12px">{body}</pre>'
+    )
 
 
 def log_html(text: str) -> str:
@@ -102,7 +107,7 @@ def summary_html(items: list[tuple[str, str]]) -> str:
 def answers_html(question: str, answers: dict[str, str]) -> str:
     columns = "".join(
         f'<div style="flex:1 1 0;min-width:200px"><div style="font-size:10px;color:#666">{html.escape(label)}</div>'
-        f'<pre style="white-space:pre-wrap;margin:2px 0;font-size:12px">'
+        f'<pre style="white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere;margin:2px 0;font-size:12px">'
         f"{html.escape(answer.strip()) or '<i>(an empty answer)</i>'}</pre></div>"
         for label, answer in answers.items()
     )

@@ -146,15 +146,38 @@ function hasValue(values) {
   return (values || []).some((v) => v !== null && v !== undefined);
 }
 
-function plotTraces(spec, store, smoothing, emaState) {
-  return spec.traces.map(({ table, column, smooth: isSmooth, ...attrs }) => {
+/**
+ * Every trace of ``spec`` drawn from the store's tables. ``emaStates`` gets one fresh EMA state per smoothed
+ * trace (by trace index), so each curve starts on its own first point and later deltas continue its own EMA:
+ * a compare view's jobs never share one.
+ */
+export function plotTraces(spec, store, smoothing, emaStates) {
+  return spec.traces.map(({ table, column, smooth: isSmooth, ...attrs }, i) => {
     const data = store.tables[table] || {};
     const raw = data[column] || [];
-    const y = isSmooth ? smooth(raw, smoothing, store.width[table] || 1, emaState) : raw.slice();
+    const y = isSmooth ? smooth(raw, smoothing, store.width[table] || 1, (emaStates[i] = { biased: 0, n: 0 })) : raw.slice();
     const trace = { ...attrs, x: (data.x || []).slice(), y };
     if (!hasValue(raw)) trace.showlegend = false; // no "eval loss" entry for a run without evaluation
+    // One point draws no line: mark it, so a run's first step is not an empty chart.
+    if (trace.mode === "lines" && trace.x.length === 1) trace.mode = "lines+markers";
     return trace;
   });
+}
+
+/** What a delta adds to the drawn traces, for Plotly.extendTraces: {update: {x, y}, indices}. */
+export function traceExtension(spec, store, added, smoothing, emaStates) {
+  const update = { x: [], y: [] };
+  const indices = [];
+  spec.traces.forEach(({ table, column, smooth: isSmooth }, i) => {
+    const columns = added[table];
+    if (columns && columns[column] && columns.x.length) {
+      update.x.push(columns.x.slice());
+      const state = (emaStates[i] ??= { biased: 0, n: 0 });
+      update.y.push(isSmooth ? smooth(columns[column], smoothing, store.width[table] || 1, state) : columns[column].slice());
+      indices.push(i);
+    }
+  });
+  return { update, indices };
 }
 
 function totalPoints(store) {
@@ -202,7 +225,8 @@ function createView(el, model, store, unanswered) {
 
   let userSmoothing = null; // set once the user moves the slider
   let logY = false;
-  let emaState = { biased: 0, n: 0 };
+  let emaStates = {}; // one EMA per smoothed trace, by trace index
+  let marked = false; // a one-point trace drawn with a marker: the next change redraws it as a line
   let hadValue = {};
   const smoothing = () => userSmoothing ?? store.smoothing ?? model.get("spec").layout?.meta?.smoothing ?? defaultSmoothing(maxStep(store));
   slider.addEventListener("input", () => {
@@ -245,8 +269,9 @@ function createView(el, model, store, unanswered) {
   function reset() {
     if (!Plotly) return describe();
     const spec = model.get("spec");
-    emaState = { biased: 0, n: 0 };
-    const traces = plotTraces(spec, store, smoothing(), emaState);
+    emaStates = {};
+    const traces = plotTraces(spec, store, smoothing(), emaStates);
+    marked = traces.some((trace, i) => trace.mode !== spec.traces[i].mode);
     hadValue = {};
     spec.traces.forEach(({ table, column }, i) => (hadValue[i] = hasValue((store.tables[table] || {})[column])));
     // Plotly keeps (and mutates) the layout it is given: hand it a copy, not the model's.
@@ -263,21 +288,12 @@ function createView(el, model, store, unanswered) {
   }
 
   function extend(added) {
-    if (!drawn || maxStep(store) <= 10) return reset();
+    if (!drawn || marked || maxStep(store) <= 10) return reset();
     const spec = model.get("spec");
     // A trace getting its first value needs its legend entry: redraw once.
     const firstValue = spec.traces.some(({ table, column }, i) => !hadValue[i] && hasValue((added[table] || {})[column]));
     if (firstValue) return reset();
-    const update = { x: [], y: [] };
-    const indices = [];
-    spec.traces.forEach(({ table, column, smooth: isSmooth }, i) => {
-      const columns = added[table];
-      if (columns && columns[column] && columns.x.length) {
-        update.x.push(columns.x.slice());
-        update.y.push(isSmooth ? smooth(columns[column], smoothing(), store.width[table] || 1, emaState) : columns[column].slice());
-        indices.push(i);
-      }
-    });
+    const { update, indices } = traceExtension(spec, store, added, smoothing(), emaStates);
     const after = { train: store.points("train"), eval: store.points("eval"), total: totalPoints(store), seq: store.seq ?? -1 };
     run(async () => {
       if (indices.length) await Plotly.extendTraces(plot, update, indices);
