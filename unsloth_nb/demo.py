@@ -99,15 +99,21 @@ def run_demo(
 
 
 def _run(prepared: Any, steps: int, started: float, say: Any, json_lines: bool, quiet: bool) -> DemoResult:
+    from unsloth_nb.engine.quiet import library_output_to
     from unsloth_nb.engine.save import generate, load_for_inference
     from unsloth_nb.jobrun.controller import start_job
+    from unsloth_nb.jobrun.store import data_root
     from unsloth_nb.ui.console import follow_in_terminal
 
     model_dir = Path(prepared.config.model.name)
     say("Asking the base model first (it was trained before Super Bowl LIX was played):")
-    base_model, base_tokenizer = load_for_inference(model_dir, max_seq_length=256)
     settings = prepared.config.generate
-    before = {q: generate(base_model, base_tokenizer, q, settings=settings) for q in HELD_OUT_QUESTIONS}
+    # The first model load prints Unsloth's banners, torch warnings and a progress bar; a job keeps
+    # those in its Log, and this load comes before the job, so they go to a file beside the jobs.
+    data_root().mkdir(parents=True, exist_ok=True)
+    with library_output_to(data_root() / "demo-output.log"):
+        base_model, base_tokenizer = load_for_inference(model_dir, max_seq_length=256)
+        before = {q: generate(base_model, base_tokenizer, q, settings=settings) for q in HELD_OUT_QUESTIONS}
     for question, answer in before.items():
         say(f"  Q: {question}\n  A: {answer}")
     del base_model

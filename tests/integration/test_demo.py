@@ -24,6 +24,11 @@ def test_the_demo_command_trains_answers_and_writes_the_loss_curve(job_home: Pat
     assert out.count("Q: Which two teams competed in latest super-bowl?") == 2  # before and after
     assert "Loss " in out and "Demo wall time" in out
     assert "leaked" not in out  # no interpreter-shutdown noise after the result
+    # Only our lines: the base model's first load (before the job) prints Unsloth's banner, torch's
+    # _pytree warnings and a "Loading weights" bar, which go to a file (issue 16: a clean output).
+    for foreign in ("Loading weights", "_pytree", "Unsloth 20", "Unsloth (CPU)", "it/s]"):
+        assert foreign not in out and foreign not in done.stdout, f"{foreign!r} reached the terminal:\n{out[:3000]}"
+    assert "Loading weights" in (job_home / "demo-output.log").read_text()
     loss_html = next(job_home.glob("jobs/*/loss.html"))
     assert loss_html.stat().st_size > 100_000 and "plotly" in loss_html.read_text()[:200_000].lower()
     assert next(job_home.glob("jobs/*/outputs/adapter/adapter_config.json"))

@@ -42,6 +42,7 @@ __all__ = [
     "JobOutput",
     "capture_job_output",
     "guard_runpod_import",
+    "library_output_to",
     "preserved_root_logger",
     "quiet_dataset_bars",
     "silence_exit_leak_reports",
@@ -119,6 +120,24 @@ class JobOutput:
         for rest in rests:
             self._line(rest)
         self.closed = True
+
+
+@contextmanager
+def library_output_to(path: str | Path) -> Iterator[JobOutput]:
+    """What libraries print inside this block (in this context) goes to ``path`` only.
+
+    For model work outside a job, such as the demo asking the base model before its job
+    exists: the first ``import unsloth`` and model load print banners, torch warnings and a
+    "Loading weights" bar that a job would have folded into its Log.
+    """
+    install_stream_capture()
+    output = JobOutput(lambda *args, **kwargs: None, path)
+    token = _job_output.set(output)
+    try:
+        yield output
+    finally:
+        _job_output.reset(token)
+        output.close()
 
 
 def active_job_output() -> JobOutput | None:
