@@ -176,7 +176,8 @@ def _responsive_kernel() -> Iterator[None]:
     waits behind torch's Python-side work. 1 ms brought cell round trips within 2x idle
     in benchmarks/kernel_responsiveness.py. It costs the training nothing measurable:
     ``benchmarks/controller_overhead.py --switch-interval-too`` ran the job with 1 ms and
-    with Python's 5 ms side by side, train() at 1.007 and 1.012 of bare Unsloth (SmolLM2-135M).
+    with Python's 5 ms side by side (SmolLM2-135M, 4 pairs, 2026-12-06): train() at 1.023 and
+    1.051 of bare Unsloth, the 5 ms run no faster; one pair's spread there is 0.88-1.27.
     """
     previous = sys.getswitchinterval()
     sys.setswitchinterval(min(previous, 0.001))
