@@ -43,8 +43,9 @@ from unsloth_nb.testing.loopback_http import LoopbackHandler, LoopbackServer
 from unsloth_nb.testing.runpod_emulator import serverless_rest, volumes
 from unsloth_nb.testing.runpod_emulator.cloud import Cloud
 from unsloth_nb.testing.runpod_emulator.pods import PodInfo
+from unsloth_nb.testing.runpod_emulator.problem import PROBLEM_JSON, Problem, parse_body
 from unsloth_nb.testing.runpod_emulator.resolvers import Root, Unauthorized
-from unsloth_nb.testing.runpod_emulator.rest_v2 import CREATE, PROBLEM_JSON, Problem, RestApi, parse_body, route
+from unsloth_nb.testing.runpod_emulator.rest_v2 import CREATE, RestApi, route
 from unsloth_nb.testing.runpod_emulator.schema import schema
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unsloth_nb.testing.runpod_emulator.rest_v2 import Problem, parse_body
+from unsloth_nb.testing.runpod_emulator.problem import Problem, parse_body
 
 if TYPE_CHECKING:
     from unsloth_nb.testing.runpod_emulator.http_api import ApiHandler
