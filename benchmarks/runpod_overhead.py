@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = 10 if args.quick else args.steps
     image_pull = 0.5 if args.quick else args.image_pull
 
-    from unsloth_nb.backends.runpod.client import chosen_api
+    from unsloth_nb.backends.runpod.api_types import chosen_api
 
     offline()
     model = tiny_model(scratch_dir("tiny-llama"), trains_here=False)

@@ -19,15 +19,10 @@ from urllib.parse import urlsplit
 import pytest
 from fixtures import tiny_job
 
+from unsloth_nb.backends.runpod.api_types import OutOfStockError, PodSpec, RetryPolicy, RunPodAuthError
 from unsloth_nb.backends.runpod.boot_link import PackageDelivery
 from unsloth_nb.backends.runpod.bootstrap import START_COMMAND, boot_env
-from unsloth_nb.backends.runpod.client import (
-    OutOfStockError,
-    PodSpec,
-    RetryPolicy,
-    RunPodAuthError,
-    RunPodClient,
-)
+from unsloth_nb.backends.runpod.client import RunPodClient
 from unsloth_nb.backends.runpod.pods import (
     Offer,
     RentedPod,

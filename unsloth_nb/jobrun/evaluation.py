@@ -72,7 +72,7 @@ def evaluate_job(
 
     served = served_endpoint(job)
     if served is not None:  # job.serve() runs: the endpoint answers for both models, nothing loads here
-        from unsloth_nb.backends.runpod.client import api_key
+        from unsloth_nb.backends.runpod.api_types import api_key
         from unsloth_nb.evaluate.served import answers_from_endpoint
 
         answers = answers_from_endpoint(served, heldout, judge, output_dir, generate=config.generate, api_key=api_key())

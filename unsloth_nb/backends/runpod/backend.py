@@ -62,9 +62,10 @@ import unsloth_nb.backends.runpod.placement as placement
 from unsloth_nb.backends.base import JobContext, PriceRequest, Pricing
 from unsloth_nb.backends.rented import RentedBackend, drive
 from unsloth_nb.backends.runpod import volume_placement
+from unsloth_nb.backends.runpod.api_types import RunPodApiError
 from unsloth_nb.backends.runpod.billing import Meter
 from unsloth_nb.backends.runpod.boot_link import PackageDelivery
-from unsloth_nb.backends.runpod.client import RunPodApiError, RunPodClient
+from unsloth_nb.backends.runpod.client import RunPodClient
 from unsloth_nb.backends.runpod.placement import lost_pod_policy
 from unsloth_nb.backends.runpod.pod_request import VOLUME_WORK_DIR as VOLUME_WORK_DIR  # re-exported: it was defined here
 from unsloth_nb.backends.runpod.pod_request import job_secrets, pod_spec

@@ -22,7 +22,9 @@ module adds what a job that pays by the second needs, the same for both:
   message says what to do (capacity, a rule of the API, balance, the key), and
   nothing that carries env values (our per-job token among them) is logged or shown.
 
-Neither ``runpod`` nor ``requests`` is imported before the first API call.
+Neither ``runpod`` nor ``requests`` is imported before the first API call. What the client and both
+transports speak (the errors, :class:`Pod`, :class:`PodSpec`, the retry policy, the ``PodApi`` protocol, the
+key) is in :mod:`.api_types`, so that the transports never import this module, which picks them.
 """
 
 from __future__ import annotations
@@ -34,16 +36,8 @@ from typing import Any
 
 from unsloth_nb.backends.runpod.api_types import (
     API_ENV,
-    APIS,
-    BALANCE_MARKERS,
-    BASE_URL_ENV,
     BILLING_URL,
-    DEFAULT_API,
-    DEFAULT_BASE_URL,
     KEYS_URL,
-    NOT_FOUND_TO_TERMINATE,
-    OUT_OF_STOCK_MARKERS,
-    TRANSIENT_MARKERS,
     AttemptFailed,
     Failure,
     GpuType,
@@ -59,53 +53,13 @@ from unsloth_nb.backends.runpod.api_types import (
     RunPodAuthError,
     RunPodRuleError,
     T,
-    api_key,
-    base_url,
     chosen_api,
-    escape,
-    parse_retry_after,
 )
 from unsloth_nb.credentials import redact
 
 log = logging.getLogger(__name__)
 
-#: The vocabulary lives in :mod:`.api_types` (so the transports need not import this module, which picks them);
-#: callers import it from here, with the client, as they always have.
-__all__ = [
-    "APIS",
-    "API_ENV",
-    "BALANCE_MARKERS",
-    "BASE_URL_ENV",
-    "BILLING_URL",
-    "DEFAULT_API",
-    "DEFAULT_BASE_URL",
-    "KEYS_URL",
-    "NOT_FOUND_TO_TERMINATE",
-    "OUT_OF_STOCK_MARKERS",
-    "TRANSIENT_MARKERS",
-    "AttemptFailed",
-    "Failure",
-    "GpuType",
-    "InsufficientBalanceError",
-    "OutOfStockError",
-    "Pod",
-    "PodApi",
-    "PodGoneError",
-    "PodNotGoneError",
-    "PodSpec",
-    "RetryPolicy",
-    "RunPodApiError",
-    "RunPodAuthError",
-    "RunPodClient",
-    "RunPodRuleError",
-    "api_key",
-    "base_url",
-    "chosen_api",
-    "escape",
-    "names_missing_pod",
-    "open_api",
-    "parse_retry_after",
-]
+__all__ = ["RunPodClient", "names_missing_pod", "open_api"]
 
 
 def open_api(name: str, key: str | None) -> PodApi:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from unsloth_nb.data.volume_ids import attached_volume, dataset_volume_ids
 
 if TYPE_CHECKING:
-    from unsloth_nb.backends.runpod.client import PodSpec
+    from unsloth_nb.backends.runpod.api_types import PodSpec
     from unsloth_nb.config import TrainConfig
 
 _DATA_CENTRES: dict[str, str] = {}

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import unsloth_nb.backends.runpod_serverless.placement as placement
 from unsloth_nb.backends.base import JobContext, PriceRequest, Pricing
 from unsloth_nb.backends.rented import RentedBackend, drive
-from unsloth_nb.backends.runpod.client import api_key
+from unsloth_nb.backends.runpod.api_types import api_key
 from unsloth_nb.backends.runpod_serverless.endpoints import EndpointInfo, EndpointsApi, endpoint_name, remove
 from unsloth_nb.backends.runpod_serverless.prices import serverless_catalogue
 from unsloth_nb.backends.runpod_serverless.request import (
