@@ -235,12 +235,7 @@ class ApiHandler(LoopbackHandler):
         if where.operation == CREATE and cloud.faults.take_count("lost_creates"):
             self._drop_connection()
             return
-        if status == 204:
-            self.send_response(204)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_json(status, answer)
+        self.send_answer(status, answer)
 
     def _send_problem(self, problem: Problem, headers: dict[str, str] | None = None) -> None:
         self.send_bytes(problem.status, json.dumps(problem.body()).encode(), PROBLEM_JSON, headers)

@@ -45,12 +45,7 @@ def answer(handler: ApiHandler, method: str, path: str, raw: bytes) -> bool:
     except ValueError as exc:
         handler._send_problem(Problem(409 if "used by an endpoint" in str(exc) or "exists" in str(exc) else 400, str(exc)))
         return True
-    if status == 204:
-        handler.send_response(204)
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
-    else:
-        handler.send_json(status, result)
+    handler.send_answer(status, result)
     return True
 
 

@@ -196,12 +196,7 @@ def answer(handler: ApiHandler, method: str, path: str, raw: bytes) -> bool:
     except Problem as problem:
         handler._send_problem(problem)
         return True
-    if status == 204:
-        handler.send_response(204)
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
-    else:
-        handler.send_json(status, result)
+    handler.send_answer(status, result)
     return True
 
 
