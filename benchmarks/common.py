@@ -7,6 +7,7 @@ shared CI machine cannot gate on them); ``--strict`` makes a missed target exit 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -14,7 +15,7 @@ import statistics
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -101,6 +102,58 @@ def scratch_dir(name: str) -> Path:
     path = base / name
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# ---------------------------------------------------------------------- the RunPod emulator
+#: The account key the benchmarks' emulator accepts (built, so no token-shaped literal is committed).
+EMULATOR_API_KEY = "rpa_" + "BENCHMARK0EMULATOR0KEY".ljust(38, "0")
+#: What each control-plane call costs in the overhead benchmarks: about what RunPod's API takes to answer.
+API_LATENCY_S = 0.1
+
+
+@contextlib.contextmanager
+def emulated_runpod(
+    name: str, *, image_pull_s: float = 0.2, api_latency_s: float = 0.0, pod_env: dict[str, str] | None = None
+) -> Iterator[Any]:
+    """A RunPod emulator (pods and serverless) that this process's client and the ``runpod`` SDK talk to.
+
+    ``image_pull_s`` is both a pod's start delay and a serverless worker's cold start, so the two placements
+    pay the same; ``api_latency_s`` is added to every control-plane call. A benchmark that relays the pod
+    proxy sets ``UNSLOTH_NB_RUNPOD_PROXY_TEMPLATE`` again inside the block.
+    """
+    import runpod
+
+    from unsloth_nb.testing.runpod_emulator import RunPodEmulator
+
+    with RunPodEmulator(
+        start_delay=image_pull_s, api_key=EMULATOR_API_KEY, workdir=scratch_dir(name), stop_grace_s=2.0, extra_env=pod_env or {}
+    ) as emulator:
+        os.environ.update(
+            {
+                "RUNPOD_API_BASE_URL": emulator.api_base_url,
+                "RUNPOD_ENDPOINT_BASE_URL": emulator.serverless_url,
+                "RUNPOD_API_KEY": EMULATOR_API_KEY,
+                "UNSLOTH_NB_RUNPOD_PROXY_TEMPLATE": emulator.proxy_url_template,
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
+            }
+        )
+        runpod.api_key = EMULATOR_API_KEY  # the SDK reads only its module attribute
+        if api_latency_s:
+            emulator.faults.slow_s = {"*": api_latency_s}
+        emulator.serverless.faults.cold_start_s = image_pull_s
+        yield emulator
+
+
+def overhead_job(model: Path, steps: int, placement: str) -> dict[str, Any]:
+    """The tiny-model job both overhead benchmarks run (one loss a step, on the bundled demo rows)."""
+    return {
+        "model": {"name": str(model), "load_in_4bit": False},
+        "dataset": {"path": str(DEMO_DATASET)},
+        "lora": {"r": 16, "alpha": 16},
+        "train": {"max_steps": steps, "batch_size": 4, "grad_accum": 1, "lr": 1e-3, "max_seq_length": 256, "logging_steps": 1},
+        "placement": placement,
+    }
 
 
 # ---------------------------------------------------------------------- statistics

@@ -54,7 +54,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DEMO_DATASET, Row, finish, offline, percentile, print_table, scratch_dir, tiny_model
+from common import (
+    API_LATENCY_S,
+    DEMO_DATASET,
+    Row,
+    emulated_runpod,
+    finish,
+    offline,
+    overhead_job,
+    percentile,
+    print_table,
+    scratch_dir,
+    tiny_model,
+)
 
 TARGET_CALLS_PER_MINUTE = 6.0
 TARGET_LATENCY_P99_S = 1.0
@@ -63,8 +75,6 @@ TARGET_CREATE_BYTES = 8 * 1024
 #: The upload phase's bytes up (the dataset, or a reference to it, and the job request) for a remote source.
 TARGET_REMOTE_UPLOAD_BYTES = 8 * 1024
 CREATE_OPERATIONS = ("podFindAndDeployOnDemand", "podRentInterruptable")
-API_LATENCY_S = 0.1
-FAKE_API_KEY = "rpa_" + "BENCHMARK0EMULATOR0KEY".ljust(38, "0")  # built, so no token-shaped literal is committed
 
 
 class CountingRelay:
@@ -79,6 +89,11 @@ class CountingRelay:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         threading.Thread(target=self._accept, name="relay-accept", daemon=True).start()
+
+    @property
+    def template(self) -> str:
+        """The pod proxy template that sends the client's pod traffic through this relay."""
+        return f"http://127.0.0.1:{self.port}/{{pod_id}}-{{port}}"
 
     def counts(self) -> tuple[int, int]:
         with self._lock:
@@ -160,44 +175,16 @@ def folder_bytes(path: Path) -> int:
 
 
 def run_job(model: Path, steps: int, image_pull_s: float) -> dict[str, Any]:
-    import runpod
-
     import unsloth_nb
     from unsloth_nb.jobrun.events import read_events_file
-    from unsloth_nb.testing.runpod_emulator import RunPodEmulator
     from unsloth_nb.worker.protocol import pack_dataset
 
-    workdir = scratch_dir("runpod-emulator")
     pod_env = {"OMP_WAIT_POLICY": os.environ["OMP_WAIT_POLICY"]} if "OMP_WAIT_POLICY" in os.environ else {}
-    with RunPodEmulator(
-        start_delay=image_pull_s, api_key=FAKE_API_KEY, workdir=workdir, stop_grace_s=2.0, extra_env=pod_env
-    ) as emulator:
+    with emulated_runpod("runpod-emulator", image_pull_s=image_pull_s, api_latency_s=API_LATENCY_S, pod_env=pod_env) as emulator:
+        workdir = emulator.workdir
         relay = CountingRelay(emulator.proxy_port)
-        os.environ.update(
-            {
-                "RUNPOD_API_BASE_URL": emulator.api_base_url,
-                "RUNPOD_API_KEY": FAKE_API_KEY,
-                "UNSLOTH_NB_RUNPOD_PROXY_TEMPLATE": f"http://127.0.0.1:{relay.port}/{{pod_id}}-{{port}}",
-                "NO_PROXY": "127.0.0.1,localhost",
-                "no_proxy": "127.0.0.1,localhost",
-            }
-        )
-        runpod.api_key = FAKE_API_KEY
-        emulator.faults.slow_s = {"*": API_LATENCY_S}
-        config = {
-            "model": {"name": str(model), "load_in_4bit": False},
-            "dataset": {"path": str(DEMO_DATASET)},
-            "lora": {"r": 16, "alpha": 16},
-            "train": {
-                "max_steps": steps,
-                "batch_size": 4,
-                "grad_accum": 1,
-                "lr": 1e-3,
-                "max_seq_length": 256,
-                "logging_steps": 1,
-            },
-            "placement": "runpod",
-        }
+        os.environ["UNSLOTH_NB_RUNPOD_PROXY_TEMPLATE"] = relay.template
+        config = overhead_job(model, steps, "runpod")
         job = unsloth_nb.train(config)
         watch = Watch(relay)
         job.log.subscribe(watch, replay=True)
@@ -236,7 +223,6 @@ def source_bytes_up(model: Path, megabytes: float) -> list[Row]:
 
     import unsloth_nb
     from unsloth_nb.testing.hub_emulator import LoopbackHub
-    from unsloth_nb.testing.runpod_emulator import RunPodEmulator
     from unsloth_nb.testing.s3_emulator import LoopbackS3
 
     scratch = scratch_dir("bytes-up")
@@ -249,23 +235,10 @@ def source_bytes_up(model: Path, megabytes: float) -> list[Row]:
     os.environ["HF_HUB_CACHE"] = str(scratch / "hf-cache")
     train = {"max_steps": 2, "batch_size": 2, "grad_accum": 1, "max_seq_length": 256, "warmup_steps": 0}
     results: list[tuple[str, int, int, float]] = []
-    with (
-        LoopbackHub() as hub,
-        LoopbackS3() as s3,
-        RunPodEmulator(
-            start_delay=0.2, api_key=FAKE_API_KEY, workdir=scratch_dir("bytes-up-emulator"), stop_grace_s=2.0
-        ) as emulator,
-    ):
+    with LoopbackHub() as hub, LoopbackS3() as s3, emulated_runpod("bytes-up-emulator") as emulator:
         relay = CountingRelay(emulator.proxy_port)
         os.environ.update(
-            {
-                "RUNPOD_API_BASE_URL": emulator.api_base_url,
-                "RUNPOD_API_KEY": FAKE_API_KEY,
-                "UNSLOTH_NB_RUNPOD_PROXY_TEMPLATE": f"http://127.0.0.1:{relay.port}/{{pod_id}}-{{port}}",
-                "HF_ENDPOINT": hub.url,
-                "HF_HUB_OFFLINE": "0",
-                **s3.env,
-            }
+            {"UNSLOTH_NB_RUNPOD_PROXY_TEMPLATE": relay.template, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", **s3.env}
         )
         huggingface_hub.constants.HF_HUB_OFFLINE = False  # read at import
         hub.add_dataset("bench/qa", {"data/train-00000-of-00001.jsonl": data})
@@ -322,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = 10 if args.quick else args.steps
     image_pull = 0.5 if args.quick else args.image_pull
 
-    from unsloth_nb.backends.runpod.client import chosen_api
+    from unsloth_nb.backends.runpod.api_types import chosen_api
 
     offline()
     model = tiny_model(scratch_dir("tiny-llama"), trains_here=False)

@@ -20,17 +20,13 @@ the same install (about 75 s on the default image, benchmarks/pod_install_time.p
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DEMO_DATASET, Row, finish, offline, print_table, scratch_dir, tiny_model
-
-API_LATENCY_S = 0.1
-FAKE_API_KEY = "rpa_" + "BENCHMARK0EMULATOR0KEY".ljust(38, "0")  # built, so no token-shaped literal is committed
+from common import API_LATENCY_S, Row, emulated_runpod, finish, offline, overhead_job, print_table, scratch_dir, tiny_model
 
 
 def first(job: Any, kind: str, **match: Any) -> float | None:
@@ -45,42 +41,10 @@ def first_loss(job: Any) -> float | None:
 
 
 def run(model: Path, steps: int, image_pull_s: float, placement: str) -> dict[str, Any]:
-    import runpod
-
     import unsloth_nb
-    from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 
-    with RunPodEmulator(
-        start_delay=image_pull_s, api_key=FAKE_API_KEY, workdir=scratch_dir(f"emulator-{placement}"), stop_grace_s=2.0
-    ) as emulator:
-        os.environ.update(
-            {
-                "RUNPOD_API_BASE_URL": emulator.api_base_url,
-                "RUNPOD_ENDPOINT_BASE_URL": emulator.serverless_url,
-                "RUNPOD_API_KEY": FAKE_API_KEY,
-                "UNSLOTH_NB_RUNPOD_PROXY_TEMPLATE": emulator.proxy_url_template,
-                "NO_PROXY": "127.0.0.1,localhost",
-                "no_proxy": "127.0.0.1,localhost",
-            }
-        )
-        runpod.api_key = FAKE_API_KEY
-        emulator.faults.slow_s = {"*": API_LATENCY_S}
-        emulator.serverless.faults.cold_start_s = image_pull_s
-        config = {
-            "model": {"name": str(model), "load_in_4bit": False},
-            "dataset": {"path": str(DEMO_DATASET)},
-            "lora": {"r": 16, "alpha": 16},
-            "train": {
-                "max_steps": steps,
-                "batch_size": 4,
-                "grad_accum": 1,
-                "lr": 1e-3,
-                "max_seq_length": 256,
-                "logging_steps": 1,
-            },
-            "placement": placement,
-        }
-        job = unsloth_nb.train(config)
+    with emulated_runpod(f"emulator-{placement}", image_pull_s=image_pull_s, api_latency_s=API_LATENCY_S) as emulator:
+        job = unsloth_nb.train(overhead_job(model, steps, placement))
         job.wait(timeout=1800)
         if job.state != "succeeded":
             raise SystemExit(f"the {placement} job ended {job.state}: {job.error}")

@@ -11,16 +11,18 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures import superbowl_records, vocab_texts
+from fixtures import fitting_rows, jsonl_bytes, superbowl_records, vocab_texts
 
 from unsloth_nb.testing.hub_emulator import LoopbackHub
 from unsloth_nb.testing.loopback import LOOPBACK_ENV
 from unsloth_nb.testing.pytest_runpod import runpod_emulator  # noqa: F401  (fixture)
+from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 from unsloth_nb.testing.s3_emulator import LoopbackS3
 
 # Real secrets of the person running the tests must never reach a test job.
@@ -96,6 +98,38 @@ def job_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
 def superbowl_rows() -> list[dict[str, Any]]:
     """The first 40 Super Bowl LIX prompt/completion pairs (real data, MIT, in tests/data)."""
     return superbowl_records()
+
+
+@pytest.fixture
+def dataset_file(tmp_path: Path, superbowl_rows: list[dict[str, Any]]) -> Path:
+    """The Super Bowl rows as a JSONL file, every row cut to fit the tiny model: what emulated jobs train on."""
+    path = tmp_path / "superbowl.jsonl"
+    path.write_bytes(jsonl_bytes(fitting_rows(superbowl_rows)))
+    return path
+
+
+@pytest.fixture
+def serverless(runpod_emulator: RunPodEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunPodEmulator]:  # noqa: F811  (runpod_emulator is the imported fixture)
+    """The emulator with its serverless job API (api.runpod.ai's stand-in) wired in; fails the test when an
+    endpoint, a template or a billing worker is left at the end."""
+    monkeypatch.setenv("RUNPOD_ENDPOINT_BASE_URL", runpod_emulator.serverless_url)
+    yield runpod_emulator
+    state = runpod_emulator.serverless
+    deadline = time.monotonic() + 15
+    while state.active_workers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert state.active_workers() == [], "serverless workers still billing"
+    assert state.endpoints == {}, "endpoints left behind"
+    assert state.templates == {}, "templates left behind"
+
+
+@pytest.fixture
+def superbowl_on_hub(loopback_hub: LoopbackHub, dataset_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """The dataset file's rows as the Hub dataset ``org/superbowl`` (empty Hub and data caches of the test's own)."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("UNSLOTH_NB_DATA_CACHE", str(tmp_path / "data-cache"))
+    loopback_hub.add_dataset("org/superbowl", {"data/train-00000-of-00001.jsonl": dataset_file.read_bytes()})
+    return "org/superbowl"
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,8 @@
 One place, so a test does not spell a path beside the repository or retype SmolLM2's config.json.
 Every file named here is committed under ``tests/data/`` (licences beside each set, see its README):
 a clone runs its own tests with nothing beside it. Fixtures built from these (``tiny_model``,
-``superbowl_rows``) live in ``tests/conftest.py``.
+``superbowl_rows``, ``dataset_file``, ``serverless``) live in ``tests/conftest.py``; :func:`tiny_job` is the job
+every test against the emulators starts.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 from itertools import islice
 from pathlib import Path
 from typing import Any
+
+import unsloth_nb
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_DATA = REPO_ROOT / "tests" / "data"
@@ -102,3 +105,32 @@ def model_folder(parent: Path, name: str, config: dict[str, Any]) -> Path:
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(config))
     return folder
+
+
+# ---------------------------------------------------------------------- jobs on the emulators
+#: The few steps of the tiny model a job on the emulated RunPod trains (a test overrides what it is about).
+TINY_TRAIN: dict[str, Any] = {"max_steps": 4, "batch_size": 2, "grad_accum": 1, "max_seq_length": 512, "warmup_steps": 0}
+TINY_LORA: dict[str, Any] = {"r": 8, "alpha": 8}
+
+
+def fitting_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Super Bowl rows with the answers cut so that every row fits the tiny model's 512 tokens."""
+    return [{"prompt": r["prompt"], "completion": r["completion"][:160]} for r in records]
+
+
+def jsonl_bytes(rows: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(row) + "\n" for row in rows).encode()
+
+
+def tiny_job(
+    placement: str, model: Path, dataset: Path | str, *, train: dict[str, Any] | None = None, **config: Any
+) -> unsloth_nb.Job:
+    """A tiny LoRA job through the public API on ``placement`` (``runpod`` or ``serverless``: the emulator)."""
+    return unsloth_nb.train(
+        model=str(model),
+        dataset=str(dataset),
+        placement=placement,
+        train={**TINY_TRAIN, **(train or {})},
+        lora=TINY_LORA,
+        **config,
+    )

@@ -99,6 +99,7 @@ def cmd_serve(argv: list[str]) -> int:
 def cmd_eval(argv: list[str]) -> int:
     """Judge a job: a summary table (or one JSON object with --json); exit 1 when the judge failed."""
     from unsloth_nb.evaluate import EvaluationError
+    from unsloth_nb.jobrun.controller import load_job
     from unsloth_nb.jobrun.evaluation import evaluate_job
 
     parser = argparse.ArgumentParser(prog="unsloth-nb eval", description="Judge a finished job's fine-tune against its base.")
@@ -128,7 +129,7 @@ def cmd_eval(argv: list[str]) -> int:
 
     try:
         report = evaluate_job(
-            args.job_id,
+            load_job(args.job_id, reattach=False),
             yes=args.yes,
             confirm=confirm if interactive else None,
             eval_path=args.eval_dataset,

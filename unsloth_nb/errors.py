@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 # ---------------------------------------------------------------------- wording
@@ -48,10 +48,19 @@ def name_field(path: str) -> str:
 SEE_HELP = _HELP
 
 
-def _flag_of(path: str) -> str | None:
-    from unsloth_nb.config import flag_of  # late: config imports this module
+# How a field is spelled as a flag is config's knowledge, and config raises this module's errors: so config hands
+# its lookups in when it is imported (:func:`register_field_names`) and this module never imports config. A message
+# rendered before any config module is imported names the field alone.
+_field_names: list[tuple[Callable[[str], str | None], Callable[[str], bool]]] = []
 
-    return flag_of(path)
+
+def register_field_names(flag_of: Callable[[str], str | None], is_bool: Callable[[str], bool]) -> None:
+    """Let messages name a field's flag (``flag_of("lora.r") == "--lora-r"``) and word on/off flags (``is_bool``)."""
+    _field_names[:] = [(flag_of, is_bool)]
+
+
+def _flag_of(path: str) -> str | None:
+    return _field_names[0][0](path) if _field_names else None
 
 
 class Wording:
@@ -113,9 +122,7 @@ class MagicWording(FlagWording):
 
 
 def _is_bool(path: str) -> bool:
-    from unsloth_nb.config import field_specs
-
-    return any(spec.path == path and spec.base_type is bool for spec in field_specs())
+    return _field_names[0][1](path) if _field_names else False
 
 
 TEXT = Wording()

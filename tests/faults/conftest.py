@@ -44,6 +44,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from fixtures import TINY_TRAIN, fitting_rows, jsonl_bytes, tiny_job
 
 import unsloth_nb
 from unsloth_nb.backends.runpod.pods import pod_name
@@ -252,27 +253,21 @@ FAULT_JOB_ROWS = 24
 
 @pytest.fixture
 def dataset_file(tmp_path: Path, superbowl_rows: list[dict[str, Any]]) -> Path:
-    """Super Bowl LIX Q&A (real rows), answers cut so every row fits the tiny model's context."""
+    """The shared dataset file's rows, fewer of them: a fault row trains a few steps."""
     path = tmp_path / "superbowl.jsonl"
-    rows = [{"prompt": r["prompt"], "completion": r["completion"][:160]} for r in superbowl_rows[:FAULT_JOB_ROWS]]
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    path.write_bytes(jsonl_bytes(fitting_rows(superbowl_rows[:FAULT_JOB_ROWS])))
     return path
 
 
 def train_settings(**overrides: Any) -> dict[str, Any]:
-    return {"max_steps": 3, "batch_size": 2, "grad_accum": 1, "max_seq_length": 512, "warmup_steps": 0, **overrides}
+    return {**TINY_TRAIN, "max_steps": 3, **overrides}
 
 
-def start_job(model: Path, dataset: Path, *, train: dict[str, Any] | None = None, **config: Any) -> unsloth_nb.Job:
-    """A tiny LoRA job on RunPod (the emulator): what every fault test runs."""
-    return unsloth_nb.train(
-        model=str(model),
-        dataset=str(dataset),
-        placement="runpod",
-        train=train_settings(**(train or {})),
-        lora={"r": 8, "alpha": 8},
-        **config,
-    )
+def start_job(
+    model: Path, dataset: Path, *, placement: str = "runpod", train: dict[str, Any] | None = None, **config: Any
+) -> unsloth_nb.Job:
+    """A tiny LoRA job on the emulated RunPod (a pod, or ``placement="serverless"``): what every fault row runs."""
+    return tiny_job(placement, model, dataset, train=train_settings(**(train or {})), **config)
 
 
 def wait_for_event(job: unsloth_nb.Job, test: Any, timeout: float = 180.0) -> Event:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,27 +18,9 @@ import unsloth_nb
 from unsloth_nb.errors import JobFailedError
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 
-from .conftest import FaultRecorder, train_settings
+from .conftest import FaultRecorder, start_job
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
-
-
-@pytest.fixture
-def serverless(runpod_emulator: RunPodEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunPodEmulator]:
-    monkeypatch.setenv("RUNPOD_ENDPOINT_BASE_URL", runpod_emulator.serverless_url)
-    yield runpod_emulator
-    state = runpod_emulator.serverless
-    deadline = time.monotonic() + 15
-    while state.active_workers() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert state.active_workers() == [], "serverless workers still billing"
-    assert state.endpoints == {} and state.templates == {}, "endpoints or templates left behind"
-
-
-def serverless_job(model: Path, dataset: Path, **train: Any) -> unsloth_nb.Job:
-    return unsloth_nb.train(
-        model=str(model), dataset=str(dataset), placement="serverless", train=train_settings(**train), lora={"r": 8, "alpha": 8}
-    )
 
 
 def assert_dense(job: unsloth_nb.Job) -> None:
@@ -72,7 +53,7 @@ def test_serverless_stop_cancels_the_request_and_deletes_the_endpoint(
     serverless: RunPodEmulator, fault: FaultRecorder, tiny_model: Path, dataset_file: Path
 ) -> None:
     fault.inject("serverless: Stop mid-training")
-    job = serverless_job(tiny_model, dataset_file, max_steps=500)
+    job = start_job(tiny_model, dataset_file, placement="serverless", train={"max_steps": 500})
     wait_for_a_step(job)
     stopped_at = time.monotonic()
     job.cancel()
@@ -90,7 +71,7 @@ def test_serverless_execution_timeout_fails_the_job_with_the_setting_to_change(
 ) -> None:
     serverless.serverless.faults.execution_timeout_s = 3.0
     fault.inject("serverless: execution timeout")
-    job = serverless_job(tiny_model, dataset_file, max_steps=500)
+    job = start_job(tiny_model, dataset_file, placement="serverless", train={"max_steps": 500})
     with pytest.raises(JobFailedError):
         job.wait(timeout=240)
 
@@ -107,7 +88,7 @@ def test_serverless_worker_killed_mid_job_is_replaced_by_a_new_request(
     serverless.serverless.faults.cold_start_s = 1.0
     fault.inject("serverless: worker killed mid-job")
     fault.inject("serverless: cold start")
-    job = serverless_job(tiny_model, dataset_file, max_steps=30)
+    job = start_job(tiny_model, dataset_file, placement="serverless", train={"max_steps": 30})
     job.wait(timeout=280)
 
     assert job.state == "succeeded", job.error
@@ -127,7 +108,7 @@ def test_serverless_throttled_queue_and_lost_run_answer_never_run_the_job_twice(
     serverless.serverless.faults.lost_runs = 1
     fault.inject("serverless: /run throttled (429) twice")
     fault.inject("serverless: /run answer lost")
-    job = serverless_job(tiny_model, dataset_file)
+    job = start_job(tiny_model, dataset_file, placement="serverless")
     job.wait(timeout=280)
 
     assert job.state == "succeeded", job.error
@@ -147,12 +128,11 @@ def test_serverless_worker_killed_after_a_checkpoint_resumes_from_the_store(
     # The worker's keys come from the account's RunPod secrets; its environment inherits no AWS_* from here.
     serverless.serverless.secrets.update({"AWS_ACCESS_KEY_ID": TEST_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": TEST_SECRET_KEY})
     fault.inject("serverless: worker killed after a checkpoint reached the store")
-    job = unsloth_nb.train(
-        model=str(tiny_model),
-        dataset=str(dataset_file),
+    job = start_job(
+        tiny_model,
+        dataset_file,
         placement="serverless",
-        train=train_settings(max_steps=60, save_steps=4),
-        lora={"r": 8, "alpha": 8},
+        train={"max_steps": 60, "save_steps": 4},
         serverless={"checkpoint_store": "s3://ckpts/runs"},
     )
     deadline = time.monotonic() + 240

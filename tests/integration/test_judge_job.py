@@ -228,9 +228,11 @@ def test_a_finished_job_is_evaluated_later_from_its_saved_adapter(
     finished = start_job(prepare(config, tmp_path)).wait(timeout=600)
     assert finished.state == "succeeded"
     with pytest.raises(EvaluationError, match="eval_path"):
-        evaluate_job(finished.id)
+        evaluate_job(load_job(finished.id, reattach=False))
     with FakeOpenAI(behaviours.picks_first()) as fake:
-        report = evaluate_job(finished.id, eval_path=str(EVAL), base_url=fake.base_url, max_questions=2, max_new_tokens=4)
+        report = evaluate_job(
+            load_job(finished.id, reattach=False), eval_path=str(EVAL), base_url=fake.base_url, max_questions=2, max_new_tokens=4
+        )
         assert len(report.rows) == 2 and fake.calls == 4
         assert load_job(finished.id, reattach=False).model is None  # a fresh handle: the adapter was loaded from disk
         assert (finished.folder.path / "evaluation.json").is_file()

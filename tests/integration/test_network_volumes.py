@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from unsloth_nb.backends.runpod.client import PodSpec, RetryPolicy, RunPodClient, RunPodRuleError
+from unsloth_nb.backends.runpod.api_types import PodSpec, RetryPolicy, RunPodRuleError
+from unsloth_nb.backends.runpod.client import RunPodClient
 from unsloth_nb.backends.runpod.volumes import VolumeNotFoundError, VolumesClient
 from unsloth_nb.testing.pytest_runpod import FAKE_API_KEY
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator

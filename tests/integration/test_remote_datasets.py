@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures import tiny_job
 
 import unsloth_nb
 from unsloth_nb.errors import JobFailedError
@@ -25,14 +26,12 @@ MAX_REFERENCE_BYTES = 4096
 
 
 @pytest.fixture
-def rows_bytes(superbowl_rows: list[dict[str, Any]]) -> bytes:
-    rows = [{"prompt": r["prompt"], "completion": r["completion"][:160]} for r in superbowl_rows]
-    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+def rows_bytes(dataset_file: Path) -> bytes:
+    return dataset_file.read_bytes()
 
 
 def pod_job(model: Path, dataset: str) -> unsloth_nb.Job:
-    train = {"max_steps": 2, "batch_size": 2, "grad_accum": 1, "max_seq_length": 512, "warmup_steps": 0}
-    return unsloth_nb.train(model=str(model), dataset=dataset, placement="runpod", train=train, lora={"r": 8, "alpha": 8})
+    return tiny_job("runpod", model, dataset, train={"max_steps": 2})
 
 
 def uploaded_dataset(job: unsloth_nb.Job) -> dict[str, Any]:
@@ -47,14 +46,10 @@ def test_a_pod_job_trains_from_a_hub_dataset_read_on_the_pod(
     runpod_emulator: RunPodEmulator,
     tiny_model: Path,
     loopback_hub: LoopbackHub,
+    superbowl_on_hub: str,
     rows_bytes: bytes,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
 ) -> None:
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setenv("UNSLOTH_NB_DATA_CACHE", str(tmp_path / "data-cache"))
-    loopback_hub.add_dataset("org/superbowl", {"data/train-00000-of-00001.jsonl": rows_bytes})
-    job = pod_job(tiny_model, "org/superbowl")
+    job = pod_job(tiny_model, superbowl_on_hub)
     job.wait(timeout=280)
     assert job.state == "succeeded", job.error
     sent = uploaded_dataset(job)

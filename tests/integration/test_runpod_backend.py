@@ -9,7 +9,6 @@ pod billing (the fixture fails the test otherwise).
 from __future__ import annotations
 
 import http.client
-import json
 import subprocess
 import sys
 import time
@@ -18,17 +17,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from fixtures import tiny_job
 
-import unsloth_nb
+from unsloth_nb.backends.runpod.api_types import OutOfStockError, PodSpec, RetryPolicy, RunPodAuthError
 from unsloth_nb.backends.runpod.boot_link import PackageDelivery
 from unsloth_nb.backends.runpod.bootstrap import START_COMMAND, boot_env
-from unsloth_nb.backends.runpod.client import (
-    OutOfStockError,
-    PodSpec,
-    RetryPolicy,
-    RunPodAuthError,
-    RunPodClient,
-)
+from unsloth_nb.backends.runpod.client import RunPodClient
 from unsloth_nb.backends.runpod.pods import (
     Offer,
     RentedPod,
@@ -51,23 +45,6 @@ TOKEN = "test-token-0123456789abcdef"
 
 
 # ---------------------------------------------------------------------- helpers
-@pytest.fixture
-def dataset_file(tmp_path: Path, superbowl_rows: list[dict]) -> Path:
-    """Super Bowl LIX Q&A (real rows), answers cut so every row fits the tiny model's 512 tokens."""
-    path = tmp_path / "superbowl.jsonl"
-    rows = [{"prompt": r["prompt"], "completion": r["completion"][:160]} for r in superbowl_rows]
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    return path
-
-
-def tiny_job(model: Path, dataset: Path, **overrides: Any) -> unsloth_nb.Job:
-    train = {"max_steps": 4, "batch_size": 2, "grad_accum": 1, "max_seq_length": 512, "warmup_steps": 0}
-    train.update(overrides.pop("train", {}))
-    return unsloth_nb.train(
-        model=str(model), dataset=str(dataset), placement="runpod", train=train, lora={"r": 8, "alpha": 8}, **overrides
-    )
-
-
 def gpu(gpu_type_id: str) -> GpuOption:
     return next(g for g in GPU_CATALOG if g.gpu_type_id == gpu_type_id)
 
@@ -99,7 +76,7 @@ def test_tiny_job_trains_on_an_emulated_pod(
 ) -> None:
     monkeypatch.setenv("HF_TOKEN", "hf_test_secret_value_0123456789")
     seen_tokens: list[str] = []
-    job = tiny_job(tiny_model, dataset_file)
+    job = tiny_job("runpod", tiny_model, dataset_file)
 
     def grab_token(event: Any) -> None:
         if event.kind == "status" and event.data.get("state") == "uploading" and job.record.pod_id:
@@ -185,7 +162,7 @@ def test_tiny_job_trains_on_an_emulated_pod(
 def test_stop_during_training_ends_the_pod_within_30_s(
     runpod_emulator: RunPodEmulator, tiny_model: Path, dataset_file: Path
 ) -> None:
-    job = tiny_job(tiny_model, dataset_file, train={"max_steps": 500})
+    job = tiny_job("runpod", tiny_model, dataset_file, train={"max_steps": 500})
     deadline = time.monotonic() + 240
     while not any(e.kind == "metrics" for e in job.events()):
         assert not job.done, job.error
@@ -206,7 +183,7 @@ def test_stop_during_training_ends_the_pod_within_30_s(
 
 
 def test_budget_limit_ends_the_job_and_the_pod(runpod_emulator: RunPodEmulator, tiny_model: Path, dataset_file: Path) -> None:
-    job = tiny_job(tiny_model, dataset_file, runpod={"max_cost_usd": 0.0001})
+    job = tiny_job("runpod", tiny_model, dataset_file, runpod={"max_cost_usd": 0.0001})
     job.wait(timeout=120)
 
     assert job.state == "cancelled"

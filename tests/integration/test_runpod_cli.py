@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from unsloth_nb.backends.runpod.client import PodSpec, RunPodClient
+from unsloth_nb.backends.runpod.api_types import PodSpec
+from unsloth_nb.backends.runpod.client import RunPodClient
 from unsloth_nb.cli import main
 from unsloth_nb.jobrun.store import JobFolder, JobRecord, list_jobs
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator

@@ -12,17 +12,17 @@ import pytest
 import requests
 
 from unsloth_nb.backends.runpod import rest_api
-from unsloth_nb.backends.runpod.bootstrap import BOOT_ENV, START_COMMAND, boot_env
-from unsloth_nb.backends.runpod.client import (
+from unsloth_nb.backends.runpod.api_types import (
     API_ENV,
     InsufficientBalanceError,
     OutOfStockError,
     PodSpec,
     RetryPolicy,
-    RunPodClient,
     RunPodRuleError,
     chosen_api,
 )
+from unsloth_nb.backends.runpod.bootstrap import BOOT_ENV, START_COMMAND, boot_env
+from unsloth_nb.backends.runpod.client import RunPodClient
 from unsloth_nb.backends.runpod.pods import PodLostError, check_alive
 from unsloth_nb.errors import ConfigError
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator

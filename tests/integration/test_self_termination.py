@@ -10,8 +10,9 @@ import re
 import subprocess
 import threading
 
+from unsloth_nb.backends.runpod.api_types import PodSpec
 from unsloth_nb.backends.runpod.bootstrap import boot_script
-from unsloth_nb.backends.runpod.client import PodSpec, RunPodClient
+from unsloth_nb.backends.runpod.client import RunPodClient
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 from unsloth_nb.worker.selfterm import PodIdentity, terminate_until_gone
 

@@ -9,11 +9,10 @@ our real handler runs inside the real SDK; the client submits, streams and cance
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
+from fixtures import tiny_job
 
 import unsloth_nb
 from unsloth_nb.testing.hub_emulator import LoopbackHub, dataset_key
@@ -22,42 +21,12 @@ from unsloth_nb.testing.runpod_emulator import RunPodEmulator
 pytestmark = pytest.mark.timeout(300)
 
 
-@pytest.fixture
-def serverless(runpod_emulator: RunPodEmulator, monkeypatch: pytest.MonkeyPatch) -> RunPodEmulator:
-    """The emulator with its job API (api.runpod.ai's stand-in) wired in; checks that nothing is left at the end."""
-    monkeypatch.setenv("RUNPOD_ENDPOINT_BASE_URL", runpod_emulator.serverless_url)
-    yield runpod_emulator
-    state = runpod_emulator.serverless
-    deadline = time.monotonic() + 15
-    while state.active_workers() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert state.active_workers() == [], "serverless workers still billing"
-    assert state.endpoints == {}, "endpoints left behind"
-    assert state.templates == {}, "templates left behind"
-
-
-@pytest.fixture
-def dataset_file(tmp_path: Path, superbowl_rows: list[dict]) -> Path:
-    path = tmp_path / "superbowl.jsonl"
-    rows = [{"prompt": r["prompt"], "completion": r["completion"][:160]} for r in superbowl_rows]
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    return path
-
-
-def serverless_job(model: Path, dataset: Path, **overrides: Any) -> unsloth_nb.Job:
-    train = {"max_steps": 4, "batch_size": 2, "grad_accum": 1, "max_seq_length": 512, "warmup_steps": 0}
-    train.update(overrides.pop("train", {}))
-    return unsloth_nb.train(
-        model=str(model), dataset=str(dataset), placement="serverless", train=train, lora={"r": 8, "alpha": 8}, **overrides
-    )
-
-
 def test_tiny_job_trains_on_an_emulated_serverless_endpoint(
     serverless: RunPodEmulator, tiny_model: Path, dataset_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secret = "hf_test_secret_value_0123456789"
     monkeypatch.setenv("HF_TOKEN", secret)
-    job = serverless_job(tiny_model, dataset_file)
+    job = tiny_job("serverless", tiny_model, dataset_file)
     job.wait(timeout=280)
 
     assert job.state == "succeeded", job.error
@@ -88,16 +57,10 @@ def test_tiny_job_trains_on_an_emulated_serverless_endpoint(
 def test_a_serverless_job_reads_its_hub_dataset_on_the_worker_from_the_reference_it_is_sent(
     serverless: RunPodEmulator,
     tiny_model: Path,
-    dataset_file: Path,
     loopback_hub: LoopbackHub,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+    superbowl_on_hub: str,
 ) -> None:
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setenv("UNSLOTH_NB_DATA_CACHE", str(tmp_path / "data-cache"))
-    rows = dataset_file.read_bytes()
-    loopback_hub.add_dataset("org/superbowl", {"data/train-00000-of-00001.jsonl": rows})
-    job = serverless_job(tiny_model, "org/superbowl", train={"max_steps": 2})
+    job = tiny_job("serverless", tiny_model, superbowl_on_hub, train={"max_steps": 2})
     job.wait(timeout=280)
 
     assert job.state == "succeeded", job.error
@@ -186,7 +149,7 @@ def test_a_job_taken_over_after_its_process_died_has_its_endpoint_deleted(server
 
 
 def test_the_budget_running_out_cancels_the_request(serverless: RunPodEmulator, tiny_model: Path, dataset_file: Path) -> None:
-    job = serverless_job(tiny_model, dataset_file, train={"max_steps": 500}, runpod={"max_cost_usd": 0.0001})
+    job = tiny_job("serverless", tiny_model, dataset_file, train={"max_steps": 500}, runpod={"max_cost_usd": 0.0001})
     job.wait(timeout=120)
 
     assert job.state == "cancelled"

@@ -135,3 +135,31 @@ def test_the_cli_asks_for_keys_after_showing_the_plan(
     assert [name for name, _ in asked] == ["HF_TOKEN", "RUNPOD_API_KEY"]
     assert "Plan: unsloth/Llama-3.3-70B-Instruct on RunPod" in asked[0][1]
     assert code == cli.EXIT_BAD_INPUT and "the rental was not confirmed" in capsys.readouterr().err
+
+
+def test_errors_names_a_fields_flag_from_what_config_hands_it_and_never_imports_config() -> None:
+    """errors sits below config (config raises its errors), so config registers its field lookups when it is
+    imported; a message worded before that names the field alone. A fresh interpreter shows both."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from unsloth_nb.errors import CLI, ConfigError, set_field, use_wording
+
+def worded():
+    with use_wording(CLI):
+        return [str(ConfigError("lora.r", "too small; " + set_field("lora.r", 8))),
+                str(ConfigError("dataset.path", "bad rows; " + set_field("dataset.skip_invalid", True)))]
+
+print(worded())
+print("unsloth_nb.config" in sys.modules)
+import unsloth_nb.config
+print(worded())
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == [
+        "['lora.r: too small; set lora.r: 8', 'dataset.path: bad rows; set dataset.skip_invalid: true']",
+        "False",
+        "['--lora-r (lora.r): too small; pass --lora-r 8', '--dataset (dataset.path): bad rows; pass --skip-invalid']",
+    ]

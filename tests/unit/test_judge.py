@@ -160,7 +160,7 @@ def test_bootstrap_interval_brackets_the_rate() -> None:
 
 def test_the_phases_keep_the_contract_and_the_judge_stays_on_the_client() -> None:
     from unsloth_nb.phases.base import Phase, PhaseNeeds
-    from unsloth_nb.phases.evaluation import evaluation_phases, register
+    from unsloth_nb.phases.evaluation import evaluation_phases
 
     answers, judge = evaluation_phases()
     assert isinstance(answers, Phase) and isinstance(judge, Phase)
@@ -172,9 +172,7 @@ def test_the_phases_keep_the_contract_and_the_judge_stays_on_the_client() -> Non
     assert judge.needs(with_judge) == PhaseNeeds(
         secrets=("ANTHROPIC_API_KEY",), runs_on="client", why=f"for the anthropic judge ({with_judge.judge.model})"
     )
-    registered: list[object] = []
-    register(registered.append)
-    assert [p.name for p in registered] == ["answers", "judge"]
+    assert [p.name for p in evaluation_phases()] == ["answers", "judge"]
     # In the registry: answers right after save (where the model is), the judge after it (on the client).
     from unsloth_nb.phases.runner import client_phases, phases_for
 

@@ -195,37 +195,15 @@ def test_no_import_goes_up_a_layer() -> None:
     assert not upward, "imports from a lower layer up to a higher one:\n" + "\n".join(sorted(upward))
 
 
-def package_of(module: str) -> str:
-    """``unsloth_nb.backends.runpod.client`` -> ``unsloth_nb.backends``: the unit a cycle must not span."""
-    return ".".join(module.split(".")[:2])
-
-
-#: The one cycle left, inside the foundation: errors.py reads config's field specs lazily to name the flag or
-#: field an error is about, while config raises errors' classes. Breaking it means moving those two helpers
-#: into config; until then this test only keeps the circle from growing.
-KNOWN_CYCLE = {
-    "unsloth_nb.config",
-    "unsloth_nb.config.*",  # every section module: errors reads the field specs of all of them
-    "unsloth_nb.config_aliases",
-    "unsloth_nb.errors",
-    "unsloth_nb.llm.prices",
-}
-
-
-def test_no_import_cycle_between_packages() -> None:
-    """No chain of imports leads from a module back to itself through another package.
-
-    With no upward import, a cycle can only sit inside one layer; one inside one package (config's schema
-    and its sections, the RunPod client and its two APIs, the job view and the jobs table: all lazy) is
-    that package's own business and is not checked here.
-    """
+def import_cycles() -> list[list[str]]:
+    """Every set of modules that import each other in a circle (Tarjan's strongly connected components)."""
     graph = {module: sorted({target for target, _ in targets}) for module, targets in import_graph().items()}
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
     components: list[list[str]] = []
 
-    def strongly_connected(module: str) -> None:  # Tarjan's algorithm
+    def strongly_connected(module: str) -> None:
         index[module] = low[module] = len(index)
         stack.append(module)
         for target in graph.get(module, []):
@@ -246,12 +224,17 @@ def test_no_import_cycle_between_packages() -> None:
     for module in sorted(graph):
         if module not in index:
             strongly_connected(module)
-    spanning = [
-        c
-        for c in components
-        if len({package_of(m) for m in c if m != "unsloth_nb.__version__"}) > 1
-        and not all(any(fnmatch.fnmatchcase(m, p) for p in KNOWN_CYCLE) for m in c)
-    ]
-    assert not spanning, "modules of different packages import each other in a circle:\n" + "\n".join(
-        ", ".join(c) for c in spanning
+    return [c for c in components if len(c) > 1]
+
+
+def test_no_import_cycle() -> None:
+    """No chain of imports leads from a module back to itself, inside one package or across packages.
+
+    A lazy import counts: it only moves the circle from import time to call time, and a module that has to
+    import its own caller to do its work has its job in the wrong place. (A submodule's implicit import of its
+    package's ``__init__`` is Python's, not an edge here.)
+    """
+    cycles = import_cycles()
+    assert not cycles, "modules that import each other in a circle (lazy imports included):\n" + "\n".join(
+        ", ".join(c) for c in cycles
     )

@@ -22,7 +22,7 @@ from unsloth_nb.demo import demo_dataset_path
 from unsloth_nb.jobrun.job import Job
 from unsloth_nb.jobrun.store import jobs_root
 from unsloth_nb.testing.runpod_emulator import RunPodEmulator
-from unsloth_nb.ui.view import JobTable
+from unsloth_nb.ui.jobs_table import JobTable
 
 DEMO = demo_dataset_path()
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from unsloth_nb.backends.runpod.api_types import PodSpec
 from unsloth_nb.backends.runpod.bootstrap import (
     BOOT_ENV,
     START_COMMAND,
@@ -28,7 +29,7 @@ from unsloth_nb.backends.runpod.bootstrap import (
     stage0_source,
     training_requirements,
 )
-from unsloth_nb.backends.runpod.client import PodSpec, RunPodClient
+from unsloth_nb.backends.runpod.client import RunPodClient
 from unsloth_nb.backends.runpod.pod_request import (
     allowed_cuda_versions,
     image_cuda_version,

@@ -24,7 +24,8 @@ from unsloth_nb.jobrun.controller import load_job
 from unsloth_nb.jobrun.events import EventLog
 from unsloth_nb.jobrun.job import Job
 from unsloth_nb.jobrun.store import JobFolder, JobRecord, new_job_id
-from unsloth_nb.ui.view import JobTable, JobView
+from unsloth_nb.ui.jobs_table import JobTable
+from unsloth_nb.ui.view import JobView
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from unsloth_nb.errors import ConfigError
+from unsloth_nb.errors import ConfigError, register_field_names
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -76,12 +76,26 @@ class FieldSpec:
         return _strip_optional(self.type)[1]
 
 
+#: The dataclass at the top of the schema. TrainConfig is built from this module's parts, so it names itself
+#: (:func:`schema_root`) rather than being imported here.
+_ROOT: list[type] = []
+_FLAGS: dict[str, str] = {}
+_BOOLS: set[str] = set()
+_Root = typing.TypeVar("_Root", bound=type)
+
+
+def schema_root(cls: _Root) -> _Root:
+    """Class decorator: ``cls`` is the schema :func:`field_specs` walks when given no class."""
+    _ROOT[:] = [cls]
+    _FLAGS.clear()
+    _BOOLS.clear()
+    return cls
+
+
 def field_specs(cls: type | None = None, prefix: str = "") -> list[FieldSpec]:
     """Every leaf field of the schema, in declaration order (drives CLI flags and docs)."""
     if cls is None:
-        from unsloth_nb.config.train_config import TrainConfig
-
-        cls = TrainConfig
+        cls = _ROOT[0]  # importing any config module imports the package, which defines TrainConfig
     specs: list[FieldSpec] = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -96,9 +110,6 @@ def field_specs(cls: type | None = None, prefix: str = "") -> list[FieldSpec]:
             FieldSpec(path, hint, default, m.get("help", ""), m.get("flag"), m.get("choices"), m.get("minimum"), m.get("maximum"))
         )
     return specs
-
-
-_FLAGS: dict[str, str] = {}
 
 
 def _strip_optional(hint: Any) -> tuple[Any, bool]:
@@ -181,6 +192,16 @@ def flag_of(path: str) -> str | None:
     if not _FLAGS:
         _FLAGS.update({spec.path: spec.flag for spec in field_specs() if spec.flag})
     return _FLAGS.get(path)
+
+
+def is_bool_field(path: str) -> bool:
+    """Whether a config field is on/off (its flag has a ``--no-`` form)."""
+    if not _BOOLS:
+        _BOOLS.update(spec.path for spec in field_specs() if spec.base_type is bool)
+    return path in _BOOLS
+
+
+register_field_names(flag_of, is_bool_field)
 
 
 def _lookup(data: Mapping[str, Any], path: str) -> Any:

@@ -23,7 +23,7 @@ from unsloth_nb.config.files import deep_update, expand_dotted, load_config_file
 from unsloth_nb.config.generate import GenerateConfig
 from unsloth_nb.config.judge import JudgeConfig
 from unsloth_nb.config.runpod import RunPodConfig
-from unsloth_nb.config.schema import _build, _lookup, _section_problems, field_specs, knob, sections_enable
+from unsloth_nb.config.schema import _build, _lookup, _section_problems, field_specs, knob, schema_root, sections_enable
 from unsloth_nb.config.sections import DatasetConfig, HubConfig, LoraConfig, ModelConfig, SaveConfig, TrainArgs
 from unsloth_nb.config.serverless import ServerlessConfig
 from unsloth_nb.config.teacher import TeacherConfig
@@ -31,6 +31,7 @@ from unsloth_nb.errors import ConfigError, raise_all, set_field
 from unsloth_nb.placements import PLACEMENT_CHOICES
 
 
+@schema_root
 @dataclass
 class TrainConfig:
     """One fine-tuning job. Build it with :meth:`from_dict`, :meth:`from_file` or keyword arguments."""

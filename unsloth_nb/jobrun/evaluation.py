@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 def evaluate_job(
-    job: Job | str,
+    job: Job,
     *,
     yes: bool = False,
     confirm: Callable[[str], bool] | None = None,
@@ -38,7 +38,7 @@ def evaluate_job(
     prompt_for_key: bool = False,
     **judge_overrides: Any,
 ) -> EvaluationReport:
-    """Evaluate a job (a :class:`~unsloth_nb.jobrun.job.Job` or its id) against its base model.
+    """Evaluate a job against its base model (a job id: ``load_job(job_id, reattach=False)`` first).
 
     ``judge_overrides`` replace ``judge.*`` fields (``model="claude-haiku-4-5", provider="anthropic"``). While
     ``job.serve()`` runs an endpoint for the job, both models' answers come from it; else the
@@ -47,10 +47,7 @@ def evaluate_job(
     the judge fails; the rows judged so far are in the report file either way.
     """
     from unsloth_nb.config import TrainConfig
-    from unsloth_nb.jobrun.controller import load_job
 
-    if isinstance(job, str):
-        job = load_job(job, reattach=False)
     config: TrainConfig = job.config
     overrides = dict(judge_overrides)
     if eval_path:
@@ -75,7 +72,7 @@ def evaluate_job(
 
     served = served_endpoint(job)
     if served is not None:  # job.serve() runs: the endpoint answers for both models, nothing loads here
-        from unsloth_nb.backends.runpod.client import api_key
+        from unsloth_nb.backends.runpod.api_types import api_key
         from unsloth_nb.evaluate.served import answers_from_endpoint
 
         answers = answers_from_endpoint(served, heldout, judge, output_dir, generate=config.generate, api_key=api_key())

@@ -121,9 +121,3 @@ def enhanced_dataset(config: TrainConfig, original: PreparedDataset, path: Path)
     checked = prepare_dataset(DatasetConfig(path=str(path), long_rows=config.dataset.long_rows), config.train.max_seq_length)
     summary = dataclasses.replace(checked.summary, eval_rows=original.summary.eval_rows)
     return dataclasses.replace(original, train=checked.train, origins=checked.origins, summary=summary)
-
-
-def register() -> None:
-    from unsloth_nb.phases.registry import register_phase
-
-    register_phase(EnhancePhase(), before="load")

@@ -11,6 +11,9 @@ from __future__ import annotations
 import threading
 
 from unsloth_nb.phases.base import Phase
+from unsloth_nb.phases.enhance import EnhancePhase
+from unsloth_nb.phases.evaluation import evaluation_phases
+from unsloth_nb.phases.export import ExportPhase
 from unsloth_nb.phases.load import LoadPhase
 from unsloth_nb.phases.save import SavePhase
 from unsloth_nb.phases.train import TrainPhase
@@ -49,12 +52,11 @@ def _register_built_in_extras() -> None:
     """The teacher's ``enhance`` before ``load`` (only with ``teacher:``), the judge's phases (``answers`` after
     ``save``, ``judge`` after it; only with ``judge:``), then ``export`` (only with GGUF, Ollama, merged_4bit or a
     merged push)."""
-    from unsloth_nb.phases.enhance import register as register_enhance
-    from unsloth_nb.phases.evaluation import register as register_evaluation
-    from unsloth_nb.phases.export import ExportPhase
-
-    register_enhance()
-    register_evaluation()
+    register_phase(EnhancePhase(), before="load")
+    anchor = "save"
+    for phase in evaluation_phases():
+        register_phase(phase, after=anchor)
+        anchor = phase.name
     register_phase(ExportPhase(), after="answers")  # after the answers: a 4-bit merge changes the loaded model
 
 

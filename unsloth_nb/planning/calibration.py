@@ -76,7 +76,7 @@ class Observation:
 
     def priors(self) -> tuple[float, float]:
         """(seconds per step, seconds outside training) the rules of thumb give for this job today."""
-        from unsloth_nb.planning.planner import prior_overhead_seconds, prior_step_seconds
+        from unsloth_nb.planning.speed import prior_overhead_seconds, prior_step_seconds
 
         step = prior_step_seconds(self.params, self.tokens_per_step, self.device, self.four_bit, self.cpu_count, self.gpu_name)
         return step, prior_overhead_seconds(self.params)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from unsloth_nb.testing.fake_anthropic_messages import message_body, prompt_of, text_of
 from unsloth_nb.testing.fake_llm import FakeLLMServer, count_tokens
 from unsloth_nb.testing.loopback_http import LoopbackHandler
 
@@ -84,8 +85,6 @@ def _batch_json(server: FakeLLMServer, batch: FakeBatch) -> dict[str, Any]:
 
 def _finish(server: FakeLLMServer, batch: FakeBatch) -> None:
     """Process every request now: answered, errored, expired (``expire_next``) or canceled."""
-    from unsloth_nb.testing.fake_anthropic import message_body, prompt_of
-
     expire = int(server.__dict__.get("expire_next", 0))
     server.__dict__["expire_next"] = max(0, expire - len(batch.requests))
     for number, request in enumerate(batch.requests):
@@ -108,14 +107,12 @@ def _finish(server: FakeLLMServer, batch: FakeBatch) -> None:
 
 
 def count_tokens_route(server: FakeLLMServer, handler: LoopbackHandler, body: dict[str, Any]) -> None:
-    from unsloth_nb.testing.fake_anthropic import _text
-
     if not body.get("model") or not body.get("messages"):
         handler.send_json(
             400, {"type": "error", "error": {"type": "invalid_request_error", "message": "model and messages are required"}}
         )
         return
-    text = _text(body.get("system") or "") + "".join(_text(m.get("content")) for m in body["messages"])
+    text = text_of(body.get("system") or "") + "".join(text_of(m.get("content")) for m in body["messages"])
     with server._lock:
         server.token_counts += 1
     per_token = server.chars_per_token  # a test sets another ratio to tell a count from a guess

@@ -58,6 +58,15 @@ class LoopbackHandler(BaseHTTPRequestHandler):
     def send_json(self, status: int, payload: object, headers: dict[str, str] | None = None, head: bool = False) -> None:
         self.send_bytes(status, json.dumps(payload).encode(), "application/json", headers, head=head)
 
+    def send_answer(self, status: int, payload: object) -> None:
+        """A REST route's answer: ``payload`` as JSON, or nothing at all for 204 (No Content has no body)."""
+        if status == 204:
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_json(status, payload)
+
     def send_bytes(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None, head: bool = False
     ) -> None:

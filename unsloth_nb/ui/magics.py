@@ -136,7 +136,7 @@ class UnslothMagics(Magics):
     def unsloth_jobs(self, line: str) -> Any:
         from unsloth_nb.jobrun.controller import load_job
         from unsloth_nb.jobrun.store import list_jobs
-        from unsloth_nb.ui.view import JobTable
+        from unsloth_nb.ui.jobs_table import JobTable
 
         args = _split(line)
         if len(args) > 1:

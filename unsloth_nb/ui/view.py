@@ -55,7 +55,7 @@ from unsloth_nb.ui.view_widgets import Frame, ViewWidgets
 if TYPE_CHECKING:
     from unsloth_nb.ui.chart import LossChart
 
-__all__ = ["MAX_LOG_LINES", "UPDATE_INTERVAL", "JobTable", "JobView", "widgets_can_render"]
+__all__ = ["MAX_LOG_LINES", "UPDATE_INTERVAL", "JobView", "widgets_can_render"]
 
 #: Seconds between two widget updates (≤ 2 per second).
 UPDATE_INTERVAL = 0.5
@@ -373,6 +373,3 @@ def show_job(job: Job) -> None:
 
 
 set_job_display(show_job)
-
-
-from unsloth_nb.ui.jobs_table import JobTable  # noqa: E402  (re-exported: it lived here)

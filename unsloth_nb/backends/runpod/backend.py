@@ -45,7 +45,6 @@ and the pod, and ``checkpoints`` keeps the local copy of the newest checkpoint.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import hashlib
@@ -60,11 +59,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import unsloth_nb.backends.runpod.placement as placement
-from unsloth_nb.backends.base import JobContext, PlacementInputs, PriceRequest, Pricing, SecretNeed
+from unsloth_nb.backends.base import JobContext, PriceRequest, Pricing
+from unsloth_nb.backends.rented import RentedBackend, drive
 from unsloth_nb.backends.runpod import volume_placement
+from unsloth_nb.backends.runpod.api_types import RunPodApiError
 from unsloth_nb.backends.runpod.billing import Meter
 from unsloth_nb.backends.runpod.boot_link import PackageDelivery
-from unsloth_nb.backends.runpod.client import RunPodApiError, RunPodClient
+from unsloth_nb.backends.runpod.client import RunPodClient
 from unsloth_nb.backends.runpod.placement import lost_pod_policy
 from unsloth_nb.backends.runpod.pod_request import VOLUME_WORK_DIR as VOLUME_WORK_DIR  # re-exported: it was defined here
 from unsloth_nb.backends.runpod.pod_request import job_secrets, pod_spec
@@ -97,14 +98,12 @@ from unsloth_nb.credentials import has_secret, redact
 from unsloth_nb.errors import BackendError, JobCancelledError
 from unsloth_nb.jobrun.checkpoints import checkpoint_step, newest_checkpoint
 from unsloth_nb.jobrun.lifecycle import RESULT
-from unsloth_nb.jobrun.runtime import run_in_thread
 from unsloth_nb.phases.base import Artifact, PhaseResult
 from unsloth_nb.worker.protocol import INTERRUPTED, REMOTE_END_STATES, REMOTE_RUNNING_STATES, Health, pack_dataset
 from unsloth_nb.worker.settings import TOKEN_ENV
 
 if TYPE_CHECKING:
     from unsloth_nb.config import TrainConfig
-    from unsloth_nb.planning.planner import Plan
 
 log = logging.getLogger(__name__)
 
@@ -133,27 +132,18 @@ class WorkerCrashedError(BackendError):
         self.log_tail = log_tail
 
 
-class RunPodBackend:
-    """``Backend`` for ``placement: runpod``; the controller calls :meth:`run` (or :meth:`reattach`)."""
+class RunPodBackend(RentedBackend):
+    """``Backend`` for ``placement: runpod``; the controller calls :meth:`run` (or :meth:`reattach`).
+
+    The planning questions are answered by :mod:`.placement` (see :class:`RentedBackend`)."""
 
     name = "runpod"
     label = "RunPod"
-    in_process = False
-    rents = True
+    rules = placement
 
     def __init__(self, client: RunPodClient | None = None, timing: Timing | None = None) -> None:
         self.client = client
         self.timing = timing or Timing()
-
-    # The planning questions (the Backend protocol), answered by .placement.
-    def place(self, inputs: PlacementInputs, *, chosen: bool) -> str | None:
-        return placement.place(inputs, chosen=chosen)
-
-    def secrets(self, config: TrainConfig) -> list[SecretNeed]:
-        return placement.secrets(config)
-
-    def startup_seconds(self, weights_gb: float) -> float:
-        return placement.startup_seconds(weights_gb)
 
     def may_have_model_path(self, config: TrainConfig) -> bool:
         return bool(config.runpod.volume_id)
@@ -165,12 +155,6 @@ class RunPodBackend:
         from unsloth_nb.backends.runpod import pricing
 
         return pricing.price(volume_placement.narrow_to_data_centre(request))  # a volume's pod gets its DC's cards only
-
-    def plan_target(self, plan: Plan) -> str:
-        return placement.plan_target(plan)
-
-    def where(self, plan: Plan) -> str:
-        return placement.where(plan)
 
     def stop_hint(self) -> str:
         return "or end its pod with `unsloth-nb runpod terminate`"
@@ -189,15 +173,7 @@ class RunPodBackend:
 
     async def _drive(self, ctx: JobContext, body: Callable[[PodJob], PhaseResult]) -> PhaseResult:
         session = PodJob(ctx, self.client or RunPodClient(), self.timing)
-        future = run_in_thread(body, session, name=f"unsloth-nb-runpod-{ctx.job_id}", context=ctx.context)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            # The loop is going away: stop the job, and still wait until the pod is confirmed gone.
-            ctx.stop_event.set()
-            with contextlib.suppress(BaseException):
-                await future
-            raise
+        return await drive(ctx, functools.partial(body, session), name=f"unsloth-nb-runpod-{ctx.job_id}")
 
 
 class PodJob:

@@ -248,7 +248,7 @@ def cmd_terminate(argv: list[str]) -> int:
 
 def _terminate_all(client: Any, pod_ids: list[str], done: list[str] | None = None) -> int:
     """Terminate each pod (confirmed); ``done`` collects the ids that are gone afterwards."""
-    from unsloth_nb.backends.runpod.client import RunPodApiError
+    from unsloth_nb.backends.runpod.api_types import RunPodApiError
 
     failed = unknown = 0
     for pod_id in pod_ids:

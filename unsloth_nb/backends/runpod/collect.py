@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from unsloth_nb.backends.runpod.client import Pod
+    from unsloth_nb.backends.runpod.api_types import Pod
     from unsloth_nb.jobrun.store import JobRecord
 
 #: How long cleanup waits for one takeover (download and termination) before it moves on.

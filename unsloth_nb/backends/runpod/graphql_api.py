@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from unsloth_nb.backends.runpod.client import (
+from unsloth_nb.backends.runpod.api_types import (
     BALANCE_MARKERS,
     NOT_FOUND_TO_TERMINATE,
     OUT_OF_STOCK_MARKERS,
@@ -140,7 +140,7 @@ def _classify(exc: BaseException, seen: list[_Response]) -> Failure:
 
 # ---------------------------------------------------------------------- the transport
 class GraphqlApi:
-    """:class:`~unsloth_nb.backends.runpod.client.PodApi` over GraphQL (the SDK's transport)."""
+    """:class:`~unsloth_nb.backends.runpod.api_types.PodApi` over GraphQL (the SDK's transport)."""
 
     name = "graphql"
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from unsloth_nb.backends.runpod.api_types import PodSpec
 from unsloth_nb.backends.runpod.bootstrap import START_COMMAND, boot_env
-from unsloth_nb.backends.runpod.client import PodSpec
 from unsloth_nb.backends.runpod.pods import WORKER_PORT, pod_name
 from unsloth_nb.credentials import get_secret, has_secret
 from unsloth_nb.planning.pod_size import PodResources, checkpoint_every, pod_resources

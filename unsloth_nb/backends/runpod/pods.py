@@ -25,11 +25,15 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from unsloth_nb.backends.runpod.client import OutOfStockError, Pod, PodSpec, RunPodApiError, RunPodClient
+from unsloth_nb.backends.runpod.api_types import OutOfStockError, Pod, PodSpec, RunPodApiError
 from unsloth_nb.errors import BackendError, JobCancelledError
 from unsloth_nb.planning.gpu_catalog import GpuOption
 from unsloth_nb.worker.protocol import IDLE, Health
+
+if TYPE_CHECKING:
+    from unsloth_nb.backends.runpod.client import RunPodClient  # a parameter's type: the client imports the transports
 
 log = logging.getLogger(__name__)
 

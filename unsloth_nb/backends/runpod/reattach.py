@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from unsloth_nb.backends.runpod.client import Pod
+from unsloth_nb.backends.runpod.api_types import Pod
 from unsloth_nb.backends.runpod.pods import Offer, RentedPod, pod_name
 from unsloth_nb.planning.gpu_catalog import GPU_CATALOG, GpuOption
 from unsloth_nb.worker.protocol import pack_dataset

@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from unsloth_nb.backends.runpod.client import (
+from unsloth_nb.backends.runpod.api_types import (
     BALANCE_MARKERS,
     OUT_OF_STOCK_MARKERS,
     AttemptFailed,
@@ -71,7 +71,7 @@ def _user_agent() -> str:
 
 
 class RestApi:
-    """:class:`~unsloth_nb.backends.runpod.client.PodApi` over REST v2, on a ``requests`` session."""
+    """:class:`~unsloth_nb.backends.runpod.api_types.PodApi` over REST v2, on a ``requests`` session."""
 
     name = "rest"
 

@@ -25,7 +25,7 @@ from unsloth_nb.errors import PlanError, UnslothNbError
 
 if TYPE_CHECKING:
     from unsloth_nb.backends.base import PriceRequest
-    from unsloth_nb.backends.runpod.client import PodSpec
+    from unsloth_nb.backends.runpod.api_types import PodSpec
     from unsloth_nb.config import TrainConfig
 
 _DATA_CENTRES: dict[str, str] = {}
@@ -43,7 +43,8 @@ def volume_data_centre(volume_id: str) -> str:
 
 def data_centre_gpus(centre: str) -> frozenset[str]:
     """The gpuTypeIds data centre ``centre`` has (asked of RunPod once per process); raises UnslothNbError."""
-    from unsloth_nb.backends.runpod.client import RunPodClient, base_url
+    from unsloth_nb.backends.runpod.api_types import base_url
+    from unsloth_nb.backends.runpod.client import RunPodClient
 
     key = (base_url(), centre)
     if key not in _CARDS:

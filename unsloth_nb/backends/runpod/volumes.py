@@ -68,7 +68,7 @@ class VolumesClient:
         return [NetworkVolume.from_api(raw) for raw in items if isinstance(raw, dict)]
 
     def get(self, volume_id: str) -> NetworkVolume:
-        from unsloth_nb.backends.runpod.client import RunPodApiError
+        from unsloth_nb.backends.runpod.api_types import RunPodApiError
 
         try:
             raw = self._request(f"read network volume {volume_id}", "GET", f"{PATH}/{quote(volume_id, safe='')}")

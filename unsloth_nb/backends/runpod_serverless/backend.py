@@ -20,7 +20,6 @@ fails and the endpoint, with that request, is deleted).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -34,8 +33,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import unsloth_nb.backends.runpod_serverless.placement as placement
-from unsloth_nb.backends.base import JobContext, PlacementInputs, PriceRequest, Pricing, SecretNeed
-from unsloth_nb.backends.runpod.client import api_key
+from unsloth_nb.backends.base import JobContext, PriceRequest, Pricing
+from unsloth_nb.backends.rented import RentedBackend, drive
+from unsloth_nb.backends.runpod.api_types import api_key
 from unsloth_nb.backends.runpod_serverless import prices
 from unsloth_nb.backends.runpod_serverless.endpoints import EndpointInfo, EndpointsApi, endpoint_name, remove
 from unsloth_nb.backends.runpod_serverless.request import (
@@ -47,12 +47,10 @@ from unsloth_nb.backends.runpod_serverless.request import (
 )
 from unsloth_nb.backends.worker_link.relay import EventRelay
 from unsloth_nb.errors import BackendError, JobCancelledError
-from unsloth_nb.jobrun.runtime import run_in_thread
 from unsloth_nb.phases.base import PhaseResult
 
 if TYPE_CHECKING:
     from unsloth_nb.config import TrainConfig
-    from unsloth_nb.planning.planner import Plan
 
 log = logging.getLogger(__name__)
 
@@ -73,26 +71,16 @@ def live_endpoint_ids() -> set[str]:
         return set(_LIVE)
 
 
-class ServerlessBackend:
-    """``Backend`` for ``placement: serverless``."""
+class ServerlessBackend(RentedBackend):
+    """``Backend`` for ``placement: serverless``; the planning questions are answered by :mod:`.placement`."""
 
     name = "serverless"
     label = "RunPod serverless"
-    in_process = False
-    rents = True
+    rules = placement
 
     def __init__(self, poll_seconds: float = 1.0, delete_timeout: float = 60.0) -> None:
         self.poll_seconds = poll_seconds
         self.delete_timeout = delete_timeout
-
-    def place(self, inputs: PlacementInputs, *, chosen: bool) -> str | None:
-        return placement.place(inputs, chosen=chosen)
-
-    def secrets(self, config: TrainConfig) -> list[SecretNeed]:
-        return placement.secrets(config)
-
-    def startup_seconds(self, weights_gb: float) -> float:
-        return placement.startup_seconds(weights_gb)
 
     def may_have_model_path(self, config: TrainConfig) -> bool:
         return False
@@ -102,12 +90,6 @@ class ServerlessBackend:
 
     def price(self, request: PriceRequest) -> Pricing:
         return prices.price(request)
-
-    def plan_target(self, plan: Plan) -> str:
-        return placement.plan_target(plan)
-
-    def where(self, plan: Plan) -> str:
-        return placement.where(plan)
 
     def stop_hint(self) -> str:
         return "or delete its endpoint (named unsloth-nb-<job id>) in RunPod's console under Serverless"
@@ -123,14 +105,7 @@ class ServerlessBackend:
         if ctx.stop_requested:
             raise JobCancelledError("stopped before the endpoint was created")
         job = ServerlessJob(ctx, self.poll_seconds, self.delete_timeout)
-        future = run_in_thread(job.run, name=f"unsloth-nb-serverless-{ctx.job_id}", context=ctx.context)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            ctx.stop_event.set()
-            with contextlib.suppress(BaseException):
-                await future
-            raise
+        return await drive(ctx, job.run, name=f"unsloth-nb-serverless-{ctx.job_id}")
 
     async def reattach(self, ctx: JobContext) -> PhaseResult:
         """Not followed after its process died (not built): its endpoint is deleted, so nothing runs on unwatched."""

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def serverless_requests(prepared: Prepared, job_id: str) -> list[str]:
     """The serverless job's requests, in order, as lines of text."""
-    from unsloth_nb.backends.runpod.client import DEFAULT_BASE_URL
+    from unsloth_nb.backends.runpod.api_types import DEFAULT_BASE_URL
     from unsloth_nb.backends.runpod_serverless import placement
     from unsloth_nb.backends.runpod_serverless.endpoints import endpoint_name
     from unsloth_nb.backends.runpod_serverless.request import (

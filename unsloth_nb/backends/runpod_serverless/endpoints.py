@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from unsloth_nb.backends.runpod.client import AttemptFailed, RetryPolicy, RunPodApiError
+from unsloth_nb.backends.runpod.api_types import AttemptFailed, RetryPolicy, RunPodApiError
 from unsloth_nb.backends.runpod.rest_api import RestApi
 
 log = logging.getLogger(__name__)

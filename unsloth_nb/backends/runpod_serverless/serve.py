@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unsloth_nb.backends.runpod.client import api_key
+from unsloth_nb.backends.runpod.api_types import api_key
 from unsloth_nb.backends.runpod_serverless.endpoints import EndpointInfo, EndpointsApi, remove
 from unsloth_nb.errors import BackendError, ConfigError, JobCancelledError
 

@@ -18,6 +18,7 @@ with RunPod's S3 key pair in ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,14 +256,28 @@ class VolumeSource(S3Source):
         return [SourceFile(mount / o.key, self._name(o.key)) for o in self._list()]
 
 
+# Multipart limits: the uploader (upload.py) splits by them, and a mounted file's ETag is computed with them.
+MIN_PART_BYTES = 8 * 1024 * 1024
+MAX_PART_BYTES = 500 * 1000 * 1000  # RunPod's S3 API: parts of at most 500 MB
+MAX_PARTS = 10_000  # S3's limit
+
+
+def part_size_for(size: int, requested: int | None = None) -> int:
+    """The part size: the requested one (within the limits), else the smallest that needs at most 10,000 parts."""
+    wanted = requested or max(MIN_PART_BYTES, math.ceil(size / MAX_PARTS))
+    if wanted > MAX_PART_BYTES:
+        raise DatasetError(f"a part of {wanted:,} bytes exceeds the 500 MB RunPod's S3 API accepts")
+    if math.ceil(size / wanted) > MAX_PARTS:
+        raise DatasetError(f"{size:,} bytes in parts of {wanted:,} would need more than {MAX_PARTS:,} parts")
+    return max(wanted, 5 * 1024 * 1024)  # S3's smallest part (but the last)
+
+
 def s3_etag(path: Path) -> str:
     """The ETag S3 gives this file as our uploader (and the AWS CLI) sends it: MD5 of one PUT, else of its parts' MD5s.
 
-    The part size is the uploader's default (:func:`~unsloth_nb.data.sources.upload.part_size_for`);
-    a file uploaded in other parts gets another ETag, and the job then says the file changed.
+    The part size is the uploader's default (:func:`part_size_for`); a file uploaded in other parts gets
+    another ETag, and the job then says the file changed.
     """
-    from unsloth_nb.data.sources.upload import part_size_for
-
     size = path.stat().st_size
     chunk = part_size_for(size)
     digests: list[bytes] = []

@@ -20,12 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from unsloth_nb.data.sources.base import cache_root
-from unsloth_nb.data.sources.s3 import S3Source, VolumeSource, _code
+from unsloth_nb.data.sources.s3 import MAX_PART_BYTES, MIN_PART_BYTES, S3Source, VolumeSource, _code, part_size_for
 from unsloth_nb.errors import DatasetError
-
-MIN_PART_BYTES = 8 * 1024 * 1024
-MAX_PART_BYTES = 500 * 1000 * 1000  # RunPod's S3 API: parts of at most 500 MB
-MAX_PARTS = 10_000  # S3's limit
 
 Progress = Callable[[int, int], None]  # (bytes sent so far, total bytes)
 
@@ -37,16 +33,6 @@ class UploadResult:
     parts: int  # parts of the whole file (1 for a single PUT)
     parts_sent: int  # parts sent by this call
     resumed: bool
-
-
-def part_size_for(size: int, requested: int | None = None) -> int:
-    """The part size: the requested one (within the limits), else the smallest that needs at most 10,000 parts."""
-    wanted = requested or max(MIN_PART_BYTES, math.ceil(size / MAX_PARTS))
-    if wanted > MAX_PART_BYTES:
-        raise DatasetError(f"a part of {wanted:,} bytes exceeds the 500 MB RunPod's S3 API accepts")
-    if math.ceil(size / wanted) > MAX_PARTS:
-        raise DatasetError(f"{size:,} bytes in parts of {wanted:,} would need more than {MAX_PARTS:,} parts")
-    return max(wanted, 5 * 1024 * 1024)  # S3's smallest part (but the last)
 
 
 def upload_file(path: str | Path, target: str, *, part_size: int | None = None, progress: Progress | None = None) -> UploadResult:

@@ -41,9 +41,10 @@ from unsloth_nb.testing.runpod_emulator.pods import (
     pod_as_rest,
     status_stamp,
 )
+from unsloth_nb.testing.runpod_emulator.problem import OUT_OF_STOCK
 from unsloth_nb.testing.runpod_emulator.serverless import Serverless
+from unsloth_nb.testing.runpod_emulator.volumes import Volumes
 
-OUT_OF_STOCK = "There are no longer any instances available with the requested specifications. Please refresh and try again."
 NO_GPUS_TO_RESUME = "There are not enough free GPUs on the host machine to start this pod."
 NOT_FOUND_TO_TERMINATE = "pod not found to terminate"
 NOT_FOUND = "pod not found"
@@ -89,8 +90,6 @@ class Cloud:
         self._bin = workdir / "bin"
         containers.write_shims(self._bin)
         self.serverless = Serverless(workdir, self.extra_env, stop_grace_s)
-        from unsloth_nb.testing.runpod_emulator.volumes import Volumes  # it imports rest_v2, which imports this
-
         self.volumes = Volumes(workdir)
         self._pods: dict[str, Pod] = {}
         self._dying: set[subprocess.Popen[bytes]] = set()

@@ -43,8 +43,9 @@ from unsloth_nb.testing.loopback_http import LoopbackHandler, LoopbackServer
 from unsloth_nb.testing.runpod_emulator import serverless_rest, volumes
 from unsloth_nb.testing.runpod_emulator.cloud import Cloud
 from unsloth_nb.testing.runpod_emulator.pods import PodInfo
+from unsloth_nb.testing.runpod_emulator.problem import PROBLEM_JSON, Problem, parse_body
 from unsloth_nb.testing.runpod_emulator.resolvers import Root, Unauthorized
-from unsloth_nb.testing.runpod_emulator.rest_v2 import CREATE, PROBLEM_JSON, Problem, RestApi, parse_body, route
+from unsloth_nb.testing.runpod_emulator.rest_v2 import CREATE, RestApi, route
 from unsloth_nb.testing.runpod_emulator.schema import schema
 
 log = logging.getLogger(__name__)
@@ -234,12 +235,7 @@ class ApiHandler(LoopbackHandler):
         if where.operation == CREATE and cloud.faults.take_count("lost_creates"):
             self._drop_connection()
             return
-        if status == 204:
-            self.send_response(204)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_json(status, answer)
+        self.send_answer(status, answer)
 
     def _send_problem(self, problem: Problem, headers: dict[str, str] | None = None) -> None:
         self.send_bytes(problem.status, json.dumps(problem.body()).encode(), PROBLEM_JSON, headers)

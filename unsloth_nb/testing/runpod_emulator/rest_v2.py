@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import http.client
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +28,8 @@ from urllib.parse import parse_qs, unquote
 from unsloth_nb.testing.runpod_emulator.catalogue import GpuType
 from unsloth_nb.testing.runpod_emulator.cloud import ApiError, Cloud
 from unsloth_nb.testing.runpod_emulator.pods import EMULATOR_CUDA_VERSION
+from unsloth_nb.testing.runpod_emulator.problem import Problem
 
-PROBLEM_JSON = "application/problem+json"
 CREATE = "podFindAndDeployOnDemand"
 _AVAILABILITY = {"High": "HIGH", "Medium": "MEDIUM", "Low": "LOW"}
 
@@ -44,23 +42,6 @@ class Route:
     pod_id: str | None = None
     action: str | None = None
     gpu_id: str | None = None
-
-
-class Problem(Exception):
-    """An RFC 9457 problem answer."""
-
-    def __init__(self, status: int, detail: str, errors: list[dict[str, str]] | None = None, title: str | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.errors = errors
-        self.title = title or http.client.responses.get(status, "Error")
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"title": self.title, "status": self.status, "detail": self.detail}
-        if self.errors:
-            body["errors"] = self.errors
-        return body
 
 
 def route(method: str, path: str, body: Any) -> Route | None:
@@ -303,14 +284,4 @@ def _problem_for(exc: ApiError) -> Problem:
     return Problem(400, str(exc))  # capacity: "no longer any instances available"
 
 
-def parse_body(raw: bytes) -> Any:
-    """The JSON body of a request, or a Problem 400 when it is not JSON."""
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise Problem(400, "the body is not JSON") from None
-
-
-__all__ = ["PROBLEM_JSON", "Problem", "RestApi", "Route", "gpu_as_rest", "parse_body", "route"]
+__all__ = ["RestApi", "Route", "gpu_as_rest", "route"]

@@ -203,6 +203,10 @@ class Serverless:
         self.secrets: dict[str, str] = {}
         #: The ``model`` of every chat completion a vLLM endpoint answered, in order (tests count them).
         self.chat_requests: list[str] = []
+        #: What a vLLM endpoint answers from, loaded by its first request (serverless_vllm.py) and dropped with it:
+        #: endpoint id -> (model, tokenizer, LoRA name or None).
+        self.served_models: dict[str, tuple[Any, Any, str | None]] = {}
+        self.served_lock = threading.Lock()
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self._closing = threading.Event()
@@ -286,9 +290,8 @@ class Serverless:
                 if request.endpoint_id == endpoint_id and request.status not in FINAL:
                     self._finish(request, "CANCELLED")
             doomed = [w for w in self.workers.values() if w.endpoint_id == endpoint_id and w.ended is None]
-        from unsloth_nb.testing.runpod_emulator.serverless_vllm import forget
-
-        forget(endpoint_id)
+        with self.served_lock:
+            self.served_models.pop(endpoint_id, None)
         for worker in doomed:
             self._end_worker(worker)
         return True

@@ -131,19 +131,12 @@ class JobApiHandler(LoopbackHandler):
         elif action == "job-take":
             request = serverless.take(endpoint_id, worker_id, TAKE_WAIT_S)
             if request is None:
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.send_answer(204, None)
             else:
                 self.send_json(200, {"id": request.id, "input": request.input})
         elif action == "job-stop":
             ids = serverless.stop_signals(worker_id, STOP_WAIT_S)
-            if ids:
-                self.send_json(200, {"jobsToStop": ids})
-            else:
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+            self.send_answer(200 if ids else 204, {"jobsToStop": ids})
         else:
             request_id = rest[1] if len(rest) > 1 else query.get("id", "")
             try:

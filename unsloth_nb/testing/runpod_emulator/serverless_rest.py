@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from unsloth_nb.testing.runpod_emulator.rest_v2 import Problem, parse_body
+from unsloth_nb.testing.runpod_emulator.problem import Problem, parse_body
 
 if TYPE_CHECKING:
     from unsloth_nb.testing.runpod_emulator.http_api import ApiHandler
@@ -45,12 +45,7 @@ def answer(handler: ApiHandler, method: str, path: str, raw: bytes) -> bool:
     except ValueError as exc:
         handler._send_problem(Problem(409 if "used by an endpoint" in str(exc) or "exists" in str(exc) else 400, str(exc)))
         return True
-    if status == 204:
-        handler.send_response(204)
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
-    else:
-        handler.send_json(status, result)
+    handler.send_answer(status, result)
     return True
 
 

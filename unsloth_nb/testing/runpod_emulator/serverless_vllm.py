@@ -10,7 +10,6 @@ the endpoint is deleted. Routes: ``GET openai/v1/models``, ``POST openai/v1/chat
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,9 +18,6 @@ from unsloth_nb.testing.runpod_emulator.serverless import Serverless, Worker, _n
 
 if TYPE_CHECKING:
     from unsloth_nb.testing.runpod_emulator.serverless_api import JobApiHandler
-
-_loaded: dict[str, tuple[Any, Any, str | None]] = {}  # endpoint id -> (model, tokenizer, lora name)
-_load_lock = threading.Lock()
 
 
 def answer(handler: JobApiHandler, serverless: Serverless, endpoint_id: str, rest: list[str], method: str, raw: bytes) -> None:
@@ -63,9 +59,9 @@ def answer(handler: JobApiHandler, serverless: Serverless, endpoint_id: str, res
 def _model(
     serverless: Serverless, endpoint_id: str, env: dict[str, str], loras: list[dict[str, Any]]
 ) -> tuple[Any, Any, str | None]:
-    with _load_lock:
-        if endpoint_id in _loaded:
-            return _loaded[endpoint_id]
+    with serverless.served_lock:
+        if endpoint_id in serverless.served_models:
+            return serverless.served_models[endpoint_id]
         if serverless.faults.cold_start_s:
             time.sleep(serverless.faults.cold_start_s)
         with serverless.lock:  # the worker that cold-started: billed until the endpoint is deleted
@@ -84,13 +80,8 @@ def _model(
             lora = str(loras[0]["name"])
             model = PeftModel.from_pretrained(model, _local(str(loras[0]["path"])), adapter_name=lora)
         model.eval()
-        _loaded[endpoint_id] = (model, tokenizer, lora)
-        return _loaded[endpoint_id]
-
-
-def forget(endpoint_id: str) -> None:
-    with _load_lock:
-        _loaded.pop(endpoint_id, None)
+        serverless.served_models[endpoint_id] = (model, tokenizer, lora)
+        return serverless.served_models[endpoint_id]
 
 
 def _local(name: str) -> str:

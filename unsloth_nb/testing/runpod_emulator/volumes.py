@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unsloth_nb.testing.runpod_emulator.rest_v2 import Problem, parse_body
+from unsloth_nb.testing.runpod_emulator.problem import OUT_OF_STOCK, Problem, parse_body
 
 if TYPE_CHECKING:
     from unsloth_nb.testing.runpod_emulator.http_api import ApiHandler
@@ -145,8 +145,6 @@ class Volumes:
             )
         allowed = [self.data_centre_gpus[dc] for dc in data_center_ids if dc in self.data_centre_gpus]
         if gpu_type_id and allowed and not any(gpu_type_id in gpus for gpus in allowed):
-            from unsloth_nb.testing.runpod_emulator.cloud import OUT_OF_STOCK
-
             raise Problem(400, OUT_OF_STOCK)
 
     def data_centre(self, centre: str, gpu_ids: list[str], with_gpus: bool) -> dict[str, Any]:
@@ -232,12 +230,7 @@ def answer(handler: ApiHandler, method: str, path: str, raw: bytes) -> bool:
     if method == "POST" and cloud.faults.take_count("lost_creates"):
         handler._drop_connection()  # created, but the answer never comes: a retry must not make a second one
         return True
-    if status == 204:
-        handler.send_response(204)
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
-    else:
-        handler.send_json(status, result)
+    handler.send_answer(status, result)
     return True
 
 
