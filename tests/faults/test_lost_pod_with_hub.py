@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 TOKEN = "hf_" + "lostpodtest".ljust(34, "x")
 REPO = "me/superbowl-lora"
-MAX_STEPS = 200
+MAX_STEPS = 80  # the first pod is evicted once checkpoint-20 is on the Hub (about step 25 in CI): far from its end
 SAVE_STEPS = 5
 
 

@@ -195,7 +195,11 @@ def test_exports_made_on_a_pod_come_back_as_named_artifacts(
     import json
 
     import unsloth_nb
+    from unsloth_nb.export.tools import LLAMA_CPP_DIR_ENV, converter_dir
 
+    # The pod takes this machine's cached converter, as an image that ships llama.cpp would: without it, every
+    # emulated pod (a fresh HOME) would download and prepare llama-cpp-python's sdist from PyPI again, off loopback.
+    runpod_emulator.pod_env[LLAMA_CPP_DIR_ENV] = str(converter_dir())
     dataset = tmp_path / "qa.jsonl"
     dataset.write_text(
         "".join(json.dumps({"question": r["prompt"], "answer": r["completion"][:80]}) + "\n" for r in superbowl_rows[:8])

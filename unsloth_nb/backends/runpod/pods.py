@@ -223,6 +223,12 @@ def _rented(client: RunPodClient, pod: Pod, offer: Offer) -> RentedPod:
     return RentedPod(pod, offer, float(price), time.time(), time.monotonic())
 
 
+#: The first readiness polls come this soon, then twice as far apart each time, up to ``poll``: a pod that is
+#: up at once (a restarted container, a small image, the emulator) is used within a second, not after a full
+#: poll interval, and a slow boot costs only a few more health checks.
+FIRST_READY_POLL_S = 0.25
+
+
 def wait_ready(
     client: RunPodClient,
     rented: RentedPod,
@@ -239,6 +245,7 @@ def wait_ready(
     """
     deadline = time.monotonic() + timeout
     next_pod_check = time.monotonic() + max(poll * 5, 10.0)
+    pause = min(poll, FIRST_READY_POLL_S)
     while True:
         if should_stop():
             raise JobCancelledError("stopped before the pod was ready")
@@ -250,7 +257,8 @@ def wait_ready(
         if now >= next_pod_check:
             next_pod_check = now + max(poll * 5, 10.0)
             check_alive(client, rented.id)
-        time.sleep(min(poll, max(0.05, deadline - now)))
+        time.sleep(min(pause, max(0.05, deadline - now)))
+        pause = min(poll, pause * 2)
 
 
 def check_alive(client: RunPodClient, pod_id: str) -> None:
