@@ -373,7 +373,8 @@ def test_job_table_is_aligned_fits_a_cell_and_says_how_far_each_job_got(comms: l
     table = JobTable(list_jobs())
     rows = {row["id"]: row for row in table.row_dicts()}
 
-    assert rows[done.id]["steps"] == "12" and rows[done.id]["final_loss"] == "0.2500" and rows[done.id]["eval_loss"] == ""
+    assert rows[done.id]["steps"] == "12" and rows[done.id]["final_loss"] == "0.2500"
+    assert rows[done.id]["eval_loss"] == "–" and rows[failed.id]["final_loss"] == "–", "a dash says 'none', a blank looks broken"
     assert rows[done.id]["result"] == "adapter", "a short result, not the adapter's full path"
     assert len(rows[failed.id]["result"]) <= 48
     text = repr(table).splitlines()

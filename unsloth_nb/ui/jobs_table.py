@@ -156,8 +156,8 @@ class JobTable:
                     "started": _started(record.created, now),
                     "took": format_seconds(end - record.created),
                     "steps": steps,
-                    "final_loss": f"{facts['loss']:.4f}" if facts["loss"] is not None else "",
-                    "eval_loss": f"{facts['eval_loss']:.4f}" if facts["eval_loss"] is not None else "",
+                    "final_loss": f"{facts['loss']:.4f}" if facts["loss"] is not None else "–",
+                    "eval_loss": f"{facts['eval_loss']:.4f}" if facts["eval_loss"] is not None else "–",
                     "result": _result(record, facts),
                 }
             )
