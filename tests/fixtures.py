@@ -134,3 +134,15 @@ def tiny_job(
         lora=TINY_LORA,
         **config,
     )
+
+
+def judge_requests(job: Any) -> int:
+    """The requests the judge sends for a job's saved answers: two games a question, and one when the fine-tuned
+    and base answers are the same (both games are then the same request, which the client sends once). The tiny
+    model often answers nothing at all, so counting ``2 * questions`` would be wrong for it."""
+    from unsloth_nb.evaluate.answers import AnswerSet
+
+    outputs = Path(job.record.output_dir) if job.record.output_dir else job.folder.outputs
+    answers = AnswerSet.load(outputs)
+    assert answers is not None, f"no evaluation answers in {outputs}"
+    return sum(1 if pair.base == pair.finetuned else 2 for pair in answers.pairs)

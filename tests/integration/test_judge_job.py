@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures import judge_requests
 
 from unsloth_nb.testing import fake_llm as behaviours
 from unsloth_nb.testing.fake_openai import FakeOpenAI
@@ -62,16 +63,18 @@ def test_a_judged_job_reports_and_a_rerun_makes_no_calls(
         job = start_job(prepared).wait(timeout=900)
         assert job.state == "succeeded", job.error
         n = len(prepared.heldout.items)
-        assert fake.calls == 2 * n
+        answers = AnswerSet.load(job.adapter_path.parent)
+        assert answers is not None and len(answers.pairs) == n and answers.max_new_tokens == 12
+        sent = judge_requests(job)  # 2 * n, less one per pair whose two answers are the same
+        assert fake.calls == sent
         report = job.evaluation
         assert report is not None and len(report.rows) == n
+        assert report.requests_sent == sent and report.cache_hits == 2 * n - sent
         assert (report.wins, report.ties, report.losses) == (0, n, 0)  # picks-first: every pair flips
         assert report.consistency == 0.0 and report.win_rate == 0.5
         assert report.table.shape[0] == n and {"finetuned", "base", "outcome"} <= set(report.table.columns)
         assert (job.folder.path / "evaluation.html").is_file()
         assert HeldOut.load(job.folder.path).items == prepared.heldout.items
-        answers = AnswerSet.load(job.adapter_path.parent)
-        assert answers is not None and len(answers.pairs) == n and answers.max_new_tokens == 12
         kinds = [e.data.get("stage") for e in job.events(kinds={"evaluation"})]
         assert "done" in kinds and "answers" in kinds
 
@@ -198,7 +201,7 @@ def test_on_an_emulated_pod_answers_come_from_the_pod_and_the_judge_runs_here(
         assert answers_on_pod, "the pod reported no answers progress"
         report = job.evaluation
         assert report is not None and len(report.rows) == 3 and report.consistency == 0.0
-        assert fake.calls == 6
+        assert fake.calls == judge_requests(job)  # 6 (3 questions, both orders) unless two answers are the same
         (pod_id,) = runpod_emulator.ledger.pod_ids()
         pod_files = [p for p in (runpod_emulator.workdir / "pods" / pod_id).rglob("*") if p.is_file()]
         assert any(p.name == "answers.jsonl" for p in pod_files)  # made there
@@ -233,7 +236,7 @@ def test_a_finished_job_is_evaluated_later_from_its_saved_adapter(
         report = evaluate_job(
             load_job(finished.id, reattach=False), eval_path=str(EVAL), base_url=fake.base_url, max_questions=2, max_new_tokens=4
         )
-        assert len(report.rows) == 2 and fake.calls == 4
+        assert len(report.rows) == 2 and fake.calls == judge_requests(finished)
         assert load_job(finished.id, reattach=False).model is None  # a fresh handle: the adapter was loaded from disk
         assert (finished.folder.path / "evaluation.json").is_file()
 
@@ -272,4 +275,5 @@ def test_a_job_that_cannot_ask_about_the_judges_cost_does_not_spend_it(
 
         yes = prepare(config, tmp_path)
         yes.judge_yes = True  # what `unsloth-nb train --yes` and `%unsloth_train --yes` set
-        assert start_job(yes).wait(timeout=600).evaluation.wins == 0 and fake.calls == 4
+        judged = start_job(yes).wait(timeout=600)
+        assert judged.evaluation.wins == 0 and fake.calls == judge_requests(judged)

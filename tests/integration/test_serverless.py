@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fixtures import tiny_job
+from fixtures import judge_requests, tiny_job
 
 import unsloth_nb
 from unsloth_nb.testing.hub_emulator import LoopbackHub, dataset_key
@@ -177,7 +177,7 @@ def test_the_judge_takes_both_models_answers_from_the_served_endpoint(
     monkeypatch.setenv("OPENAI_API_KEY", FakeOpenAI.api_key)
     with FakeOpenAI(behaviours.picks_first()) as fake:
         report = job.evaluate(eval_path=str(evals), base_url=fake.base_url, max_questions=2, max_new_tokens=6)
-    assert len(report.rows) == 2 and fake.calls == 4  # two questions, each judged in both orders
+    assert len(report.rows) == 2 and fake.calls == judge_requests(job)  # two questions, each judged in both orders
 
     # Both models' answers came from the endpoint: fine-tune then base, per question, and nothing else.
     asked = serverless.serverless.chat_requests[asked_before:]

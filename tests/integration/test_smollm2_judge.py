@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+from fixtures import judge_requests
 from smollm2_job import TrainedSmolLM2
 
 
@@ -26,7 +27,7 @@ def test_the_fine_tune_wins_a_majority_against_its_base(trained_smollm2: Trained
     if os.environ.get("UNSLOTH_NB_JUDGE_RESULT"):
         Path(os.environ["UNSLOTH_NB_JUDGE_RESULT"]).write_text(summary + "\n" + report.table.to_string() + "\n")
     n = len(report.rows)
-    assert n >= 10 and trained_smollm2.judge_calls == 2 * n
+    assert n >= 10 and trained_smollm2.judge_calls == judge_requests(job)
     # a majority of the judged score (ties count half), with the whole 95 % interval above a coin toss
     assert report.win_rate is not None and report.win_rate > 0.5, summary
     assert report.ci95 is not None and report.ci95[0] > 0.5, summary

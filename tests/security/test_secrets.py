@@ -33,7 +33,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from fixtures import SMOLLM2_135M, model_folder
+from fixtures import SMOLLM2_135M, judge_requests, model_folder
 from nbclient import NotebookClient
 
 from unsloth_nb import cli
@@ -324,7 +324,10 @@ def test_the_judges_key_is_used_on_this_machine_and_stored_nowhere(
             == 0
         )
         out = capfd.readouterr()
-    assert openai_fake.calls == 4 and anthropic_fake.calls == 4
+    from unsloth_nb.jobrun.controller import load_job
+
+    sent = judge_requests(load_job(job.id, reattach=False))  # 4 (2 questions, both orders) unless two answers are the same
+    assert openai_fake.calls == sent and anthropic_fake.calls == sent
     assert set(openai_fake.auth_headers) == {f"Bearer {FAKE_SECRETS['OPENAI_API_KEY']}"}
     assert set(anthropic_fake.auth_headers) == {FAKE_SECRETS["ANTHROPIC_API_KEY"]}
     assert (job_home / "jobs" / job.id / "evaluation.json").is_file()

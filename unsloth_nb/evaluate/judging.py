@@ -77,11 +77,15 @@ def build_client(
 
 # ---------------------------------------------------------------------------- money first
 def estimate_usd(client: LLMClient, requests: list[ChatRequest]) -> tuple[float | None, int]:
-    """(dollars for the requests not in the cache, how many those are); None dollars when a price is unknown."""
+    """(dollars for the requests not in the cache, how many those are); None dollars when a price is unknown.
+
+    Identical requests count once: the client sends one of them (a pair whose two answers are the same)."""
     total, unknown, uncached = 0.0, False, 0
+    seen: set[str] = set()
     for request in requests:
-        if request in client.cache:
+        if request.key in seen or request in client.cache:
             continue
+        seen.add(request.key)
         uncached += 1
         cost = client.estimate_usd(request)
         if cost is None:

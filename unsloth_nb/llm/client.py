@@ -1,6 +1,8 @@
 """Many requests to one provider: cached, bounded, backing off, counted in dollars, and capped.
 
-- **Cache first.** A request whose key is on disk is answered from it and costs nothing now.
+- **Cache first.** A request whose key is on disk is answered from it and costs nothing now. Identical requests
+  in one run (the same key: a judge's two games of a pair whose answers are the same) are sent once and the
+  twins get that answer as a cache hit, so what a run pays never depends on which thread asks first.
 - **Bounded concurrency, adaptive.** At most ``concurrency`` requests are in flight. A 429 halves the limit
   (never below 1) and pauses every sender until the server's ``Retry-After`` has passed; each success after
   that lets the limit grow back by one (additive increase, multiplicative decrease, as NeMo Data Designer does).
@@ -16,6 +18,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -176,20 +179,29 @@ class LLMClient:
                     on_done(index, outcome)
 
         pending: list[int] = []
+        first_of_key: dict[str, int] = {}
+        twins: dict[int, list[int]] = {}  # a pending request's index -> later requests with the same key
         for index, request in enumerate(requests):
             cached = self.cache.get(request)
             if cached is not None:
                 with self._lock:
                     self.spend.cache_hits += 1
                 finish(index, CallOutcome(request, "cached", cached))
-            else:
+                continue
+            first = first_of_key.setdefault(request.key, index)
+            if first == index:
                 pending.append(index)
+            else:
+                twins.setdefault(first, []).append(index)
         if pending:
             with ThreadPoolExecutor(max_workers=min(self.concurrency, len(pending)), thread_name_prefix="unsloth-nb-llm") as pool:
                 futures = [pool.submit(self._one, requests[i]) for i in pending]
                 try:
                     for index, future in zip(pending, futures, strict=True):
-                        finish(index, future.result())
+                        outcome = future.result()
+                        finish(index, outcome)
+                        for twin in twins.get(index, []):
+                            finish(twin, self._twin_outcome(requests[twin], outcome))
                 except BaseException:  # Ctrl-C: the requests in flight finish (and are cached), no new one starts
                     self._interrupted = True
                     raise
@@ -198,6 +210,19 @@ class LLMClient:
         if self._down is not None:
             raise LLMUnavailableError(self._down)
         return [r for r in results if r is not None]
+
+    def _twin_outcome(self, request: ChatRequest, first: CallOutcome) -> CallOutcome:
+        """What a request identical to one sent in this run gets: its answer as a cache hit, or its failure unsent.
+
+        A twin of a request whose retries ran out counts towards ``down_after`` as that request did: sent, it would
+        have failed the same way, and a provider is no less down because its two requests were the same."""
+        if first.completion is None:
+            if first.status == "failed" and self._fatal is None:
+                self._exhausted(first.error or "")
+            return CallOutcome(request, first.status, error=first.error)
+        with self._lock:
+            self.spend.cache_hits += 1
+        return CallOutcome(request, "cached", dataclasses.replace(first.completion, cached=True))
 
     def _one(self, request: ChatRequest) -> CallOutcome:
         if self._fatal is not None or self._down is not None:
@@ -263,6 +288,11 @@ class LLMClient:
                 else:
                     self.spend.usd += cost
             return CallOutcome(request, "ok", completion, attempts=attempt)
+        self._exhausted(last)
+        return CallOutcome(request, "failed", error=last, attempts=self.max_attempts)
+
+    def _exhausted(self, last: str) -> None:
+        """One more request in a row that retries could not answer; ``down_after`` of them: the provider is down."""
         with self._lock:
             self._exhausted_in_a_row += 1
             if self._exhausted_in_a_row >= self.down_after and self._down is None:
@@ -270,7 +300,6 @@ class LLMClient:
                     f"the {self.provider.name} API is unavailable: {self._exhausted_in_a_row} requests in a row failed "
                     f"after {self.max_attempts} attempts each (last: {last})"
                 )
-        return CallOutcome(request, "failed", error=last, attempts=self.max_attempts)
 
     def _delay(self, attempt: int, retry_after: float | None, rate_limited: bool) -> float:
         if retry_after is not None:
