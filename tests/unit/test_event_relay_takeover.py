@@ -153,7 +153,7 @@ relay.receive("pod-1", json.loads(sys.stdin.read()))
 """
 
 
-def test_an_owner_killed_just_after_copying_an_event_leaves_it_in_the_pods_record(tmp_path: Path) -> None:
+def test_an_owner_killed_just_after_copying_an_event_leaves_it_in_the_pods_record() -> None:
     folder = new_job()
     job_id = folder.load_record().id
     root = Path(__file__).resolve().parents[2]
@@ -179,7 +179,7 @@ def test_an_owner_killed_just_after_copying_an_event_leaves_it_in_the_pods_recor
     assert charted == [1, 2, 3, 4, 5, 6]
 
 
-def test_an_owner_killed_after_recording_an_event_but_before_copying_it_has_it_copied_by_the_next(tmp_path: Path) -> None:
+def test_an_owner_killed_after_recording_an_event_but_before_copying_it_has_it_copied_by_the_next() -> None:
     folder = new_job()
     job_id = folder.load_record().id
     events = first_pod(job_id)
@@ -201,7 +201,7 @@ def test_an_owner_killed_after_recording_an_event_but_before_copying_it_has_it_c
     assert [e["seq"] for e in record_of(folder, "pod-1")] == list(range(len(events)))
 
 
-def test_a_reattach_to_a_live_pod_copies_nothing_twice(tmp_path: Path) -> None:
+def test_a_reattach_to_a_live_pod_copies_nothing_twice() -> None:
     folder = new_job()
     job_id = folder.load_record().id
     events = first_pod(job_id)
@@ -220,7 +220,7 @@ def test_a_reattach_to_a_live_pod_copies_nothing_twice(tmp_path: Path) -> None:
     assert [e["seq"] for e in record_of(folder, "pod-1")] == list(range(len(events)))
 
 
-def test_a_new_pods_first_line_is_copied_even_when_it_repeats_the_lost_pods_last(tmp_path: Path) -> None:
+def test_a_new_pods_first_line_is_copied_even_when_it_repeats_the_lost_pods_last() -> None:
     folder = new_job()
     job_id = folder.load_record().id
     relay, log = relay_for(folder)
@@ -240,7 +240,7 @@ def test_a_new_pods_first_line_is_copied_even_when_it_repeats_the_lost_pods_last
     assert in_the_log(folder) == copied(record_of(folder, "pod-1") + record_of(folder, "pod-2"))
 
 
-def test_a_record_line_torn_by_a_kill_does_not_swallow_the_lines_after_it(tmp_path: Path) -> None:
+def test_a_record_line_torn_by_a_kill_does_not_swallow_the_lines_after_it() -> None:
     folder = new_job()
     job_id = folder.load_record().id
     events = first_pod(job_id)
