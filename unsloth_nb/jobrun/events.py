@@ -180,7 +180,7 @@ class EventLog:
             if self.path.exists():
                 self._events = list(read_events_file(self.path))
                 self._delivered = len(self._events)
-                _drop_torn_tail(self.path)
+                drop_torn_tail(self.path)
             self._file = self.path.open("a", encoding="utf-8")
 
     # ------------------------------------------------------------------ writing
@@ -418,7 +418,7 @@ def read_events_file(path: str | Path) -> Iterator[Event]:
                 return
 
 
-def _drop_torn_tail(path: Path) -> None:
+def drop_torn_tail(path: Path) -> None:
     """Cut a half-written last line so that new events start on a line of their own."""
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):

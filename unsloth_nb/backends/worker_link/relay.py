@@ -9,10 +9,15 @@ as for a local job:
 - ``artifact``/``checkpoint`` paths are rewritten to where the files land here;
 - steps trained again after a resume are not charted twice (each series keeps the
   highest step copied);
-- every remote event received is also appended, as it came, to
-  ``pods/<pod_id>.events.jsonl`` in the job folder: the cursor a reattaching
-  process continues from (:meth:`EventRelay.take_over`), and the record that shows
-  nothing was lost on the way.
+- every remote event received is first appended, as it came, to
+  ``pods/<pod_id>.events.jsonl`` in the job folder, and only then copied: the record
+  is the cursor a reattaching process continues from (:meth:`EventRelay.take_over`)
+  and shows that nothing was lost on the way, so it must hold every event the log
+  got, also when this process is killed between the two writes. (Copy first and a
+  kill in between leaves an event in the log that the record lacks: once the pod is
+  gone too, nothing can set that right, and the log holds an event no record
+  accounts for.) Only the record's last event can be missing from the log; the
+  process that takes over copies it when the log does not have it.
 
 The relay owns that state and what the events told about the job (its last step
 and loss, why the remote job ended, the newest checkpoint on the pod and on the
@@ -26,6 +31,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from unsloth_nb.jobrun.events import drop_torn_tail
 from unsloth_nb.jobrun.lifecycle import COST, ENGINE_STATES, EVENT_KINDS, STATUS, TERMINAL_STATES
 from unsloth_nb.worker.protocol import CRASH_LOG_MARKER
 
@@ -64,7 +70,6 @@ class EventRelay:
         self._crash_tail: str | None = None  # the dead worker's last log lines, as its successor reported them
         self._crash_when: str | None = None
         self._charted: dict[str, int] = {}  # series -> highest step copied: steps trained again are not charted twice
-        self._dedupe_next = False
         self._copied_last: dict[str, dict[str, Any]] = {}  # kind -> the last pod event of that kind in the log
         self._mirror: IO[str] | None = None
         self._mirror_pod: str | None = None
@@ -77,23 +82,30 @@ class EventRelay:
                 continue  # already copied (a replayed answer)
             if seq != self.cursor + 1:
                 self._say(f"events {self.cursor + 1}-{seq - 1} from the pod are missing", level="warning")
-            self._copy(event)
-            self._note(pod_id, event)
+            self._note(pod_id, event)  # first: what the log gets, the record already holds
             self.cursor = seq
+            self._copy(event)
 
     def from_start(self) -> None:
         """A worker that got the job afresh (a new pod) numbers its events from the start."""
         self.cursor = -1
 
     def take_over(self, pod_id: str) -> None:
-        """Continue where the job's previous owner stopped copying ``pod_id``'s events (reattach)."""
-        self.cursor = self._mirrored_cursor(pod_id)
-        self._dedupe_next = True  # the owner may have died between copying an event and noting it
+        """Continue where the job's previous owner stopped copying ``pod_id``'s events (reattach).
+
+        The owner may have died between recording an event and copying it: the record's
+        last event is copied now unless the log's last pod event of its kind is that one
+        (so a pod that is gone by now loses nothing it had sent either).
+        """
+        last = self._recorded_last(pod_id)
+        self.cursor = -1 if last is None else int(last["seq"])
         self._copied_last = {
             e.kind: e.data for e in self.ctx.log.read() if not (e.kind == "log" and e.data.get("source") in _CLIENT_SOURCES)
         }
         for event in self.ctx.log.read(kinds={"metrics", "progress"}):
             self._chart(event.kind, event.data)
+        if last is not None:
+            self._copy(last, maybe_copied=True)
 
     def take_crash(self) -> tuple[str | None, str | None]:
         """The dead worker's last log lines and when it ended, as its successor reported them; forgotten once taken."""
@@ -107,9 +119,9 @@ class EventRelay:
             self._mirror.close()
         self._mirror, self._mirror_pod = None, None
 
-    def _copy(self, event: dict[str, Any]) -> None:
+    def _copy(self, event: dict[str, Any], *, maybe_copied: bool = False) -> None:
+        """Copy one remote event into the log; ``maybe_copied``: a dead owner's last, which the log may hold."""
         kind, data = str(event.get("kind")), dict(event.get("data") or {})
-        dedupe, self._dedupe_next = self._dedupe_next, False
         if kind == "status":
             state = str(data.get("state") or "")
             if state in _MIRRORED_STATES:
@@ -125,7 +137,8 @@ class EventRelay:
         if on_hub:
             self.hub_checkpoint = Path(str(data.get("path") or "")).name or self.hub_checkpoint
         elif kind == "checkpoint" and isinstance(data.get("path"), str):
-            self._checkpoint_saved(data["path"], data.get("step"))
+            # A dead owner's checkpoint is not offered for copying: its pod may be gone, and the next one comes.
+            self._checkpoint_saved(data["path"], data.get("step"), offer=not maybe_copied)
         # Pod paths become where the files land here; a Hub checkpoint keeps the pod's name (it is no file here).
         local_path = kind in ("artifact", "checkpoint") and isinstance(data.get("path"), str) and not on_hub
         if local_path and not Path(data["path"]).is_absolute():
@@ -141,8 +154,8 @@ class EventRelay:
         if kind == "log" and data.get("source") == "worker" and CRASH_LOG_MARKER in str(data.get("message") or ""):
             head, self._crash_tail = str(data["message"]).split(CRASH_LOG_MARKER, 1)
             self._crash_when = head.rstrip("; ").removeprefix("the worker process ended ")
-        if dedupe and self._copied_last.get(kind) == data:
-            return  # copied just before the previous owner died, not yet noted in the pod's record
+        if maybe_copied and self._copied_last.get(kind) == data:
+            return  # the previous owner copied it before it died
         try:
             self.ctx.emit(kind, **data)
         except ValueError:  # a newer worker's field: keep the message, drop the shape
@@ -159,10 +172,10 @@ class EventRelay:
         self._charted[series] = step
         return True
 
-    def _checkpoint_saved(self, name: str, step: Any) -> None:
+    def _checkpoint_saved(self, name: str, step: Any, *, offer: bool = True) -> None:
         self.remote_checkpoint = name
         final = isinstance(step, int) and self._total_steps is not None and step >= self._total_steps
-        if not final:  # the last one comes with the adapter
+        if offer and not final:  # the last one comes with the adapter
             self._on_checkpoint(name)
 
     def _record_path(self, pod_id: str) -> Path:
@@ -174,18 +187,24 @@ class EventRelay:
             self.close()
             path = self._record_path(pod_id)
             path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists():
+                drop_torn_tail(path)  # a line a killed owner left half-written would swallow the next one
             self._mirror, self._mirror_pod = path.open("a", encoding="utf-8"), pod_id
         self._mirror.write(json.dumps(event) + "\n")
         self._mirror.flush()
 
-    def _mirrored_cursor(self, pod_id: str) -> int:
+    def _recorded_last(self, pod_id: str) -> dict[str, Any] | None:
+        """The last event in ``pod_id``'s record (the one with the highest seq), or None when there is none."""
         path = self._record_path(pod_id)
-        cursor = -1
+        last: dict[str, Any] | None = None
         if path.exists():
             with path.open(encoding="utf-8") as handle:
                 for line in handle:
                     try:
-                        cursor = max(cursor, int(json.loads(line)["seq"]))
+                        event = json.loads(line)
+                        seq = int(event["seq"])
                     except (ValueError, KeyError, TypeError):
-                        break  # a torn last line: that event is fetched again
-        return cursor
+                        break  # a torn last line: that event was not copied and is fetched again
+                    if last is None or seq > int(last["seq"]):
+                        last = event
+        return last
